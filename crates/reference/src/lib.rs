@@ -1,0 +1,28 @@
+//! Reference implementations of the components of a video-platform backend, each beside the
+//! buggy variant the field shipped (its *mutant*) and the invariant that tells them apart.
+//!
+//! Every component has the same shape, one folder each:
+//!
+//! - `mod.rs` — the correct implementation, written against [`store::Store`] and an injected
+//!   [`clock::Clock`];
+//! - `mutants.rs` — the field's buggy variants, kept in code so the checks can be shown to
+//!   catch them;
+//! - `invariant.rs` — the invariant as a function that judges what was observed and returns a
+//!   [`Violation`] with its evidence;
+//! - `suite.rs` — the contention suite: real threads released together, judged by the
+//!   invariant, run against any implementation (the correct one must pass, each mutant fail).
+//!
+//! No component reads the system clock, and none does network I/O except through its store.
+
+pub mod catalog;
+pub mod clock;
+pub mod invariant;
+pub mod limit;
+pub mod store;
+pub mod sync;
+#[cfg(not(loom))]
+pub mod testing;
+
+pub mod fixed_window;
+
+pub use invariant::Violation;

@@ -1,0 +1,34 @@
+//! The `stampede` binary: argument parsing and wiring only.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A load-testing and correctness harness for a video-platform backend stack.
+#[derive(Debug, Parser)]
+#[command(name = "stampede", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the reference components, their invariants and the mutants the checks must catch.
+    Components,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Components => {
+            for component in reference::catalog::COMPONENTS {
+                println!("#{:<2} {:<22} {}", component.number, component.name, component.invariant);
+                for mutant in component.mutants {
+                    println!("    mutant {mutant}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
