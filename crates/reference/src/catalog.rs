@@ -10,15 +10,13 @@ pub struct Component {
     pub mutants: &'static [&'static str],
 }
 
-pub const COMPONENTS: &[Component] = &[
-    Component {
-        number: 1,
-        name: super::fixed_window::COMPONENT,
-        invariant: "of M calls in one window exactly min(M, N) allowed; keys isolated; the key always carries a TTL",
-        mutants: &[
-            "fixed_window::mutants::GetThenSet",
-            "fixed_window::mutants::IncrWithoutTtl",
-            "fixed_window::mutants::ExpireEveryHit",
-        ],
-    },
-];
+pub const COMPONENTS: &[Component] = &[Component {
+    number: 1,
+    name: super::fixed_window::COMPONENT,
+    invariant: "of M calls in one window exactly min(M, N) allowed; keys isolated; the key always carries a TTL",
+    mutants: &[
+        "fixed_window::mutants::GetThenSet",
+        "fixed_window::mutants::IncrWithoutTtl",
+        "fixed_window::mutants::ExpireEveryHit",
+    ],
+}];

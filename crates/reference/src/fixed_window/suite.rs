@@ -22,9 +22,8 @@ pub fn contention<L: RateLimiter + 'static>(
 ) -> Verdict {
     for round in 0..rounds {
         let limiter = Arc::clone(&limiter);
-        let decisions = burst(threads, move |_| {
-            block_on(limiter.check(&format!("round-{round}"))).expect("store call")
-        });
+        let decisions =
+            burst(threads, move |_| block_on(limiter.check(&format!("round-{round}"))).expect("store call"));
         invariant::exactly_min_allowed(max, &decisions)?;
     }
     Ok(())

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Bump, BumpOutcome, Delivery, QueueDepth, SlotOutcome, Store, StoreError, StoreResult, Ttl,
-    glob_match,
+    Bump, BumpOutcome, Delivery, QueueDepth, SlotOutcome, Store, StoreError, StoreResult, Ttl, glob_match,
 };
 use crate::clock::{Clock, Millis, millis};
 use crate::sync::{Mutex, lock};
@@ -111,9 +110,7 @@ impl Store for MemoryStore {
             Some(entry) => match &entry.value {
                 Value::Bytes(b) => Ok(Some(b.clone())),
                 Value::Int(n) => Ok(Some(n.to_string().into_bytes())),
-                Value::Slots(_) => {
-                    Err(StoreError::WrongKind { key: key.to_owned(), expected: "a string" })
-                }
+                Value::Slots(_) => Err(StoreError::WrongKind { key: key.to_owned(), expected: "a string" }),
             },
         })
     }
@@ -187,9 +184,7 @@ impl Store for MemoryStore {
             Ok(match inner.live(key, now) {
                 None => Ttl::Missing,
                 Some(Entry { expires_at: None, .. }) => Ttl::Persistent,
-                Some(Entry { expires_at: Some(at), .. }) => {
-                    Ttl::Remaining(Duration::from_millis(*at - now))
-                }
+                Some(Entry { expires_at: Some(at), .. }) => Ttl::Remaining(Duration::from_millis(*at - now)),
             })
         })
     }

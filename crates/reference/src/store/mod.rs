@@ -148,10 +148,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<(i64, Duration)>> + Send;
 
     /// Increments every counter in `bumps` if none would pass its limit, else none of them.
-    fn bounded_incr(
-        &self,
-        bumps: &[Bump<'_>],
-    ) -> impl Future<Output = StoreResult<BumpOutcome>> + Send;
+    fn bounded_incr(&self, bumps: &[Bump<'_>]) -> impl Future<Output = StoreResult<BumpOutcome>> + Send;
 
     /// Adds `member` to the bounded set at `key` with a lease of `lease` if fewer than `limit`
     /// members are live; a live member's lease is renewed instead. Expired members do not count.
