@@ -15,20 +15,31 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the reference components, their invariants and the mutants the checks must catch.
-    Components,
+    Components {
+        /// Print one mutant per line as `<module>::mutants::<Type>`, for scripts.
+        #[arg(long)]
+        mutants: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Components => {
+        Command::Components { mutants: true } => {
             for component in reference::catalog::COMPONENTS {
-                println!("#{:<2} {:<22} {}", component.number, component.name, component.invariant);
+                for mutant in component.mutants {
+                    println!("{mutant}");
+                }
+            }
+        }
+        Command::Components { mutants: false } => {
+            for component in reference::catalog::COMPONENTS {
+                println!("#{:<2} {:<24} {}", component.number, component.name, component.invariant);
                 for mutant in component.mutants {
                     println!("    mutant {mutant}");
                 }
             }
-            ExitCode::SUCCESS
         }
     }
+    ExitCode::SUCCESS
 }
