@@ -1,0 +1,27 @@
+//! End-to-end tests of the `stampede` binary.
+
+use std::process::Command;
+
+fn stampede(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stampede")).args(args).output().expect("run stampede")
+}
+
+#[test]
+fn components_lists_every_catalogued_component_and_mutant() {
+    let out = stampede(&["components"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for component in reference::catalog::COMPONENTS {
+        assert!(text.contains(component.name), "{} missing from:\n{text}", component.name);
+        for mutant in component.mutants {
+            assert!(text.contains(mutant), "{mutant} missing from:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = stampede(&["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command"));
+}
