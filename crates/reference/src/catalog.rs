@@ -10,13 +10,43 @@ pub struct Component {
     pub mutants: &'static [&'static str],
 }
 
-pub const COMPONENTS: &[Component] = &[Component {
-    number: 1,
-    name: super::fixed_window::COMPONENT,
-    invariant: "of M calls in one window exactly min(M, N) allowed; keys isolated; the key always carries a TTL",
-    mutants: &[
-        "fixed_window::mutants::GetThenSet",
-        "fixed_window::mutants::IncrWithoutTtl",
-        "fixed_window::mutants::ExpireEveryHit",
-    ],
-}];
+pub const COMPONENTS: &[Component] = &[
+    Component {
+        number: 1,
+        name: super::fixed_window::COMPONENT,
+        invariant: "of M calls in one window exactly min(M, N) allowed; keys isolated; the key always carries a TTL",
+        mutants: &[
+            "fixed_window::mutants::GetThenSet",
+            "fixed_window::mutants::IncrWithoutTtl",
+            "fixed_window::mutants::ExpireEveryHit",
+        ],
+    },
+    Component {
+        number: 3,
+        name: super::daily_quota::COMPONENT,
+        invariant: "used == sum of accepted units; used <= limit; the day resets exactly at local midnight",
+        mutants: &[
+            "daily_quota::mutants::IncrOrSet",
+            "daily_quota::mutants::UtcMidnight",
+            "daily_quota::mutants::TwentyFourHourDay",
+        ],
+    },
+    Component {
+        number: 5,
+        name: super::video::COMPONENT,
+        invariant: "of C concurrent requests exactly one creates and one processes; a failed video is re-claimed \
+                    by exactly one retry; completed is never reprocessed; illegal transitions refused",
+        mutants: &[
+            "video::mutants::CheckThenInsert",
+            "video::mutants::SelectForUpdate",
+            "video::mutants::UnconditionalUpdate",
+        ],
+    },
+    Component {
+        number: 6,
+        name: super::status_tracker::COMPONENT,
+        invariant: "concurrent merges of disjoint fields all survive; the key always carries a TTL <= 24 h; \
+                    an entry disappears 24 h after its last write",
+        mutants: &["status_tracker::mutants::ReadModifyWrite", "status_tracker::mutants::MergeWithoutTtl"],
+    },
+];

@@ -23,6 +23,9 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod testing;
 
+pub mod daily_quota;
 pub mod fixed_window;
+pub mod status_tracker;
+pub mod video;
 
 pub use invariant::Violation;

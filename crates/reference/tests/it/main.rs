@@ -3,4 +3,7 @@
 #![cfg(not(loom))]
 
 mod common;
+mod daily_quota;
 mod fixed_window;
+mod status_tracker;
+mod video;

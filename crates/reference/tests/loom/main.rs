@@ -3,4 +3,7 @@
 #![cfg(loom)]
 
 mod common;
+mod loom_daily_quota;
 mod loom_fixed_window;
+mod loom_status_tracker;
+mod loom_video;
