@@ -10,13 +10,33 @@ pub struct Component {
     pub mutants: &'static [&'static str],
 }
 
-pub const COMPONENTS: &[Component] = &[Component {
-    number: 1,
-    name: super::fixed_window::COMPONENT,
-    invariant: "of M calls in one window exactly min(M, N) allowed; keys isolated; the key always carries a TTL",
-    mutants: &[
-        "fixed_window::mutants::GetThenSet",
-        "fixed_window::mutants::IncrWithoutTtl",
-        "fixed_window::mutants::ExpireEveryHit",
-    ],
-}];
+pub const COMPONENTS: &[Component] = &[
+    Component {
+        number: 1,
+        name: super::fixed_window::COMPONENT,
+        invariant: "of M calls in one window exactly min(M, N) allowed; keys isolated; the key always carries a TTL",
+        mutants: &[
+            "fixed_window::mutants::GetThenSet",
+            "fixed_window::mutants::IncrWithoutTtl",
+            "fixed_window::mutants::ExpireEveryHit",
+        ],
+    },
+    Component {
+        number: 7,
+        name: super::circuit_breaker::COMPONENT,
+        invariant: "open fails fast without calling upstream; half-open admits exactly one trial; success closes, failure re-opens",
+        mutants: &["circuit_breaker::mutants::HalfOpenAdmitsAll"],
+    },
+    Component {
+        number: 10,
+        name: super::task_queue::COMPONENT,
+        invariant: "no task lost when a worker dies mid-task; effects applied exactly once; the queue drains",
+        mutants: &["task_queue::mutants::AckOnReceive", "task_queue::mutants::NotIdempotent"],
+    },
+    Component {
+        number: 11,
+        name: super::token_refresh::COMPONENT,
+        invariant: "across K scheduler instances exactly one refresh per token per period; no upstream call with an expired token",
+        mutants: &["token_refresh::mutants::NoLease"],
+    },
+];

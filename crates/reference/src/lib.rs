@@ -23,6 +23,9 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod testing;
 
+pub mod circuit_breaker;
 pub mod fixed_window;
+pub mod task_queue;
+pub mod token_refresh;
 
 pub use invariant::Violation;

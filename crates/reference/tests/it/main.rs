@@ -2,5 +2,8 @@
 //! contention tests, and the tests that show each invariant rejecting its mutants.
 #![cfg(not(loom))]
 
+mod circuit_breaker;
 mod common;
 mod fixed_window;
+mod task_queue;
+mod token_refresh;

@@ -3,4 +3,6 @@
 #![cfg(loom)]
 
 mod common;
+mod loom_circuit_breaker;
 mod loom_fixed_window;
+mod loom_token_refresh;
