@@ -49,4 +49,22 @@ pub const COMPONENTS: &[Component] = &[
                     an entry disappears 24 h after its last write",
         mutants: &["status_tracker::mutants::ReadModifyWrite", "status_tracker::mutants::MergeWithoutTtl"],
     },
+    Component {
+        number: 7,
+        name: super::circuit_breaker::COMPONENT,
+        invariant: "open fails fast without calling upstream; half-open admits exactly one trial; success closes, failure re-opens",
+        mutants: &["circuit_breaker::mutants::HalfOpenAdmitsAll"],
+    },
+    Component {
+        number: 10,
+        name: super::task_queue::COMPONENT,
+        invariant: "no task lost when a worker dies mid-task; effects applied exactly once; the queue drains",
+        mutants: &["task_queue::mutants::AckOnReceive", "task_queue::mutants::NotIdempotent"],
+    },
+    Component {
+        number: 11,
+        name: super::token_refresh::COMPONENT,
+        invariant: "across K scheduler instances exactly one refresh per token per period; no upstream call with an expired token",
+        mutants: &["token_refresh::mutants::NoLease"],
+    },
 ];

@@ -23,9 +23,12 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod testing;
 
+pub mod circuit_breaker;
 pub mod daily_quota;
 pub mod fixed_window;
 pub mod status_tracker;
+pub mod task_queue;
+pub mod token_refresh;
 pub mod video;
 
 pub use invariant::Violation;

@@ -2,8 +2,11 @@
 //! contention tests, and the tests that show each invariant rejecting its mutants.
 #![cfg(not(loom))]
 
+mod circuit_breaker;
 mod common;
 mod daily_quota;
 mod fixed_window;
 mod status_tracker;
+mod task_queue;
+mod token_refresh;
 mod video;

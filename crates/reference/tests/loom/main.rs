@@ -3,7 +3,9 @@
 #![cfg(loom)]
 
 mod common;
+mod loom_circuit_breaker;
 mod loom_daily_quota;
 mod loom_fixed_window;
 mod loom_status_tracker;
+mod loom_token_refresh;
 mod loom_video;
