@@ -24,5 +24,8 @@ pub mod sync;
 pub mod testing;
 
 pub mod fixed_window;
+pub mod l1_cache;
+pub mod segments;
+pub mod ws_session;
 
 pub use invariant::Violation;

@@ -4,3 +4,6 @@
 
 mod common;
 mod fixed_window;
+mod l1_cache;
+mod segments;
+mod ws_session;

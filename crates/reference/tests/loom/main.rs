@@ -4,3 +4,5 @@
 
 mod common;
 mod loom_fixed_window;
+mod loom_l1_cache;
+mod loom_ws_session;
