@@ -67,4 +67,26 @@ pub const COMPONENTS: &[Component] = &[
         invariant: "across K scheduler instances exactly one refresh per token per period; no upstream call with an expired token",
         mutants: &["token_refresh::mutants::NoLease"],
     },
+    Component {
+        number: 13,
+        name: super::segments::COMPONENT,
+        invariant: "output equals the concatenation; bytes copied never exceed the total, one allocation",
+        mutants: &["segments::mutants::QuadraticAppend"],
+    },
+    Component {
+        number: 14,
+        name: super::l1_cache::COMPONENT,
+        invariant: "after invalidate(pattern) returns no instance serves a matching entry; L1 bounded; stats exact",
+        mutants: &["l1_cache::mutants::Unbounded", "l1_cache::mutants::LocalOnlyInvalidate"],
+    },
+    Component {
+        number: 17,
+        name: super::ws_session::COMPONENT,
+        invariant: "never more than 5 live connections per user; slots freed on disconnect; batches in order, none lost, ≤ 10, ≤ 100 ms",
+        mutants: &[
+            "ws_session::mutants::RacyCounter",
+            "ws_session::mutants::GetThenSetMessageLimits",
+            "ws_session::mutants::RestartingTimer",
+        ],
+    },
 ];

@@ -26,9 +26,12 @@ pub mod testing;
 pub mod circuit_breaker;
 pub mod daily_quota;
 pub mod fixed_window;
+pub mod l1_cache;
+pub mod segments;
 pub mod status_tracker;
 pub mod task_queue;
 pub mod token_refresh;
 pub mod video;
+pub mod ws_session;
 
 pub use invariant::Violation;

@@ -6,6 +6,8 @@ mod common;
 mod loom_circuit_breaker;
 mod loom_daily_quota;
 mod loom_fixed_window;
+mod loom_l1_cache;
 mod loom_status_tracker;
 mod loom_token_refresh;
 mod loom_video;
+mod loom_ws_session;

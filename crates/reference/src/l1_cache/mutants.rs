@@ -1,0 +1,126 @@
+//! The L1 cache as the field wrote it (seed 004, `MultiLayerCache`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, Millis, millis};
+use crate::store::{StoreResult, glob_match};
+use crate::sync::{Mutex, lock};
+
+use super::{Applied, Cache, InvalidationBus, L1Cache, Stats, Subscriber};
+
+/// `self.l1_cache = {}`: a plain dict in process memory with no bound, so the L1 grows with
+/// every distinct key until the process runs out of memory. Entries still expire and
+/// invalidations still reach every instance; only the bound is missing.
+pub struct Unbounded<B> {
+    local: Arc<Dict>,
+    bus: B,
+}
+
+struct Dict {
+    clock: Arc<dyn Clock>,
+    state: Mutex<DictState>,
+}
+
+/// Key → (value, expiry).
+#[derive(Default)]
+struct DictState {
+    entries: HashMap<String, (Vec<u8>, Millis)>,
+    stats: Stats,
+}
+
+impl Subscriber for Dict {
+    fn apply(&self, pattern: &str) -> u64 {
+        let mut state = lock(&self.state);
+        let DictState { entries, stats } = &mut *state;
+        let before = entries.len();
+        entries.retain(|key, _| !glob_match(pattern, key));
+        let dropped = (before - entries.len()) as u64;
+        stats.invalidations += dropped;
+        dropped
+    }
+}
+
+impl<B: InvalidationBus> Unbounded<B> {
+    pub fn new(clock: Arc<dyn Clock>, bus: B) -> Self {
+        let local = Arc::new(Dict { clock, state: Mutex::new(DictState::default()) });
+        let subscriber: Arc<dyn Subscriber> = local.clone();
+        bus.subscribe(Arc::downgrade(&subscriber));
+        Self { local, bus }
+    }
+}
+
+impl<B: InvalidationBus> Cache for Unbounded<B> {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let now = self.local.clock.now();
+        let mut state = lock(&self.local.state);
+        let DictState { entries, stats } = &mut *state;
+        match entries.get(key) {
+            Some((value, expires_at)) if *expires_at > now => {
+                stats.hits += 1;
+                Some(value.clone())
+            }
+            Some(_) => {
+                entries.remove(key);
+                stats.expirations += 1;
+                stats.misses += 1;
+                None
+            }
+            None => {
+                stats.misses += 1;
+                None
+            }
+        }
+    }
+
+    fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        let expires_at = self.local.clock.now().saturating_add(millis(ttl));
+        let mut state = lock(&self.local.state);
+        let DictState { entries, stats } = &mut *state;
+        if entries.insert(key.to_owned(), (value, expires_at)).is_none() {
+            stats.inserts += 1;
+        }
+    }
+
+    async fn invalidate(&self, pattern: &str) -> StoreResult<Applied> {
+        self.bus.publish(pattern).await
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.local.state).entries.len()
+    }
+
+    fn stats(&self) -> Stats {
+        lock(&self.local.state).stats
+    }
+}
+
+/// `invalidate` that clears the calling process's L1 (and the shared layers) but no other
+/// process's: every other instance keeps serving the matching entries it holds until they
+/// expire or are evicted.
+pub struct LocalOnlyInvalidate<B> {
+    pub inner: L1Cache<B>,
+}
+
+impl<B: InvalidationBus> Cache for LocalOnlyInvalidate<B> {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.inner.get(key)
+    }
+
+    fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        self.inner.set(key, value, ttl);
+    }
+
+    async fn invalidate(&self, pattern: &str) -> StoreResult<Applied> {
+        Ok(Applied { instances: 1, dropped: self.inner.invalidate_local(pattern) })
+    }
+
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+}
