@@ -24,5 +24,8 @@ pub mod sync;
 pub mod testing;
 
 pub mod fixed_window;
+pub mod gcra;
+pub mod sliding_window;
+pub mod usage_tracker;
 
 pub use invariant::Violation;

@@ -4,3 +4,6 @@
 
 mod common;
 mod fixed_window;
+mod gcra;
+mod sliding_window;
+mod usage_tracker;

@@ -4,3 +4,5 @@
 
 mod common;
 mod loom_fixed_window;
+mod loom_gcra;
+mod loom_usage_tracker;
