@@ -22,6 +22,24 @@ pub const COMPONENTS: &[Component] = &[
         ],
     },
     Component {
+        number: 2,
+        name: super::sliding_window::COMPONENT,
+        invariant: "never more than N admissions in any interval of length W; refused only while N admissions are live",
+        mutants: &["sliding_window::mutants::FixedWindowAsSliding"],
+    },
+    Component {
+        number: 2,
+        name: super::gcra::COMPONENT,
+        invariant: "any interval of length L admits at most burst + floor(L / T); decisions equal a model GCRA's; idle keys vanish",
+        mutants: &["gcra::mutants::GetThenSet"],
+    },
+    Component {
+        number: 4,
+        name: super::usage_tracker::COMPONENT,
+        invariant: "check-and-record is one atomic step: counters equal the requests granted, never above the day or hour limit; every key carries a TTL",
+        mutants: &["usage_tracker::mutants::CheckThenRecord"],
+    },
+    Component {
         number: 3,
         name: super::daily_quota::COMPONENT,
         invariant: "used == sum of accepted units; used <= limit; the day resets exactly at local midnight",

@@ -26,11 +26,14 @@ pub mod testing;
 pub mod circuit_breaker;
 pub mod daily_quota;
 pub mod fixed_window;
+pub mod gcra;
 pub mod l1_cache;
 pub mod segments;
+pub mod sliding_window;
 pub mod status_tracker;
 pub mod task_queue;
 pub mod token_refresh;
+pub mod usage_tracker;
 pub mod video;
 pub mod ws_session;
 

@@ -36,20 +36,41 @@ struct Queue {
     in_flight: BTreeMap<u64, (Vec<u8>, u32, Millis)>,
 }
 
-#[derive(Debug, Default)]
+/// The map size below which expired entries are never swept all at once.
+const SWEEP_MIN: usize = 1_024;
+
+#[derive(Debug)]
 struct Inner {
     entries: HashMap<String, Entry>,
     queues: HashMap<String, Queue>,
     next_task_id: u64,
+    /// Expired entries stay in `entries`, invisible, until overwritten or swept; they are all
+    /// swept when the map grows past this, which then becomes twice the live size (Redis's
+    /// lazy plus active expiry: one hash lookup per access, memory bounded, cost amortised).
+    sweep_above: usize,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self { entries: HashMap::new(), queues: HashMap::new(), next_task_id: 0, sweep_above: SWEEP_MIN }
+    }
+}
+
+fn is_live(entry: &Entry, now: Millis) -> bool {
+    entry.expires_at.is_none_or(|at| at > now)
 }
 
 impl Inner {
-    /// The live entry at `key`, dropping it first if it has expired.
+    /// The entry at `key` unless it has expired.
     fn live(&mut self, key: &str, now: Millis) -> Option<&mut Entry> {
-        if self.entries.get(key).is_some_and(|e| e.expires_at.is_some_and(|at| at <= now)) {
-            self.entries.remove(key);
+        self.entries.get_mut(key).filter(|entry| is_live(entry, now))
+    }
+
+    fn sweep_if_due(&mut self, now: Millis) {
+        if self.entries.len() > self.sweep_above {
+            self.purge_expired(now);
+            self.sweep_above = (2 * self.entries.len()).max(SWEEP_MIN);
         }
-        self.entries.get_mut(key)
     }
 
     fn int(&mut self, key: &str, now: Millis) -> StoreResult<Option<i64>> {
@@ -60,7 +81,7 @@ impl Inner {
     }
 
     fn purge_expired(&mut self, now: Millis) {
-        self.entries.retain(|_, e| e.expires_at.is_none_or(|at| at > now));
+        self.entries.retain(|_, entry| is_live(entry, now));
     }
 }
 
@@ -99,7 +120,9 @@ impl MemoryStore {
     fn with<T>(&self, op: impl FnOnce(&mut Inner, Millis) -> T) -> T {
         let now = self.clock.now();
         let mut inner = lock(&self.inner);
-        op(&mut inner, now)
+        let out = op(&mut inner, now);
+        inner.sweep_if_due(now);
+        out
     }
 }
 
@@ -142,25 +165,33 @@ impl Store for MemoryStore {
         ttl: Option<Duration>,
     ) -> StoreResult<bool> {
         self.with(|inner, now| {
-            let current = match inner.live(key, now) {
-                None => None,
-                Some(Entry { value: Value::Bytes(b), .. }) => Some(b.clone()),
-                Some(Entry { value: Value::Int(n), .. }) => Some(n.to_string().into_bytes()),
-                Some(Entry { value: Value::Slots(_), .. }) => {
-                    return Err(StoreError::WrongKind { key: key.to_owned(), expected: "a string" });
-                }
-            };
-            if current.as_deref() != expected {
-                return Ok(false);
-            }
             let expires_at = ttl.map(|ttl| deadline(now, ttl));
-            inner.entries.insert(key.to_owned(), Entry { value: Value::Bytes(new), expires_at });
-            Ok(true)
+            match (inner.live(key, now), expected) {
+                (Some(Entry { value: Value::Slots(_), .. }), _) => {
+                    Err(StoreError::WrongKind { key: key.to_owned(), expected: "a string" })
+                }
+                (Some(entry), Some(expected)) => {
+                    let matches = match &entry.value {
+                        Value::Bytes(b) => b.as_slice() == expected,
+                        Value::Int(n) => n.to_string().as_bytes() == expected,
+                        Value::Slots(_) => false,
+                    };
+                    if matches {
+                        *entry = Entry { value: Value::Bytes(new), expires_at };
+                    }
+                    Ok(matches)
+                }
+                (None, None) => {
+                    inner.entries.insert(key.to_owned(), Entry { value: Value::Bytes(new), expires_at });
+                    Ok(true)
+                }
+                (Some(_), None) | (None, Some(_)) => Ok(false),
+            }
         })
     }
 
     async fn del(&self, key: &str) -> StoreResult<bool> {
-        self.with(|inner, now| Ok(inner.live(key, now).is_some() && inner.entries.remove(key).is_some()))
+        self.with(|inner, now| Ok(inner.entries.remove(key).is_some_and(|entry| is_live(&entry, now))))
     }
 
     async fn del_matching(&self, pattern: &str) -> StoreResult<u64> {
@@ -216,23 +247,16 @@ impl Store for MemoryStore {
 
     async fn incr_window(&self, key: &str, delta: i64, window: Duration) -> StoreResult<(i64, Duration)> {
         self.with(|inner, now| {
-            let current = inner.int(key, now)?;
-            let entry = match current {
-                Some(n) => {
-                    let entry = inner.entries.get_mut(key).expect("live entry");
-                    entry.value = Value::Int(n + delta);
-                    // A key that somehow lost its TTL gets one back rather than living forever.
-                    entry.expires_at.get_or_insert(deadline(now, window));
-                    entry
-                }
-                None => {
-                    let entry = Entry { value: Value::Int(delta), expires_at: Some(deadline(now, window)) };
-                    inner.entries.entry(key.to_owned()).insert_entry(entry).into_mut()
-                }
-            };
-            let count = as_int(key, &entry.value)?;
-            let left = entry.expires_at.map_or(window, |at| Duration::from_millis(at - now));
-            Ok((count, left))
+            if let Some(entry) = inner.live(key, now) {
+                let count = as_int(key, &entry.value)? + delta;
+                entry.value = Value::Int(count);
+                // A key that somehow lost its TTL gets one back rather than living forever.
+                let at = *entry.expires_at.get_or_insert(deadline(now, window));
+                return Ok((count, Duration::from_millis(at - now)));
+            }
+            let at = deadline(now, window);
+            inner.entries.insert(key.to_owned(), Entry { value: Value::Int(delta), expires_at: Some(at) });
+            Ok((delta, Duration::from_millis(at - now)))
         })
     }
 
@@ -322,6 +346,18 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn slot_next_expiry(&self, key: &str) -> StoreResult<Option<Duration>> {
+        self.with(|inner, now| match inner.live(key, now) {
+            None => Ok(None),
+            Some(Entry { value: Value::Slots(members), .. }) => Ok(members
+                .values()
+                .filter(|lease_end| **lease_end > now)
+                .min()
+                .map(|lease_end| Duration::from_millis(lease_end - now))),
+            Some(_) => Err(StoreError::WrongKind { key: key.to_owned(), expected: "a slot set" }),
+        })
+    }
+
     async fn enqueue(&self, queue: &str, payload: Vec<u8>) -> StoreResult<u64> {
         self.with(|inner, _| {
             inner.next_task_id += 1;
@@ -368,5 +404,66 @@ impl Store for MemoryStore {
                 in_flight: q.in_flight.len(),
             }))
         })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{MemoryStore, SWEEP_MIN};
+    use crate::clock::ManualClock;
+    use crate::store::{Store, Ttl};
+    use crate::sync::{block_on, lock};
+
+    fn rig() -> (Arc<ManualClock>, MemoryStore) {
+        let clock = Arc::new(ManualClock::new(1_000));
+        (clock.clone(), MemoryStore::new(clock))
+    }
+
+    #[test]
+    fn expired_entries_are_invisible_before_they_are_swept() {
+        let (clock, store) = rig();
+        block_on(store.set("k", b"v".to_vec(), Some(Duration::from_millis(10)))).unwrap();
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(block_on(store.get("k")).unwrap(), None);
+        assert_eq!(block_on(store.pttl("k")).unwrap(), Ttl::Missing);
+        assert!(!block_on(store.pexpire("k", Duration::from_secs(1))).unwrap());
+        assert!(!block_on(store.compare_and_set("k", Some(b"v"), b"w".to_vec(), None)).unwrap());
+        assert_eq!(block_on(store.incr_window("k", 1, Duration::from_secs(1))).unwrap().0, 1);
+        clock.advance(Duration::from_secs(1));
+        assert!(!block_on(store.del("k")).unwrap());
+        assert!(block_on(store.compare_and_set("k", None, b"x".to_vec(), None)).unwrap());
+        assert_eq!(block_on(store.get("k")).unwrap(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn slot_next_expiry_is_the_earliest_live_lease() {
+        let (clock, store) = rig();
+        assert_eq!(block_on(store.slot_next_expiry("s")).unwrap(), None);
+        block_on(store.slot_acquire("s", "a", Duration::from_millis(100), 5)).unwrap();
+        clock.advance(Duration::from_millis(30));
+        block_on(store.slot_acquire("s", "b", Duration::from_millis(100), 5)).unwrap();
+        assert_eq!(block_on(store.slot_next_expiry("s")).unwrap(), Some(Duration::from_millis(70)));
+        clock.advance(Duration::from_millis(70));
+        assert_eq!(block_on(store.slot_next_expiry("s")).unwrap(), Some(Duration::from_millis(30)));
+        clock.advance(Duration::from_millis(30));
+        assert_eq!(block_on(store.slot_next_expiry("s")).unwrap(), None);
+    }
+
+    #[test]
+    fn expired_entries_are_swept_as_the_map_grows() {
+        let (clock, store) = rig();
+        for round in 0..20 {
+            for i in 0..SWEEP_MIN {
+                let key = format!("k{round}-{i}");
+                block_on(store.incr_window(&key, 1, Duration::from_millis(5))).unwrap();
+            }
+            clock.advance(Duration::from_millis(5));
+        }
+        let held = lock(&store.inner).entries.len();
+        assert!(held <= 2 * SWEEP_MIN, "{held} entries held, at most {SWEEP_MIN} of them live");
+        assert!(block_on(store.keys("*")).unwrap().is_empty());
     }
 }

@@ -166,6 +166,13 @@ pub trait Store: Send + Sync + 'static {
     /// How many members of the set at `key` are live.
     fn slot_count(&self, key: &str) -> impl Future<Output = StoreResult<usize>> + Send;
 
+    /// How long until the earliest lease among the live members of the set at `key` ends;
+    /// `None` when no member is live. One read: on Redis, where the set is a sorted set scored
+    /// by lease deadline, a Lua script that drops the expired members and returns the first
+    /// score (`ZRANGE key 0 0 WITHSCORES`) minus the server's `TIME`; on PostgreSQL,
+    /// `SELECT min(lease_end) - now() FROM slots WHERE key = $1 AND lease_end > now()`.
+    fn slot_next_expiry(&self, key: &str) -> impl Future<Output = StoreResult<Option<Duration>>> + Send;
+
     /// Appends a task to `queue`; its id.
     fn enqueue(&self, queue: &str, payload: Vec<u8>) -> impl Future<Output = StoreResult<u64>> + Send;
 

@@ -1,0 +1,164 @@
+//! #2 GCRA limiter, the generic cell rate algorithm (seed 001, its "future enhancement").
+//!
+//! Each key stores its theoretical arrival time (TAT): when the key would be idle again. With
+//! emission interval `T = window / max` and burst `max`, a call at `now` is admitted iff
+//! `max(TAT, now) + T - now <= max * T`, and then TAT becomes `max(TAT, now) + T`. The update is
+//! a compare-and-set retry loop, so concurrent callers never lose each other's arrivals, and the
+//! key's TTL is the time until its TAT passes, so idle keys vanish (a missing key is an idle
+//! one). In any interval of length `L`, at most `max + floor(L / T)` calls are admitted.
+//!
+//! Times are kept in nanoseconds since the epoch so that `T` is exact for any limit in whole
+//! nanoseconds; the TTL is rounded up to the millisecond, so a key never vanishes before its
+//! TAT passes. The TTL is measured by the store's clock; the limiter assumes it agrees with
+//! the injected one (it is the same clock for the memory store).
+//!
+//! `Decision::reset_after`: for an admitted call, the time until the key is idle again (the
+//! whole burst is back); for a refused one, the time until the next call conforms.
+
+pub mod invariant;
+pub mod mutants;
+#[cfg(not(loom))]
+pub mod suite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::limit::{Decision, Limit, RateLimiter};
+use crate::store::{Store, StoreError, StoreResult};
+
+pub const COMPONENT: &str = "gcra";
+
+const NANOS_PER_MILLI: u64 = 1_000_000;
+
+/// The correct GCRA limiter.
+pub struct Gcra<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    prefix: String,
+    limit: Limit,
+}
+
+impl<S> std::fmt::Debug for Gcra<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gcra")
+            .field("prefix", &self.prefix)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Gcra<S> {
+    /// A limiter whose TATs are stored at `{prefix}:{id}`.
+    pub fn new(store: S, clock: Arc<dyn Clock>, prefix: impl Into<String>, limit: Limit) -> Self {
+        Self { store, clock, prefix: prefix.into(), limit }
+    }
+
+    pub fn key(&self, id: &str) -> String {
+        crate::fixed_window::key(&self.prefix, id)
+    }
+
+    pub fn limit(&self) -> Limit {
+        self.limit
+    }
+}
+
+impl<S: Store> RateLimiter for Gcra<S> {
+    async fn check(&self, id: &str) -> StoreResult<Decision> {
+        let key = self.key(id);
+        let params = Params::new(self.limit);
+        loop {
+            let now = now_nanos(self.clock.as_ref());
+            let current = self.store.get(&key).await?;
+            let tat = parse_tat(&key, current.as_deref())?;
+            match params.step(tat, now) {
+                Step::Refused(decision) => return Ok(decision),
+                Step::Admitted { tat, decision } => {
+                    let new = tat.to_string().into_bytes();
+                    let ttl = Some(ttl_until(tat, now));
+                    if self.store.compare_and_set(&key, current.as_deref(), new, ttl).await? {
+                        return Ok(decision);
+                    }
+                    // Another caller moved the TAT since it was read: decide again on the new one.
+                }
+            }
+        }
+    }
+}
+
+/// The emission interval and burst of a [`Limit`], in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    pub interval: u64,
+    pub burst: u64,
+}
+
+/// The outcome of one GCRA step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Admitted { tat: u64, decision: Decision },
+    Refused(Decision),
+}
+
+impl Params {
+    pub fn new(limit: Limit) -> Self {
+        let window = u64::try_from(limit.window.as_nanos()).unwrap_or(u64::MAX);
+        Self { interval: window / limit.max.max(1), burst: limit.max }
+    }
+
+    /// The emission interval `T`.
+    pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval)
+    }
+
+    /// How far past `now` the TAT may be after an admission: `burst * T`.
+    fn tolerance(&self) -> u64 {
+        self.interval.saturating_mul(self.burst)
+    }
+
+    /// Decides a call at `now` against the stored TAT (`None`: idle).
+    pub(crate) fn step(&self, tat: Option<u64>, now: u64) -> Step {
+        let start = tat.map_or(now, |tat| tat.max(now));
+        let next = start.saturating_add(self.interval);
+        let ahead = next - now;
+        if ahead <= self.tolerance() {
+            let remaining = (self.tolerance() - ahead) / self.interval.max(1);
+            let decision = Decision {
+                allowed: true,
+                limit: self.burst,
+                remaining,
+                reset_after: Duration::from_nanos(ahead),
+            };
+            Step::Admitted { tat: next, decision }
+        } else {
+            let conforms_at = next - self.tolerance();
+            let decision = Decision {
+                allowed: false,
+                limit: self.burst,
+                remaining: 0,
+                reset_after: Duration::from_nanos(conforms_at - now),
+            };
+            Step::Refused(decision)
+        }
+    }
+}
+
+pub(crate) fn now_nanos(clock: &dyn Clock) -> u64 {
+    clock.now().saturating_mul(NANOS_PER_MILLI)
+}
+
+pub(crate) fn parse_tat(key: &str, value: Option<&[u8]>) -> StoreResult<Option<u64>> {
+    value
+        .map(|bytes| {
+            std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| StoreError::WrongKind { key: key.to_owned(), expected: "a gcra arrival time" })
+        })
+        .transpose()
+}
+
+/// The time until `tat` passes, rounded up to the millisecond.
+pub(crate) fn ttl_until(tat: u64, now: u64) -> Duration {
+    Duration::from_millis((tat - now).div_ceil(NANOS_PER_MILLI))
+}
