@@ -6,6 +6,8 @@
 //! production wires them: `SystemClock`, and a key string built per call. Each figure is the
 //! median of several timed repetitions after a warm-up.
 
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
+
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::sync::Arc;

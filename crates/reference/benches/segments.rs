@@ -3,6 +3,8 @@
 //! Prints wall time per join and the ratios; the exact cost (bytes copied) is checked by the
 //! tests, not here.
 
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

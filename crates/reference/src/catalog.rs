@@ -34,12 +34,6 @@ pub const COMPONENTS: &[Component] = &[
         mutants: &["gcra::mutants::GetThenSet"],
     },
     Component {
-        number: 4,
-        name: super::usage_tracker::COMPONENT,
-        invariant: "check-and-record is one atomic step: counters equal the requests granted, never above the day or hour limit; every key carries a TTL",
-        mutants: &["usage_tracker::mutants::CheckThenRecord"],
-    },
-    Component {
         number: 3,
         name: super::daily_quota::COMPONENT,
         invariant: "used == sum of accepted units; used <= limit; the day resets exactly at local midnight",
@@ -48,6 +42,12 @@ pub const COMPONENTS: &[Component] = &[
             "daily_quota::mutants::UtcMidnight",
             "daily_quota::mutants::TwentyFourHourDay",
         ],
+    },
+    Component {
+        number: 4,
+        name: super::usage_tracker::COMPONENT,
+        invariant: "check-and-record is one atomic step: counters equal the requests granted, never above the day or hour limit; every key carries a TTL",
+        mutants: &["usage_tracker::mutants::CheckThenRecord"],
     },
     Component {
         number: 5,
