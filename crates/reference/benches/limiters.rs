@@ -92,7 +92,7 @@ fn fixed_window() -> Arc<Decide> {
 }
 
 fn gcra() -> Arc<Decide> {
-    ours(Gcra::new(MemoryStore::new(Arc::new(SystemClock)), Arc::new(SystemClock), "gcra", LIMIT))
+    ours(Gcra::new(MemoryStore::new(Arc::new(SystemClock)), "gcra", LIMIT))
 }
 
 fn governor() -> Arc<Decide> {

@@ -3,14 +3,14 @@
 //! Each key stores its theoretical arrival time (TAT): when the key would be idle again. With
 //! emission interval `T = window / max` and burst `max`, a call at `now` is admitted iff
 //! `max(TAT, now) + T - now <= max * T`, and then TAT becomes `max(TAT, now) + T`. The update is
-//! a compare-and-set retry loop, so concurrent callers never lose each other's arrivals, and the
-//! key's TTL is the time until its TAT passes, so idle keys vanish (a missing key is an idle
+//! one atomic store step ([`Store::gcra`]: one Lua script on Redis), so concurrent callers never
+//! lose each other's arrivals and each decision costs one round trip; the key's TTL is the time until its TAT passes, so idle keys vanish (a missing key is an idle
 //! one). In any interval of length `L`, at most `max + floor(L / T)` calls are admitted.
 //!
 //! Times are kept in nanoseconds since the epoch so that `T` is exact for any limit in whole
 //! nanoseconds; the TTL is rounded up to the millisecond, so a key never vanishes before its
-//! TAT passes. The TTL is measured by the store's clock; the limiter assumes it agrees with
-//! the injected one (it is the same clock for the memory store).
+//! TAT passes. Time is the store's (the injected clock for the memory store, the server's
+//! for Redis), so instances with skewed clocks still share one schedule.
 //!
 //! `Decision::reset_after`: for an admitted call, the time until the key is idle again (the
 //! whole burst is back); for a refused one, the time until the next call conforms.
@@ -20,7 +20,6 @@ pub mod mutants;
 #[cfg(not(loom))]
 pub mod suite;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -34,9 +33,9 @@ const NANOS_PER_MILLI: u64 = 1_000_000;
 /// The correct GCRA limiter.
 pub struct Gcra<S> {
     store: S,
-    clock: Arc<dyn Clock>,
     prefix: String,
     limit: Limit,
+    params: Params,
 }
 
 impl<S> std::fmt::Debug for Gcra<S> {
@@ -50,8 +49,8 @@ impl<S> std::fmt::Debug for Gcra<S> {
 
 impl<S: Store> Gcra<S> {
     /// A limiter whose TATs are stored at `{prefix}:{id}`.
-    pub fn new(store: S, clock: Arc<dyn Clock>, prefix: impl Into<String>, limit: Limit) -> Self {
-        Self { store, clock, prefix: prefix.into(), limit }
+    pub fn new(store: S, prefix: impl Into<String>, limit: Limit) -> Self {
+        Self { store, prefix: prefix.into(), limit, params: Params::new(limit) }
     }
 
     pub fn key(&self, id: &str) -> String {
@@ -65,24 +64,8 @@ impl<S: Store> Gcra<S> {
 
 impl<S: Store> RateLimiter for Gcra<S> {
     async fn check(&self, id: &str) -> StoreResult<Decision> {
-        let key = self.key(id);
-        let params = Params::new(self.limit);
-        loop {
-            let now = now_nanos(self.clock.as_ref());
-            let current = self.store.get(&key).await?;
-            let tat = parse_tat(&key, current.as_deref())?;
-            match params.step(tat, now) {
-                Step::Refused(decision) => return Ok(decision),
-                Step::Admitted { tat, decision } => {
-                    let new = tat.to_string().into_bytes();
-                    let ttl = Some(ttl_until(tat, now));
-                    if self.store.compare_and_set(&key, current.as_deref(), new, ttl).await? {
-                        return Ok(decision);
-                    }
-                    // Another caller moved the TAT since it was read: decide again on the new one.
-                }
-            }
-        }
+        let outcome = self.store.gcra(&self.key(id), self.params.interval, self.params.burst).await?;
+        Ok(self.params.decide(outcome.admitted, outcome.tat, outcome.now))
     }
 }
 
@@ -120,25 +103,32 @@ impl Params {
     pub(crate) fn step(&self, tat: Option<u64>, now: u64) -> Step {
         let start = tat.map_or(now, |tat| tat.max(now));
         let next = start.saturating_add(self.interval);
-        let ahead = next - now;
-        if ahead <= self.tolerance() {
-            let remaining = (self.tolerance() - ahead) / self.interval.max(1);
-            let decision = Decision {
+        if next - now <= self.tolerance() {
+            Step::Admitted { tat: next, decision: self.decide(true, next, now) }
+        } else {
+            Step::Refused(self.decide(false, start, now))
+        }
+    }
+
+    /// The decision for a step at `now` that left the TAT at `tat`.
+    pub fn decide(&self, admitted: bool, tat: u64, now: u64) -> Decision {
+        let ahead = tat.saturating_sub(now);
+        if admitted {
+            Decision {
                 allowed: true,
                 limit: self.burst,
-                remaining,
+                remaining: self.tolerance().saturating_sub(ahead) / self.interval.max(1),
                 reset_after: Duration::from_nanos(ahead),
-            };
-            Step::Admitted { tat: next, decision }
+            }
         } else {
-            let conforms_at = next - self.tolerance();
-            let decision = Decision {
+            // The next call conforms once `tat + T - now` is back within the tolerance.
+            let wait = (ahead + self.interval).saturating_sub(self.tolerance());
+            Decision {
                 allowed: false,
                 limit: self.burst,
                 remaining: 0,
-                reset_after: Duration::from_nanos(conforms_at - now),
-            };
-            Step::Refused(decision)
+                reset_after: Duration::from_nanos(wait),
+            }
         }
     }
 }

@@ -70,6 +70,16 @@ pub enum SlotOutcome {
     Full { held: usize },
 }
 
+/// What one [`Store::gcra`] step did, in nanoseconds of the store's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcraOutcome {
+    pub admitted: bool,
+    /// The theoretical arrival time after the step (unchanged when refused; `now` when idle).
+    pub tat: u64,
+    /// The store's now, at which the step was decided.
+    pub now: u64,
+}
+
 /// A task handed to a consumer by [`Store::reserve`]; it stays invisible to other consumers
 /// until acknowledged or until its visibility timeout passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +159,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Increments every counter in `bumps` if none would pass its limit, else none of them.
     fn bounded_incr(&self, bumps: &[Bump<'_>]) -> impl Future<Output = StoreResult<BumpOutcome>> + Send;
+
+    /// One step of the generic cell rate algorithm on the theoretical arrival time (TAT) at
+    /// `key`, at the store's now: admitted iff `max(TAT, now) + interval - now <= burst *
+    /// interval`, and then the TAT becomes `max(TAT, now) + interval`, with a TTL until it passes
+    /// (rounded up to the ms) so idle keys vanish. A missing key is an idle one. Times in
+    /// nanoseconds. One Lua script on Redis (`TIME`, `GET`, `SET PX`), so callers on several
+    /// instances share the server's clock.
+    fn gcra(
+        &self,
+        key: &str,
+        interval_ns: u64,
+        burst: u64,
+    ) -> impl Future<Output = StoreResult<GcraOutcome>> + Send;
 
     /// Adds `member` to the bounded set at `key` with a lease of `lease` if fewer than `limit`
     /// members are live; a live member's lease is renewed instead. Expired members do not count.

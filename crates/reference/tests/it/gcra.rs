@@ -19,8 +19,9 @@ fn rig() -> (Arc<ManualClock>, MemoryStore) {
     (clock, store)
 }
 
-fn correct(store: &MemoryStore, clock: &Arc<ManualClock>, limit: Limit) -> Gcra<MemoryStore> {
-    Gcra::new(store.clone(), clock.clone(), "gcra", limit)
+/// Same shape as the mutant's maker; the correct limiter reads time from the store, not a clock.
+fn correct(store: &MemoryStore, _clock: &Arc<ManualClock>, limit: Limit) -> Gcra<MemoryStore> {
+    Gcra::new(store.clone(), "gcra", limit)
 }
 
 fn get_then_set(
