@@ -24,26 +24,65 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// Runs a future that never waits on I/O to completion on the current thread.
+/// Runs a future to completion on the current thread.
 ///
-/// The in-memory store's futures are always ready on first poll; this is how the synchronous
-/// tests, the loom models and the stress threads drive the async component API.
+/// Under loom the futures are the memory store's, always ready on first poll.
 #[cfg(loom)]
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     loom::future::block_on(future)
 }
 
-/// Runs a future that never waits on I/O to completion on the current thread.
+/// Runs a future to completion on the current thread: how the synchronous tests, the contention
+/// suites' threads and the benchmarks drive the async component API.
 ///
-/// The in-memory store's futures are always ready on first poll; this is how the synchronous
-/// tests, the loom models and the stress threads drive the async component API.
+/// The memory store's futures are ready on first poll and cost no allocation here; a future
+/// that waits (a network store's) parks the thread until its waker fires. Such a store must
+/// drive its I/O itself (on its own runtime), not from inside this poll.
 #[cfg(not(loom))]
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     use std::task::{Context, Poll, Waker};
-    let future = std::pin::pin!(future);
-    match future.poll(&mut Context::from_waker(Waker::noop())) {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(output) => output,
-        // A store that really waits (Redis, PostgreSQL) is driven by tokio, never by this.
-        Poll::Pending => panic!("block_on drives only futures that are ready on first poll"),
+        Poll::Pending => pollster::block_on(future),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use super::{AtomicU64, Ordering, block_on};
+
+    /// Pending until another thread has run and woken the latest waker it was given.
+    struct WokenFromAnotherThread(Arc<AtomicU64>);
+
+    impl Future for WokenFromAnotherThread {
+        type Output = u64;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+            if self.0.load(Ordering::SeqCst) == 1 {
+                return Poll::Ready(7);
+            }
+            let (done, waker) = (Arc::clone(&self.0), cx.waker().clone());
+            std::thread::spawn(move || {
+                done.store(1, Ordering::SeqCst);
+                waker.wake();
+            });
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn block_on_drives_a_ready_future() {
+        assert_eq!(block_on(async { 3 }), 3);
+    }
+
+    #[test]
+    fn block_on_parks_until_a_pending_future_is_woken() {
+        assert_eq!(block_on(WokenFromAnotherThread(Arc::new(AtomicU64::new(0)))), 7);
     }
 }
