@@ -7,7 +7,7 @@ fn stampede(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn components_lists_every_catalogued_component_and_mutant() {
+fn components_lists_the_catalogue() {
     let out = stampede(&["components"]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
