@@ -28,11 +28,9 @@ impl ClientPerRequest {
 }
 
 impl Upstream for ClientPerRequest {
-    fn send(&self, request: Request) -> impl Future<Output = Result<Reply, Error>> + Send {
-        async move {
-            let client = build_client(&self.config)?;
-            execute(&client, &self.base, Some(&self.permits), self.config.timeout, request).await
-        }
+    async fn send(&self, request: Request) -> Result<Reply, Error> {
+        let client = build_client(&self.config)?;
+        execute(&client, &self.base, Some(&self.permits), self.config.timeout, request).await
     }
 }
 
