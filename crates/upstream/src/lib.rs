@@ -5,9 +5,14 @@
 //! speaking plain HTTP/1.1 with keep-alive.
 //!
 //! reqwest (hyper's pool) caps only the *idle* connections per host; it has no cap on the total.
-//! The cap is a [`tokio::sync::Semaphore`] of `max_connections` permits, shared by every clone of
-//! the client and held around each request until its body has been read, so no more than
-//! `max_connections` requests — and so connections in use — are ever in flight at once.
+//! The cap is a [`tokio::sync::Semaphore`] shared by every clone of the client and held around
+//! each request until its body has been read. It has `max_connections - max_idle_per_host`
+//! permits (80 of the seed's 100), not `max_connections`: idle keep-alive connections are open
+//! sockets to the upstream too (httpx's `max_connections` counts them), and hyper hands a
+//! finished request's connection back to its pool a task-hop *after* the body is read, so a
+//! request that takes the freed permit in that gap opens a new connection while the old one is
+//! still open. With 100 permits the loopback server saw 101 open connections under load; with
+//! the idle allowance held back, in-flight plus idle stays within `max_connections`.
 //!
 //! The same shape as the components in `reference`: the correct client here, the field's
 //! variants in [`mutants`], the invariant as checks over what a server observed in
@@ -36,7 +41,8 @@ pub const COMPONENT: &str = "upstream-pool";
 /// The pool policy, with the seed's numbers as defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamConfig {
-    /// Requests (and so connections) in flight at once, across every clone of the client.
+    /// Connections open to the upstream at once, busy or idle, across every clone of the client.
+    /// Requests in flight are capped at [`Self::in_flight_limit`] to keep it.
     pub max_connections: usize,
     /// Idle keep-alive connections kept per host for reuse (reqwest's `pool_max_idle_per_host`).
     pub max_idle_per_host: usize,
@@ -48,6 +54,14 @@ pub struct UpstreamConfig {
 impl UpstreamConfig {
     pub const SEED: Self =
         Self { max_connections: 100, max_idle_per_host: 20, timeout: Duration::from_secs(10) };
+}
+
+impl UpstreamConfig {
+    /// Requests in flight at once: `max_connections` less the idle connections the pool may keep,
+    /// so busy plus idle connections never exceed `max_connections`.
+    pub fn in_flight_limit(&self) -> usize {
+        self.max_connections.saturating_sub(self.max_idle_per_host)
+    }
 }
 
 impl Default for UpstreamConfig {
@@ -121,13 +135,9 @@ impl UpstreamClient {
     /// A client to `base_url` (`http://host:port`, optionally with a path prefix).
     pub fn new(base_url: &str, config: UpstreamConfig) -> Result<Self, Error> {
         let base = Base::parse(base_url)?;
-        if config.max_connections == 0 {
-            return Err(Error::Config(
-                "max_connections is 0, so no request could ever be sent; set it to 1 or more",
-            ));
-        }
+        validate(&config)?;
         let client = build_client(&config)?;
-        let permits = Semaphore::new(config.max_connections);
+        let permits = Semaphore::new(config.in_flight_limit());
         Ok(Self { inner: Arc::new(Shared { base, config, client, permits }) })
     }
 
@@ -135,7 +145,7 @@ impl UpstreamClient {
         self.inner.config
     }
 
-    /// Permits not held right now: `max_connections` minus the requests in flight.
+    /// Permits not held right now: [`UpstreamConfig::in_flight_limit`] minus the requests in flight.
     pub fn available_permits(&self) -> usize {
         self.inner.permits.available_permits()
     }
@@ -146,6 +156,16 @@ impl Upstream for UpstreamClient {
         let shared = &self.inner;
         execute(&shared.client, &shared.base, Some(&shared.permits), shared.config.timeout, request)
     }
+}
+
+pub(crate) fn validate(config: &UpstreamConfig) -> Result<(), Error> {
+    if config.in_flight_limit() == 0 {
+        return Err(Error::Config(
+            "max_connections must exceed max_idle_per_host, or no request could ever be in flight; \
+             raise max_connections or lower max_idle_per_host",
+        ));
+    }
+    Ok(())
 }
 
 /// The reqwest client of the policy: HTTP/1.1 only, keep-alive, `max_idle_per_host` idle

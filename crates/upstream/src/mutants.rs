@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::{Base, Error, Reply, Request, Upstream, UpstreamConfig, build_client, execute};
+use crate::{Base, Error, Reply, Request, Upstream, UpstreamConfig, build_client, execute, validate};
 
 /// The seed's "before": a new client for every request, so a new connection per request (and in
 /// production a new TLS handshake). The cap is kept, so only the reuse is missing: the server
@@ -19,10 +19,11 @@ pub struct ClientPerRequest {
 
 impl ClientPerRequest {
     pub fn new(base_url: &str, config: UpstreamConfig) -> Result<Self, Error> {
+        validate(&config)?;
         Ok(Self {
             base: Base::parse(base_url)?,
             config,
-            permits: Arc::new(Semaphore::new(config.max_connections)),
+            permits: Arc::new(Semaphore::new(config.in_flight_limit())),
         })
     }
 }

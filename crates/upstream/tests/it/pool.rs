@@ -43,6 +43,7 @@ fn seed_policy_is_the_default() {
     assert_eq!(config.max_connections, 100);
     assert_eq!(config.max_idle_per_host, 20);
     assert_eq!(config.timeout, Duration::from_secs(10));
+    assert_eq!(config.in_flight_limit(), 80, "the idle allowance is held back from the cap");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,9 +53,9 @@ async fn pooled_client_stays_within_100_connections_under_300_concurrent_request
     let client = UpstreamClient::new(server.url(), config).unwrap();
     let observed = burst_of_300(&client, &server).await;
     within_connection_cap(observed, config.max_connections).unwrap();
-    // At most 100 in flight, so at most 100 + 20 connections, far fewer than the 300 requests.
-    connections_reused(observed, 300, config.max_connections, config.max_idle_per_host).unwrap();
-    assert_eq!(client.available_permits(), config.max_connections, "every permit is returned");
+    // At most 80 in flight, so at most 80 + 20 connections, far fewer than the 300 requests.
+    connections_reused(observed, 300, config.in_flight_limit(), config.max_idle_per_host).unwrap();
+    assert_eq!(client.available_permits(), config.in_flight_limit(), "every permit is returned");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +90,7 @@ async fn client_per_request_mutant_opens_one_connection_per_request_in_a_burst()
     let observed = burst_of_300(&mutant, &server).await;
     assert_eq!(observed.connections_opened, 300, "{observed:?}");
     let violation =
-        connections_reused(observed, 300, config.max_connections, config.max_idle_per_host).unwrap_err();
+        connections_reused(observed, 300, config.in_flight_limit(), config.max_idle_per_host).unwrap_err();
     assert_eq!(violation.rule, "no-connection-reuse");
 }
 
@@ -121,7 +122,7 @@ async fn upstream_that_never_answers_yields_a_typed_timeout() {
     // Generous slack for a loaded machine: the point is that it ends, not how fast.
     assert!(waited < timeout + Duration::from_secs(5), "timed out only after {waited:?}");
     assert_eq!(server.observed().connections_opened, 1);
-    assert_eq!(client.available_permits(), UpstreamConfig::SEED.max_connections, "the permit is returned");
+    assert_eq!(client.available_permits(), UpstreamConfig::SEED.in_flight_limit(), "the permit is returned");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +156,7 @@ fn bad_base_urls_and_paths_are_refused_with_what_to_do() {
     assert!(matches!(error, Error::BaseUrl { .. }), "{error}");
     let error = UpstreamClient::new(
         "http://127.0.0.1:1",
-        UpstreamConfig { max_connections: 0, ..UpstreamConfig::SEED },
+        UpstreamConfig { max_connections: 20, ..UpstreamConfig::SEED },
     )
     .unwrap_err();
     assert!(matches!(error, Error::Config(_)), "{error}");
