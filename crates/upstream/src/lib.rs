@@ -11,8 +11,11 @@
 //! sockets to the upstream too (httpx's `max_connections` counts them), and hyper hands a
 //! finished request's connection back to its pool a task-hop *after* the body is read, so a
 //! request that takes the freed permit in that gap opens a new connection while the old one is
-//! still open. With 100 permits the loopback server saw 101 open connections under load; with
-//! the idle allowance held back, in-flight plus idle stays within `max_connections`.
+//! still open. With 100 permits the loopback server saw 101 open connections under load. With
+//! the idle allowance held back, busy plus idle connections fit in `max_connections`, and the
+//! connections still on their way back to the pool use those 20 spare places. This is a
+//! margin, not a proof: reqwest exposes no hook on a connection's lifetime that could hold a
+//! permit for exactly as long as the socket is open.
 //!
 //! The same shape as the components in `reference`: the correct client here, the field's
 //! variants in [`mutants`], the invariant as checks over what a server observed in
