@@ -6,7 +6,8 @@ pub struct Component {
     pub number: u8,
     pub name: &'static str,
     pub invariant: &'static str,
-    /// Type paths of the mutants, relative to the crate root.
+    /// Type paths of the mutants: `<module>::mutants::<Type>`, the module being a folder of
+    /// this crate or, for #8, the `upstream` crate.
     pub mutants: &'static [&'static str],
 }
 
@@ -72,6 +73,12 @@ pub const COMPONENTS: &[Component] = &[
         name: super::circuit_breaker::COMPONENT,
         invariant: "open fails fast without calling upstream; half-open admits exactly one trial; success closes, failure re-opens",
         mutants: &["circuit_breaker::mutants::HalfOpenAdmitsAll"],
+    },
+    Component {
+        number: 8,
+        name: "upstream-client",
+        invariant: "never more than 100 upstream connections open (busy + idle); connections opened far fewer than requests; every request within its 10 s deadline",
+        mutants: &["upstream::mutants::ClientPerRequest", "upstream::mutants::Uncapped"],
     },
     Component {
         number: 10,
