@@ -56,6 +56,15 @@ use reference::store::{
     glob_match,
 };
 
+/// The Lua sources the store runs, for tools that drive the same scripts directly (the
+/// benchmark runs `incr_window`'s under `redis-benchmark`).
+pub mod lua {
+    /// The `incr_window` script: `KEYS[1]` the counter, `ARGV` = (delta, window ms).
+    pub fn incr_window() -> &'static redis::Script {
+        &super::scripts::INCR_WINDOW
+    }
+}
+
 /// Why a [`RedisStore`] could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisStoreError {
@@ -87,7 +96,11 @@ pub struct RedisOptions {
 
 impl Default for RedisOptions {
     fn default() -> Self {
-        Self { worker_threads: 2, connect_timeout: Duration::from_secs(2), response_timeout: Duration::from_secs(10) }
+        Self {
+            worker_threads: 2,
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -446,9 +459,10 @@ impl Store for RedisStore {
             let reply: Vec<i64> = invocation.invoke_async(&mut conn).await.map_err(on_error)?;
             match reply.as_slice() {
                 [1, values @ ..] => Ok(BumpOutcome::Applied(values.to_vec())),
-                [0, index, current] => {
-                    Ok(BumpOutcome::Refused { index: usize::try_from(*index).unwrap_or(0), current: *current })
-                }
+                [0, index, current] => Ok(BumpOutcome::Refused {
+                    index: usize::try_from(*index).unwrap_or(0),
+                    current: *current,
+                }),
                 other => Err(StoreError::Backend(format!("unexpected bounded_incr reply {other:?}"))),
             }
         })
@@ -525,7 +539,8 @@ impl Store for RedisStore {
     async fn slot_next_expiry(&self, key: &str) -> StoreResult<Option<Duration>> {
         let (k, on_error) = (self.redis_key(key), self.error(key, "a slot set"));
         self.run(move |mut conn| async move {
-            let left: i64 = scripts::SLOT_NEXT_EXPIRY.key(k).invoke_async(&mut conn).await.map_err(on_error)?;
+            let left: i64 =
+                scripts::SLOT_NEXT_EXPIRY.key(k).invoke_async(&mut conn).await.map_err(on_error)?;
             Ok(u64::try_from(left).ok().map(Duration::from_millis))
         })
         .await
@@ -541,7 +556,8 @@ impl Store for RedisStore {
     }
 
     async fn reserve(&self, queue: &str, visibility: Duration) -> StoreResult<Option<Delivery>> {
-        let keys = [self.queue_key(queue, "ready"), self.queue_key(queue, "flight"), self.queue_key(queue, "tasks")];
+        let keys =
+            [self.queue_key(queue, "ready"), self.queue_key(queue, "flight"), self.queue_key(queue, "tasks")];
         let on_error = self.error(queue, "a queue");
         self.run(move |mut conn| async move {
             let reply: Option<(u64, Vec<u8>, u32)> = scripts::RESERVE
@@ -559,7 +575,8 @@ impl Store for RedisStore {
         let keys = [self.queue_key(queue, "flight"), self.queue_key(queue, "tasks")];
         let on_error = self.error(queue, "a queue");
         self.run(move |mut conn| async move {
-            let acked: i64 = scripts::ACK.key(&keys[..]).arg(id).invoke_async(&mut conn).await.map_err(on_error)?;
+            let acked: i64 =
+                scripts::ACK.key(&keys[..]).arg(id).invoke_async(&mut conn).await.map_err(on_error)?;
             Ok(acked == 1)
         })
         .await
@@ -569,7 +586,8 @@ impl Store for RedisStore {
         let keys = [self.queue_key(queue, "flight"), self.queue_key(queue, "ready")];
         let on_error = self.error(queue, "a queue");
         self.run(move |mut conn| async move {
-            let n: i64 = scripts::REQUEUE_EXPIRED.key(&keys[..]).invoke_async(&mut conn).await.map_err(on_error)?;
+            let n: i64 =
+                scripts::REQUEUE_EXPIRED.key(&keys[..]).invoke_async(&mut conn).await.map_err(on_error)?;
             Ok(count(n))
         })
         .await

@@ -167,7 +167,10 @@ return 0
 
 /// How many members' leases are still running.
 pub(crate) static SLOT_COUNT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(now_ms!(), "return redis.call('ZCOUNT', KEYS[1], string.format('(%d', now), '+inf')\n"))
+    Script::new(concat!(
+        now_ms!(),
+        "return redis.call('ZCOUNT', KEYS[1], string.format('(%d', now), '+inf')\n"
+    ))
 });
 
 /// Drops the expired members; ms until the earliest live lease ends, or -1 when none is live.
@@ -245,6 +248,5 @@ return #sorted
 });
 
 /// `KEYS` = (ready list, in-flight zset): `{ready, in_flight}` read at one instant.
-pub(crate) static QUEUE_DEPTH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new("return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2])}\n")
-});
+pub(crate) static QUEUE_DEPTH: LazyLock<Script> =
+    LazyLock::new(|| Script::new("return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2])}\n"));

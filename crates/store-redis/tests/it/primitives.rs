@@ -96,7 +96,10 @@ fn counters_bounded_incr_is_all_or_nothing() {
     assert_eq!(block_on(s.pttl("kept")).unwrap(), Ttl::Persistent);
 
     block_on(s.set("text", b"1e3".to_vec(), None)).unwrap();
-    let bad = [Bump { key: "day", delta: 1, limit: 100, ttl: MINUTE }, Bump { key: "text", delta: 1, limit: 9, ttl: MINUTE }];
+    let bad = [
+        Bump { key: "day", delta: 1, limit: 100, ttl: MINUTE },
+        Bump { key: "text", delta: 1, limit: 9, ttl: MINUTE },
+    ];
     let err = block_on(s.bounded_incr(&bad)).unwrap_err();
     assert!(matches!(err, StoreError::WrongKind { expected: "an integer", .. }), "{err}");
     assert_eq!(block_on(s.get("day")).unwrap(), Some(b"4".to_vec()), "a bad counter applies nothing");

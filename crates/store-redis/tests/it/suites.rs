@@ -21,7 +21,8 @@ use reference::task_queue::suite::Fate;
 use reference::token_refresh::suite::FakeOAuth;
 use reference::usage_tracker::UsageLimits;
 use reference::{
-    daily_quota, fixed_window, gcra, status_tracker, task_queue, token_refresh, usage_tracker, video, ws_session,
+    daily_quota, fixed_window, gcra, status_tracker, task_queue, token_refresh, usage_tracker, video,
+    ws_session,
 };
 use store_redis::RedisStore;
 
@@ -86,7 +87,8 @@ fn quota_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Millis::try_from(start.as_millisecond()).unwrap()))
 }
 
-const TIGHT: daily_quota::QuotaPolicy = daily_quota::QuotaPolicy { limit: 30, units_per_import: 3, warn_percent: 80 };
+const TIGHT: daily_quota::QuotaPolicy =
+    daily_quota::QuotaPolicy { limit: 30, units_per_import: 3, warn_percent: 80 };
 
 fn quota(store: &RedisStore, policy: daily_quota::QuotaPolicy) -> daily_quota::DailyQuota<RedisStore> {
     let zone = TimeZone::get("America/New_York").unwrap();
@@ -97,15 +99,27 @@ fn quota(store: &RedisStore, policy: daily_quota::QuotaPolicy) -> daily_quota::D
 fn daily_quota_contention_loses_no_units() {
     let rig = rig_or_skip!("dq-contention");
     let policy = daily_quota::SEED;
-    daily_quota::suite::contention(Arc::new(quota(&rig.store, policy)), policy.limit, policy.units_per_import, THREADS, 200)
-        .unwrap();
+    daily_quota::suite::contention(
+        Arc::new(quota(&rig.store, policy)),
+        policy.limit,
+        policy.units_per_import,
+        THREADS,
+        200,
+    )
+    .unwrap();
 }
 
 #[test]
 fn daily_quota_contention_admits_exactly_up_to_the_limit() {
     let rig = rig_or_skip!("dq-tight");
-    daily_quota::suite::contention(Arc::new(quota(&rig.store, TIGHT)), TIGHT.limit, TIGHT.units_per_import, THREADS, 200)
-        .unwrap();
+    daily_quota::suite::contention(
+        Arc::new(quota(&rig.store, TIGHT)),
+        TIGHT.limit,
+        TIGHT.units_per_import,
+        THREADS,
+        200,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -119,9 +133,14 @@ fn daily_quota_mutant_incr_or_set_caught_by_contention() {
         zone: TimeZone::get("America/New_York").unwrap(),
         policy,
     };
-    let violation =
-        daily_quota::suite::contention(Arc::new(mutant), policy.limit, policy.units_per_import, THREADS, MUTANT_ROUNDS)
-            .unwrap_err();
+    let violation = daily_quota::suite::contention(
+        Arc::new(mutant),
+        policy.limit,
+        policy.units_per_import,
+        THREADS,
+        MUTANT_ROUNDS,
+    )
+    .unwrap_err();
     assert_eq!(violation.rule, "lost-units", "{violation}");
 }
 
@@ -196,7 +215,8 @@ fn usage_contention<T: usage_tracker::UsageTracking + 'static>(
 fn usage_tracker_contention_grants_exactly_the_remaining_quota() {
     let rig = rig_or_skip!("usage-contention");
     let clock = clock();
-    let tracker = usage_tracker::UsageTracker::new(rig.store.clone(), clock.clone(), "api", UsageLimits::SEED);
+    let tracker =
+        usage_tracker::UsageTracker::new(rig.store.clone(), clock.clone(), "api", UsageLimits::SEED);
     usage_contention(tracker, &rig.store, &clock, 40).unwrap();
 }
 
@@ -265,17 +285,28 @@ fn queue(store: &RedisStore) -> task_queue::TaskQueue<RedisStore> {
 fn task_queue_contention_drains_exactly_once_despite_worker_deaths() {
     let rig = rig_or_skip!("queue-drain");
     let consumer = Arc::new(queue(&rig.store));
-    task_queue::suite::drain_with_deaths(consumer, &queue(&rig.store), &clock(), (2_000, THREADS, 50), deaths)
-        .unwrap();
+    task_queue::suite::drain_with_deaths(
+        consumer,
+        &queue(&rig.store),
+        &clock(),
+        (2_000, THREADS, 50),
+        deaths,
+    )
+    .unwrap();
 }
 
 #[test]
 fn task_queue_mutant_ack_on_receive_caught_by_contention() {
     let rig = rig_or_skip!("queue-ack-on-receive");
     let consumer = Arc::new(task_queue::mutants::AckOnReceive { queue: queue(&rig.store) });
-    let violation =
-        task_queue::suite::drain_with_deaths(consumer, &queue(&rig.store), &clock(), (2_000, THREADS, 50), deaths)
-            .unwrap_err();
+    let violation = task_queue::suite::drain_with_deaths(
+        consumer,
+        &queue(&rig.store),
+        &clock(),
+        (2_000, THREADS, 50),
+        deaths,
+    )
+    .unwrap_err();
     assert_eq!(violation.rule, "task-lost", "{violation}");
 }
 
@@ -322,7 +353,8 @@ fn token_refresh_contention_one_refresh_per_period() {
     let (clock, oauth, tokens) = token_rig(&rig.store);
     let instances = schedulers(&rig.store, &clock, &oauth, THREADS);
     let policy = token_refresh::seed::POLICY;
-    token_refresh::suite::contention(instances, &rig.store, &oauth, &clock, policy, &tokens, (20, 2)).unwrap();
+    token_refresh::suite::contention(instances, &rig.store, &oauth, &clock, policy, &tokens, (20, 2))
+        .unwrap();
 }
 
 #[test]
@@ -335,7 +367,8 @@ fn token_refresh_mutant_no_lease_caught_by_contention() {
         .collect();
     let policy = token_refresh::seed::POLICY;
     let violation =
-        token_refresh::suite::contention(instances, &rig.store, &oauth, &clock, policy, &tokens, (20, 2)).unwrap_err();
+        token_refresh::suite::contention(instances, &rig.store, &oauth, &clock, policy, &tokens, (20, 2))
+            .unwrap_err();
     assert_eq!(violation.rule, "duplicate-refresh", "{violation}");
 }
 

@@ -11,7 +11,8 @@ use reference::store::{Bump, Store, glob_match};
 use reference::sync::block_on;
 use reference::usage_tracker::UsageTracking;
 use reference::{
-    daily_quota, fixed_window, gcra, status_tracker, task_queue, token_refresh, usage_tracker, video, ws_session,
+    daily_quota, fixed_window, gcra, status_tracker, task_queue, token_refresh, usage_tracker, video,
+    ws_session,
 };
 use serde_json::json;
 
@@ -48,11 +49,16 @@ fn ttl_audit_holds_after_every_primitive() {
     let rig = rig_or_skip!("audit-primitives");
     let s = &rig.store;
     let steps: Vec<(&str, Box<dyn Fn() -> String>)> = vec![
-        ("set with ttl", Box::new(|| format!("{:?}", block_on(s.set("a", b"1".to_vec(), Some(MINUTE))).unwrap()))),
+        (
+            "set with ttl",
+            Box::new(|| format!("{:?}", block_on(s.set("a", b"1".to_vec(), Some(MINUTE))).unwrap())),
+        ),
         ("set_nx", Box::new(|| format!("{:?}", block_on(s.set_nx("b", b"1".to_vec(), MINUTE)).unwrap()))),
         (
             "compare_and_set with ttl",
-            Box::new(|| format!("{:?}", block_on(s.compare_and_set("c", None, b"1".to_vec(), Some(MINUTE))).unwrap())),
+            Box::new(|| {
+                format!("{:?}", block_on(s.compare_and_set("c", None, b"1".to_vec(), Some(MINUTE))).unwrap())
+            }),
         ),
         ("pexpire", Box::new(|| format!("{:?}", block_on(s.pexpire("a", MINUTE)).unwrap()))),
         ("incr_window", Box::new(|| format!("{:?}", block_on(s.incr_window("d", 1, MINUTE)).unwrap()))),
@@ -67,7 +73,10 @@ fn ttl_audit_holds_after_every_primitive() {
             }),
         ),
         ("gcra", Box::new(|| format!("{:?}", block_on(s.gcra("g", 1_000_000_000, 3)).unwrap()))),
-        ("slot_acquire", Box::new(|| format!("{:?}", block_on(s.slot_acquire("h", "m", MINUTE, 2)).unwrap()))),
+        (
+            "slot_acquire",
+            Box::new(|| format!("{:?}", block_on(s.slot_acquire("h", "m", MINUTE, 2)).unwrap())),
+        ),
         ("slot_release", Box::new(|| format!("{:?}", block_on(s.slot_release("h", "m")).unwrap()))),
         ("slot_next_expiry", Box::new(|| format!("{:?}", block_on(s.slot_next_expiry("h")).unwrap()))),
         ("enqueue", Box::new(|| format!("{:?}", block_on(s.enqueue("q", b"t".to_vec())).unwrap()))),
@@ -112,8 +121,12 @@ fn ttl_audit_holds_after_each_component_runs() {
     let zone = jiff::tz::TimeZone::get("America/New_York").unwrap();
     let quota = daily_quota::DailyQuota::new(store.clone(), clock.clone(), "quota", zone, daily_quota::SEED);
     block_on(daily_quota::Quota::consume(&quota, "u1", 3)).unwrap();
-    let usage =
-        usage_tracker::UsageTracker::new(store.clone(), clock.clone(), "api", usage_tracker::UsageLimits::SEED);
+    let usage = usage_tracker::UsageTracker::new(
+        store.clone(),
+        clock.clone(),
+        "api",
+        usage_tracker::UsageLimits::SEED,
+    );
     for _ in 0..3 {
         if let usage_tracker::Admission::Granted(grant) = block_on(usage.acquire()).unwrap() {
             block_on(usage.finish(&grant, true)).unwrap();
@@ -136,7 +149,8 @@ fn ttl_audit_holds_after_each_component_runs() {
     block_on(video::VideoRegistry::start(&registry, "42", "https://youtu.be/x")).unwrap();
     assert_eq!(audit(&rig, &[VIDEO_RECORDS]), Ok(()), "video records");
 
-    let oauth = Arc::new(token_refresh::suite::FakeOAuth::new(clock.clone(), token_refresh::seed::POLICY.lifetime()));
+    let oauth =
+        Arc::new(token_refresh::suite::FakeOAuth::new(clock.clone(), token_refresh::seed::POLICY.lifetime()));
     let scheduler = token_refresh::RefreshScheduler::new(
         store.clone(),
         clock.clone(),
