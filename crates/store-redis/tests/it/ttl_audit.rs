@@ -44,11 +44,14 @@ fn audit(rig: &Rig, persistent: &[&str]) -> Result<(), Vec<String>> {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// One primitive call; its outcome, printed.
+type Step<'a> = Box<dyn Fn() -> String + 'a>;
+
 #[test]
 fn ttl_audit_holds_after_every_primitive() {
     let rig = rig_or_skip!("audit-primitives");
     let s = &rig.store;
-    let steps: Vec<(&str, Box<dyn Fn() -> String>)> = vec![
+    let steps: Vec<(&str, Step<'_>)> = vec![
         (
             "set with ttl",
             Box::new(|| format!("{:?}", block_on(s.set("a", b"1".to_vec(), Some(MINUTE))).unwrap())),
