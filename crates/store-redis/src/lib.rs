@@ -21,6 +21,11 @@
 //!
 //! Queue keys carry no TTL on purpose: a reliable queue keeps a task until it is acknowledged.
 //!
+//! `keys` and `del_matching` walk the prefix with `SCAN … MATCH` (never `KEYS`, which blocks
+//! the server), so unlike the memory store's they are not one atomic step: a key created
+//! during the walk may be missed. No component relies on more than that (pattern
+//! invalidation of a cache, listing connected tokens).
+//!
 //! # Time
 //!
 //! Redis's clock is the clock: TTLs are `PX`/`PEXPIRE`/`PTTL`, and lease deadlines, visibility
