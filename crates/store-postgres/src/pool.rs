@@ -118,14 +118,13 @@ impl PgPool {
     /// A pool of connections to `url`, each announcing itself as `application_name` (so
     /// `pg_stat_activity` can count them). Opens no connection yet.
     pub fn new(url: &str, application_name: &str, policy: PoolPolicy) -> Result<Self, PoolError> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| PoolError::Url {
-                url: url.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+            PoolError::Url { url: url.to_owned(), reason: e.to_string() }
+        })?;
         config.application_name(application_name);
         config.connect_timeout(policy.acquire_timeout);
-        let recycling_method = if policy.pre_ping { RecyclingMethod::Verified } else { RecyclingMethod::Fast };
+        let recycling_method =
+            if policy.pre_ping { RecyclingMethod::Verified } else { RecyclingMethod::Fast };
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method });
         let recycle = policy.recycle;
         let runtime = tokio::runtime::Builder::new_multi_thread()

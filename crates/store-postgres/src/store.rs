@@ -189,7 +189,9 @@ impl Sql {
                  RETURNING id, payload, attempt",
                 deadline(2)
             ),
-            ack: format!("DELETE FROM {s}.tasks WHERE queue = $1 AND id = $2 AND in_flight_until IS NOT NULL"),
+            ack: format!(
+                "DELETE FROM {s}.tasks WHERE queue = $1 AND id = $2 AND in_flight_until IS NOT NULL"
+            ),
             requeue: format!(
                 "UPDATE {s}.tasks SET in_flight_until = NULL, \
                    head = (SELECT nextval('{}'))
@@ -231,7 +233,9 @@ pub struct PgStore {
 pub enum OpenError {
     #[error(transparent)]
     Pool(#[from] PoolError),
-    #[error("cannot create the store's tables in schema {schema}: {reason}; does the user may create schemas?")]
+    #[error(
+        "cannot create the store's tables in schema {schema}: {reason}; does the user may create schemas?"
+    )]
     Migrate { schema: String, reason: String },
 }
 
@@ -489,7 +493,8 @@ impl Store for PgStore {
                 None => unique.push((bump.key.to_owned(), bump.delta, ttl_ms(bump.ttl))),
             }
         }
-        let plan: Vec<(String, i64, i64)> = bumps.iter().map(|b| (b.key.to_owned(), b.delta, b.limit)).collect();
+        let plan: Vec<(String, i64, i64)> =
+            bumps.iter().map(|b| (b.key.to_owned(), b.delta, b.limit)).collect();
         if plan.is_empty() {
             return Ok(BumpOutcome::Applied(Vec::new()));
         }

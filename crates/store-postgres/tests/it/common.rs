@@ -18,7 +18,8 @@ pub fn unique(test: &str) -> String {
 
 /// What a test does when the server is out of reach: fail in CI, skip elsewhere.
 pub fn unreachable(what: &str) {
-    let message = format!("postgres at {} is unreachable ({what}); start it or set DATABASE_URL", database_url());
+    let message =
+        format!("postgres at {} is unreachable ({what}); start it or set DATABASE_URL", database_url());
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{message}");
     }

@@ -38,7 +38,8 @@ fn hammer(rig: &Rig) -> Vec<usize> {
         }
     });
     // Nothing lost on the way: every increment landed.
-    let expected = (0..200).flat_map(|task| (0..10).map(move |call| (task + call) % 7)).filter(|k| *k == 0).count();
+    let expected =
+        (0..200).flat_map(|task| (0..10).map(move |call| (task + call) % 7)).filter(|k| *k == 0).count();
     assert_eq!(block_on(rig.store.get("hits:0")).unwrap(), Some(expected.to_string().into_bytes()));
     sampler.finish().unwrap()
 }
@@ -104,7 +105,8 @@ fn backend_pid(pool: &PgPool) -> i32 {
 fn admin(sql: &str, pid: i32) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) =
+            tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         client.execute(sql, &[&pid]).await.unwrap();
     });

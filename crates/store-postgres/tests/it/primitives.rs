@@ -109,8 +109,7 @@ fn gcra_admits_the_burst_then_refuses() {
     let rig = rig!("gcra");
     let s = &rig.store;
     let interval = 60_000_000_000; // one a minute
-    let admitted: Vec<bool> =
-        (0..5).map(|_| block_on(s.gcra("g", interval, 3)).unwrap().admitted).collect();
+    let admitted: Vec<bool> = (0..5).map(|_| block_on(s.gcra("g", interval, 3)).unwrap().admitted).collect();
     assert_eq!(admitted, [true, true, true, false, false]);
     assert!(matches!(block_on(s.pttl("g")).unwrap(), Ttl::Remaining(d) if d > 2 * MINUTE));
 }

@@ -54,8 +54,14 @@ fn fixed_window_key_always_carries_ttl() {
     let rig = rig!("fw_ttl");
     let limit = seed::USER_TOKEN;
     let limiter = FixedWindow::new(rig.store.clone(), "rl", limit);
-    fixed_window::suite::ttl_always_set(&limiter, &rig.store, &limiter_key("rl", "ttl-user"), "ttl-user", limit)
-        .unwrap();
+    fixed_window::suite::ttl_always_set(
+        &limiter,
+        &rig.store,
+        &limiter_key("rl", "ttl-user"),
+        "ttl-user",
+        limit,
+    )
+    .unwrap();
 }
 
 /// The key `FixedWindow` keeps an identifier's count under.
@@ -76,9 +82,11 @@ fn fixed_window_mutant_get_then_set_caught_on_postgres() {
 fn fixed_window_mutant_incr_without_ttl_caught_on_postgres() {
     let rig = rig!("fw_no_ttl");
     let limit = seed::USER_TOKEN;
-    let mutant = fixed_window::mutants::IncrWithoutTtl { store: rig.store.clone(), prefix: "rl".into(), limit };
+    let mutant =
+        fixed_window::mutants::IncrWithoutTtl { store: rig.store.clone(), prefix: "rl".into(), limit };
     let key = limiter_key("rl", "ttl-user");
-    let violation = fixed_window::suite::ttl_always_set(&mutant, &rig.store, &key, "ttl-user", limit).unwrap_err();
+    let violation =
+        fixed_window::suite::ttl_always_set(&mutant, &rig.store, &key, "ttl-user", limit).unwrap_err();
     assert_eq!(violation.rule, "key-without-ttl", "{violation}");
 }
 
@@ -151,7 +159,8 @@ fn usage_tracker_mutant_check_then_record_caught_on_postgres() {
     let inner = UsageTracker::new(rig.store.clone(), clock.clone(), "api", limits);
     let mutant = Arc::new(usage_tracker::mutants::CheckThenRecord { inner });
     let violation =
-        usage_tracker::suite::contention(mutant, &rig.store, &clock, limits, "api", usage_load(60)).unwrap_err();
+        usage_tracker::suite::contention(mutant, &rig.store, &clock, limits, "api", usage_load(60))
+            .unwrap_err();
     assert_eq!(violation.rule, "over-admission", "{violation}");
 }
 
@@ -245,7 +254,8 @@ fn queue(store: &PgStore) -> TaskQueue<PgStore> {
 fn task_queue_contention_drains_exactly_once_despite_worker_deaths() {
     let rig = rig!("tasks");
     let (clock, consumer) = (clock_at(0), Arc::new(queue(&rig.store)));
-    task_queue::suite::drain_with_deaths(consumer, &queue(&rig.store), &clock, (400, 8, 500), deaths).unwrap();
+    task_queue::suite::drain_with_deaths(consumer, &queue(&rig.store), &clock, (400, 8, 500), deaths)
+        .unwrap();
 }
 
 #[test]
