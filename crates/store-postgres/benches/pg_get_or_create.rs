@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use reference::store::Store;
 use reference::sync::block_on;
 use reference::video::{Registry, Video, VideoRegistry, key};
 use store_postgres::{PgPool, PgStore, PoolPolicy};
