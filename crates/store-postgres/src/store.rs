@@ -234,7 +234,7 @@ pub enum OpenError {
     #[error(transparent)]
     Pool(#[from] PoolError),
     #[error(
-        "cannot create the store's tables in schema {schema}: {reason}; does the user may create schemas?"
+        "cannot create the store's tables in schema {schema}: {reason}; may the database user create schemas?"
     )]
     Migrate { schema: String, reason: String },
 }

@@ -1,12 +1,15 @@
 //! The `reference` contention suites on `PgStore`: 16 real threads against the real server,
 //! and the race mutants caught by the same suites.
 //!
-//! Not run here: the suites that move a `ManualClock` to make the *store's* time pass
-//! (fixed_window::window_ends and ttl windows, daily_quota's midnight resets and TTL checks,
-//! status_tracker::expires_a_day_after_last_write, sliding_window, gcra, circuit_breaker,
-//! token_refresh, ws_session's lease suites): the server's clock cannot be moved. The task
-//! queue's suite moves the clock only to pass the visibility timeout, so it runs with a
-//! 2 ms visibility that the server's clock passes by itself between rounds.
+//! Not run here, because they move a `ManualClock` to make the *store's* time pass and the
+//! server's clock cannot be moved: `fixed_window::suite::window_ends`,
+//! `daily_quota::suite::{resets_at_local_midnight, keys_expire_at_local_midnight}`,
+//! `status_tracker::suite::expires_a_day_after_last_write`,
+//! `ws_session::suite::{heartbeats_hold_slots, lapsed_slots_freed}`, and the suites of
+//! `sliding_window`, `gcra`, `circuit_breaker` and `token_refresh`. (The daily quota and usage
+//! tracker take the clock only to name the day and hour, so their contention suites run.)
+//! The task queue's suite moves the clock only to pass the visibility timeout, so it runs with
+//! a 2 ms visibility that the server's clock passes by itself between rounds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,7 @@ use reference::task_queue::suite::Fate;
 use reference::usage_tracker::suite::Load;
 use reference::usage_tracker::{UsageLimits, UsageTracker};
 use reference::video::Registry;
-use reference::{daily_quota, fixed_window, status_tracker, task_queue, usage_tracker, video};
+use reference::{daily_quota, fixed_window, status_tracker, task_queue, usage_tracker, video, ws_session};
 use store_postgres::PgStore;
 
 use crate::rig;
@@ -267,4 +270,37 @@ fn task_queue_mutant_ack_on_receive_caught_on_postgres() {
         task_queue::suite::drain_with_deaths(consumer, &queue(&rig.store), &clock, (400, 8, 500), deaths)
             .unwrap_err();
     assert_eq!(violation.rule, "task-lost", "{violation}");
+}
+
+// --- #17 WebSocket connection slots --------------------------------------------------------
+
+fn slots(store: &PgStore, max: usize) -> ws_session::ConnectionSlots<PgStore> {
+    ws_session::ConnectionSlots::new(store.clone(), "ws:connections", max, ws_session::seed::LEASE)
+}
+
+#[test]
+fn ws_session_concurrent_connects_admit_at_most_five() {
+    let rig = rig!("ws_connects");
+    let max = ws_session::seed::MAX_CONNECTIONS;
+    ws_session::suite::concurrent_connects(Arc::new(slots(&rig.store, max)), max, 16, 40).unwrap();
+}
+
+#[test]
+fn ws_session_concurrent_disconnects_free_every_slot() {
+    let rig = rig!("ws_disconnects");
+    ws_session::suite::concurrent_disconnects(Arc::new(slots(&rig.store, 16)), 16, 20).unwrap();
+}
+
+#[test]
+fn ws_session_mutant_racy_counter_caught_on_postgres() {
+    let rig = rig!("ws_mutant");
+    let max = ws_session::seed::MAX_CONNECTIONS;
+    let mutant = ws_session::mutants::RacyCounter {
+        store: rig.store.clone(),
+        prefix: "ws:connections".into(),
+        max,
+        ttl: ws_session::seed::LEASE,
+    };
+    let violation = ws_session::suite::concurrent_connects(Arc::new(mutant), max, 16, 200).unwrap_err();
+    assert_eq!(violation.rule, "over-admission", "{violation}");
 }
