@@ -101,7 +101,8 @@ fn backend_pid(pool: &PgPool) -> i32 {
     }))
 }
 
-/// Runs `sql` on a connection of its own, outside every pool.
+/// Runs `sql` on a connection of its own, outside every pool. (`pg_terminate_backend` with a
+/// timeout returns once the backend is gone, so the kill has happened when this returns.)
 fn admin(sql: &str, pid: i32) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
@@ -119,7 +120,7 @@ fn connection_killed_server_side_is_replaced_before_use() {
     let killed = backend_pid(&pool);
     // Kill it while a caller holds it: that caller's next statement fails, so the kill is real.
     let held = block_on(pool.acquire()).unwrap();
-    admin("SELECT pg_terminate_backend($1)", killed);
+    admin("SELECT pg_terminate_backend($1, 5000)", killed);
     let on_runtime = pool.clone();
     let broken = block_on(pool.spawn(async move {
         let _ = &on_runtime;
@@ -137,7 +138,7 @@ fn connection_killed_server_side_is_replaced_before_use() {
 fn idle_connection_killed_server_side_does_not_fail_the_next_call() {
     let rig = rig!("killed_idle", policy(1, 0));
     let killed = backend_pid(rig.pool());
-    admin("SELECT pg_terminate_backend($1)", killed);
+    admin("SELECT pg_terminate_backend($1, 5000)", killed);
     block_on(rig.store.set("k", b"v".to_vec(), None)).unwrap();
     assert_ne!(backend_pid(rig.pool()), killed);
 }
