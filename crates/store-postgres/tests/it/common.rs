@@ -1,0 +1,91 @@
+//! The test rig: a store in a fresh schema on the server at `DATABASE_URL`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use reference::sync::block_on;
+use store_postgres::{PgPool, PgStore, PoolPolicy};
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A name unique to this test in this run: schemas and application names never collide
+/// between tests running in parallel, nor with another run's leftovers.
+pub fn unique(test: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("stampede_t_{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), test)
+}
+
+/// What a test does when the server is out of reach: fail in CI, skip elsewhere.
+pub fn unreachable(what: &str) {
+    let message =
+        format!("postgres at {} is unreachable ({what}); start it or set DATABASE_URL", database_url());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("skipping: {message}");
+}
+
+/// A store in its own schema; the schema is dropped when the rig is.
+pub struct Rig {
+    pub store: PgStore,
+    pub name: String,
+}
+
+impl Rig {
+    pub fn pool(&self) -> &PgPool {
+        self.store.pool()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = block_on(self.store.drop_schema());
+    }
+}
+
+/// A rig for `test` with `policy`, or `None` (after the notice) when the server is unreachable.
+pub fn rig_with(test: &str, policy: PoolPolicy) -> Option<Rig> {
+    let name = unique(test);
+    let pool = match PgPool::new(&database_url(), &name, policy) {
+        Ok(pool) => pool,
+        Err(e) => panic!("{e}"),
+    };
+    match block_on(PgStore::open(pool, &name)) {
+        Ok(store) => Some(Rig { store, name }),
+        Err(e) => {
+            unreachable(&e.to_string());
+            None
+        }
+    }
+}
+
+/// The pool the contention suites run on: enough connections for 16 threads to contend on
+/// the server, few enough that tests running in parallel stay well within max_connections.
+pub const SUITE_POOL: PoolPolicy = PoolPolicy {
+    pool_size: 8,
+    max_overflow: 4,
+    acquire_timeout: std::time::Duration::from_secs(10),
+    ..PoolPolicy::SEED
+};
+
+pub fn rig(test: &str) -> Option<Rig> {
+    rig_with(test, SUITE_POOL)
+}
+
+/// `let rig = rig!("name");` returns from the test when it skips.
+#[macro_export]
+macro_rules! rig {
+    ($test:expr) => {
+        match $crate::common::rig($test) {
+            Some(rig) => rig,
+            None => return,
+        }
+    };
+    ($test:expr, $policy:expr) => {
+        match $crate::common::rig_with($test, $policy) {
+            Some(rig) => rig,
+            None => return,
+        }
+    };
+}
