@@ -2,7 +2,7 @@
 //! timestamps, with rows inserted between pages and by writer threads during the walks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::clock::Millis;
 use crate::invariant::Verdict;
@@ -21,6 +21,15 @@ const MAX_PAGES: usize = 100_000;
 /// Walks the feed from its head, `limit` rows a page, until a page has no next cursor; each
 /// page is checked against the requested size.
 pub fn walk<R: RowSet>(rows: &R, limit: Option<usize>) -> Result<Vec<Page>, crate::Violation> {
+    walk_with(rows, limit, || ())
+}
+
+/// [`walk`], calling `between` after each page but the last.
+fn walk_with<R: RowSet>(
+    rows: &R,
+    limit: Option<usize>,
+    mut between: impl FnMut(),
+) -> Result<Vec<Page>, crate::Violation> {
     let mut pages = Vec::new();
     let mut cursor: Option<Cursor> = None;
     while pages.len() < MAX_PAGES {
@@ -31,6 +40,7 @@ pub fn walk<R: RowSet>(rows: &R, limit: Option<usize>) -> Result<Vec<Page>, crat
         if cursor.is_none() {
             break;
         }
+        between();
     }
     Ok(pages)
 }
@@ -95,14 +105,22 @@ fn writer_row(w: usize, k: u64, seeded_span: Millis) -> Row {
     Row::new(id, created, format!("w{w}-{k}"))
 }
 
-/// `writers` threads insert `per_writer` rows each while `readers` threads walk the feed over
-/// and over, `limit` a page, until the writers are done. Each walk is judged against the
-/// `seeded` rows (3 to a timestamp) plus every writer's row whose insert had returned before
-/// the walk began.
+/// Spins (no sleep) until `counter` moves off `from` or `others_left` reaches zero.
+fn wait_for_move(counter: &AtomicU64, from: u64, others_left: &AtomicU64) {
+    while counter.load(Ordering::SeqCst) == from && others_left.load(Ordering::SeqCst) > 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// `readers` threads walk the feed `walks` times each, `limit` a page, while `writers` threads
+/// insert up to `per_writer` rows each. The two sides pace each other (spinning, no sleep):
+/// after each insert a writer waits for some reader to fetch a page, and between two pages a
+/// reader waits for some writer to insert a row, so inserts land between the pages of every
+/// walk on any scheduler. Each walk is judged against the `seeded` rows (3 to a timestamp)
+/// plus every writer's row whose insert had returned before the walk began.
 pub fn concurrent_walks<R: RowSet + 'static>(
     rows: Arc<R>,
-    writers: usize,
-    readers: usize,
+    (writers, readers, walks): (usize, usize, usize),
     seeded: u64,
     per_writer: u64,
     limit: Option<usize>,
@@ -111,35 +129,40 @@ pub fn concurrent_walks<R: RowSet + 'static>(
     let base_rows = seed(&*rows, seeded, ties);
     let span = seeded.div_ceil(ties);
     let done: Arc<Vec<AtomicU64>> = Arc::new((0..writers).map(|_| AtomicU64::new(0)).collect());
-    let writers_done = Arc::new(AtomicBool::new(false));
-    let finished = Arc::new(AtomicU64::new(0));
-    let verdicts = burst(writers + readers, move |i| -> Result<usize, crate::Violation> {
+    let (fetched, inserted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let readers_left = Arc::new(AtomicU64::new(readers as u64));
+    let writers_left = Arc::new(AtomicU64::new(writers as u64));
+    let verdicts = burst(writers + readers, move |i| -> Verdict {
         if i < writers {
             for k in 0..per_writer {
+                let before = fetched.load(Ordering::SeqCst);
                 block_on(rows.insert(writer_row(i, k, span))).expect("row set call");
                 done[i].store(k + 1, Ordering::SeqCst);
+                inserted.fetch_add(1, Ordering::SeqCst);
+                wait_for_move(&fetched, before, &readers_left);
             }
-            if finished.fetch_add(1, Ordering::SeqCst) + 1 == writers as u64 {
-                writers_done.store(true, Ordering::SeqCst);
-            }
-            return Ok(0);
+            writers_left.fetch_sub(1, Ordering::SeqCst);
+            return Ok(());
         }
-        let mut walks = 0;
-        loop {
-            let last = writers_done.load(Ordering::SeqCst);
+        let mut verdict = Ok(());
+        for _ in 0..walks {
             let mut existing = base_rows.clone();
             for (w, count) in done.iter().enumerate() {
                 existing.extend((0..count.load(Ordering::SeqCst)).map(|k| writer_row(w, k, span).key()));
             }
-            invariant::each_row_once(&existing, &walk(&*rows, limit)?)?;
-            walks += 1;
-            if last {
-                return Ok(walks);
+            let mut seen = inserted.load(Ordering::SeqCst);
+            let pages = walk_with(&*rows, limit, || {
+                fetched.fetch_add(1, Ordering::SeqCst);
+                wait_for_move(&inserted, seen, &writers_left);
+                seen = inserted.load(Ordering::SeqCst);
+            });
+            verdict = pages.and_then(|pages| invariant::each_row_once(&existing, &pages));
+            if verdict.is_err() {
+                break;
             }
         }
+        readers_left.fetch_sub(1, Ordering::SeqCst);
+        verdict
     });
-    for verdict in verdicts {
-        verdict?;
-    }
-    Ok(())
+    verdicts.into_iter().collect()
 }

@@ -134,23 +134,24 @@ fn pagination_mutant_created_only_cursor_caught_by_inserts_between_pages() {
 
 #[test]
 fn pagination_concurrent_walks_serve_every_existing_row_once() {
-    suite::concurrent_walks(Arc::new(correct()), 8, 4, 600, 1_000, None).unwrap();
+    suite::concurrent_walks(Arc::new(correct()), (8, 4, 3), 600, 1_000, None).unwrap();
 }
 
 #[test]
 fn pagination_concurrent_walks_with_large_pages() {
-    suite::concurrent_walks(Arc::new(correct()), 8, 2, 600, 1_000, Some(MAX_LIMIT)).unwrap();
+    suite::concurrent_walks(Arc::new(correct()), (8, 2, 3), 600, 1_000, Some(MAX_LIMIT)).unwrap();
 }
 
 #[test]
 fn pagination_mutant_offset_caught_by_concurrent_walks() {
-    let violation = suite::concurrent_walks(Arc::new(offset()), 8, 2, 300, 400, None).unwrap_err();
+    let violation = suite::concurrent_walks(Arc::new(offset()), (8, 2, 2), 300, 400, None).unwrap_err();
     assert_eq!(violation.rule, "repeated-row", "{violation}");
 }
 
 #[test]
 fn pagination_mutant_created_only_cursor_caught_by_concurrent_walks() {
-    let violation = suite::concurrent_walks(Arc::new(created_only()), 8, 2, 600, 1_000, None).unwrap_err();
+    let violation =
+        suite::concurrent_walks(Arc::new(created_only()), (8, 2, 2), 600, 1_000, None).unwrap_err();
     assert_eq!(violation.rule, "skipped-row", "{violation}");
 }
 

@@ -24,7 +24,7 @@ fn pagination_inserts_between_pages_neither_repeat_nor_skip() {
 #[test]
 fn pagination_concurrent_walks_serve_every_existing_row_once() {
     let rig = rig!("pg_walks");
-    suite::concurrent_walks(Arc::new(PgRows::new(&rig.store)), 8, 3, 300, 150, None).unwrap();
+    suite::concurrent_walks(Arc::new(PgRows::new(&rig.store)), (8, 3, 2), 300, 150, None).unwrap();
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn pagination_mutant_created_only_cursor_caught_by_ties() {
 fn pagination_mutant_created_only_cursor_caught_by_concurrent_walks() {
     let rig = rig!("pg_created_only_walks");
     let rows = Arc::new(mutants::CreatedOnlyCursor { inner: PgRows::new(&rig.store) });
-    let violation = suite::concurrent_walks(rows, 8, 3, 300, 150, None).unwrap_err();
+    let violation = suite::concurrent_walks(rows, (8, 3, 2), 300, 150, None).unwrap_err();
     assert_eq!(violation.rule, "skipped-row", "{violation}");
 }
 
@@ -63,4 +63,12 @@ fn pagination_duplicate_and_out_of_range_rows_refused() {
     // A cursor no page produced, beyond bigint, sorts after every row.
     let page = block_on(rows.page(Some(Cursor::new(u64::MAX, u64::MAX)), None)).unwrap();
     assert_eq!(page.rows, vec![Row::new(7, 1, "a")]);
+}
+
+#[test]
+fn pagination_mutant_offset_caught_by_concurrent_walks() {
+    let rig = rig!("pg_offset_walks");
+    let rows = Arc::new(mutants::Offset { inner: PgRows::new(&rig.store) });
+    let violation = suite::concurrent_walks(rows, (8, 2, 1), 200, 100, None).unwrap_err();
+    assert_eq!(violation.rule, "repeated-row", "{violation}");
 }
