@@ -105,6 +105,13 @@ pub const COMPONENTS: &[Component] = &[
         mutants: &["l1_cache::mutants::Unbounded", "l1_cache::mutants::LocalOnlyInvalidate"],
     },
     Component {
+        number: 15,
+        name: super::pagination::COMPONENT,
+        invariant: "a cursor walk serves every row that existed when it started exactly once, newest first, \
+                    whatever is inserted meanwhile; pages of 20 by default, at most 100",
+        mutants: &["pagination::mutants::CreatedOnlyCursor", "pagination::mutants::Offset"],
+    },
+    Component {
         number: 17,
         name: super::ws_session::COMPONENT,
         invariant: "never more than 5 live connections per user; slots freed on disconnect; batches in order, none lost, ≤ 10, ≤ 100 ms",

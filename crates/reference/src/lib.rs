@@ -28,6 +28,7 @@ pub mod daily_quota;
 pub mod fixed_window;
 pub mod gcra;
 pub mod l1_cache;
+pub mod pagination;
 pub mod segments;
 pub mod sliding_window;
 pub mod status_tracker;

@@ -7,6 +7,9 @@
 //! - [`PgPool`] is the DB pool with the seed's policy ([`PoolPolicy::SEED`]: 10 + 20 overflow
 //!   = at most 30 connections, 30 s acquire timeout, 1 h recycle, pre-ping), its connections
 //!   named by `application_name` so `pg_stat_activity` can count them ([`audit`]).
+//! - [`PgRows`] is the feed of `reference::pagination` (#15) on the `rows` table: keyset pages
+//!   `WHERE (created, id) < ($1, $2) ORDER BY created DESC, id DESC LIMIT $3` on a
+//!   `(created, id)` index.
 //!
 //! # How the video get-or-create (component #5) maps onto SQL
 //!
@@ -40,10 +43,12 @@
 
 pub mod audit;
 pub mod pool;
+mod rows;
 pub mod schema;
 mod store;
 
 pub use pool::{PgPool, PoolError, PoolPolicy};
+pub use rows::PgRows;
 pub use store::{OpenError, PgStore};
 
 /// A database error with the server's message when there is one (`tokio_postgres::Error`'s

@@ -6,9 +6,10 @@ use tokio_postgres::Client;
 
 /// The migrations in order; `{s}` is the quoted schema name. Never edit one that shipped: add
 /// the next.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
     -- Strings and counters. A counter is its decimal text, so `get` returns what Redis would.
     -- Expired rows are invisible to every statement and overwritten or swept lazily.
     CREATE TABLE IF NOT EXISTS {s}.kv (
@@ -40,7 +41,22 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     CREATE INDEX IF NOT EXISTS tasks_in_flight ON {s}.tasks (queue, in_flight_until)
         WHERE in_flight_until IS NOT NULL;
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    -- Feeds served a page at a time (reference::pagination, #15): newest first by
+    -- (created DESC, id DESC), keyset pages `WHERE (created, id) < ($c, $i)`, which the
+    -- (created, id) index serves backwards with no sort.
+    CREATE TABLE IF NOT EXISTS {s}.rows (
+        id      bigint PRIMARY KEY,
+        created bigint NOT NULL,
+        payload bytea NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS rows_created_id ON {s}.rows (created, id);
+    "#,
+    ),
+];
 
 /// The latest migration's number.
 pub const VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -310,7 +310,7 @@ fn remaining(ms: i64) -> Duration {
 
 /// A database error as a store error: a lost connection is `Unavailable`, anything else a
 /// backend failure.
-fn db(e: tokio_postgres::Error) -> StoreError {
+pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
     if e.is_closed() {
         StoreError::Unavailable(crate::describe(&e))
     } else {

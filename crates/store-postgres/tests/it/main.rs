@@ -5,6 +5,7 @@
 //! tests skip with a notice, unless `CI=true`, where they fail.
 
 mod common;
+mod pagination;
 mod pool;
 mod primitives;
 mod suites;
