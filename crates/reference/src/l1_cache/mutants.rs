@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, Millis, millis};
-use crate::store::{StoreResult, glob_match};
+use crate::store::{Store, StoreResult, glob_match};
 use crate::sync::{Mutex, lock};
 
+use super::multi_layer::{LayerStats, Layered, MultiLayer};
 use super::{Applied, Cache, InvalidationBus, L1Cache, Stats, Subscriber};
 
 /// `self.l1_cache = {}`: a plain dict in process memory with no bound, so the L1 grows with
@@ -122,5 +123,35 @@ impl<B: InvalidationBus> Cache for LocalOnlyInvalidate<B> {
 
     fn stats(&self) -> Stats {
         self.inner.stats()
+    }
+}
+
+/// The seed's `MultiLayerCache.invalidate`: clears the calling process's L1 and the shared L2
+/// and L3, but no other process's L1, which keeps serving the matching entries it holds.
+pub struct MultiLayerLocalOnly<B, L2, L3> {
+    pub inner: MultiLayer<B, L2, L3>,
+}
+
+impl<B: InvalidationBus, L2: Store, L3: Store> Layered for MultiLayerLocalOnly<B, L2, L3> {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.get(key).await
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
+        self.inner.set(key, value, ttl).await
+    }
+
+    async fn invalidate(&self, pattern: &str) -> StoreResult<Applied> {
+        let dropped = self.inner.l1.invalidate_local(pattern);
+        self.inner.delete_shared(pattern).await?;
+        Ok(Applied { instances: 1, dropped })
+    }
+
+    fn layer_stats(&self) -> LayerStats {
+        self.inner.layer_stats()
+    }
+
+    fn l1_stats(&self) -> Stats {
+        self.inner.l1_stats()
     }
 }

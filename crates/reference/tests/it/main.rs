@@ -8,6 +8,7 @@ mod daily_quota;
 mod fixed_window;
 mod gcra;
 mod l1_cache;
+mod multi_layer;
 mod segments;
 mod sliding_window;
 mod status_tracker;
