@@ -5,6 +5,7 @@
 //! test prints a notice and passes, unless `CI=true`, where it fails.
 
 mod common;
+mod multi_layer;
 mod primitives;
 mod runtime;
 mod suites;
