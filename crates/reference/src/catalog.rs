@@ -106,6 +106,7 @@ pub const COMPONENTS: &[Component] = &[
             "l1_cache::mutants::Unbounded",
             "l1_cache::mutants::LocalOnlyInvalidate",
             "l1_cache::mutants::MultiLayerLocalOnly",
+            "l1_cache::mutants::UnfencedPromotion",
         ],
     },
     Component {

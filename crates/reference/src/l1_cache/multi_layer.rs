@@ -9,7 +9,9 @@
 //! Promotion into L1 is fenced: a value fetched from L2 or L3 is cached only if this instance
 //! applied no invalidation since the `get` began ([`L1Cache::fill`]). Without the fence a `get`
 //! that read a value just before an invalidation deleted it would put it back into L1 after
-//! the bus had cleared L1, and serve it afterwards.
+//! the bus had cleared L1, and serve it afterwards: that is the seed's get-then-promote, kept
+//! as [`UnfencedPromotion`](super::mutants::UnfencedPromotion) and caught by a test that
+//! places the invalidation between the fetch and the fill with a store hook.
 //!
 //! Known hazard, not fenced: promotion from L3 into L2. A `get` on one instance that reads L3
 //! before an invalidation deletes the key there, and writes L2 after the invalidation deleted it

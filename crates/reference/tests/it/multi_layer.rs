@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reference::clock::ManualClock;
+use reference::l1_cache::invariant::{self, Event};
 use reference::l1_cache::multi_layer::{LayerStats, Layered, MultiLayer, PROMOTED_TTL};
-use reference::l1_cache::mutants::MultiLayerLocalOnly;
+use reference::l1_cache::mutants::{MultiLayerLocalOnly, UnfencedPromotion};
 use reference::l1_cache::{Applied, Cache, L1Cache, LocalBus, suite};
-use reference::store::{MemoryStore, Store, Ttl};
+use reference::store::{
+    Bump, BumpOutcome, Delivery, GcraOutcome, MemoryStore, QueueDepth, SlotOutcome, Store, StoreResult, Ttl,
+};
 use reference::sync::block_on;
 
 type Node = MultiLayer<LocalBus, MemoryStore, MemoryStore>;
@@ -115,5 +118,144 @@ fn multi_layer_mutant_local_only_invalidate_caught_by_history() {
     let rig = rig();
     let nodes: Vec<_> = (0..3).map(|_| Arc::new(MultiLayerLocalOnly { inner: rig.node(64) })).collect();
     let violation = suite::shared_layers(nodes, 8, 100, rig.evict_l2()).unwrap_err();
+    assert_eq!(violation.rule, "stale-read", "{violation}");
+}
+
+// --- promotion racing an invalidation, made deterministic -----------------------------------
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// A memory store whose next `get` runs a hook after reading and before returning: the point
+/// where a promotion has its value in hand and has not filled L1 yet.
+#[derive(Clone)]
+struct Hooked {
+    inner: MemoryStore,
+    hook: Arc<std::sync::Mutex<Option<Hook>>>,
+}
+
+impl Store for Hooked {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let value = self.inner.get(key).await;
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        value
+    }
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> StoreResult<()> {
+        self.inner.set(key, value, ttl).await
+    }
+    async fn set_nx(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
+        self.inner.set_nx(key, value, ttl).await
+    }
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        self.inner.compare_and_set(key, expected, new, ttl).await
+    }
+    async fn del(&self, key: &str) -> StoreResult<bool> {
+        self.inner.del(key).await
+    }
+    async fn del_matching(&self, pattern: &str) -> StoreResult<u64> {
+        self.inner.del_matching(pattern).await
+    }
+    async fn keys(&self, pattern: &str) -> StoreResult<Vec<String>> {
+        self.inner.keys(pattern).await
+    }
+    async fn pttl(&self, key: &str) -> StoreResult<Ttl> {
+        self.inner.pttl(key).await
+    }
+    async fn pexpire(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
+        self.inner.pexpire(key, ttl).await
+    }
+    async fn incr_by(&self, key: &str, delta: i64) -> StoreResult<i64> {
+        self.inner.incr_by(key, delta).await
+    }
+    async fn incr_window(&self, key: &str, delta: i64, window: Duration) -> StoreResult<(i64, Duration)> {
+        self.inner.incr_window(key, delta, window).await
+    }
+    async fn bounded_incr(&self, bumps: &[Bump<'_>]) -> StoreResult<BumpOutcome> {
+        self.inner.bounded_incr(bumps).await
+    }
+    async fn gcra(&self, key: &str, interval_ns: u64, burst: u64) -> StoreResult<GcraOutcome> {
+        self.inner.gcra(key, interval_ns, burst).await
+    }
+    async fn slot_acquire(
+        &self,
+        key: &str,
+        member: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<SlotOutcome> {
+        self.inner.slot_acquire(key, member, lease, limit).await
+    }
+    async fn slot_release(&self, key: &str, member: &str) -> StoreResult<bool> {
+        self.inner.slot_release(key, member).await
+    }
+    async fn slot_count(&self, key: &str) -> StoreResult<usize> {
+        self.inner.slot_count(key).await
+    }
+    async fn slot_next_expiry(&self, key: &str) -> StoreResult<Option<Duration>> {
+        self.inner.slot_next_expiry(key).await
+    }
+    async fn enqueue(&self, queue: &str, payload: Vec<u8>) -> StoreResult<u64> {
+        self.inner.enqueue(queue, payload).await
+    }
+    async fn reserve(&self, queue: &str, visibility: Duration) -> StoreResult<Option<Delivery>> {
+        self.inner.reserve(queue, visibility).await
+    }
+    async fn ack(&self, queue: &str, id: u64) -> StoreResult<bool> {
+        self.inner.ack(queue, id).await
+    }
+    async fn requeue_expired(&self, queue: &str) -> StoreResult<usize> {
+        self.inner.requeue_expired(queue).await
+    }
+    async fn queue_depth(&self, queue: &str) -> StoreResult<QueueDepth> {
+        self.inner.queue_depth(queue).await
+    }
+}
+
+type HookedNode = MultiLayer<LocalBus, Hooked, MemoryStore>;
+
+/// Instance `b` reads `project:1:stats` from L2; between that read and its L1 fill, instance `a`
+/// invalidates `project:*` and returns. Then `b` reads the key again. The recorded history:
+/// set (stamps 0–1), invalidate (2–3), the second read (4–5).
+fn promotion_races_invalidation<C: Layered + 'static>(
+    wrap: impl Fn(HookedNode) -> C,
+) -> reference::invariant::Verdict {
+    let rig = rig();
+    let l2 = Hooked { inner: rig.l2.clone(), hook: Arc::default() };
+    let node = || {
+        let l1 = L1Cache::new(8, rig.clock.clone(), rig.bus.clone());
+        wrap(MultiLayer::new(l1, l2.clone(), rig.l3.clone()))
+    };
+    let (a, b) = (Arc::new(node()), node());
+    block_on(a.set("project:1:stats", b"v1".to_vec(), Duration::from_secs(60))).unwrap();
+    let invalidator = Arc::clone(&a);
+    *l2.hook.lock().unwrap() = Some(Box::new(move || {
+        block_on(invalidator.invalidate("project:*")).unwrap();
+    }));
+    assert_eq!(block_on(b.get("project:1:stats")).unwrap().as_deref(), Some(&b"v1"[..]));
+    let served = block_on(b.get("project:1:stats")).unwrap();
+    let history = [
+        Event::Set { key: "project:1:stats".into(), value: b"v1".to_vec(), start: 0, end: 1 },
+        Event::Invalidate { pattern: "project:*".into(), start: 2, end: 3 },
+        Event::Get { instance: 1, key: "project:1:stats".into(), served, start: 4, end: 5 },
+    ];
+    invariant::no_stale_after_invalidate(&history)
+}
+
+#[test]
+fn multi_layer_promotion_racing_invalidation_is_fenced() {
+    promotion_races_invalidation(|node| node).unwrap();
+}
+
+#[test]
+fn multi_layer_mutant_unfenced_promotion_caught_by_history() {
+    let violation = promotion_races_invalidation(|inner| UnfencedPromotion { inner }).unwrap_err();
     assert_eq!(violation.rule, "stale-read", "{violation}");
 }
