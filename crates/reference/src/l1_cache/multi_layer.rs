@@ -18,9 +18,10 @@
 //! there, leaves the stale value in L2 for [`PROMOTED_TTL`], where every instance reads it. The
 //! stores offer no atomic "write L2 only if no invalidation happened since"; closing it needs
 //! either invalidation waiting for in-flight promotions everywhere (a two-phase bus) or
-//! versioned values checked against an invalidation epoch on every L2 read. The suites keep
-//! promotions and invalidations of the same keys in separate phases so the history check stays
-//! deterministic; the hazard is stated here rather than tested.
+//! versioned values checked against an invalidation epoch on every L2 read. The concurrent
+//! suites keep promotions and invalidations of the same keys in separate phases, so their
+//! history check stays deterministic; a hooked-store test reproduces the hazard exactly and
+//! pins it (`multi_layer_known_hazard_l3_promotion_refills_l2_after_invalidation`).
 
 use std::future::Future;
 use std::time::Duration;

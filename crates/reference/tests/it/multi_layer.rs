@@ -219,24 +219,40 @@ impl Store for Hooked {
     }
 }
 
-type HookedNode = MultiLayer<LocalBus, Hooked, MemoryStore>;
+type HookedNode = MultiLayer<LocalBus, Hooked, Hooked>;
 
-/// Instance `b` reads `project:1:stats` from L2; between that read and its L1 fill, instance `a`
-/// invalidates `project:*` and returns. Then `b` reads the key again. The recorded history:
-/// set (stamps 0–1), invalidate (2–3), the second read (4–5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    L2,
+    L3,
+}
+
+/// Instance `b` reads `project:1:stats` from `layer` (the key evicted from L2 when it is L3);
+/// between that read and its promotion, instance `a` invalidates `project:*` and returns. Then
+/// `b` reads the key again. The recorded history: set (stamps 0–1), invalidate (2–3), the
+/// second read (4–5).
 fn promotion_races_invalidation<C: Layered + 'static>(
+    layer: Layer,
     wrap: impl Fn(HookedNode) -> C,
 ) -> reference::invariant::Verdict {
     let rig = rig();
     let l2 = Hooked { inner: rig.l2.clone(), hook: Arc::default() };
+    let l3 = Hooked { inner: rig.l3.clone(), hook: Arc::default() };
     let node = || {
         let l1 = L1Cache::new(8, rig.clock.clone(), rig.bus.clone());
-        wrap(MultiLayer::new(l1, l2.clone(), rig.l3.clone()))
+        wrap(MultiLayer::new(l1, l2.clone(), l3.clone()))
     };
     let (a, b) = (Arc::new(node()), node());
     block_on(a.set("project:1:stats", b"v1".to_vec(), Duration::from_secs(60))).unwrap();
+    let hooked = match layer {
+        Layer::L2 => &l2,
+        Layer::L3 => {
+            block_on(rig.l2.del("project:1:stats")).unwrap();
+            &l3
+        }
+    };
     let invalidator = Arc::clone(&a);
-    *l2.hook.lock().unwrap() = Some(Box::new(move || {
+    *hooked.hook.lock().unwrap() = Some(Box::new(move || {
         block_on(invalidator.invalidate("project:*")).unwrap();
     }));
     assert_eq!(block_on(b.get("project:1:stats")).unwrap().as_deref(), Some(&b"v1"[..]));
@@ -251,11 +267,20 @@ fn promotion_races_invalidation<C: Layered + 'static>(
 
 #[test]
 fn multi_layer_promotion_racing_invalidation_is_fenced() {
-    promotion_races_invalidation(|node| node).unwrap();
+    promotion_races_invalidation(Layer::L2, |node| node).unwrap();
 }
 
 #[test]
 fn multi_layer_mutant_unfenced_promotion_caught_by_history() {
-    let violation = promotion_races_invalidation(|inner| UnfencedPromotion { inner }).unwrap_err();
+    let violation = promotion_races_invalidation(Layer::L2, |inner| UnfencedPromotion { inner }).unwrap_err();
+    assert_eq!(violation.rule, "stale-read", "{violation}");
+}
+
+/// The known hazard documented in `multi_layer`: a promotion from L3 that read the value before
+/// an invalidation and writes L2 after it puts the stale value back into the shared L2, where
+/// the next read finds it. Pinned here so that a fix shows up as this test failing.
+#[test]
+fn multi_layer_known_hazard_l3_promotion_refills_l2_after_invalidation() {
+    let violation = promotion_races_invalidation(Layer::L3, |node| node).unwrap_err();
     assert_eq!(violation.rule, "stale-read", "{violation}");
 }
