@@ -121,3 +121,13 @@ fn redis_bus_silent_subscriber_fails_with_a_typed_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert!(err.to_string().starts_with("invalidation of project:* acknowledged by 1 of 2"), "{err}");
 }
+
+#[test]
+fn redis_bus_unreachable_server_is_a_typed_error() {
+    let options = BusOptions { connect_timeout: Duration::from_millis(500), ..OPTIONS };
+    let err =
+        RedisBus::connect("redis://127.0.0.1:1", "stampede-test:bus-unreachable", &options).unwrap_err();
+    assert!(matches!(err, store_redis::RedisStoreError::Unreachable { .. }), "{err:?}");
+    let err = RedisBus::connect("not a url", "stampede-test:bus-bad-url", &options).unwrap_err();
+    assert!(matches!(err, store_redis::RedisStoreError::InvalidUrl { .. }), "{err:?}");
+}
