@@ -102,7 +102,12 @@ pub const COMPONENTS: &[Component] = &[
         number: 14,
         name: super::l1_cache::COMPONENT,
         invariant: "after invalidate(pattern) returns no instance serves a matching entry; L1 bounded; stats exact",
-        mutants: &["l1_cache::mutants::Unbounded", "l1_cache::mutants::LocalOnlyInvalidate"],
+        mutants: &[
+            "l1_cache::mutants::Unbounded",
+            "l1_cache::mutants::LocalOnlyInvalidate",
+            "l1_cache::mutants::MultiLayerLocalOnly",
+            "l1_cache::mutants::UnfencedPromotion",
+        ],
     },
     Component {
         number: 15,

@@ -46,7 +46,10 @@
 //!   one socket, which is what a load harness needs.
 //! - `tokio`: the runtime the `redis` client's async connection requires.
 
+mod bus;
 mod scripts;
+
+pub use bus::{BusOptions, RedisBus};
 
 use std::collections::HashSet;
 use std::future::Future;

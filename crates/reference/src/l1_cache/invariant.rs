@@ -3,6 +3,7 @@
 use crate::invariant::{Verdict, Violation};
 use crate::store::glob_match;
 
+use super::multi_layer::LayerStats;
 use super::{COMPONENT, Stats};
 
 /// What the callers of one instance saw: how many `get`s they made and how many returned a
@@ -83,4 +84,93 @@ pub fn no_stale_reads(pattern: &str, reads: &[Read]) -> Verdict {
             ),
         )),
     }
+}
+
+/// One call in a recorded multi-layer history; `start` and `end` are stamps from one shared
+/// counter, taken just before the call and just after it returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Values are unique per `set`, so a served value names the `set` that wrote it.
+    Set {
+        key: String,
+        value: Vec<u8>,
+        start: u64,
+        end: u64,
+    },
+    Invalidate {
+        pattern: String,
+        start: u64,
+        end: u64,
+    },
+    Get {
+        instance: usize,
+        key: String,
+        served: Option<Vec<u8>>,
+        start: u64,
+        end: u64,
+    },
+}
+
+/// A `get` that began after an `invalidate(pattern)` returned must not serve, for a matching
+/// key, a value whose `set` returned before that invalidation began. Sets overlapping the
+/// invalidation may legitimately survive it and are not judged.
+pub fn no_stale_after_invalidate(history: &[Event]) -> Verdict {
+    let mut set_end: std::collections::HashMap<(&str, &[u8]), u64> = std::collections::HashMap::new();
+    let mut invalidations = Vec::new();
+    for event in history {
+        match event {
+            Event::Set { key, value, end, .. } => {
+                set_end.insert((key.as_str(), value.as_slice()), *end);
+            }
+            Event::Invalidate { pattern, start, end } => invalidations.push((pattern.as_str(), *start, *end)),
+            Event::Get { .. } => {}
+        }
+    }
+    for event in history {
+        let Event::Get { instance, key, served: Some(value), start: read_at, .. } = event else { continue };
+        let Some(&written) = set_end.get(&(key.as_str(), value.as_slice())) else {
+            return Err(Violation::new(
+                COMPONENT,
+                "phantom-read",
+                format!(
+                    "instance {instance} served {key} = {:?}, which no set wrote",
+                    String::from_utf8_lossy(value)
+                ),
+            ));
+        };
+        let stale = invalidations
+            .iter()
+            .find(|(pattern, start, end)| written < *start && *end < *read_at && glob_match(pattern, key));
+        if let Some((pattern, ..)) = stale {
+            return Err(Violation::new(
+                COMPONENT,
+                "stale-read",
+                format!(
+                    "instance {instance} served {key} = {:?} after invalidate({pattern}) returned",
+                    String::from_utf8_lossy(value)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Exactly one layer counter moved per `get`, the hits are the values served, and the L1
+/// hits are the L1's own.
+pub fn layers_exact(seen: Tally, layers: LayerStats, l1: Stats) -> Verdict {
+    let inexact = |what: String| Err(Violation::new(COMPONENT, "inexact-layer-stats", what));
+    if layers.gets() != seen.gets {
+        return inexact(format!("{layers:?} count {} gets, callers made {}", layers.gets(), seen.gets));
+    }
+    if layers.hits() != seen.hits {
+        return inexact(format!(
+            "{layers:?} count {} hits, callers were served {}",
+            layers.hits(),
+            seen.hits
+        ));
+    }
+    if layers.l1_hits != l1.hits {
+        return inexact(format!("{} l1 hits counted, the l1 counted {}", layers.l1_hits, l1.hits));
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@
 //! as still held, evicted, expired or invalidated.
 
 pub mod invariant;
+pub mod multi_layer;
 pub mod mutants;
 #[cfg(not(loom))]
 pub mod suite;
@@ -152,6 +153,8 @@ struct Lru {
     entries: HashMap<String, Slot>,
     order: BTreeMap<u64, String>,
     tick: u64,
+    /// Invalidations applied so far: a fill decided before one must not land after it.
+    generation: u64,
     stats: Stats,
 }
 
@@ -207,6 +210,7 @@ impl Lru {
     }
 
     fn invalidate(&mut self, pattern: &str) -> u64 {
+        self.generation += 1;
         let matching: Vec<String> = self.entries.keys().filter(|k| glob_match(pattern, k)).cloned().collect();
         for key in &matching {
             self.remove(key);
@@ -252,6 +256,7 @@ impl<B: InvalidationBus> L1Cache<B> {
             entries: HashMap::new(),
             order: BTreeMap::new(),
             tick: 0,
+            generation: 0,
             stats: Stats::default(),
         };
         let local = Arc::new(Local { clock, lru: Mutex::new(lru) });
@@ -262,6 +267,25 @@ impl<B: InvalidationBus> L1Cache<B> {
 
     pub fn capacity(&self) -> usize {
         lock(&self.local.lru).capacity
+    }
+
+    /// How many invalidations this instance has applied; read before fetching a value from a
+    /// slower layer and hand it to [`L1Cache::fill`].
+    pub fn generation(&self) -> u64 {
+        lock(&self.local.lru).generation
+    }
+
+    /// Caches `value` unless an invalidation was applied here since `generation` was read: the
+    /// value may have been fetched before that invalidation deleted it from the slower layers,
+    /// and filling it now would resurrect it. True if it was cached.
+    pub fn fill(&self, key: &str, value: Vec<u8>, ttl: Duration, generation: u64) -> bool {
+        let expires_at = self.local.clock.now().saturating_add(millis(ttl));
+        let mut lru = lock(&self.local.lru);
+        if lru.generation != generation {
+            return false;
+        }
+        lru.set(key, value, expires_at);
+        true
     }
 
     /// Drops the matching entries of this instance only; how many.

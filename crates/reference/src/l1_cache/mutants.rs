@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, Millis, millis};
-use crate::store::{StoreResult, glob_match};
+use crate::store::{Store, StoreResult, glob_match};
 use crate::sync::{Mutex, lock};
 
+use super::multi_layer::{LayerStats, Layered, MultiLayer, PROMOTED_TTL};
 use super::{Applied, Cache, InvalidationBus, L1Cache, Stats, Subscriber};
 
 /// `self.l1_cache = {}`: a plain dict in process memory with no bound, so the L1 grows with
@@ -122,5 +123,81 @@ impl<B: InvalidationBus> Cache for LocalOnlyInvalidate<B> {
 
     fn stats(&self) -> Stats {
         self.inner.stats()
+    }
+}
+
+/// The seed's `MultiLayerCache.invalidate`: clears the calling process's L1 and the shared L2
+/// and L3, but no other process's L1, which keeps serving the matching entries it holds.
+pub struct MultiLayerLocalOnly<B, L2, L3> {
+    pub inner: MultiLayer<B, L2, L3>,
+}
+
+impl<B: InvalidationBus, L2: Store, L3: Store> Layered for MultiLayerLocalOnly<B, L2, L3> {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.get(key).await
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
+        self.inner.set(key, value, ttl).await
+    }
+
+    async fn invalidate(&self, pattern: &str) -> StoreResult<Applied> {
+        let dropped = self.inner.l1.invalidate_local(pattern);
+        self.inner.delete_shared(pattern).await?;
+        Ok(Applied { instances: 1, dropped })
+    }
+
+    fn layer_stats(&self) -> LayerStats {
+        self.inner.layer_stats()
+    }
+
+    fn l1_stats(&self) -> Stats {
+        self.inner.l1_stats()
+    }
+}
+
+/// The seed's get-then-promote: a value fetched from L2 or L3 goes into L1 unconditionally,
+/// even when an invalidation was applied to this instance between the fetch and the fill, so
+/// the value the invalidation dropped is cached again and served after it returned.
+pub struct UnfencedPromotion<B, L2, L3> {
+    pub inner: MultiLayer<B, L2, L3>,
+}
+
+impl<B: InvalidationBus, L2: Store, L3: Store> Layered for UnfencedPromotion<B, L2, L3> {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let inner = &self.inner;
+        if let Some(value) = inner.l1.get(key) {
+            inner.count(|s| s.l1_hits += 1);
+            return Ok(Some(value));
+        }
+        if let Some(value) = inner.l2.get(key).await? {
+            inner.count(|s| s.l2_hits += 1);
+            inner.l1.set(key, value.clone(), PROMOTED_TTL);
+            return Ok(Some(value));
+        }
+        if let Some(value) = inner.l3.get(key).await? {
+            inner.count(|s| s.l3_hits += 1);
+            inner.l2.set(key, value.clone(), Some(PROMOTED_TTL)).await?;
+            inner.l1.set(key, value.clone(), PROMOTED_TTL);
+            return Ok(Some(value));
+        }
+        inner.count(|s| s.misses += 1);
+        Ok(None)
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
+        self.inner.set(key, value, ttl).await
+    }
+
+    async fn invalidate(&self, pattern: &str) -> StoreResult<Applied> {
+        self.inner.invalidate(pattern).await
+    }
+
+    fn layer_stats(&self) -> LayerStats {
+        self.inner.layer_stats()
+    }
+
+    fn l1_stats(&self) -> Stats {
+        self.inner.l1_stats()
     }
 }

@@ -10,7 +10,8 @@ use crate::sync::block_on;
 use crate::testing::burst;
 
 use super::Cache;
-use super::invariant::{self, Read, Tally};
+use super::invariant::{self, Event, Read, Tally};
+use super::multi_layer::Layered;
 
 /// `threads` threads each make `ops_per_thread` gets, sets and invalidations on one instance
 /// over four times as many keys as it can hold, thread 0 moving the clock on as they go. The
@@ -115,4 +116,132 @@ impl XorShift {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
+}
+
+/// Records a multi-layer history: each call stamped from one counter before and after.
+struct Recorder {
+    stamp: crate::sync::AtomicU64,
+    events: crate::sync::Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    fn stamp(&self) -> u64 {
+        self.stamp.fetch_add(1, crate::sync::Ordering::SeqCst)
+    }
+
+    fn push(&self, event: Event) {
+        crate::sync::lock(&self.events).push(event);
+    }
+
+    fn set<C: Layered>(&self, node: &C, key: &str, value: Vec<u8>) {
+        let start = self.stamp();
+        block_on(node.set(key, value.clone(), Duration::from_secs(300))).expect("store call");
+        self.push(Event::Set { key: key.to_owned(), value, start, end: self.stamp() });
+    }
+
+    fn get<C: Layered>(&self, instance: usize, node: &C, key: &str, seen: &mut Tally) {
+        let start = self.stamp();
+        let served = block_on(node.get(key)).expect("store call");
+        let end = self.stamp();
+        seen.gets += 1;
+        seen.hits += u64::from(served.is_some());
+        self.push(Event::Get { instance, key: key.to_owned(), served, start, end });
+    }
+
+    fn invalidate<C: Layered>(&self, node: &C, pattern: &str) {
+        let start = self.stamp();
+        block_on(node.invalidate(pattern)).expect("store call");
+        self.push(Event::Invalidate { pattern: pattern.to_owned(), start, end: self.stamp() });
+    }
+}
+
+/// `threads` threads over `nodes` multi-layer instances sharing their L2 and L3 (thread `t`
+/// uses instance `t % nodes`), for `rounds` rounds, the whole history recorded. Each round:
+/// every thread sets a key of the round's project; `evict_l2` then drops half of them from L2
+/// (as memory pressure would), so the next reads are answered by L1, L2 and L3 alike and promote;
+/// every thread reads every project key; one thread invalidates `project:{round}:*` while the
+/// others read and write user keys; then every thread reads the project keys again. The
+/// history shows no stale read after an invalidation returned, and every instance's layer
+/// counters match what its callers saw.
+///
+/// Promotions and the invalidation of the same keys are kept in separate phases: a promotion
+/// from L3 racing an invalidation is the hazard documented in [`super::multi_layer`].
+pub fn shared_layers<C: Layered + 'static>(
+    nodes: Vec<Arc<C>>,
+    threads: usize,
+    rounds: usize,
+    evict_l2: impl Fn(&str),
+) -> Verdict {
+    let count = nodes_len_checked(&nodes, threads);
+    let nodes = Arc::new(nodes);
+    let recorder = Arc::new(Recorder {
+        stamp: crate::sync::AtomicU64::new(0),
+        events: crate::sync::Mutex::new(Vec::new()),
+    });
+    let mut tallies = vec![Tally::default(); count];
+    for round in 0..rounds {
+        let keys: Arc<Vec<String>> =
+            Arc::new((0..threads).map(|t| format!("project:{round}:k{t}")).collect());
+        let shared = (Arc::clone(&nodes), Arc::clone(&recorder), Arc::clone(&keys));
+        burst(threads, move |t| {
+            let (nodes, recorder, keys) = &shared;
+            recorder.set(&*nodes[t % count], &keys[t], format!("{}@{round}.{t}", keys[t]).into_bytes());
+        });
+        for key in keys.iter().step_by(2) {
+            evict_l2(key);
+        }
+
+        let shared = (Arc::clone(&nodes), Arc::clone(&recorder), Arc::clone(&keys));
+        let seen: Vec<Tally> = burst(threads, move |t| {
+            let (nodes, recorder, keys) = &shared;
+            let (node, mut seen) = (&*nodes[t % count], Tally::default());
+            for key in keys.iter() {
+                recorder.get(t % count, node, key, &mut seen);
+            }
+            seen
+        });
+        for (t, s) in seen.into_iter().enumerate() {
+            tallies[t % count] = tallies[t % count] + s;
+        }
+
+        let by = round % threads;
+        let shared = (Arc::clone(&nodes), Arc::clone(&recorder), format!("project:{round}:*"));
+        let seen: Vec<Tally> = burst(threads, move |t| {
+            let (nodes, recorder, pattern) = &shared;
+            let (node, mut seen) = (&*nodes[t % count], Tally::default());
+            if t == by {
+                recorder.invalidate(node, pattern);
+            } else {
+                recorder.get(t % count, node, &format!("user:{}", (t + 1) % threads), &mut seen);
+                recorder.set(node, &format!("user:{t}"), format!("user:{t}@{round}").into_bytes());
+            }
+            seen
+        });
+        for (t, s) in seen.into_iter().enumerate() {
+            tallies[t % count] = tallies[t % count] + s;
+        }
+
+        let shared = (Arc::clone(&nodes), Arc::clone(&recorder), Arc::clone(&keys));
+        let seen: Vec<Tally> = burst(threads, move |t| {
+            let (nodes, recorder, keys) = &shared;
+            let (node, mut seen) = (&*nodes[t % count], Tally::default());
+            for key in keys.iter() {
+                recorder.get(t % count, node, key, &mut seen);
+            }
+            seen
+        });
+        for (t, s) in seen.into_iter().enumerate() {
+            tallies[t % count] = tallies[t % count] + s;
+        }
+    }
+    invariant::no_stale_after_invalidate(&crate::sync::lock(&recorder.events))?;
+    for (node, seen) in nodes.iter().zip(tallies) {
+        invariant::layers_exact(seen, node.layer_stats(), node.l1_stats())?;
+    }
+    Ok(())
+}
+
+fn nodes_len_checked<C>(nodes: &[Arc<C>], threads: usize) -> usize {
+    assert!(nodes.len() >= 2 && threads >= nodes.len(), "at least 2 instances, at least one thread each");
+    nodes.len()
 }

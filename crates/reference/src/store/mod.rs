@@ -26,6 +26,12 @@ pub enum StoreError {
     WrongKind { key: String, expected: &'static str },
     #[error("store backend error: {0}")]
     Backend(String),
+    /// An invalidation bus published `pattern` to `expected` processes and heard back from
+    /// only `acked` of them in time: the others may still serve what it was meant to drop.
+    #[error(
+        "invalidation of {pattern} acknowledged by {acked} of {expected} processes within {waited_ms} ms; is every subscribed process alive?"
+    )]
+    Unacknowledged { pattern: String, acked: usize, expected: usize, waited_ms: u64 },
 }
 
 /// How long a key has left, as Redis `PTTL` reports it.

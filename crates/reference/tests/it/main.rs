@@ -8,6 +8,7 @@ mod daily_quota;
 mod fixed_window;
 mod gcra;
 mod l1_cache;
+mod multi_layer;
 mod pagination;
 mod segments;
 mod sliding_window;
