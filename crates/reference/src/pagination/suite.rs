@@ -1,8 +1,8 @@
 //! The pagination suite, run against any [`RowSet`]: walks over feeds full of equal
 //! timestamps, with rows inserted between pages and by writer threads during the walks.
 
+use crate::sync::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::clock::Millis;
 use crate::invariant::Verdict;
