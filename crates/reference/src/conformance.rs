@@ -82,7 +82,7 @@ pub fn deaths(w: usize, delivery: &Delivery) -> Fate {
 
 /// Expands to the conformance `#[test]` functions for one store.
 ///
-/// ```ignore
+/// ```text
 /// reference::store_conformance! {
 ///     store = store_redis::RedisStore,
 ///     // `Fn(&str) -> Option<R>` where `&R` coerces to `&store` (R is the store, or derefs
