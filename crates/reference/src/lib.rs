@@ -16,6 +16,8 @@
 
 pub mod catalog;
 pub mod clock;
+#[cfg(not(loom))]
+pub mod conformance;
 pub mod invariant;
 pub mod limit;
 pub mod store;

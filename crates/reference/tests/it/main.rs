@@ -4,6 +4,7 @@
 
 mod circuit_breaker;
 mod common;
+mod conformance;
 mod daily_quota;
 mod fixed_window;
 mod gcra;

@@ -38,6 +38,14 @@ impl Rig {
     }
 }
 
+impl std::ops::Deref for Rig {
+    type Target = PgStore;
+
+    fn deref(&self) -> &PgStore {
+        &self.store
+    }
+}
+
 impl Drop for Rig {
     fn drop(&mut self) {
         let _ = block_on(self.store.drop_schema());

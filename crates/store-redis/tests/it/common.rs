@@ -93,6 +93,14 @@ impl Rig {
     }
 }
 
+impl std::ops::Deref for Rig {
+    type Target = RedisStore;
+
+    fn deref(&self) -> &RedisStore {
+        &self.store
+    }
+}
+
 impl Drop for Rig {
     fn drop(&mut self) {
         self.clear();
