@@ -348,6 +348,21 @@ macro_rules! store_conformance {
             assert_eq!(violation.rule, "duplicate-transition", "{violation}");
         }
 
+        #[test]
+        fn video_mutant_select_for_update_caught() {
+            use $crate::video;
+            let rig = __conformance_open!("video-select-for-update");
+            let store: &$store = &rig;
+            let mutant = ::std::sync::Arc::new(video::mutants::SelectForUpdate { store: store.clone() });
+            let violation = video::suite::failed_retry(
+                mutant,
+                $crate::conformance::THREADS,
+                $crate::conformance::MUTANT_ROUNDS,
+            )
+            .unwrap_err();
+            assert_eq!(violation.rule, "duplicate-processing", "{violation}");
+        }
+
         // --- status tracker ---------------------------------------------------------------
 
         #[test]
