@@ -4,9 +4,10 @@
 //!
 //! The memory store (`reference`'s own tests), `RedisStore` and `PgStore` each invoke the macro
 //! once, so all three run literally the same tests with the same rounds and thread counts.
-//! What is store-specific stays with the store's tests: suites that move the *store's* time
-//! (window ends, TTL expiry, midnight resets — a server's clock cannot be moved), and suites of
-//! components only one backend runs (GCRA, token refresh, message limits on Redis).
+//! What is store-specific stays with the store's tests: suites that need long spans of the
+//! *store's* time (TTL expiry after a day, midnight resets — a server's clock cannot be moved,
+//! only waited on; the one such test here, the fixed window's end, waits one second), and suites
+//! of components only one backend runs (GCRA, token refresh, message limits on Redis).
 //!
 //! The helpers below are what the expanded tests share; they are public only so the macro can
 //! name them from another crate.
@@ -64,6 +65,11 @@ pub fn usage_load(rounds: usize) -> crate::usage_tracker::suite::Load {
     }
 }
 
+/// The fixed window whose end the suite waits for: one second, so a server's clock passes it
+/// quickly, and long enough that no scheduling delay on loopback hides the mutant (its hit
+/// half-way through pushes the end half a second past the last call).
+pub const WINDOW_END_LIMIT: crate::limit::Limit = crate::limit::Limit::new(3, Duration::from_secs(1));
+
 /// The task queue's drain: (tasks, workers, ceiling on rounds).
 pub const QUEUE_LOAD: (usize, usize, usize) = (400, 8, 500);
 
@@ -94,6 +100,9 @@ pub fn deaths(w: usize, delivery: &Delivery) -> Fate {
 ///     // visibility timeout. The store's own clock for the memory store; any fresh clock
 ///     // (`reference::conformance::clock()`) for a server whose clock cannot be moved.
 ///     clock = |_| reference::conformance::clock(),
+///     // `Fn(&R, Duration)`: lets the store's own time pass — the memory store's clock moves
+///     // by hand; a server's only by waiting (`|_, by| std::thread::sleep(by)`).
+///     pass = |_, by| std::thread::sleep(by),
 ///     // The task queue's visibility timeout: one the suite's clock passes (the memory
 ///     // store), or one the server's clock passes by itself between rounds.
 ///     visibility = std::time::Duration::from_millis(2),
@@ -105,7 +114,13 @@ pub fn deaths(w: usize, delivery: &Delivery) -> Fate {
 /// `fresh("<component>-<case>")`, one isolated store per test.
 #[macro_export]
 macro_rules! store_conformance {
-    (store = $store:ty, fresh = $fresh:expr, clock = $clock:expr, visibility = $visibility:expr $(,)?) => {
+    (
+        store = $store:ty,
+        fresh = $fresh:expr,
+        clock = $clock:expr,
+        pass = $pass:expr,
+        visibility = $visibility:expr $(,)?
+    ) => {
         /// Opens this test's store, or returns from the test when it skips.
         macro_rules! __conformance_open {
             ($name:expr) => {
@@ -137,6 +152,29 @@ macro_rules! store_conformance {
             let store: &$store = &rig;
             let limiter = ::std::sync::Arc::new(FixedWindow::new(store.clone(), "rl", seed::UPLOADS));
             fixed_window::suite::keys_isolated(limiter, seed::UPLOADS.max, 4, 20).unwrap();
+        }
+
+        #[test]
+        fn fixed_window_window_ends_under_steady_traffic() {
+            use $crate::fixed_window::{self, FixedWindow};
+            let rig = __conformance_open!("fw-window-ends");
+            let store: &$store = &rig;
+            let limit = $crate::conformance::WINDOW_END_LIMIT;
+            let limiter = FixedWindow::new(store.clone(), "rl", limit);
+            fixed_window::suite::window_ends_with(&limiter, limit, |by| ($pass)(&rig, by)).unwrap();
+        }
+
+        #[test]
+        fn fixed_window_mutant_expire_every_hit_caught() {
+            use $crate::fixed_window;
+            let rig = __conformance_open!("fw-expire-every-hit");
+            let store: &$store = &rig;
+            let limit = $crate::conformance::WINDOW_END_LIMIT;
+            let mutant =
+                fixed_window::mutants::ExpireEveryHit { store: store.clone(), prefix: "rl".into(), limit };
+            let violation =
+                fixed_window::suite::window_ends_with(&mutant, limit, |by| ($pass)(&rig, by)).unwrap_err();
+            assert_eq!(violation.rule, "window-never-ends", "{violation}");
         }
 
         #[test]

@@ -31,5 +31,6 @@ reference::store_conformance! {
     store = MemoryStore,
     fresh = fresh,
     clock = |rig: &Rig| rig.clock.clone(),
+    pass = |rig: &Rig, by| rig.clock.advance(by),
     visibility = reference::task_queue::seed::VISIBILITY,
 }

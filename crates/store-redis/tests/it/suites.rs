@@ -7,8 +7,8 @@
 //! heartbeats_hold_slots` and `lapsed_slots_freed`, `daily_quota::suite::
 //! resets_at_local_midnight`) are not run here: Redis's clock is the server's, and a
 //! `ManualClock` cannot move it. The suites below move a `ManualClock` only where it names
-//! windows and days, never where it stands for TTL expiry. The fixed window's end is checked in
-//! real time, at the end, with a one-second window.
+//! windows and days, never where it stands for TTL expiry. The fixed window's end is waited for
+//! in real time (a one-second window).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,7 @@ reference::store_conformance! {
     store = RedisStore,
     fresh = crate::common::rig,
     clock = |_| clock(),
+    pass = |_, by| std::thread::sleep(by),
     visibility = Duration::from_millis(1),
 }
 
@@ -133,33 +134,4 @@ fn ws_session_contention_message_limits_admit_exactly_each_budget() {
     let rig = rig_or_skip!("ws-messages");
     let limits = Arc::new(ws_session::MessageLimits::new(rig.store.clone()));
     ws_session::suite::message_limits(limits, THREADS, 8, 10).unwrap();
-}
-
-/// A fixed window on the server's clock: its end is only observable by waiting, so the window
-/// is one second. Under any load the correct limiter's window ends (it expires a second after
-/// the first hit); the mutant's hit half-way through pushes the end half a second past the
-/// last call, a margin no scheduling delay on loopback reaches.
-const REAL_TIME_WINDOW: reference::limit::Limit = reference::limit::Limit::new(3, Duration::from_secs(1));
-
-#[test]
-fn fixed_window_window_ends_in_real_time() {
-    let Some(rig) = crate::common::rig("fw-window-ends") else { return };
-    let store: &RedisStore = &rig;
-    let limiter = reference::fixed_window::FixedWindow::new(store.clone(), "rl", REAL_TIME_WINDOW);
-    reference::fixed_window::suite::window_ends_with(&limiter, REAL_TIME_WINDOW, std::thread::sleep).unwrap();
-}
-
-#[test]
-fn fixed_window_mutant_expire_every_hit_caught_in_real_time() {
-    let Some(rig) = crate::common::rig("fw-expire-every-hit") else { return };
-    let store: &RedisStore = &rig;
-    let mutant = reference::fixed_window::mutants::ExpireEveryHit {
-        store: store.clone(),
-        prefix: "rl".into(),
-        limit: REAL_TIME_WINDOW,
-    };
-    let violation =
-        reference::fixed_window::suite::window_ends_with(&mutant, REAL_TIME_WINDOW, std::thread::sleep)
-            .unwrap_err();
-    assert_eq!(violation.rule, "window-never-ends", "{violation}");
 }
