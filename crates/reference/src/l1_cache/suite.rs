@@ -155,6 +155,30 @@ impl Recorder {
     }
 }
 
+/// `threads` threads each reading every key in `keys` through instance `t % nodes`, their
+/// tallies added to `tallies`.
+fn read_every_key<C: Layered + 'static>(
+    nodes: &Arc<Vec<Arc<C>>>,
+    recorder: &Arc<Recorder>,
+    keys: &Arc<Vec<String>>,
+    threads: usize,
+    tallies: &mut [Tally],
+) {
+    let count = nodes.len();
+    let shared = (Arc::clone(nodes), Arc::clone(recorder), Arc::clone(keys));
+    let seen: Vec<Tally> = burst(threads, move |t| {
+        let (nodes, recorder, keys) = &shared;
+        let (node, mut seen) = (&*nodes[t % count], Tally::default());
+        for key in keys.iter() {
+            recorder.get(t % count, node, key, &mut seen);
+        }
+        seen
+    });
+    for (t, s) in seen.into_iter().enumerate() {
+        tallies[t % count] = tallies[t % count] + s;
+    }
+}
+
 /// `threads` threads over `nodes` multi-layer instances sharing their L2 and L3 (thread `t`
 /// uses instance `t % nodes`), for `rounds` rounds, the whole history recorded. Each round:
 /// every thread sets a key of the round's project; `evict_l2` then drops half of them from L2
@@ -191,18 +215,7 @@ pub fn shared_layers<C: Layered + 'static>(
             evict_l2(key);
         }
 
-        let shared = (Arc::clone(&nodes), Arc::clone(&recorder), Arc::clone(&keys));
-        let seen: Vec<Tally> = burst(threads, move |t| {
-            let (nodes, recorder, keys) = &shared;
-            let (node, mut seen) = (&*nodes[t % count], Tally::default());
-            for key in keys.iter() {
-                recorder.get(t % count, node, key, &mut seen);
-            }
-            seen
-        });
-        for (t, s) in seen.into_iter().enumerate() {
-            tallies[t % count] = tallies[t % count] + s;
-        }
+        read_every_key(&nodes, &recorder, &keys, threads, &mut tallies);
 
         let by = round % threads;
         let shared = (Arc::clone(&nodes), Arc::clone(&recorder), format!("project:{round}:*"));
@@ -221,18 +234,7 @@ pub fn shared_layers<C: Layered + 'static>(
             tallies[t % count] = tallies[t % count] + s;
         }
 
-        let shared = (Arc::clone(&nodes), Arc::clone(&recorder), Arc::clone(&keys));
-        let seen: Vec<Tally> = burst(threads, move |t| {
-            let (nodes, recorder, keys) = &shared;
-            let (node, mut seen) = (&*nodes[t % count], Tally::default());
-            for key in keys.iter() {
-                recorder.get(t % count, node, key, &mut seen);
-            }
-            seen
-        });
-        for (t, s) in seen.into_iter().enumerate() {
-            tallies[t % count] = tallies[t % count] + s;
-        }
+        read_every_key(&nodes, &recorder, &keys, threads, &mut tallies);
     }
     invariant::no_stale_after_invalidate(&crate::sync::lock(&recorder.events))?;
     for (node, seen) in nodes.iter().zip(tallies) {

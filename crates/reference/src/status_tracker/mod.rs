@@ -91,19 +91,30 @@ impl<S: Store> StatusTracker for Tracker<S> {
     }
 
     async fn merge(&self, video_id: &str, fields: Fields) -> StatusResult<Fields> {
-        let key = key(video_id);
-        loop {
-            let current = self.store.get(&key).await?;
-            let merged = merged(&key, current.as_deref(), &fields)?;
-            if self.store.compare_and_set(&key, current.as_deref(), encode(&merged), Some(TTL)).await? {
-                return Ok(merged);
-            }
-        }
+        optimistic_merge(&self.store, video_id, &fields, Some(TTL)).await
     }
 }
 
 pub fn key(video_id: &str) -> String {
     format!("processing_status:{video_id}")
+}
+
+/// Merges `fields` into the status of `video_id` with a compare-and-set retry loop (WATCH/MULTI
+/// on Redis), writing it with `ttl`; the merged status.
+pub(crate) async fn optimistic_merge<S: Store>(
+    store: &S,
+    video_id: &str,
+    fields: &Fields,
+    ttl: Option<Duration>,
+) -> StatusResult<Fields> {
+    let key = key(video_id);
+    loop {
+        let current = store.get(&key).await?;
+        let merged = merged(&key, current.as_deref(), fields)?;
+        if store.compare_and_set(&key, current.as_deref(), encode(&merged), ttl).await? {
+            return Ok(merged);
+        }
+    }
 }
 
 /// The stored status `current` (`None`: missing) with `fields` set over it.

@@ -2,7 +2,7 @@
 
 use crate::store::Store;
 
-use super::{Fields, StatusResult, StatusTracker, TTL, encode, key, merged};
+use super::{Fields, StatusResult, StatusTracker, TTL, encode, key, merged, optimistic_merge};
 
 /// Read, merge, write back, with no `WATCH` (no compare-and-set): two merges that read the
 /// same status each write their own fields over it, and the first writer's fields are lost.
@@ -42,13 +42,6 @@ impl<S: Store> StatusTracker for MergeWithoutTtl<S> {
     }
 
     async fn merge(&self, video_id: &str, fields: Fields) -> StatusResult<Fields> {
-        let key = key(video_id);
-        loop {
-            let current = self.store.get(&key).await?;
-            let merged = merged(&key, current.as_deref(), &fields)?;
-            if self.store.compare_and_set(&key, current.as_deref(), encode(&merged), None).await? {
-                return Ok(merged);
-            }
-        }
+        optimistic_merge(&self.store, video_id, &fields, None).await
     }
 }

@@ -2,7 +2,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use loom::thread;
 use reference::Violation;
+use reference::invariant::Verdict;
+use reference::limit::{Decision, RateLimiter};
+use reference::sync::block_on;
 
 /// Violations found across every explored interleaving. A plain std mutex, outside the model:
 /// it records, it does not take part.
@@ -45,4 +49,19 @@ pub fn assert_caught(violations: &[Violation], rule: &str) {
         violations.iter().all(|v| v.rule == rule),
         "mutant caught on an unexpected rule (expected {rule}): {violations:?}"
     );
+}
+
+/// Three simultaneous calls for one key through `limiter` (two spawned threads and the model's
+/// own), their decisions judged by `judge` and recorded in `found`.
+pub fn three_callers<L: RateLimiter + 'static>(limiter: L, found: &Found, judge: fn(&[Decision]) -> Verdict) {
+    let limiter = Arc::new(limiter);
+    let spawned: Vec<_> = (0..2)
+        .map(|_| {
+            let limiter = Arc::clone(&limiter);
+            thread::spawn(move || block_on(limiter.check("user")).unwrap())
+        })
+        .collect();
+    let mut decisions = vec![block_on(limiter.check("user")).unwrap()];
+    decisions.extend(spawned.into_iter().map(|h| h.join().unwrap()));
+    found.record(judge(&decisions));
 }
