@@ -56,6 +56,18 @@ const MIGRATIONS: &[(i32, &str)] = &[
     CREATE INDEX IF NOT EXISTS rows_created_id ON {s}.rows (created, id);
     "#,
     ),
+    (
+        3,
+        r#"
+    -- Several feeds in one table (one per user, one per project in the stack): a row's id is
+    -- unique within its feed, and every page reads one feed through (feed, created, id).
+    ALTER TABLE {s}.rows ADD COLUMN IF NOT EXISTS feed text NOT NULL DEFAULT '';
+    ALTER TABLE {s}.rows DROP CONSTRAINT IF EXISTS rows_pkey;
+    ALTER TABLE {s}.rows ADD PRIMARY KEY (feed, id);
+    DROP INDEX IF EXISTS {s}.rows_created_id;
+    CREATE INDEX IF NOT EXISTS rows_feed_created_id ON {s}.rows (feed, created, id);
+    "#,
+    ),
 ];
 
 /// The latest migration's number.

@@ -72,3 +72,21 @@ fn pagination_mutant_offset_caught_by_concurrent_walks() {
     let violation = suite::concurrent_walks(rows, (8, 2, 1), 200, 100, None).unwrap_err();
     assert_eq!(violation.rule, "repeated-row", "{violation}");
 }
+
+#[test]
+fn pagination_feeds_are_isolated_and_ids_unique_per_feed() {
+    let rig = rig!("pg_feeds");
+    let (a, b) = (PgRows::feed(&rig.store, "user:1"), PgRows::feed(&rig.store, "user:2"));
+    block_on(a.insert(Row::new(1, 10, "a1"))).unwrap();
+    block_on(a.insert(Row::new(2, 20, "a2"))).unwrap();
+    // The same id in another feed is another row.
+    block_on(b.insert(Row::new(1, 15, "b1"))).unwrap();
+    assert_eq!(block_on(a.insert(Row::new(2, 30, "again"))), Err(PageError::DuplicateId(2)));
+    let page = block_on(a.page(None, None)).unwrap();
+    assert_eq!(page.rows, vec![Row::new(2, 20, "a2"), Row::new(1, 10, "a1")]);
+    let page = block_on(b.page(None, None)).unwrap();
+    assert_eq!(page.rows, vec![Row::new(1, 15, "b1")]);
+    let after = block_on(a.page(Some(Cursor::after(&Row::new(2, 20, "a2"))), None)).unwrap();
+    assert_eq!(after.rows, vec![Row::new(1, 10, "a1")]);
+    assert!(block_on(PgRows::new(&rig.store).page(None, None)).unwrap().rows.is_empty());
+}
