@@ -1,5 +1,7 @@
 //! The `stampede` binary: argument parsing and wiring only.
 
+mod serve;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -20,11 +22,22 @@ enum Command {
         #[arg(long)]
         mutants: bool,
     },
+    /// Serve the reference stack: the HTTP API over the reference components.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => {
+            return match serve::run(args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("stampede serve: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Components { mutants: true } => {
             for component in reference::catalog::COMPONENTS {
                 for mutant in component.mutants {

@@ -1,0 +1,190 @@
+//! Projects, their members, and the dashboard behind the multi-layer cache (#14, #18).
+//!
+//! A project is visible to its members only; to anyone else it does not exist (404, never
+//! 403, so ids leak nothing). The dashboard is computed from the records (the project, its
+//! video count, its ten latest videos: three queries) and cached in L1/L2/L3 for
+//! `dashboard_ttl`; `X-Cache` says which layer answered. Changing a project invalidates its
+//! dashboard on every instance before the change is acknowledged.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use reference::l1_cache::multi_layer::Layered;
+use reference::pagination::RowSet;
+use reference::store::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Json, parse_id};
+use crate::app::AppState;
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Project {
+    pub id: u64,
+    pub name: String,
+    pub owner: u64,
+    /// The owner included.
+    pub members: Vec<u64>,
+}
+
+impl Project {
+    pub fn is_member(&self, user: u64) -> bool {
+        self.members.contains(&user)
+    }
+}
+
+pub fn project_key(id: u64) -> String {
+    format!("project:{id}")
+}
+
+/// The counter of videos imported into project `id`.
+pub fn video_count_key(id: u64) -> String {
+    format!("project:{id}:videos")
+}
+
+pub fn feed_name(id: u64) -> String {
+    format!("project:{id}")
+}
+
+fn dashboard_key(id: u64) -> String {
+    format!("dashboard:project:{id}")
+}
+
+/// Project `id` if `caller` is a member of it; [`ApiError::NotFound`] otherwise.
+pub async fn load(state: &AppState, caller: Caller, id: u64) -> ApiResult<Project> {
+    let bytes = state.backends.records.get(&project_key(id)).await?.ok_or(ApiError::NotFound("project"))?;
+    let project: Project = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("project {id} record is corrupt: {e}")))?;
+    if project.is_member(caller.id) { Ok(project) } else { Err(ApiError::NotFound("project")) }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    pub name: String,
+    /// Other members besides the caller, who owns the project.
+    #[serde(default)]
+    pub members: Vec<u64>,
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::BadRequest("name must be 1 to 200 characters".to_owned()));
+    }
+    Ok(name.to_owned())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewProject>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    let name = check_name(&body.name)?;
+    if body.members.len() > 100 {
+        return Err(ApiError::BadRequest("at most 100 members".to_owned()));
+    }
+    let mut members = vec![caller.id];
+    for member in body.members {
+        if !members.contains(&member) {
+            if !auth::exists(&state, member).await? {
+                return Err(ApiError::BadRequest(format!("no user {member}")));
+            }
+            members.push(member);
+        }
+    }
+    let id = state.backends.records.incr_by("seq:project", 1).await? as u64;
+    let project = Project { id, name, owner: caller.id, members };
+    let record = serde_json::to_vec(&project).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.backends.records.set(&project_key(id), record, None).await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Project>> {
+    let id = parse_id(&id, "project")?;
+    Ok(Json(load(&state, caller, id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectChange {
+    pub name: String,
+}
+
+/// Renames a project; when it answers, no instance serves the old name on the dashboard.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ProjectChange>,
+) -> ApiResult<Json<Project>> {
+    let id = parse_id(&id, "project")?;
+    let name = check_name(&body.name)?;
+    let mut project = load(&state, caller, id).await?;
+    let before = serde_json::to_vec(&project).map_err(|e| ApiError::Internal(e.to_string()))?;
+    project.name = name;
+    let after = serde_json::to_vec(&project).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !state.backends.records.compare_and_set(&project_key(id), Some(&before), after, None).await? {
+        return Err(ApiError::Unavailable("the project changed concurrently; retry".to_owned()));
+    }
+    state.cache.invalidate(&format!("{}*", dashboard_key(id))).await?;
+    Ok(Json(project))
+}
+
+/// `GET /v1/projects/{id}/dashboard`.
+pub async fn dashboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id, "project")?;
+    let key = dashboard_key(id);
+    let before = state.cache.layer_stats();
+    let (body, layer) = match state.cache.get(&key).await? {
+        Some(bytes) => {
+            let after = state.cache.layer_stats();
+            let layer = if after.l1_hits > before.l1_hits {
+                "L1"
+            } else if after.l2_hits > before.l2_hits {
+                "L2"
+            } else {
+                "L3"
+            };
+            (bytes, layer)
+        }
+        None => {
+            let bytes = compute(&state, caller, id).await?;
+            state.cache.set(&key, bytes.clone(), state.settings.dashboard_ttl).await?;
+            (bytes, "MISS")
+        }
+    };
+    let dashboard: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::Internal(format!("cached dashboard is corrupt: {e}")))?;
+    // The cache is shared by the members; membership is checked on every request.
+    let members = dashboard.get("project").and_then(|p| p.get("members")).and_then(Value::as_array);
+    if !members.is_some_and(|m| m.iter().any(|u| u.as_u64() == Some(caller.id))) {
+        return Err(ApiError::NotFound("project"));
+    }
+    let mut response = Json(dashboard).into_response();
+    response.headers_mut().insert("x-cache", HeaderValue::from_static(layer));
+    Ok(response)
+}
+
+async fn compute(state: &AppState, caller: Caller, id: u64) -> ApiResult<Vec<u8>> {
+    let project = load(state, caller, id).await?;
+    let videos = match state.backends.records.get(&video_count_key(id)).await? {
+        Some(n) => String::from_utf8_lossy(&n).parse::<u64>().unwrap_or(0),
+        None => 0,
+    };
+    let recent = state.backends.feeds.feed(&feed_name(id)).page(None, Some(10)).await?;
+    let recent: Vec<Value> =
+        recent.rows.iter().filter_map(|row| serde_json::from_slice(&row.payload).ok()).collect();
+    let dashboard = json!({ "project": project, "videos": videos, "recent": recent });
+    serde_json::to_vec(&dashboard).map_err(|e| ApiError::Internal(e.to_string()))
+}

@@ -1,0 +1,268 @@
+//! Videos: import (get-or-create #5, quota #3, a processing task #10), read, the user's feed
+//! with cursor pagination (#15), and the processing status with merges (#6).
+//!
+//! A video's id is derived from `(user, url)` (the first 64 bits of their SHA-256), so every
+//! concurrent import of one URL names the same video without a round trip, and one user's id
+//! says nothing about another's videos.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reference::daily_quota::Quota as _;
+use reference::pagination::{Cursor, Row, RowSet};
+use reference::status_tracker::{Fields, StatusTracker};
+use reference::store::Store;
+use reference::video::{Status, Video, VideoRegistry};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Json, Query, projects};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, RateLimitInfo};
+
+/// The id of user `user`'s video of `url`.
+pub fn video_id(user: u64, url: &str) -> u64 {
+    let digest = Sha256::new().chain_update(user.to_string()).chain_update([0]).chain_update(url).finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // Keep ids within PostgreSQL's bigint.
+    u64::from_be_bytes(first) >> 1
+}
+
+fn format_id(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+fn parse_video_id(text: &str) -> ApiResult<u64> {
+    if text.len() != 16 {
+        return Err(ApiError::NotFound("video"));
+    }
+    u64::from_str_radix(text, 16).map_err(|_| ApiError::NotFound("video"))
+}
+
+/// Where the URL of a user's video id is recorded.
+fn url_key(user: u64, id: u64) -> String {
+    format!("video-url:{user}:{}", format_id(id))
+}
+
+pub fn user_feed(user: u64) -> String {
+    format!("user:{user}")
+}
+
+fn status_id(user: u64, id: u64) -> String {
+    format!("{user}:{}", format_id(id))
+}
+
+fn video_json(id: u64, video: &Video) -> Value {
+    json!({
+        "id": format_id(id),
+        "url": video.url,
+        "status": video.status.as_str(),
+        "attempt": video.attempt,
+    })
+}
+
+fn check_url(url: &str) -> ApiResult<()> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && !url.chars().any(char::is_whitespace);
+    if ok { Ok(()) } else { Err(ApiError::BadRequest(format!("not an absolute http(s) URL: {url:?}"))) }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Import {
+    pub url: String,
+    /// The project the video is imported into; the caller must be a member.
+    pub project_id: Option<u64>,
+}
+
+/// The task a worker processes for an import.
+#[derive(Debug, Clone, serde::Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportTask {
+    pub user: u64,
+    pub video: String,
+    pub url: String,
+    pub attempt: u32,
+}
+
+/// `POST /v1/videos`: 201 with `created: true` for the request that created the video, 200
+/// for the others; `should_process` is true for exactly one request per attempt (it spent
+/// the quota and enqueued the processing task).
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<Import>,
+) -> ApiResult<Response> {
+    check_url(&body.url)?;
+    let project = match body.project_id {
+        Some(id) => Some(projects::load(&state, caller, id).await?),
+        None => None,
+    };
+    let user = caller.key();
+    let id = video_id(caller.id, &body.url);
+    state.backends.records.set(&url_key(caller.id, id), body.url.clone().into_bytes(), None).await?;
+    let outcome = state.videos.get_or_create(&user, &body.url).await?;
+    let mut quota = None;
+    if outcome.should_process {
+        let consumption = state.quota.consume(&user, state.settings.quota.units_per_import).await?;
+        quota = Some(consumption);
+        if !consumption.accepted {
+            // Give the claim back: a later import after the reset retries the video.
+            state.videos.start(&user, &body.url).await?;
+            state.videos.fail(&user, &body.url).await?;
+            let info = RateLimitInfo {
+                limit: consumption.limit,
+                remaining: consumption.limit.saturating_sub(consumption.used),
+                reset_after: quota_reset(&state)?,
+            };
+            return Err(ApiError::RateLimited { what: "daily import quota", info });
+        }
+        let mut status = Fields::new();
+        status.insert("state".to_owned(), json!("pending"));
+        status.insert("attempt".to_owned(), json!(outcome.video.attempt));
+        state.statuses.merge(&status_id(caller.id, id), status).await?;
+        if outcome.created {
+            let payload = serde_json::to_vec(&json!({ "id": format_id(id), "url": body.url }))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let now = state.backends.clock.now();
+            insert_once(&state, &user_feed(caller.id), Row::new(id, now, payload.clone())).await?;
+            if let Some(project) = &project {
+                insert_once(&state, &projects::feed_name(project.id), Row::new(id, now, payload)).await?;
+                state.backends.records.incr_by(&projects::video_count_key(project.id), 1).await?;
+            }
+        }
+        let task = ImportTask {
+            user: caller.id,
+            video: format_id(id),
+            url: body.url.clone(),
+            attempt: outcome.video.attempt,
+        };
+        let task = serde_json::to_vec(&task).map_err(|e| ApiError::Internal(e.to_string()))?;
+        state.queue.enqueue(task).await?;
+    }
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut body = video_json(id, &outcome.video);
+    body["created"] = json!(outcome.created);
+    body["should_process"] = json!(outcome.should_process);
+    if let Some(q) = quota {
+        body["quota"] = json!({ "used": q.used, "limit": q.limit, "warn": q.warn });
+    }
+    let mut response = (status, Json(body)).into_response();
+    if outcome.created {
+        let location = format!("/v1/videos/{}", format_id(id));
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn insert_once(state: &AppState, feed: &str, row: Row) -> ApiResult<()> {
+    match state.backends.feeds.feed(feed).insert(row).await {
+        Ok(()) | Err(reference::pagination::PageError::DuplicateId(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Time left until the quota's local midnight.
+pub fn quota_reset(state: &AppState) -> ApiResult<std::time::Duration> {
+    let day = reference::daily_quota::LocalDay::at(&state.settings.quota_zone, state.backends.clock.now())?;
+    Ok(day.left)
+}
+
+async fn load(state: &AppState, caller: Caller, id: &str) -> ApiResult<(u64, Video)> {
+    let id = parse_video_id(id)?;
+    let url =
+        state.backends.records.get(&url_key(caller.id, id)).await?.ok_or(ApiError::NotFound("video"))?;
+    let url = String::from_utf8(url).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let video = state.videos.get(&caller.key(), &url).await?.ok_or(ApiError::NotFound("video"))?;
+    Ok((id, video))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (id, video) = load(&state, caller, &id).await?;
+    Ok(Json(video_json(id, &video)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/videos?cursor=&limit=`: the caller's videos, newest first, `limit` 1 to 100
+/// (default 20). Two queries whatever the page size.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let cursor = match &query.cursor {
+        Some(text) => Some(
+            text.parse::<Cursor>()
+                .map_err(|e| ApiError::BadRequest(format!("invalid cursor {text:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    if query.limit.is_some_and(|l| !(1..=reference::pagination::MAX_LIMIT).contains(&l)) {
+        return Err(ApiError::BadRequest(format!("limit must be 1 to {}", reference::pagination::MAX_LIMIT)));
+    }
+    let page = state.backends.feeds.feed(&user_feed(caller.id)).page(cursor, query.limit).await?;
+    let items: Vec<Value> = page
+        .rows
+        .iter()
+        .map(|row| {
+            let mut item: Value = serde_json::from_slice(&row.payload).unwrap_or(Value::Null);
+            item["created_ms"] = json!(row.created);
+            item
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "next_cursor": page.next.map(|c| c.to_string()) })))
+}
+
+/// `GET /v1/videos/{id}/status`: the processing status fields (#6).
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (id, video) = load(&state, caller, &id).await?;
+    let fields = state.statuses.get(&status_id(caller.id, id)).await?.unwrap_or_default();
+    Ok(Json(json!({ "id": format_id(id), "video_status": video.status.as_str(), "fields": fields })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPatch {
+    pub fields: Fields,
+}
+
+/// `PATCH /v1/videos/{id}/status`: merges `fields` into the status; concurrent merges of
+/// disjoint fields all survive. Answers the merged status.
+pub async fn merge_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<StatusPatch>,
+) -> ApiResult<Json<Value>> {
+    if body.fields.is_empty() || body.fields.len() > 50 {
+        return Err(ApiError::BadRequest("fields must hold 1 to 50 entries".to_owned()));
+    }
+    let (id, _) = load(&state, caller, &id).await?;
+    let merged = state.statuses.merge(&status_id(caller.id, id), body.fields).await?;
+    Ok(Json(json!({ "id": format_id(id), "fields": merged })))
+}
+
+/// Statuses a worker moves a video through.
+pub fn is_final(status: Status) -> bool {
+    matches!(status, Status::Completed | Status::Failed)
+}

@@ -1,0 +1,258 @@
+//! The service: its state (the components over the configured backends), the router, and the
+//! middleware every request goes through.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::tz::TimeZone;
+use reference::circuit_breaker::{Breaker, CircuitBreaker, Phase};
+use reference::daily_quota::{DailyQuota, QuotaPolicy};
+use reference::fixed_window::FixedWindow;
+use reference::l1_cache::L1Cache;
+use reference::l1_cache::multi_layer::{Layered, MultiLayer};
+use reference::limit::Limit;
+use reference::status_tracker::Tracker;
+use reference::task_queue::TaskQueue;
+use reference::usage_tracker::{UsageLimits, UsageTracker};
+use reference::video::Registry;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
+
+use crate::api;
+use crate::backend::{AnyBus, AnyStore, Backends};
+use crate::error::ApiError;
+use crate::metrics::{LayerLabels, Metrics, QueueLabels};
+use crate::queries;
+
+/// How the stack behaves; every limit the checks need to shorten is here.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This process's name in logs, leases and metrics.
+    pub instance: String,
+    /// #1 the third-party publish limit per user (seed: 6 a minute).
+    pub publish_limit: Limit,
+    /// #3 the daily quota; days are local days in `quota_zone`.
+    pub quota: QuotaPolicy,
+    pub quota_zone: TimeZone,
+    /// #4 the upstream API plan.
+    pub usage: UsageLimits,
+    /// #12 uploads per user per window (seed: 15 a day) and the size cap.
+    pub upload_limit: Limit,
+    pub max_upload_bytes: u64,
+    /// #14 how long a computed dashboard is cached; the L1's capacity.
+    pub dashboard_ttl: Duration,
+    pub l1_capacity: usize,
+    /// #10 how long a reserved task stays invisible to other workers.
+    pub task_visibility: Duration,
+    /// #7 the upstream breaker policy.
+    pub breaker: reference::circuit_breaker::Policy,
+    /// Any request not answered in this long gets 503 (uploads and WebSockets excepted).
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            instance: "stack-0".to_owned(),
+            publish_limit: Limit::new(6, Duration::from_secs(60)),
+            quota: reference::daily_quota::SEED,
+            quota_zone: TimeZone::UTC,
+            usage: UsageLimits::SEED,
+            upload_limit: Limit::new(15, Duration::from_secs(24 * 60 * 60)),
+            max_upload_bytes: 64 * 1024 * 1024,
+            dashboard_ttl: Duration::from_secs(60),
+            l1_capacity: 10_000,
+            task_visibility: Duration::from_secs(300),
+            breaker: reference::circuit_breaker::seed::POLICY,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub type Publish = FixedWindow<AnyStore>;
+pub type Quota = DailyQuota<AnyStore>;
+pub type Usage = UsageTracker<AnyStore>;
+pub type Videos = Registry<AnyStore>;
+pub type Statuses = Tracker<AnyStore>;
+pub type Cache = MultiLayer<AnyBus, AnyStore, AnyStore>;
+pub type Upstream = CircuitBreaker<AnyStore>;
+
+/// The queue import tasks go through.
+pub const IMPORT_QUEUE: &str = "imports";
+
+/// Everything a handler can reach; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub backends: Backends,
+    pub publish: Publish,
+    pub quota: Quota,
+    pub usage: Usage,
+    pub videos: Videos,
+    pub statuses: Statuses,
+    pub cache: Cache,
+    pub queue: TaskQueue<AnyStore>,
+    pub breaker: Upstream,
+    pub metrics: Metrics,
+    pub started: Instant,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("instance", &self.settings.instance).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(settings: Settings, backends: Backends) -> Self {
+        let clock = Arc::clone(&backends.clock);
+        let kv = backends.kv.clone();
+        let l1 = L1Cache::new(settings.l1_capacity, Arc::clone(&clock), backends.bus.clone());
+        let metrics = Metrics::new();
+        if let Some(pool) = &backends.pool {
+            metrics.pool_max.set(pool.policy().max_connections() as i64);
+        }
+        Self(Arc::new(Inner {
+            publish: FixedWindow::new(kv.clone(), "publish", settings.publish_limit),
+            quota: DailyQuota::new(
+                kv.clone(),
+                Arc::clone(&clock),
+                "quota",
+                settings.quota_zone.clone(),
+                settings.quota,
+            ),
+            usage: UsageTracker::new(kv.clone(), Arc::clone(&clock), "usage", settings.usage),
+            videos: Registry::new(backends.records.clone()),
+            statuses: Tracker::new(kv.clone()),
+            cache: MultiLayer::new(l1, backends.l2.clone(), backends.l3.clone()),
+            queue: TaskQueue::new(kv.clone(), IMPORT_QUEUE, settings.task_visibility),
+            breaker: CircuitBreaker::new(kv, clock, "breaker:upstream", settings.breaker),
+            metrics,
+            started: Instant::now(),
+            settings,
+            backends,
+        }))
+    }
+
+    /// Refreshes the gauges that mirror state held in the components and backends.
+    async fn sample(&self) {
+        let stats = self.cache.layer_stats();
+        for (layer, value) in
+            [("l1", stats.l1_hits), ("l2", stats.l2_hits), ("l3", stats.l3_hits), ("miss", stats.misses)]
+        {
+            Metrics::mirror(&self.metrics.cache_gets.get_or_create(&LayerLabels { layer }), value);
+        }
+        if let Some(pool) = &self.backends.pool {
+            self.metrics.pool_connections.set(pool.open_connections() as i64);
+        }
+        if let Ok(state) = self.breaker.state().await {
+            let now = self.backends.clock.now();
+            let value = match state.phase(now) {
+                Phase::Closed => 0,
+                Phase::Open => 1,
+                Phase::HalfOpen => 2,
+            };
+            self.metrics.breaker_state.set(value);
+        }
+        if let Ok(depth) = self.queue.depth().await {
+            let queue = IMPORT_QUEUE.to_owned();
+            for (state, value) in [("ready", depth.ready), ("in_flight", depth.in_flight)] {
+                self.metrics
+                    .queue_depth
+                    .get_or_create(&QueueLabels { queue: queue.clone(), state })
+                    .set(value as i64);
+            }
+        }
+    }
+}
+
+/// The whole service.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/users", post(api::users::create))
+        .route("/v1/projects", post(api::projects::create))
+        .route("/v1/projects/{id}", get(api::projects::get).patch(api::projects::update))
+        .route("/v1/projects/{id}/dashboard", get(api::projects::dashboard))
+        .route("/v1/videos", post(api::videos::import).get(api::videos::list))
+        .route("/v1/videos/{id}", get(api::videos::get))
+        .route("/v1/videos/{id}/status", get(api::videos::status).patch(api::videos::merge_status))
+        .route("/v1/publish", post(api::limits::publish))
+        .route("/v1/quota", get(api::limits::quota))
+        .route("/v1/usage", get(api::limits::usage))
+        .route_layer(middleware::from_fn_with_state(state.clone(), deadline));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        .fallback(not_found)
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(1024))))
+        .with_state(state)
+}
+
+/// Counts the request's queries into `X-DB-Queries` and records its duration.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let (mut response, queries) = queries::scope(next.run(request)).await;
+    response.headers_mut().insert("x-db-queries", HeaderValue::from(queries));
+    state.metrics.observe(&method, &route, response.status().as_u16(), start.elapsed(), queries);
+    response
+}
+
+/// A request that takes longer than the deadline is answered 503: a stalled backend never
+/// holds a client.
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(format!("no answer within {} ms", limit.as_millis())).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.backends.ping().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    state.sample().await;
+    let mut response = (StatusCode::OK, state.metrics.encode()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

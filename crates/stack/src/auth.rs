@@ -1,0 +1,77 @@
+//! Users and their bearer tokens. A token is 128 random bits from the thread's CSPRNG, stored
+//! as `token:{token}` → user id in the records store; a request proves its user with
+//! `Authorization: Bearer {token}`.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use reference::store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// A user record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub id: u64,
+    pub name: String,
+}
+
+pub fn user_key(id: u64) -> String {
+    format!("user:{id}")
+}
+
+fn token_key(token: &str) -> String {
+    format!("token:{token}")
+}
+
+/// Creates a user and its first token.
+pub async fn create(state: &AppState, name: String) -> ApiResult<(User, String)> {
+    let id = state.backends.records.incr_by("seq:user", 1).await?;
+    let user = User { id: id as u64, name };
+    let token = format!("{:032x}", rand::random::<u128>());
+    let record = serde_json::to_vec(&user).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.backends.records.set(&user_key(user.id), record, None).await?;
+    state.backends.records.set(&token_key(&token), user.id.to_string().into_bytes(), None).await?;
+    Ok((user, token))
+}
+
+/// Whether user `id` exists.
+pub async fn exists(state: &AppState, id: u64) -> ApiResult<bool> {
+    Ok(state.backends.records.get(&user_key(id)).await?.is_some())
+}
+
+/// The authenticated user of a request: its id, from the bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub id: u64,
+}
+
+impl Caller {
+    /// The user id as the components key it.
+    pub fn key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 128)
+            .ok_or(ApiError::Unauthorized)?;
+        let id = state.backends.records.get(&token_key(token)).await?.ok_or(ApiError::Unauthorized)?;
+        let id = std::str::from_utf8(&id)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ApiError::Internal(format!("token record for user is corrupt: {id:?}")))?;
+        Ok(Caller { id })
+    }
+}

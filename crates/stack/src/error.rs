@@ -1,0 +1,158 @@
+//! The one error type of the API: every failure is a status and a JSON body
+//! `{"error": {"code": …, "message": …}}`, never a bare text or an empty body.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reference::daily_quota::QuotaError;
+use reference::pagination::PageError;
+use reference::status_tracker::StatusError;
+use reference::store::StoreError;
+use reference::video::VideoError;
+use serde_json::json;
+
+/// What a rate-limited response tells the client (the IETF `RateLimit` header fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitInfo {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_after: Duration,
+}
+
+impl RateLimitInfo {
+    /// Seconds until the limit resets, rounded up, as the headers carry them.
+    pub fn reset_secs(&self) -> u64 {
+        self.reset_after.as_millis().div_ceil(1000) as u64
+    }
+
+    /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` to `response`.
+    pub fn apply(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
+        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs()));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{what}: limit of {} reached; retry in {} s", .info.limit, .info.reset_secs())]
+    RateLimited { what: &'static str, info: RateLimitInfo },
+    #[error("body larger than the limit of {max} bytes")]
+    PayloadTooLarge { max: u64 },
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        match &self {
+            ApiError::Unauthorized => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited { info, .. } => {
+                info.apply(&mut response);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(info.reset_secs().max(1)));
+            }
+            ApiError::Unavailable(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Internal(message) => tracing::error!(%message, "internal error"),
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) | StoreError::Unacknowledged { .. } => {
+                ApiError::Unavailable(e.to_string())
+            }
+            StoreError::Backend(_) | StoreError::WrongKind { .. } => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<VideoError> for ApiError {
+    fn from(e: VideoError) -> Self {
+        match e {
+            VideoError::Store(e) => e.into(),
+            VideoError::NotFound { .. } => ApiError::NotFound("video"),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<QuotaError> for ApiError {
+    fn from(e: QuotaError) -> Self {
+        match e {
+            QuotaError::Store(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StatusError> for ApiError {
+    fn from(e: StatusError) -> Self {
+        match e {
+            StatusError::Store(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        match e {
+            PageError::Store(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,98 @@
+//! Binding, serving and graceful shutdown of one stack process.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::{AppState, Settings, router};
+use crate::backend::{BackendConfig, Backends, OpenError};
+
+/// One stack process's configuration.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub listen: SocketAddr,
+    pub backends: BackendConfig,
+    pub settings: Settings,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            backends: BackendConfig {
+                namespace: "stampede".to_owned(),
+                application_name: "stampede-stack".to_owned(),
+                ..BackendConfig::default()
+            },
+            settings: Settings::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Backend(#[from] OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A stack serving in the background of the current tokio runtime.
+#[derive(Debug)]
+pub struct RunningStack {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningStack {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting, lets the requests in flight finish, and returns.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully.
+    pub async fn serve_until(self, signal: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        signal.await;
+        self.shutdown().await
+    }
+}
+
+/// Opens the backends, binds, and serves in the background.
+pub async fn start(config: StackConfig) -> Result<RunningStack, StartError> {
+    let backends = Backends::open(&config.backends).await?;
+    let state = AppState::new(config.settings, backends);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, backends = ?state.backends, "stack serving");
+    Ok(RunningStack { addr, state, stop: Some(stop), task })
+}

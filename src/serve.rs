@@ -1,0 +1,242 @@
+//! `stampede serve`: the reference stack in this process, or `--instances N` separate
+//! processes sharing the configured backends.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use reference::limit::Limit;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port. With `--instances N`, instance i
+    /// listens on port + i (or its own free port when the port is 0).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Keep shared state in this Redis (`redis://host:port`).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Keep records, feeds and the L3 cache in this PostgreSQL (`postgres://user@host/db`).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Redis key prefix and PostgreSQL schema, so stacks can share servers.
+    #[arg(long, default_value = "stampede")]
+    pub namespace: String,
+    /// Start this many separate processes sharing the backends.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub instances: u16,
+    /// The publish limit per user, `COUNT/DURATION` (e.g. `6/60s`, `100/1h`).
+    #[arg(long, default_value = "6/60s", value_parser = parse_limit)]
+    pub publish_limit: Limit,
+    /// Uploads per user, `COUNT/DURATION`.
+    #[arg(long, default_value = "15/24h", value_parser = parse_limit)]
+    pub upload_limit: Limit,
+    /// How long a computed dashboard stays cached.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub dashboard_ttl: Duration,
+    /// IANA time zone whose midnight resets the daily quota.
+    #[arg(long, default_value = "UTC")]
+    pub quota_zone: String,
+    /// Log lines as JSON objects instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+    /// This instance's name (set by `--instances` for its children).
+    #[arg(long, hide = true)]
+    pub instance_name: Option<String>,
+    /// Shut down when standard input closes (how a parent stops its instances gracefully).
+    #[arg(long, hide = true)]
+    pub stop_on_stdin_eof: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let signed: jiff::SignedDuration =
+        text.parse().map_err(|e| format!("{text:?} is not a duration like 60s, 5m or 1h: {e}"))?;
+    Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
+}
+
+fn parse_limit(text: &str) -> Result<Limit, String> {
+    let (count, window) = text.split_once('/').ok_or_else(|| format!("{text:?} is not COUNT/DURATION"))?;
+    let count: u64 = count.trim().parse().map_err(|_| format!("{count:?} is not a count"))?;
+    let window = parse_duration(window.trim())?;
+    if count == 0 || window.is_zero() {
+        return Err(format!("{text:?}: count and duration must be positive"));
+    }
+    Ok(Limit::new(count, window))
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logs(args.log_json);
+    if args.instances > 1 {
+        return supervise(&args);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve_one(args))
+}
+
+fn init_logs(json: bool) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| f.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        registry.with(fmt.json()).init();
+    } else {
+        registry.with(fmt).init();
+    }
+}
+
+async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let zone = jiff::tz::TimeZone::get(&args.quota_zone)
+        .with_context(|| format!("--quota-zone {:?} is not an IANA time zone", args.quota_zone))?;
+    let instance = args.instance_name.clone().unwrap_or_else(|| "stack-0".to_owned());
+    let mut config = stack::StackConfig { listen: args.listen, ..Default::default() };
+    config.backends.redis = args.redis.clone();
+    config.backends.database = args.database.clone();
+    config.backends.namespace = args.namespace.clone();
+    config.backends.application_name = format!("stampede-{instance}");
+    config.settings.instance = instance;
+    config.settings.publish_limit = args.publish_limit;
+    config.settings.upload_limit = args.upload_limit;
+    config.settings.dashboard_ttl = args.dashboard_ttl;
+    config.settings.quota_zone = zone;
+    let stack = match stack::start(config).await {
+        Ok(stack) => stack,
+        Err(e @ stack::server::StartError::Backend(_)) => {
+            eprintln!("stampede serve: {e}");
+            return Ok(ExitCode::from(3));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!("stampede serve: listening on {}", stack.url());
+    std::io::stdout().flush()?;
+    let stdin_closed = args.stop_on_stdin_eof;
+    stack
+        .serve_until(async move {
+            if stdin_closed {
+                tokio::select! {
+                    () = shutdown_signal() => {}
+                    () = stdin_eof() => {}
+                }
+            } else {
+                shutdown_signal().await;
+            }
+        })
+        .await?;
+    tracing::info!("stack stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn stdin_eof() {
+    // Blocking read on a plain thread: tokio's stdin would keep the runtime from shutting down.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
+/// Starts `--instances` children, relays their listening lines, and stops them all on
+/// Ctrl-C/SIGTERM (by closing their standard input) or when one of them dies.
+fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("locate the stampede executable")?;
+    let mut children: Vec<Child> = Vec::new();
+    for i in 0..args.instances {
+        let mut listen = args.listen;
+        if listen.port() != 0 {
+            listen.set_port(listen.port().checked_add(i).context("port out of range")?);
+        }
+        let mut command = Command::new(&exe);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--namespace")
+            .arg(&args.namespace)
+            .arg("--publish-limit")
+            .arg(format!("{}/{}ms", args.publish_limit.max, args.publish_limit.window.as_millis()))
+            .arg("--upload-limit")
+            .arg(format!("{}/{}ms", args.upload_limit.max, args.upload_limit.window.as_millis()))
+            .arg("--dashboard-ttl")
+            .arg(format!("{}ms", args.dashboard_ttl.as_millis()))
+            .arg("--quota-zone")
+            .arg(&args.quota_zone)
+            .arg("--instance-name")
+            .arg(format!("stack-{i}"))
+            .arg("--stop-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        if let Some(url) = &args.redis {
+            command.arg("--redis").arg(url);
+        }
+        if let Some(url) = &args.database {
+            command.arg("--database").arg(url);
+        }
+        if args.log_json {
+            command.arg("--log-json");
+        }
+        children.push(command.spawn().with_context(|| format!("start instance {i}"))?);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut failed = None;
+    runtime.block_on(async {
+        loop {
+            tokio::select! {
+                () = shutdown_signal() => break,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    for (i, child) in children.iter_mut().enumerate() {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            failed = Some((i, status));
+                        }
+                    }
+                    if failed.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    for child in &mut children {
+        drop(child.stdin.take());
+    }
+    for child in &mut children {
+        let _ = child.wait();
+    }
+    match failed {
+        Some((i, status)) => bail!("instance {i} stopped on its own ({status}); stopped the others"),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
