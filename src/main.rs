@@ -23,14 +23,14 @@ enum Command {
         mutants: bool,
     },
     /// Serve the reference stack: the HTTP API over the reference components.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            return match serve::run(args) {
+            return match serve::run(*args) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("stampede serve: {e:#}");
