@@ -40,6 +40,11 @@ pub struct ServeArgs {
     /// IANA time zone whose midnight resets the daily quota.
     #[arg(long, default_value = "UTC")]
     pub quota_zone: String,
+    /// Run this mutant instead of the reference component it replaces (catalogue name, e.g.
+    /// `fixed_window::mutants::GetThenSet`, or its last part when unambiguous); for showing
+    /// that the checks catch it.
+    #[arg(long, value_name = "NAME", value_parser = parse_mutant)]
+    pub mutant: Option<stack::Mutant>,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -55,6 +60,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let signed: jiff::SignedDuration =
         text.parse().map_err(|e| format!("{text:?} is not a duration like 60s, 5m or 1h: {e}"))?;
     Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
+}
+
+fn parse_mutant(text: &str) -> Result<stack::Mutant, String> {
+    stack::Mutant::parse(text)
 }
 
 fn parse_limit(text: &str) -> Result<Limit, String> {
@@ -108,6 +117,7 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.upload_limit = args.upload_limit;
     config.settings.dashboard_ttl = args.dashboard_ttl;
     config.settings.quota_zone = zone;
+    config.settings.mutant = args.mutant;
     let stack = match stack::start(config).await {
         Ok(stack) => stack,
         Err(e @ stack::server::StartError::Backend(_)) => {
@@ -207,6 +217,9 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         if args.log_json {
             command.arg("--log-json");
+        }
+        if let Some(mutant) = args.mutant {
+            command.arg("--mutant").arg(mutant.name());
         }
         children.push(command.spawn().with_context(|| format!("start instance {i}"))?);
     }

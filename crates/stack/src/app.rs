@@ -11,21 +11,21 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::tz::TimeZone;
-use reference::circuit_breaker::{Breaker, CircuitBreaker, Phase};
-use reference::daily_quota::{DailyQuota, QuotaPolicy};
-use reference::fixed_window::FixedWindow;
+use reference::circuit_breaker::{Breaker, Phase};
+use reference::daily_quota::QuotaPolicy;
 use reference::l1_cache::L1Cache;
 use reference::l1_cache::multi_layer::{Layered, MultiLayer};
 use reference::limit::Limit;
-use reference::status_tracker::Tracker;
 use reference::task_queue::TaskQueue;
-use reference::usage_tracker::{UsageLimits, UsageTracker};
-use reference::video::Registry;
+use reference::usage_tracker::UsageLimits;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 
 use crate::api;
-use crate::backend::{AnyBus, AnyStore, Backends};
+use crate::backend::{AnyStore, Backends};
+use crate::components::{
+    DailyQuotaSlot, DashboardCache, Mutant, Publish, Statuses, UpstreamBreaker, UsageSlot, Videos,
+};
 use crate::error::ApiError;
 use crate::metrics::{LayerLabels, Metrics, QueueLabels};
 use crate::queries;
@@ -54,6 +54,8 @@ pub struct Settings {
     pub breaker: reference::circuit_breaker::Policy,
     /// Any request not answered in this long gets 503 (uploads and WebSockets excepted).
     pub request_timeout: Duration,
+    /// Run this mutant instead of the reference component it replaces.
+    pub mutant: Option<Mutant>,
 }
 
 impl Default for Settings {
@@ -71,17 +73,10 @@ impl Default for Settings {
             task_visibility: Duration::from_secs(300),
             breaker: reference::circuit_breaker::seed::POLICY,
             request_timeout: Duration::from_secs(5),
+            mutant: None,
         }
     }
 }
-
-pub type Publish = FixedWindow<AnyStore>;
-pub type Quota = DailyQuota<AnyStore>;
-pub type Usage = UsageTracker<AnyStore>;
-pub type Videos = Registry<AnyStore>;
-pub type Statuses = Tracker<AnyStore>;
-pub type Cache = MultiLayer<AnyBus, AnyStore, AnyStore>;
-pub type Upstream = CircuitBreaker<AnyStore>;
 
 /// The queue import tasks go through.
 pub const IMPORT_QUEUE: &str = "imports";
@@ -94,13 +89,13 @@ pub struct Inner {
     pub settings: Settings,
     pub backends: Backends,
     pub publish: Publish,
-    pub quota: Quota,
-    pub usage: Usage,
+    pub quota: DailyQuotaSlot,
+    pub usage: UsageSlot,
     pub videos: Videos,
     pub statuses: Statuses,
-    pub cache: Cache,
+    pub cache: DashboardCache,
     pub queue: TaskQueue<AnyStore>,
-    pub breaker: Upstream,
+    pub breaker: UpstreamBreaker,
     pub metrics: Metrics,
     pub started: Instant,
 }
@@ -128,21 +123,26 @@ impl AppState {
         if let Some(pool) = &backends.pool {
             metrics.pool_max.set(pool.policy().max_connections() as i64);
         }
+        let mutant = settings.mutant;
+        if let Some(mutant) = mutant {
+            tracing::warn!(mutant = mutant.name(), "running a mutant instead of its reference component");
+        }
         Self(Arc::new(Inner {
-            publish: FixedWindow::new(kv.clone(), "publish", settings.publish_limit),
-            quota: DailyQuota::new(
+            publish: Publish::new(kv.clone(), "publish", settings.publish_limit, mutant),
+            quota: DailyQuotaSlot::new(
                 kv.clone(),
                 Arc::clone(&clock),
                 "quota",
                 settings.quota_zone.clone(),
                 settings.quota,
+                mutant,
             ),
-            usage: UsageTracker::new(kv.clone(), Arc::clone(&clock), "usage", settings.usage),
-            videos: Registry::new(backends.records.clone()),
-            statuses: Tracker::new(kv.clone()),
-            cache: MultiLayer::new(l1, backends.l2.clone(), backends.l3.clone()),
+            usage: UsageSlot::new(kv.clone(), Arc::clone(&clock), settings.usage, mutant),
+            videos: Videos::new(backends.records.clone(), mutant),
+            statuses: Statuses::new(kv.clone(), mutant),
+            cache: DashboardCache::new(MultiLayer::new(l1, backends.l2.clone(), backends.l3.clone()), mutant),
             queue: TaskQueue::new(kv.clone(), IMPORT_QUEUE, settings.task_visibility),
-            breaker: CircuitBreaker::new(kv, clock, "breaker:upstream", settings.breaker),
+            breaker: UpstreamBreaker::new(kv, clock, settings.breaker, mutant),
             metrics,
             started: Instant::now(),
             settings,

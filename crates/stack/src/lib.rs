@@ -15,6 +15,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod components;
 pub mod error;
 pub mod metrics;
 pub mod queries;
@@ -22,4 +23,5 @@ pub mod server;
 
 pub use app::{AppState, Settings, router};
 pub use backend::{BackendConfig, Backends};
+pub use components::Mutant;
 pub use server::{RunningStack, StackConfig, start};

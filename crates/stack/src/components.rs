@@ -1,0 +1,427 @@
+//! The components the stack runs, each either the reference implementation or, with
+//! `--mutant NAME`, one of its field mutants — so that the black-box checks can be shown to
+//! catch every bug through the network, the way they would catch it in a user's stack.
+//!
+//! The component traits return `impl Future` and are not object-safe; each slot is an enum
+//! over the implementations, dispatching by `match`.
+
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+use reference::circuit_breaker::{self, Breaker, CircuitBreaker, Outcome, Permit, Rejected, State};
+use reference::clock::Clock;
+use reference::daily_quota::{self, Consumption, DailyQuota, Quota, QuotaPolicy, QuotaResult};
+use reference::fixed_window::{self, FixedWindow};
+use reference::l1_cache::multi_layer::{LayerStats, Layered, MultiLayer};
+use reference::l1_cache::{self, Applied, Stats};
+use reference::limit::{Decision, Limit, RateLimiter};
+use reference::status_tracker::{self, Fields, StatusResult, StatusTracker, Tracker};
+use reference::store::StoreResult;
+use reference::usage_tracker::{self, Admission, Grant, Usage, UsageLimits, UsageTracker, UsageTracking};
+use reference::video::{self, GetOrCreate, Registry, Video, VideoRegistry, VideoResult};
+
+use crate::backend::{AnyBus, AnyStore};
+
+/// A mutant the stack can run instead of a reference component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mutant {
+    PublishGetThenSet,
+    PublishIncrWithoutTtl,
+    PublishExpireEveryHit,
+    QuotaIncrOrSet,
+    QuotaUtcMidnight,
+    QuotaTwentyFourHourDay,
+    UsageCheckThenRecord,
+    VideoCheckThenInsert,
+    VideoSelectForUpdate,
+    VideoUnconditionalUpdate,
+    StatusReadModifyWrite,
+    StatusMergeWithoutTtl,
+    BreakerHalfOpenAdmitsAll,
+    CacheLocalOnlyInvalidate,
+    CacheUnfencedPromotion,
+}
+
+impl Mutant {
+    /// Every mutant with its catalogue name (`reference::catalog`).
+    pub const ALL: &[(Mutant, &str)] = &[
+        (Mutant::PublishGetThenSet, "fixed_window::mutants::GetThenSet"),
+        (Mutant::PublishIncrWithoutTtl, "fixed_window::mutants::IncrWithoutTtl"),
+        (Mutant::PublishExpireEveryHit, "fixed_window::mutants::ExpireEveryHit"),
+        (Mutant::QuotaIncrOrSet, "daily_quota::mutants::IncrOrSet"),
+        (Mutant::QuotaUtcMidnight, "daily_quota::mutants::UtcMidnight"),
+        (Mutant::QuotaTwentyFourHourDay, "daily_quota::mutants::TwentyFourHourDay"),
+        (Mutant::UsageCheckThenRecord, "usage_tracker::mutants::CheckThenRecord"),
+        (Mutant::VideoCheckThenInsert, "video::mutants::CheckThenInsert"),
+        (Mutant::VideoSelectForUpdate, "video::mutants::SelectForUpdate"),
+        (Mutant::VideoUnconditionalUpdate, "video::mutants::UnconditionalUpdate"),
+        (Mutant::StatusReadModifyWrite, "status_tracker::mutants::ReadModifyWrite"),
+        (Mutant::StatusMergeWithoutTtl, "status_tracker::mutants::MergeWithoutTtl"),
+        (Mutant::BreakerHalfOpenAdmitsAll, "circuit_breaker::mutants::HalfOpenAdmitsAll"),
+        (Mutant::CacheLocalOnlyInvalidate, "l1_cache::mutants::MultiLayerLocalOnly"),
+        (Mutant::CacheUnfencedPromotion, "l1_cache::mutants::UnfencedPromotion"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(m, _)| *m == self).map(|(_, n)| *n).unwrap_or("?")
+    }
+
+    /// The mutant named `name`: its catalogue name, or the part after `mutants::` when that
+    /// names one mutant only.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if let Some((m, _)) = Self::ALL.iter().find(|(_, n)| *n == name) {
+            return Ok(*m);
+        }
+        let short: Vec<_> = Self::ALL.iter().filter(|(_, n)| n.rsplit("::").next() == Some(name)).collect();
+        match short.as_slice() {
+            [(m, _)] => Ok(*m),
+            [] => Err(format!(
+                "no stack mutant {name:?}; the stack can run: {}",
+                Self::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+            )),
+            many => Err(format!(
+                "{name:?} is ambiguous: {}",
+                many.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+}
+
+/// #1 the publish limiter.
+pub enum Publish {
+    Reference(FixedWindow<AnyStore>),
+    GetThenSet(fixed_window::mutants::GetThenSet<AnyStore>),
+    IncrWithoutTtl(fixed_window::mutants::IncrWithoutTtl<AnyStore>),
+    ExpireEveryHit(fixed_window::mutants::ExpireEveryHit<AnyStore>),
+}
+
+impl Publish {
+    pub fn new(store: AnyStore, prefix: &str, limit: Limit, mutant: Option<Mutant>) -> Self {
+        let prefix = prefix.to_owned();
+        match mutant {
+            Some(Mutant::PublishGetThenSet) => {
+                Self::GetThenSet(fixed_window::mutants::GetThenSet { store, prefix, limit })
+            }
+            Some(Mutant::PublishIncrWithoutTtl) => {
+                Self::IncrWithoutTtl(fixed_window::mutants::IncrWithoutTtl { store, prefix, limit })
+            }
+            Some(Mutant::PublishExpireEveryHit) => {
+                Self::ExpireEveryHit(fixed_window::mutants::ExpireEveryHit { store, prefix, limit })
+            }
+            _ => Self::Reference(FixedWindow::new(store, prefix, limit)),
+        }
+    }
+}
+
+impl RateLimiter for Publish {
+    async fn check(&self, id: &str) -> StoreResult<Decision> {
+        match self {
+            Self::Reference(l) => l.check(id).await,
+            Self::GetThenSet(l) => l.check(id).await,
+            Self::IncrWithoutTtl(l) => l.check(id).await,
+            Self::ExpireEveryHit(l) => l.check(id).await,
+        }
+    }
+}
+
+/// #3 the daily import quota.
+pub enum DailyQuotaSlot {
+    Reference(DailyQuota<AnyStore>),
+    IncrOrSet(daily_quota::mutants::IncrOrSet<AnyStore>),
+    UtcMidnight(daily_quota::mutants::UtcMidnight<AnyStore>),
+    TwentyFourHourDay(daily_quota::mutants::TwentyFourHourDay<AnyStore>),
+}
+
+impl DailyQuotaSlot {
+    pub fn new(
+        store: AnyStore,
+        clock: Arc<dyn Clock>,
+        prefix: &str,
+        zone: TimeZone,
+        policy: QuotaPolicy,
+        mutant: Option<Mutant>,
+    ) -> Self {
+        let prefix = prefix.to_owned();
+        match mutant {
+            Some(Mutant::QuotaIncrOrSet) => {
+                Self::IncrOrSet(daily_quota::mutants::IncrOrSet { store, clock, prefix, zone, policy })
+            }
+            Some(Mutant::QuotaUtcMidnight) => {
+                Self::UtcMidnight(daily_quota::mutants::UtcMidnight { store, clock, prefix, zone, policy })
+            }
+            Some(Mutant::QuotaTwentyFourHourDay) => {
+                Self::TwentyFourHourDay(daily_quota::mutants::TwentyFourHourDay {
+                    store,
+                    clock,
+                    prefix,
+                    zone,
+                    policy,
+                })
+            }
+            _ => Self::Reference(DailyQuota::new(store, clock, prefix, zone, policy)),
+        }
+    }
+}
+
+impl Quota for DailyQuotaSlot {
+    async fn consume(&self, user: &str, units: u64) -> QuotaResult<Consumption> {
+        match self {
+            Self::Reference(q) => q.consume(user, units).await,
+            Self::IncrOrSet(q) => q.consume(user, units).await,
+            Self::UtcMidnight(q) => q.consume(user, units).await,
+            Self::TwentyFourHourDay(q) => q.consume(user, units).await,
+        }
+    }
+
+    async fn used(&self, user: &str) -> QuotaResult<u64> {
+        match self {
+            Self::Reference(q) => q.used(user).await,
+            Self::IncrOrSet(q) => q.used(user).await,
+            Self::UtcMidnight(q) => q.used(user).await,
+            Self::TwentyFourHourDay(q) => q.used(user).await,
+        }
+    }
+}
+
+/// #4 the upstream API plan's usage tracker.
+pub enum UsageSlot {
+    Reference(UsageTracker<AnyStore>),
+    CheckThenRecord(usage_tracker::mutants::CheckThenRecord<AnyStore>),
+}
+
+impl UsageSlot {
+    pub fn new(store: AnyStore, clock: Arc<dyn Clock>, limits: UsageLimits, mutant: Option<Mutant>) -> Self {
+        let inner = UsageTracker::new(store, clock, "usage", limits);
+        match mutant {
+            Some(Mutant::UsageCheckThenRecord) => {
+                Self::CheckThenRecord(usage_tracker::mutants::CheckThenRecord { inner })
+            }
+            _ => Self::Reference(inner),
+        }
+    }
+}
+
+impl UsageTracking for UsageSlot {
+    async fn acquire(&self) -> StoreResult<Admission> {
+        match self {
+            Self::Reference(u) => u.acquire().await,
+            Self::CheckThenRecord(u) => u.acquire().await,
+        }
+    }
+
+    async fn finish(&self, grant: &Grant, success: bool) -> StoreResult<()> {
+        match self {
+            Self::Reference(u) => u.finish(grant, success).await,
+            Self::CheckThenRecord(u) => u.finish(grant, success).await,
+        }
+    }
+
+    async fn usage(&self) -> StoreResult<Usage> {
+        match self {
+            Self::Reference(u) => u.usage().await,
+            Self::CheckThenRecord(u) => u.usage().await,
+        }
+    }
+}
+
+/// #5 the video registry.
+pub enum Videos {
+    Reference(Registry<AnyStore>),
+    CheckThenInsert(video::mutants::CheckThenInsert<AnyStore>),
+    SelectForUpdate(video::mutants::SelectForUpdate<AnyStore>),
+    UnconditionalUpdate(video::mutants::UnconditionalUpdate<AnyStore>),
+}
+
+impl Videos {
+    pub fn new(store: AnyStore, mutant: Option<Mutant>) -> Self {
+        match mutant {
+            Some(Mutant::VideoCheckThenInsert) => {
+                Self::CheckThenInsert(video::mutants::CheckThenInsert { store })
+            }
+            Some(Mutant::VideoSelectForUpdate) => {
+                Self::SelectForUpdate(video::mutants::SelectForUpdate { store })
+            }
+            Some(Mutant::VideoUnconditionalUpdate) => {
+                Self::UnconditionalUpdate(video::mutants::UnconditionalUpdate { store })
+            }
+            _ => Self::Reference(Registry::new(store)),
+        }
+    }
+}
+
+macro_rules! each_video {
+    ($self:ident, $v:ident => $call:expr) => {
+        match $self {
+            Videos::Reference($v) => $call,
+            Videos::CheckThenInsert($v) => $call,
+            Videos::SelectForUpdate($v) => $call,
+            Videos::UnconditionalUpdate($v) => $call,
+        }
+    };
+}
+
+impl VideoRegistry for Videos {
+    type Store = AnyStore;
+
+    fn store(&self) -> &AnyStore {
+        each_video!(self, v => v.store())
+    }
+
+    async fn get_or_create(&self, user: &str, url: &str) -> VideoResult<GetOrCreate> {
+        each_video!(self, v => v.get_or_create(user, url).await)
+    }
+
+    async fn start(&self, user: &str, url: &str) -> VideoResult<Video> {
+        each_video!(self, v => v.start(user, url).await)
+    }
+
+    async fn complete(&self, user: &str, url: &str) -> VideoResult<Video> {
+        each_video!(self, v => v.complete(user, url).await)
+    }
+
+    async fn fail(&self, user: &str, url: &str) -> VideoResult<Video> {
+        each_video!(self, v => v.fail(user, url).await)
+    }
+}
+
+/// #6 the processing-status tracker.
+pub enum Statuses {
+    Reference(Tracker<AnyStore>),
+    ReadModifyWrite(status_tracker::mutants::ReadModifyWrite<AnyStore>),
+    MergeWithoutTtl(status_tracker::mutants::MergeWithoutTtl<AnyStore>),
+}
+
+impl Statuses {
+    pub fn new(store: AnyStore, mutant: Option<Mutant>) -> Self {
+        match mutant {
+            Some(Mutant::StatusReadModifyWrite) => {
+                Self::ReadModifyWrite(status_tracker::mutants::ReadModifyWrite { store })
+            }
+            Some(Mutant::StatusMergeWithoutTtl) => {
+                Self::MergeWithoutTtl(status_tracker::mutants::MergeWithoutTtl { store })
+            }
+            _ => Self::Reference(Tracker::new(store)),
+        }
+    }
+}
+
+impl StatusTracker for Statuses {
+    type Store = AnyStore;
+
+    fn store(&self) -> &AnyStore {
+        match self {
+            Self::Reference(t) => t.store(),
+            Self::ReadModifyWrite(t) => t.store(),
+            Self::MergeWithoutTtl(t) => t.store(),
+        }
+    }
+
+    async fn merge(&self, video_id: &str, fields: Fields) -> StatusResult<Fields> {
+        match self {
+            Self::Reference(t) => t.merge(video_id, fields).await,
+            Self::ReadModifyWrite(t) => t.merge(video_id, fields).await,
+            Self::MergeWithoutTtl(t) => t.merge(video_id, fields).await,
+        }
+    }
+}
+
+/// #7 the upstream circuit breaker.
+pub enum UpstreamBreaker {
+    Reference(CircuitBreaker<AnyStore>),
+    HalfOpenAdmitsAll(circuit_breaker::mutants::HalfOpenAdmitsAll<AnyStore>),
+}
+
+impl UpstreamBreaker {
+    pub fn new(
+        store: AnyStore,
+        clock: Arc<dyn Clock>,
+        policy: circuit_breaker::Policy,
+        mutant: Option<Mutant>,
+    ) -> Self {
+        let breaker = CircuitBreaker::new(store, clock, "breaker:upstream", policy);
+        match mutant {
+            Some(Mutant::BreakerHalfOpenAdmitsAll) => {
+                Self::HalfOpenAdmitsAll(circuit_breaker::mutants::HalfOpenAdmitsAll { breaker })
+            }
+            _ => Self::Reference(breaker),
+        }
+    }
+}
+
+impl Breaker for UpstreamBreaker {
+    async fn acquire(&self) -> StoreResult<Result<Permit, Rejected>> {
+        match self {
+            Self::Reference(b) => b.acquire().await,
+            Self::HalfOpenAdmitsAll(b) => b.acquire().await,
+        }
+    }
+
+    async fn record(&self, permit: Permit, outcome: Outcome) -> StoreResult<()> {
+        match self {
+            Self::Reference(b) => b.record(permit, outcome).await,
+            Self::HalfOpenAdmitsAll(b) => b.record(permit, outcome).await,
+        }
+    }
+
+    async fn state(&self) -> StoreResult<State> {
+        match self {
+            Self::Reference(b) => b.state().await,
+            Self::HalfOpenAdmitsAll(b) => b.state().await,
+        }
+    }
+}
+
+type Layers = MultiLayer<AnyBus, AnyStore, AnyStore>;
+
+/// #14 the dashboard cache.
+pub enum DashboardCache {
+    Reference(Layers),
+    LocalOnly(l1_cache::mutants::MultiLayerLocalOnly<AnyBus, AnyStore, AnyStore>),
+    UnfencedPromotion(l1_cache::mutants::UnfencedPromotion<AnyBus, AnyStore, AnyStore>),
+}
+
+impl DashboardCache {
+    pub fn new(inner: Layers, mutant: Option<Mutant>) -> Self {
+        match mutant {
+            Some(Mutant::CacheLocalOnlyInvalidate) => {
+                Self::LocalOnly(l1_cache::mutants::MultiLayerLocalOnly { inner })
+            }
+            Some(Mutant::CacheUnfencedPromotion) => {
+                Self::UnfencedPromotion(l1_cache::mutants::UnfencedPromotion { inner })
+            }
+            _ => Self::Reference(inner),
+        }
+    }
+}
+
+macro_rules! each_cache {
+    ($self:ident, $c:ident => $call:expr) => {
+        match $self {
+            DashboardCache::Reference($c) => $call,
+            DashboardCache::LocalOnly($c) => $call,
+            DashboardCache::UnfencedPromotion($c) => $call,
+        }
+    };
+}
+
+impl Layered for DashboardCache {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        each_cache!(self, c => c.get(key).await)
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: std::time::Duration) -> StoreResult<()> {
+        each_cache!(self, c => c.set(key, value, ttl).await)
+    }
+
+    async fn invalidate(&self, pattern: &str) -> StoreResult<Applied> {
+        each_cache!(self, c => c.invalidate(pattern).await)
+    }
+
+    fn layer_stats(&self) -> LayerStats {
+        each_cache!(self, c => c.layer_stats())
+    }
+
+    fn l1_stats(&self) -> Stats {
+        each_cache!(self, c => c.l1_stats())
+    }
+}
