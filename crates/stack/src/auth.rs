@@ -1,5 +1,5 @@
 //! Users and their bearer tokens. A token is 128 random bits from the thread's CSPRNG, stored
-//! as `token:{token}` → user id in the records store; a request proves its user with
+//! as `bearer:{token}` → user id in the records store; a request proves its user with
 //! `Authorization: Bearer {token}`.
 
 use axum::extract::FromRequestParts;
@@ -23,7 +23,7 @@ pub fn user_key(id: u64) -> String {
 }
 
 fn token_key(token: &str) -> String {
-    format!("token:{token}")
+    format!("bearer:{token}")
 }
 
 /// Creates a user and its first token.

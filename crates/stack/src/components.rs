@@ -16,7 +16,10 @@ use reference::l1_cache::multi_layer::{LayerStats, Layered, MultiLayer};
 use reference::l1_cache::{self, Applied, Stats};
 use reference::limit::{Decision, Limit, RateLimiter};
 use reference::status_tracker::{self, Fields, StatusResult, StatusTracker, Tracker};
-use reference::store::StoreResult;
+use reference::store::{Delivery, StoreResult};
+use reference::task_queue::{self, Consumer, TaskQueue};
+use reference::token_refresh::{self, RefreshScheduler, Refresher, Scheduler, TickOutcome};
+use upstream::{Upstream, UpstreamClient, UpstreamConfig};
 use reference::usage_tracker::{self, Admission, Grant, Usage, UsageLimits, UsageTracker, UsageTracking};
 use reference::video::{self, GetOrCreate, Registry, Video, VideoRegistry, VideoResult};
 
@@ -40,6 +43,11 @@ pub enum Mutant {
     BreakerHalfOpenAdmitsAll,
     CacheLocalOnlyInvalidate,
     CacheUnfencedPromotion,
+    QueueAckOnReceive,
+    QueueNotIdempotent,
+    RefreshNoLease,
+    UpstreamClientPerRequest,
+    UpstreamUncapped,
 }
 
 impl Mutant {
@@ -60,6 +68,11 @@ impl Mutant {
         (Mutant::BreakerHalfOpenAdmitsAll, "circuit_breaker::mutants::HalfOpenAdmitsAll"),
         (Mutant::CacheLocalOnlyInvalidate, "l1_cache::mutants::MultiLayerLocalOnly"),
         (Mutant::CacheUnfencedPromotion, "l1_cache::mutants::UnfencedPromotion"),
+        (Mutant::QueueAckOnReceive, "task_queue::mutants::AckOnReceive"),
+        (Mutant::QueueNotIdempotent, "task_queue::mutants::NotIdempotent"),
+        (Mutant::RefreshNoLease, "token_refresh::mutants::NoLease"),
+        (Mutant::UpstreamClientPerRequest, "upstream::mutants::ClientPerRequest"),
+        (Mutant::UpstreamUncapped, "upstream::mutants::Uncapped"),
     ];
 
     pub fn name(self) -> &'static str {
@@ -423,5 +436,101 @@ impl Layered for DashboardCache {
 
     fn l1_stats(&self) -> Stats {
         each_cache!(self, c => c.l1_stats())
+    }
+}
+
+/// #10 the import queue's consumer side.
+pub enum ImportConsumer {
+    Reference(TaskQueue<AnyStore>),
+    AckOnReceive(task_queue::mutants::AckOnReceive<AnyStore>),
+    NotIdempotent(task_queue::mutants::NotIdempotent<AnyStore>),
+}
+
+impl ImportConsumer {
+    pub fn new(queue: TaskQueue<AnyStore>, mutant: Option<Mutant>) -> Self {
+        match mutant {
+            Some(Mutant::QueueAckOnReceive) => Self::AckOnReceive(task_queue::mutants::AckOnReceive { queue }),
+            Some(Mutant::QueueNotIdempotent) => Self::NotIdempotent(task_queue::mutants::NotIdempotent { queue }),
+            _ => Self::Reference(queue),
+        }
+    }
+}
+
+macro_rules! each_consumer {
+    ($self:ident, $c:ident => $call:expr) => {
+        match $self {
+            ImportConsumer::Reference($c) => $call,
+            ImportConsumer::AckOnReceive($c) => $call,
+            ImportConsumer::NotIdempotent($c) => $call,
+        }
+    };
+}
+
+impl Consumer for ImportConsumer {
+    async fn take(&self) -> StoreResult<Option<Delivery>> {
+        each_consumer!(self, c => c.take().await)
+    }
+
+    async fn apply(&self, delivery: &Delivery, effect: Vec<u8>) -> StoreResult<bool> {
+        each_consumer!(self, c => c.apply(delivery, effect).await)
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> StoreResult<bool> {
+        each_consumer!(self, c => c.ack(delivery).await)
+    }
+}
+
+/// #11 the token-refresh scheduler.
+pub enum RefreshSlot<R> {
+    Reference(RefreshScheduler<AnyStore, R>),
+    NoLease(token_refresh::mutants::NoLease<AnyStore, R>),
+}
+
+impl<R: Refresher> RefreshSlot<R> {
+    pub fn new(scheduler: RefreshScheduler<AnyStore, R>, mutant: Option<Mutant>) -> Self {
+        match mutant {
+            Some(Mutant::RefreshNoLease) => Self::NoLease(token_refresh::mutants::NoLease { scheduler }),
+            _ => Self::Reference(scheduler),
+        }
+    }
+}
+
+impl<R: Refresher> Scheduler for RefreshSlot<R> {
+    async fn tick(&self) -> StoreResult<Vec<(String, TickOutcome)>> {
+        match self {
+            Self::Reference(s) => s.tick().await,
+            Self::NoLease(s) => s.tick().await,
+        }
+    }
+}
+
+/// #8 the pooled client to the upstream.
+#[derive(Clone)]
+pub enum UpstreamSlot {
+    Reference(UpstreamClient),
+    ClientPerRequest(upstream::mutants::ClientPerRequest),
+    Uncapped(upstream::mutants::Uncapped),
+}
+
+impl UpstreamSlot {
+    pub fn new(base_url: &str, mutant: Option<Mutant>) -> Result<Self, upstream::Error> {
+        let config = UpstreamConfig::SEED;
+        Ok(match mutant {
+            Some(Mutant::UpstreamClientPerRequest) => {
+                Self::ClientPerRequest(upstream::mutants::ClientPerRequest::new(base_url, config)?)
+            }
+            Some(Mutant::UpstreamUncapped) => Self::Uncapped(upstream::mutants::Uncapped::new(base_url, config)?),
+            _ => Self::Reference(UpstreamClient::new(base_url, config)?),
+        })
+    }
+}
+
+impl Upstream for UpstreamSlot {
+    async fn send(&self, request: upstream::Request) -> Result<upstream::Reply, upstream::Error> {
+        match self {
+            Self::Reference(c) => c.send(request).await,
+            Self::ClientPerRequest(c) => c.send(request).await,
+            Self::Uncapped(c) => c.send(request).await,
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod metrics;
 pub mod queries;
 pub mod server;
+pub mod workers;
 
 pub use app::{AppState, Settings, router};
 pub use backend::{BackendConfig, Backends};

@@ -79,16 +79,29 @@ pub struct Request {
     pub method: Method,
     /// Starts with `/`; appended to the base URL.
     pub path: String,
+    /// Extra request headers (`Authorization`, `Content-Type`, …).
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Request {
     pub fn get(path: impl Into<String>) -> Self {
-        Self { method: Method::GET, path: path.into(), body: Vec::new() }
+        Self { method: Method::GET, path: path.into(), headers: Vec::new(), body: Vec::new() }
     }
 
     pub fn post(path: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
-        Self { method: Method::POST, path: path.into(), body: body.into() }
+        Self { method: Method::POST, path: path.into(), headers: Vec::new(), body: body.into() }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds `Authorization: Bearer {token}`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
     }
 }
 
@@ -225,6 +238,9 @@ pub(crate) async fn execute(
             None => None,
         };
         let mut builder = client.request(request.method.clone(), &url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
         if !request.body.is_empty() {
             builder = builder.body(request.body);
         }
