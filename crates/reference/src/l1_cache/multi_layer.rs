@@ -31,7 +31,7 @@
 //! - `get`, after L1 and L2 missed: read the epoch (g0); read L3; on a hit, write L2 guarded by
 //!   g0 (W). If the epoch was missing, no promotion: `set_nx` a fresh token instead, so later
 //!   `get`s can promote. The value is returned, and filled into L1 behind the generation
-//!   fence, either way.
+//!   fence, either way. The epoch read costs one more L2 round trip per L2 miss.
 //!
 //! Why that order is enough. A stale promotion is one that read L3 before D3 (it holds the
 //! deleted value) and wrote L2 after D2 (nothing deletes it). Its g0 was read before its L3
@@ -44,6 +44,7 @@
 //! between E and D3, reads the old value from L3 before D3, and writes it into L2 after D2
 //! under a guard that still holds. Epoch last (D3, D2, E): a `get` reads the old token and the
 //! old value before D3, and its W lands between D2 and E, while the old token still holds.
+//! The loom model (`tests/loom/loom_multi_layer.rs`) finds both when the order is changed.
 //!
 //! Tokens must be unique: a reused value would be an ABA, a promotion holding an old token
 //! passing after the epoch was deleted and recreated with that same value. They are 64 random
