@@ -107,6 +107,7 @@ pub const COMPONENTS: &[Component] = &[
             "l1_cache::mutants::LocalOnlyInvalidate",
             "l1_cache::mutants::MultiLayerLocalOnly",
             "l1_cache::mutants::UnfencedPromotion",
+            "l1_cache::mutants::UnguardedL2Promotion",
         ],
     },
     Component {

@@ -131,6 +131,69 @@ macro_rules! store_conformance {
             };
         }
 
+        // --- store primitives -------------------------------------------------------------
+
+        #[test]
+        fn store_set_guarded_writes_under_the_expected_guard() {
+            use $crate::store::{Store, Ttl};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("guarded-equal");
+            let store: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            block_on(store.set("epoch", b"t1".to_vec(), Some(minute))).unwrap();
+            assert!(block_on(store.set_guarded("epoch", b"t1", "k", b"v1".to_vec(), Some(minute))).unwrap());
+            assert_eq!(block_on(store.get("k")).unwrap().as_deref(), Some(&b"v1"[..]));
+            match block_on(store.pttl("k")).unwrap() {
+                Ttl::Remaining(left) => assert!(left > minute / 2 && left <= minute, "{left:?}"),
+                other => panic!("the guarded write lost its ttl: {other:?}"),
+            }
+            // Over an existing value, and persistent when no TTL is given; the guard is kept.
+            assert!(block_on(store.set_guarded("epoch", b"t1", "k", b"v2".to_vec(), None)).unwrap());
+            assert_eq!(block_on(store.get("k")).unwrap().as_deref(), Some(&b"v2"[..]));
+            assert_eq!(block_on(store.pttl("k")).unwrap(), Ttl::Persistent);
+            assert_eq!(block_on(store.get("epoch")).unwrap().as_deref(), Some(&b"t1"[..]));
+        }
+
+        #[test]
+        fn store_set_guarded_refused_under_another_guard() {
+            use $crate::store::{Store, Ttl};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("guarded-other");
+            let store: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            block_on(store.set("epoch", b"t2".to_vec(), Some(minute))).unwrap();
+            block_on(store.set("k", b"old".to_vec(), Some(minute))).unwrap();
+            assert!(!block_on(store.set_guarded("epoch", b"t1", "k", b"new".to_vec(), None)).unwrap());
+            assert!(!block_on(store.set_guarded("epoch", b"t", "k", b"new".to_vec(), None)).unwrap());
+            assert!(!block_on(store.set_guarded("epoch", b"t22", "fresh", b"new".to_vec(), None)).unwrap());
+            assert_eq!(block_on(store.get("k")).unwrap().as_deref(), Some(&b"old"[..]));
+            assert!(matches!(block_on(store.pttl("k")).unwrap(), Ttl::Remaining(_)));
+            assert_eq!(block_on(store.get("fresh")).unwrap(), None);
+        }
+
+        #[test]
+        fn store_set_guarded_refused_when_the_guard_is_missing_or_expired() {
+            use $crate::store::Store;
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("guarded-missing");
+            let store: &$store = &rig;
+            let short = ::std::time::Duration::from_millis(100);
+            assert!(!block_on(store.set_guarded("epoch", b"t1", "k", b"v".to_vec(), None)).unwrap());
+            assert!(!block_on(store.set_guarded("epoch", b"", "k", b"v".to_vec(), None)).unwrap());
+            assert_eq!(block_on(store.get("k")).unwrap(), None);
+            block_on(store.set("epoch", b"t1".to_vec(), Some(short))).unwrap();
+            ($pass)(&rig, short + ::std::time::Duration::from_millis(50));
+            assert!(!block_on(store.set_guarded("epoch", b"t1", "k", b"v".to_vec(), None)).unwrap());
+            assert_eq!(block_on(store.get("k")).unwrap(), None);
+            // Deleted, then recreated with another value: still refused.
+            block_on(store.set("epoch", b"t1".to_vec(), None)).unwrap();
+            block_on(store.del("epoch")).unwrap();
+            assert!(!block_on(store.set_guarded("epoch", b"t1", "k", b"v".to_vec(), None)).unwrap());
+            block_on(store.set("epoch", b"t3".to_vec(), None)).unwrap();
+            assert!(!block_on(store.set_guarded("epoch", b"t1", "k", b"v".to_vec(), None)).unwrap());
+            assert_eq!(block_on(store.get("k")).unwrap(), None);
+        }
+
         // --- fixed window -----------------------------------------------------------------
 
         #[test]

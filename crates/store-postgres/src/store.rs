@@ -45,6 +45,7 @@ struct Sql {
     set: String,
     create: String,
     replace: String,
+    set_guarded: String,
     del: String,
     del_matching: String,
     keys: String,
@@ -95,6 +96,18 @@ impl Sql {
             replace: format!(
                 "UPDATE {kv} SET value = $3, expires_at = {} WHERE key = $1 AND value = $2 AND {LIVE}",
                 deadline(4)
+            ),
+            // The guard row is read FOR SHARE: a concurrent write or delete of it either
+            // committed before the lock was taken (and READ COMMITTED re-checks the row's
+            // newest version against the WHERE clause) or waits for this statement. A missing
+            // or expired guard yields no row, so nothing is written.
+            set_guarded: format!(
+                "WITH guard AS ( \
+                   SELECT 1 FROM {s}.kv AS g WHERE g.key = $1 AND g.value = $2 \
+                     AND (g.expires_at IS NULL OR g.expires_at > now()) FOR SHARE) \
+                 INSERT INTO {kv} (key, value, expires_at) SELECT $3, $4, {} FROM guard \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                deadline(5)
             ),
             del: format!("DELETE FROM {kv} WHERE key = $1 RETURNING {LIVE}"),
             del_matching: format!(
@@ -408,6 +421,23 @@ impl Store for PgStore {
                 }
             };
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn set_guarded(
+        &self,
+        guard_key: &str,
+        expected_guard: &[u8],
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        let (guard_key, expected, key) = (guard_key.to_owned(), expected_guard.to_vec(), key.to_owned());
+        let ttl = ttl.map(ttl_ms);
+        self.run(move |sql, c| async move {
+            let st = c.prepare_cached(&sql.set_guarded).await.map_err(db)?;
+            Ok(c.execute(&st, &[&guard_key, &expected, &key, &value, &ttl]).await.map_err(db)? == 1)
         })
         .await
     }

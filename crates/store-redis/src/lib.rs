@@ -378,6 +378,32 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn set_guarded(
+        &self,
+        guard_key: &str,
+        expected_guard: &[u8],
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        // Both keys under `{prefix}:`: one hash tag, so the script is legal on a cluster.
+        let keys = [self.redis_key(guard_key), self.redis_key(key)];
+        let on_error = self.error(guard_key, "a string");
+        let (expected, ttl) = (expected_guard.to_vec(), ttl.map_or(0, ms));
+        self.run(move |mut conn| async move {
+            let written: i64 = scripts::SET_GUARDED
+                .key(&keys[..])
+                .arg(expected)
+                .arg(value)
+                .arg(ttl)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(on_error)?;
+            Ok(written == 1)
+        })
+        .await
+    }
+
     async fn del(&self, key: &str) -> StoreResult<bool> {
         let (k, on_error) = (self.redis_key(key), self.error(key, "any"));
         self.run(move |mut conn| async move {

@@ -81,6 +81,23 @@ return 1
     )
 });
 
+/// A write fenced by a guard: `KEYS` = (guard, key), `ARGV` = (expected guard, value, ttl ms
+/// or '0' for none). Sets the key only if the guard exists and equals the expected value (a
+/// missing key's `GET` is false, which equals no string); 1 if it was set.
+pub(crate) static SET_GUARDED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[2], ARGV[2])
+else
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+",
+    )
+});
+
 /// One GCRA step at the server's `TIME`: `ARGV` = (interval ns, tolerance ns = burst *
 /// interval). The TAT is stored as decimal ns; `{admitted, tat, now}` as decimal strings.
 pub(crate) static GCRA: LazyLock<Script> = LazyLock::new(|| {

@@ -201,3 +201,52 @@ impl<B: InvalidationBus, L2: Store, L3: Store> Layered for UnfencedPromotion<B, 
         self.inner.l1_stats()
     }
 }
+
+/// The seed's L3 → L2 promotion: a value read from L3 is written into the shared L2 with a
+/// plain `set`, not guarded by the invalidation epoch read before L3. A `get` that read L3
+/// before an invalidation deleted the key there and writes L2 after the invalidation deleted
+/// it there puts the stale value back into L2, where every instance reads it for
+/// [`PROMOTED_TTL`]. The promotion into L1 stays fenced, so only the shared layer goes stale.
+pub struct UnguardedL2Promotion<B, L2, L3> {
+    pub inner: MultiLayer<B, L2, L3>,
+}
+
+impl<B: InvalidationBus, L2: Store, L3: Store> Layered for UnguardedL2Promotion<B, L2, L3> {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let inner = &self.inner;
+        let generation = inner.l1.generation();
+        if let Some(value) = inner.l1.get(key) {
+            inner.count(|s| s.l1_hits += 1);
+            return Ok(Some(value));
+        }
+        if let Some(value) = inner.l2.get(key).await? {
+            inner.count(|s| s.l2_hits += 1);
+            inner.l1.fill(key, value.clone(), PROMOTED_TTL, generation);
+            return Ok(Some(value));
+        }
+        if let Some(value) = inner.l3.get(key).await? {
+            inner.count(|s| s.l3_hits += 1);
+            inner.l2.set(key, value.clone(), Some(PROMOTED_TTL)).await?;
+            inner.l1.fill(key, value.clone(), PROMOTED_TTL, generation);
+            return Ok(Some(value));
+        }
+        inner.count(|s| s.misses += 1);
+        Ok(None)
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
+        self.inner.set(key, value, ttl).await
+    }
+
+    async fn invalidate(&self, pattern: &str) -> StoreResult<Applied> {
+        self.inner.invalidate(pattern).await
+    }
+
+    fn layer_stats(&self) -> LayerStats {
+        self.inner.layer_stats()
+    }
+
+    fn l1_stats(&self) -> Stats {
+        self.inner.l1_stats()
+    }
+}

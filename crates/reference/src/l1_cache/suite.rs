@@ -188,8 +188,9 @@ fn read_every_key<C: Layered + 'static>(
 /// history shows no stale read after an invalidation returned, and every instance's layer
 /// counters match what its callers saw.
 ///
-/// Promotions and the invalidation of the same keys are kept in separate phases: a promotion
-/// from L3 racing an invalidation is the hazard documented in [`super::multi_layer`].
+/// Promotions and the invalidation of the same keys are kept in separate phases, so the check
+/// is deterministic: a promotion from L3 racing an invalidation (fenced by the L2 epoch, see
+/// [`super::multi_layer`]) is placed exactly by a hooked-store test and explored by loom.
 pub fn shared_layers<C: Layered + 'static>(
     nodes: Vec<Arc<C>>,
     threads: usize,

@@ -195,6 +195,36 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn set_guarded(
+        &self,
+        guard_key: &str,
+        expected_guard: &[u8],
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        self.with(|inner, now| {
+            let matches = match inner.live(guard_key, now) {
+                None => false,
+                Some(entry) => match &entry.value {
+                    Value::Bytes(b) => b.as_slice() == expected_guard,
+                    Value::Int(n) => n.to_string().as_bytes() == expected_guard,
+                    Value::Slots(_) => {
+                        return Err(StoreError::WrongKind {
+                            key: guard_key.to_owned(),
+                            expected: "a string",
+                        });
+                    }
+                },
+            };
+            if matches {
+                let expires_at = ttl.map(|ttl| deadline(now, ttl));
+                inner.entries.insert(key.to_owned(), Entry { value: Value::Bytes(value), expires_at });
+            }
+            Ok(matches)
+        })
+    }
+
     async fn del(&self, key: &str) -> StoreResult<bool> {
         self.with(|inner, now| Ok(inner.entries.remove(key).is_some_and(|entry| is_live(&entry, now))))
     }

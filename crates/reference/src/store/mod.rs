@@ -137,6 +137,25 @@ pub trait Store: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
+    /// Overwrites `key` with `value` (`ttl: None` makes it persistent) only if `guard_key`
+    /// currently exists, live, and holds exactly `expected_guard`; a missing or expired guard
+    /// refuses. True if `key` was written. One atomic step: a Lua script on Redis (`GET` the
+    /// guard, compare, `SET … PX`, both keys under the store's prefix and so in one cluster
+    /// slot); on PostgreSQL one statement that reads the guard row `FOR SHARE` and writes the
+    /// key only when it matched, so a concurrent write of the guard either commits first and
+    /// is seen, or waits for this statement; in memory one critical section.
+    ///
+    /// A write fenced by a token another writer replaces: the multi-layer cache promotes into
+    /// its L2 only under the invalidation epoch it read before reading L3.
+    fn set_guarded(
+        &self,
+        guard_key: &str,
+        expected_guard: &[u8],
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// Deletes `key`; true if it existed.
     fn del(&self, key: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use reference::clock::ManualClock;
 use reference::l1_cache::invariant::{self, Event};
-use reference::l1_cache::multi_layer::{LayerStats, Layered, MultiLayer, PROMOTED_TTL};
-use reference::l1_cache::mutants::{MultiLayerLocalOnly, UnfencedPromotion};
+use reference::l1_cache::multi_layer::{
+    EPOCH_KEY, EPOCH_TTL, LayerStats, Layered, MultiLayer, PROMOTED_TTL, fresh_token,
+};
+use reference::l1_cache::mutants::{MultiLayerLocalOnly, UnfencedPromotion, UnguardedL2Promotion};
 use reference::l1_cache::{Applied, Cache, L1Cache, LocalBus, suite};
 use reference::store::{
     Bump, BumpOutcome, Delivery, GcraOutcome, MemoryStore, QueueDepth, SlotOutcome, Store, StoreResult, Ttl,
@@ -99,6 +101,54 @@ fn multi_layer_fill_refused_after_an_invalidation() {
 }
 
 #[test]
+fn multi_layer_epoch_rotates_on_every_write_and_carries_a_ttl() {
+    let rig = rig();
+    let a = rig.node(8);
+    assert_eq!(block_on(rig.l2.get(EPOCH_KEY)).unwrap(), None);
+    block_on(a.set("project:1:stats", b"v1".to_vec(), Duration::from_secs(60))).unwrap();
+    let first = block_on(rig.l2.get(EPOCH_KEY)).unwrap().expect("set writes the epoch");
+    assert_eq!(block_on(rig.l2.pttl(EPOCH_KEY)).unwrap(), Ttl::Remaining(EPOCH_TTL));
+    block_on(a.invalidate("project:*")).unwrap();
+    let second = block_on(rig.l2.get(EPOCH_KEY)).unwrap().expect("invalidate writes the epoch");
+    assert_ne!(first, second);
+    assert_eq!(block_on(rig.l2.pttl(EPOCH_KEY)).unwrap(), Ttl::Remaining(EPOCH_TTL));
+    // A pattern matching the epoch deletes it from L2 too.
+    block_on(a.invalidate("*")).unwrap();
+    assert_eq!(block_on(rig.l2.get(EPOCH_KEY)).unwrap(), None);
+}
+
+#[test]
+fn multi_layer_missing_epoch_skips_one_promotion_and_is_recreated() {
+    let rig = rig();
+    let (a, b, c) = (rig.node(8), rig.node(8), rig.node(8));
+    block_on(a.set("project:1:stats", b"v1".to_vec(), Duration::from_secs(60))).unwrap();
+    block_on(rig.l2.del("project:1:stats")).unwrap();
+    block_on(rig.l2.del(EPOCH_KEY)).unwrap(); // expired, or deleted by `invalidate("*")`
+    // Served from L3 and into its L1, but not into L2: the epoch it read was missing.
+    assert_eq!(block_on(b.get("project:1:stats")).unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(block_on(rig.l2.get("project:1:stats")).unwrap(), None);
+    assert_eq!(block_on(rig.l2.pttl(EPOCH_KEY)).unwrap(), Ttl::Remaining(EPOCH_TTL));
+    assert_eq!(block_on(b.get("project:1:stats")).unwrap().as_deref(), Some(&b"v1"[..]));
+    // The next L3 hit promotes under the recreated epoch.
+    assert_eq!(block_on(c.get("project:1:stats")).unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(block_on(rig.l2.get("project:1:stats")).unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(b.layer_stats(), LayerStats { l1_hits: 1, l3_hits: 1, ..LayerStats::default() });
+    assert_eq!(c.layer_stats(), LayerStats { l3_hits: 1, ..LayerStats::default() });
+}
+
+#[test]
+fn multi_layer_epoch_tokens_are_unique_across_threads() {
+    let minted: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let workers: Vec<_> =
+            (0..4).map(|_| scope.spawn(|| (0..2_500).map(|_| fresh_token()).collect::<Vec<_>>())).collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let distinct: std::collections::HashSet<&Vec<u8>> = minted.iter().collect();
+    assert_eq!(distinct.len(), minted.len());
+    assert!(minted.iter().all(|t| t.len() == 16 && t.iter().all(u8::is_ascii_hexdigit)));
+}
+
+#[test]
 fn multi_layer_shared_history_has_no_stale_read() {
     let rig = rig();
     let nodes: Vec<Arc<Node>> = (0..3).map(|_| Arc::new(rig.node(64))).collect();
@@ -156,6 +206,16 @@ impl Store for Hooked {
         ttl: Option<Duration>,
     ) -> StoreResult<bool> {
         self.inner.compare_and_set(key, expected, new, ttl).await
+    }
+    async fn set_guarded(
+        &self,
+        guard_key: &str,
+        expected_guard: &[u8],
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        self.inner.set_guarded(guard_key, expected_guard, key, value, ttl).await
     }
     async fn del(&self, key: &str) -> StoreResult<bool> {
         self.inner.del(key).await
@@ -276,11 +336,52 @@ fn multi_layer_mutant_unfenced_promotion_caught_by_history() {
     assert_eq!(violation.rule, "stale-read", "{violation}");
 }
 
-/// The known hazard documented in `multi_layer`: a promotion from L3 that read the value before
-/// an invalidation and writes L2 after it puts the stale value back into the shared L2, where
-/// the next read finds it. Pinned here so that a fix shows up as this test failing.
+/// A promotion from L3 that read the value before an invalidation and writes L2 after it: the
+/// invalidation replaced the L2 epoch between its L3 and L2 deletes, so the promotion, guarded
+/// by the epoch it read before L3, is refused and the next read misses.
 #[test]
-fn multi_layer_known_hazard_l3_promotion_refills_l2_after_invalidation() {
-    let violation = promotion_races_invalidation(Layer::L3, |node| node).unwrap_err();
+fn multi_layer_l3_promotion_racing_invalidation_is_fenced() {
+    promotion_races_invalidation(Layer::L3, |node| node).unwrap();
+}
+
+/// The same race with the L2 promotion a plain `set`: the stale value lands in the shared L2
+/// after the invalidation cleared it, and the next read serves it.
+#[test]
+fn multi_layer_mutant_unguarded_l2_promotion_caught_by_history() {
+    let violation =
+        promotion_races_invalidation(Layer::L3, |inner| UnguardedL2Promotion { inner }).unwrap_err();
     assert_eq!(violation.rule, "stale-read", "{violation}");
+}
+
+/// Instance `b` reads `project:1:stats` from L3 (evicted from L2) as v1; between that read and
+/// its promotion, instance `a` sets v2 and returns. The promotion must not put v1 over v2 in
+/// L2: `set` replaced the epoch between its L3 and L2 writes. The value L2 holds afterwards.
+fn promotion_races_set<C: Layered + 'static>(wrap: impl Fn(HookedNode) -> C) -> Option<Vec<u8>> {
+    let rig = rig();
+    let l2 = Hooked { inner: rig.l2.clone(), hook: Arc::default() };
+    let l3 = Hooked { inner: rig.l3.clone(), hook: Arc::default() };
+    let node = || {
+        let l1 = L1Cache::new(8, rig.clock.clone(), rig.bus.clone());
+        wrap(MultiLayer::new(l1, l2.clone(), l3.clone()))
+    };
+    let (a, b) = (Arc::new(node()), node());
+    block_on(a.set("project:1:stats", b"v1".to_vec(), Duration::from_secs(60))).unwrap();
+    block_on(rig.l2.del("project:1:stats")).unwrap();
+    let writer = Arc::clone(&a);
+    *l3.hook.lock().unwrap() = Some(Box::new(move || {
+        block_on(writer.set("project:1:stats", b"v2".to_vec(), Duration::from_secs(60))).unwrap();
+    }));
+    assert_eq!(block_on(b.get("project:1:stats")).unwrap().as_deref(), Some(&b"v1"[..]));
+    block_on(rig.l2.get("project:1:stats")).unwrap()
+}
+
+#[test]
+fn multi_layer_l3_promotion_racing_set_keeps_the_new_value() {
+    assert_eq!(promotion_races_set(|node| node).as_deref(), Some(&b"v2"[..]));
+}
+
+#[test]
+fn multi_layer_mutant_unguarded_l2_promotion_overwrites_a_racing_set() {
+    let held = promotion_races_set(|inner| UnguardedL2Promotion { inner });
+    assert_eq!(held.as_deref(), Some(&b"v1"[..]), "the stale promotion lands over the new value");
 }

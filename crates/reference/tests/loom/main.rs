@@ -8,6 +8,7 @@ mod loom_daily_quota;
 mod loom_fixed_window;
 mod loom_gcra;
 mod loom_l1_cache;
+mod loom_multi_layer;
 mod loom_status_tracker;
 mod loom_token_refresh;
 mod loom_usage_tracker;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reference::clock::ManualClock;
-use reference::l1_cache::multi_layer::{LayerStats, Layered, MultiLayer, PROMOTED_TTL};
+use reference::l1_cache::multi_layer::{EPOCH_KEY, LayerStats, Layered, MultiLayer, PROMOTED_TTL};
 use reference::l1_cache::mutants::MultiLayerLocalOnly;
 use reference::l1_cache::{L1Cache, LocalBus, suite};
 use reference::store::{Store, Ttl};
@@ -87,7 +87,32 @@ fn multi_layer_on_redis_and_postgres_reads_through_and_promotes() {
     assert_eq!(b.layer_stats(), LayerStats { l1_hits: 1, l3_hits: 1, ..LayerStats::default() });
     block_on(b.invalidate("project:*")).unwrap();
     assert_eq!(block_on(a.get("project:1:stats")).unwrap(), None);
-    assert!(l2.raw_keys().is_empty(), "{:?}", l2.raw_keys());
+    // Only the invalidation epoch is left in Redis, and it expires.
+    let left = l2.raw_keys();
+    assert!(left.len() == 1 && left[0].0 == l2.store.redis_key(EPOCH_KEY) && left[0].1 > 0, "{left:?}");
+}
+
+/// The L3 → L2 promotion racing an invalidation, step by step on the real stores: a `get`
+/// reads the epoch, then the value from L3; the invalidation runs to completion; the
+/// promotion, guarded by the epoch read first, is refused, and no instance reads the value.
+#[test]
+fn multi_layer_on_redis_and_postgres_promotion_racing_invalidation_is_refused() {
+    let l2 = rig_or_skip!("ml-race");
+    let Some(l3) = pg_rig("race") else { return };
+    let (bus, clock) = (LocalBus::new(), clock());
+    let (a, b) = (node(&l2, &l3, &bus, &clock, 8), node(&l2, &l3, &bus, &clock, 8));
+    block_on(a.set("project:1:stats", b"v1".to_vec(), Duration::from_secs(60))).unwrap();
+    block_on(l2.store.del("project:1:stats")).unwrap();
+
+    let epoch = block_on(l2.store.get(EPOCH_KEY)).unwrap().expect("set wrote the epoch");
+    let value = block_on(l3.store.get("project:1:stats")).unwrap().expect("in l3");
+    block_on(a.invalidate("project:*")).unwrap();
+    let promoted =
+        block_on(l2.store.set_guarded(EPOCH_KEY, &epoch, "project:1:stats", value, Some(PROMOTED_TTL)))
+            .unwrap();
+    assert!(!promoted, "a promotion that read l3 before the invalidation wrote l2 after it");
+    assert_eq!(block_on(b.get("project:1:stats")).unwrap(), None);
+    assert_eq!(block_on(a.get("project:1:stats")).unwrap(), None);
 }
 
 #[test]

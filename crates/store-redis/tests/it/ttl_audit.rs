@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reference::clock::ManualClock;
+use reference::l1_cache::multi_layer::{Layered, MultiLayer};
+use reference::l1_cache::{L1Cache, LocalBus};
 use reference::limit::{Limit, RateLimiter, seed as limits};
 use reference::store::{Bump, Store, glob_match};
 use reference::sync::block_on;
@@ -61,6 +63,14 @@ fn ttl_audit_holds_after_every_primitive() {
             "compare_and_set with ttl",
             Box::new(|| {
                 format!("{:?}", block_on(s.compare_and_set("c", None, b"1".to_vec(), Some(MINUTE))).unwrap())
+            }),
+        ),
+        (
+            "set_guarded with ttl",
+            Box::new(|| {
+                let written = block_on(s.set_guarded("b", b"1", "c2", b"1".to_vec(), Some(MINUTE))).unwrap();
+                assert!(written, "the guard b holds 1");
+                format!("{written:?}")
             }),
         ),
         ("pexpire", Box::new(|| format!("{:?}", block_on(s.pexpire("a", MINUTE)).unwrap()))),
@@ -146,6 +156,20 @@ fn ttl_audit_holds_after_each_component_runs() {
     let messages = ws_session::MessageLimits::new(store.clone());
     block_on(messages.check("u1", "comment_add")).unwrap();
     assert_eq!(audit(&rig, &[]), Ok(()), "the limiters, quotas, trackers and slots");
+
+    // L2 here, L3 under a prefix of its own; a value evicted from L2 is promoted back into it.
+    let l3 = rig_or_skip!("audit-components-l3");
+    let bus = LocalBus::new();
+    let cache =
+        || MultiLayer::new(L1Cache::new(8, clock.clone(), bus.clone()), store.clone(), l3.store.clone());
+    let (writer, reader) = (cache(), cache());
+    block_on(writer.set("project:1:stats", b"v1".to_vec(), MINUTE)).unwrap();
+    block_on(store.del("project:1:stats")).unwrap();
+    assert!(block_on(reader.get("project:1:stats")).unwrap().is_some());
+    assert!(block_on(store.get("project:1:stats")).unwrap().is_some(), "promoted into l2");
+    block_on(writer.invalidate("project:2:*")).unwrap();
+    assert_eq!(audit(&rig, &[]), Ok(()), "the multi-layer cache's l2, its epoch included");
+    assert_eq!(audit(&l3, &[]), Ok(()), "the multi-layer cache's l3");
 
     let registry = video::Registry::new(store.clone());
     block_on(video::VideoRegistry::get_or_create(&registry, "42", "https://youtu.be/x")).unwrap();
