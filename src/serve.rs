@@ -45,6 +45,25 @@ pub struct ServeArgs {
     /// that the checks catch it.
     #[arg(long, value_name = "NAME", value_parser = parse_mutant)]
     pub mutant: Option<stack::Mutant>,
+    /// The upstream (YouTube/TikTok API or a `fake-upstream`) the import workers call. Without
+    /// it, a fake upstream is started in this process and its URL printed.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// OAuth client id of the stack at the upstream.
+    #[arg(long, default_value = "stampede")]
+    pub upstream_client_id: String,
+    /// The platform account's refresh token at the upstream.
+    #[arg(long, value_name = "TOKEN", requires = "upstream")]
+    pub upstream_refresh_token: Option<String>,
+    /// How often the platform credential is refreshed (seed: 30m).
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub refresh_period: Duration,
+    /// How long the upstream's access tokens live (seed: 1h); at least two refresh periods.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub token_lifetime: Duration,
+    /// Import processors per process.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -118,6 +137,11 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.dashboard_ttl = args.dashboard_ttl;
     config.settings.quota_zone = zone;
     config.settings.mutant = args.mutant;
+    config.settings.workers = args.workers;
+    let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
+        .context("--refresh-period and --token-lifetime")?;
+    let (fake, link) = upstream_link(&args, refresh).await?;
+    config.settings.upstream = Some(link);
     let stack = match stack::start(config).await {
         Ok(stack) => stack,
         Err(e @ stack::server::StartError::Backend(_)) => {
@@ -141,8 +165,48 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         })
         .await?;
+    if let Some(fake) = fake {
+        fake.shutdown().await;
+    }
     tracing::info!("stack stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The upstream named on the command line, or a fake one started here with one registered
+/// platform account.
+async fn upstream_link(
+    args: &ServeArgs,
+    refresh: reference::token_refresh::Policy,
+) -> anyhow::Result<(Option<fake_upstream::RunningUpstream>, stack::workers::UpstreamLink)> {
+    if let Some(url) = &args.upstream {
+        let refresh_token = args
+            .upstream_refresh_token
+            .clone()
+            .context("--upstream needs --upstream-refresh-token, the platform account's refresh token")?;
+        let link = stack::workers::UpstreamLink {
+            url: url.clone(),
+            client_id: args.upstream_client_id.clone(),
+            refresh_token,
+            refresh,
+        };
+        return Ok((None, link));
+    }
+    let config = fake_upstream::Config { access_token_lifetime: refresh.lifetime(), ..Default::default() };
+    let fake = fake_upstream::FakeUpstream::start(config).await.context("start the fake upstream")?;
+    let account = fake
+        .register_account(fake_upstream::NewAccount {
+            client_id: Some(args.upstream_client_id.clone()),
+            ..fake_upstream::NewAccount::named("platform")
+        })
+        .context("register the platform account at the fake upstream")?;
+    println!("stampede serve: fake upstream on {}", fake.url());
+    let link = stack::workers::UpstreamLink {
+        url: fake.url(),
+        client_id: args.upstream_client_id.clone(),
+        refresh_token: account.refresh_token,
+        refresh,
+    };
+    Ok((Some(fake), link))
 }
 
 async fn shutdown_signal() {
@@ -182,6 +246,11 @@ async fn stdin_eof() {
 /// Ctrl-C/SIGTERM (by closing their standard input) or when one of them dies.
 fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("locate the stampede executable")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
+        .context("--refresh-period and --token-lifetime")?;
+    // One upstream for every instance: a fake one lives in this process.
+    let (fake, link) = runtime.block_on(upstream_link(args, refresh))?;
     let mut children: Vec<Child> = Vec::new();
     for i in 0..args.instances {
         let mut listen = args.listen;
@@ -206,6 +275,18 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg("--instance-name")
             .arg(format!("stack-{i}"))
             .arg("--stop-on-stdin-eof")
+            .arg("--upstream")
+            .arg(&link.url)
+            .arg("--upstream-client-id")
+            .arg(&link.client_id)
+            .arg("--upstream-refresh-token")
+            .arg(&link.refresh_token)
+            .arg("--refresh-period")
+            .arg(format!("{}ms", args.refresh_period.as_millis()))
+            .arg("--token-lifetime")
+            .arg(format!("{}ms", args.token_lifetime.as_millis()))
+            .arg("--workers")
+            .arg(args.workers.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
@@ -223,7 +304,6 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         children.push(command.spawn().with_context(|| format!("start instance {i}"))?);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut failed = None;
     runtime.block_on(async {
         loop {
@@ -247,6 +327,9 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
     for child in &mut children {
         let _ = child.wait();
+    }
+    if let Some(fake) = fake {
+        runtime.block_on(fake.shutdown());
     }
     match failed {
         Some((i, status)) => bail!("instance {i} stopped on its own ({status}); stopped the others"),

@@ -56,6 +56,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Run this mutant instead of the reference component it replaces.
     pub mutant: Option<Mutant>,
+    /// The upstream the import workers call; none: no worker runs, imports stay pending.
+    pub upstream: Option<crate::workers::UpstreamLink>,
+    /// Import processors per process.
+    pub workers: usize,
 }
 
 impl Default for Settings {
@@ -74,6 +78,8 @@ impl Default for Settings {
             breaker: reference::circuit_breaker::seed::POLICY,
             request_timeout: Duration::from_secs(5),
             mutant: None,
+            upstream: None,
+            workers: 2,
         }
     }
 }

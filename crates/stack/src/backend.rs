@@ -108,6 +108,17 @@ impl Store for AnyStore {
         dispatch!(self, s => s.compare_and_set(key, expected, new, ttl))
     }
 
+    async fn set_guarded(
+        &self,
+        guard_key: &str,
+        expected_guard: &[u8],
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        dispatch!(self, s => s.set_guarded(guard_key, expected_guard, key, value, ttl))
+    }
+
     async fn del(&self, key: &str) -> StoreResult<bool> {
         dispatch!(self, s => s.del(key))
     }

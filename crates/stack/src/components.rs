@@ -19,9 +19,9 @@ use reference::status_tracker::{self, Fields, StatusResult, StatusTracker, Track
 use reference::store::{Delivery, StoreResult};
 use reference::task_queue::{self, Consumer, TaskQueue};
 use reference::token_refresh::{self, RefreshScheduler, Refresher, Scheduler, TickOutcome};
-use upstream::{Upstream, UpstreamClient, UpstreamConfig};
 use reference::usage_tracker::{self, Admission, Grant, Usage, UsageLimits, UsageTracker, UsageTracking};
 use reference::video::{self, GetOrCreate, Registry, Video, VideoRegistry, VideoResult};
+use upstream::{Upstream, UpstreamClient, UpstreamConfig};
 
 use crate::backend::{AnyBus, AnyStore};
 
@@ -449,8 +449,12 @@ pub enum ImportConsumer {
 impl ImportConsumer {
     pub fn new(queue: TaskQueue<AnyStore>, mutant: Option<Mutant>) -> Self {
         match mutant {
-            Some(Mutant::QueueAckOnReceive) => Self::AckOnReceive(task_queue::mutants::AckOnReceive { queue }),
-            Some(Mutant::QueueNotIdempotent) => Self::NotIdempotent(task_queue::mutants::NotIdempotent { queue }),
+            Some(Mutant::QueueAckOnReceive) => {
+                Self::AckOnReceive(task_queue::mutants::AckOnReceive { queue })
+            }
+            Some(Mutant::QueueNotIdempotent) => {
+                Self::NotIdempotent(task_queue::mutants::NotIdempotent { queue })
+            }
             _ => Self::Reference(queue),
         }
     }
@@ -519,7 +523,9 @@ impl UpstreamSlot {
             Some(Mutant::UpstreamClientPerRequest) => {
                 Self::ClientPerRequest(upstream::mutants::ClientPerRequest::new(base_url, config)?)
             }
-            Some(Mutant::UpstreamUncapped) => Self::Uncapped(upstream::mutants::Uncapped::new(base_url, config)?),
+            Some(Mutant::UpstreamUncapped) => {
+                Self::Uncapped(upstream::mutants::Uncapped::new(base_url, config)?)
+            }
             _ => Self::Reference(UpstreamClient::new(base_url, config)?),
         })
     }

@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::{AppState, Settings, router};
 use crate::backend::{BackendConfig, Backends, OpenError};
+use crate::workers::Workers;
 
 /// One stack process's configuration.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub enum StartError {
     Backend(#[from] OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot reach the upstream: {0}")]
+    Upstream(#[from] upstream::Error),
 }
 
 /// A stack serving in the background of the current tokio runtime.
@@ -46,6 +49,7 @@ pub struct RunningStack {
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    workers: Option<Workers>,
 }
 
 impl RunningStack {
@@ -66,7 +70,11 @@ impl RunningStack {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        let served = (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Some(workers) = self.workers.take() {
+            workers.stop().await;
+        }
+        served
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.
@@ -80,6 +88,10 @@ impl RunningStack {
 pub async fn start(config: StackConfig) -> Result<RunningStack, StartError> {
     let backends = Backends::open(&config.backends).await?;
     let state = AppState::new(config.settings, backends);
+    let workers = match &state.settings.upstream {
+        Some(link) => Some(crate::workers::start(&state, link, state.settings.workers).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -94,5 +106,5 @@ pub async fn start(config: StackConfig) -> Result<RunningStack, StartError> {
             .await
     });
     tracing::info!(%addr, backends = ?state.backends, "stack serving");
-    Ok(RunningStack { addr, state, stop: Some(stop), task })
+    Ok(RunningStack { addr, state, stop: Some(stop), task, workers })
 }

@@ -20,7 +20,9 @@ use reference::circuit_breaker::{Breaker, Outcome};
 use reference::status_tracker::{Fields, StatusTracker};
 use reference::store::Store;
 use reference::task_queue::Consumer;
-use reference::token_refresh::{self, Credential, Grant, RefreshError, RefreshScheduler, Refresher, Scheduler};
+use reference::token_refresh::{
+    self, Credential, Grant, RefreshError, RefreshScheduler, Refresher, Scheduler,
+};
 use reference::usage_tracker::{Admission, UsageTracking};
 use reference::video::{Status, VideoRegistry};
 use serde::Deserialize;
@@ -65,9 +67,14 @@ struct TokenReply {
 
 impl Refresher for OauthRefresher {
     async fn refresh(&self, _token_id: &str, refresh_token: &str) -> Result<Grant, RefreshError> {
-        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", &self.client_id)];
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", &self.client_id),
+        ];
         let body = serde_urlencoded::to_string(form).map_err(|e| RefreshError(e.to_string()))?;
-        let request = Request::post("/oauth2/token", body).header("content-type", "application/x-www-form-urlencoded");
+        let request =
+            Request::post("/oauth2/token", body).header("content-type", "application/x-www-form-urlencoded");
         let reply = self.client.send(request).await.map_err(|e| RefreshError(e.to_string()))?;
         if !(200..300).contains(&reply.status) {
             return Err(RefreshError(format!(
@@ -76,7 +83,8 @@ impl Refresher for OauthRefresher {
                 String::from_utf8_lossy(&reply.body)
             )));
         }
-        let reply: TokenReply = serde_json::from_slice(&reply.body).map_err(|e| RefreshError(e.to_string()))?;
+        let reply: TokenReply =
+            serde_json::from_slice(&reply.body).map_err(|e| RefreshError(e.to_string()))?;
         Ok(Grant {
             access_token: reply.access_token,
             refresh_token: reply.refresh_token.unwrap_or_else(|| refresh_token.to_owned()),
@@ -115,12 +123,12 @@ pub async fn start(state: &AppState, link: &UpstreamLink, count: usize) -> Resul
         state.settings.instance.clone(),
         link.refresh,
     );
-    let scheduler = RefreshSlot::new(scheduler, mutant);
+    let scheduler = Arc::new(RefreshSlot::new(scheduler, mutant));
     let beat = (link.refresh.period() / 10).clamp(Duration::from_millis(50), Duration::from_secs(10));
     tasks.spawn(every(beat, stopped.clone(), move || {
-        let tick = scheduler.tick();
+        let scheduler = Arc::clone(&scheduler);
         async move {
-            match tick.await {
+            match scheduler.tick().await {
                 Ok(outcomes) => {
                     for (token, outcome) in outcomes {
                         tracing::debug!(%token, ?outcome, "refresh tick");
@@ -131,7 +139,8 @@ pub async fn start(state: &AppState, link: &UpstreamLink, count: usize) -> Resul
         }
     }));
     let reap_queue = state.queue.clone();
-    let reap_every = (state.settings.task_visibility / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+    let reap_every =
+        (state.settings.task_visibility / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
     tasks.spawn(every(reap_every, stopped.clone(), move || {
         let queue = reap_queue.clone();
         async move {
@@ -216,7 +225,7 @@ async fn process_imports(
         };
         let result = process(&state, &client, &task).await;
         let outcome = match &result {
-            Ok(done) => done.clone(),
+            Ok(done) => *done,
             Err(e) => {
                 tracing::warn!(worker, video = %task.video, error = %e, "import task failed; it will be redelivered");
                 continue;
@@ -268,7 +277,8 @@ async fn process(
     match result {
         Ok(meta) => {
             state.videos.complete(&user, &task.url).await?;
-            merge(state, &status_id, json!({ "state": "completed", "title": meta.0, "duration": meta.1 })).await;
+            merge(state, &status_id, json!({ "state": "completed", "title": meta.0, "duration": meta.1 }))
+                .await;
             Ok("completed")
         }
         Err(reason) => {
@@ -292,9 +302,14 @@ fn count(state: &AppState, outcome: &str) {
 }
 
 /// The upstream's metadata of `url`: `(title, duration)`, or why it could not be had.
-async fn call_upstream(state: &AppState, client: &UpstreamSlot, url: &str) -> Result<(String, String), String> {
+async fn call_upstream(
+    state: &AppState,
+    client: &UpstreamSlot,
+    url: &str,
+) -> Result<(String, String), String> {
     let now = state.backends.clock.now();
-    let credential = token_refresh::credential(&state.backends.kv, PLATFORM_TOKEN).await.map_err(|e| e.to_string())?;
+    let credential =
+        token_refresh::credential(&state.backends.kv, PLATFORM_TOKEN).await.map_err(|e| e.to_string())?;
     // A token that expires within a second could expire in flight.
     let Some(credential) = credential.filter(|c| !c.is_expired(now + 1_000)) else {
         count(state, "no_credential");
@@ -355,7 +370,8 @@ fn parse_meta(body: &[u8]) -> Result<(String, String), String> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("upstream body: {e}"))?;
     if let Some(item) = value.pointer("/items/0") {
         let title = item.pointer("/snippet/title").and_then(|t| t.as_str()).unwrap_or("").to_owned();
-        let duration = item.pointer("/contentDetails/duration").and_then(|d| d.as_str()).unwrap_or("").to_owned();
+        let duration =
+            item.pointer("/contentDetails/duration").and_then(|d| d.as_str()).unwrap_or("").to_owned();
         return Ok((title, duration));
     }
     if let Some(video) = value.pointer("/data/videos/0") {
@@ -377,4 +393,3 @@ mod tests {
         assert_eq!(external_id("https://www.tiktok.com/@u/video/7301#top"), "7301");
     }
 }
-
