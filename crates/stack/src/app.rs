@@ -1,6 +1,7 @@
 //! The service: its state (the components over the configured backends), the router, and the
 //! middleware every request goes through.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,12 +24,14 @@ use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove}
 
 use crate::api;
 use crate::backend::{AnyStore, Backends};
+use crate::chat::{Chat, ChatSettings};
 use crate::components::{
     DailyQuotaSlot, DashboardCache, Mutant, Publish, Statuses, UpstreamBreaker, UsageSlot, Videos,
 };
 use crate::error::ApiError;
 use crate::metrics::{LayerLabels, Metrics, QueueLabels};
 use crate::queries;
+use crate::uploads::{UploadSink, Uploads};
 
 /// How the stack behaves; every limit the checks need to shorten is here.
 #[derive(Debug, Clone)]
@@ -45,6 +48,12 @@ pub struct Settings {
     /// #12 uploads per user per window (seed: 15 a day) and the size cap.
     pub upload_limit: Limit,
     pub max_upload_bytes: u64,
+    /// Where upload bodies are stored.
+    pub upload_dir: PathBuf,
+    /// How bodies reach the disk: streamed, or (a mutant) buffered whole.
+    pub upload_sink: UploadSink,
+    /// #17 the project chat over WebSocket.
+    pub chat: ChatSettings,
     /// #14 how long a computed dashboard is cached; the L1's capacity.
     pub dashboard_ttl: Duration,
     pub l1_capacity: usize,
@@ -72,6 +81,9 @@ impl Default for Settings {
             usage: UsageLimits::SEED,
             upload_limit: Limit::new(15, Duration::from_secs(24 * 60 * 60)),
             max_upload_bytes: 64 * 1024 * 1024,
+            upload_dir: crate::uploads::default_dir(),
+            upload_sink: UploadSink::Streaming,
+            chat: ChatSettings::default(),
             dashboard_ttl: Duration::from_secs(60),
             l1_capacity: 10_000,
             task_visibility: Duration::from_secs(300),
@@ -104,6 +116,8 @@ pub struct Inner {
     pub breaker: UpstreamBreaker,
     pub metrics: Metrics,
     pub started: Instant,
+    pub uploads: Uploads,
+    pub chat: Chat,
 }
 
 impl std::ops::Deref for AppState {
@@ -121,7 +135,10 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, backends: Backends) -> Self {
+    pub fn new(mut settings: Settings, backends: Backends) -> Self {
+        if settings.mutant == Some(Mutant::UploadWholeBodyBuffered) {
+            settings.upload_sink = crate::uploads::UploadSink::WholeBodyBuffered;
+        }
         let clock = Arc::clone(&backends.clock);
         let kv = backends.kv.clone();
         let l1 = L1Cache::new(settings.l1_capacity, Arc::clone(&clock), backends.bus.clone());
@@ -151,6 +168,8 @@ impl AppState {
             breaker: UpstreamBreaker::new(kv, clock, settings.breaker, mutant),
             metrics,
             started: Instant::now(),
+            uploads: Uploads::new(&settings, &backends),
+            chat: Chat::new(&settings, &backends),
             settings,
             backends,
         }))
@@ -201,9 +220,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/publish", post(api::limits::publish))
         .route("/v1/quota", get(api::limits::quota))
         .route("/v1/usage", get(api::limits::usage))
+        .route("/v1/uploads/{id}", get(api::uploads::get))
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline));
+    // Bodies streamed in and sockets held open: no deadline.
+    let streams = Router::new()
+        .route("/v1/uploads", post(api::uploads::create))
+        .route("/v1/projects/{id}/chat", get(api::chat::connect));
     Router::new()
         .merge(api)
+        .merge(streams)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -1,6 +1,6 @@
 //! Users and their bearer tokens. A token is 128 random bits from the thread's CSPRNG, stored
 //! as `bearer:{token}` → user id in the records store; a request proves its user with
-//! `Authorization: Bearer {token}`.
+//! `Authorization: Bearer {token}` (a WebSocket handshake may carry it as `?token=` instead).
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -53,6 +53,18 @@ impl Caller {
     pub fn key(&self) -> String {
         self.id.to_string()
     }
+
+    /// The user whose token is `token`.
+    pub async fn from_token(state: &AppState, token: &str) -> ApiResult<Self> {
+        let token =
+            Some(token.trim()).filter(|t| !t.is_empty() && t.len() <= 128).ok_or(ApiError::Unauthorized)?;
+        let id = state.backends.records.get(&token_key(token)).await?.ok_or(ApiError::Unauthorized)?;
+        let id = std::str::from_utf8(&id)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ApiError::Internal(format!("token record for user is corrupt: {id:?}")))?;
+        Ok(Caller { id })
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -60,18 +72,32 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 128)
-            .ok_or(ApiError::Unauthorized)?;
-        let id = state.backends.records.get(&token_key(token)).await?.ok_or(ApiError::Unauthorized)?;
-        let id = std::str::from_utf8(&id)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ApiError::Internal(format!("token record for user is corrupt: {id:?}")))?;
-        Ok(Caller { id })
+        let token =
+            header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or(ApiError::Unauthorized)?;
+        Caller::from_token(state, token).await
+    }
+}
+
+/// The caller of a WebSocket handshake: the bearer token from `Authorization`, or, since
+/// browsers cannot set headers on a WebSocket, from the `token` query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketCaller(pub Caller);
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+impl FromRequestParts<AppState> for SocketCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return Caller::from_request_parts(parts, state).await.map(SocketCaller);
+        }
+        let query = axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::Unauthorized)?;
+        let token = query.0.token.ok_or(ApiError::Unauthorized)?;
+        Caller::from_token(state, &token).await.map(SocketCaller)
     }
 }

@@ -48,6 +48,7 @@ pub enum Mutant {
     RefreshNoLease,
     UpstreamClientPerRequest,
     UpstreamUncapped,
+    UploadWholeBodyBuffered,
 }
 
 impl Mutant {
@@ -73,6 +74,8 @@ impl Mutant {
         (Mutant::RefreshNoLease, "token_refresh::mutants::NoLease"),
         (Mutant::UpstreamClientPerRequest, "upstream::mutants::ClientPerRequest"),
         (Mutant::UpstreamUncapped, "upstream::mutants::Uncapped"),
+        // The stack's own: #12's upload sink, kept in `stack::uploads`.
+        (Mutant::UploadWholeBodyBuffered, "stack::uploads::WholeBodyBuffered"),
     ];
 
     pub fn name(self) -> &'static str {

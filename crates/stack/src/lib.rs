@@ -4,22 +4,31 @@
 //! - [`backend`] — the stores, chosen at start ([`backend::AnyStore`] dispatches to one);
 //! - [`app`] — the state, the router, the middleware (query count, deadline, metrics, gzip);
 //! - [`api`] — the handlers;
+//! - [`uploads`] — streaming upload bodies to disk (#12);
+//! - [`chat`] — the project chat sessions over WebSocket (#17);
 //! - [`server`] — binding, serving and graceful shutdown.
 //!
-//! Why these dependencies: axum (with hyper and tower) is the field's Rust HTTP server;
-//! tower-http's compression layer does #16's gzip and its `Vary`; prometheus-client is the
-//! Prometheus project's own client for `/metrics`; sha2 derives video ids and hashes uploads;
-//! rand's thread CSPRNG makes bearer tokens; tracing is the structured log.
+//! Why these dependencies: axum (with hyper and tower) is the field's Rust HTTP server, and its
+//! `ws` feature the WebSocket server; tower-http's compression layer does #16's gzip and its
+//! `Vary`; prometheus-client is the Prometheus project's own client for `/metrics`; sha2 derives
+//! video ids and hashes uploads; rand's thread CSPRNG makes bearer tokens and upload ids;
+//! tracing is the structured log; futures-util's `sink` feature splits a WebSocket into halves
+//! so one task writes frames while the session reads; tokio's `fs` and `io-util` write upload
+//! bodies. For the tests: tokio-tungstenite is the WebSocket client (the crate axum's server
+//! side is built on, so no second implementation is compiled), and reqwest's `stream` feature
+//! sends chunked bodies.
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod chat;
 pub mod components;
 pub mod error;
 pub mod metrics;
 pub mod queries;
 pub mod server;
+pub mod uploads;
 pub mod workers;
 
 pub use app::{AppState, Settings, router};

@@ -1,7 +1,9 @@
 //! The handlers, one module per resource.
 
+pub mod chat;
 pub mod limits;
 pub mod projects;
+pub mod uploads;
 pub mod users;
 pub mod videos;
 

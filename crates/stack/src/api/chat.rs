@@ -1,0 +1,42 @@
+//! `GET /v1/projects/{id}/chat`: the project's chat over WebSocket (#17; see [`crate::chat`]).
+//!
+//! Everything that can refuse a connection is decided before the upgrade, as a JSON error:
+//! no or a bad token (401), a project the caller is not a member of (404), not a WebSocket
+//! handshake (400), the user's connections at the limit (429 with `RateLimit-*` and
+//! `Retry-After`).
+
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use super::{parse_id, projects};
+use crate::app::AppState;
+use crate::auth::SocketCaller;
+use crate::chat;
+use crate::error::{ApiError, ApiResult, RateLimitInfo};
+
+pub async fn connect(
+    State(state): State<AppState>,
+    SocketCaller(caller): SocketCaller,
+    Path(id): Path<String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id, "project")?;
+    projects::load(&state, caller, id).await?;
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::BadRequest(format!("expected a WebSocket handshake: {}", rejection.body_text()))
+    })?;
+    let settings = *state.chat.settings();
+    let ticket = match state.chat.admit(caller.id, id).await? {
+        Ok(ticket) => ticket,
+        Err(reset_after) => {
+            let limit = settings.max_connections as u64;
+            let info = RateLimitInfo { limit, remaining: 0, reset_after };
+            return Err(ApiError::RateLimited { what: "WebSocket connections", info });
+        }
+    };
+    Ok(upgrade
+        .max_message_size(settings.max_message_bytes)
+        .max_frame_size(settings.max_message_bytes)
+        .on_upgrade(move |socket| chat::run(state, socket, ticket)))
+}

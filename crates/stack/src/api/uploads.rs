@@ -1,0 +1,131 @@
+//! Uploads (#12): `POST /v1/uploads` streams a body to storage, `GET /v1/uploads/{id}` reads
+//! its metadata back.
+//!
+//! The order of the checks keeps refusals cheap: the caller (401), the content type (400), a
+//! declared `Content-Length` over the cap (413, before a byte is read and before the limit is
+//! counted), then the per-user limit (429), then the body, cut off with 413 as soon as the
+//! streamed bytes pass the cap. An upload admitted by the limit counts against it whether or
+//! not its body turns out to fit: the limit counts admitted attempts, as the seed's counter did.
+//!
+//! The metadata is a record `upload:{id}` in the records store (so any instance answers the
+//! `GET`); the bytes are a file in this process's `upload_dir`. The record is written after the
+//! file is in place, so a record never names a missing or partial file.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reference::limit::RateLimiter;
+use reference::store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::Json;
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, RateLimitInfo};
+use crate::uploads::UploadError;
+
+/// What the API says about an upload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Upload {
+    pub id: String,
+    pub bytes: u64,
+    /// Lowercase hex SHA-256 of the stored bytes.
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    owner: u64,
+    #[serde(flatten)]
+    upload: Upload,
+}
+
+fn record_key(id: &str) -> String {
+    format!("upload:{id}")
+}
+
+/// Upload ids are 128 random bits in lowercase hex; anything else names no upload (and never
+/// a path outside the upload directory).
+fn check_id(id: &str) -> ApiResult<&str> {
+    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFound("upload"))
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let Some(value) = headers.get(header::CONTENT_LENGTH) else { return Ok(None) };
+    let length = value.to_str().ok().and_then(|v| v.trim().parse().ok());
+    length.map(Some).ok_or_else(|| ApiError::BadRequest("malformed Content-Length".to_owned()))
+}
+
+fn check_content_type(headers: &HeaderMap) -> ApiResult<()> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/octet-stream") {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest("expected a body with Content-Type: application/octet-stream".to_owned()))
+    }
+}
+
+/// `POST /v1/uploads`: 201 `{id, bytes, sha256}` with `Location` and the limit's
+/// `RateLimit-*` fields.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    check_content_type(&headers)?;
+    let max = state.uploads.max_bytes();
+    if content_length(&headers)?.is_some_and(|length| length > max) {
+        return Err(ApiError::PayloadTooLarge { max });
+    }
+    let decision = state.uploads.limiter().check(&caller.key()).await?;
+    let info = RateLimitInfo {
+        limit: decision.limit,
+        remaining: decision.remaining,
+        reset_after: decision.reset_after,
+    };
+    if !decision.allowed {
+        return Err(ApiError::RateLimited { what: "uploads", info });
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    let stored = state.uploads.store(&id, body.into_data_stream()).await.map_err(|e| match e {
+        UploadError::TooLarge { max } => ApiError::PayloadTooLarge { max },
+        UploadError::Body(message) => ApiError::BadRequest(message),
+        UploadError::Io(e) => ApiError::Internal(format!("cannot store upload {id}: {e}")),
+    })?;
+    let upload = Upload { id: id.clone(), bytes: stored.bytes, sha256: stored.sha256 };
+    let record = Record { owner: caller.id, upload };
+    let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Err(e) = state.backends.records.set(&record_key(&id), bytes, None).await {
+        state.uploads.remove(&id).await;
+        return Err(e.into());
+    }
+    let mut response = (StatusCode::CREATED, Json(record.upload)).into_response();
+    info.apply(&mut response);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/uploads/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET /v1/uploads/{id}`: the upload's metadata for its owner; 404 for everyone else.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Upload>> {
+    let id = check_id(&id)?;
+    let bytes = state.backends.records.get(&record_key(id)).await?.ok_or(ApiError::NotFound("upload"))?;
+    let record: Record = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("upload {id} record is corrupt: {e}")))?;
+    if record.owner != caller.id {
+        return Err(ApiError::NotFound("upload"));
+    }
+    Ok(Json(record.upload))
+}
