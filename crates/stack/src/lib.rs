@@ -4,7 +4,9 @@
 //! - [`backend`] — the stores, chosen at start ([`backend::AnyStore`] dispatches to one);
 //! - [`app`] — the state, the router, the middleware (query count, deadline, metrics, gzip);
 //! - [`api`] — the handlers;
-//! - [`server`] — binding, serving and graceful shutdown.
+//! - [`server`] — binding, serving and graceful shutdown;
+//! - `openapi.json` — the API's contract (OpenAPI 3.1), served at `/openapi.json`; the
+//!   `tests/api` suite checks the running server against it.
 //!
 //! Why these dependencies: axum (with hyper and tower) is the field's Rust HTTP server;
 //! tower-http's compression layer does #16's gzip and its `Vary`; prometheus-client is the
