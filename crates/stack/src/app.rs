@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -232,8 +233,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
-        .fallback(not_found)
+        // Observed too, so that unknown routes carry `X-DB-Queries` and show in the metrics.
+        .fallback(not_found.layer(middleware::from_fn_with_state(state.clone(), observe)))
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(1024))))
         .with_state(state)
 }
@@ -265,6 +269,19 @@ async fn deadline(State(state): State<AppState>, request: Request, next: Next) -
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("route")
+}
+
+/// A known route asked with another method: 405 as JSON (axum adds `Allow`).
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// The API's contract, `crates/stack/openapi.json`, as committed. Kept as JSON so that
+/// serving and testing it needs no YAML parser.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI).into_response()
 }
 
 async fn healthz() -> &'static str {

@@ -328,9 +328,18 @@ impl Backends {
             Some(url) => {
                 let fail =
                     |e: &dyn std::fmt::Display| OpenError::Redis { url: url.clone(), reason: e.to_string() };
-                let kv = RedisStore::connect(url, ns).map_err(|e| fail(&e))?;
-                let cache = RedisStore::connect(url, &format!("{ns}:cache")).map_err(|e| fail(&e))?;
-                let bus = RedisBus::connect(url, ns, &BusOptions::default()).map_err(|e| fail(&e))?;
+                // The Redis clients connect synchronously, each on a runtime of its own, which
+                // cannot be entered from this async context: connect on a blocking thread.
+                let (at, prefix) = (url.clone(), ns.clone());
+                let (kv, cache, bus) = tokio::task::spawn_blocking(move || {
+                    let kv = RedisStore::connect(&at, &prefix)?;
+                    let cache = RedisStore::connect(&at, &format!("{prefix}:cache"))?;
+                    let bus = RedisBus::connect(&at, &prefix, &BusOptions::default())?;
+                    Ok::<_, store_redis::RedisStoreError>((kv, cache, bus))
+                })
+                .await
+                .map_err(|e| fail(&e))?
+                .map_err(|e| fail(&e))?;
                 // Connecting is lazy: ask once so an unreachable server fails the start.
                 let probe = Store::get(&kv, "stampede:probe").await;
                 probe.map_err(|e| fail(&e))?;

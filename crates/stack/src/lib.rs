@@ -6,7 +6,9 @@
 //! - [`api`] — the handlers;
 //! - [`uploads`] — streaming upload bodies to disk (#12);
 //! - [`chat`] — the project chat sessions over WebSocket (#17);
-//! - [`server`] — binding, serving and graceful shutdown.
+//! - [`server`] — binding, serving and graceful shutdown;
+//! - `openapi.json` — the API's contract (OpenAPI 3.1), served at `/openapi.json`; the
+//!   `tests/api` suite checks the running server against it.
 //!
 //! Why these dependencies: axum (with hyper and tower) is the field's Rust HTTP server, and its
 //! `ws` feature the WebSocket server; tower-http's compression layer does #16's gzip and its

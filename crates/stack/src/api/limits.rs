@@ -31,7 +31,7 @@ pub async fn publish(
     if !matches!(body.platform.as_str(), "youtube" | "tiktok") {
         return Err(ApiError::BadRequest(format!("unknown platform {:?}; youtube or tiktok", body.platform)));
     }
-    if body.video_id.is_empty() || body.video_id.len() > 64 {
+    if body.video_id.is_empty() || body.video_id.chars().count() > 64 {
         return Err(ApiError::BadRequest("video_id must be 1 to 64 characters".to_owned()));
     }
     let decision = state.publish.check(&caller.key()).await?;

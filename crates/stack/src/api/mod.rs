@@ -57,9 +57,13 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::BadRequest(format!("malformed query string: {}", rejection.body_text()))
 }
 
-/// A numeric path id; anything else is a 404 (an id that cannot exist names nothing).
+/// A numeric path id in its one canonical spelling (no sign, no leading zero); anything else
+/// is a 404 (an id that cannot exist names nothing, and no resource has two URLs).
 pub fn parse_id(text: &str, what: &'static str) -> Result<u64, ApiError> {
-    text.parse().map_err(|_| ApiError::NotFound(what))
+    match text.parse::<u64>() {
+        Ok(id) if id.to_string() == text => Ok(id),
+        _ => Err(ApiError::NotFound(what)),
+    }
 }
 
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {

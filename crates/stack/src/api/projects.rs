@@ -7,7 +7,7 @@
 //! dashboard on every instance before the change is acknowledged.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reference::l1_cache::multi_layer::Layered;
 use reference::pagination::RowSet;
@@ -71,17 +71,18 @@ pub struct NewProject {
 
 fn check_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::BadRequest("name must be 1 to 200 characters".to_owned()));
     }
     Ok(name.to_owned())
 }
 
+/// `POST /v1/projects`: 201 with the project and its `Location`.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<NewProject>,
-) -> ApiResult<(StatusCode, Json<Project>)> {
+) -> ApiResult<(StatusCode, [(HeaderName, String); 1], Json<Project>)> {
     let name = check_name(&body.name)?;
     if body.members.len() > 100 {
         return Err(ApiError::BadRequest("at most 100 members".to_owned()));
@@ -99,7 +100,8 @@ pub async fn create(
     let project = Project { id, name, owner: caller.id, members };
     let record = serde_json::to_vec(&project).map_err(|e| ApiError::Internal(e.to_string()))?;
     state.backends.records.set(&project_key(id), record, None).await?;
-    Ok((StatusCode::CREATED, Json(project)))
+    let location = [(header::LOCATION, format!("/v1/projects/{id}"))];
+    Ok((StatusCode::CREATED, location, Json(project)))
 }
 
 pub async fn get(

@@ -21,7 +21,7 @@ pub async fn create(
     Json(body): Json<NewUser>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let name = body.name.trim();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest("name must be 1 to 100 characters".to_owned()));
     }
     let (user, token) = auth::create(&state, name.to_owned()).await?;

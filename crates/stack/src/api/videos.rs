@@ -35,8 +35,9 @@ fn format_id(id: u64) -> String {
     format!("{id:016x}")
 }
 
+/// A video id as [`format_id`] spells it (16 lowercase hex digits); anything else names no video.
 fn parse_video_id(text: &str) -> ApiResult<u64> {
-    if text.len() != 16 {
+    if text.len() != 16 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(ApiError::NotFound("video"));
     }
     u64::from_str_radix(text, 16).map_err(|_| ApiError::NotFound("video"))
@@ -66,7 +67,7 @@ fn video_json(id: u64, video: &Video) -> Value {
 
 fn check_url(url: &str) -> ApiResult<()> {
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.len() <= 2048
+        && url.chars().count() <= 2048
         && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
         && !url.chars().any(char::is_whitespace);
     if ok { Ok(()) } else { Err(ApiError::BadRequest(format!("not an absolute http(s) URL: {url:?}"))) }
@@ -247,7 +248,7 @@ pub struct StatusPatch {
 }
 
 /// `PATCH /v1/videos/{id}/status`: merges `fields` into the status; concurrent merges of
-/// disjoint fields all survive. Answers the merged status.
+/// disjoint fields all survive. Answers the merged status, shaped like the `GET`'s.
 pub async fn merge_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -257,9 +258,9 @@ pub async fn merge_status(
     if body.fields.is_empty() || body.fields.len() > 50 {
         return Err(ApiError::BadRequest("fields must hold 1 to 50 entries".to_owned()));
     }
-    let (id, _) = load(&state, caller, &id).await?;
+    let (id, video) = load(&state, caller, &id).await?;
     let merged = state.statuses.merge(&status_id(caller.id, id), body.fields).await?;
-    Ok(Json(json!({ "id": format_id(id), "fields": merged })))
+    Ok(Json(json!({ "id": format_id(id), "video_status": video.status.as_str(), "fields": merged })))
 }
 
 /// Statuses a worker moves a video through.
