@@ -227,7 +227,7 @@ pub fn router(state: AppState) -> Router {
     let streams = Router::new()
         .route("/v1/uploads", post(api::uploads::create))
         .route("/v1/projects/{id}/chat", get(api::chat::connect));
-    Router::new()
+    let router = Router::new()
         .merge(api)
         .merge(streams)
         .route("/healthz", get(healthz))
@@ -238,8 +238,20 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         // Observed too, so that unknown routes carry `X-DB-Queries` and show in the metrics.
         .fallback(not_found.layer(middleware::from_fn_with_state(state.clone(), observe)))
-        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(1024))))
-        .with_state(state)
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(1024))));
+    let router = if state.settings.mutant == Some(Mutant::MissingVary) {
+        router.layer(middleware::map_response(strip_vary))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// #16's mutant: compressed responses without `Vary: Accept-Encoding`, so a shared cache may
+/// serve gzip to a client that never asked for it.
+async fn strip_vary(mut response: Response) -> Response {
+    response.headers_mut().remove(header::VARY);
+    response
 }
 
 /// Counts the request's queries into `X-DB-Queries` and records its duration.

@@ -12,7 +12,7 @@ use reference::circuit_breaker::{self, Breaker, CircuitBreaker, Outcome, Permit,
 use reference::clock::Clock;
 use reference::daily_quota::{self, Consumption, DailyQuota, Quota, QuotaPolicy, QuotaResult};
 use reference::fixed_window::{self, FixedWindow};
-use reference::l1_cache::multi_layer::{LayerStats, Layered, MultiLayer};
+use reference::l1_cache::multi_layer::{LayerStats, Layered, Lookup, MultiLayer};
 use reference::l1_cache::{self, Applied, Stats};
 use reference::limit::{Decision, Limit, RateLimiter};
 use reference::status_tracker::{self, Fields, StatusResult, StatusTracker, Tracker};
@@ -49,6 +49,8 @@ pub enum Mutant {
     UpstreamClientPerRequest,
     UpstreamUncapped,
     UploadWholeBodyBuffered,
+    MissingVary,
+    PerRowQuery,
 }
 
 impl Mutant {
@@ -76,6 +78,10 @@ impl Mutant {
         (Mutant::UpstreamUncapped, "upstream::mutants::Uncapped"),
         // The stack's own: #12's upload sink, kept in `stack::uploads`.
         (Mutant::UploadWholeBodyBuffered, "stack::uploads::WholeBodyBuffered"),
+        // #16: the compression layer's `Vary` stripped.
+        (Mutant::MissingVary, "stack::compression::MissingVary"),
+        // #18: the list endpoint reads each row's video (N + 1 queries).
+        (Mutant::PerRowQuery, "stack::api::videos::PerRowQuery"),
     ];
 
     pub fn name(self) -> &'static str {
@@ -421,8 +427,8 @@ macro_rules! each_cache {
 }
 
 impl Layered for DashboardCache {
-    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        each_cache!(self, c => c.get(key).await)
+    async fn lookup(&self, key: &str) -> StoreResult<Lookup> {
+        each_cache!(self, c => c.lookup(key).await)
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: std::time::Duration) -> StoreResult<()> {

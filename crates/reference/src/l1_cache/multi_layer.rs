@@ -119,9 +119,43 @@ impl LayerStats {
     }
 }
 
+/// The layer that answered a `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    L1,
+    L2,
+    L3,
+    Miss,
+}
+
+impl Layer {
+    /// As the stack's `X-Cache` header says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::L1 => "L1",
+            Layer::L2 => "L2",
+            Layer::L3 => "L3",
+            Layer::Miss => "MISS",
+        }
+    }
+}
+
+/// What one `get` found, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub value: Option<Vec<u8>>,
+    pub layer: Layer,
+}
+
 /// A multi-layer cache instance, as the suites drive it.
 pub trait Layered: Send + Sync {
-    fn get(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send;
+    /// The value at `key` and the layer that answered; exactly one [`LayerStats`] counter
+    /// moves.
+    fn lookup(&self, key: &str) -> impl Future<Output = StoreResult<Lookup>> + Send;
+
+    fn get(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send {
+        async move { self.lookup(key).await.map(|found| found.value) }
+    }
 
     fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -201,17 +235,17 @@ impl<B: InvalidationBus, L2: Store, L3: Store> MultiLayer<B, L2, L3> {
 }
 
 impl<B: InvalidationBus, L2: Store, L3: Store> Layered for MultiLayer<B, L2, L3> {
-    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+    async fn lookup(&self, key: &str) -> StoreResult<Lookup> {
         // Read before any layer: an invalidation applied from here on voids the fill below.
         let generation = self.l1.generation();
         if let Some(value) = self.l1.get(key) {
             self.count(|s| s.l1_hits += 1);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L1 });
         }
         if let Some(value) = self.l2.get(key).await? {
             self.count(|s| s.l2_hits += 1);
             self.l1.fill(key, value.clone(), PROMOTED_TTL, generation);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L2 });
         }
         // Read before L3: an invalidation (or set) from here on changes it and voids the
         // promotion below.
@@ -220,10 +254,10 @@ impl<B: InvalidationBus, L2: Store, L3: Store> Layered for MultiLayer<B, L2, L3>
             self.count(|s| s.l3_hits += 1);
             self.promote_to_l2(key, &value, epoch.as_deref()).await?;
             self.l1.fill(key, value.clone(), PROMOTED_TTL, generation);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L3 });
         }
         self.count(|s| s.misses += 1);
-        Ok(None)
+        Ok(Lookup { value: None, layer: Layer::Miss })
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {

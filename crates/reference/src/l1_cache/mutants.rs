@@ -8,7 +8,7 @@ use crate::clock::{Clock, Millis, millis};
 use crate::store::{Store, StoreResult, glob_match};
 use crate::sync::{Mutex, lock};
 
-use super::multi_layer::{LayerStats, Layered, MultiLayer, PROMOTED_TTL};
+use super::multi_layer::{Layer, LayerStats, Layered, Lookup, MultiLayer, PROMOTED_TTL};
 use super::{Applied, Cache, InvalidationBus, L1Cache, Stats, Subscriber};
 
 /// `self.l1_cache = {}`: a plain dict in process memory with no bound, so the L1 grows with
@@ -133,8 +133,8 @@ pub struct MultiLayerLocalOnly<B, L2, L3> {
 }
 
 impl<B: InvalidationBus, L2: Store, L3: Store> Layered for MultiLayerLocalOnly<B, L2, L3> {
-    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.inner.get(key).await
+    async fn lookup(&self, key: &str) -> StoreResult<Lookup> {
+        self.inner.lookup(key).await
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
@@ -164,25 +164,25 @@ pub struct UnfencedPromotion<B, L2, L3> {
 }
 
 impl<B: InvalidationBus, L2: Store, L3: Store> Layered for UnfencedPromotion<B, L2, L3> {
-    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+    async fn lookup(&self, key: &str) -> StoreResult<Lookup> {
         let inner = &self.inner;
         if let Some(value) = inner.l1.get(key) {
             inner.count(|s| s.l1_hits += 1);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L1 });
         }
         if let Some(value) = inner.l2.get(key).await? {
             inner.count(|s| s.l2_hits += 1);
             inner.l1.set(key, value.clone(), PROMOTED_TTL);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L2 });
         }
         if let Some(value) = inner.l3.get(key).await? {
             inner.count(|s| s.l3_hits += 1);
             inner.l2.set(key, value.clone(), Some(PROMOTED_TTL)).await?;
             inner.l1.set(key, value.clone(), PROMOTED_TTL);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L3 });
         }
         inner.count(|s| s.misses += 1);
-        Ok(None)
+        Ok(Lookup { value: None, layer: Layer::Miss })
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
@@ -212,26 +212,26 @@ pub struct UnguardedL2Promotion<B, L2, L3> {
 }
 
 impl<B: InvalidationBus, L2: Store, L3: Store> Layered for UnguardedL2Promotion<B, L2, L3> {
-    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+    async fn lookup(&self, key: &str) -> StoreResult<Lookup> {
         let inner = &self.inner;
         let generation = inner.l1.generation();
         if let Some(value) = inner.l1.get(key) {
             inner.count(|s| s.l1_hits += 1);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L1 });
         }
         if let Some(value) = inner.l2.get(key).await? {
             inner.count(|s| s.l2_hits += 1);
             inner.l1.fill(key, value.clone(), PROMOTED_TTL, generation);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L2 });
         }
         if let Some(value) = inner.l3.get(key).await? {
             inner.count(|s| s.l3_hits += 1);
             inner.l2.set(key, value.clone(), Some(PROMOTED_TTL)).await?;
             inner.l1.fill(key, value.clone(), PROMOTED_TTL, generation);
-            return Ok(Some(value));
+            return Ok(Lookup { value: Some(value), layer: Layer::L3 });
         }
         inner.count(|s| s.misses += 1);
-        Ok(None)
+        Ok(Lookup { value: None, layer: Layer::Miss })
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {

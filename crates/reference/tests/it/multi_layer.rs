@@ -7,7 +7,7 @@ use std::time::Duration;
 use reference::clock::ManualClock;
 use reference::l1_cache::invariant::{self, Event};
 use reference::l1_cache::multi_layer::{
-    EPOCH_KEY, EPOCH_TTL, LayerStats, Layered, MultiLayer, PROMOTED_TTL, fresh_token,
+    EPOCH_KEY, EPOCH_TTL, Layer, LayerStats, Layered, MultiLayer, PROMOTED_TTL, fresh_token,
 };
 use reference::l1_cache::mutants::{MultiLayerLocalOnly, UnfencedPromotion, UnguardedL2Promotion};
 use reference::l1_cache::{Applied, Cache, L1Cache, LocalBus, suite};
@@ -281,12 +281,6 @@ impl Store for Hooked {
 
 type HookedNode = MultiLayer<LocalBus, Hooked, Hooked>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layer {
-    L2,
-    L3,
-}
-
 /// Instance `b` reads `project:1:stats` from `layer` (the key evicted from L2 when it is L3);
 /// between that read and its promotion, instance `a` invalidates `project:*` and returns. Then
 /// `b` reads the key again. The recorded history: set (stamps 0–1), invalidate (2–3), the
@@ -310,6 +304,7 @@ fn promotion_races_invalidation<C: Layered + 'static>(
             block_on(rig.l2.del("project:1:stats")).unwrap();
             &l3
         }
+        other => panic!("the race goes through L2 or L3, not {other:?}"),
     };
     let invalidator = Arc::clone(&a);
     *hooked.hook.lock().unwrap() = Some(Box::new(move || {
@@ -384,4 +379,32 @@ fn multi_layer_l3_promotion_racing_set_keeps_the_new_value() {
 fn multi_layer_mutant_unguarded_l2_promotion_overwrites_a_racing_set() {
     let held = promotion_races_set(|inner| UnguardedL2Promotion { inner });
     assert_eq!(held.as_deref(), Some(&b"v1"[..]), "the stale promotion lands over the new value");
+}
+
+#[test]
+fn multi_layer_lookup_names_the_layer_whose_counter_moved() {
+    let rig = rig();
+    let (a, b, c) = (rig.node(8), rig.node(8), rig.node(8));
+    let key = "project:7:stats";
+    let layer_of = |node: &Node| {
+        let before = node.layer_stats();
+        let found = block_on(node.lookup(key)).unwrap();
+        let after = node.layer_stats();
+        let moved = match () {
+            _ if after.l1_hits > before.l1_hits => Layer::L1,
+            _ if after.l2_hits > before.l2_hits => Layer::L2,
+            _ if after.l3_hits > before.l3_hits => Layer::L3,
+            _ => Layer::Miss,
+        };
+        assert_eq!(after.gets(), before.gets() + 1, "one counter per lookup");
+        assert_eq!(found.layer, moved, "the layer named is the one counted");
+        (found.layer, found.value)
+    };
+    assert_eq!(layer_of(&a), (Layer::Miss, None));
+    block_on(a.set(key, b"v".to_vec(), Duration::from_secs(60))).unwrap();
+    assert_eq!(layer_of(&a), (Layer::L1, Some(b"v".to_vec())));
+    assert_eq!(layer_of(&b), (Layer::L2, Some(b"v".to_vec())));
+    block_on(rig.l2.del(key)).unwrap();
+    assert_eq!(layer_of(&c), (Layer::L3, Some(b"v".to_vec())));
+    assert_eq!(Layer::Miss.as_str(), "MISS");
 }

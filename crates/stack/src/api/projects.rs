@@ -147,23 +147,14 @@ pub async fn dashboard(
 ) -> ApiResult<Response> {
     let id = parse_id(&id, "project")?;
     let key = dashboard_key(id);
-    let before = state.cache.layer_stats();
-    let (body, layer) = match state.cache.get(&key).await? {
-        Some(bytes) => {
-            let after = state.cache.layer_stats();
-            let layer = if after.l1_hits > before.l1_hits {
-                "L1"
-            } else if after.l2_hits > before.l2_hits {
-                "L2"
-            } else {
-                "L3"
-            };
-            (bytes, layer)
-        }
+    let found = state.cache.lookup(&key).await?;
+    let layer = found.layer.as_str();
+    let body = match found.value {
+        Some(bytes) => bytes,
         None => {
             let bytes = compute(&state, caller, id).await?;
             state.cache.set(&key, bytes.clone(), state.settings.dashboard_ttl).await?;
-            (bytes, "MISS")
+            bytes
         }
     };
     let dashboard: Value = serde_json::from_slice(&body)

@@ -218,7 +218,7 @@ pub async fn list(
         return Err(ApiError::BadRequest(format!("limit must be 1 to {}", reference::pagination::MAX_LIMIT)));
     }
     let page = state.backends.feeds.feed(&user_feed(caller.id)).page(cursor, query.limit).await?;
-    let items: Vec<Value> = page
+    let mut items: Vec<Value> = page
         .rows
         .iter()
         .map(|row| {
@@ -227,6 +227,14 @@ pub async fn list(
             item
         })
         .collect();
+    if state.settings.mutant == Some(crate::components::Mutant::PerRowQuery) {
+        // The field's list endpoint: each row's current record read on its own.
+        for (item, row) in items.iter_mut().zip(&page.rows) {
+            if let Ok((_, video)) = load(&state, caller, &format_id(row.id)).await {
+                item["status"] = json!(video.status.as_str());
+            }
+        }
+    }
     Ok(Json(json!({ "items": items, "next_cursor": page.next.map(|c| c.to_string()) })))
 }
 
