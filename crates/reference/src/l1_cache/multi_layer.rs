@@ -87,17 +87,24 @@ pub const EPOCH_KEY: &str = "__multi_layer_epoch";
 /// promotions under way until the next L3 hit writes a new one.
 pub const EPOCH_TTL: Duration = Duration::from_secs(60 * 60);
 
-/// A token for the epoch no other call, in this process or another, has minted: a process-wide
-/// counter hashed under [`RandomState`](std::hash::RandomState) keys, which std draws at random
-/// per process (and per thread), rendered as 16 hex digits. The counter is std's, outside the
-/// `sync` facade: it only makes the inputs distinct and takes part in no interleaving worth
-/// modelling.
+/// A token for the epoch no other call, in this process or another, has minted: a per-thread
+/// counter and the thread's id, hashed under [`RandomState`](std::hash::RandomState) keys,
+/// which std draws at random per process and thread, rendered as 16 hex digits. The counter is
+/// a thread-local `Cell`, neither a lock nor an atomic: it only makes the inputs distinct and
+/// takes part in no interleaving worth modelling.
 pub fn fresh_token() -> Vec<u8> {
+    use std::cell::Cell;
     use std::hash::{BuildHasher, RandomState};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static MINTED: AtomicU64 = AtomicU64::new(0);
-    let n = MINTED.fetch_add(1, Ordering::Relaxed);
-    format!("{:016x}", RandomState::new().hash_one(n)).into_bytes()
+    thread_local! {
+        static MINTED: Cell<u64> = const { Cell::new(0) };
+    }
+    let n = MINTED.with(|minted| {
+        let n = minted.get();
+        minted.set(n + 1);
+        n
+    });
+    let input = (std::thread::current().id(), n);
+    format!("{:016x}", RandomState::new().hash_one(input)).into_bytes()
 }
 
 /// Where each `get` was answered; exactly one counter moves per `get`.

@@ -1,0 +1,6 @@
+//! The checkers: each drives its operations against the target, records the history, and
+//! judges it with a pure function — the same function the tests feed with histories of the
+//! correct stack and of its mutants.
+
+pub mod rate_limit;
+pub mod unique;

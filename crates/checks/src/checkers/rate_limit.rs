@@ -1,0 +1,196 @@
+//! Exactly N per window (#1). Each round, C requests of a fresh user are released together
+//! over every instance; the answers carry the window's limit and the seconds to its reset, so
+//! requests are grouped by the window they were decided in even when a burst straddles a
+//! boundary. Then the window must end: the user keeps asking, one request at a time, and must
+//! be admitted again within the advertised reset plus a grace period — a window that never ends
+//! (a key without TTL, an expiry pushed by every hit) fails here.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::burst;
+use crate::client::{Answer, Target, TargetError};
+use crate::history::{Op, Outcome};
+use crate::profile::RateLimitCheck;
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "rate-limit";
+
+/// Longest window end a recovery probe waits for.
+pub const MAX_RECOVERY_WAIT: Duration = Duration::from_secs(15);
+/// Slack beyond the advertised reset: its second rounding plus a round trip.
+pub const RECOVERY_GRACE: Duration = Duration::from_millis(1_500);
+/// Windows whose estimated ends differ by more than this are different windows.
+const SAME_WINDOW_US: u64 = 1_500_000;
+
+fn classify(check: &RateLimitCheck, answer: &Answer) -> Outcome {
+    match answer.status {
+        Some(status) if check.allowed.matches(status, &answer.body) => Outcome::Ok,
+        Some(status) if check.limited.matches(status, &answer.body) => Outcome::Fail,
+        _ => Outcome::Unknown,
+    }
+}
+
+fn record(check: &RateLimitCheck, answer: &Answer, process: usize, instance: usize, f: &'static str) -> Op {
+    let outcome = classify(check, answer);
+    let limit = answer.header_u64(&check.limit_header);
+    let reset = answer.header_u64(&check.reset_header);
+    // The window's end as this answer places it, in µs of the run's clock.
+    let window_end_us = reset.map(|r| answer.complete_us + r * 1_000_000);
+    answer.op(
+        process,
+        instance,
+        f,
+        outcome,
+        json!({ "limit": limit, "reset_s": reset, "window_end_us": window_end_us }),
+    )
+}
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &RateLimitCheck) -> Result<Verdict, TargetError> {
+    let defaults = target.profile.defaults;
+    let concurrency = check.concurrency.unwrap_or(defaults.concurrency);
+    let rounds = check.rounds.unwrap_or(defaults.rounds);
+    let mut history = Vec::new();
+    let mut recoveries = Vec::new();
+    for round in 0..rounds {
+        let user = target.user(&format!("{}-r{round}", check.name)).await?;
+        let answers = burst::release(concurrency, |i| {
+            let target = target.clone();
+            let check = check.clone();
+            let token = user.tokens[i % target.instances()].clone();
+            async move {
+                let seq = format!("{round}-{i}");
+                let instance = i % target.instances();
+                let answer = target.send(instance, Some(&token), &check.request, &[("seq", &seq)]).await;
+                record(&check, &answer, round, instance, "request")
+            }
+        })
+        .await;
+        history.extend(answers);
+        // Only the last round probes recovery: the others would wait a window each.
+        if round + 1 == rounds {
+            recoveries = recover(target, check, &user.tokens, round).await;
+        }
+    }
+    Ok(judge(&check.name, &history, &recoveries))
+}
+
+/// After the burst, one request at a time until admitted or the advertised window (plus
+/// grace) has passed.
+async fn recover(target: &Target, check: &RateLimitCheck, tokens: &[String], round: usize) -> Vec<Op> {
+    let mut probes = Vec::new();
+    let first =
+        target.send(0, Some(&tokens[0]), &check.request, &[("seq", &format!("{round}-probe-0"))]).await;
+    let op = record(check, &first, round, 0, "probe");
+    let admitted = op.outcome == Outcome::Ok;
+    let reset = first.header_u64(&check.reset_header).map(Duration::from_secs);
+    probes.push(op);
+    let Some(reset) = reset.filter(|r| !admitted && *r <= MAX_RECOVERY_WAIT) else {
+        return probes;
+    };
+    let deadline = tokio::time::Instant::now() + reset + RECOVERY_GRACE;
+    let step = (reset / 4).clamp(Duration::from_millis(100), Duration::from_secs(2));
+    let mut n = 1;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(step).await;
+        let instance = n % target.instances();
+        let answer = target
+            .send(
+                instance,
+                Some(&tokens[instance]),
+                &check.request,
+                &[("seq", &format!("{round}-probe-{n}"))],
+            )
+            .await;
+        let op = record(check, &answer, round, instance, "probe");
+        let done = op.outcome == Outcome::Ok;
+        probes.push(op);
+        if done {
+            break;
+        }
+        n += 1;
+    }
+    probes
+}
+
+/// Judges a history: per user (process) and window, admitted == min(requests, limit) with
+/// unknown answers counted either way; and the last probe sequence ends admitted.
+pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
+    let mut windows_judged = 0;
+    let mut over = 0;
+    let mut under = 0;
+    let mut unknown = 0;
+    let mut verdict = Verdict::new(name, KIND, history.len() + probes.len(), json!({}));
+    let mut processes: Vec<usize> = history.iter().map(|op| op.process).collect();
+    processes.sort_unstable();
+    processes.dedup();
+    for process in processes {
+        let mut ops: Vec<&Op> = history.iter().filter(|op| op.process == process).collect();
+        unknown += ops.iter().filter(|op| op.outcome == Outcome::Unknown).count();
+        ops.retain(|op| op.value["window_end_us"].is_u64());
+        ops.sort_by_key(|op| op.value["window_end_us"].as_u64());
+        // Cut into windows where the estimated ends jump.
+        let mut windows: Vec<Vec<&Op>> = Vec::new();
+        let mut last_end = None;
+        for op in ops {
+            let end = op.value["window_end_us"].as_u64().unwrap_or(0);
+            match last_end {
+                Some(prev) if end.saturating_sub(prev) <= SAME_WINDOW_US => {
+                    windows.last_mut().expect("a window was started").push(op)
+                }
+                _ => windows.push(vec![op]),
+            }
+            last_end = Some(end);
+        }
+        for window in windows {
+            windows_judged += 1;
+            let limit = window.iter().filter_map(|op| op.value["limit"].as_u64()).max().unwrap_or(0);
+            let admitted = window.iter().filter(|op| op.outcome == Outcome::Ok).count() as u64;
+            let refused = window.iter().filter(|op| op.outcome == Outcome::Fail).count() as u64;
+            if admitted > limit {
+                over += 1;
+                let shown = window.iter().filter(|op| op.outcome == Outcome::Ok).map(|op| (*op).clone());
+                verdict.violate(
+                    "over-admission",
+                    format!("user {process}: {admitted} admitted in one window of limit {limit}"),
+                    shown,
+                );
+            } else if admitted < limit && refused > 0 {
+                under += 1;
+                let shown = window.iter().filter(|op| op.outcome == Outcome::Fail).map(|op| (*op).clone());
+                verdict.violate(
+                    "false-denial",
+                    format!("user {process}: {refused} refused while only {admitted} of {limit} were admitted in the window"),
+                    shown,
+                );
+            }
+        }
+    }
+    let recovered = probes.iter().any(|op| op.outcome == Outcome::Ok);
+    let waited = probes.len() > 1;
+    if !probes.is_empty() && !recovered && waited {
+        let span_ms = probes.last().map(|l| (l.complete_us - probes[0].invoke_us) / 1000).unwrap_or(0);
+        verdict.violate(
+            "window-never-ends",
+            format!("still refused {span_ms} ms after the first probe, past the advertised reset plus grace"),
+            probes.iter().cloned(),
+        );
+    }
+    verdict.evidence = json!({
+        "windows": windows_judged,
+        "over_admission_windows": over,
+        "false_denial_windows": under,
+        "unknown": unknown,
+        "recovery_probes": probes.len(),
+        "recovery_checked": recovered || waited,
+        "recovered": recovered,
+    });
+    let summary = if verdict.passed {
+        format!("{windows_judged} windows exactly at their limit; admitted again after the window")
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}

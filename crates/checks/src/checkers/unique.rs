@@ -1,0 +1,142 @@
+//! Unique creation (#5): C concurrent creations of one resource (the same `{unique}` value),
+//! spread over every instance, must yield exactly one `created` and exactly one
+//! `should_process`, every answer must name the same id, and the read-back on every instance
+//! must find it. Unknown answers (timeouts) widen the bounds: at most one, at least one minus
+//! the unknowns.
+
+use serde_json::{Value, json};
+
+use crate::burst;
+use crate::client::{Target, TargetError};
+use crate::history::{Op, Outcome};
+use crate::profile::UniqueCreationCheck;
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "unique-creation";
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &UniqueCreationCheck) -> Result<Verdict, TargetError> {
+    let defaults = target.profile.defaults;
+    let concurrency = check.concurrency.unwrap_or(defaults.concurrency);
+    let rounds = check.rounds.unwrap_or(defaults.rounds);
+    let user = target.user(&check.name).await?;
+    let mut history = Vec::new();
+    for round in 0..rounds {
+        let unique = format!("{}-{}-{round}", check.name, target.run);
+        let answers = burst::release(concurrency, |i| {
+            let target = target.clone();
+            let check = check.clone();
+            let unique = unique.clone();
+            let instance = i % target.instances();
+            let token = user.tokens[instance].clone();
+            async move {
+                let answer =
+                    target.send(instance, Some(&token), &check.request, &[("unique", &unique)]).await;
+                let outcome = match answer.status {
+                    Some(s) if (200..300).contains(&s) => Outcome::Ok,
+                    Some(s) if (400..500).contains(&s) => Outcome::Fail,
+                    _ => Outcome::Unknown,
+                };
+                let created = answer.status.is_some_and(|s| check.created.matches(s, &answer.body));
+                let process = answer.status.is_some_and(|s| check.should_process.matches(s, &answer.body));
+                let id = answer.body.pointer(&check.id).cloned().unwrap_or(Value::Null);
+                answer.op(
+                    round,
+                    instance,
+                    "create",
+                    outcome,
+                    json!({ "created": created, "should_process": process, "id": id }),
+                )
+            }
+        })
+        .await;
+        // Read back the id every answer named, on every instance.
+        let ids: Vec<String> = {
+            let mut ids: Vec<String> =
+                answers.iter().filter_map(|op| op.value["id"].as_str().map(str::to_owned)).collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        history.extend(answers);
+        for id in ids {
+            for instance in 0..target.instances() {
+                let answer = target
+                    .send(instance, Some(&user.tokens[instance]), &check.read_back, &[("id", &id)])
+                    .await;
+                let outcome = match answer.status {
+                    Some(s) if (200..300).contains(&s) => Outcome::Ok,
+                    Some(_) => Outcome::Fail,
+                    None => Outcome::Unknown,
+                };
+                history.push(answer.op(round, instance, "read-back", outcome, json!({ "id": id })));
+            }
+        }
+    }
+    Ok(judge(&check.name, &history))
+}
+
+/// Judges a history of rounds of creations and read-backs.
+pub fn judge(name: &str, history: &[Op]) -> Verdict {
+    let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
+    let mut rounds: Vec<usize> = history.iter().map(|op| op.process).collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    let (mut duplicates, mut missing) = (0, 0);
+    for round in &rounds {
+        let creates: Vec<&Op> =
+            history.iter().filter(|op| op.process == *round && op.f == "create").collect();
+        let unknown = creates.iter().filter(|op| op.outcome == Outcome::Unknown).count();
+        let created: Vec<&Op> = creates.iter().copied().filter(|op| op.value["created"] == true).collect();
+        let processing: Vec<&Op> =
+            creates.iter().copied().filter(|op| op.value["should_process"] == true).collect();
+        let mut ids: Vec<&str> = creates.iter().filter_map(|op| op.value["id"].as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if created.len() > 1 {
+            duplicates += 1;
+            verdict.violate(
+                "duplicate-creation",
+                format!("round {round}: {} requests were told they created the resource", created.len()),
+                created.iter().map(|op| (*op).clone()),
+            );
+        }
+        if processing.len() > 1 {
+            verdict.violate(
+                "duplicate-processing",
+                format!("round {round}: {} requests were told to process it", processing.len()),
+                processing.iter().map(|op| (*op).clone()),
+            );
+        }
+        if created.is_empty() && unknown == 0 {
+            missing += 1;
+            verdict.violate("no-creation", format!("round {round}: no request created the resource"), []);
+        }
+        if ids.len() > 1 {
+            verdict.violate(
+                "several-resources",
+                format!("round {round}: the answers name {} different ids: {ids:?}", ids.len()),
+                creates.iter().map(|op| (*op).clone()),
+            );
+        }
+        let lost: Vec<&Op> = history
+            .iter()
+            .filter(|op| op.process == *round && op.f == "read-back" && op.outcome == Outcome::Fail)
+            .collect();
+        if !lost.is_empty() {
+            verdict.violate(
+                "not-visible",
+                format!("round {round}: the created resource is not found by {} read-backs", lost.len()),
+                lost.iter().map(|op| (*op).clone()),
+            );
+        }
+    }
+    verdict.evidence =
+        json!({ "rounds": rounds.len(), "duplicate_rounds": duplicates, "rounds_without_creation": missing });
+    let summary = if verdict.passed {
+        format!("{} rounds: one creation, one processor, visible everywhere", rounds.len())
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}

@@ -1,0 +1,190 @@
+//! The network side: a target's instances, logical users with a token per instance, and
+//! requests sent from templates, each recorded as an [`Op`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::history::{Clock, Op, Outcome};
+use crate::profile::{Profile, RequestTemplate, fill, fill_json};
+
+/// Why a target could not be used at all (exit code 3).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("target {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("target {url}: creating a user failed: {reason}")]
+    Users { url: String, reason: String },
+}
+
+/// What was sent and what came back.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: Option<u16>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub invoke_us: u64,
+    pub complete_us: u64,
+    /// Why there was no answer.
+    pub error: Option<String>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn header_u64(&self, name: &str) -> Option<u64> {
+        self.header(name).and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The answer as an operation of the history.
+    pub fn op(&self, process: usize, instance: usize, f: &'static str, outcome: Outcome, value: Value) -> Op {
+        Op {
+            process,
+            instance,
+            f,
+            invoke_us: self.invoke_us,
+            complete_us: self.complete_us,
+            status: self.status,
+            outcome,
+            value,
+        }
+    }
+}
+
+/// A logical user: its token on each instance.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub tokens: Vec<String>,
+}
+
+/// The stack under check.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub urls: Vec<String>,
+    pub profile: Arc<Profile>,
+    pub http: reqwest::Client,
+    pub clock: Clock,
+    pub timeout: Duration,
+    /// Distinguishes this run's users and resources from earlier runs' on a shared stack.
+    pub run: String,
+}
+
+impl Target {
+    pub fn new(urls: Vec<String>, profile: Profile, run: String) -> Result<Self, reqwest::Error> {
+        let timeout = Duration::from_millis(profile.defaults.timeout_ms);
+        let http =
+            reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).timeout(timeout).build()?;
+        Ok(Self {
+            urls: urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect(),
+            profile: Arc::new(profile),
+            http,
+            clock: Clock::new(),
+            timeout,
+            run,
+        })
+    }
+
+    pub fn instances(&self) -> usize {
+        self.urls.len()
+    }
+
+    /// Every instance answers HTTP at all (any status).
+    pub async fn probe(&self) -> Result<(), TargetError> {
+        for url in &self.urls {
+            let answer = self.http.get(format!("{url}/")).timeout(Duration::from_secs(5)).send().await;
+            if let Err(e) = answer {
+                let reason = if e.is_connect() {
+                    format!("connection refused or failed ({e})")
+                } else if e.is_timeout() {
+                    "no answer within 5 s".to_owned()
+                } else {
+                    e.to_string()
+                };
+                return Err(TargetError::Unreachable { url: url.clone(), reason });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `template` to `instance` with `token` (if any) and `vars` filled in.
+    pub async fn send(
+        &self,
+        instance: usize,
+        token: Option<&str>,
+        template: &RequestTemplate,
+        vars: &[(&str, &str)],
+    ) -> Answer {
+        let url = format!("{}{}", self.urls[instance], fill(&template.path, vars));
+        let method =
+            Method::from_bytes(template.method.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET);
+        let mut request = self.http.request(method, url);
+        if let Some(token) = token {
+            let users = &self.profile.users;
+            request = request.header(users.header.as_str(), format!("{}{token}", users.prefix));
+        }
+        for (name, value) in &template.headers {
+            request = request.header(name.as_str(), fill(value, vars));
+        }
+        if let Some(body) = &template.body {
+            request = request.json(&fill_json(body, vars));
+        }
+        let invoke_us = self.clock.now_us();
+        let result = request.send().await;
+        let (status, headers, body, error) = match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                match response.bytes().await {
+                    Ok(bytes) => {
+                        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        (Some(status), headers, body, None)
+                    }
+                    Err(e) => (None, headers, Value::Null, Some(e.to_string())),
+                }
+            }
+            Err(e) => (None, Default::default(), Value::Null, Some(e.to_string())),
+        };
+        Answer { status, headers, body, invoke_us, complete_us: self.clock.now_us(), error }
+    }
+
+    /// A new logical user, with a token valid on every instance.
+    pub async fn user(&self, label: &str) -> Result<User, TargetError> {
+        let name = format!("{label}-{}", self.run);
+        let first = self.create_user(0, &name).await?;
+        let mut tokens = vec![first];
+        for instance in 1..self.instances() {
+            let shared = tokens[0].clone();
+            let valid = match &self.profile.users.verify {
+                Some(verify) => {
+                    let answer = self.send(instance, Some(&shared), verify, &[("name", &name)]).await;
+                    answer.status.is_some_and(|s| (200..300).contains(&s))
+                }
+                None => true,
+            };
+            tokens.push(if valid { shared } else { self.create_user(instance, &name).await? });
+        }
+        Ok(User { name, tokens })
+    }
+
+    async fn create_user(&self, instance: usize, name: &str) -> Result<String, TargetError> {
+        let users = &self.profile.users;
+        let answer = self.send(instance, None, &users.create, &[("name", name), ("run", &self.run)]).await;
+        let fail = |reason: String| TargetError::Users { url: self.urls[instance].clone(), reason };
+        match answer.status {
+            Some(s) if (200..300).contains(&s) => {}
+            Some(s) => return Err(fail(format!("status {s}: {}", answer.body))),
+            None => return Err(fail(answer.error.unwrap_or_default())),
+        }
+        answer
+            .body
+            .pointer(&users.token)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| fail(format!("no token at {} in {}", users.token, answer.body)))
+    }
+}

@@ -1,0 +1,36 @@
+//! Black-box invariant checks over the network: what load tools that judge requests one at a
+//! time cannot see. Each check releases bursts of concurrent requests (a barrier, spread over
+//! every instance of the target), records every operation as invocation and completion with
+//! monotonic timestamps, and judges the whole history afterwards (Jepsen's approach): exactly
+//! N per window, one creation among C, counters conserved, …
+//!
+//! - [`profile`] — the target profile (`scenarios/*.toml`): users, and per check its requests
+//!   and how their answers are recognised;
+//! - [`client`] — the target's instances, logical users, templated requests;
+//! - [`burst`] — barrier-released bursts;
+//! - [`history`] — operations and outcomes; [`verdict`] — what a checker concludes;
+//! - [`checkers`] — one module per check kind: `run` drives it, `judge` is the pure checker;
+//! - [`report`] — `checks.json`, written atomically.
+//!
+//! Why these dependencies: reqwest is the HTTP client of the card; toml parses the profiles
+//! (its errors carry line and column); futures-util joins request futures.
+
+pub mod burst;
+pub mod checkers;
+pub mod client;
+pub mod history;
+pub mod profile;
+pub mod report;
+pub mod verdict;
+
+use client::{Target, TargetError};
+use profile::Check;
+use verdict::Verdict;
+
+/// Runs one check of the profile against the target.
+pub async fn run_check(target: &Target, check: &Check) -> Result<Verdict, TargetError> {
+    match check {
+        Check::RateLimit(c) => checkers::rate_limit::run(target, c).await,
+        Check::UniqueCreation(c) => checkers::unique::run(target, c).await,
+    }
+}
