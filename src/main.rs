@@ -1,5 +1,6 @@
 //! The `stampede` binary: argument parsing and wiring only.
 
+mod check;
 mod serve;
 
 use std::process::ExitCode;
@@ -24,11 +25,14 @@ enum Command {
     },
     /// Serve the reference stack: the HTTP API over the reference components.
     Serve(Box<serve::ServeArgs>),
+    /// Run the black-box invariant checks of a target profile against a stack.
+    Check(Box<check::CheckArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check(args) => return check::run(*args),
         Command::Serve(args) => {
             return match serve::run(*args) {
                 Ok(code) => code,

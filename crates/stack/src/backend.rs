@@ -78,7 +78,13 @@ macro_rules! dispatch {
             queries::count();
         }
         match &$self.backend {
-            Backend::Memory($s) => $call.await,
+            // A network store's round trip lets other requests run between two operations;
+            // the memory store yields once to keep that true, so a read-then-write race in a
+            // component shows on the embedded stack as it would against a server.
+            Backend::Memory($s) => {
+                tokio::task::yield_now().await;
+                $call.await
+            }
             Backend::Redis($s) => $call.await,
             Backend::Postgres($s) => $call.await,
         }

@@ -1,0 +1,266 @@
+//! `stampede check`: the black-box invariant checks of a target profile, against running
+//! stack instances (`--target URL`, repeatable) or against the reference stack started here
+//! (`--instances N` processes' worth of stacks in this process, each with its own state unless
+//! `--redis`/`--database` give them shared backends).
+//!
+//! Exit codes: 0 every check passed, 1 a check found a violation, 2 bad usage or
+//! configuration (a malformed profile names file, line and field), 3 a target unreachable.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use checks::client::{Target, TargetError};
+use checks::profile::{Check, Profile};
+use checks::report::ChecksReport;
+use clap::Args;
+use reference::limit::Limit;
+
+/// The reference stack's profile, used when `--profile` is not given.
+const REFERENCE_PROFILE: &str = include_str!("../scenarios/reference.toml");
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Base URL of one instance of a running stack; repeat it for every instance. Without it,
+    /// stampede starts the reference stack in this process.
+    #[arg(long = "target", value_name = "URL")]
+    pub targets: Vec<String>,
+    /// The target profile (default: the reference stack's, `scenarios/reference.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Run only these checks (repeatable).
+    #[arg(long = "only", value_name = "CHECK")]
+    pub only: Vec<String>,
+    /// Requests per burst, for every check (overrides the profile).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Bursts per check (overrides the profile).
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Embedded stack: how many instances.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]
+    pub instances: u16,
+    /// Embedded stack: share state through this Redis.
+    #[arg(long, value_name = "URL", conflicts_with = "targets")]
+    pub redis: Option<String>,
+    /// Embedded stack: keep records in this PostgreSQL.
+    #[arg(long, value_name = "URL", conflicts_with = "targets")]
+    pub database: Option<String>,
+    /// Embedded stack: run this mutant (see `stampede serve --help`).
+    #[arg(long, value_name = "NAME", value_parser = stack::Mutant::parse, conflicts_with = "targets")]
+    pub mutant: Option<stack::Mutant>,
+    /// Where `<run-id>/checks.json` goes.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// The run's id (default: the start time and a random suffix).
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("stampede check: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(check(args)) {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("stampede check: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Unreachable(e)) => {
+            eprintln!("stampede check: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+enum Failure {
+    Usage(anyhow::Error),
+    Unreachable(TargetError),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+fn load_profile(args: &CheckArgs) -> anyhow::Result<Profile> {
+    let mut profile = match &args.profile {
+        Some(path) => Profile::load(path)?,
+        None => {
+            Profile::parse(std::path::Path::new("scenarios/reference.toml (built in)"), REFERENCE_PROFILE)?
+        }
+    };
+    for name in &args.only {
+        if profile.check(name).is_none() {
+            let known: Vec<&str> = profile.checks.iter().map(Check::name).collect();
+            anyhow::bail!("--only {name:?}: the profile has no such check; it has {}", known.join(", "));
+        }
+    }
+    if !args.only.is_empty() {
+        profile.checks.retain(|c| args.only.iter().any(|n| n == c.name()));
+    }
+    if let Some(c) = args.concurrency {
+        anyhow::ensure!(c >= 1, "--concurrency must be at least 1");
+        profile.defaults.concurrency = c;
+    }
+    if let Some(r) = args.rounds {
+        anyhow::ensure!(r >= 1, "--rounds must be at least 1");
+        profile.defaults.rounds = r;
+    }
+    Ok(profile)
+}
+
+fn run_id() -> String {
+    let now = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    format!("{now}-{:04x}", std::process::id() & 0xffff)
+}
+
+fn now_ms() -> u64 {
+    jiff::Timestamp::now().as_millisecond().max(0) as u64
+}
+
+/// The embedded stacks: short windows so a check sees a window end within seconds.
+struct Embedded {
+    stacks: Vec<stack::RunningStack>,
+    fake: fake_upstream::RunningUpstream,
+    description: serde_json::Value,
+}
+
+async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embedded> {
+    let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config {
+        access_token_lifetime: Duration::from_secs(8),
+        ..Default::default()
+    })
+    .await
+    .context("start the fake upstream")?;
+    let account = fake
+        .register_account(fake_upstream::NewAccount {
+            client_id: Some("stampede".to_owned()),
+            ..fake_upstream::NewAccount::named("platform")
+        })
+        .context("register the platform account")?;
+    let namespace = format!("stampede-check-{run}");
+    let mut stacks = Vec::new();
+    for i in 0..args.instances {
+        let mut config = stack::StackConfig::default();
+        config.backends.redis = args.redis.clone();
+        config.backends.database = args.database.clone();
+        config.backends.namespace = namespace.clone();
+        config.backends.application_name = format!("stampede-check-{i}");
+        config.settings.instance = format!("stack-{i}");
+        config.settings.publish_limit = Limit::new(5, Duration::from_secs(3));
+        config.settings.mutant = args.mutant;
+        config.settings.upstream = Some(stack::workers::UpstreamLink {
+            url: fake.url(),
+            client_id: "stampede".to_owned(),
+            refresh_token: account.refresh_token.clone(),
+            refresh: reference::token_refresh::Policy::new(Duration::from_secs(2), Duration::from_secs(8))
+                .context("refresh policy")?,
+        });
+        let running =
+            stack::start(config).await.with_context(|| format!("start embedded stack instance {i}"))?;
+        stacks.push(running);
+    }
+    let description = serde_json::json!({
+        "instances": args.instances,
+        "backend": match (&args.redis, &args.database) {
+            (None, None) => "memory",
+            (Some(_), None) => "redis",
+            (None, Some(_)) => "postgres",
+            (Some(_), Some(_)) => "redis+postgres",
+        },
+        "mutant": args.mutant.map(|m| m.name()),
+        "publish_limit": "5/3s",
+        "namespace": namespace,
+    });
+    Ok(Embedded { stacks, fake, description })
+}
+
+async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
+    let profile = load_profile(&args)?;
+    let run = args.run_id.clone().unwrap_or_else(run_id);
+    let started_at_ms = now_ms();
+    let embedded = if args.targets.is_empty() { Some(embedded(&args, &run).await?) } else { None };
+    let urls: Vec<String> = match &embedded {
+        Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
+        None => args.targets.clone(),
+    };
+    let profile_name = profile.name.clone();
+    let target = Target::new(urls.clone(), profile, run.clone()).context("build the HTTP client")?;
+    target.probe().await.map_err(Failure::Unreachable)?;
+    println!(
+        "stampede check: {} against {} ({} instance(s)), run {run}",
+        profile_name,
+        urls.join(", "),
+        urls.len()
+    );
+
+    let mut verdicts = Vec::new();
+    let mut complete = true;
+    let checks: Vec<Check> = target.profile.checks.clone();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    for check in &checks {
+        print!("  {:<28} {:<16} ", check.name(), check.kind());
+        let _ = std::io::stdout().flush();
+        let verdict = tokio::select! {
+            verdict = checks::run_check(&target, check) => verdict,
+            _ = &mut interrupted => {
+                println!("interrupted");
+                complete = false;
+                break;
+            }
+        };
+        let verdict = match verdict {
+            Ok(verdict) => verdict,
+            Err(e @ TargetError::Unreachable { .. }) => return Err(Failure::Unreachable(e)),
+            Err(e) => {
+                // The target refused to set the check up: report it as a failed check.
+                let mut v =
+                    checks::verdict::Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
+                v.violate("setup", e.to_string(), []);
+                v.summarize(e.to_string())
+            }
+        };
+        println!("{}  {}", if verdict.passed { "pass" } else { "FAIL" }, verdict.summary);
+        verdicts.push(verdict);
+    }
+    let passed = complete && verdicts.iter().all(|v| v.passed);
+    let report = ChecksReport {
+        schema: checks::report::SCHEMA,
+        stampede_version: env!("CARGO_PKG_VERSION"),
+        run_id: run.clone(),
+        started_at_ms,
+        finished_at_ms: now_ms(),
+        complete,
+        profile: profile_name,
+        target: urls,
+        embedded: embedded.as_ref().map(|e| e.description.clone()),
+        passed,
+        verdicts,
+    };
+    let dir = args.reports.join(&run);
+    let path = checks::report::write(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
+    if let Some(embedded) = embedded {
+        for running in embedded.stacks {
+            let _ = running.shutdown().await;
+        }
+        embedded.fake.shutdown().await;
+    }
+    println!(
+        "stampede check: {} of {} checks passed{}; verdicts in {}",
+        report.verdicts.len() - report.failed(),
+        report.verdicts.len(),
+        if complete { "" } else { " (interrupted)" },
+        path.display()
+    );
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
