@@ -250,10 +250,17 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let dir = args.reports.join(&run);
     let path = checks::report::write(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
     if let Some(embedded) = embedded {
+        let backends = embedded.stacks.first().map(|s| s.state().backends.clone());
         for running in embedded.stacks {
             let _ = running.shutdown().await;
         }
         embedded.fake.shutdown().await;
+        // The run's namespace on shared servers goes with it.
+        if let Some(backends) = backends
+            && let Err(e) = backends.purge().await
+        {
+            eprintln!("stampede check: could not remove the run's namespace from the servers: {e}");
+        }
     }
     println!(
         "stampede check: {} of {} checks passed{}; verdicts in {}",

@@ -400,6 +400,22 @@ impl Backends {
         Ok(Self { clock, kv, records, feeds, l2, l3, bus, pool: postgres.map(|(pool, _)| pool) })
     }
 
+    /// Deletes everything this stack's namespace holds on the servers (its Redis keys, its
+    /// PostgreSQL schema); the memory backend needs nothing. For runs that made a namespace of
+    /// their own and must leave nothing behind.
+    pub async fn purge(&self) -> Result<(), StoreError> {
+        for store in [&self.kv, &self.records, &self.l2, &self.l3] {
+            match &store.backend {
+                Backend::Memory(_) => {}
+                Backend::Redis(s) => {
+                    s.purge().await?;
+                }
+                Backend::Postgres(s) => s.drop_schema().await?,
+            }
+        }
+        Ok(())
+    }
+
     /// One cheap round trip to every configured server: what `/readyz` asks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.kv.get("stampede:ping").await?;

@@ -237,6 +237,38 @@ impl RedisStore {
         move |e| map_error(&url, &key, expected, e)
     }
 
+    /// Deletes every Redis key of this store, the queues' included (what
+    /// [`Self::all_keys_pattern`] matches); how many. For tearing down a namespace a run made.
+    pub async fn purge(&self) -> StoreResult<u64> {
+        let glob = self.all_keys_pattern();
+        let on_error = self.error(&glob, "a key pattern");
+        self.run(move |mut conn| async move {
+            let mut cursor: u64 = 0;
+            let mut deleted = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&glob)
+                    .arg("COUNT")
+                    .arg(1_000)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(&on_error)?;
+                if !batch.is_empty() {
+                    let n: u64 =
+                        redis::cmd("DEL").arg(&batch).query_async(&mut conn).await.map_err(&on_error)?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    return Ok(deleted);
+                }
+                cursor = next;
+            }
+        })
+        .await
+    }
+
     async fn scan(&self, pattern: &str) -> StoreResult<Vec<String>> {
         let glob = format!("{}{}", escape_glob(&self.inner.data), escape_glob_keep_star(pattern));
         let (data, pattern) = (self.inner.data.clone(), pattern.to_owned());

@@ -1,0 +1,92 @@
+//! A profile that is wrong is refused with its file, line and field; nothing is ignored.
+
+use std::path::Path;
+
+use checks::profile::{Check, Profile, ProfileError};
+
+fn parse(text: &str) -> Result<Profile, String> {
+    Profile::parse(Path::new("scenarios/mine.toml"), text).map_err(|e| e.to_string())
+}
+
+const USERS: &str = r#"
+name = "mine"
+[users]
+create = { method = "POST", path = "/v1/users", body = { name = "{name}" } }
+token = "/token"
+"#;
+
+#[test]
+fn the_reference_profile_parses_and_names_its_checks() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/reference.toml");
+    let profile = Profile::load(&path).unwrap();
+    assert_eq!(profile.name, "reference");
+    assert!(profile.checks.len() >= 2, "{:?}", profile.checks);
+    assert!(matches!(profile.check("publish-rate-limit"), Some(Check::RateLimit(_))));
+    assert!(matches!(profile.check("import-unique"), Some(Check::UniqueCreation(_))));
+}
+
+#[test]
+fn a_syntax_error_names_the_file_and_line() {
+    let text = format!("{USERS}\n[[check]]\nname = \"x\"\nkind = \"rate-limit\n");
+    let error = parse(&text).unwrap_err();
+    assert!(error.starts_with("scenarios/mine.toml: "), "{error}");
+    assert!(error.contains("line 9"), "{error}");
+}
+
+#[test]
+fn an_unknown_field_is_an_error_naming_it_and_its_line() {
+    let text = format!(
+        "{USERS}\n[[check]]\nname = \"p\"\nkind = \"rate-limit\"\nrequest = {{ method = \"POST\", path = \"/p\" }}\n\
+         allowed = {{ status = [202] }}\nlimited = {{ status = [429] }}\nconcurency = 3\n"
+    );
+    let error = parse(&text).unwrap_err();
+    // The line of the check's table (a tagged table is read whole), and the field by name.
+    assert!(error.contains("unknown field `concurency`"), "{error}");
+    assert!(error.contains("line 7"), "{error}");
+}
+
+#[test]
+fn an_unknown_check_kind_is_an_error_listing_the_known_ones() {
+    let text = format!("{USERS}\n[[check]]\nname = \"p\"\nkind = \"exactly-once\"\n");
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains("exactly-once"), "{error}");
+    assert!(error.contains("rate-limit") && error.contains("unique-creation"), "{error}");
+}
+
+#[test]
+fn a_missing_field_is_named() {
+    let text = format!(
+        "{USERS}\n[[check]]\nname = \"p\"\nkind = \"rate-limit\"\nrequest = {{ method = \"POST\", path = \"/p\" }}\n\
+         allowed = {{ status = [202] }}\n"
+    );
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains("limited"), "{error}");
+}
+
+#[test]
+fn an_unknown_placeholder_and_a_bad_method_are_refused() {
+    let text = format!(
+        "{USERS}\n[[check]]\nname = \"p\"\nkind = \"rate-limit\"\nrequest = {{ method = \"POST\", path = \"/p/{{user}}\" }}\n\
+         allowed = {{ status = [202] }}\nlimited = {{ status = [429] }}\n"
+    );
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains("{user}") && error.contains("check \"p\": request"), "{error}");
+    let text = text.replace("\"POST\", path = \"/p/{user}\"", "\"FETCH\", path = \"/p\"");
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains("FETCH"), "{error}");
+}
+
+#[test]
+fn two_checks_of_one_name_are_refused() {
+    let check = "\n[[check]]\nname = \"p\"\nkind = \"rate-limit\"\nrequest = { method = \"POST\", path = \"/p\" }\n\
+                 allowed = { status = [202] }\nlimited = { status = [429] }\n";
+    let error = parse(&format!("{USERS}{check}{check}")).unwrap_err();
+    assert!(error.contains("used twice"), "{error}");
+}
+
+#[test]
+fn a_missing_file_says_which() {
+    let error = Profile::load(Path::new("/nonexistent/profile.toml")).unwrap_err();
+    assert!(matches!(error, ProfileError::Read { .. }));
+    assert!(error.to_string().contains("/nonexistent/profile.toml"), "{error}");
+}
