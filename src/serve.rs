@@ -123,6 +123,9 @@ fn init_logs(json: bool) {
 }
 
 async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Before anything else: a SIGTERM sent as soon as the listening line is out must stop the
+    // stack gracefully, not kill it.
+    let signal = shutdown_signal();
     let zone = jiff::tz::TimeZone::get(&args.quota_zone)
         .with_context(|| format!("--quota-zone {:?} is not an IANA time zone", args.quota_zone))?;
     let instance = args.instance_name.clone().unwrap_or_else(|| "stack-0".to_owned());
@@ -157,11 +160,11 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .serve_until(async move {
             if stdin_closed {
                 tokio::select! {
-                    () = shutdown_signal() => {}
+                    () = signal => {}
                     () = stdin_eof() => {}
                 }
             } else {
-                shutdown_signal().await;
+                signal.await;
             }
         })
         .await?;
@@ -209,25 +212,42 @@ async fn upstream_link(
     Ok((Some(fake), link))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM. Registers for both when called, not when first polled: a
+/// signal that arrives in between is neither lost nor, as before any registration, fatal.
+/// Must be called inside the runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let (term, interrupt) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        async move {
+            let term = async {
+                match term {
+                    Ok(mut term) => {
+                        term.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            let interrupt = async {
+                match interrupt {
+                    Ok(mut interrupt) => {
+                        interrupt.recv().await;
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = term => {}
+                () = interrupt => {}
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -247,6 +267,12 @@ async fn stdin_eof() {
 fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("locate the stampede executable")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    // Registered before any child starts, and kept across the loop below: a signal is never
+    // missed between two of its turns.
+    let signal = {
+        let _entered = runtime.enter();
+        shutdown_signal()
+    };
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;
     // One upstream for every instance: a fake one lives in this process.
@@ -306,9 +332,10 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut failed = None;
     runtime.block_on(async {
+        let mut signal = std::pin::pin!(signal);
         loop {
             tokio::select! {
-                () = shutdown_signal() => break,
+                () = &mut signal => break,
                 () = tokio::time::sleep(Duration::from_millis(200)) => {
                     for (i, child) in children.iter_mut().enumerate() {
                         if let Ok(Some(status)) = child.try_wait() {

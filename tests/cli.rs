@@ -25,3 +25,14 @@ fn bad_usage_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command"));
 }
+
+#[test]
+fn serve_with_an_unknown_mutant_exits_2_naming_the_ones_it_can_run() {
+    let out = stampede(&["serve", "--listen", "127.0.0.1:0", "--mutant", "no_such"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no_such"), "{stderr}");
+    for (_, name) in stack::Mutant::ALL {
+        assert!(stderr.contains(name), "{name} missing from:\n{stderr}");
+    }
+}

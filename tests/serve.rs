@@ -1,5 +1,11 @@
 //! End-to-end tests of `stampede serve`: it starts quickly, answers, and stops cleanly on
-//! SIGTERM; `--instances N` runs N processes, each with its own memory state, stopped together.
+//! SIGTERM; `--instances N` runs N processes, each with its own memory state, stopped together,
+//! or sharing users, limits, records and cache invalidations through Redis and PostgreSQL;
+//! `--mutant` runs a named mutant and says so.
+//!
+//! The shared-backend test needs Redis at `REDIS_URL` and PostgreSQL at `DATABASE_URL` (the
+//! loopback defaults otherwise): without them it skips with a notice, unless `CI=true`, where
+//! it fails. It runs under a namespace of its own and deletes it afterwards.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -48,11 +54,16 @@ impl Serve {
 
     /// The URL of the next `listening on` line, and how long after the spawn it came.
     fn listening(&self) -> (String, Duration) {
-        let deadline = self.started + START_BOUND;
+        self.listening_within(START_BOUND)
+    }
+
+    /// [`Serve::listening`], the line due within `bound` of the spawn.
+    fn listening_within(&self, bound: Duration) -> (String, Duration) {
+        let deadline = self.started + bound;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
-                panic!("no listening line within {START_BOUND:?}; stderr: {}", self.stderr_so_far())
+                panic!("no listening line within {bound:?}; stderr: {}", self.stderr_so_far())
             });
             if let Some(url) = line.strip_prefix("stampede serve: listening on ") {
                 return (url.to_owned(), self.started.elapsed());
@@ -62,6 +73,11 @@ impl Serve {
 
     fn stderr_so_far(&self) -> String {
         self.stderr.try_recv().unwrap_or_else(|_| "(still open)".to_owned())
+    }
+
+    /// Everything it wrote to standard error, once it has exited.
+    fn stderr_after_exit(&self) -> String {
+        self.stderr.recv_timeout(STOP_BOUND).expect("standard error closes when the process exits")
     }
 
     /// SIGTERM, as a service manager stops it.
@@ -119,7 +135,8 @@ async fn serve_starts_quickly_answers_and_exits_0_on_sigterm() {
     println!("stampede serve: listening {} ms after spawn (target: under 1 s)", after.as_millis());
     let health = client().get(format!("{url}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    assert_eq!(health.text().await.unwrap(), "ok\n");
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health, serde_json::json!({ "status": "ok", "instance": "stack-0" }));
     let contract = client().get(format!("{url}/openapi.json")).send().await.unwrap();
     assert_eq!(contract.status(), 200);
     serve.terminate();
@@ -128,6 +145,40 @@ async fn serve_starts_quickly_answers_and_exits_0_on_sigterm() {
     println!("stampede serve: exited {status} {} ms after SIGTERM", stopping.elapsed().as_millis());
     assert!(status.success(), "{status}; stderr: {}", serve.stderr_so_far());
     assert!(!answers(&url), "{url} still answers after exit");
+}
+
+/// Regression: the SIGTERM handler was installed only after the listening line was printed, so
+/// a SIGTERM sent on seeing the line could kill the process (status 143) instead of stopping it.
+/// bash reads the line and signals at once (`kill` is a builtin: no process to start first,
+/// which would hide the race); the old code lost about half of these.
+#[test]
+fn serve_exits_0_on_a_sigterm_sent_right_after_the_listening_line() {
+    const SCRIPT: &str = r#"
+        coproc SERVE { exec "$1" serve --listen 127.0.0.1:0 2>/dev/null; }
+        pid=$SERVE_PID; exec {out}<&"${SERVE[0]}"
+        while read -r line <&"$out"; do
+            case "$line" in "stampede serve: listening on "*) break ;; esac
+        done
+        kill -TERM "$pid"; wait "$pid"; echo "exit $?"
+    "#;
+    for attempt in 0..10 {
+        let mut child = Command::new("bash")
+            .args(["-c", SCRIPT, "sigterm-race", env!("CARGO_BIN_EXE_stampede")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("bash");
+        let deadline = Instant::now() + START_BOUND + STOP_BOUND;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("attempt {attempt}: no exit within {:?}", START_BOUND + STOP_BOUND);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out.trim(), "exit 0", "attempt {attempt}");
+    }
 }
 
 #[tokio::test]
@@ -150,4 +201,300 @@ async fn serve_instances_keep_memory_state_per_process_and_stop_together() {
     assert!(status.success(), "{status}; stderr: {}", serve.stderr_so_far());
     assert!(stops_answering(&first), "{first} still answers after the parent stopped");
     assert!(stops_answering(&second), "{second} still answers after the parent stopped");
+}
+
+#[tokio::test]
+async fn serve_runs_the_named_mutant_and_logs_a_warn_naming_it() {
+    // The catalogue name, and its last part: `GetThenSet` names one stack mutant only.
+    for spelling in ["fixed_window::mutants::GetThenSet", "GetThenSet"] {
+        let mut serve = Serve::spawn(&["--listen", "127.0.0.1:0", "--mutant", spelling]);
+        let (url, _) = serve.listening();
+        assert!(answers(&url), "--mutant {spelling}: {url} does not answer");
+        serve.terminate();
+        let status = serve.wait();
+        let stderr = serve.stderr_after_exit();
+        assert!(status.success(), "--mutant {spelling}: {status}; stderr: {stderr}");
+        let warned = stderr
+            .lines()
+            .any(|line| line.contains("WARN") && line.contains("fixed_window::mutants::GetThenSet"));
+        assert!(warned, "--mutant {spelling}: no WARN naming the mutant in:\n{stderr}");
+    }
+}
+
+/// The loopback defaults of the real services, as every test that needs them reads them.
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A namespace of the stack's on the real Redis and PostgreSQL: its keys and its schema are
+/// deleted on drop, whatever the test's outcome.
+struct Namespace {
+    name: String,
+    redis: redis::Client,
+    postgres: store_postgres::PgStore,
+}
+
+impl Namespace {
+    /// A namespace unique to `test` in this run, or `None` (after a notice) when a service is
+    /// out of reach; with `CI=true` that is a failure instead.
+    async fn open(test: &str) -> Option<Self> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("stampede-serve-{test}-{}-{nanos}", std::process::id());
+        match Self::try_open(&name).await {
+            Ok(namespace) => Some(namespace),
+            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("{test}: {e} (CI=true: redis and postgres are required; set REDIS_URL, DATABASE_URL)")
+            }
+            Err(e) => {
+                eprintln!("skipping {test}: {e} (set CI=true to fail instead)");
+                None
+            }
+        }
+    }
+
+    async fn try_open(name: &str) -> Result<Self, String> {
+        let (redis_url, database_url) = (redis_url(), database_url());
+        let redis =
+            redis::Client::open(redis_url.as_str()).map_err(|e| format!("redis at {redis_url}: {e}"))?;
+        let mut connection = redis
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .map_err(|e| format!("redis at {redis_url}: {e}"))?;
+        redis::cmd("PING")
+            .query::<String>(&mut connection)
+            .map_err(|e| format!("redis at {redis_url}: {e}"))?;
+        let policy = store_postgres::PoolPolicy {
+            acquire_timeout: Duration::from_secs(5),
+            ..store_postgres::PoolPolicy::default()
+        };
+        let pool = store_postgres::PgPool::new(&database_url, "stampede-serve-test", policy)
+            .map_err(|e| format!("postgres at {database_url}: {e}"))?;
+        // The schema the stack derives from the namespace; opening it here creates it.
+        let postgres = store_postgres::PgStore::open(pool, &name.replace([':', '-', '.'], "_"))
+            .await
+            .map_err(|e| format!("postgres at {database_url}: {e}"))?;
+        Ok(Self { name: name.to_owned(), redis, postgres })
+    }
+
+    /// The Redis keys matching `pattern`.
+    fn scan(&self, pattern: &str) -> redis::RedisResult<Vec<String>> {
+        let mut connection = self.redis.get_connection_with_timeout(Duration::from_secs(2))?;
+        let (mut keys, mut cursor) = (Vec::new(), 0u64);
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut connection)?;
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Every Redis key naming the namespace: its stores' (`{ns}:…`, `{ns}#…`) and its cache's
+    /// (`{ns:cache}:…`). The name holds no glob character.
+    fn redis_keys(&self) -> redis::RedisResult<Vec<String>> {
+        self.scan(&format!("*{}*", self.name))
+    }
+
+    /// Deletes the namespace's Redis keys and drops its PostgreSQL schema.
+    fn clean(&self) -> Result<(), String> {
+        let keys = self.redis_keys().map_err(|e| format!("cannot list the Redis keys: {e}"))?;
+        let mut connection =
+            self.redis.get_connection_with_timeout(Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        for chunk in keys.chunks(500) {
+            redis::cmd("DEL")
+                .arg(chunk)
+                .query::<u64>(&mut connection)
+                .map_err(|e| format!("cannot delete the Redis keys: {e}"))?;
+        }
+        reference::sync::block_on(self.postgres.drop_schema())
+            .map_err(|e| format!("cannot drop the PostgreSQL schema: {e}"))
+    }
+}
+
+/// Cleans up after a failed test too.
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        if let Err(e) = self.clean() {
+            eprintln!("namespace {}: {e}", self.name);
+        }
+    }
+}
+
+/// The processes whose parent is `parent`, with their command lines (Linux `/proc`).
+fn children(parent: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if ppid.and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+/// What one instance's `/healthz` says its name is.
+async fn instance_name(client: &reqwest::Client, url: &str) -> String {
+    let health = client.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "{url}/healthz");
+    let health: serde_json::Value = health.json().await.unwrap();
+    health["instance"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{url}/healthz names no instance: {health}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_instances_share_users_limits_records_and_cache_invalidations_through_redis_and_postgres() {
+    let Some(namespace) = Namespace::open("shared").await else { return };
+    let (redis, database) = (redis_url(), database_url());
+    let mut serve = Serve::spawn(&[
+        "--instances",
+        "3",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        &redis,
+        "--database",
+        &database,
+        "--namespace",
+        &namespace.name,
+        "--publish-limit",
+        "5/60s",
+    ]);
+    // A hang detector: three processes connecting and migrating on two shared cores.
+    let bound = Duration::from_secs(30);
+    let urls: Vec<String> = (0..3).map(|_| serve.listening_within(bound).0).collect();
+    let client = client();
+
+    // Three processes: three ports, three instance names, three children of the parent.
+    let mut names = Vec::new();
+    for url in &urls {
+        names.push(instance_name(&client, url).await);
+    }
+    let distinct = |items: &[String]| items.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(distinct(&urls), 3, "{urls:?}");
+    assert_eq!(distinct(&names), 3, "{names:?}");
+    let instances = children(serve.child.id());
+    let mut pids = Vec::new();
+    for name in &names {
+        let holders: Vec<u32> = instances
+            .iter()
+            .filter(|(_, cmdline)| cmdline.contains(&format!("--instance-name {name} ")))
+            .map(|(pid, _)| *pid)
+            .collect();
+        assert_eq!(holders.len(), 1, "one child process runs {name}: {instances:?}");
+        pids.extend(holders);
+    }
+    println!("stampede serve --instances 3: {names:?} on {urls:?}, pids {pids:?}");
+    // Ask each instance in turn, round robin.
+    let at = |i: usize| urls[i % urls.len()].as_str();
+
+    // A user created on instance 0 authenticates on 1 and 2.
+    let created = client.post(format!("{}/v1/users", at(0))).json(&serde_json::json!({ "name": "alice" }));
+    let created = created.send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let token = created.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    for i in 1..3 {
+        let quota = client.get(format!("{}/v1/quota", at(i))).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(quota.status(), 200, "instance {i} knows the user created on instance 0");
+    }
+
+    // One user's publish limit (5 a minute) admits exactly 5 of 15 concurrent requests spread
+    // over the three instances.
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..15 {
+        let request = client
+            .post(format!("{}/v1/publish", at(i)))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "video_id": format!("v{i}"), "platform": "youtube" }));
+        requests.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = requests.join_all().await;
+    let admitted = statuses.iter().filter(|s| **s == 202).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((admitted, refused), (5, 10), "{statuses:?}");
+
+    // A project, its dashboard read twice on every instance: computed once, then each
+    // instance's own L1 answers.
+    let project = client
+        .post(format!("{}/v1/projects", at(0)))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "name": "before" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(project.status(), 201);
+    let project = project.json::<serde_json::Value>().await.unwrap()["id"].as_u64().unwrap();
+    let dashboard = |i: usize| {
+        client.get(format!("{}/v1/projects/{project}/dashboard", at(i))).bearer_auth(&token).send()
+    };
+    for i in 0..3 {
+        for _ in 0..2 {
+            assert_eq!(dashboard(i).await.unwrap().status(), 200);
+        }
+        let warm = dashboard(i).await.unwrap();
+        assert_eq!(warm.headers()["x-cache"], "L1", "instance {i}'s L1 holds the dashboard");
+    }
+
+    // A video imported on instance 1 lists on instance 2.
+    let url = "https://www.youtube.com/watch?v=shared";
+    let imported = client
+        .post(format!("{}/v1/videos", at(1)))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "url": url, "project_id": project }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), 201);
+    let video = imported.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let list = client.get(format!("{}/v1/videos", at(2))).bearer_auth(&token).send().await.unwrap();
+    let list: serde_json::Value = list.json().await.unwrap();
+    let listed: Vec<&str> =
+        list["items"].as_array().unwrap().iter().filter_map(|v| v["id"].as_str()).collect();
+    assert_eq!(listed, [video.as_str()], "instance 2 lists the video imported on instance 1");
+
+    // Renamed on instance 0: once the rename answers, no instance serves the old name.
+    let renamed = client
+        .patch(format!("{}/v1/projects/{project}", at(0)))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "name": "after" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200);
+    for i in [1, 2, 0] {
+        let seen: serde_json::Value = dashboard(i).await.unwrap().json().await.unwrap();
+        assert_eq!(seen["project"]["name"], "after", "instance {i} right after the rename: {seen}");
+    }
+
+    serve.terminate();
+    let status = serve.wait();
+    assert!(status.success(), "{status}; stderr: {}", serve.stderr_so_far());
+    for url in &urls {
+        assert!(stops_answering(url), "{url} still answers after the parent stopped");
+    }
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "instance process {pid} outlived the parent"
+        );
+    }
+    let kept = namespace.redis_keys().unwrap();
+    assert!(kept.iter().any(|k| k.starts_with(&format!("{{{}}}:", namespace.name))), "{kept:?}");
+    namespace.clean().unwrap();
+    assert_eq!(namespace.redis_keys().unwrap(), Vec::<String>::new(), "keys left behind");
 }

@@ -296,8 +296,10 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI).into_response()
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// Liveness: touches no backend. Names the instance, so a client of several processes can tell
+/// which one answered.
+async fn healthz(State(state): State<AppState>) -> Response {
+    axum::Json(serde_json::json!({ "status": "ok", "instance": state.settings.instance })).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -88,18 +88,22 @@ impl Mutant {
         Self::ALL.iter().find(|(m, _)| *m == self).map(|(_, n)| *n).unwrap_or("?")
     }
 
-    /// The mutant named `name`: its catalogue name, or the part after `mutants::` when that
+    /// The mutant named `name`: its catalogue name, or its last part (`GetThenSet`) when that
     /// names one mutant only.
     pub fn parse(name: &str) -> Result<Self, String> {
-        if let Some((m, _)) = Self::ALL.iter().find(|(_, n)| *n == name) {
+        Self::parse_among(Self::ALL, name)
+    }
+
+    fn parse_among(all: &[(Mutant, &str)], name: &str) -> Result<Self, String> {
+        if let Some((m, _)) = all.iter().find(|(_, n)| *n == name) {
             return Ok(*m);
         }
-        let short: Vec<_> = Self::ALL.iter().filter(|(_, n)| n.rsplit("::").next() == Some(name)).collect();
+        let short: Vec<_> = all.iter().filter(|(_, n)| n.rsplit("::").next() == Some(name)).collect();
         match short.as_slice() {
             [(m, _)] => Ok(*m),
             [] => Err(format!(
                 "no stack mutant {name:?}; the stack can run: {}",
-                Self::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+                all.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
             )),
             many => Err(format!(
                 "{name:?} is ambiguous: {}",
@@ -547,5 +551,37 @@ impl Upstream for UpstreamSlot {
             Self::ClientPerRequest(c) => c.send(request).await,
             Self::Uncapped(c) => c.send(request).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mutant;
+
+    #[test]
+    fn a_mutant_is_named_by_its_catalogue_name_or_its_unambiguous_last_part() {
+        for (mutant, name) in Mutant::ALL {
+            assert_eq!(Mutant::parse(name), Ok(*mutant), "{name}");
+            assert_eq!(mutant.name(), *name);
+            let short = name.rsplit("::").next().unwrap();
+            assert_eq!(Mutant::parse(short), Ok(*mutant), "{short}: every last part is unique in the stack");
+        }
+        let unknown = Mutant::parse("no_such").unwrap_err();
+        assert!(unknown.contains("no stack mutant \"no_such\""), "{unknown}");
+        assert!(Mutant::ALL.iter().all(|(_, name)| unknown.contains(name)), "{unknown}");
+        // A half-qualified name is neither the catalogue name nor its last part.
+        assert!(Mutant::parse("mutants::GetThenSet").is_err());
+    }
+
+    #[test]
+    fn a_last_part_two_mutants_share_is_refused_naming_both() {
+        let all = [
+            (Mutant::PublishGetThenSet, "fixed_window::mutants::GetThenSet"),
+            (Mutant::QuotaIncrOrSet, "daily_quota::mutants::GetThenSet"),
+        ];
+        let ambiguous = Mutant::parse_among(&all, "GetThenSet").unwrap_err();
+        assert!(ambiguous.contains("ambiguous"), "{ambiguous}");
+        assert!(all.iter().all(|(_, name)| ambiguous.contains(name)), "{ambiguous}");
+        assert_eq!(Mutant::parse_among(&all, "daily_quota::mutants::GetThenSet"), Ok(Mutant::QuotaIncrOrSet));
     }
 }

@@ -17,8 +17,8 @@
 //! tracing is the structured log; futures-util's `sink` feature splits a WebSocket into halves
 //! so one task writes frames while the session reads; tokio's `fs` and `io-util` write upload
 //! bodies. For the tests: tokio-tungstenite is the WebSocket client (the crate axum's server
-//! side is built on, so no second implementation is compiled), and reqwest's `stream` feature
-//! sends chunked bodies.
+//! side is built on, so no second implementation is compiled), reqwest's `stream` feature
+//! sends chunked bodies, and flate2 (already built for tower-http's gzip) decodes gzip bodies.
 
 pub mod api;
 pub mod app;

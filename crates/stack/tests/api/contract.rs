@@ -3,8 +3,10 @@
 //! Every documented operation (those marked `x-stampede-pending` aside) is driven to each of
 //! its documented statuses that can be produced in-process, and every answer is checked: the
 //! status is documented for the operation, the documented required headers are present and
-//! match their schemas, and the body matches the response's schema. Routes the server answers
-//! must all be documented, and documented ones must all be served.
+//! match their schemas, and the body matches the response's schema. The chat's 101 and its
+//! refusals come from real WebSocket handshakes (tokio-tungstenite). Routes the server answers
+//! must all be documented, documented ones must all be served, and a served one must not be
+//! marked pending.
 //!
 //! The document is JSON rather than YAML so that neither the stack (which serves it) nor this
 //! test needs a YAML parser. Its schemas are JSON Schema 2020-12 (OpenAPI 3.1's dialect),
@@ -17,8 +19,12 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use stack::Settings;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::{self, Answer, OwnRedis, Stack, send};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const BASE: &str = "urn:stampede:openapi";
 
@@ -224,7 +230,14 @@ pub enum Body {
     Json(Value),
     /// A body with this content type.
     Raw(&'static str, &'static str),
+    /// `application/octet-stream` bytes with their `Content-Length`.
+    Octets(Vec<u8>),
+    /// `application/octet-stream` bytes sent chunked: no `Content-Length`, so the server only
+    /// learns the size by reading.
+    Streamed(Vec<u8>),
 }
+
+const OCTETS: &str = "application/octet-stream";
 
 /// A conformance run: requests, what they were expected to answer, and what went wrong.
 struct Run<'a> {
@@ -256,19 +269,63 @@ impl<'a> Run<'a> {
             Body::None => request,
             Body::Json(value) => request.json(&value),
             Body::Raw(content_type, text) => request.header("content-type", content_type).body(text),
+            Body::Octets(bytes) => request.header("content-type", OCTETS).body(bytes),
+            Body::Streamed(bytes) => {
+                let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                    bytes.chunks(256).map(|c| Ok(c.to_vec())).collect();
+                request
+                    .header("content-type", OCTETS)
+                    .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+            }
         };
         let answer = send(request).await;
+        self.judge(method, path, expect, &answer);
+        answer
+    }
+
+    /// Checks that `answer` to `method path` is `expect` and conforms, and records it.
+    fn judge(&mut self, method: Method, path: &str, expect: u16, answer: &Answer) {
         let route = path.split('?').next().unwrap();
         let Some(operation) = self.contract.operation_for(&method, route) else {
             self.problems.push(format!("{method} {path}: undocumented route answered {answer}"));
-            return answer;
+            return;
         };
         if answer.status != expect {
             self.problems.push(format!("{method} {path}: expected {expect}, got {answer}"));
         }
-        self.problems.extend(self.contract.check(operation, &answer));
+        self.problems.extend(self.contract.check(operation, answer));
         self.seen.insert((operation.id.clone(), answer.status.to_string()));
-        answer
+    }
+
+    /// A real WebSocket handshake on `path` (tokio-tungstenite) as `token`'s user, checked like
+    /// [`Run::call`]: the 101 with its headers, or the refusal with its body. The open socket,
+    /// if the handshake succeeded.
+    async fn handshake(&mut self, path: &str, token: Option<&str>, expect: u16) -> Option<Socket> {
+        let url = format!("ws://{}{path}", self.stack.running.addr());
+        let mut request = url.into_client_request().expect("a WebSocket request");
+        if let Some(token) = token {
+            let value = format!("Bearer {token}").parse().expect("a header value");
+            request.headers_mut().insert("authorization", value);
+        }
+        let attempt = tokio::time::timeout(support::HANG, tokio_tungstenite::connect_async(request));
+        let (answer, socket) = match attempt.await.expect("no handshake answer within the hang bound") {
+            Ok((socket, response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().clone().unwrap_or_default();
+                (Answer { status, headers: response.headers().clone(), body }, Some(socket))
+            }
+            Err(WsError::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().clone().unwrap_or_default();
+                (Answer { status, headers: response.headers().clone(), body }, None)
+            }
+            Err(e) => {
+                self.problems.push(format!("WebSocket {path}: the handshake failed: {e}"));
+                return None;
+            }
+        };
+        self.judge(Method::GET, path, expect, &answer);
+        socket
     }
 
     /// Documented statuses of served operations that no request produced, less `excused`.
@@ -290,17 +347,23 @@ impl<'a> Run<'a> {
 /// Statuses no in-process request can produce: a 500 needs a bug or corrupt stored data.
 const NOT_DRIVABLE: &[(&str, &str)] = &[("*", "500")];
 
+/// The upload cap of the conformance stack: small, so that 413s are cheap to produce.
+const MAX_UPLOAD: usize = 1024;
+
 fn settings() -> Settings {
     Settings {
         publish_limit: reference::limit::Limit::new(2, Duration::from_secs(60)),
         quota: reference::daily_quota::QuotaPolicy { limit: 9, units_per_import: 3, warn_percent: 80 },
+        upload_limit: reference::limit::Limit::new(3, Duration::from_secs(24 * 60 * 60)),
+        max_upload_bytes: MAX_UPLOAD as u64,
+        upload_dir: std::env::temp_dir().join(format!("stampede-contract-{}", std::process::id())),
         ..Settings::default()
     }
 }
 
 /// Drives every served operation to its documented statuses on a healthy stack.
 async fn drive_healthy(run: &mut Run<'_>) {
-    use Body::{Json, None as Empty, Raw};
+    use Body::{Json, None as Empty, Octets, Raw, Streamed};
     use Method as M;
     let (_, alice) = run.stack.user("alice").await;
     let (bob_id, bob) = run.stack.user("bob").await;
@@ -413,6 +476,44 @@ async fn drive_healthy(run: &mut Run<'_>) {
     run.call(M::GET, "/v1/usage", alice, Empty, 200).await;
     run.call(M::GET, "/v1/usage", bad, Empty, 401).await;
 
+    // Uploads: at most 3 a day of at most MAX_UPLOAD bytes.
+    let answer = run.call(M::POST, "/v1/uploads", alice, Octets(b"hello".to_vec()), 201).await;
+    let upload = answer.json()["id"].as_str().unwrap_or("").to_owned();
+    if answer.header("location") != Some(&format!("/v1/uploads/{upload}")) {
+        run.problems
+            .push(format!("upload: Location {:?} does not name upload {upload}", answer.header("location")));
+    }
+    run.call(M::POST, "/v1/uploads", alice, Raw("text/plain", "hello"), 400).await;
+    run.call(M::POST, "/v1/uploads", alice, Json(json!({ "file": "hello" })), 400).await;
+    run.call(M::POST, "/v1/uploads", None, Octets(b"hello".to_vec()), 401).await;
+    run.call(M::POST, "/v1/uploads", bad, Octets(b"hello".to_vec()), 401).await;
+    // Over the cap: declared (refused before the body is read), then only found by reading.
+    run.call(M::POST, "/v1/uploads", alice, Octets(vec![7; MAX_UPLOAD + 1]), 413).await;
+    run.call(M::POST, "/v1/uploads", alice, Streamed(vec![7; 2 * MAX_UPLOAD]), 413).await;
+    run.call(M::POST, "/v1/uploads", alice, Streamed(vec![7; MAX_UPLOAD]), 201).await;
+    run.call(M::POST, "/v1/uploads", alice, Octets(b"fourth".to_vec()), 429).await;
+    let u = format!("/v1/uploads/{upload}");
+    run.call(M::GET, &u, alice, Empty, 200).await;
+    run.call(M::GET, &u, bob, Empty, 404).await;
+    run.call(M::GET, &u, None, Empty, 401).await;
+    run.call(M::GET, "/v1/uploads/0123456789abcdef0123456789abcdef", alice, Empty, 404).await;
+    run.call(M::GET, "/v1/uploads/not-an-upload", alice, Empty, 404).await;
+
+    // Chat: real handshakes; at most 5 connections a user.
+    let c = format!("{p}/chat");
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        open.extend(run.handshake(&c, bob, 101).await);
+    }
+    run.handshake(&c, bob, 429).await;
+    drop(open);
+    run.handshake(&c, None, 401).await;
+    run.handshake(&c, bad, 401).await;
+    run.handshake(&c, carol, 404).await;
+    run.handshake("/v1/projects/999999/chat", alice, 404).await;
+    run.call(M::GET, &c, alice, Empty, 400).await;
+    run.call(M::GET, &format!("{c}?token={}", alice.unwrap_or("")), None, Empty, 400).await;
+
     // Operations.
     run.call(M::GET, "/healthz", None, Empty, 200).await;
     run.call(M::GET, "/readyz", None, Empty, 200).await;
@@ -444,6 +545,9 @@ async fn drive_outage(run: &mut Run<'_>, redis: &mut OwnRedis) {
     run.call(M::GET, "/v1/quota", t, Empty, 503).await;
     run.call(M::GET, "/v1/usage", t, Empty, 503).await;
     run.call(M::GET, "/readyz", None, Empty, 503).await;
+    run.call(M::POST, "/v1/uploads", t, Body::Octets(b"dark".to_vec()), 503).await;
+    run.call(M::GET, "/v1/uploads/0123456789abcdef0123456789abcdef", t, Empty, 503).await;
+    run.call(M::GET, &format!("{p}/chat"), t, Empty, 503).await;
     // What needs no backend still answers.
     run.call(M::GET, "/healthz", None, Empty, 200).await;
     run.call(M::GET, "/openapi.json", None, Empty, 200).await;
@@ -455,6 +559,7 @@ async fn every_operation_answers_as_documented() {
     let healthy = support::start(settings()).await;
     let mut run = Run::new(&contract, &healthy);
     drive_healthy(&mut run).await;
+    let _ = std::fs::remove_dir_all(&settings().upload_dir);
     let mut excused = NOT_DRIVABLE.to_vec();
     match &mut OwnRedis::start() {
         Some(redis) => {
@@ -470,6 +575,67 @@ async fn every_operation_answers_as_documented() {
     problems.extend(run.undriven(&excused).into_iter().map(|s| format!("documented but never driven: {s}")));
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
     println!("checked {} (operation, status) pairs against openapi.json", run.seen.len());
+}
+
+/// What the import workers write into a video's status (`state`, `title`, `duration`,
+/// `times_processed`, `error`) is what the document allows: one import completed by the
+/// upstream and one it does not know, both read back through `GET /v1/videos/{id}/status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_written_statuses_answer_as_documented() {
+    let contract = Contract::committed();
+    let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config::default()).await.unwrap();
+    let account = fake
+        .register_account(fake_upstream::NewAccount {
+            client_id: Some("stampede".to_owned()),
+            ..fake_upstream::NewAccount::named("platform")
+        })
+        .unwrap();
+    let refresh =
+        reference::token_refresh::Policy::new(Duration::from_secs(10), Duration::from_secs(60)).unwrap();
+    let link = stack::workers::UpstreamLink {
+        url: fake.url(),
+        client_id: "stampede".to_owned(),
+        refresh_token: account.refresh_token,
+        refresh,
+    };
+    let stack = support::start(Settings { upstream: Some(link), ..Settings::default() }).await;
+    // A task processed before the first refresh fails for want of a credential: wait for it.
+    let backends = &stack.running.state().backends;
+    let deadline = tokio::time::Instant::now() + support::HANG;
+    loop {
+        let credential = reference::token_refresh::credential(&backends.kv, stack::workers::PLATFORM_TOKEN);
+        let now = backends.clock.now();
+        if credential.await.unwrap().is_some_and(|c| !c.is_expired(now + 1_000)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the platform credential was never refreshed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, token) = stack.user("worker-watcher").await;
+    let status = contract.operation("getVideoStatus");
+    let missing = format!("https://www.youtube.com/watch?v={}-1", fake_upstream::MISSING_PREFIX);
+    for (url, end, written) in [
+        ("https://www.youtube.com/watch?v=abc123", "completed", ["title", "duration", "times_processed"]),
+        (missing.as_str(), "failed", ["error", "times_processed", "attempt"]),
+    ] {
+        let video = stack.video(&token, url, None).await;
+        let path = format!("/v1/videos/{video}/status");
+        let deadline = tokio::time::Instant::now() + support::HANG;
+        let answer = loop {
+            let answer = stack.get(&path, &token).await;
+            let fields = &answer.json()["fields"];
+            if fields["state"] == json!(end) && written.iter().all(|f| fields.get(f).is_some()) {
+                break answer;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{url} never {end} with {written:?}: {answer}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let problems = contract.check(status, &answer);
+        assert!(problems.is_empty(), "{url}: {}", problems.join("\n"));
+        assert_eq!(answer.json()["video_status"], json!(end), "{answer}");
+    }
+    stack.running.shutdown().await.unwrap();
+    fake.shutdown().await;
 }
 
 /// Sample values for a path template's parameters.
@@ -525,13 +691,14 @@ const PROBES: &[&str] = &[
 /// names documented methods only, and other paths the fallback 404.
 async fn route_problems(contract: &Contract, stack: &Stack) -> Vec<String> {
     let mut problems = Vec::new();
-    for operation in contract.operations.iter().filter(|o| !o.pending) {
+    for operation in &contract.operations {
         let answer = send(stack.request(operation.method.clone(), &sample(&operation.path))).await;
-        if answer.is_unknown_route() || answer.status == 405 {
-            problems.push(format!(
-                "{} {} ({}) is documented but not served: {answer}",
-                operation.method, operation.path, operation.id
-            ));
+        let served = !(answer.is_unknown_route() || answer.status == 405);
+        let what = format!("{} {} ({})", operation.method, operation.path, operation.id);
+        match (served, operation.pending) {
+            (false, false) => problems.push(format!("{what} is documented but not served: {answer}")),
+            (true, true) => problems.push(format!("{what} is served but still marked x-stampede-pending")),
+            _ => {}
         }
     }
     let documented = contract.operations.iter().map(|o| sample(&o.path));
@@ -583,12 +750,18 @@ async fn the_route_check_reports_a_missing_and_an_undocumented_route() {
     paths.insert("/v1/ghost".to_owned(), ghost);
     paths["/v1/projects/{id}"].as_object_mut().unwrap().remove("patch");
     paths.remove("/v1/quota");
+    // A served operation still marked as specified only.
+    paths["/v1/usage"]["get"]["x-stampede-pending"] = json!(true);
     let contract = Contract::new(doc);
     let stack = support::start(Settings::default()).await;
     let problems = route_problems(&contract, &stack).await.join("\n");
     assert!(problems.contains("GET /v1/ghost (getGhost) is documented but not served"), "{problems}");
     assert!(problems.contains("PATCH /v1/projects/1 is served (Allow: "), "{problems}");
     assert!(problems.contains("GET /v1/quota is not documented but answers 401"), "{problems}");
+    assert!(
+        problems.contains("GET /v1/usage (getUsage) is served but still marked x-stampede-pending"),
+        "{problems}"
+    );
 }
 
 #[tokio::test]

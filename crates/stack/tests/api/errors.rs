@@ -159,12 +159,29 @@ async fn another_users_project_is_404_exactly_like_a_missing_one() {
     let theirs = json_as(&stack, Method::POST, "/v1/videos", &carol, import(project)).await;
     let nobodys = json_as(&stack, Method::POST, "/v1/videos", &carol, import(missing)).await;
     assert_indistinguishable(&theirs, &nobodys, "import into a project");
-    // Once alice's dashboard is cached, carol's 404 comes from the cache's member list: same
-    // status and body, but no query (a missing project costs one), so the count is not compared.
-    assert_eq!(stack.get(&format!("/v1/projects/{project}/dashboard"), &alice).await.status, 200);
-    let theirs = stack.get(&format!("/v1/projects/{project}/dashboard"), &carol).await;
+}
+
+/// Regression: once a member's request had cached the dashboard, a stranger's 404 was decided
+/// from the cached member list with no query, while a missing project's cost one, so
+/// `X-DB-Queries` told the stranger the project exists.
+#[tokio::test]
+async fn a_strangers_dashboard_404_is_exactly_a_missing_projects_once_cached() {
+    let stack = stack().await;
+    let (_, alice) = stack.user("alice").await;
+    let (_, carol) = stack.user("carol").await;
+    let project = stack.project(&alice, "secret plans", &[]).await;
+    let missing = project + 1000;
+    let dashboard = format!("/v1/projects/{project}/dashboard");
+    for layer in ["MISS", "L1"] {
+        let answer = stack.get(&dashboard, &alice).await;
+        assert_eq!((answer.status, answer.header("x-cache")), (200, Some(layer)), "{answer}");
+    }
+    let theirs = stack.get(&dashboard, &carol).await;
     let nobodys = stack.get(&format!("/v1/projects/{missing}/dashboard"), &carol).await;
-    assert_eq!((theirs.status, &theirs.body), (nobodys.status, &nobodys.body), "{theirs} vs {nobodys}");
+    assert_indistinguishable(&theirs, &nobodys, "GET a cached dashboard");
+    assert_eq!(theirs.header("x-cache"), None, "{theirs}");
+    // The member is still answered from the cache.
+    assert_eq!(stack.get(&dashboard, &alice).await.header("x-cache"), Some("L1"));
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
-//! The stack over HTTP, in process on port 0: its OpenAPI contract and its error cases.
-//! One test binary for both, to keep the build short.
+//! The stack over HTTP, in process on port 0: its OpenAPI contract, its error cases, and what
+//! a client can observe of its performance work. One test binary for all, to keep the build
+//! short.
 
 mod contract;
 mod errors;
+mod observable;
 mod support;
