@@ -186,5 +186,5 @@ fn migrations_are_idempotent_and_versioned() {
     assert!(opened.into_iter().all(|ok| ok));
     block_on(rig.store.set("k", b"v".to_vec(), None)).unwrap();
     assert_eq!(block_on(rig.store.get("k")).unwrap(), Some(b"v".to_vec()));
-    assert_eq!(store_postgres::schema::VERSION, 2);
+    assert_eq!(store_postgres::schema::VERSION, 3);
 }
