@@ -77,8 +77,14 @@ pub struct Target {
 impl Target {
     pub fn new(urls: Vec<String>, profile: Profile, run: String) -> Result<Self, reqwest::Error> {
         let timeout = Duration::from_millis(profile.defaults.timeout_ms);
-        let http =
-            reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).timeout(timeout).build()?;
+        // No transparent decompression, whatever features another crate enables: the checks
+        // judge the bytes on the wire.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .no_gzip()
+            .pool_max_idle_per_host(256)
+            .timeout(timeout)
+            .build()?;
         Ok(Self {
             urls: urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect(),
             profile: Arc::new(profile),
@@ -119,6 +125,18 @@ impl Target {
         template: &RequestTemplate,
         vars: &[(&str, &str)],
     ) -> Answer {
+        self.execute(self.request(instance, token, template, vars)).await
+    }
+
+    /// The request `template` makes, not yet sent, for a checker to add to (a streamed body,
+    /// a query parameter) before it [`Target::execute`]s it.
+    pub fn request(
+        &self,
+        instance: usize,
+        token: Option<&str>,
+        template: &RequestTemplate,
+        vars: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}{}", self.urls[instance], fill(&template.path, vars));
         let method =
             Method::from_bytes(template.method.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET);
@@ -133,23 +151,34 @@ impl Target {
         if let Some(body) = &template.body {
             request = request.json(&fill_json(body, vars));
         }
+        request
+    }
+
+    /// Sends `request`; its answer with the body parsed as JSON (null when it is not).
+    pub async fn execute(&self, request: reqwest::RequestBuilder) -> Answer {
+        self.execute_raw(request).await.0
+    }
+
+    /// Sends `request`; its answer and the body's bytes as they came.
+    pub async fn execute_raw(&self, request: reqwest::RequestBuilder) -> (Answer, Vec<u8>) {
         let invoke_us = self.clock.now_us();
         let result = request.send().await;
-        let (status, headers, body, error) = match result {
+        let (status, headers, body, raw, error) = match result {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
                 match response.bytes().await {
                     Ok(bytes) => {
                         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                        (Some(status), headers, body, None)
+                        (Some(status), headers, body, bytes.to_vec(), None)
                     }
-                    Err(e) => (None, headers, Value::Null, Some(e.to_string())),
+                    Err(e) => (None, headers, Value::Null, Vec::new(), Some(e.to_string())),
                 }
             }
-            Err(e) => (None, Default::default(), Value::Null, Some(e.to_string())),
+            Err(e) => (None, Default::default(), Value::Null, Vec::new(), Some(e.to_string())),
         };
-        Answer { status, headers, body, invoke_us, complete_us: self.clock.now_us(), error }
+        let answer = Answer { status, headers, body, invoke_us, complete_us: self.clock.now_us(), error };
+        (answer, raw)
     }
 
     /// A new logical user, with a token valid on every instance.

@@ -12,8 +12,11 @@
 //! - [`checkers`] — one module per check kind: `run` drives it, `judge` is the pure checker;
 //! - [`report`] — `checks.json`, written atomically.
 //!
-//! Why these dependencies: reqwest is the HTTP client of the card; toml parses the profiles
-//! (its errors carry line and column); futures-util joins request futures.
+//! Why these dependencies: reqwest is the HTTP client of the card (its `stream` feature sends
+//! upload bodies chunk by chunk); toml parses the profiles (its errors carry line and column);
+//! futures-util joins request futures; sha2 digests the bodies an upload check sends and the
+//! responses the compression check compares; flate2 decodes gzip bodies as they came off the
+//! wire, which reqwest's own decompression would hide.
 
 pub mod burst;
 pub mod checkers;
@@ -32,5 +35,12 @@ pub async fn run_check(target: &Target, check: &Check) -> Result<Verdict, Target
     match check {
         Check::RateLimit(c) => checkers::rate_limit::run(target, c).await,
         Check::UniqueCreation(c) => checkers::unique::run(target, c).await,
+        Check::Counter(c) => checkers::counter::run(target, c).await,
+        Check::Merge(c) => checkers::merge::run(target, c).await,
+        Check::Invalidation(c) => checkers::invalidation::run(target, c).await,
+        Check::CursorWalk(c) => checkers::cursor_walk::run(target, c).await,
+        Check::QueryBudget(c) => checkers::query_budget::run(target, c).await,
+        Check::Vary(c) => checkers::vary::run(target, c).await,
+        Check::Upload(c) => checkers::upload::run(target, c).await,
     }
 }

@@ -150,6 +150,13 @@ impl Recognise {
 pub enum Check {
     RateLimit(RateLimitCheck),
     UniqueCreation(UniqueCreationCheck),
+    Counter(CounterCheck),
+    Merge(MergeCheck),
+    Invalidation(InvalidationCheck),
+    CursorWalk(CursorWalkCheck),
+    QueryBudget(QueryBudgetCheck),
+    Vary(VaryCheck),
+    Upload(UploadCheck),
 }
 
 impl Check {
@@ -157,6 +164,13 @@ impl Check {
         match self {
             Check::RateLimit(c) => &c.name,
             Check::UniqueCreation(c) => &c.name,
+            Check::Counter(c) => &c.name,
+            Check::Merge(c) => &c.name,
+            Check::Invalidation(c) => &c.name,
+            Check::CursorWalk(c) => &c.name,
+            Check::QueryBudget(c) => &c.name,
+            Check::Vary(c) => &c.name,
+            Check::Upload(c) => &c.name,
         }
     }
 
@@ -164,6 +178,13 @@ impl Check {
         match self {
             Check::RateLimit(_) => "rate-limit",
             Check::UniqueCreation(_) => "unique-creation",
+            Check::Counter(_) => "counter",
+            Check::Merge(_) => "merge",
+            Check::Invalidation(_) => "invalidation",
+            Check::CursorWalk(_) => "cursor-walk",
+            Check::QueryBudget(_) => "query-budget",
+            Check::Vary(_) => "vary",
+            Check::Upload(_) => "upload",
         }
     }
 }
@@ -217,7 +238,227 @@ pub struct UniqueCreationCheck {
     pub rounds: Option<usize>,
 }
 
-const PLACEHOLDERS: &[&str] = &["name", "seq", "unique", "id", "run"];
+/// Counter conservation (#3): C consuming requests of one user over every instance, then the
+/// counter read back on every instance. Each accepted request adds `units`; the value read lies
+/// between the units of the requests known accepted and of those that may have been, is the
+/// same on every instance, and never passes the limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterCheck {
+    pub name: String,
+    /// One consuming request; `{seq}` is its number in the run, so each is distinct.
+    pub request: RequestTemplate,
+    /// Answers that consumed `units`.
+    pub accepted: Recognise,
+    /// Answers that consumed nothing (the limit reached); anything else may have consumed.
+    #[serde(default)]
+    pub refused: Option<Recognise>,
+    /// Units one accepted request consumes.
+    pub units: u64,
+    /// The counter's read-out.
+    pub read_back: RequestTemplate,
+    /// JSON pointer to the counter in the read-back.
+    pub value: String,
+    /// JSON pointer to the counter's limit in the read-back, if it has one.
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+/// No lost merge (#6): C concurrent merges into one resource, each setting a field of its own,
+/// then the resource read back on every instance holds every acknowledged field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeCheck {
+    pub name: String,
+    /// Creates the resource merged into; `{unique}` is new for each round.
+    pub create: RequestTemplate,
+    /// JSON pointer to the created resource's id.
+    pub id: String,
+    /// One merge: `{id}` is the resource, `{seq}` the request's number in its round.
+    pub request: RequestTemplate,
+    /// Answers that acknowledge the merge.
+    pub merged: Recognise,
+    /// The name of the field a merge sets, `{seq}` filled as in its request.
+    pub field: String,
+    /// Reads the resource back; `{id}`.
+    pub read_back: RequestTemplate,
+    /// JSON pointer to the object holding the fields in the read-back.
+    pub fields: String,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+/// Cache invalidation seen by every instance (#14): a cached read warmed on every instance,
+/// the value written, and, once the write has answered, no instance serves an older value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidationCheck {
+    pub name: String,
+    /// Creates the resource; `{value}` is its first value.
+    pub create: RequestTemplate,
+    /// JSON pointer to the created resource's id.
+    pub id: String,
+    /// The cached read; `{id}`.
+    pub read: RequestTemplate,
+    /// JSON pointer to the value in the read's answer.
+    pub value: String,
+    /// Changes the value to `{value}`; `{id}`.
+    pub write: RequestTemplate,
+    /// Answers that acknowledge the write.
+    pub written: Recognise,
+    /// The response header naming the cache layer that answered the read.
+    #[serde(default = "default_cache_header")]
+    pub cache_header: String,
+    /// Its values that mean the read was not served from a cache.
+    #[serde(default = "default_cache_miss")]
+    pub miss: Vec<String>,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_cache_header() -> String {
+    "x-cache".to_owned()
+}
+
+fn default_cache_miss() -> Vec<String> {
+    vec!["MISS".to_owned()]
+}
+
+/// A cursor walk serves every row exactly once (#15): rows inserted, then the list walked page
+/// by page while new rows are inserted; every row that existed when the walk began is served
+/// once, none twice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorWalkCheck {
+    pub name: String,
+    /// Inserts one row; `{unique}` is new for each row.
+    pub insert: RequestTemplate,
+    /// JSON pointer to the inserted row's id.
+    pub id: String,
+    /// The first page, its page size in the query.
+    pub page: RequestTemplate,
+    /// The query parameter a next page's cursor goes in.
+    #[serde(default = "default_cursor_param")]
+    pub cursor_param: String,
+    /// JSON pointers: the page's rows, a row's id within a row, the next cursor (absent or
+    /// null on the last page).
+    pub items: String,
+    pub item_id: String,
+    pub next: String,
+    /// Rows inserted before the walk.
+    #[serde(default = "default_walk_rows")]
+    pub rows: usize,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_cursor_param() -> String {
+    "cursor".to_owned()
+}
+
+fn default_walk_rows() -> usize {
+    30
+}
+
+/// A query budget (#18): the database queries a list request makes, as the response reports
+/// them, stay within the budget and do not grow with the page size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBudgetCheck {
+    pub name: String,
+    /// Inserts one row; `{unique}` is new for each row.
+    pub insert: RequestTemplate,
+    /// The list request; `{limit}` is the page size.
+    pub request: RequestTemplate,
+    /// JSON pointer to the page's rows.
+    pub items: String,
+    #[serde(default = "default_page_sizes")]
+    pub sizes: Vec<usize>,
+    /// Most queries a request may make.
+    #[serde(default = "default_query_budget")]
+    pub budget: u64,
+    /// The response header with the request's query count.
+    #[serde(default = "default_queries_header")]
+    pub header: String,
+    /// Rows inserted first (default: the largest page size).
+    #[serde(default)]
+    pub rows: Option<usize>,
+}
+
+fn default_page_sizes() -> Vec<usize> {
+    vec![5, 20, 100]
+}
+
+fn default_query_budget() -> u64 {
+    10
+}
+
+fn default_queries_header() -> String {
+    "x-db-queries".to_owned()
+}
+
+/// Compression and `Vary` (#16): a response over `min_bytes` asked for with `Accept-Encoding:
+/// gzip` comes gzip-encoded, decodes to the uncompressed response's bytes and carries `Vary:
+/// Accept-Encoding`; asked for without it, it comes uncompressed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaryCheck {
+    pub name: String,
+    /// Run `rows` times first (`{unique}` new each time) so the response is large enough.
+    #[serde(default)]
+    pub insert: Option<RequestTemplate>,
+    #[serde(default)]
+    pub rows: usize,
+    /// The request whose response is compared.
+    pub request: RequestTemplate,
+    /// The size above which the response must be compressed.
+    #[serde(default = "default_min_bytes")]
+    pub min_bytes: usize,
+}
+
+fn default_min_bytes() -> usize {
+    1024
+}
+
+/// Streamed uploads arrive whole (#12): bodies of several sizes, each streamed in several
+/// chunkings; the answered size and SHA-256 are those of what was sent, and the metadata read
+/// back on every instance agrees.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadCheck {
+    pub name: String,
+    /// The upload; its body is streamed by the checker.
+    pub request: RequestTemplate,
+    /// Body sizes in bytes.
+    #[serde(default = "default_upload_sizes")]
+    pub sizes: Vec<u64>,
+    /// Chunk sizes the bodies are streamed in; 0 sends the body as one chunk.
+    #[serde(default = "default_chunk_sizes")]
+    pub chunk_sizes: Vec<usize>,
+    /// JSON pointers to the upload's id, size and lowercase hex SHA-256, in the upload's answer
+    /// and in the read-back.
+    pub id: String,
+    pub bytes: String,
+    pub sha256: String,
+    /// Reads the upload's metadata back; `{id}`.
+    pub read_back: RequestTemplate,
+}
+
+fn default_upload_sizes() -> Vec<u64> {
+    vec![0, 1_000, 70_001, 1_048_583]
+}
+
+fn default_chunk_sizes() -> Vec<usize> {
+    vec![0, 65_536, 997]
+}
+
+const PLACEHOLDERS: &[&str] = &["name", "seq", "unique", "id", "run", "value", "limit"];
 
 impl Profile {
     /// Reads and checks the profile at `path`.
@@ -244,6 +485,9 @@ impl Profile {
         for (what, template) in profile.templates() {
             validate(template).map_err(|e| invalid(format!("{what}: {e}")))?;
         }
+        for check in &profile.checks {
+            check_parameters(check).map_err(|e| invalid(format!("check {:?}: {e}", check.name())))?;
+        }
         Ok(profile)
     }
 
@@ -256,6 +500,38 @@ impl Profile {
             match check {
                 Check::RateLimit(c) => all.push((format!("check {:?}: request", c.name), &c.request)),
                 Check::UniqueCreation(c) => {
+                    all.push((format!("check {:?}: request", c.name), &c.request));
+                    all.push((format!("check {:?}: read_back", c.name), &c.read_back));
+                }
+                Check::Counter(c) => {
+                    all.push((format!("check {:?}: request", c.name), &c.request));
+                    all.push((format!("check {:?}: read_back", c.name), &c.read_back));
+                }
+                Check::Merge(c) => {
+                    all.push((format!("check {:?}: create", c.name), &c.create));
+                    all.push((format!("check {:?}: request", c.name), &c.request));
+                    all.push((format!("check {:?}: read_back", c.name), &c.read_back));
+                }
+                Check::Invalidation(c) => {
+                    all.push((format!("check {:?}: create", c.name), &c.create));
+                    all.push((format!("check {:?}: read", c.name), &c.read));
+                    all.push((format!("check {:?}: write", c.name), &c.write));
+                }
+                Check::CursorWalk(c) => {
+                    all.push((format!("check {:?}: insert", c.name), &c.insert));
+                    all.push((format!("check {:?}: page", c.name), &c.page));
+                }
+                Check::QueryBudget(c) => {
+                    all.push((format!("check {:?}: insert", c.name), &c.insert));
+                    all.push((format!("check {:?}: request", c.name), &c.request));
+                }
+                Check::Vary(c) => {
+                    if let Some(insert) = &c.insert {
+                        all.push((format!("check {:?}: insert", c.name), insert));
+                    }
+                    all.push((format!("check {:?}: request", c.name), &c.request));
+                }
+                Check::Upload(c) => {
                     all.push((format!("check {:?}: request", c.name), &c.request));
                     all.push((format!("check {:?}: read_back", c.name), &c.read_back));
                 }
@@ -284,14 +560,70 @@ fn validate(template: &RequestTemplate) -> Result<(), String> {
     if let Some(body) = &template.body {
         collect_strings(body, &mut texts);
     }
-    for text in texts {
-        for name in placeholders(&text) {
-            if !PLACEHOLDERS.contains(&name) {
+    texts.iter().try_for_each(|text| validate_text(text))
+}
+
+/// Every `{placeholder}` in `text` is one the runner fills.
+fn validate_text(text: &str) -> Result<(), String> {
+    for name in placeholders(text) {
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder {{{name}}} in {text:?}; known: {}",
+                PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The parameters of a check that no type can refuse: empty lists, zero units, pointers that
+/// are not JSON pointers.
+fn check_parameters(check: &Check) -> Result<(), String> {
+    let pointers: Vec<(&str, &str)> = match check {
+        Check::Counter(c) => {
+            if c.units == 0 {
+                return Err("units must be at least 1".to_owned());
+            }
+            let mut p = vec![("value", c.value.as_str())];
+            p.extend(c.limit.as_deref().map(|l| ("limit", l)));
+            p
+        }
+        Check::Merge(c) => {
+            validate_text(&c.field).map_err(|e| format!("field: {e}"))?;
+            if !c.field.contains("{seq}") {
                 return Err(format!(
-                    "unknown placeholder {{{name}}} in {text:?}; known: {}",
-                    PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                    "field {:?} must contain {{seq}}: each merge sets its own field",
+                    c.field
                 ));
             }
+            vec![("id", c.id.as_str()), ("fields", c.fields.as_str())]
+        }
+        Check::Invalidation(c) => vec![("id", c.id.as_str()), ("value", c.value.as_str())],
+        Check::CursorWalk(c) => {
+            if c.rows == 0 {
+                return Err("rows must be at least 1".to_owned());
+            }
+            vec![("id", c.id.as_str()), ("items", &c.items), ("item_id", &c.item_id), ("next", &c.next)]
+        }
+        Check::QueryBudget(c) => {
+            if c.sizes.len() < 2 || c.sizes.contains(&0) {
+                return Err("sizes must list at least two page sizes, none 0".to_owned());
+            }
+            vec![("items", c.items.as_str())]
+        }
+        Check::Upload(c) => {
+            if c.sizes.is_empty() || c.chunk_sizes.is_empty() {
+                return Err("sizes and chunk_sizes must not be empty".to_owned());
+            }
+            vec![("id", c.id.as_str()), ("bytes", &c.bytes), ("sha256", &c.sha256)]
+        }
+        Check::RateLimit(_) | Check::UniqueCreation(_) | Check::Vary(_) => Vec::new(),
+    };
+    for (field, pointer) in pointers {
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            return Err(format!(
+                "{field} {pointer:?} is not a JSON pointer: it must be empty or start with /"
+            ));
         }
     }
     Ok(())
@@ -301,7 +633,10 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) => out.push(s.clone()),
         Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
-        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| {
+            out.push(k.clone());
+            collect_strings(v, out)
+        }),
         _ => {}
     }
 }
@@ -319,13 +654,13 @@ pub fn fill(text: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-/// Fills every string in a JSON body.
+/// Fills every string in a JSON body, object keys included.
 pub fn fill_json(value: &Value, vars: &[(&str, &str)]) -> Value {
     match value {
         Value::String(s) => Value::String(fill(s, vars)),
         Value::Array(items) => Value::Array(items.iter().map(|v| fill_json(v, vars)).collect()),
         Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), fill_json(v, vars))).collect())
+            Value::Object(map.iter().map(|(k, v)| (fill(k, vars), fill_json(v, vars))).collect())
         }
         other => other.clone(),
     }

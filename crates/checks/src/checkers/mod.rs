@@ -2,5 +2,13 @@
 //! judges it with a pure function — the same function the tests feed with histories of the
 //! correct stack and of its mutants.
 
+pub mod counter;
+pub mod cursor_walk;
+pub mod invalidation;
+pub mod merge;
+pub mod query_budget;
 pub mod rate_limit;
+pub mod support;
 pub mod unique;
+pub mod upload;
+pub mod vary;

@@ -1,0 +1,276 @@
+//! A cursor walk serves every row exactly once (#15). Each round a fresh user inserts rows,
+//! then walks its list page by page, each page from the next instance with the previous page's
+//! cursor, while another task keeps inserting rows. Every row that existed when the walk began
+//! is served exactly once: none repeated, none skipped. Offset pagination repeats rows when
+//! rows are inserted ahead of the offset; a cursor that does not break ties skips or repeats
+//! rows created in the same instant; per-process feeds serve a different list on each instance.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::checkers::support::{self, Through, pointer_string};
+use crate::client::{Target, TargetError, User};
+use crate::history::{Op, Outcome};
+use crate::profile::CursorWalkCheck;
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "cursor-walk";
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &CursorWalkCheck) -> Result<Verdict, TargetError> {
+    let defaults = target.profile.defaults;
+    let rounds = check.rounds.unwrap_or(defaults.rounds);
+    let mut history = Vec::new();
+    for round in 0..rounds {
+        let user = target.user(&format!("{}-r{round}", check.name)).await?;
+        let label = format!("{}-{}-r{round}", check.name, target.run);
+        let seeded = support::insert_rows(
+            target,
+            &user,
+            &check.insert,
+            Some(&check.id),
+            check.rows,
+            defaults.concurrency,
+            Through::All,
+            &label,
+            round,
+            "seed",
+        )
+        .await;
+        history.extend(seeded);
+        let walking = Arc::new(AtomicBool::new(true));
+        let inserter = tokio::spawn(insert_while(
+            target.clone(),
+            check.clone(),
+            user.clone(),
+            round,
+            Arc::clone(&walking),
+        ));
+        let pages = walk(target, check, &user, round).await;
+        walking.store(false, Ordering::SeqCst);
+        history.extend(pages);
+        history.extend(inserter.await.unwrap_or_default());
+    }
+    Ok(judge(&check.name, &history))
+}
+
+/// Inserts rows one at a time, over the instances in turn, until the walk is over.
+async fn insert_while(
+    target: Target,
+    check: CursorWalkCheck,
+    user: User,
+    round: usize,
+    walking: Arc<AtomicBool>,
+) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let mut n = 0;
+    while walking.load(Ordering::SeqCst) {
+        let instance = n % target.instances();
+        let unique = format!("{}-{}-r{round}-during-{n}", check.name, target.run);
+        let answer =
+            target.send(instance, Some(&user.tokens[instance]), &check.insert, &[("unique", &unique)]).await;
+        let id = pointer_string(&answer.body, &check.id);
+        ops.push(answer.op(round, instance, "insert", support::by_status(&answer), json!({ "id": id })));
+        n += 1;
+    }
+    ops
+}
+
+/// Pages until one has no next cursor, one fails, or more pages than rows were served.
+async fn walk(target: &Target, check: &CursorWalkCheck, user: &User, round: usize) -> Vec<Op> {
+    let max_pages = 2 * check.rows + 10;
+    let mut ops: Vec<Op> = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..max_pages {
+        let instance = page % target.instances();
+        let mut request = target.request(instance, Some(&user.tokens[instance]), &check.page, &[]);
+        if let Some(cursor) = &cursor {
+            request = request.query(&[(check.cursor_param.as_str(), cursor.as_str())]);
+        }
+        let answer = target.execute(request).await;
+        let ids: Option<Vec<String>> =
+            answer.body.pointer(&check.items).and_then(Value::as_array).map(|items| {
+                items.iter().map(|item| pointer_string(item, &check.item_id).unwrap_or_default()).collect()
+            });
+        let next = pointer_string(&answer.body, &check.next).filter(|c| !c.is_empty());
+        let outcome = if ids.is_some() { support::read(&answer) } else { Outcome::Fail };
+        ops.push(answer.op(
+            round,
+            instance,
+            "page",
+            outcome,
+            json!({ "page": page, "ids": ids, "next": next }),
+        ));
+        if outcome != Outcome::Ok || next.is_none() {
+            break;
+        }
+        cursor = next;
+    }
+    ops
+}
+
+/// Judges rounds (processes) of `seed` inserts, `page`s of the walk and `insert`s during it.
+pub fn judge(name: &str, history: &[Op]) -> Verdict {
+    let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
+    let mut rounds: Vec<usize> = history.iter().map(|op| op.process).collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    let (mut served_total, mut inserted_during, mut walks_complete) = (0, 0, 0);
+    for &round in &rounds {
+        let ops: Vec<&Op> = history.iter().filter(|op| op.process == round).collect();
+        let seeded: Vec<&str> = ops
+            .iter()
+            .filter(|op| op.f == "seed" && op.outcome == Outcome::Ok)
+            .filter_map(|op| op.value["id"].as_str())
+            .collect();
+        inserted_during += ops.iter().filter(|op| op.f == "insert" && op.outcome == Outcome::Ok).count();
+        let pages: Vec<&Op> = ops.iter().copied().filter(|op| op.f == "page").collect();
+        let mut served: HashMap<&str, Vec<&Op>> = HashMap::new();
+        for page in pages.iter().filter(|op| op.outcome == Outcome::Ok) {
+            for id in page.value["ids"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                served.entry(id).or_default().push(page);
+                served_total += 1;
+            }
+        }
+        let mut repeated: Vec<(&str, &Vec<&Op>)> =
+            served.iter().filter(|(_, pages)| pages.len() > 1).map(|(id, pages)| (*id, pages)).collect();
+        repeated.sort_by_key(|(id, _)| *id);
+        if !repeated.is_empty() {
+            let shown: Vec<String> =
+                repeated.iter().take(5).map(|(id, pages)| format!("{id} ×{}", pages.len())).collect();
+            verdict.violate(
+                "repeated-row",
+                format!("round {round}: {} rows served more than once: {}", repeated.len(), shown.join(", ")),
+                repeated.iter().flat_map(|(_, pages)| pages.iter().map(|op| (*op).clone())),
+            );
+        }
+        let last = pages.last();
+        match last {
+            None => {
+                verdict.violate("walk-broken", format!("round {round}: no page was requested"), []);
+                continue;
+            }
+            Some(last) if last.outcome != Outcome::Ok => {
+                verdict.violate(
+                    "walk-broken",
+                    format!(
+                        "round {round}: page {} answered {}",
+                        last.value["page"],
+                        last.status.map_or("nothing".to_owned(), |s| s.to_string())
+                    ),
+                    [(*last).clone()],
+                );
+                continue;
+            }
+            Some(last) if !last.value["next"].is_null() => {
+                verdict.violate(
+                    "walk-endless",
+                    format!(
+                        "round {round}: still a next cursor after {} pages for {} rows",
+                        pages.len(),
+                        seeded.len()
+                    ),
+                    [(*last).clone()],
+                );
+                continue;
+            }
+            Some(_) => walks_complete += 1,
+        }
+        let skipped: Vec<&str> = seeded.iter().copied().filter(|id| !served.contains_key(id)).collect();
+        if !skipped.is_empty() {
+            verdict.violate(
+                "skipped-row",
+                format!(
+                    "round {round}: {} of {} rows present when the walk began were never served: {:?}{}",
+                    skipped.len(),
+                    seeded.len(),
+                    &skipped[..skipped.len().min(5)],
+                    if skipped.len() > 5 { " …" } else { "" }
+                ),
+                ops.iter()
+                    .filter(|op| {
+                        op.f == "seed" && op.value["id"].as_str().is_some_and(|id| skipped.contains(&id))
+                    })
+                    .map(|op| (*op).clone()),
+            );
+        }
+    }
+    verdict.evidence = json!({
+        "rounds": rounds.len(),
+        "walks_complete": walks_complete,
+        "rows_served": served_total,
+        "inserted_during_walks": inserted_during,
+    });
+    let summary = if verdict.passed {
+        format!(
+            "{walks_complete} walks: every row served exactly once while {inserted_during} rows were inserted"
+        )
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::checkers::support::testing::op;
+
+    fn seeds(ids: &[&str]) -> Vec<Op> {
+        ids.iter().map(|id| op(0, 0, "seed", 0, Outcome::Ok, json!({ "id": id }))).collect()
+    }
+
+    fn page(n: u64, ids: &[&str], next: Option<&str>) -> Op {
+        op(0, n as usize % 2, "page", 10 + n, Outcome::Ok, json!({ "page": n, "ids": ids, "next": next }))
+    }
+
+    #[test]
+    fn each_row_once_passes() {
+        let mut h = seeds(&["e", "d", "c", "b", "a"]);
+        h.push(page(0, &["e", "d"], Some("d")));
+        h.push(op(0, 0, "insert", 10, Outcome::Ok, json!({ "id": "f" })));
+        h.push(page(1, &["c", "b"], Some("b")));
+        h.push(page(2, &["a"], None));
+        let verdict = judge("w", &h);
+        assert!(verdict.passed, "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn a_row_served_twice_is_repeated() {
+        // Offset pagination: a row inserted at the head pushes "d" onto the next page.
+        let mut h = seeds(&["e", "d", "c", "b", "a"]);
+        h.push(page(0, &["e", "d"], Some("2")));
+        h.push(op(0, 0, "insert", 10, Outcome::Ok, json!({ "id": "f" })));
+        h.push(page(1, &["d", "c"], Some("4")));
+        h.push(page(2, &["b", "a"], None));
+        assert_eq!(judge("w", &h).rules(), ["repeated-row"]);
+    }
+
+    #[test]
+    fn a_row_never_served_is_skipped() {
+        // A cursor without a tie-breaker: "c", created in the same instant as "d", is lost.
+        let mut h = seeds(&["e", "d", "c", "b", "a"]);
+        h.push(page(0, &["e", "d"], Some("d")));
+        h.push(page(1, &["b", "a"], None));
+        let verdict = judge("w", &h);
+        assert_eq!(verdict.rules(), ["skipped-row"]);
+        assert!(verdict.violations[0].contains("\"c\""), "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn a_failed_page_breaks_the_walk_and_a_cursor_without_end_is_endless() {
+        let mut h = seeds(&["b", "a"]);
+        h.push(page(0, &["b"], Some("b")));
+        h.push(op(0, 1, "page", 11, Outcome::Fail, json!({ "page": 1, "ids": null, "next": null })));
+        assert_eq!(judge("w", &h).rules(), ["walk-broken"]);
+        let mut h = seeds(&["b", "a"]);
+        h.push(page(0, &["b"], Some("b")));
+        h.push(page(1, &[], Some("b")));
+        assert_eq!(judge("w", &h).rules(), ["walk-endless"]);
+    }
+}

@@ -1,0 +1,267 @@
+//! Cache invalidation seen by every instance (#14). A resource is created, then each round:
+//! its cached read is warmed on every instance (read until the cache header names a layer, at
+//! most twice), the value is written on one instance (a different one each round), and as soon
+//! as the write has answered the read is sent to every instance at once. None may serve a value
+//! older than the one written: an instance that keeps its own copy without hearing of the
+//! write (a local-only invalidation, a per-process cache) serves the old one.
+//!
+//! An instance that cannot find the resource at all (records kept per process) breaks a rule
+//! of its own, `not-visible`: a stack whose instances do not share the resource cannot be said
+//! to invalidate it everywhere.
+
+use serde_json::{Value, json};
+
+use crate::burst;
+use crate::checkers::support::{self, pointer_string};
+use crate::client::{Answer, Target, TargetError};
+use crate::history::{Op, Outcome};
+use crate::profile::InvalidationCheck;
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "invalidation";
+
+/// Reads per instance to warm its cache.
+const WARM_READS: usize = 2;
+
+/// The read as an operation: what it should serve, what it must not, what it served.
+fn record(
+    check: &InvalidationCheck,
+    answer: &Answer,
+    round: usize,
+    instance: usize,
+    f: &'static str,
+    expected: &str,
+    older: &[String],
+) -> Op {
+    let served = answer.body.pointer(&check.value).cloned().unwrap_or(Value::Null);
+    let cache = answer.header(&check.cache_header).map(str::to_owned);
+    let value = json!({ "expected": expected, "older": older, "served": served, "cache": cache });
+    answer.op(round, instance, f, support::read(answer), value)
+}
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, TargetError> {
+    let rounds = check.rounds.unwrap_or(target.profile.defaults.rounds);
+    let user = target.user(&check.name).await?;
+    let value_of = |k: usize| format!("{}-{}-v{k}", check.name, target.run);
+    let mut history = Vec::new();
+    let first = value_of(0);
+    let answer = target.send(0, Some(&user.tokens[0]), &check.create, &[("value", &first)]).await;
+    let id = pointer_string(&answer.body, &check.id);
+    let outcome = if id.is_some() { support::by_status(&answer) } else { Outcome::Fail };
+    history.push(answer.op(0, 0, "create", outcome, json!({ "id": id, "value": first })));
+    let Some(id) = id.filter(|_| outcome == Outcome::Ok) else {
+        return Ok(judge(&check.name, &history));
+    };
+    let mut current = first;
+    let mut older: Vec<String> = Vec::new();
+    for round in 0..rounds {
+        for instance in 0..target.instances() {
+            for _ in 0..WARM_READS {
+                let answer =
+                    target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
+                let op = record(check, &answer, round, instance, "warm", &current, &older);
+                let cached = op.value["cache"]
+                    .as_str()
+                    .is_some_and(|layer| !check.miss.iter().any(|miss| miss.eq_ignore_ascii_case(layer)));
+                let done = cached || op.outcome != Outcome::Ok;
+                history.push(op);
+                if done {
+                    break;
+                }
+            }
+        }
+        let writer = round % target.instances();
+        let next = value_of(round + 1);
+        let vars = [("id", id.as_str()), ("value", next.as_str())];
+        let answer = target.send(writer, Some(&user.tokens[writer]), &check.write, &vars).await;
+        let outcome = support::recognise(&check.written, None, &answer);
+        history.push(answer.op(round, writer, "write", outcome, json!({ "value": next })));
+        match outcome {
+            Outcome::Ok => older.push(std::mem::replace(&mut current, next)),
+            Outcome::Fail => {}
+            // Whether the value changed is unknown: nothing after it can be judged.
+            Outcome::Unknown => break,
+        }
+        let reads = burst::release(target.instances(), |instance| {
+            let target = target.clone();
+            let check = check.clone();
+            let id = id.clone();
+            let token = user.tokens[instance].clone();
+            let current = current.clone();
+            let older = older.clone();
+            async move {
+                let answer = target.send(instance, Some(&token), &check.read, &[("id", &id)]).await;
+                record(&check, &answer, round, instance, "read", &current, &older)
+            }
+        })
+        .await;
+        history.extend(reads);
+    }
+    Ok(judge(&check.name, &history))
+}
+
+/// Judges a `create`, then rounds of `warm` reads, a `write` and `read`s after it; each read
+/// carries the value it should serve and the older ones it must not.
+pub fn judge(name: &str, history: &[Op]) -> Verdict {
+    let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
+    if let Some(create) = history.iter().find(|op| op.f == "create" && op.outcome != Outcome::Ok) {
+        verdict.violate(
+            "create-failed",
+            format!(
+                "creating the resource answered {}",
+                create.status.map_or("nothing".to_owned(), |s| s.to_string())
+            ),
+            [create.clone()],
+        );
+        return verdict.summarize("creating the resource failed");
+    }
+    let (mut judged_after_write, mut stale, mut writes) = (0, 0, 0);
+    for op in history {
+        match (op.f, op.outcome) {
+            ("write", Outcome::Ok) => writes += 1,
+            ("write", Outcome::Fail) => verdict.violate(
+                "write-refused",
+                format!(
+                    "round {}: the write on instance {} answered {}",
+                    op.process,
+                    op.instance,
+                    op.status.map_or("nothing".to_owned(), |s| s.to_string())
+                ),
+                [op.clone()],
+            ),
+            ("warm" | "read", Outcome::Fail) => verdict.violate(
+                "not-visible",
+                format!(
+                    "round {}: the {} on instance {} answered {}",
+                    op.process,
+                    if op.f == "warm" { "warming read" } else { "read after the write" },
+                    op.instance,
+                    op.status.map_or("nothing".to_owned(), |s| s.to_string())
+                ),
+                [op.clone()],
+            ),
+            ("warm" | "read", Outcome::Ok) => {
+                if op.f == "read" {
+                    judged_after_write += 1;
+                }
+                let served = &op.value["served"];
+                let expected = &op.value["expected"];
+                if served == expected {
+                    continue;
+                }
+                let older = op.value["older"].as_array().is_some_and(|o| o.contains(served));
+                let when =
+                    if op.f == "warm" { "before the round's write" } else { "after the write answered" };
+                if older {
+                    stale += 1;
+                    verdict.violate(
+                        "stale-read",
+                        format!(
+                            "round {}: instance {} served {served} {when}, not {expected} (cache: {})",
+                            op.process, op.instance, op.value["cache"]
+                        ),
+                        [op.clone()],
+                    );
+                } else {
+                    verdict.violate(
+                        "unexpected-value",
+                        format!(
+                            "round {}: instance {} served {served} {when}, a value never written (expected {expected})",
+                            op.process, op.instance
+                        ),
+                        [op.clone()],
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    if judged_after_write == 0 && verdict.passed {
+        verdict.violate("nothing-judged", "no read after an acknowledged write could be judged", []);
+    }
+    verdict.evidence = json!({
+        "writes": writes,
+        "reads_after_write": judged_after_write,
+        "stale_reads": stale,
+    });
+    let summary = if verdict.passed {
+        format!("{writes} writes: every instance served the new value right after each")
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::checkers::support::testing::op;
+
+    fn read(f: &'static str, instance: usize, at: u64, served: &str, expected: &str, older: &[&str]) -> Op {
+        op(
+            0,
+            instance,
+            f,
+            at,
+            Outcome::Ok,
+            json!({ "expected": expected, "older": older, "served": served, "cache": "L1" }),
+        )
+    }
+
+    fn history(after: [&str; 2]) -> Vec<Op> {
+        vec![
+            op(0, 0, "create", 0, Outcome::Ok, json!({ "id": "1", "value": "a" })),
+            read("warm", 0, 1, "a", "a", &[]),
+            read("warm", 1, 2, "a", "a", &[]),
+            op(0, 0, "write", 3, Outcome::Ok, json!({ "value": "b" })),
+            read("read", 0, 5, after[0], "b", &["a"]),
+            read("read", 1, 5, after[1], "b", &["a"]),
+        ]
+    }
+
+    #[test]
+    fn the_new_value_everywhere_passes() {
+        let verdict = judge("i", &history(["b", "b"]));
+        assert!(verdict.passed, "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn the_old_value_after_the_write_is_stale() {
+        // MultiLayerLocalOnly: the other instance's L1 still holds the old dashboard.
+        let verdict = judge("i", &history(["b", "a"]));
+        assert_eq!(verdict.rules(), ["stale-read"]);
+    }
+
+    #[test]
+    fn a_value_never_written_is_unexpected() {
+        assert_eq!(judge("i", &history(["b", "z"])).rules(), ["unexpected-value"]);
+    }
+
+    #[test]
+    fn an_instance_without_the_resource_is_not_visible() {
+        // Records per process: the resource exists only where it was created.
+        let mut h = history(["b", "b"]);
+        h[5] = op(0, 1, "read", 5, Outcome::Fail, json!({ "served": null }));
+        assert_eq!(judge("i", &h).rules(), ["not-visible"]);
+    }
+
+    #[test]
+    fn a_refused_write_and_a_failed_create_are_reported() {
+        let mut h = history(["a", "a"]);
+        h[3].outcome = Outcome::Fail;
+        h[4].value["expected"] = json!("a");
+        h[5].value["expected"] = json!("a");
+        assert_eq!(judge("i", &h).rules(), ["write-refused"]);
+        let h = vec![op(0, 0, "create", 0, Outcome::Fail, json!({ "id": null }))];
+        assert_eq!(judge("i", &h).rules(), ["create-failed"]);
+    }
+
+    #[test]
+    fn no_read_after_a_write_judges_nothing() {
+        let h = history(["b", "b"])[..4].to_vec();
+        assert_eq!(judge("i", &h).rules(), ["nothing-judged"]);
+    }
+}

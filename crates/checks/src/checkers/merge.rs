@@ -1,0 +1,214 @@
+//! No lost merge (#6). Each round creates a resource, then C merges into it released together
+//! over every instance, each setting a field of its own; afterwards the resource is read back on
+//! every instance and must hold every field whose merge was acknowledged. A read-modify-write
+//! merge (get, merge in the process, set) lets concurrent merges overwrite each other's fields.
+
+use serde_json::{Value, json};
+
+use crate::burst;
+use crate::checkers::support::{self, pointer_string};
+use crate::client::{Target, TargetError};
+use crate::history::{Op, Outcome};
+use crate::profile::{MergeCheck, fill};
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "merge";
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &MergeCheck) -> Result<Verdict, TargetError> {
+    let defaults = target.profile.defaults;
+    let concurrency = check.concurrency.unwrap_or(defaults.concurrency);
+    let rounds = check.rounds.unwrap_or(defaults.rounds);
+    let user = target.user(&check.name).await?;
+    let mut history = Vec::new();
+    for round in 0..rounds {
+        let unique = format!("{}-{}-{round}", check.name, target.run);
+        let creator = round % target.instances();
+        let answer =
+            target.send(creator, Some(&user.tokens[creator]), &check.create, &[("unique", &unique)]).await;
+        let id = pointer_string(&answer.body, &check.id);
+        let outcome = if id.is_some() { support::by_status(&answer) } else { Outcome::Fail };
+        history.push(answer.op(round, creator, "create", outcome, json!({ "id": id })));
+        let Some(id) = id.filter(|_| outcome == Outcome::Ok) else { continue };
+        let merges = burst::release(concurrency, |i| {
+            let target = target.clone();
+            let check = check.clone();
+            let id = id.clone();
+            let instance = i % target.instances();
+            let token = user.tokens[instance].clone();
+            async move {
+                let seq = i.to_string();
+                let vars = [("id", id.as_str()), ("seq", seq.as_str())];
+                let answer = target.send(instance, Some(&token), &check.request, &vars).await;
+                let outcome = support::recognise(&check.merged, None, &answer);
+                let field = fill(&check.field, &vars);
+                answer.op(round, instance, "merge", outcome, json!({ "field": field }))
+            }
+        })
+        .await;
+        history.extend(merges);
+        let reads = burst::release(target.instances(), |instance| {
+            let target = target.clone();
+            let check = check.clone();
+            let id = id.clone();
+            let token = user.tokens[instance].clone();
+            async move {
+                let answer = target.send(instance, Some(&token), &check.read_back, &[("id", &id)]).await;
+                let fields: Option<Vec<&String>> =
+                    answer.body.pointer(&check.fields).and_then(Value::as_object).map(|m| m.keys().collect());
+                let value = json!({ "fields": fields });
+                answer.op(round, instance, "read", support::read(&answer), value)
+            }
+        })
+        .await;
+        history.extend(reads);
+    }
+    Ok(judge(&check.name, &history))
+}
+
+/// Judges rounds (processes) of a `create`, its `merge`s and the `read`s after them.
+pub fn judge(name: &str, history: &[Op]) -> Verdict {
+    let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
+    let mut rounds: Vec<usize> = history.iter().map(|op| op.process).collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    let (mut acknowledged, mut lost_total, mut reads_judged) = (0, 0, 0);
+    for &round in &rounds {
+        let ops: Vec<&Op> = history.iter().filter(|op| op.process == round).collect();
+        if let Some(create) = ops.iter().find(|op| op.f == "create" && op.outcome != Outcome::Ok) {
+            verdict.violate(
+                "create-failed",
+                format!(
+                    "round {round}: creating the resource answered {}",
+                    create.status.map_or("nothing".to_owned(), |s| s.to_string())
+                ),
+                [(*create).clone()],
+            );
+            continue;
+        }
+        let merges: Vec<&Op> = ops.iter().copied().filter(|op| op.f == "merge").collect();
+        let merged: Vec<&Op> = merges.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect();
+        acknowledged += merged.len();
+        let refused: Vec<&Op> = merges.iter().copied().filter(|op| op.outcome == Outcome::Fail).collect();
+        if !refused.is_empty() {
+            verdict.violate(
+                "merge-refused",
+                format!("round {round}: {} of {} merges were refused", refused.len(), merges.len()),
+                refused.iter().map(|op| (*op).clone()),
+            );
+        }
+        for read in ops.iter().filter(|op| op.f == "read") {
+            match read.outcome {
+                Outcome::Ok => {}
+                Outcome::Fail => {
+                    verdict.violate(
+                        "not-visible",
+                        format!(
+                            "round {round}: the read-back on instance {} answered {}",
+                            read.instance,
+                            read.status.map_or("nothing".to_owned(), |s| s.to_string())
+                        ),
+                        [(*read).clone()],
+                    );
+                    continue;
+                }
+                Outcome::Unknown => continue,
+            }
+            reads_judged += 1;
+            let present: Vec<&str> = read.value["fields"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let lost: Vec<&Op> = merged
+                .iter()
+                .copied()
+                .filter(|op| op.value["field"].as_str().is_none_or(|f| !present.contains(&f)))
+                .collect();
+            if !lost.is_empty() {
+                lost_total += lost.len();
+                let names: Vec<&str> =
+                    lost.iter().filter_map(|op| op.value["field"].as_str()).take(5).collect();
+                verdict.violate(
+                    "lost-field",
+                    format!(
+                        "round {round}: instance {} reads {} of {} acknowledged fields; lost {names:?}{}",
+                        read.instance,
+                        merged.len() - lost.len(),
+                        merged.len(),
+                        if lost.len() > names.len() { ", …" } else { "" }
+                    ),
+                    std::iter::once((*read).clone()).chain(lost.iter().map(|op| (*op).clone())),
+                );
+            }
+        }
+    }
+    if reads_judged == 0 && verdict.passed {
+        verdict.violate("not-visible", "no read-back could be judged", []);
+    }
+    verdict.evidence = json!({
+        "rounds": rounds.len(),
+        "acknowledged_merges": acknowledged,
+        "reads_judged": reads_judged,
+        "lost_fields": lost_total,
+    });
+    let summary = if verdict.passed {
+        format!("{} rounds: all {acknowledged} acknowledged fields read back on every instance", rounds.len())
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::checkers::support::testing::op;
+
+    fn history(read_fields: &[&str]) -> Vec<Op> {
+        vec![
+            op(0, 0, "create", 0, Outcome::Ok, json!({ "id": "v" })),
+            op(0, 0, "merge", 1, Outcome::Ok, json!({ "field": "f0" })),
+            op(0, 1, "merge", 1, Outcome::Ok, json!({ "field": "f1" })),
+            op(0, 0, "read", 5, Outcome::Ok, json!({ "fields": read_fields })),
+        ]
+    }
+
+    #[test]
+    fn every_field_read_back_passes() {
+        let verdict = judge("m", &history(&["state", "f0", "f1"]));
+        assert!(verdict.passed, "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn a_missing_field_is_lost() {
+        // ReadModifyWrite: the second merge's set overwrote the first's field.
+        let verdict = judge("m", &history(&["state", "f1"]));
+        assert_eq!(verdict.rules(), ["lost-field"]);
+        assert!(verdict.violations[0].contains("f0"), "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn an_unacknowledged_merge_may_be_missing() {
+        let mut h = history(&["f0"]);
+        h[2].outcome = Outcome::Unknown;
+        assert!(judge("m", &h).passed);
+    }
+
+    #[test]
+    fn a_read_back_that_finds_nothing_is_not_visible() {
+        let mut h = history(&["f0", "f1"]);
+        h.push(op(0, 2, "read", 5, Outcome::Fail, json!({ "fields": null })));
+        assert_eq!(judge("m", &h).rules(), ["not-visible"]);
+    }
+
+    #[test]
+    fn a_refused_merge_and_a_failed_create_are_reported() {
+        let mut h = history(&["f0"]);
+        h[2].outcome = Outcome::Fail;
+        assert_eq!(judge("m", &h).rules(), ["merge-refused"]);
+        let h = vec![op(0, 0, "create", 0, Outcome::Fail, json!({ "id": null }))];
+        assert_eq!(judge("m", &h).rules(), ["create-failed"]);
+    }
+}

@@ -1,0 +1,178 @@
+//! A query budget (#18). Rows are inserted for a fresh user, then its list is requested at
+//! several page sizes on every instance; the database queries each request made, as the
+//! response reports them (`X-DB-Queries`), must stay within the budget and must not grow with
+//! the number of rows served. A list that loads each row's record on its own (N + 1 queries)
+//! grows with the page.
+
+use serde_json::{Value, json};
+
+use crate::checkers::support::{self, Through};
+use crate::client::{Target, TargetError};
+use crate::history::{Op, Outcome};
+use crate::profile::QueryBudgetCheck;
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "query-budget";
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &QueryBudgetCheck) -> Result<Verdict, TargetError> {
+    let user = target.user(&check.name).await?;
+    let rows = check.rows.unwrap_or_else(|| check.sizes.iter().copied().max().unwrap_or(0));
+    let label = format!("{}-{}", check.name, target.run);
+    let concurrency = target.profile.defaults.concurrency;
+    let mut history = support::insert_rows(
+        target,
+        &user,
+        &check.insert,
+        None,
+        rows,
+        concurrency,
+        Through::All,
+        &label,
+        0,
+        "insert",
+    )
+    .await;
+    for instance in 0..target.instances() {
+        for &size in &check.sizes {
+            let limit = size.to_string();
+            let answer = target
+                .send(instance, Some(&user.tokens[instance]), &check.request, &[("limit", &limit)])
+                .await;
+            let items = answer.body.pointer(&check.items).and_then(Value::as_array).map(Vec::len);
+            let queries = answer.header_u64(&check.header);
+            let value = json!({ "size": size, "items": items, "queries": queries });
+            history.push(answer.op(0, instance, "list", support::read(&answer), value));
+        }
+    }
+    Ok(judge(&check.name, check.budget, &history))
+}
+
+/// Judges the `list` requests: within `budget`, and per instance no more queries for the
+/// fullest page than for the emptiest.
+pub fn judge(name: &str, budget: u64, history: &[Op]) -> Verdict {
+    let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
+    let lists: Vec<&Op> = history.iter().filter(|op| op.f == "list").collect();
+    let mut instances: Vec<usize> = lists.iter().map(|op| op.instance).collect();
+    instances.sort_unstable();
+    instances.dedup();
+    let mut counts = Vec::new();
+    for instance in instances {
+        let mut judged: Vec<(u64, u64, &Op)> = Vec::new();
+        for op in lists.iter().copied().filter(|op| op.instance == instance) {
+            if op.outcome != Outcome::Ok {
+                verdict.violate(
+                    "request-failed",
+                    format!(
+                        "instance {instance}: the list of page size {} answered {}",
+                        op.value["size"],
+                        op.status.map_or("nothing".to_owned(), |s| s.to_string())
+                    ),
+                    [op.clone()],
+                );
+                continue;
+            }
+            let Some(queries) = op.value["queries"].as_u64() else {
+                verdict.violate(
+                    "missing-header",
+                    format!(
+                        "instance {instance}: the list of page size {} reports no query count",
+                        op.value["size"]
+                    ),
+                    [op.clone()],
+                );
+                continue;
+            };
+            let items = op.value["items"].as_u64().unwrap_or(0);
+            counts.push(
+                json!({ "instance": instance, "size": op.value["size"], "items": items, "queries": queries }),
+            );
+            if queries > budget {
+                verdict.violate(
+                    "over-budget",
+                    format!(
+                        "instance {instance}: {queries} queries for a page of {items} rows (size {}), over the budget of {budget}",
+                        op.value["size"]
+                    ),
+                    [op.clone()],
+                );
+            }
+            judged.push((items, queries, op));
+        }
+        let fewest = judged.iter().min_by_key(|(items, queries, _)| (*items, *queries));
+        let most = judged.iter().max_by_key(|(items, queries, _)| (*items, *queries));
+        if let (Some(&(few_items, few_queries, few)), Some(&(many_items, many_queries, many))) =
+            (fewest, most)
+            && many_items > few_items
+            && many_queries > few_queries
+        {
+            verdict.violate(
+                "grows-with-page-size",
+                format!(
+                    "instance {instance}: {few_queries} queries for {few_items} rows but {many_queries} for {many_items}"
+                ),
+                [few.clone(), many.clone()],
+            );
+        }
+    }
+    if counts.is_empty() && verdict.passed {
+        verdict.violate("request-failed", "no list request could be judged", []);
+    }
+    let most = counts.iter().filter_map(|c| c["queries"].as_u64()).max().unwrap_or(0);
+    verdict.evidence = json!({ "budget": budget, "lists": counts });
+    let summary = if verdict.passed {
+        format!(
+            "{} pages: at most {most} queries each (budget {budget}), whatever the page size",
+            counts.len()
+        )
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::checkers::support::testing::op;
+
+    fn list(size: u64, items: u64, queries: Option<u64>) -> Op {
+        op(0, 0, "list", size, Outcome::Ok, json!({ "size": size, "items": items, "queries": queries }))
+    }
+
+    #[test]
+    fn constant_queries_within_budget_pass() {
+        let h = vec![list(5, 5, Some(2)), list(20, 20, Some(2)), list(100, 100, Some(2))];
+        let verdict = judge("q", 10, &h);
+        assert!(verdict.passed, "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn queries_per_row_grow_and_pass_the_budget() {
+        // PerRowQuery: two queries, plus two per row.
+        let h = vec![list(5, 5, Some(12)), list(20, 20, Some(42)), list(100, 100, Some(202))];
+        assert_eq!(
+            judge("q", 10, &h).rules(),
+            ["over-budget", "over-budget", "over-budget", "grows-with-page-size"]
+        );
+        let h = vec![list(5, 5, Some(3)), list(20, 20, Some(4))];
+        assert_eq!(judge("q", 10, &h).rules(), ["grows-with-page-size"]);
+    }
+
+    #[test]
+    fn more_queries_for_the_same_rows_do_not_grow() {
+        // Fewer rows than the page sizes: both pages hold the same rows.
+        let h = vec![list(20, 7, Some(2)), list(100, 7, Some(3))];
+        assert!(judge("q", 10, &h).passed);
+    }
+
+    #[test]
+    fn a_missing_count_and_a_failed_request_are_reported() {
+        let h = vec![list(5, 5, Some(2)), list(20, 20, None)];
+        assert_eq!(judge("q", 10, &h).rules(), ["missing-header"]);
+        let h = vec![list(5, 5, Some(2)), op(0, 0, "list", 20, Outcome::Fail, json!({ "size": 20 }))];
+        assert_eq!(judge("q", 10, &h).rules(), ["request-failed"]);
+    }
+}

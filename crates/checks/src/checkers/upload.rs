@@ -1,0 +1,244 @@
+//! Streamed uploads arrive whole (#12). Bodies of several sizes (the empty one included) are
+//! streamed, each in several chunkings (one chunk, large chunks, small odd ones), released
+//! together over the instances, with a fresh user per size so no upload limit is reached. The
+//! size and SHA-256 the stack answers must be those of the bytes sent, and the metadata read
+//! back on every instance must agree. A stack that drops, repeats or reorders chunks, or keeps
+//! a partial body, answers another digest.
+//!
+//! What this cannot see: whether the stack streams the body to storage or buffers it whole
+//! first (`stack::uploads::WholeBodyBuffered`). Both store the same bytes and answer the same
+//! digest; the difference is the memory an upload holds, which no response carries.
+//! That mutant is caught by watching the process (the stack's upload memory meter), not here.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::burst;
+use crate::checkers::support::{self, hex, pointer_string, pointer_u64};
+use crate::client::{Target, TargetError};
+use crate::history::{Op, Outcome};
+use crate::profile::UploadCheck;
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "upload";
+
+/// `size` bytes that repeat no short pattern (xorshift), so a dropped or repeated chunk
+/// changes the digest.
+pub fn body(size: u64) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// `body` cut into chunks of `chunk` bytes (one chunk when 0).
+fn chunks(body: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+    if chunk == 0 || body.is_empty() {
+        return vec![body.to_vec()];
+    }
+    body.chunks(chunk).map(<[u8]>::to_vec).collect()
+}
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, TargetError> {
+    let mut history = Vec::new();
+    for (s, &size) in check.sizes.iter().enumerate() {
+        let user = target.user(&format!("{}-{size}", check.name)).await?;
+        let sent = body(size);
+        let digest = hex(&Sha256::digest(&sent));
+        let uploads = burst::release(check.chunk_sizes.len(), |c| {
+            let target = target.clone();
+            let check = check.clone();
+            let chunk = check.chunk_sizes[c];
+            let instance = (s + c) % target.instances();
+            let token = user.tokens[instance].clone();
+            let parts = chunks(&sent, chunk);
+            let digest = digest.clone();
+            async move {
+                let count = parts.len();
+                let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
+                let request = target
+                    .request(instance, Some(&token), &check.request, &[])
+                    .body(reqwest::Body::wrap_stream(stream));
+                let answer = target.execute(request).await;
+                let value = json!({
+                    "size": size,
+                    "sha256": digest,
+                    "chunk": chunk,
+                    "chunks": count,
+                    "id": pointer_string(&answer.body, &check.id),
+                    "answered_bytes": pointer_u64(&answer.body, &check.bytes),
+                    "answered_sha256": pointer_string(&answer.body, &check.sha256),
+                });
+                answer.op(s, instance, "upload", support::by_status(&answer), value)
+            }
+        })
+        .await;
+        for upload in uploads.iter().filter(|op| op.outcome == Outcome::Ok) {
+            let Some(id) = upload.value["id"].as_str() else { continue };
+            for instance in 0..target.instances() {
+                let answer = target
+                    .send(instance, Some(&user.tokens[instance]), &check.read_back, &[("id", id)])
+                    .await;
+                let value = json!({
+                    "id": id,
+                    "size": size,
+                    "sha256": digest,
+                    "answered_bytes": pointer_u64(&answer.body, &check.bytes),
+                    "answered_sha256": pointer_string(&answer.body, &check.sha256),
+                });
+                history.push(answer.op(s, instance, "read-back", support::read(&answer), value));
+            }
+        }
+        history.extend(uploads);
+    }
+    Ok(judge(&check.name, &history))
+}
+
+/// Judges `upload`s and their `read-back`s: each carries what was sent (`size`, `sha256`)
+/// and what was answered (`answered_bytes`, `answered_sha256`).
+pub fn judge(name: &str, history: &[Op]) -> Verdict {
+    let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
+    let (mut stored, mut read_backs, mut unknown) = (0, 0, 0);
+    let status = |op: &Op| op.status.map_or("nothing".to_owned(), |s| s.to_string());
+    for op in history {
+        let what = format!("{} bytes in chunks of {}", op.value["size"], op.value["chunk"]);
+        let agrees = op.value["answered_bytes"] == op.value["size"];
+        let same_digest = op.value["answered_sha256"] == op.value["sha256"];
+        match (op.f, op.outcome) {
+            (_, Outcome::Unknown) => unknown += 1,
+            ("upload", Outcome::Fail) => {
+                verdict.violate("refused", format!("{what}: answered {}", status(op)), [op.clone()]);
+            }
+            ("upload", Outcome::Ok) => {
+                stored += 1;
+                if op.value["id"].is_null() {
+                    verdict.violate("no-id", format!("{what}: the answer names no upload id"), [op.clone()]);
+                }
+                if !agrees {
+                    verdict.violate(
+                        "size-mismatch",
+                        format!("{what}: answered {} bytes", op.value["answered_bytes"]),
+                        [op.clone()],
+                    );
+                }
+                if !same_digest {
+                    verdict.violate(
+                        "digest-mismatch",
+                        format!(
+                            "{what}: answered sha256 {} for {}",
+                            op.value["answered_sha256"], op.value["sha256"]
+                        ),
+                        [op.clone()],
+                    );
+                }
+            }
+            ("read-back", Outcome::Fail) => verdict.violate(
+                "not-visible",
+                format!(
+                    "upload {} read back on instance {}: answered {}",
+                    op.value["id"],
+                    op.instance,
+                    status(op)
+                ),
+                [op.clone()],
+            ),
+            ("read-back", Outcome::Ok) => {
+                read_backs += 1;
+                if !agrees || !same_digest {
+                    verdict.violate(
+                        "read-back-mismatch",
+                        format!(
+                            "upload {} on instance {}: {} bytes, sha256 {}; sent {} bytes, sha256 {}",
+                            op.value["id"],
+                            op.instance,
+                            op.value["answered_bytes"],
+                            op.value["answered_sha256"],
+                            op.value["size"],
+                            op.value["sha256"]
+                        ),
+                        [op.clone()],
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    if stored == 0 && verdict.passed {
+        verdict.violate("refused", "no upload was stored", []);
+    }
+    verdict.evidence = json!({ "stored": stored, "read_backs": read_backs, "unknown": unknown });
+    let summary = if verdict.passed {
+        format!("{stored} streamed uploads: size and SHA-256 as sent, the same on {read_backs} read-backs")
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::checkers::support::testing::op;
+
+    fn upload(bytes: u64, sha: &str) -> Op {
+        op(
+            0,
+            0,
+            "upload",
+            0,
+            Outcome::Ok,
+            json!({ "size": 5, "sha256": "ab", "chunk": 2, "id": "u", "answered_bytes": bytes, "answered_sha256": sha }),
+        )
+    }
+
+    fn read_back(instance: usize, bytes: u64, sha: &str) -> Op {
+        op(
+            0,
+            instance,
+            "read-back",
+            1,
+            Outcome::Ok,
+            json!({ "id": "u", "size": 5, "sha256": "ab", "answered_bytes": bytes, "answered_sha256": sha }),
+        )
+    }
+
+    #[test]
+    fn what_was_sent_everywhere_passes() {
+        let verdict = judge("u", &[upload(5, "ab"), read_back(0, 5, "ab"), read_back(1, 5, "ab")]);
+        assert!(verdict.passed, "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn each_rule_fails_alone() {
+        assert_eq!(judge("u", &[upload(4, "ab")]).rules(), ["size-mismatch"]);
+        assert_eq!(judge("u", &[upload(5, "cd")]).rules(), ["digest-mismatch"]);
+        assert_eq!(judge("u", &[upload(5, "ab"), read_back(1, 5, "cd")]).rules(), ["read-back-mismatch"]);
+        let lost = op(0, 1, "read-back", 1, Outcome::Fail, json!({ "id": "u" }));
+        assert_eq!(judge("u", &[upload(5, "ab"), lost]).rules(), ["not-visible"]);
+        let refused = op(0, 0, "upload", 0, Outcome::Fail, json!({ "size": 5 }));
+        assert_eq!(judge("u", &[upload(5, "ab"), refused]).rules(), ["refused"]);
+        let mut anonymous = upload(5, "ab");
+        anonymous.value["id"] = json!(null);
+        assert_eq!(judge("u", &[anonymous]).rules(), ["no-id"]);
+    }
+
+    #[test]
+    fn bodies_and_chunkings_are_what_they_say() {
+        let sent = body(70_001);
+        assert_eq!(sent.len(), 70_001);
+        assert_ne!(sent[..1000], sent[1000..2000]);
+        let parts = chunks(&sent, 997);
+        assert_eq!(parts.len(), 71);
+        assert_eq!(parts.concat(), sent);
+        assert_eq!(chunks(&sent, 0).len(), 1);
+        assert_eq!(chunks(&[], 997), vec![Vec::<u8>::new()]);
+    }
+}
