@@ -10,10 +10,14 @@
 //! - [`burst`] — barrier-released bursts;
 //! - [`history`] — operations and outcomes; [`verdict`] — what a checker concludes;
 //! - [`checkers`] — one module per check kind: `run` drives it, `judge` is the pure checker;
-//! - [`report`] — `checks.json`, written atomically.
+//! - [`report`] — `checks.json`, written atomically;
+//! - [`upstream`] — the fake upstream the target calls, driven through its control API by the
+//!   checks that need upstream faults and counts (`--upstream-control`).
 //!
 //! Why these dependencies: reqwest is the HTTP client of the card; toml parses the profiles
-//! (its errors carry line and column); futures-util joins request futures.
+//! (its errors carry line and column); futures-util joins request futures; fake-upstream's
+//! control client and stats types are the control API's own; tokio-tungstenite is the
+//! WebSocket client (the one the stack's server side is built on, plain `ws://` only).
 
 pub mod burst;
 pub mod checkers;
@@ -21,6 +25,7 @@ pub mod client;
 pub mod history;
 pub mod profile;
 pub mod report;
+pub mod upstream;
 pub mod verdict;
 
 use client::{Target, TargetError};
@@ -32,5 +37,8 @@ pub async fn run_check(target: &Target, check: &Check) -> Result<Verdict, Target
     match check {
         Check::RateLimit(c) => checkers::rate_limit::run(target, c).await,
         Check::UniqueCreation(c) => checkers::unique::run(target, c).await,
+        Check::Breaker(c) => checkers::breaker::run(target, c).await,
+        Check::TokenRefresh(c) => checkers::token_refresh::run(target, c).await,
+        Check::WsConnections(c) => checkers::ws_connections::run(target, c).await,
     }
 }

@@ -2,5 +2,8 @@
 //! judges it with a pure function — the same function the tests feed with histories of the
 //! correct stack and of its mutants.
 
+pub mod breaker;
 pub mod rate_limit;
+pub mod token_refresh;
 pub mod unique;
+pub mod ws_connections;
