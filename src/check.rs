@@ -1,10 +1,13 @@
 //! `stampede check`: the black-box invariant checks of a target profile, against running
 //! stack instances (`--target URL`, repeatable) or against the reference stack started here
 //! (`--instances N` processes' worth of stacks in this process, each with its own state unless
-//! `--redis`/`--database` give them shared backends).
+//! `--redis`/`--database` give them shared backends). The checks that drive the upstream the
+//! stack calls (breaker, token refresh) use a fake upstream's control API: the one started with
+//! the embedded stack, or the one `--upstream-control` names for a running stack.
 //!
 //! Exit codes: 0 every check passed, 1 a check found a violation, 2 bad usage or
-//! configuration (a malformed profile names file, line and field), 3 a target unreachable.
+//! configuration (a malformed profile names file, line and field; a check that needs
+//! `--upstream-control` without it), 3 a target unreachable.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -27,6 +30,11 @@ pub struct CheckArgs {
     /// stampede starts the reference stack in this process.
     #[arg(long = "target", value_name = "URL")]
     pub targets: Vec<String>,
+    /// The control API of the fake upstream the running stack calls (`http://host:port`), for
+    /// the checks that inject upstream faults and read what the upstream saw. The embedded
+    /// stack's is used without it.
+    #[arg(long, value_name = "URL", requires = "targets")]
+    pub upstream_control: Option<String>,
     /// The target profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -135,6 +143,8 @@ struct Embedded {
 }
 
 async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embedded> {
+    // Access tokens live 8 s and are refreshed every 2 s (below), so a check sees several
+    // refresh periods within seconds.
     let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config {
         access_token_lifetime: Duration::from_secs(8),
         ..Default::default()
@@ -147,7 +157,9 @@ async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embedded> {
             ..fake_upstream::NewAccount::named("platform")
         })
         .context("register the platform account")?;
-    let namespace = format!("stampede-check-{run}");
+    // The process id too: a run id given again must not find an earlier run's keys (its
+    // credential names another fake upstream's refresh token).
+    let namespace = format!("stampede-check-{run}-{:x}", std::process::id());
     let mut stacks = Vec::new();
     for i in 0..args.instances {
         let mut config = stack::StackConfig::default();
@@ -158,6 +170,15 @@ async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embedded> {
         config.settings.instance = format!("stack-{i}");
         config.settings.publish_limit = Limit::new(5, Duration::from_secs(3));
         config.settings.mutant = args.mutant;
+        // Open for 2 s, so a check sees the breaker open, half-open and close within seconds.
+        config.settings.breaker = reference::circuit_breaker::Policy {
+            failure_threshold: 5,
+            open_for: Duration::from_secs(2),
+            trial_timeout: Duration::from_secs(2),
+        };
+        // The upstream plan (#4) must not refuse the calls the breaker and token checks make.
+        config.settings.usage =
+            reference::usage_tracker::UsageLimits { per_day: 1_000_000, per_hour: 1_000_000 };
         config.settings.upstream = Some(stack::workers::UpstreamLink {
             url: fake.url(),
             client_id: "stampede".to_owned(),
@@ -179,6 +200,9 @@ async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embedded> {
         },
         "mutant": args.mutant.map(|m| m.name()),
         "publish_limit": "5/3s",
+        "breaker": "5 failures, 2s open, 2s trial timeout",
+        "token_refresh": "every 2s, tokens live 8s",
+        "upstream_control": fake.control_url(),
         "namespace": namespace,
     });
     Ok(Embedded { stacks, fake, description })
@@ -194,8 +218,20 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         None => args.targets.clone(),
     };
     let profile_name = profile.name.clone();
-    let target = Target::new(urls.clone(), profile, run.clone()).context("build the HTTP client")?;
+    let control = match &embedded {
+        Some(e) => Some(e.fake.control_url()),
+        None => args.upstream_control.clone(),
+    };
+    let target = Target::new(urls.clone(), profile, run.clone())
+        .context("build the HTTP client")?
+        .with_upstream_control(control);
     target.probe().await.map_err(Failure::Unreachable)?;
+    if let (None, Some(url)) = (&embedded, &args.upstream_control) {
+        let client = fake_upstream::ControlClient::new(url).context("--upstream-control")?;
+        client.health().await.map_err(|e| {
+            Failure::Unreachable(TargetError::Control { url: url.clone(), reason: e.to_string() })
+        })?;
+    }
     println!(
         "stampede check: {} against {} ({} instance(s)), run {run}",
         profile_name,
@@ -205,6 +241,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
 
     let mut verdicts = Vec::new();
     let mut complete = true;
+    let mut misconfigured = false;
     let checks: Vec<Check> = target.profile.checks.clone();
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
@@ -222,6 +259,14 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         let verdict = match verdict {
             Ok(verdict) => verdict,
             Err(e @ TargetError::Unreachable { .. }) => return Err(Failure::Unreachable(e)),
+            Err(e @ TargetError::Configuration { .. }) => {
+                // Not a verdict on the target: the check could not run as configured.
+                misconfigured = true;
+                let mut v =
+                    checks::verdict::Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
+                v.violate("configuration", e.to_string(), []);
+                v.summarize(format!("not run: {e}"))
+            }
             Err(e) => {
                 // The target refused to set the check up: report it as a failed check.
                 let mut v =
@@ -230,7 +275,12 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
                 v.summarize(e.to_string())
             }
         };
-        println!("{}  {}", if verdict.passed { "pass" } else { "FAIL" }, verdict.summary);
+        let label = match verdict.rules().first() {
+            _ if verdict.passed => "pass",
+            Some(&"configuration") => "ERROR",
+            _ => "FAIL",
+        };
+        println!("{label}  {}", verdict.summary);
         verdicts.push(verdict);
     }
     let passed = complete && verdicts.iter().all(|v| v.passed);
@@ -269,5 +319,11 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         if complete { "" } else { " (interrupted)" },
         path.display()
     );
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if misconfigured {
+        ExitCode::from(2)
+    } else if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -17,6 +17,15 @@ pub enum TargetError {
     Unreachable { url: String, reason: String },
     #[error("target {url}: creating a user failed: {reason}")]
     Users { url: String, reason: String },
+    /// The check cannot run as configured (exit code 2): a setting it needs is missing.
+    #[error("check {check:?}: {reason}")]
+    Configuration { check: String, reason: String },
+    /// The target refused what a check needs before it starts (a project, a resource).
+    #[error("target {url}: setting the check up failed: {reason}")]
+    Setup { url: String, reason: String },
+    /// The fake upstream's control API failed.
+    #[error("fake upstream control {url}: {reason}")]
+    Control { url: String, reason: String },
 }
 
 /// What was sent and what came back.
@@ -72,6 +81,9 @@ pub struct Target {
     pub timeout: Duration,
     /// Distinguishes this run's users and resources from earlier runs' on a shared stack.
     pub run: String,
+    /// The control API of the fake upstream the target calls, for the checks that inject
+    /// upstream faults and read what the upstream saw.
+    pub upstream_control: Option<String>,
 }
 
 impl Target {
@@ -92,7 +104,40 @@ impl Target {
             clock: Clock::new(),
             timeout,
             run,
+            upstream_control: None,
         })
+    }
+
+    /// The same target, its fake upstream controlled at `url`.
+    pub fn with_upstream_control(mut self, url: Option<String>) -> Self {
+        self.upstream_control = url;
+        self
+    }
+
+    /// A client of the fake upstream's control API, for check `check`; a configuration error
+    /// when none was given.
+    pub fn control(&self, check: &str) -> Result<fake_upstream::ControlClient, TargetError> {
+        let Some(url) = &self.upstream_control else {
+            return Err(TargetError::Configuration {
+                check: check.to_owned(),
+                reason: "this check drives the fake upstream the target calls; give its control URL \
+                         with --upstream-control URL"
+                    .to_owned(),
+            });
+        };
+        fake_upstream::ControlClient::new(url)
+            .map_err(|e| TargetError::Configuration { check: check.to_owned(), reason: e.to_string() })
+    }
+
+    /// `ws://` (or `wss://`) and `path` on `instance`.
+    pub fn ws_url(&self, instance: usize, path: &str) -> String {
+        let base = &self.urls[instance];
+        let base = match base.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}"),
+            Some((_, rest)) => format!("ws://{rest}"),
+            None => format!("ws://{base}"),
+        };
+        format!("{base}{path}")
     }
 
     pub fn instances(&self) -> usize {

@@ -10,13 +10,17 @@
 //! - [`burst`] — barrier-released bursts;
 //! - [`history`] — operations and outcomes; [`verdict`] — what a checker concludes;
 //! - [`checkers`] — one module per check kind: `run` drives it, `judge` is the pure checker;
-//! - [`report`] — `checks.json`, written atomically.
+//! - [`report`] — `checks.json`, written atomically;
+//! - [`upstream`] — the fake upstream the target calls, driven through its control API by the
+//!   checks that need upstream faults and counts (`--upstream-control`).
 //!
 //! Why these dependencies: reqwest is the HTTP client of the card (its `stream` feature sends
 //! upload bodies chunk by chunk); toml parses the profiles (its errors carry line and column);
 //! futures-util joins request futures; sha2 digests the bodies an upload check sends and the
 //! responses the compression check compares; flate2 decodes gzip bodies as they came off the
-//! wire, which reqwest's own decompression would hide.
+//! wire, which reqwest's own decompression would hide; fake-upstream's control client and
+//! stats types are the control API's own; tokio-tungstenite is the WebSocket client (the one
+//! the stack's server side is built on, plain `ws://` only).
 
 pub mod burst;
 pub mod checkers;
@@ -24,6 +28,7 @@ pub mod client;
 pub mod history;
 pub mod profile;
 pub mod report;
+pub mod upstream;
 pub mod verdict;
 
 use client::{Target, TargetError};
@@ -42,5 +47,8 @@ pub async fn run_check(target: &Target, check: &Check) -> Result<Verdict, Target
         Check::QueryBudget(c) => checkers::query_budget::run(target, c).await,
         Check::Vary(c) => checkers::vary::run(target, c).await,
         Check::Upload(c) => checkers::upload::run(target, c).await,
+        Check::Breaker(c) => checkers::breaker::run(target, c).await,
+        Check::TokenRefresh(c) => checkers::token_refresh::run(target, c).await,
+        Check::WsConnections(c) => checkers::ws_connections::run(target, c).await,
     }
 }

@@ -157,6 +157,9 @@ pub enum Check {
     QueryBudget(QueryBudgetCheck),
     Vary(VaryCheck),
     Upload(UploadCheck),
+    Breaker(BreakerCheck),
+    TokenRefresh(TokenRefreshCheck),
+    WsConnections(WsConnectionsCheck),
 }
 
 impl Check {
@@ -171,6 +174,9 @@ impl Check {
             Check::QueryBudget(c) => &c.name,
             Check::Vary(c) => &c.name,
             Check::Upload(c) => &c.name,
+            Check::Breaker(c) => &c.name,
+            Check::TokenRefresh(c) => &c.name,
+            Check::WsConnections(c) => &c.name,
         }
     }
 
@@ -185,6 +191,48 @@ impl Check {
             Check::QueryBudget(_) => "query-budget",
             Check::Vary(_) => "vary",
             Check::Upload(_) => "upload",
+            Check::Breaker(_) => "breaker",
+            Check::TokenRefresh(_) => "token-refresh",
+            Check::WsConnections(_) => "ws-connections",
+        }
+    }
+
+    /// Whether the check drives the fake upstream through its control API.
+    pub fn needs_upstream_control(&self) -> bool {
+        matches!(self, Check::Breaker(_) | Check::TokenRefresh(_))
+    }
+
+    /// Numbers a check cannot run with.
+    fn validate(&self) -> Result<(), String> {
+        let positive = |what: &str, value: u64| {
+            if value == 0 { Err(format!("{what} must be at least 1")) } else { Ok(()) }
+        };
+        match self {
+            Check::Breaker(c) => {
+                positive("open_ms", c.open_ms)?;
+                positive("trial_hold_ms", c.trial_hold_ms)?;
+                positive("step_ms", c.step_ms)?;
+                // NaN too.
+                if c.max_rejection_ms.is_nan() || c.max_rejection_ms <= 0.0 {
+                    return Err("max_rejection_ms must be above 0".to_owned());
+                }
+                Ok(())
+            }
+            Check::TokenRefresh(c) => {
+                positive("period_ms", c.period_ms)?;
+                positive("periods", c.periods as u64)?;
+                positive("import_every_ms", c.import_every_ms)
+            }
+            Check::WsConnections(c) => positive("limit", c.limit as u64),
+            Check::RateLimit(_)
+            | Check::UniqueCreation(_)
+            | Check::Counter(_)
+            | Check::Merge(_)
+            | Check::Invalidation(_)
+            | Check::CursorWalk(_)
+            | Check::QueryBudget(_)
+            | Check::Vary(_)
+            | Check::Upload(_) => Ok(()),
         }
     }
 }
@@ -458,6 +506,140 @@ fn default_chunk_sizes() -> Vec<usize> {
     vec![0, 65_536, 997]
 }
 
+/// The upstream circuit breaker (#7), judged from the fake upstream's counts: with the
+/// upstream failing, the breaker opens and calls fail fast without reaching it; after each
+/// open period exactly one trial reaches it while imports keep coming; once the upstream is
+/// healthy again imports complete. Needs the fake upstream's control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerCheck {
+    pub name: String,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every import.
+    pub import: RequestTemplate,
+    /// JSON pointer to the imported video's id in the import's answer.
+    pub id: String,
+    /// Reads the import's processing status; `{id}` is the id read from the import.
+    pub status: RequestTemplate,
+    /// JSON pointers to the processing state and the failure reason in the status.
+    pub state: String,
+    pub error: String,
+    /// The states that end an import.
+    #[serde(default = "default_completed")]
+    pub completed: String,
+    #[serde(default = "default_failed")]
+    pub failed: String,
+    /// Text of the failure reason when the open breaker refused the call, and when the
+    /// half-open breaker refused it because the trial was in flight.
+    pub open_reason: String,
+    pub half_open_reason: String,
+    /// The fake upstream's route the imports call (`youtube_videos`, `tiktok_video_query`).
+    pub route: fake_upstream::Route,
+    /// The target's breaker policy: how long it stays open.
+    pub open_ms: u64,
+    /// How long the upstream holds each call while the breaker is probed, so a trial is in
+    /// flight long enough for other imports to arrive; below the target's trial timeout.
+    #[serde(default = "default_trial_hold_ms")]
+    pub trial_hold_ms: u64,
+    /// One import is submitted every `step_ms`.
+    #[serde(default = "default_step_ms")]
+    pub step_ms: u64,
+    /// The target's Prometheus endpoint, for the breaker state per instance and the rejected
+    /// calls' latency; without it those are not judged.
+    #[serde(default)]
+    pub metrics: Option<String>,
+    /// The most a rejected call may take at the 99th percentile.
+    #[serde(default = "default_max_rejection_ms")]
+    pub max_rejection_ms: f64,
+    /// Half-open trials to observe (default: the profile's rounds).
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_completed() -> String {
+    "completed".to_owned()
+}
+
+fn default_failed() -> String {
+    "failed".to_owned()
+}
+
+fn default_trial_hold_ms() -> u64 {
+    1_000
+}
+
+fn default_step_ms() -> u64 {
+    50
+}
+
+fn default_max_rejection_ms() -> f64 {
+    5.0
+}
+
+/// Single-flight token refresh (#11), judged from the fake upstream's refresh log: one
+/// refresh of the account per refresh period across every instance, no rotated refresh token
+/// presented again, and no call with an expired access token while imports run. Needs the
+/// fake upstream's control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRefreshCheck {
+    pub name: String,
+    /// The fake upstream account whose credential the stack refreshes.
+    pub account: String,
+    /// The target's refresh period.
+    pub period_ms: u64,
+    /// Refresh periods observed.
+    #[serde(default = "default_periods")]
+    pub periods: usize,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every import.
+    pub import: RequestTemplate,
+    /// One import is submitted every `import_every_ms` while observing.
+    #[serde(default = "default_import_every_ms")]
+    pub import_every_ms: u64,
+}
+
+fn default_periods() -> usize {
+    5
+}
+
+fn default_import_every_ms() -> u64 {
+    250
+}
+
+/// WebSocket connections per user (#17): C connections of one user opened together over
+/// every instance, at most `limit` accepted and the rest refused; once the accepted ones are
+/// closed, `limit` are accepted again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsConnectionsCheck {
+    pub name: String,
+    /// Creates the project whose chat is joined; `{name}` is a fresh name.
+    pub project: RequestTemplate,
+    /// JSON pointer to the project's id in its creation's answer.
+    pub project_id: String,
+    /// Reads the project; `{id}` is its id. A project unknown on an instance (instances that
+    /// share no state) is created there.
+    pub read_project: RequestTemplate,
+    /// The WebSocket handshake; `{id}` is the project's id. Sent as `ws://` to each instance.
+    pub connect: RequestTemplate,
+    /// The query parameter that carries the token; without it, the users' header does.
+    #[serde(default)]
+    pub token_param: Option<String>,
+    /// Live connections allowed per user, across instances.
+    pub limit: usize,
+    /// The answer of a refused handshake.
+    #[serde(default = "default_refused")]
+    pub refused: Vec<u16>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Rounds of connect-then-close; at least two, so the second shows the slots were freed.
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_refused() -> Vec<u16> {
+    vec![429]
+}
+
 const PLACEHOLDERS: &[&str] = &["name", "seq", "unique", "id", "run", "value", "limit"];
 
 impl Profile {
@@ -481,6 +663,9 @@ impl Profile {
                     check.name()
                 )));
             }
+        }
+        for check in &profile.checks {
+            check.validate().map_err(|e| invalid(format!("check {:?}: {e}", check.name())))?;
         }
         for (what, template) in profile.templates() {
             validate(template).map_err(|e| invalid(format!("{what}: {e}")))?;
@@ -534,6 +719,16 @@ impl Profile {
                 Check::Upload(c) => {
                     all.push((format!("check {:?}: request", c.name), &c.request));
                     all.push((format!("check {:?}: read_back", c.name), &c.read_back));
+                }
+                Check::Breaker(c) => {
+                    all.push((format!("check {:?}: import", c.name), &c.import));
+                    all.push((format!("check {:?}: status", c.name), &c.status));
+                }
+                Check::TokenRefresh(c) => all.push((format!("check {:?}: import", c.name), &c.import)),
+                Check::WsConnections(c) => {
+                    all.push((format!("check {:?}: project", c.name), &c.project));
+                    all.push((format!("check {:?}: read_project", c.name), &c.read_project));
+                    all.push((format!("check {:?}: connect", c.name), &c.connect));
                 }
             }
         }
@@ -617,7 +812,12 @@ fn check_parameters(check: &Check) -> Result<(), String> {
             }
             vec![("id", c.id.as_str()), ("bytes", &c.bytes), ("sha256", &c.sha256)]
         }
-        Check::RateLimit(_) | Check::UniqueCreation(_) | Check::Vary(_) => Vec::new(),
+        Check::RateLimit(_)
+        | Check::UniqueCreation(_)
+        | Check::Vary(_)
+        | Check::Breaker(_)
+        | Check::TokenRefresh(_)
+        | Check::WsConnections(_) => Vec::new(),
     };
     for (field, pointer) in pointers {
         if !pointer.is_empty() && !pointer.starts_with('/') {

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format: request durations and queries per request per
-//! route, cache gets per layer, pool usage, breaker state and queue depth.
+//! route, cache gets per layer, pool usage, breaker state and how long it takes to refuse a
+//! call, and queue depth.
 //!
 //! prometheus-client (the Prometheus project's Rust client) does the encoding; the gauges
 //! that mirror state held elsewhere (cache counters, breaker, queue, pool) are read when
@@ -48,6 +49,7 @@ pub struct Metrics {
     pub pool_connections: Gauge,
     pub pool_max: Gauge,
     pub breaker_state: Gauge,
+    pub breaker_rejections: Histogram,
     pub queue_depth: Family<QueueLabels, Gauge>,
     pub ws_connections: Gauge,
     pub upstream_calls: Family<RouteLabels, Counter>,
@@ -95,6 +97,14 @@ impl Metrics {
             "Upstream circuit breaker: 0 closed, 1 open, 2 half-open",
             breaker_state.clone(),
         );
+        // A refused call must fail fast: bounds around the 5 ms the checks hold it to.
+        let breaker_rejections =
+            Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]);
+        registry.register(
+            "breaker_rejection_seconds",
+            "Time the upstream circuit breaker took to refuse a call",
+            breaker_rejections.clone(),
+        );
         let queue_depth = Family::<QueueLabels, Gauge>::default();
         registry.register("queue_depth", "Tasks by state", queue_depth.clone());
         let ws_connections = Gauge::default();
@@ -113,6 +123,7 @@ impl Metrics {
             pool_connections,
             pool_max,
             breaker_state,
+            breaker_rejections,
             queue_depth,
             ws_connections,
             upstream_calls,

@@ -322,9 +322,11 @@ async fn call_upstream(
             return Err(format!("upstream plan exhausted: {used} of {limit} per {period:?}"));
         }
     };
+    let asked = std::time::Instant::now();
     let permit = match state.breaker.acquire().await.map_err(|e| e.to_string())? {
         Ok(permit) => permit,
         Err(rejected) => {
+            state.metrics.breaker_rejections.observe(asked.elapsed().as_secs_f64());
             count(state, "circuit_open");
             let _ = state.usage.finish(&grant, false).await;
             return Err(rejected.to_string());

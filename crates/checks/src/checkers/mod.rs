@@ -2,6 +2,7 @@
 //! judges it with a pure function — the same function the tests feed with histories of the
 //! correct stack and of its mutants.
 
+pub mod breaker;
 pub mod counter;
 pub mod cursor_walk;
 pub mod invalidation;
@@ -9,6 +10,8 @@ pub mod merge;
 pub mod query_budget;
 pub mod rate_limit;
 pub mod support;
+pub mod token_refresh;
 pub mod unique;
 pub mod upload;
 pub mod vary;
+pub mod ws_connections;

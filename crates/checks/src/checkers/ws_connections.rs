@@ -1,0 +1,340 @@
+//! WebSocket connections per user (#17). Each round, one user's C WebSocket handshakes to a
+//! project's chat are released together, spread over every instance; every accepted
+//! connection is held until all have been answered, then all are closed. Of C, exactly
+//! `min(limit, C)` must be accepted and the rest refused (`over-admission`,
+//! `under-admission`); a later round must again be accepted up to the limit, which shows that
+//! closing gave the slots back (`slots-not-freed`). There are always at least two rounds.
+//! Unknown answers (timeouts, unexpected statuses) count either way.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+
+use crate::burst;
+use crate::client::{Target, TargetError, User};
+use crate::history::{Op, Outcome};
+use crate::profile::{WsConnectionsCheck, fill};
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "ws-connections";
+
+/// How long a closing handshake may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// A pause between rounds, past the slots' release.
+const BETWEEN_ROUNDS: Duration = Duration::from_millis(250);
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &WsConnectionsCheck) -> Result<Verdict, TargetError> {
+    let defaults = target.profile.defaults;
+    let concurrency = check.concurrency.unwrap_or(defaults.concurrency);
+    let rounds = check.rounds.unwrap_or(defaults.rounds).max(2);
+    let user = target.user(&check.name).await?;
+    let projects = projects(target, check, &user).await?;
+    let mut history = Vec::new();
+    for round in 0..rounds {
+        let answers = burst::release(concurrency, |i| {
+            let instance = i % target.instances();
+            let target = target.clone();
+            let check = check.clone();
+            let token = user.tokens[instance].clone();
+            let project = projects[instance].clone();
+            async move { connect(&target, &check, round, instance, &token, &project).await }
+        })
+        .await;
+        let mut sockets = Vec::new();
+        for (op, socket) in answers {
+            if let Some(socket) = socket {
+                sockets.push((op.instance, socket));
+            }
+            history.push(op);
+        }
+        let closes = sockets.into_iter().map(|(instance, socket)| close(target, round, instance, socket));
+        history.extend(futures_util::future::join_all(closes).await);
+        tokio::time::sleep(BETWEEN_ROUNDS).await;
+    }
+    Ok(judge(&check.name, check.limit, &history))
+}
+
+/// The project on each instance: created on the first, and on any other that does not know it.
+async fn projects(
+    target: &Target,
+    check: &WsConnectionsCheck,
+    user: &User,
+) -> Result<Vec<String>, TargetError> {
+    let name = format!("{}-{}", check.name, target.run);
+    let create = |instance: usize| {
+        let name = name.clone();
+        async move {
+            let answer =
+                target.send(instance, Some(&user.tokens[instance]), &check.project, &[("name", &name)]).await;
+            let id = match answer.body.pointer(&check.project_id) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            match (answer.status, id) {
+                (Some(s), Some(id)) if (200..300).contains(&s) => Ok(id),
+                (status, _) => Err(TargetError::Setup {
+                    url: target.urls[instance].clone(),
+                    reason: format!(
+                        "creating a project answered {}: {}",
+                        status.map_or("nothing".to_owned(), |s| s.to_string()),
+                        answer.error.unwrap_or_else(|| answer.body.to_string())
+                    ),
+                }),
+            }
+        }
+    };
+    let first = create(0).await?;
+    let mut ids = vec![first.clone()];
+    for instance in 1..target.instances() {
+        let answer =
+            target.send(instance, Some(&user.tokens[instance]), &check.read_project, &[("id", &first)]).await;
+        ids.push(if answer.status.is_some_and(|s| (200..300).contains(&s)) {
+            first.clone()
+        } else {
+            create(instance).await?
+        });
+    }
+    Ok(ids)
+}
+
+/// One handshake: its operation, and the socket if it was accepted.
+async fn connect(
+    target: &Target,
+    check: &WsConnectionsCheck,
+    round: usize,
+    instance: usize,
+    token: &str,
+    project: &str,
+) -> (Op, Option<Socket>) {
+    let vars = [("id", project)];
+    let mut path = fill(&check.connect.path, &vars);
+    if let Some(param) = &check.token_param {
+        path.push(if path.contains('?') { '&' } else { '?' });
+        path.push_str(&format!("{param}={token}"));
+    }
+    let url = target.ws_url(instance, &path);
+    let invoke_us = target.clock.now_us();
+    let result = async {
+        let mut request = url.as_str().into_client_request()?;
+        let mut headers: Vec<(String, String)> =
+            check.connect.headers.iter().map(|(k, v)| (k.clone(), fill(v, &vars))).collect();
+        if check.token_param.is_none() {
+            let users = &target.profile.users;
+            headers.push((users.header.clone(), format!("{}{token}", users.prefix)));
+        }
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| WsError::HttpFormat(e.into()))?;
+            let value = HeaderValue::from_str(&value).map_err(|e| WsError::HttpFormat(e.into()))?;
+            request.headers_mut().insert(name, value);
+        }
+        match tokio::time::timeout(target.timeout, tokio_tungstenite::connect_async(request)).await {
+            Ok(result) => result.map(|(socket, response)| (socket, response.status().as_u16())),
+            Err(_) => {
+                Err(WsError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")))
+            }
+        }
+    }
+    .await;
+    let complete_us = target.clock.now_us();
+    let op = |status: Option<u16>, outcome: Outcome, value: Value| Op {
+        process: round,
+        instance,
+        f: "connect",
+        invoke_us,
+        complete_us,
+        status,
+        outcome,
+        value,
+    };
+    match result {
+        Ok((socket, status)) => (op(Some(status), Outcome::Ok, json!({})), Some(socket)),
+        Err(WsError::Http(response)) => {
+            let status = response.status().as_u16();
+            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let outcome = if check.refused.contains(&status) { Outcome::Fail } else { Outcome::Unknown };
+            (op(Some(status), outcome, json!({ "body": body })), None)
+        }
+        Err(e) => (op(None, Outcome::Unknown, json!({ "error": e.to_string() })), None),
+    }
+}
+
+/// Closes `socket` and reads until the server has closed too.
+async fn close(target: &Target, round: usize, instance: usize, mut socket: Socket) -> Op {
+    let invoke_us = target.clock.now_us();
+    let closed = tokio::time::timeout(CLOSE_WAIT, async {
+        let _ = socket.close(None).await;
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await
+    .is_ok();
+    Op {
+        process: round,
+        instance,
+        f: "close",
+        invoke_us,
+        complete_us: target.clock.now_us(),
+        status: None,
+        outcome: if closed { Outcome::Ok } else { Outcome::Unknown },
+        value: json!({}),
+    }
+}
+
+/// Judges rounds of handshakes against `limit` connections per user.
+pub fn judge(name: &str, limit: usize, history: &[Op]) -> Verdict {
+    let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
+    let mut rounds: Vec<usize> = history.iter().filter(|op| op.f == "connect").map(|op| op.process).collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    let mut over = Vec::new();
+    let mut under = Vec::new();
+    let mut not_freed = Vec::new();
+    let mut per_round = Vec::new();
+    for &round in &rounds {
+        let ops: Vec<&Op> = history.iter().filter(|op| op.f == "connect" && op.process == round).collect();
+        let count = |outcome| ops.iter().filter(|op| op.outcome == outcome).count();
+        let (accepted, refused, unknown) =
+            (count(Outcome::Ok), count(Outcome::Fail), count(Outcome::Unknown));
+        let expected = limit.min(ops.len());
+        per_round
+            .push(json!({ "round": round, "accepted": accepted, "refused": refused, "unknown": unknown }));
+        if accepted > limit {
+            over.push((round, accepted, ops));
+        } else if accepted + unknown < expected {
+            let refusals: Vec<&Op> = ops.into_iter().filter(|op| op.outcome == Outcome::Fail).collect();
+            if round == rounds[0] {
+                under.push((round, accepted, refusals))
+            } else {
+                not_freed.push((round, accepted, refusals))
+            }
+        }
+    }
+    let shown = |ops: &[&Op]| ops.iter().map(|op| (*op).clone()).collect::<Vec<_>>();
+    if let Some((round, accepted, ops)) = over.iter().max_by_key(|(_, accepted, _)| *accepted) {
+        verdict.violate(
+            "over-admission",
+            format!(
+                "{} rounds accepted more than {limit} connections of one user; round {round} accepted {accepted}",
+                over.len()
+            ),
+            shown(&ops.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect::<Vec<_>>()),
+        );
+    }
+    if let Some((round, accepted, refusals)) = under.first() {
+        verdict.violate(
+            "under-admission",
+            format!("round {round}: only {accepted} of the {limit} allowed connections were accepted"),
+            shown(refusals),
+        );
+    }
+    if let Some((round, accepted, refusals)) = not_freed.first() {
+        verdict.violate(
+            "slots-not-freed",
+            format!(
+                "after every connection was closed, round {round} got only {accepted} of {limit}: closed connections still hold their slots"
+            ),
+            shown(refusals),
+        );
+    }
+    let closes = history.iter().filter(|op| op.f == "close").count();
+    let unclosed = history.iter().filter(|op| op.f == "close" && op.outcome != Outcome::Ok).count();
+    verdict.evidence = json!({
+        "limit": limit,
+        "rounds": per_round,
+        "closed": closes,
+        "close_timeouts": unclosed,
+    });
+    let summary = if verdict.passed {
+        let attempted = history.iter().filter(|op| op.f == "connect" && op.process == rounds[0]).count();
+        format!(
+            "{} rounds of {attempted} connections: at most {limit} accepted, the rest refused; slots freed on close",
+            rounds.len()
+        )
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn connect(round: usize, instance: usize, outcome: Outcome) -> Op {
+        Op {
+            process: round,
+            instance,
+            f: "connect",
+            invoke_us: 0,
+            complete_us: 1_000,
+            status: Some(match outcome {
+                Outcome::Ok => 101,
+                Outcome::Fail => 429,
+                Outcome::Unknown => 500,
+            }),
+            outcome,
+            value: json!({}),
+        }
+    }
+
+    /// Rounds of 12 connections of which `accepted[r]` were accepted (and `unknown` failed
+    /// without an answer).
+    fn history(accepted: &[usize], unknown: usize) -> Vec<Op> {
+        let mut ops = Vec::new();
+        for (round, &n) in accepted.iter().enumerate() {
+            for i in 0..12 {
+                let outcome = if i < n {
+                    Outcome::Ok
+                } else if i < n + unknown {
+                    Outcome::Unknown
+                } else {
+                    Outcome::Fail
+                };
+                ops.push(connect(round, i % 3, outcome));
+            }
+        }
+        ops
+    }
+
+    fn rules(history: &[Op]) -> Vec<String> {
+        judge("ws", 5, history).rules().into_iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn five_accepted_each_round_passes() {
+        let verdict = judge("ws", 5, &history(&[5, 5], 0));
+        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert_eq!(verdict.evidence["rounds"][1]["refused"], 7);
+    }
+
+    #[test]
+    fn a_slot_counter_per_instance_over_admits() {
+        // Three instances that share no state: five each.
+        assert_eq!(rules(&history(&[12, 12], 0)), ["over-admission"]);
+    }
+
+    #[test]
+    fn refusing_below_the_limit_is_under_admission() {
+        assert_eq!(rules(&history(&[3, 5], 0)), ["under-admission"]);
+    }
+
+    #[test]
+    fn slots_kept_after_close_are_not_freed() {
+        assert_eq!(rules(&history(&[5, 0], 0)), ["slots-not-freed"]);
+    }
+
+    #[test]
+    fn unknown_answers_count_either_way() {
+        assert!(judge("ws", 5, &history(&[3, 4], 2)).passed);
+        assert_eq!(rules(&history(&[6, 5], 2)), ["over-admission"]);
+    }
+}
