@@ -41,6 +41,9 @@ pub struct CheckArgs {
     /// Run only these checks (repeatable).
     #[arg(long = "only", value_name = "CHECK")]
     pub only: Vec<String>,
+    /// Leave these checks out (repeatable).
+    #[arg(long = "skip", value_name = "CHECK")]
+    pub skip: Vec<String>,
     /// Requests per burst, for every check (overrides the profile).
     #[arg(long)]
     pub concurrency: Option<usize>,
@@ -112,9 +115,16 @@ fn load_profile(args: &CheckArgs) -> anyhow::Result<Profile> {
             anyhow::bail!("--only {name:?}: the profile has no such check; it has {}", known.join(", "));
         }
     }
+    for name in &args.skip {
+        if profile.check(name).is_none() {
+            let known: Vec<&str> = profile.checks.iter().map(Check::name).collect();
+            anyhow::bail!("--skip {name:?}: the profile has no such check; it has {}", known.join(", "));
+        }
+    }
     if !args.only.is_empty() {
         profile.checks.retain(|c| args.only.iter().any(|n| n == c.name()));
     }
+    profile.checks.retain(|c| !args.skip.iter().any(|n| n == c.name()));
     if let Some(c) = args.concurrency {
         anyhow::ensure!(c >= 1, "--concurrency must be at least 1");
         profile.defaults.concurrency = c;

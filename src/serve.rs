@@ -61,6 +61,9 @@ pub struct ServeArgs {
     /// How long the upstream's access tokens live (seed: 1h); at least two refresh periods.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub token_lifetime: Duration,
+    /// The upstream API plan the usage tracker enforces, `PER_DAY/PER_HOUR` (seed: 100/20).
+    #[arg(long, default_value = "100/20", value_parser = parse_plan)]
+    pub upstream_plan: reference::usage_tracker::UsageLimits,
     /// Import processors per process.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -79,6 +82,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let signed: jiff::SignedDuration =
         text.parse().map_err(|e| format!("{text:?} is not a duration like 60s, 5m or 1h: {e}"))?;
     Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
+}
+
+fn parse_plan(text: &str) -> Result<reference::usage_tracker::UsageLimits, String> {
+    let (day, hour) = text.split_once('/').ok_or_else(|| format!("{text:?} is not PER_DAY/PER_HOUR"))?;
+    let day: u64 = day.trim().parse().map_err(|_| format!("{day:?} is not a count"))?;
+    let hour: u64 = hour.trim().parse().map_err(|_| format!("{hour:?} is not a count"))?;
+    if day == 0 || hour == 0 {
+        return Err(format!("{text:?}: both counts must be positive"));
+    }
+    Ok(reference::usage_tracker::UsageLimits { per_day: day, per_hour: hour })
 }
 
 fn parse_mutant(text: &str) -> Result<stack::Mutant, String> {
@@ -141,6 +154,7 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.quota_zone = zone;
     config.settings.mutant = args.mutant;
     config.settings.workers = args.workers;
+    config.settings.usage = args.upstream_plan;
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;
     let (fake, link) = upstream_link(&args, refresh).await?;
@@ -313,6 +327,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(format!("{}ms", args.token_lifetime.as_millis()))
             .arg("--workers")
             .arg(args.workers.to_string())
+            .arg("--upstream-plan")
+            .arg(format!("{}/{}", args.upstream_plan.per_day, args.upstream_plan.per_hour))
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
