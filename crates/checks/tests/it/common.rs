@@ -80,8 +80,13 @@ pub async fn run(name: &str, setup: Setup) -> Option<Verdict> {
     let urls = stacks.iter().map(RunningStack::url).collect();
     let target = Target::new(urls, profile, run).expect("an HTTP client");
     let verdict = checks::run_check(&target, &check).await.expect("the check runs");
+    let backends = stacks.first().map(|s| s.state().backends.clone());
     for running in stacks {
         let _ = running.shutdown().await;
+    }
+    // Leave nothing behind on the shared servers: the run's keys and schema go with it.
+    if let Some(backends) = backends {
+        backends.purge().await.expect("remove the run's namespace");
     }
     println!("{name} {setup:?}: {} {}", if verdict.passed { "pass" } else { "FAIL" }, verdict.summary);
     Some(verdict)
