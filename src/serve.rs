@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// The upstream API plan the usage tracker enforces, `PER_DAY/PER_HOUR` (seed: 100/20).
     #[arg(long, default_value = "100/20", value_parser = parse_plan)]
     pub upstream_plan: reference::usage_tracker::UsageLimits,
+    /// How long the upstream circuit breaker stays open before it lets one trial call through
+    /// (seed: 60s).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub breaker_open: Duration,
     /// Import processors per process.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -155,6 +159,7 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.mutant = args.mutant;
     config.settings.workers = args.workers;
     config.settings.usage = args.upstream_plan;
+    config.settings.breaker.open_for = args.breaker_open;
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;
     let (fake, link) = upstream_link(&args, refresh).await?;
@@ -329,6 +334,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(args.workers.to_string())
             .arg("--upstream-plan")
             .arg(format!("{}/{}", args.upstream_plan.per_day, args.upstream_plan.per_hour))
+            .arg("--breaker-open")
+            .arg(format!("{}ms", args.breaker_open.as_millis()))
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());

@@ -9,13 +9,15 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
+
+mod support;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -47,20 +49,8 @@ impl Run {
     }
 }
 
-/// The reference profile as the tests run it. The one change: the rejected calls' latency
-/// bound is lifted, because a debug build on a shared machine is no latency benchmark and a
-/// test must not hang on timing; the `slow-rejection` rule is covered by the judge's tests.
 fn profile() -> &'static Path {
-    static PROFILE: OnceLock<PathBuf> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/reference.toml");
-        let text = std::fs::read_to_string(&reference).expect("read the reference profile");
-        assert!(text.contains("max_rejection_ms = 5.0"), "the reference profile's latency bound moved");
-        let text = text.replace("max_rejection_ms = 5.0", "max_rejection_ms = 1000.0");
-        let path = std::env::temp_dir().join(format!("stampede-check-upstream-{}.toml", std::process::id()));
-        std::fs::write(&path, text).expect("write the test profile");
-        path
-    })
+    support::test_profile()
 }
 
 fn check(args: &[&str]) -> Run {

@@ -224,15 +224,30 @@ impl Check {
                 positive("import_every_ms", c.import_every_ms)
             }
             Check::WsConnections(c) => positive("limit", c.limit as u64),
+            Check::Merge(c) => match (&c.expires, c.max_ttl_s) {
+                (Some(_), None) | (None, Some(_)) => Err("expires and max_ttl_s go together".to_owned()),
+                (_, Some(ttl)) => positive("max_ttl_s", ttl),
+                (None, None) => Ok(()),
+            },
+            Check::Upload(c) => {
+                let Some(memory) = &c.memory else { return Ok(()) };
+                positive("memory.max_bytes", memory.max_bytes)?;
+                if memory.size <= memory.max_bytes.saturating_mul(2) {
+                    return Err(format!(
+                        "memory.max_bytes {} must be under half of memory.size ({}), or a stack holding \
+                         whole bodies could pass",
+                        memory.max_bytes, memory.size
+                    ));
+                }
+                Ok(())
+            }
             Check::RateLimit(_)
             | Check::UniqueCreation(_)
             | Check::Counter(_)
-            | Check::Merge(_)
             | Check::Invalidation(_)
             | Check::CursorWalk(_)
             | Check::QueryBudget(_)
-            | Check::Vary(_)
-            | Check::Upload(_) => Ok(()),
+            | Check::Vary(_) => Ok(()),
         }
     }
 }
@@ -336,6 +351,13 @@ pub struct MergeCheck {
     pub read_back: RequestTemplate,
     /// JSON pointer to the object holding the fields in the read-back.
     pub fields: String,
+    /// JSON pointer, in the read-back, to the seconds the resource has left (a number; null
+    /// when it never expires). With it, every read-back must show a lifetime within `max_ttl_s`.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// The longest lifetime a merged resource may have, in seconds (with `expires`).
+    #[serde(default)]
+    pub max_ttl_s: Option<u64>,
     #[serde(default)]
     pub concurrency: Option<usize>,
     #[serde(default)]
@@ -496,6 +518,31 @@ pub struct UploadCheck {
     pub sha256: String,
     /// Reads the upload's metadata back; `{id}`.
     pub read_back: RequestTemplate,
+    /// The memory the stack holds per upload, read from its metrics after the uploads: a
+    /// streaming stack holds a chunk at a time, one that buffers holds the body.
+    #[serde(default)]
+    pub memory: Option<UploadMemory>,
+}
+
+/// Where a stack reports the most upload body bytes it held at once, and the bound.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadMemory {
+    /// The metrics endpoint (Prometheus text), read on every instance.
+    pub metrics: String,
+    /// The gauge: the most upload body bytes the process has held in memory at once.
+    pub metric: String,
+    /// The bound: above what a streaming stack holds for the check's concurrent uploads (a
+    /// socket read or two each), below half of `size`.
+    pub max_bytes: u64,
+    /// One more upload of this many bytes, sent alone to each instance in 64 KiB chunks before
+    /// the gauge is read, so that a stack holding a whole body goes past the bound.
+    #[serde(default = "default_memory_upload")]
+    pub size: u64,
+}
+
+fn default_memory_upload() -> u64 {
+    8 * 1024 * 1024
 }
 
 fn default_upload_sizes() -> Vec<u64> {

@@ -184,6 +184,9 @@ impl AppState {
         {
             Metrics::mirror(&self.metrics.cache_gets.get_or_create(&LayerLabels { layer }), value);
         }
+        let meter = self.uploads.meter();
+        self.metrics.upload_held_bytes.set(meter.held() as i64);
+        self.metrics.upload_held_bytes_peak.set(meter.peak() as i64);
         if let Some(pool) = &self.backends.pool {
             self.metrics.pool_connections.set(pool.open_connections() as i64);
         }

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub breaker_rejections: Histogram,
     pub queue_depth: Family<QueueLabels, Gauge>,
     pub ws_connections: Gauge,
+    pub upload_held_bytes: Gauge,
+    pub upload_held_bytes_peak: Gauge,
     pub upstream_calls: Family<RouteLabels, Counter>,
 }
 
@@ -113,6 +115,18 @@ impl Metrics {
             "Open WebSocket connections of this process",
             ws_connections.clone(),
         );
+        let upload_held_bytes = Gauge::default();
+        registry.register(
+            "upload_held_bytes",
+            "Upload body bytes this process holds in memory now",
+            upload_held_bytes.clone(),
+        );
+        let upload_held_bytes_peak = Gauge::default();
+        registry.register(
+            "upload_held_bytes_peak",
+            "The most upload body bytes this process has held in memory at once",
+            upload_held_bytes_peak.clone(),
+        );
         let upstream_calls = Family::<RouteLabels, Counter>::default();
         registry.register("upstream_calls", "Calls to the upstream by outcome", upstream_calls.clone());
         Self {
@@ -126,6 +140,8 @@ impl Metrics {
             breaker_rejections,
             queue_depth,
             ws_connections,
+            upload_held_bytes,
+            upload_held_bytes_peak,
             upstream_calls,
         }
     }

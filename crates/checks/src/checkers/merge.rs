@@ -2,6 +2,10 @@
 //! over every instance, each setting a field of its own; afterwards the resource is read back on
 //! every instance and must hold every field whose merge was acknowledged. A read-modify-write
 //! merge (get, merge in the process, set) lets concurrent merges overwrite each other's fields.
+//!
+//! With `expires`, every read-back must also show the resource's remaining lifetime within
+//! `max_ttl_s`: a merge that writes the value back without its TTL (a plain `SET` inside the
+//! transaction) leaves a status that is never forgotten, which only its lifetime shows.
 
 use serde_json::{Value, json};
 
@@ -56,18 +60,23 @@ pub async fn run(target: &Target, check: &MergeCheck) -> Result<Verdict, TargetE
                 let answer = target.send(instance, Some(&token), &check.read_back, &[("id", &id)]).await;
                 let fields: Option<Vec<&String>> =
                     answer.body.pointer(&check.fields).and_then(Value::as_object).map(|m| m.keys().collect());
-                let value = json!({ "fields": fields });
+                let mut value = json!({ "fields": fields });
+                if let Some(expires) = &check.expires {
+                    // Absent and null differ: null is "never expires", absent "not said".
+                    value["expires_s"] = answer.body.pointer(expires).cloned().unwrap_or(json!("absent"));
+                }
                 answer.op(round, instance, "read", support::read(&answer), value)
             }
         })
         .await;
         history.extend(reads);
     }
-    Ok(judge(&check.name, &history))
+    Ok(judge(&check.name, check.max_ttl_s, &history))
 }
 
-/// Judges rounds (processes) of a `create`, its `merge`s and the `read`s after them.
-pub fn judge(name: &str, history: &[Op]) -> Verdict {
+/// Judges rounds (processes) of a `create`, its `merge`s and the `read`s after them; with
+/// `max_ttl_s`, each read's `expires_s` too.
+pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
     let mut rounds: Vec<usize> = history.iter().map(|op| op.process).collect();
     rounds.sort_unstable();
@@ -115,6 +124,27 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                 Outcome::Unknown => continue,
             }
             reads_judged += 1;
+            if let Some(max) = max_ttl_s {
+                let expires = &read.value["expires_s"];
+                let within = expires.as_u64().is_some_and(|s| s <= max);
+                if !within {
+                    let said = match expires {
+                        Value::Null => "never expires".to_owned(),
+                        Value::Number(n) => format!("expires in {n} s"),
+                        _ => "shows no lifetime".to_owned(),
+                    };
+                    let rule = if expires.is_number() { "lifetime-over-bound" } else { "never-expires" };
+                    verdict.violate(
+                        rule,
+                        format!(
+                            "round {round}: the read-back on instance {} {said}; merged resources must \
+                             expire within {max} s",
+                            read.instance
+                        ),
+                        [(*read).clone()],
+                    );
+                }
+            }
             let present: Vec<&str> = read.value["fields"]
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -177,14 +207,14 @@ mod tests {
 
     #[test]
     fn every_field_read_back_passes() {
-        let verdict = judge("m", &history(&["state", "f0", "f1"]));
+        let verdict = judge("m", None, &history(&["state", "f0", "f1"]));
         assert!(verdict.passed, "{:?}", verdict.violations);
     }
 
     #[test]
     fn a_missing_field_is_lost() {
         // ReadModifyWrite: the second merge's set overwrote the first's field.
-        let verdict = judge("m", &history(&["state", "f1"]));
+        let verdict = judge("m", None, &history(&["state", "f1"]));
         assert_eq!(verdict.rules(), ["lost-field"]);
         assert!(verdict.violations[0].contains("f0"), "{:?}", verdict.violations);
     }
@@ -193,22 +223,40 @@ mod tests {
     fn an_unacknowledged_merge_may_be_missing() {
         let mut h = history(&["f0"]);
         h[2].outcome = Outcome::Unknown;
-        assert!(judge("m", &h).passed);
+        assert!(judge("m", None, &h).passed);
     }
 
     #[test]
     fn a_read_back_that_finds_nothing_is_not_visible() {
         let mut h = history(&["f0", "f1"]);
         h.push(op(0, 2, "read", 5, Outcome::Fail, json!({ "fields": null })));
-        assert_eq!(judge("m", &h).rules(), ["not-visible"]);
+        assert_eq!(judge("m", None, &h).rules(), ["not-visible"]);
+    }
+
+    #[test]
+    fn a_read_back_without_a_lifetime_never_expires() {
+        let mut h = history(&["f0", "f1"]);
+        h[3].value["expires_s"] = json!(86_400);
+        assert!(judge("m", Some(86_400), &h).passed);
+        // MergeWithoutTtl: the merge's SET dropped the TTL.
+        h[3].value["expires_s"] = json!(null);
+        let verdict = judge("m", Some(86_400), &h);
+        assert_eq!(verdict.rules(), ["never-expires"]);
+        assert!(verdict.violations[0].contains("never expires"), "{:?}", verdict.violations);
+        h[3].value["expires_s"] = json!("absent");
+        assert_eq!(judge("m", Some(86_400), &h).rules(), ["never-expires"]);
+        h[3].value["expires_s"] = json!(86_401);
+        assert_eq!(judge("m", Some(86_400), &h).rules(), ["lifetime-over-bound"]);
+        // Without the bound the lifetime is not judged.
+        assert!(judge("m", None, &h).passed);
     }
 
     #[test]
     fn a_refused_merge_and_a_failed_create_are_reported() {
         let mut h = history(&["f0"]);
         h[2].outcome = Outcome::Fail;
-        assert_eq!(judge("m", &h).rules(), ["merge-refused"]);
+        assert_eq!(judge("m", None, &h).rules(), ["merge-refused"]);
         let h = vec![op(0, 0, "create", 0, Outcome::Fail, json!({ "id": null }))];
-        assert_eq!(judge("m", &h).rules(), ["create-failed"]);
+        assert_eq!(judge("m", None, &h).rules(), ["create-failed"]);
     }
 }

@@ -5,10 +5,13 @@
 //! back on every instance must agree. A stack that drops, repeats or reorders chunks, or keeps
 //! a partial body, answers another digest.
 //!
-//! What this cannot see: whether the stack streams the body to storage or buffers it whole
-//! first (`stack::uploads::WholeBodyBuffered`). Both store the same bytes and answer the same
-//! digest; the difference is the memory an upload holds, which no response carries.
-//! That mutant is caught by watching the process (the stack's upload memory meter), not here.
+//!
+//! Whether the stack streams the body to storage or buffers it whole first
+//! (`stack::uploads::WholeBodyBuffered`) no answer shows: both store the same bytes and answer
+//! the same digest. The difference is the memory an upload holds, so with `memory` the check
+//! sends one more, larger body alone to each instance and then reads that instance's gauge of
+//! the most upload bytes it held at once: a stack that streams holds a few socket reads, one
+//! that buffers holds the whole body.
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -18,6 +21,7 @@ use crate::checkers::support::{self, hex, pointer_string, pointer_u64};
 use crate::client::{Target, TargetError};
 use crate::history::{Op, Outcome};
 use crate::profile::UploadCheck;
+use crate::upstream;
 use crate::verdict::Verdict;
 
 pub const KIND: &str = "upload";
@@ -35,6 +39,9 @@ pub fn body(size: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The chunk size of the memory probe's upload.
+const MEMORY_CHUNK: usize = 64 * 1024;
 
 /// `body` cut into chunks of `chunk` bytes (one chunk when 0).
 fn chunks(body: &[u8], chunk: usize) -> Vec<Vec<u8>> {
@@ -96,6 +103,57 @@ pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, Target
             }
         }
         history.extend(uploads);
+    }
+    if let Some(memory) = &check.memory {
+        let user = target.user(&format!("{}-memory", check.name)).await?;
+        let sent = body(memory.size);
+        let digest = hex(&Sha256::digest(&sent));
+        let process = check.sizes.len();
+        for instance in 0..target.instances() {
+            let (chunk, parts) = (MEMORY_CHUNK, chunks(&sent, MEMORY_CHUNK));
+            let count = parts.len();
+            let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
+            let request = target
+                .request(instance, Some(&user.tokens[instance]), &check.request, &[])
+                .body(reqwest::Body::wrap_stream(stream));
+            let answer = target.execute(request).await;
+            let value = json!({
+                "size": memory.size,
+                "sha256": digest,
+                "chunk": chunk,
+                "chunks": count,
+                "id": pointer_string(&answer.body, &check.id),
+                "answered_bytes": pointer_u64(&answer.body, &check.bytes),
+                "answered_sha256": pointer_string(&answer.body, &check.sha256),
+            });
+            history.push(answer.op(process, instance, "upload", support::by_status(&answer), value));
+            let invoke_us = target.clock.now_us();
+            let text = upstream::metrics_text(target, instance, &memory.metrics).await.map_err(|reason| {
+                TargetError::Setup {
+                    url: target.urls[instance].clone(),
+                    reason: format!("{}: {reason}", memory.metrics),
+                }
+            })?;
+            let Some(peak) = upstream::metric(&text, &memory.metric, "") else {
+                return Err(TargetError::Configuration {
+                    check: check.name.clone(),
+                    reason: format!(
+                        "instance {instance}'s {} has no sample {:?} (memory.metric)",
+                        memory.metrics, memory.metric
+                    ),
+                });
+            };
+            history.push(Op {
+                process,
+                instance,
+                f: "memory",
+                outcome: Outcome::Ok,
+                status: Some(200),
+                invoke_us,
+                complete_us: target.clock.now_us(),
+                value: json!({ "peak_bytes": peak as u64, "max_bytes": memory.max_bytes, "largest": memory.size }),
+            });
+        }
     }
     Ok(judge(&check.name, &history))
 }
@@ -166,13 +224,34 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                     );
                 }
             }
+            ("memory", Outcome::Ok) => {
+                let (peak, max) = (&op.value["peak_bytes"], &op.value["max_bytes"]);
+                if peak.as_u64() > max.as_u64() {
+                    verdict.violate(
+                        "body-held-in-memory",
+                        format!(
+                            "instance {} held up to {peak} upload bytes at once (bound {max}; the largest \
+                             upload was {} bytes): bodies are buffered, not streamed",
+                            op.instance, op.value["largest"]
+                        ),
+                        [op.clone()],
+                    );
+                }
+            }
             _ => {}
         }
     }
     if stored == 0 && verdict.passed {
         verdict.violate("refused", "no upload was stored", []);
     }
-    verdict.evidence = json!({ "stored": stored, "read_backs": read_backs, "unknown": unknown });
+    let peaks: Vec<&serde_json::Value> =
+        history.iter().filter(|op| op.f == "memory").map(|op| &op.value["peak_bytes"]).collect();
+    verdict.evidence = json!({
+        "stored": stored,
+        "read_backs": read_backs,
+        "unknown": unknown,
+        "peak_held_bytes_per_instance": peaks,
+    });
     let summary = if verdict.passed {
         format!("{stored} streamed uploads: size and SHA-256 as sent, the same on {read_backs} read-backs")
     } else {
@@ -228,6 +307,27 @@ mod tests {
         let mut anonymous = upload(5, "ab");
         anonymous.value["id"] = json!(null);
         assert_eq!(judge("u", &[anonymous]).rules(), ["no-id"]);
+    }
+
+    fn memory(peak: u64) -> Op {
+        op(
+            9,
+            1,
+            "memory",
+            0,
+            Outcome::Ok,
+            json!({ "peak_bytes": peak, "max_bytes": 262_144, "largest": 1_048_583 }),
+        )
+    }
+
+    #[test]
+    fn a_stack_holding_a_whole_body_breaks_the_memory_bound() {
+        let streaming = [upload(5, "ab"), memory(65_536)];
+        assert!(judge("u", &streaming).passed);
+        // WholeBodyBuffered: three 1 MiB bodies collected at once.
+        let buffered = judge("u", &[upload(5, "ab"), memory(3 * 1_048_583)]);
+        assert_eq!(buffered.rules(), ["body-held-in-memory"]);
+        assert!(buffered.violations[0].contains("instance 1"), "{:?}", buffered.violations);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `upload-integrity` (#12): streamed uploads stored whole. The buffering mutant stores the
-//! same bytes (see the checker's docs); what fails here is instances that share no records.
+//! `upload-integrity` (#12): streamed uploads stored whole, and never held whole in memory. The
+//! buffering mutant stores the same bytes (see the checker's docs): only the stack's gauge of
+//! the upload bytes it held shows it.
 
 use crate::common::{Setup, assert_broke, assert_passed, run};
 
@@ -17,10 +18,26 @@ async fn upload_passes_on_redis_and_postgres_instances() {
     assert_passed(&verdict);
 }
 
-/// The whole-body-buffered sink answers the same sizes and digests: not observable by content.
+/// The whole-body-buffered sink answers the same sizes and digests; the memory probe catches
+/// it, and nothing else does.
 #[tokio::test(flavor = "multi_thread")]
-async fn upload_cannot_tell_whole_body_buffering_by_content() {
-    assert_passed(&run(CHECK, Setup::memory().mutant("stack::uploads::WholeBodyBuffered")).await.unwrap());
+async fn upload_mutant_whole_body_buffered_caught_by_the_memory_bound_alone() {
+    let verdict = run(CHECK, Setup::memory().mutant("stack::uploads::WholeBodyBuffered")).await.unwrap();
+    assert_broke(&verdict, "body-held-in-memory");
+    assert!(
+        verdict.violations.iter().all(|v| v.starts_with("body-held-in-memory")),
+        "{:?}",
+        verdict.violations
+    );
+}
+
+/// Shared backends: each instance's gauge is its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_mutant_whole_body_buffered_caught_on_every_redis_and_postgres_instance() {
+    let setup = Setup::shared().mutant("stack::uploads::WholeBodyBuffered");
+    let Some(verdict) = run(CHECK, setup).await else { return };
+    let held = verdict.violations.iter().filter(|v| v.starts_with("body-held-in-memory")).count();
+    assert_eq!(held, 3, "{:?}", verdict.violations);
 }
 
 #[tokio::test(flavor = "multi_thread")]

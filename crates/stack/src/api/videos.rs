@@ -10,8 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reference::daily_quota::Quota as _;
 use reference::pagination::{Cursor, Row, RowSet};
-use reference::status_tracker::{Fields, StatusTracker};
-use reference::store::Store;
+use reference::status_tracker::{self, Fields, StatusTracker};
+use reference::store::{Store, Ttl};
 use reference::video::{Status, Video, VideoRegistry};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -245,8 +245,27 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (id, video) = load(&state, caller, &id).await?;
-    let fields = state.statuses.get(&status_id(caller.id, id)).await?.unwrap_or_default();
-    Ok(Json(json!({ "id": format_id(id), "video_status": video.status.as_str(), "fields": fields })))
+    let key = status_id(caller.id, id);
+    let fields = state.statuses.get(&key).await?.unwrap_or_default();
+    status_body(&state, &key, id, &video, fields).await
+}
+
+/// A status as `GET` and `PATCH` answer it, with the time it has left: what shows, over the
+/// network, that a status is forgotten after 24 h rather than kept forever.
+async fn status_body(
+    state: &AppState,
+    key: &str,
+    id: u64,
+    video: &Video,
+    fields: Fields,
+) -> ApiResult<Json<Value>> {
+    let mut body = json!({ "id": format_id(id), "video_status": video.status.as_str(), "fields": fields });
+    match state.statuses.store().pttl(&status_tracker::key(key)).await? {
+        Ttl::Missing => {}
+        Ttl::Persistent => body["expires_in_s"] = Value::Null,
+        Ttl::Remaining(left) => body["expires_in_s"] = json!(left.as_millis().div_ceil(1000) as u64),
+    }
+    Ok(Json(body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,8 +286,9 @@ pub async fn merge_status(
         return Err(ApiError::BadRequest("fields must hold 1 to 50 entries".to_owned()));
     }
     let (id, video) = load(&state, caller, &id).await?;
-    let merged = state.statuses.merge(&status_id(caller.id, id), body.fields).await?;
-    Ok(Json(json!({ "id": format_id(id), "video_status": video.status.as_str(), "fields": merged })))
+    let key = status_id(caller.id, id);
+    let merged = state.statuses.merge(&key, body.fields).await?;
+    status_body(&state, &key, id, &video, merged).await
 }
 
 /// Statuses a worker moves a video through.
