@@ -22,7 +22,7 @@ use clap::Args;
 use reference::limit::Limit;
 
 /// The reference stack's profile, used when `--profile` is not given.
-const REFERENCE_PROFILE: &str = include_str!("../scenarios/reference.toml");
+pub(crate) const REFERENCE_PROFILE: &str = include_str!("../scenarios/reference.toml");
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
@@ -136,23 +136,40 @@ fn load_profile(args: &CheckArgs) -> anyhow::Result<Profile> {
     Ok(profile)
 }
 
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let now = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     format!("{now}-{:04x}", std::process::id() & 0xffff)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     jiff::Timestamp::now().as_millisecond().max(0) as u64
 }
 
 /// The embedded stacks: short windows so a check sees a window end within seconds.
-struct Embedded {
-    stacks: Vec<stack::RunningStack>,
-    fake: fake_upstream::RunningUpstream,
-    description: serde_json::Value,
+pub(crate) struct Embedded {
+    pub(crate) stacks: Vec<stack::RunningStack>,
+    pub(crate) fake: fake_upstream::RunningUpstream,
+    pub(crate) description: serde_json::Value,
 }
 
-async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embedded> {
+impl Embedded {
+    /// Stops the stacks and the fake upstream, and removes the run's namespace from shared
+    /// servers.
+    pub(crate) async fn shutdown(self, command: &str) {
+        let backends = self.stacks.first().map(|s| s.state().backends.clone());
+        for running in self.stacks {
+            let _ = running.shutdown().await;
+        }
+        self.fake.shutdown().await;
+        if let Some(backends) = backends
+            && let Err(e) = backends.purge().await
+        {
+            eprintln!("stampede {command}: could not remove the run's namespace from the servers: {e}");
+        }
+    }
+}
+
+pub(crate) async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embedded> {
     // Access tokens live 8 s and are refreshed every 2 s (below), so a check sees several
     // refresh periods within seconds.
     let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config {
@@ -310,17 +327,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let dir = args.reports.join(&run);
     let path = checks::report::write(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
     if let Some(embedded) = embedded {
-        let backends = embedded.stacks.first().map(|s| s.state().backends.clone());
-        for running in embedded.stacks {
-            let _ = running.shutdown().await;
-        }
-        embedded.fake.shutdown().await;
-        // The run's namespace on shared servers goes with it.
-        if let Some(backends) = backends
-            && let Err(e) = backends.purge().await
-        {
-            eprintln!("stampede check: could not remove the run's namespace from the servers: {e}");
-        }
+        embedded.shutdown("check").await;
     }
     println!(
         "stampede check: {} of {} checks passed{}; verdicts in {}",

@@ -1,6 +1,7 @@
 //! The `stampede` binary: argument parsing and wiring only.
 
 mod check;
+mod load;
 mod serve;
 
 use std::process::ExitCode;
@@ -27,12 +28,15 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run the black-box invariant checks of a target profile against a stack.
     Check(Box<check::CheckArgs>),
+    /// Offer the profile's load mix to a stack, time every response, judge the targets.
+    Load(Box<load::LoadArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => return check::run(*args),
+        Command::Load(args) => return load::run(*args),
         Command::Serve(args) => {
             return match serve::run(*args) {
                 Ok(code) => code,

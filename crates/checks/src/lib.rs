@@ -11,6 +11,8 @@
 //! - [`history`] — operations and outcomes; [`verdict`] — what a checker concludes;
 //! - [`checkers`] — one module per check kind: `run` drives it, `judge` is the pure checker;
 //! - [`report`] — `checks.json`, written atomically;
+//! - [`scenario`] — the profile's load mix (`[load]`) and targets (`[targets]`), which
+//!   `stampede load` runs and judges;
 //! - [`upstream`] — the fake upstream the target calls, driven through its control API by the
 //!   checks that need upstream faults and counts (`--upstream-control`).
 //!
@@ -28,6 +30,7 @@ pub mod client;
 pub mod history;
 pub mod profile;
 pub mod report;
+pub mod scenario;
 pub mod upstream;
 pub mod verdict;
 

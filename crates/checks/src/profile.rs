@@ -33,6 +33,12 @@ pub struct Profile {
     pub defaults: Defaults,
     #[serde(rename = "check", default)]
     pub checks: Vec<Check>,
+    /// What `stampede load` offers the stack (`[load]`).
+    #[serde(default)]
+    pub load: Option<crate::scenario::LoadScenario>,
+    /// What a load run must meet (`[targets]`; seed 004's defaults without it).
+    #[serde(default)]
+    pub targets: crate::scenario::Targets,
 }
 
 /// How a check obtains a user and its token.
@@ -720,6 +726,22 @@ impl Profile {
         for check in &profile.checks {
             check_parameters(check).map_err(|e| invalid(format!("check {:?}: {e}", check.name())))?;
         }
+        profile.targets.validate().map_err(invalid)?;
+        if let Some(load) = &profile.load {
+            load.validate(&profile.targets).map_err(invalid)?;
+            for (what, template) in load.templates() {
+                validate_with(template, crate::scenario::LOAD_PLACEHOLDERS)
+                    .map_err(|e| invalid(format!("{what}: {e}")))?;
+            }
+            for (what, pointer) in [
+                ("load.setup.project_id", &load.setup.project_id),
+                ("load.setup.video_id", &load.setup.video_id),
+            ] {
+                if !pointer.is_empty() && !pointer.starts_with('/') {
+                    return Err(invalid(format!("{what} {pointer:?} is not a JSON pointer")));
+                }
+            }
+        }
         Ok(profile)
     }
 
@@ -790,6 +812,10 @@ impl Profile {
 
 /// Every `{placeholder}` in `template` is one the runner fills, and the method is HTTP's.
 fn validate(template: &RequestTemplate) -> Result<(), String> {
+    validate_with(template, PLACEHOLDERS)
+}
+
+fn validate_with(template: &RequestTemplate, known: &[&str]) -> Result<(), String> {
     let method = template.method.to_ascii_uppercase();
     if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
         return Err(format!("method {:?} is not GET, POST, PUT, PATCH or DELETE", template.method));
@@ -802,16 +828,20 @@ fn validate(template: &RequestTemplate) -> Result<(), String> {
     if let Some(body) = &template.body {
         collect_strings(body, &mut texts);
     }
-    texts.iter().try_for_each(|text| validate_text(text))
+    texts.iter().try_for_each(|text| validate_text_with(text, known))
 }
 
 /// Every `{placeholder}` in `text` is one the runner fills.
 fn validate_text(text: &str) -> Result<(), String> {
+    validate_text_with(text, PLACEHOLDERS)
+}
+
+fn validate_text_with(text: &str, known: &[&str]) -> Result<(), String> {
     for name in placeholders(text) {
-        if !PLACEHOLDERS.contains(&name) {
+        if !known.contains(&name) {
             return Err(format!(
                 "unknown placeholder {{{name}}} in {text:?}; known: {}",
-                PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                known.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
             ));
         }
     }

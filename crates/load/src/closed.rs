@@ -1,0 +1,177 @@
+//! The closed model, run by goose: `users` users, started `users_per_s` a second, each sending
+//! the mix's requests (drawn by weight) one after another with its think time between. goose
+//! times a request to its first byte, in buckets; each transaction here times it to the last
+//! byte of the body itself, into the run's recorder. This model is *not* corrected for
+//! coordinated omission: a stalled stack stalls the users, and the requests they would have
+//! sent are never timed — the stall test shows it under-reporting beside the open model.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use checks::client::Target;
+use checks::profile::{RequestTemplate, fill};
+use goose::config::GooseConfiguration;
+use goose::goose::GooseResponse;
+use goose::prelude::*;
+use rand::SeedableRng;
+use tokio::sync::watch;
+
+use crate::LoadError;
+use crate::mix::{Account, Mix};
+use crate::record::{Outcome, Recorder};
+
+/// What each goose user keeps: its account and instance.
+#[derive(Debug, Clone)]
+struct Session {
+    account: usize,
+    instance: usize,
+}
+
+/// The closed model's population.
+#[derive(Debug, Clone, Copy)]
+pub struct Users {
+    pub users: usize,
+    /// Users started per second (all at once without).
+    pub users_per_s: Option<f64>,
+    /// Each user's pause between requests, `[min, max]` ms.
+    pub think_ms: Option<[u64; 2]>,
+    /// How long every user runs once all have started.
+    pub duration: Duration,
+}
+
+/// The most users that ran at once, and whether the attack was stopped before its time
+/// (Ctrl-C, which goose's own handler turns into its kill switch, or `stop`).
+pub async fn run(
+    target: &Arc<Target>,
+    mix: &Mix,
+    accounts: &Arc<Vec<Account>>,
+    plan: Users,
+    recorder: &Arc<Recorder>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(usize, bool), LoadError> {
+    let Users { users, users_per_s, think_ms, duration } = plan;
+    let goose = |e: GooseError| LoadError::Goose(e.to_string());
+    let next_user = Arc::new(AtomicUsize::new(0));
+    let on_start: TransactionFunction = {
+        let (next_user, accounts, target) =
+            (Arc::clone(&next_user), Arc::clone(accounts), Arc::clone(target));
+        Arc::new(move |user| {
+            let n = next_user.fetch_add(1, Ordering::Relaxed);
+            let session = Session { account: n % accounts.len(), instance: n % target.instances() };
+            Box::pin(async move {
+                user.set_session_data(session);
+                Ok(())
+            })
+        })
+    };
+    let mut scenario = scenario!("stampede").register_transaction(Transaction::new(on_start).set_on_start());
+    if let Some([min, max]) = think_ms {
+        scenario =
+            scenario.set_wait_time(Duration::from_millis(min), Duration::from_millis(max)).map_err(goose)?;
+    }
+    for (i, entry) in mix.entries.iter().enumerate() {
+        if entry.weight == 0 {
+            continue;
+        }
+        let (mix, accounts, target, recorder) =
+            (mix.clone(), Arc::clone(accounts), Arc::clone(target), Arc::clone(recorder));
+        let function: TransactionFunction = Arc::new(move |user| {
+            let (mix, accounts, target, recorder) =
+                (mix.clone(), Arc::clone(&accounts), Arc::clone(&target), Arc::clone(&recorder));
+            Box::pin(async move {
+                let session = user.get_session_data_unchecked::<Session>().clone();
+                let account = &accounts[session.account];
+                let entry = &mix.entries[i];
+                let vars = mix.vars(&target.run, account, &mut rand::rngs::StdRng::from_os_rng());
+                let builder = goose_request(user, &target, session.instance, account, &entry.request, &vars)?;
+                let request =
+                    GooseRequest::builder().set_request_builder(builder).name(entry.name.as_str()).build();
+                let sent = Instant::now();
+                let outcome = match user.request(request).await {
+                    Ok(GooseResponse { response: Ok(response), .. }) => {
+                        let status = response.status().as_u16();
+                        match response.bytes().await {
+                            Ok(body) => {
+                                Outcome::Answered { status, ok: crate::mix::accepted(entry, status, &body) }
+                            }
+                            Err(_) => Outcome::Failed("body"),
+                        }
+                    }
+                    Ok(GooseResponse { response: Err(e), .. }) => {
+                        Outcome::Failed(crate::failure(&e.to_string(), e.is_timeout(), e.is_connect()))
+                    }
+                    Err(e) => Outcome::Failed(crate::failure(&e.to_string(), false, false)),
+                };
+                recorder.record(&entry.name, sent, Instant::now(), outcome);
+                Ok(())
+            })
+        });
+        let weight = usize::try_from(entry.weight).unwrap_or(usize::MAX);
+        let transaction =
+            Transaction::new(function).set_name(&entry.name).set_weight(weight).map_err(goose)?;
+        scenario = scenario.register_transaction(transaction);
+    }
+    let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
+        .map_err(goose)?
+        .register_scenario(scenario)
+        .set_default(GooseDefault::Host, target.urls[0].as_str())
+        .map_err(goose)?
+        .set_default(GooseDefault::Users, users)
+        .map_err(goose)?
+        .set_default(GooseDefault::RunTime, duration.as_secs().max(1) as usize)
+        .map_err(goose)?
+        .set_default(GooseDefault::NoPrintMetrics, true)
+        .map_err(goose)?
+        .set_default(GooseDefault::NoErrorSummary, true)
+        .map_err(goose)?
+        .set_default(GooseDefault::NoTelnet, true)
+        .map_err(goose)?
+        .set_default(GooseDefault::Quiet, 1usize)
+        .map_err(goose)?;
+    if let Some(rate) = users_per_s {
+        attack = attack.set_default(GooseDefault::IncreaseRate, rate.to_string().as_str()).map_err(goose)?;
+    } else {
+        attack = attack.set_default(GooseDefault::IncreaseRate, users.to_string().as_str()).map_err(goose)?;
+    }
+    // Ctrl-C (or the caller's stop) ends the attack the way goose's own handler does.
+    let watcher = tokio::spawn(async move {
+        if stop.wait_for(|s| *s).await.is_ok() {
+            goose::trigger_killswitch("stopped");
+        }
+    });
+    let metrics = attack.execute().await.map_err(goose);
+    watcher.abort();
+    Ok((metrics?.maximum_users, goose::is_killswitch_triggered()))
+}
+
+/// The goose user's request for `template` on `instance`, with `account`'s token.
+fn goose_request(
+    user: &GooseUser,
+    target: &Target,
+    instance: usize,
+    account: &Account,
+    template: &RequestTemplate,
+    vars: &[(&str, String)],
+) -> Result<goose_reqwest::RequestBuilder, Box<TransactionError>> {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let url = format!("{}{}", target.urls[instance], fill(&template.path, &vars));
+    let method = match template.method.to_ascii_uppercase().as_str() {
+        "POST" => GooseMethod::Post,
+        "PUT" => GooseMethod::Put,
+        "PATCH" => GooseMethod::Patch,
+        "DELETE" => GooseMethod::Delete,
+        _ => GooseMethod::Get,
+    };
+    let users = &target.profile.users;
+    let mut builder = user
+        .get_request_builder(&method, &url)?
+        .header(users.header.as_str(), format!("{}{}", users.prefix, account.tokens[instance]));
+    for (name, value) in &template.headers {
+        builder = builder.header(name.as_str(), fill(value, &vars));
+    }
+    if let Some(body) = &template.body {
+        builder = builder.json(&checks::profile::fill_json(body, &vars));
+    }
+    Ok(builder)
+}

@@ -1,0 +1,221 @@
+//! Load generation: the profile's request mix (`[load]`) offered to a target in an open model
+//! (arrival rate, [`open`]) or a closed one (goose users, [`closed`]); every response timed to
+//! its last byte in HdrHistogram ([`record`]); the target's own metrics read before and after;
+//! the targets (`[targets]`) judged ([`targets`]). The result is the load section of the run
+//! report (crate `report`).
+//!
+//! Why these dependencies: goose runs the closed model's users and test plan (its reqwest,
+//! 0.13, is named as `goose-reqwest` to build its requests); hdrhistogram records latencies;
+//! rand draws the mix; the open model sends with the checks crate's client (reqwest 0.12).
+
+pub mod closed;
+pub mod mix;
+pub mod open;
+pub mod record;
+pub mod targets;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checks::client::{Target, TargetError};
+use checks::scenario::{LoadScenario, MixEntry, Model, Targets};
+use report::{LoadReport, MetricReading, TargetVerdict};
+use tokio::sync::watch;
+
+use crate::mix::{Account, Mix};
+use crate::record::{Outcome, Recorder};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("target {url}: setting the load up failed: {reason}")]
+    Setup { url: String, reason: String },
+    /// The profile asks for what the target cannot give (exit code 2).
+    #[error("{0}")]
+    Configuration(String),
+    #[error("goose: {0}")]
+    Goose(String),
+}
+
+/// What `[load]` says, with the command line's overrides.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenario: LoadScenario,
+    pub duration: Duration,
+}
+
+impl Plan {
+    pub fn new(scenario: LoadScenario) -> Self {
+        let duration = Duration::from_secs_f64(scenario.duration_s);
+        Self { scenario, duration }
+    }
+}
+
+/// A finished (or interrupted) load run.
+#[derive(Debug)]
+pub struct Outcomes {
+    pub load: LoadReport,
+    pub targets: Vec<TargetVerdict>,
+    pub interrupted: bool,
+}
+
+/// Sets the accounts up, reads the target's metrics, offers the load until the plan ends or
+/// `stop` turns true, reads the metrics again, and judges the targets.
+pub async fn run(
+    target: Arc<Target>,
+    plan: &Plan,
+    targets: &Targets,
+    stop: watch::Receiver<bool>,
+    progress: impl Fn(&str) + Send + Sync + 'static,
+) -> Result<Outcomes, LoadError> {
+    let scenario = &plan.scenario;
+    progress(&format!("setting up {} accounts", scenario.accounts));
+    let accounts = Arc::new(mix::setup(&target, scenario).await?);
+    let before = scrape(&target, targets).await?;
+    let mix = Mix::new(scenario);
+    let recorder = Arc::new(Recorder::new(Instant::now(), scenario.requests.iter().map(|e| e.name.clone())));
+    let reporter = {
+        let (recorder, stop) = (Arc::clone(&recorder), stop.clone());
+        let total = plan.duration;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.tick().await;
+            while !*stop.borrow() {
+                tick.tick().await;
+                let t = recorder.start().elapsed();
+                progress(&format!(
+                    "{:>4.0} s of {:.0} s: {} requests",
+                    t.as_secs_f64(),
+                    total.as_secs_f64(),
+                    recorder.count()
+                ));
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut stopped = false;
+    let (rate, users, users_reached) = match scenario.model {
+        Model::Open => {
+            let from = scenario.rate.unwrap_or(1.0);
+            let schedule =
+                open::Schedule { from, to: scenario.ramp_to.unwrap_or(from), duration: plan.duration };
+            open::run(&target, &mix, &accounts, schedule, scenario.max_in_flight, &recorder, stop.clone())
+                .await;
+            (Some([schedule.from, schedule.to]), None, None)
+        }
+        Model::Closed => {
+            let users = scenario.users.unwrap_or(1);
+            let (reached, killed) = closed::run(
+                &target,
+                &mix,
+                &accounts,
+                closed::Users {
+                    users,
+                    users_per_s: scenario.users_per_s,
+                    think_ms: scenario.think_ms,
+                    duration: plan.duration,
+                },
+                &recorder,
+                stop.clone(),
+            )
+            .await?;
+            stopped = killed;
+            (None, Some(users), Some(reached))
+        }
+    };
+    reporter.abort();
+    let elapsed = started.elapsed().as_secs_f64();
+    let interrupted = stopped || *stop.borrow();
+    let after = scrape(&target, targets).await?;
+    let metrics = targets
+        .metrics
+        .iter()
+        .zip(before.iter().zip(&after))
+        .map(|(m, ((n0, d0), (n1, d1)))| targets::reading(&m.name, n1 - n0, d1 - d0))
+        .collect::<Vec<MetricReading>>();
+    let endpoints: Vec<_> = recorder.finish(elapsed).into_iter().map(|(e, _)| e).collect();
+    let requests = endpoints.iter().map(|e| e.requests).sum();
+    let errors = endpoints.iter().map(|e| e.errors).sum();
+    let load = LoadReport {
+        model: match scenario.model {
+            Model::Open => "open".to_owned(),
+            Model::Closed => "closed".to_owned(),
+        },
+        rate,
+        users,
+        users_reached,
+        duration_s: elapsed,
+        requests,
+        errors,
+        throughput: if elapsed > 0.0 { requests as f64 / elapsed } else { 0.0 },
+        endpoints,
+        metrics,
+    };
+    let targets = targets::judge(targets, &load);
+    Ok(Outcomes { load, targets, interrupted })
+}
+
+/// Each metric target's numerator and denominator sums, over every instance.
+async fn scrape(target: &Target, targets: &Targets) -> Result<Vec<(f64, f64)>, LoadError> {
+    let mut out = Vec::new();
+    for m in &targets.metrics {
+        let (mut n, mut d) = (0.0, 0.0);
+        for (instance, base) in target.urls.iter().enumerate() {
+            let url = format!("{base}{}", m.metrics);
+            let text = async { target.http.get(&url).send().await?.error_for_status()?.text().await }
+                .await
+                .map_err(|e| LoadError::Setup {
+                url: url.clone(),
+                reason: format!("reading metrics: {e}"),
+            })?;
+            let named = |e: String| {
+                LoadError::Configuration(format!(
+                    "targets.metric {:?}: instance {instance} ({url}): {e}",
+                    m.name
+                ))
+            };
+            n += targets::sums(&text, &m.numerator).map_err(named)?;
+            d += targets::sums(&text, &m.denominator).map_err(named)?;
+        }
+        out.push((n, d));
+    }
+    Ok(out)
+}
+
+/// The request `entry` makes for `account` on `instance`.
+pub fn request(
+    target: &Target,
+    instance: usize,
+    account: &Account,
+    entry: &MixEntry,
+    vars: &[(&str, String)],
+) -> reqwest::RequestBuilder {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    target.request(instance, Some(&account.tokens[instance]), &entry.request, &vars)
+}
+
+/// Sends `request` and reads its body whole.
+pub async fn send(request: reqwest::RequestBuilder, entry: &MixEntry) -> Outcome {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            match response.bytes().await {
+                Ok(body) => Outcome::Answered { status, ok: mix::accepted(entry, status, &body) },
+                Err(e) => Outcome::Failed(if e.is_timeout() { "timeout" } else { "body" }),
+            }
+        }
+        Err(e) => Outcome::Failed(failure(&e.to_string(), e.is_timeout(), e.is_connect())),
+    }
+}
+
+/// A failure without an answer, by kind.
+pub fn failure(_message: &str, timeout: bool, connect: bool) -> &'static str {
+    if timeout {
+        "timeout"
+    } else if connect {
+        "connect"
+    } else {
+        "other"
+    }
+}

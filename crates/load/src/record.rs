@@ -1,0 +1,176 @@
+//! Every request's full response time — from the moment it was due (open model) or sent
+//! (closed model) to the last byte of its body — in HdrHistogram (µs, 3 significant figures),
+//! per endpoint and per second of the run.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use report::{EndpointReport, Latency, Second};
+
+/// The largest latency recorded exactly: one hour, in µs. Longer ones are clamped to it.
+pub const HIGHEST_US: u64 = 3_600_000_000;
+
+/// A histogram of latencies in µs, 3 significant figures.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_US, 3).expect("valid bounds")
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer whose body was read whole; `ok` when the mix entry's recogniser accepts it.
+    Answered { status: u16, ok: bool },
+    /// No answer: `timeout`, `connect`, `body` (the body broke off), `other`.
+    Failed(&'static str),
+}
+
+impl Outcome {
+    fn ok(self) -> bool {
+        matches!(self, Outcome::Answered { ok: true, .. })
+    }
+
+    fn key(self) -> String {
+        match self {
+            Outcome::Answered { status, .. } => status.to_string(),
+            Outcome::Failed(why) => why.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    all: Histogram<u64>,
+    errors: u64,
+    outcomes: BTreeMap<String, u64>,
+    seconds: Vec<(Histogram<u64>, u64)>,
+}
+
+/// The recorder shared by every request of a run.
+#[derive(Debug)]
+pub struct Recorder {
+    start: Instant,
+    endpoints: Mutex<BTreeMap<String, Endpoint>>,
+}
+
+impl Recorder {
+    /// A recorder whose second 0 begins at `start`, with an empty entry for each endpoint (an
+    /// endpoint that never ran still shows, with 0 requests).
+    pub fn new(start: Instant, endpoints: impl IntoIterator<Item = String>) -> Self {
+        let endpoints = endpoints
+            .into_iter()
+            .map(|name| {
+                (
+                    name,
+                    Endpoint { all: histogram(), errors: 0, outcomes: BTreeMap::new(), seconds: Vec::new() },
+                )
+            })
+            .collect();
+        Self { start, endpoints: Mutex::new(endpoints) }
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// One request of `endpoint`, due (or sent) at `due`, finished at `done`.
+    pub fn record(&self, endpoint: &str, due: Instant, done: Instant, outcome: Outcome) {
+        let us = (done.saturating_duration_since(due).as_micros() as u64).clamp(1, HIGHEST_US);
+        let second = due.saturating_duration_since(self.start).as_secs() as usize;
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let e = endpoints.entry(endpoint.to_owned()).or_insert_with(|| Endpoint {
+            all: histogram(),
+            errors: 0,
+            outcomes: BTreeMap::new(),
+            seconds: Vec::new(),
+        });
+        e.all.saturating_record(us);
+        *e.outcomes.entry(outcome.key()).or_default() += 1;
+        if e.seconds.len() <= second {
+            e.seconds.resize_with(second + 1, || (histogram(), 0));
+        }
+        e.seconds[second].0.saturating_record(us);
+        if !outcome.ok() {
+            e.errors += 1;
+            e.seconds[second].1 += 1;
+        }
+    }
+
+    /// Requests recorded so far, all endpoints.
+    pub fn count(&self) -> u64 {
+        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).values().map(|e| e.all.len()).sum()
+    }
+
+    /// The endpoints' reports over a run of `duration_s` seconds, with their histograms.
+    pub fn finish(&self, duration_s: f64) -> Vec<(EndpointReport, Histogram<u64>)> {
+        let endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = |us: u64| us as f64 / 1000.0;
+        endpoints
+            .iter()
+            .map(|(name, e)| {
+                let timeline = e
+                    .seconds
+                    .iter()
+                    .enumerate()
+                    .map(|(t, (h, errors))| {
+                        let some = |q: f64| (!h.is_empty()).then(|| ms(h.value_at_quantile(q)));
+                        Second {
+                            t: t as u64,
+                            requests: h.len(),
+                            errors: *errors,
+                            p50: some(0.5),
+                            p90: some(0.9),
+                            p99: some(0.99),
+                            max: (!h.is_empty()).then(|| ms(h.max())),
+                        }
+                    })
+                    .collect();
+                let report = EndpointReport {
+                    name: name.clone(),
+                    requests: e.all.len(),
+                    errors: e.errors,
+                    outcomes: e.outcomes.clone(),
+                    throughput: if duration_s > 0.0 { e.all.len() as f64 / duration_s } else { 0.0 },
+                    latency_ms: if e.all.is_empty() { Latency::ZERO } else { Latency::of(&e.all) },
+                    histogram: report::encode_histogram(&e.all).unwrap_or_default(),
+                    timeline,
+                };
+                (report, e.all.clone())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn latency_runs_from_due_to_done_and_lands_in_the_due_second() {
+        let start = Instant::now();
+        let r = Recorder::new(start, ["a".to_owned(), "idle".to_owned()]);
+        let ok = Outcome::Answered { status: 200, ok: true };
+        r.record("a", start, start + Duration::from_millis(5), ok);
+        r.record("a", start + Duration::from_millis(1500), start + Duration::from_millis(2700), ok);
+        r.record(
+            "a",
+            start + Duration::from_millis(1600),
+            start + Duration::from_millis(1610),
+            Outcome::Failed("timeout"),
+        );
+        let reports = r.finish(2.0);
+        let (a, h) = &reports[0];
+        assert_eq!((a.name.as_str(), a.requests, a.errors), ("a", 3, 1));
+        assert_eq!(a.outcomes["200"], 2);
+        assert_eq!(a.outcomes["timeout"], 1);
+        assert_eq!(a.timeline.len(), 2);
+        assert_eq!((a.timeline[0].requests, a.timeline[1].requests, a.timeline[1].errors), (1, 2, 1));
+        // The 1.2 s answer is timed from its due time, not from when it happened to be sent.
+        assert!((a.latency_ms.max - 1200.0).abs() < 2.0, "{:?}", a.latency_ms);
+        assert_eq!(h.len(), 3);
+        assert_eq!(reports[1].0.requests, 0, "an endpoint that never ran still shows");
+    }
+}

@@ -1,0 +1,249 @@
+//! Targets judged against what a run measured: latency percentiles and error rate per
+//! endpoint, throughput, users reached, and ratios of the target's own metrics. A target the
+//! run has no measurement for fails, never passes silently.
+
+use checks::scenario::{Selector, Targets};
+use report::{LoadReport, MetricReading, TargetVerdict};
+
+/// Every target of `targets` judged against `load`.
+pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
+    let mut verdicts = Vec::new();
+    for e in &load.endpoints {
+        let own = targets.endpoint.get(&e.name).cloned().unwrap_or_default();
+        let idle = e.requests == 0;
+        for (what, bound, measured) in [
+            ("p50", own.p50_ms.unwrap_or(targets.p50_ms), e.latency_ms.p50),
+            ("p95", own.p95_ms.unwrap_or(targets.p95_ms), e.latency_ms.p95),
+            ("p99", own.p99_ms.unwrap_or(targets.p99_ms), e.latency_ms.p99),
+        ] {
+            verdicts.push(below(
+                format!("{what} of {}", e.name),
+                Some(e.name.clone()),
+                bound,
+                (!idle).then_some(measured),
+                "ms",
+            ));
+        }
+        let rate = (!idle).then(|| e.errors as f64 / e.requests as f64);
+        let bound = own.max_error_rate.unwrap_or(targets.max_error_rate);
+        let mut v = at_most(format!("error rate of {}", e.name), Some(e.name.clone()), bound, rate, "ratio");
+        if !idle && !v.passed {
+            let outcomes: Vec<String> = e.outcomes.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            v.detail = format!("{}; answers {}", v.detail, outcomes.join(", "));
+        }
+        verdicts.push(v);
+    }
+    if let Some(min) = targets.min_throughput {
+        verdicts.push(above("throughput".to_owned(), None, min, Some(load.throughput), "req/s"));
+    }
+    if let Some(min) = targets.min_users {
+        let reached = load.users_reached.map(|u| u as f64);
+        let mut v = above("concurrent users".to_owned(), None, min as f64, reached, "users");
+        if reached.is_none() {
+            v.detail = "the open model runs no users; min_users needs the closed model".to_owned();
+        }
+        verdicts.push(v);
+    }
+    for m in &targets.metrics {
+        let reading = load.metrics.iter().find(|r| r.name == m.name);
+        let value = reading.and_then(|r| r.value);
+        if let Some(max) = m.max {
+            verdicts.push(at_most(m.name.clone(), None, max, value, "ratio"));
+        }
+        if let Some(min) = m.min {
+            verdicts.push(above(m.name.clone(), None, min, value, "ratio"));
+        }
+    }
+    verdicts
+}
+
+fn verdict(
+    name: String,
+    endpoint: Option<String>,
+    comparison: &str,
+    bound: f64,
+    measured: Option<f64>,
+    unit: &str,
+    ok: bool,
+) -> TargetVerdict {
+    let detail = match measured {
+        None => "nothing was measured".to_owned(),
+        Some(m) => format!(
+            "measured {m:.3} {unit}, {} {comparison} {bound} {unit}",
+            if ok { "meets" } else { "misses" }
+        ),
+    };
+    TargetVerdict {
+        name,
+        endpoint,
+        comparison: comparison.to_owned(),
+        bound,
+        measured,
+        unit: unit.to_owned(),
+        passed: ok && measured.is_some(),
+        detail,
+    }
+}
+
+fn below(
+    name: String,
+    endpoint: Option<String>,
+    bound: f64,
+    measured: Option<f64>,
+    unit: &str,
+) -> TargetVerdict {
+    let ok = measured.is_some_and(|m| m < bound);
+    verdict(name, endpoint, "<", bound, measured, unit, ok)
+}
+
+fn at_most(
+    name: String,
+    endpoint: Option<String>,
+    bound: f64,
+    measured: Option<f64>,
+    unit: &str,
+) -> TargetVerdict {
+    let ok = measured.is_some_and(|m| m <= bound);
+    verdict(name, endpoint, "<=", bound, measured, unit, ok)
+}
+
+fn above(
+    name: String,
+    endpoint: Option<String>,
+    bound: f64,
+    measured: Option<f64>,
+    unit: &str,
+) -> TargetVerdict {
+    let ok = measured.is_some_and(|m| m >= bound);
+    verdict(name, endpoint, ">=", bound, measured, unit, ok)
+}
+
+/// The sums of `selectors` in `text` (Prometheus text); the first selector no series matches
+/// is an error naming it.
+pub fn sums(text: &str, selectors: &[String]) -> Result<f64, String> {
+    let mut total = 0.0;
+    for s in selectors {
+        let selector = Selector::parse(s)?;
+        total += selector.sum(text).ok_or_else(|| format!("the target exposes no series {s:?}"))?;
+    }
+    Ok(total)
+}
+
+/// A reading from the numerator and denominator increases.
+pub fn reading(name: &str, numerator: f64, denominator: f64) -> MetricReading {
+    MetricReading {
+        name: name.to_owned(),
+        numerator,
+        denominator,
+        value: (denominator > 0.0).then(|| numerator / denominator),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use report::{EndpointReport, Latency};
+
+    use super::*;
+
+    fn endpoint(name: &str, p99: f64, requests: u64, errors: u64) -> EndpointReport {
+        EndpointReport {
+            name: name.to_owned(),
+            requests,
+            errors,
+            outcomes: BTreeMap::from([("200".to_owned(), requests - errors), ("503".to_owned(), errors)]),
+            throughput: 0.0,
+            latency_ms: Latency { p50: 10.0, p95: 50.0, p99, ..Latency::ZERO },
+            histogram: String::new(),
+            timeline: Vec::new(),
+        }
+    }
+
+    fn load(endpoints: Vec<EndpointReport>) -> LoadReport {
+        LoadReport {
+            model: "open".into(),
+            rate: Some([10.0, 10.0]),
+            users: None,
+            users_reached: None,
+            duration_s: 10.0,
+            requests: endpoints.iter().map(|e| e.requests).sum(),
+            errors: 0,
+            throughput: 100.0,
+            endpoints,
+            metrics: vec![reading("cache-hit-rate", 70.0, 100.0), reading("queries", 0.0, 0.0)],
+        }
+    }
+
+    fn failed(verdicts: &[TargetVerdict]) -> Vec<&str> {
+        verdicts.iter().filter(|v| !v.passed).map(|v| v.name.as_str()).collect()
+    }
+
+    #[test]
+    fn percentiles_and_error_rates_are_judged_per_endpoint() {
+        let mut targets = Targets::default();
+        targets.endpoint.insert(
+            "slow".into(),
+            checks::scenario::EndpointTargets { p99_ms: Some(900.0), ..Default::default() },
+        );
+        let v = judge(
+            &targets,
+            &load(vec![
+                endpoint("fast", 499.0, 100, 1),
+                endpoint("slow", 800.0, 100, 2),
+                endpoint("bad", 501.0, 100, 0),
+            ]),
+        );
+        assert_eq!(failed(&v), ["error rate of slow", "p99 of bad"]);
+        let errors = v.iter().find(|v| v.name == "error rate of slow").unwrap();
+        assert!(errors.detail.contains("503: 2"), "{}", errors.detail);
+    }
+
+    #[test]
+    fn a_target_without_a_measurement_fails() {
+        let mut targets = Targets { min_users: Some(10), ..Targets::default() };
+        targets.metrics.push(checks::scenario::MetricTarget {
+            name: "queries".into(),
+            metrics: "/metrics".into(),
+            numerator: vec!["a".into()],
+            denominator: vec!["b".into()],
+            min: None,
+            max: Some(10.0),
+        });
+        let v = judge(&targets, &load(vec![endpoint("idle", 0.0, 0, 0)]));
+        assert_eq!(
+            failed(&v),
+            [
+                "p50 of idle",
+                "p95 of idle",
+                "p99 of idle",
+                "error rate of idle",
+                "concurrent users",
+                "queries"
+            ]
+        );
+    }
+
+    #[test]
+    fn metric_ratios_are_judged_against_their_bounds() {
+        let mut targets = Targets { min_throughput: Some(150.0), ..Targets::default() };
+        targets.metrics.push(checks::scenario::MetricTarget {
+            name: "cache-hit-rate".into(),
+            metrics: "/metrics".into(),
+            numerator: vec!["a".into()],
+            denominator: vec!["b".into()],
+            min: Some(0.8),
+            max: None,
+        });
+        let v = judge(&targets, &load(vec![endpoint("e", 1.0, 10, 0)]));
+        assert_eq!(failed(&v), ["throughput", "cache-hit-rate"]);
+    }
+
+    #[test]
+    fn a_selector_the_target_does_not_expose_is_named() {
+        let text = "stampede_x_total 5\nstampede_y_total{a=\"1\"} 2\nstampede_y_total{a=\"2\"} 3\n";
+        assert_eq!(sums(text, &["stampede_x_total".into(), "stampede_y_total".into()]), Ok(10.0));
+        let err = sums(text, &["stampede_z".into()]).unwrap_err();
+        assert!(err.contains("stampede_z"), "{err}");
+    }
+}

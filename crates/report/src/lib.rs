@@ -1,0 +1,229 @@
+//! The run report: `reports/<run-id>/report.json` (schema `report.schema.json` beside this
+//! crate, validated against real output in a test), and the files rendered from it. Every
+//! endpoint's latency histogram travels in the report as HdrHistogram's V2 encoding in base64,
+//! so reports from several generators merge exactly: histograms are added, never percentiles
+//! averaged.
+//!
+//! Why these dependencies: hdrhistogram is the card's latency recorder and owns its wire
+//! format (V2); base64 is how that binary format travels in JSON.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+/// The schema's identifier; bumped on any incompatible change.
+pub const SCHEMA: &str = "stampede.report/1";
+
+/// The percentiles every endpoint reports.
+pub const PERCENTILES: [(&str, f64); 5] =
+    [("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9)];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub run: RunMeta,
+    /// The `checks.json` of the run's checks, when it ran them.
+    pub checks: Option<serde_json::Value>,
+    pub load: Option<LoadReport>,
+    pub targets: Vec<TargetVerdict>,
+    /// Every check held and every target was met (and the run completed).
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub id: String,
+    pub stampede_version: String,
+    /// `git rev-parse HEAD` of the tree stampede was built from, when known.
+    pub git_revision: Option<String>,
+    pub profile: String,
+    pub target: Vec<String>,
+    /// How the target was set up, when stampede started it.
+    pub embedded: Option<serde_json::Value>,
+    pub host: String,
+    /// Milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    pub finished_at_ms: u64,
+    /// False when the run was interrupted (Ctrl-C): what is here was measured before.
+    pub complete: bool,
+    pub interrupted: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// `open` or `closed`.
+    pub model: String,
+    /// Open model: the offered rate at the start and the end (requests per second).
+    pub rate: Option<[f64; 2]>,
+    /// Closed model: users asked for, and the most that ran at once.
+    pub users: Option<usize>,
+    pub users_reached: Option<usize>,
+    /// Seconds the load ran (less than planned when interrupted).
+    pub duration_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Answered requests per second over the run.
+    pub throughput: f64,
+    pub endpoints: Vec<EndpointReport>,
+    /// What the target's metrics said over the run (increase of each selected series sum).
+    pub metrics: Vec<MetricReading>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointReport {
+    pub name: String,
+    pub requests: u64,
+    pub errors: u64,
+    /// Answers by status (`"200"`) and failures without one (`"timeout"`, `"connect"`, …).
+    pub outcomes: std::collections::BTreeMap<String, u64>,
+    pub throughput: f64,
+    /// Milliseconds.
+    pub latency_ms: Latency,
+    /// The full histogram (µs, 3 significant figures): HdrHistogram V2, base64.
+    pub histogram: String,
+    /// One entry per second of the run, by the second each request was due.
+    pub timeline: Vec<Second>,
+}
+
+/// Percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Second {
+    /// Seconds since the load started.
+    pub t: u64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Milliseconds; null in a second without requests.
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricReading {
+    pub name: String,
+    pub numerator: f64,
+    pub denominator: f64,
+    /// `numerator / denominator`; null when the denominator did not move.
+    pub value: Option<f64>,
+}
+
+/// One target and whether the run met it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetVerdict {
+    /// `p99 of import`, `error rate of dashboard`, `throughput`, `cache-hit-rate`, ….
+    pub name: String,
+    /// The endpoint it applies to, if one.
+    pub endpoint: Option<String>,
+    /// `<` or `>`: the measured value must be below or above the bound.
+    pub comparison: String,
+    pub bound: f64,
+    pub measured: Option<f64>,
+    pub unit: String,
+    pub passed: bool,
+    /// Why it failed, or what it measured, in words.
+    pub detail: String,
+}
+
+impl Latency {
+    /// No requests.
+    pub const ZERO: Self =
+        Self { min: 0.0, mean: 0.0, p50: 0.0, p90: 0.0, p95: 0.0, p99: 0.0, p99_9: 0.0, max: 0.0 };
+
+    /// The percentiles of `h` (µs) in milliseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p99_9: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// `h` as base64 of its V2 encoding.
+pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    V2Serializer::new().serialize(h, &mut bytes).map_err(|e| format!("{e:?}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The histogram [`encode_histogram`] wrote.
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| e.to_string())?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("{e:?}"))
+}
+
+/// Writes `bytes` to `dir/name` atomically (a temporary file in the same directory, synced,
+/// then renamed over it); the final path.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Writes `report` as `dir/report.json`.
+pub fn write_json(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
+    let mut bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write_atomic(dir, "report.json", &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_survives_its_encoding_exactly() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        for v in [1, 250, 999, 1_000, 12_345, 1_000_000, 59_000_000] {
+            h.record_n(v, v % 7 + 1).unwrap();
+        }
+        let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
+        assert_eq!(back.len(), h.len());
+        for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(back.value_at_quantile(q), h.value_at_quantile(q), "q {q}");
+        }
+        assert!(decode_histogram("not base64!").is_err());
+    }
+
+    #[test]
+    fn latency_is_read_in_milliseconds() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let l = Latency::of(&h);
+        assert!((l.p50 - 500.0).abs() < 1.0, "{l:?}");
+        assert!((l.p99 - 990.0).abs() < 1.0, "{l:?}");
+        assert!((l.max - 1000.0).abs() < 1.0, "{l:?}");
+    }
+}
