@@ -189,6 +189,10 @@ fn check_every_stack_mutant_is_caught_by_a_check() {
                     CATCHES.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
                 {
                     let mut args = vec!["--mutant", mutant, "--only", check];
+                    // A race between a fresh day's first consumes: each round is one chance.
+                    if rule == "lost-units" {
+                        args.extend(["--rounds", "10"]);
+                    }
                     if needs == Needs::SharedInstances {
                         let Some((redis, database)) = &shared else { continue };
                         args.extend(["--instances", "3", "--redis", redis, "--database", database]);

@@ -12,7 +12,9 @@ async fn counter_passes_on_the_reference_stack() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn counter_catches_the_incr_or_set_mutant_in_memory() {
-    let verdict = run(CHECK, Setup::memory().mutant(MUTANT)).await.unwrap();
+    // Only a fresh day's first consumes race; each round is a fresh user. On a busy machine
+    // the race is missed in some rounds: ten of them.
+    let verdict = run(CHECK, Setup::memory().mutant(MUTANT).bursts(32, 10)).await.unwrap();
     assert_broke(&verdict, "lost-units");
 }
 
