@@ -252,57 +252,9 @@ fn check_unknown_check_name_exits_2() {
     assert!(text(&out).contains("publish-rate-limit"), "{}", text(&out));
 }
 
-/// `stampede serve` in another process; killed on drop.
-struct Served {
-    child: std::process::Child,
-    url: String,
-    upstream: String,
-}
-
-impl Served {
-    fn start(args: &[&str]) -> Self {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn stampede serve");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (mut url, mut upstream) = (None, None);
-        while url.is_none() {
-            let line =
-                rx.recv_timeout(std::time::Duration::from_secs(10)).expect("serve printed its address");
-            if let Some(u) = line.strip_prefix("stampede serve: listening on ") {
-                url = Some(u.to_owned());
-            }
-            if let Some(u) = line.strip_prefix("stampede serve: fake upstream on ") {
-                upstream = Some(u.to_owned());
-            }
-        }
-        Served { child, url: url.unwrap(), upstream: upstream.unwrap_or_default() }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn check_target_runs_the_same_checks_against_a_stack_in_another_process() {
-    let served = Served::start(&[
+    let served = support::Served::start(&[
         "--publish-limit",
         "5/3s",
         "--refresh-period",

@@ -1,6 +1,8 @@
 //! What the end-to-end tests of `stampede check` share.
+#![allow(dead_code)] // each test binary uses part of it
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 /// The reference profile as the tests run it. The one change: the bound on the latency of the
@@ -18,4 +20,52 @@ pub fn test_profile() -> &'static Path {
         std::fs::write(&path, text).expect("write the test profile");
         path
     })
+}
+
+/// `stampede serve` in another process; killed on drop.
+pub struct Served {
+    pub child: std::process::Child,
+    pub url: String,
+    pub upstream: String,
+}
+
+impl Served {
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn stampede serve");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut url, mut upstream) = (None, None);
+        while url.is_none() {
+            let line =
+                rx.recv_timeout(std::time::Duration::from_secs(10)).expect("serve printed its address");
+            if let Some(u) = line.strip_prefix("stampede serve: listening on ") {
+                url = Some(u.to_owned());
+            }
+            if let Some(u) = line.strip_prefix("stampede serve: fake upstream on ") {
+                upstream = Some(u.to_owned());
+            }
+        }
+        Served { child, url: url.unwrap(), upstream: upstream.unwrap_or_default() }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

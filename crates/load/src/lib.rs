@@ -75,8 +75,9 @@ pub async fn run(
     let before = scrape(&target, targets).await?;
     let mix = Mix::new(scenario);
     let recorder = Arc::new(Recorder::new(Instant::now(), scenario.requests.iter().map(|e| e.name.clone())));
+    let progress = Arc::new(progress);
     let reporter = {
-        let (recorder, stop) = (Arc::clone(&recorder), stop.clone());
+        let (recorder, stop, progress) = (Arc::clone(&recorder), stop.clone(), Arc::clone(&progress));
         let total = plan.duration;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -93,6 +94,7 @@ pub async fn run(
             }
         })
     };
+    progress("offering load");
     let started = Instant::now();
     let mut stopped = false;
     let (rate, users, users_reached) = match scenario.model {

@@ -1,0 +1,210 @@
+//! End-to-end tests of `stampede load`. The ground truth of the measurement: a `stampede serve`
+//! process is frozen (SIGSTOP) for one second at a known moment of the run. The open model,
+//! which times every request from when it was due, must show the stall in its p99; the closed
+//! model, whose users simply wait, under-reports it (the stall is in its max, not its p99) —
+//! coordinated omission, shown rather than asserted away.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod support;
+
+fn reports() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("stampede-load-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").args([sig, &pid.to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// Runs `stampede load` against `served` with `args`; once the load is being offered, waits
+/// `after`, freezes the server for `stall`, and lets it go. The report and the exit code.
+fn load_with_stall(
+    served: &support::Served,
+    run_id: &str,
+    args: &[&str],
+    after: Duration,
+    stall: Duration,
+) -> (Option<i32>, Value) {
+    let dir = reports();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .arg("load")
+        .args(["--target", &served.url, "--reports", dir.to_str().unwrap(), "--run-id", run_id])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn stampede load");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            lines.push(line);
+        }
+        lines
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the load started");
+        if line.contains("offering load") {
+            break;
+        }
+    }
+    std::thread::sleep(after);
+    signal(served.child.id(), "-STOP");
+    std::thread::sleep(stall);
+    signal(served.child.id(), "-CONT");
+    let status = child.wait().expect("stampede load ends");
+    let lines = reader.join().unwrap();
+    let path = dir.join(run_id).join("report.json");
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), lines.join("\n")));
+    (status.code(), serde_json::from_slice(&bytes).expect("report.json is JSON"))
+}
+
+/// Every endpoint's histogram added into one: the run's latency distribution.
+fn all_requests(report: &Value) -> hdrhistogram::Histogram<u64> {
+    let mut all = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    for e in report["load"]["endpoints"].as_array().unwrap() {
+        all.add(report::decode_histogram(e["histogram"].as_str().unwrap()).unwrap()).unwrap();
+    }
+    all
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+#[test]
+fn load_open_model_shows_a_one_second_stall_in_its_p99_and_the_closed_model_hides_it() {
+    let served = support::Served::start(&[]);
+    let stall = Duration::from_secs(1);
+    // 200 requests due every second for 6 s; the server frozen for 1 s from about t = 2 s:
+    // about a sixth of the requests wait for it, up to a second each.
+    let (_, open) = load_with_stall(
+        &served,
+        "stall-open",
+        &["--model", "open", "--rate", "200", "--duration", "6"],
+        Duration::from_secs(2),
+        stall,
+    );
+    let open_all = all_requests(&open);
+    let (p50, p99, max) =
+        (ms(open_all.value_at_quantile(0.5)), ms(open_all.value_at_quantile(0.99)), ms(open_all.max()));
+    eprintln!("open model: {} requests, p50 {p50} ms, p99 {p99} ms, max {max} ms", open_all.len());
+    assert!(max >= 900.0, "the open model's max shows the 1 s stall: {max} ms");
+    assert!(p99 >= 700.0, "the open model's p99 shows the stall: {p99} ms");
+    assert!(p50 < 200.0, "most requests were not stalled: p50 {p50} ms");
+    let missed: Vec<&str> = open["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["passed"] == false)
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(missed.iter().any(|n| n.starts_with("p99 of")), "a p99 target is missed: {missed:?}");
+
+    // The same stall under 8 closed-model users with no think time: each user has one request
+    // caught in it, among thousands that were not.
+    let (_, closed) = load_with_stall(
+        &served,
+        "stall-closed",
+        &["--model", "closed", "--users", "8", "--duration", "6"],
+        Duration::from_secs(2),
+        stall,
+    );
+    let closed_all = all_requests(&closed);
+    let (p99, max) = (ms(closed_all.value_at_quantile(0.99)), ms(closed_all.max()));
+    eprintln!("closed model: {} requests, p99 {p99} ms, max {max} ms", closed_all.len());
+    assert!(max >= 900.0, "the closed model saw the stall, in its max: {max} ms");
+    assert!(p99 < 200.0, "and its p99 under-reports it: {p99} ms");
+    assert!(closed["load"]["users_reached"].as_u64() == Some(8), "{}", closed["load"]);
+}
+
+#[test]
+fn load_report_is_written_with_every_endpoint_and_target() {
+    let served = support::Served::start(&[]);
+    let dir = reports();
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .arg("load")
+        .args(["--target", &served.url, "--reports", dir.to_str().unwrap(), "--run-id", "plain"])
+        .args(["--rate", "50", "--duration", "3"])
+        .output()
+        .expect("run stampede load");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plain/report.json")).unwrap()).unwrap();
+    let load = &report["load"];
+    assert_eq!(load["model"], "open");
+    let endpoints = load["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 6, "{text}");
+    let requests: u64 = endpoints.iter().map(|e| e["requests"].as_u64().unwrap()).sum();
+    assert_eq!(load["requests"].as_u64(), Some(requests));
+    assert!((140..=151).contains(&requests), "50/s for 3 s: {requests}\n{text}");
+    for e in endpoints {
+        let h = report::decode_histogram(e["histogram"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            h.len(),
+            e["requests"].as_u64().unwrap(),
+            "the histogram holds every request of {}",
+            e["name"]
+        );
+    }
+    assert_eq!(report["run"]["complete"], true);
+    // The reference stack exposes both metrics the targets name.
+    let names: Vec<&str> =
+        load["metrics"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["queries-per-request", "cache-hit-rate"]);
+    // min_throughput 90/s is missed at 50/s: exit 1, and the report says which.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let missed: Vec<&str> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["passed"] == false)
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(missed, ["throughput"], "{text}");
+}
+
+#[test]
+fn load_target_naming_a_metric_the_stack_does_not_expose_exits_2() {
+    let served = support::Served::start(&[]);
+    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/reference.toml");
+    let text = std::fs::read_to_string(reference).unwrap();
+    let text = text.replace("stampede_db_queries_per_request_count", "stampede_no_such_metric");
+    let profile = reports().join("unknown-metric.toml");
+    std::fs::write(&profile, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .arg("load")
+        .args(["--target", &served.url, "--profile", profile.to_str().unwrap(), "--duration", "1"])
+        .args(["--reports", reports().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("stampede_no_such_metric") && stderr.contains("queries-per-request"), "{stderr}");
+}
+
+#[test]
+fn load_unreachable_target_exits_3_naming_the_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["load", "--target", &url, "--duration", "1", "--reports", reports().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&url), "{stderr}");
+}
