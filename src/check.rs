@@ -91,7 +91,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Usage(anyhow::Error),
     Unreachable(TargetError),
 }
@@ -102,7 +102,7 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-fn load_profile(args: &CheckArgs) -> anyhow::Result<Profile> {
+pub(crate) fn load_profile(args: &CheckArgs) -> anyhow::Result<Profile> {
     let mut profile = match &args.profile {
         Some(path) => Profile::load(path)?,
         None => {
@@ -266,50 +266,8 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         urls.len()
     );
 
-    let mut verdicts = Vec::new();
-    let mut complete = true;
-    let mut misconfigured = false;
-    let checks: Vec<Check> = target.profile.checks.clone();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    for check in &checks {
-        print!("  {:<28} {:<16} ", check.name(), check.kind());
-        let _ = std::io::stdout().flush();
-        let verdict = tokio::select! {
-            verdict = checks::run_check(&target, check) => verdict,
-            _ = &mut interrupted => {
-                println!("interrupted");
-                complete = false;
-                break;
-            }
-        };
-        let verdict = match verdict {
-            Ok(verdict) => verdict,
-            Err(e @ TargetError::Unreachable { .. }) => return Err(Failure::Unreachable(e)),
-            Err(e @ TargetError::Configuration { .. }) => {
-                // Not a verdict on the target: the check could not run as configured.
-                misconfigured = true;
-                let mut v =
-                    checks::verdict::Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
-                v.violate("configuration", e.to_string(), []);
-                v.summarize(format!("not run: {e}"))
-            }
-            Err(e) => {
-                // The target refused to set the check up: report it as a failed check.
-                let mut v =
-                    checks::verdict::Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
-                v.violate("setup", e.to_string(), []);
-                v.summarize(e.to_string())
-            }
-        };
-        let label = match verdict.rules().first() {
-            _ if verdict.passed => "pass",
-            Some(&"configuration") => "ERROR",
-            _ => "FAIL",
-        };
-        println!("{label}  {}", verdict.summary);
-        verdicts.push(verdict);
-    }
+    let stop = crate::load::interrupt();
+    let Checked { verdicts, complete, misconfigured } = run_checks(&target, stop).await?;
     let passed = complete && verdicts.iter().all(|v| v.passed);
     let report = ChecksReport {
         schema: checks::report::SCHEMA,
@@ -343,4 +301,63 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// What running a profile's checks came to.
+pub(crate) struct Checked {
+    pub(crate) verdicts: Vec<checks::verdict::Verdict>,
+    /// False when `stop` ended the run early.
+    pub(crate) complete: bool,
+    /// A check could not run as configured (exit code 2).
+    pub(crate) misconfigured: bool,
+}
+
+/// Runs every check of `target`'s profile in order, printing a line each, until `stop`.
+pub(crate) async fn run_checks(
+    target: &Target,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Checked, Failure> {
+    let mut verdicts = Vec::new();
+    let mut complete = true;
+    let mut misconfigured = false;
+    let checks: Vec<Check> = target.profile.checks.clone();
+    for check in &checks {
+        print!("  {:<28} {:<16} ", check.name(), check.kind());
+        let _ = std::io::stdout().flush();
+        let verdict = tokio::select! {
+            verdict = checks::run_check(target, check) => verdict,
+            _ = stop.wait_for(|s| *s) => {
+                println!("interrupted");
+                complete = false;
+                break;
+            }
+        };
+        let verdict = match verdict {
+            Ok(verdict) => verdict,
+            Err(e @ TargetError::Unreachable { .. }) => return Err(Failure::Unreachable(e)),
+            Err(e @ TargetError::Configuration { .. }) => {
+                // Not a verdict on the target: the check could not run as configured.
+                misconfigured = true;
+                let mut v =
+                    checks::verdict::Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
+                v.violate("configuration", e.to_string(), []);
+                v.summarize(format!("not run: {e}"))
+            }
+            Err(e) => {
+                // The target refused to set the check up: report it as a failed check.
+                let mut v =
+                    checks::verdict::Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
+                v.violate("setup", e.to_string(), []);
+                v.summarize(e.to_string())
+            }
+        };
+        let label = match verdict.rules().first() {
+            _ if verdict.passed => "pass",
+            Some(&"configuration") => "ERROR",
+            _ => "FAIL",
+        };
+        println!("{label}  {}", verdict.summary);
+        verdicts.push(verdict);
+    }
+    Ok(Checked { verdicts, complete, misconfigured })
 }

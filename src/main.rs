@@ -2,6 +2,7 @@
 
 mod check;
 mod load;
+mod run;
 mod serve;
 
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run the black-box invariant checks of a target profile against a stack.
     Check(Box<check::CheckArgs>),
+    /// The main job: the checks, then the load, the targets judged, the reports written.
+    Run(Box<run::RunArgs>),
     /// Offer the profile's load mix to a stack, time every response, judge the targets.
     Load(Box<load::LoadArgs>),
 }
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => return check::run(*args),
         Command::Load(args) => return load::run(*args),
+        Command::Run(args) => return run::run(*args),
         Command::Serve(args) => {
             return match serve::run(*args) {
                 Ok(code) => code,

@@ -208,3 +208,28 @@ fn load_unreachable_target_exits_3_naming_the_url() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains(&url), "{stderr}");
 }
+
+/// The main job end to end on the embedded stack: the checks, then the load, one report.
+#[test]
+fn run_checks_then_loads_the_embedded_stack_and_writes_the_report() {
+    let dir = reports();
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .arg("run")
+        .arg("--profile")
+        .arg(support::test_profile())
+        .args(["--duration", "5", "--reports", dir.to_str().unwrap(), "--run-id", "main-job"])
+        .output()
+        .expect("run stampede run");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("stampede run: PASS"), "{text}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("main-job/report.json")).unwrap()).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["run"]["complete"], true);
+    let verdicts = report["checks"]["verdicts"].as_array().unwrap();
+    assert!(verdicts.len() >= 12 && verdicts.iter().all(|v| v["passed"] == true), "{text}");
+    assert!(report["load"]["requests"].as_u64().unwrap() >= 400, "{text}");
+    assert!(report["targets"].as_array().unwrap().iter().all(|t| t["passed"] == true), "{text}");
+    assert!(dir.join("main-job/checks.json").exists());
+}
