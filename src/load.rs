@@ -272,6 +272,9 @@ pub(crate) fn print_summary(report: &Report) {
         );
     }
     println!("  {:<20} {:>8} {:>7} {:>9.1}", "all", load.requests, load.errors, load.throughput);
+    if load.unsent > 0 {
+        println!("  {} requests fell due and were never sent (the generator fell behind)", load.unsent);
+    }
     for m in &load.metrics {
         let value = m.value.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
         println!("  metric {:<28} {value} ({} / {})", m.name, m.numerator, m.denominator);

@@ -97,13 +97,25 @@ pub async fn run(
     progress("offering load");
     let started = Instant::now();
     let mut stopped = false;
+    let mut unsent = 0;
     let (rate, users, users_reached) = match scenario.model {
         Model::Open => {
             let from = scenario.rate.unwrap_or(1.0);
             let schedule =
                 open::Schedule { from, to: scenario.ramp_to.unwrap_or(from), duration: plan.duration };
-            open::run(&target, &mix, &accounts, schedule, scenario.max_in_flight, &recorder, stop.clone())
-                .await;
+            let sent = open::run(
+                &target,
+                &mix,
+                &accounts,
+                schedule,
+                scenario.max_in_flight,
+                &recorder,
+                stop.clone(),
+            )
+            .await;
+            if !*stop.borrow() {
+                unsent = schedule.total().saturating_sub(sent);
+            }
             (Some([schedule.from, schedule.to]), None, None)
         }
         Model::Closed => {
@@ -150,6 +162,7 @@ pub async fn run(
         duration_s: elapsed,
         requests,
         errors,
+        unsent,
         throughput: if elapsed > 0.0 { requests as f64 / elapsed } else { 0.0 },
         endpoints,
         metrics,

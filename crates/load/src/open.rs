@@ -25,6 +25,11 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Requests due over the whole schedule.
+    pub fn total(&self) -> u64 {
+        (self.duration.as_secs_f64() * (self.from + self.to) / 2.0).ceil() as u64
+    }
+
     /// The offset of request `i` from the start, or none when it falls after the end. The
     /// number due by `t` is `from·t + (to − from)·t²/(2·d)`; this solves it for `t`.
     pub fn due(&self, i: u64) -> Option<Duration> {
@@ -41,7 +46,7 @@ impl Schedule {
 }
 
 /// Runs the open model until the schedule ends or `stop` turns true; waits (at most the
-/// target's timeout) for the requests in flight. The requests offered.
+/// target's timeout) for the requests in flight. The requests sent.
 pub async fn run(
     target: &Target,
     mix: &Mix,
@@ -55,8 +60,14 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut offered = 0u64;
+    let end = start + schedule.duration;
     while let Some(offset) = schedule.due(offered) {
         let due = start + offset;
+        // A generator that cannot keep up stops at the end all the same; what it could not
+        // send is reported as unsent, not sent late into a longer run.
+        if Instant::now() >= end {
+            break;
+        }
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -99,6 +110,7 @@ mod tests {
         assert_eq!(s.due(50), Some(Duration::from_millis(500)));
         assert!(s.due(199).is_some());
         assert_eq!(s.due(200), None, "200 requests in 2 s at 100/s");
+        assert_eq!(s.total(), 200);
     }
 
     #[test]

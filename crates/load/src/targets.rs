@@ -33,6 +33,18 @@ pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
         }
         verdicts.push(v);
     }
+    if load.model == "open" {
+        // The offered load is the one asked for, or the figures describe another run.
+        let mut v =
+            at_most("requests left unsent".to_owned(), None, 0.0, Some(load.unsent as f64), "requests");
+        if load.unsent > 0 {
+            v.detail = format!(
+                "{} requests fell due and were never sent: the generator could not offer the rate asked for",
+                load.unsent
+            );
+        }
+        verdicts.push(v);
+    }
     if let Some(min) = targets.min_throughput {
         verdicts.push(above("throughput".to_owned(), None, min, Some(load.throughput), "req/s"));
     }
@@ -169,6 +181,7 @@ mod tests {
             duration_s: 10.0,
             requests: endpoints.iter().map(|e| e.requests).sum(),
             errors: 0,
+            unsent: 0,
             throughput: 100.0,
             endpoints,
             metrics: vec![reading("cache-hit-rate", 70.0, 100.0), reading("queries", 0.0, 0.0)],
@@ -195,6 +208,9 @@ mod tests {
             ]),
         );
         assert_eq!(failed(&v), ["error rate of slow", "p99 of bad"]);
+        let mut short = load(vec![endpoint("e", 1.0, 10, 0)]);
+        short.unsent = 3;
+        assert_eq!(failed(&judge(&targets, &short)), ["requests left unsent"]);
         let errors = v.iter().find(|v| v.name == "error rate of slow").unwrap();
         assert!(errors.detail.contains("503: 2"), "{}", errors.detail);
     }

@@ -66,6 +66,10 @@ pub struct LoadReport {
     pub duration_s: f64,
     pub requests: u64,
     pub errors: u64,
+    /// Open model: requests that fell due and were never sent, because the generator could
+    /// not keep up (its in-flight cap, its CPU) before the run's end. Not 0 means the offered
+    /// rate was not the one asked for.
+    pub unsent: u64,
     /// Answered requests per second over the run.
     pub throughput: f64,
     pub endpoints: Vec<EndpointReport>,
