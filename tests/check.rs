@@ -131,6 +131,8 @@ fn check_redis_and_postgres_hold_the_invariants_across_three_instances() {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Needs {
     OneInstance,
+    /// One instance, this many rounds: a race the profile's rounds may miss.
+    Rounds(&'static str),
     SharedInstances,
 }
 
@@ -139,7 +141,8 @@ const CATCHES: &[(&str, &str, &str, Needs)] = &[
     ("fixed_window::mutants::GetThenSet", "publish-rate-limit", "over-admission", Needs::OneInstance),
     ("fixed_window::mutants::IncrWithoutTtl", "publish-rate-limit", "window-never-ends", Needs::OneInstance),
     ("fixed_window::mutants::ExpireEveryHit", "publish-rate-limit", "window-never-ends", Needs::OneInstance),
-    ("daily_quota::mutants::IncrOrSet", "quota-counter", "lost-units", Needs::OneInstance),
+    // A race between a fresh day's first consumes: each round (a fresh user) is one chance.
+    ("daily_quota::mutants::IncrOrSet", "quota-counter", "lost-units", Needs::Rounds("10")),
     ("video::mutants::CheckThenInsert", "import-unique", "duplicate-creation", Needs::OneInstance),
     ("status_tracker::mutants::ReadModifyWrite", "status-merge", "lost-field", Needs::OneInstance),
     ("status_tracker::mutants::MergeWithoutTtl", "status-merge", "never-expires", Needs::OneInstance),
@@ -189,13 +192,13 @@ fn check_every_stack_mutant_is_caught_by_a_check() {
                     CATCHES.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
                 {
                     let mut args = vec!["--mutant", mutant, "--only", check];
-                    // A race between a fresh day's first consumes: each round is one chance.
-                    if rule == "lost-units" {
-                        args.extend(["--rounds", "10"]);
-                    }
-                    if needs == Needs::SharedInstances {
-                        let Some((redis, database)) = &shared else { continue };
-                        args.extend(["--instances", "3", "--redis", redis, "--database", database]);
+                    match needs {
+                        Needs::OneInstance => {}
+                        Needs::Rounds(rounds) => args.extend(["--rounds", rounds]),
+                        Needs::SharedInstances => {
+                            let Some((redis, database)) = &shared else { continue };
+                            args.extend(["--instances", "3", "--redis", redis, "--database", database]);
+                        }
                     }
                     let (out, report) = stampede_check(&args);
                     let broken = report.as_ref().map(|r| rules(verdict(r, check))).unwrap_or_default();
