@@ -233,3 +233,38 @@ fn run_checks_then_loads_the_embedded_stack_and_writes_the_report() {
     assert!(report["targets"].as_array().unwrap().iter().all(|t| t["passed"] == true), "{text}");
     assert!(dir.join("main-job/checks.json").exists());
 }
+
+/// Ctrl-C in the middle of the load: the report is still written, with what was measured,
+/// marked interrupted — in both models (goose's own Ctrl-C handler stops the closed one).
+#[test]
+fn load_interrupted_with_ctrl_c_writes_its_report_marked_interrupted() {
+    let served = support::Served::start(&[]);
+    for model in ["open", "closed"] {
+        let dir = reports();
+        let run_id = format!("interrupted-{model}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .arg("load")
+            .args(["--target", &served.url, "--reports", dir.to_str().unwrap(), "--run-id", &run_id])
+            .args(["--model", model, "--duration", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("offering load")));
+        std::thread::sleep(Duration::from_secs(2));
+        let interrupted = Instant::now();
+        signal(child.id(), "-INT");
+        let status = child.wait().unwrap();
+        assert!(interrupted.elapsed() < Duration::from_secs(15), "{model}: stopped promptly");
+        assert_eq!(status.code(), Some(1), "{model}: an interrupted run does not pass");
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&run_id).join("report.json")).unwrap()).unwrap();
+        assert_eq!(report["run"]["complete"], false, "{model}");
+        assert_eq!(report["passed"], false, "{model}");
+        assert!(report["run"]["interrupted"].as_str().is_some_and(|s| s.contains("Ctrl-C")), "{model}");
+        let duration = report["load"]["duration_s"].as_f64().unwrap();
+        assert!(duration < 10.0, "{model}: the report covers the {duration} s that ran");
+        assert!(report["load"]["requests"].as_u64().unwrap() > 0, "{model}: what was measured is kept");
+    }
+}
