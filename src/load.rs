@@ -210,7 +210,7 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         scenario.duration_s
     );
     let plan = load::Plan::new(scenario);
-    let result = load::run(Arc::clone(&target), &plan, &targets, stop, |line| println!("  {line}")).await;
+    let result = load::run(Arc::clone(&target), &plan, &targets, stop, crate::progress::reporter()).await;
     if let Some(embedded) = embedded {
         embedded.shutdown("load").await;
     }

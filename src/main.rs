@@ -2,6 +2,7 @@
 
 mod check;
 mod load;
+mod progress;
 mod run;
 mod serve;
 

@@ -184,7 +184,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
         println!("load: {} s", scenario.duration_s);
         let plan = ::load::Plan::new(scenario);
         let result =
-            ::load::run(Arc::clone(&target), &plan, &targets, stop.clone(), |line| println!("  {line}"))
+            ::load::run(Arc::clone(&target), &plan, &targets, stop.clone(), crate::progress::reporter())
                 .await;
         load_result = Some(result);
     }

@@ -52,6 +52,15 @@ impl Plan {
     }
 }
 
+/// What a run reports while it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A phase begins: setting the accounts up, offering the load.
+    Phase(&'a str),
+    /// Once a second while the load is offered.
+    Tick { elapsed: Duration, total: Duration, requests: u64 },
+}
+
 /// A finished (or interrupted) load run.
 #[derive(Debug)]
 pub struct Outcomes {
@@ -67,10 +76,10 @@ pub async fn run(
     plan: &Plan,
     targets: &Targets,
     stop: watch::Receiver<bool>,
-    progress: impl Fn(&str) + Send + Sync + 'static,
+    progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> Result<Outcomes, LoadError> {
     let scenario = &plan.scenario;
-    progress(&format!("setting up {} accounts", scenario.accounts));
+    progress(Progress::Phase(&format!("setting up {} accounts", scenario.accounts)));
     let accounts = Arc::new(mix::setup(&target, scenario).await?);
     let before = scrape(&target, targets).await?;
     let mix = Mix::new(scenario);
@@ -80,21 +89,16 @@ pub async fn run(
         let (recorder, stop, progress) = (Arc::clone(&recorder), stop.clone(), Arc::clone(&progress));
         let total = plan.duration;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.tick().await;
             while !*stop.borrow() {
                 tick.tick().await;
-                let t = recorder.start().elapsed();
-                progress(&format!(
-                    "{:>4.0} s of {:.0} s: {} requests",
-                    t.as_secs_f64(),
-                    total.as_secs_f64(),
-                    recorder.count()
-                ));
+                let elapsed = recorder.start().elapsed();
+                progress(Progress::Tick { elapsed, total, requests: recorder.count() });
             }
         })
     };
-    progress("offering load");
+    progress(Progress::Phase("offering load"));
     let started = Instant::now();
     let mut stopped = false;
     let mut unsent = 0;
