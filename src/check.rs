@@ -2,8 +2,9 @@
 //! stack instances (`--target URL`, repeatable) or against the reference stack started here
 //! (`--instances N` processes' worth of stacks in this process, each with its own state unless
 //! `--redis`/`--database` give them shared backends). The checks that drive the upstream the
-//! stack calls (breaker, token refresh) use a fake upstream's control API: the one started with
-//! the embedded stack, or the one `--upstream-control` names for a running stack.
+//! stack calls (breaker, token refresh, import lifecycle) use a fake upstream's control API:
+//! the one started with the embedded stack, or the one `--upstream-control` names for a
+//! running stack.
 //!
 //! Exit codes: 0 every check passed, 1 a check found a violation, 2 bad usage or
 //! configuration (a malformed profile names file, line and field; a check that needs
@@ -203,6 +204,11 @@ pub(crate) async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embe
             open_for: Duration::from_secs(2),
             trial_timeout: Duration::from_secs(2),
         };
+        // Tasks visible again after 1.5 s and abandoned after 3 s, so a check sees a task
+        // outlive its lease and one abandoned within seconds. The visibility timeout stays
+        // above the breaker check's 1 s trial hold.
+        config.settings.task_visibility = Duration::from_millis(1500);
+        config.settings.task_time_limit = Duration::from_secs(3);
         // The upstream plan (#4) must not refuse the calls the breaker and token checks make.
         config.settings.usage =
             reference::usage_tracker::UsageLimits { per_day: 1_000_000, per_hour: 1_000_000 };
@@ -229,6 +235,7 @@ pub(crate) async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embe
         "publish_limit": "5/3s",
         "breaker": "5 failures, 2s open, 2s trial timeout",
         "token_refresh": "every 2s, tokens live 8s",
+        "import_tasks": "visibility timeout 1.5s, hard time limit 3s",
         "upstream_control": fake.control_url(),
         "namespace": namespace,
     });

@@ -71,6 +71,15 @@ pub struct ServeArgs {
     /// Import processors per process.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// How long a taken import task stays invisible to other workers before it is redelivered
+    /// (seed: 360s, the hard time limit plus a minute).
+    #[arg(long, default_value = "360s", value_parser = parse_duration)]
+    pub task_visibility: Duration,
+    /// The hard time limit of one import task: past it the task is abandoned unacknowledged,
+    /// as if its worker had died, and redelivered after its visibility timeout (seed: 300s).
+    /// A visibility timeout below it lets a task still running reach a second worker.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub task_time_limit: Duration,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -160,6 +169,8 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.workers = args.workers;
     config.settings.usage = args.upstream_plan;
     config.settings.breaker.open_for = args.breaker_open;
+    config.settings.task_visibility = args.task_visibility;
+    config.settings.task_time_limit = args.task_time_limit;
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;
     let (fake, link) = upstream_link(&args, refresh).await?;
@@ -336,6 +347,10 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(format!("{}/{}", args.upstream_plan.per_day, args.upstream_plan.per_hour))
             .arg("--breaker-open")
             .arg(format!("{}ms", args.breaker_open.as_millis()))
+            .arg("--task-visibility")
+            .arg(format!("{}ms", args.task_visibility.as_millis()))
+            .arg("--task-time-limit")
+            .arg(format!("{}ms", args.task_time_limit.as_millis()))
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());

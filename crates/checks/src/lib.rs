@@ -53,5 +53,6 @@ pub async fn run_check(target: &Target, check: &Check) -> Result<Verdict, Target
         Check::Breaker(c) => checkers::breaker::run(target, c).await,
         Check::TokenRefresh(c) => checkers::token_refresh::run(target, c).await,
         Check::WsConnections(c) => checkers::ws_connections::run(target, c).await,
+        Check::ImportLifecycle(c) => checkers::lifecycle::run(target, c).await,
     }
 }

@@ -166,6 +166,7 @@ pub enum Check {
     Breaker(BreakerCheck),
     TokenRefresh(TokenRefreshCheck),
     WsConnections(WsConnectionsCheck),
+    ImportLifecycle(ImportLifecycleCheck),
 }
 
 impl Check {
@@ -183,6 +184,7 @@ impl Check {
             Check::Breaker(c) => &c.name,
             Check::TokenRefresh(c) => &c.name,
             Check::WsConnections(c) => &c.name,
+            Check::ImportLifecycle(c) => &c.name,
         }
     }
 
@@ -200,12 +202,13 @@ impl Check {
             Check::Breaker(_) => "breaker",
             Check::TokenRefresh(_) => "token-refresh",
             Check::WsConnections(_) => "ws-connections",
+            Check::ImportLifecycle(_) => "import-lifecycle",
         }
     }
 
     /// Whether the check drives the fake upstream through its control API.
     pub fn needs_upstream_control(&self) -> bool {
-        matches!(self, Check::Breaker(_) | Check::TokenRefresh(_))
+        matches!(self, Check::Breaker(_) | Check::TokenRefresh(_) | Check::ImportLifecycle(_))
     }
 
     /// Numbers a check cannot run with.
@@ -230,6 +233,18 @@ impl Check {
                 positive("import_every_ms", c.import_every_ms)
             }
             Check::WsConnections(c) => positive("limit", c.limit as u64),
+            Check::ImportLifecycle(c) => {
+                positive("held", c.held as u64)?;
+                positive("step_ms", c.step_ms)?;
+                if !(c.visibility_ms < c.hold_ms && c.hold_ms < c.time_limit_ms) {
+                    return Err(format!(
+                        "hold_ms {} must lie between visibility_ms {} and time_limit_ms {}: a held task \
+                         must outlive its lease without reaching the hard time limit",
+                        c.hold_ms, c.visibility_ms, c.time_limit_ms
+                    ));
+                }
+                Ok(())
+            }
             Check::Merge(c) => match (&c.expires, c.max_ttl_s) {
                 (Some(_), None) | (None, Some(_)) => Err("expires and max_ttl_s go together".to_owned()),
                 (_, Some(ttl)) => positive("max_ttl_s", ttl),
@@ -693,6 +708,60 @@ fn default_refused() -> Vec<u16> {
     vec![429]
 }
 
+/// The import pipeline's workers (#10) and retry claims (#5), judged from the imports'
+/// statuses while the fake upstream holds the calls: a task that outlives its lease has its
+/// effect applied once; two deliveries of one task racing record one outcome; a task
+/// abandoned at the hard time limit is redelivered and ends once the upstream answers; of C
+/// concurrent re-imports of a failed video exactly one claims it. Needs the fake upstream's
+/// control API, and the target's visibility timeout below its hard time limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportLifecycleCheck {
+    pub name: String,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every video.
+    pub import: RequestTemplate,
+    /// JSON pointer to the imported video's id in the import's answer.
+    pub id: String,
+    /// How the answer that holds the claim to process the video is recognised.
+    pub should_process: Recognise,
+    /// Reads the import's status; `{id}` is the id read from the import.
+    pub status: RequestTemplate,
+    /// JSON pointer to the video's state in the status, and the states that end an import.
+    pub state: String,
+    #[serde(default = "default_completed")]
+    pub completed: String,
+    #[serde(default = "default_failed")]
+    pub failed: String,
+    /// JSON pointer to how many times the import's effect was applied.
+    pub times_processed: String,
+    /// JSON pointers to what a completion records (the upstream's metadata) and what a
+    /// failure records (its reason): one attempt records one or the other.
+    pub result: String,
+    pub error: String,
+    /// The fake upstream's route the imports call.
+    pub route: fake_upstream::Route,
+    /// The target's visibility timeout of a taken task, and its hard time limit per task.
+    pub visibility_ms: u64,
+    pub time_limit_ms: u64,
+    /// Until how long after the `outlive` phase began the upstream holds its calls: between
+    /// the two.
+    pub hold_ms: u64,
+    /// Imports per instance held together in the `outlive` phase: at least the target's
+    /// workers per instance, so that none is idle when the leases expire.
+    #[serde(default = "default_held")]
+    pub held: usize,
+    /// Concurrent re-imports of the failed video (default: the profile's concurrency).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// How often statuses and the upstream's counts are read.
+    #[serde(default = "default_step_ms")]
+    pub step_ms: u64,
+}
+
+fn default_held() -> usize {
+    2
+}
+
 const PLACEHOLDERS: &[&str] = &["name", "seq", "unique", "id", "run", "value", "limit"];
 
 impl Profile {
@@ -794,6 +863,10 @@ impl Profile {
                     all.push((format!("check {:?}: status", c.name), &c.status));
                 }
                 Check::TokenRefresh(c) => all.push((format!("check {:?}: import", c.name), &c.import)),
+                Check::ImportLifecycle(c) => {
+                    all.push((format!("check {:?}: import", c.name), &c.import));
+                    all.push((format!("check {:?}: status", c.name), &c.status));
+                }
                 Check::WsConnections(c) => {
                     all.push((format!("check {:?}: project", c.name), &c.project));
                     all.push((format!("check {:?}: read_project", c.name), &c.read_project));
@@ -889,6 +962,13 @@ fn check_parameters(check: &Check) -> Result<(), String> {
             }
             vec![("id", c.id.as_str()), ("bytes", &c.bytes), ("sha256", &c.sha256)]
         }
+        Check::ImportLifecycle(c) => vec![
+            ("id", c.id.as_str()),
+            ("state", &c.state),
+            ("times_processed", &c.times_processed),
+            ("result", &c.result),
+            ("error", &c.error),
+        ],
         Check::RateLimit(_)
         | Check::UniqueCreation(_)
         | Check::Vary(_)

@@ -135,12 +135,12 @@ mod tests {
     fn the_reference_profile_has_the_upstream_checks() {
         let profile = Profile::parse(Path::new("reference.toml"), REFERENCE).expect("the reference profile");
         let kinds: Vec<&str> = profile.checks.iter().map(Check::kind).collect();
-        for kind in ["breaker", "token-refresh", "ws-connections"] {
+        for kind in ["breaker", "token-refresh", "ws-connections", "import-lifecycle"] {
             assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
         }
         let controlled: Vec<&str> =
             profile.checks.iter().filter(|c| c.needs_upstream_control()).map(Check::kind).collect();
-        assert_eq!(controlled, ["breaker", "token-refresh"]);
+        assert_eq!(controlled, ["breaker", "token-refresh", "import-lifecycle"]);
     }
 
     #[test]
@@ -155,6 +155,13 @@ mod tests {
         assert!(err.contains("period"), "{err}");
         let err = parse(&REFERENCE.replace("limit = 5\n", "limit = 0\n")).unwrap_err();
         assert!(err.contains("limit must be at least 1"), "{err}");
+        let err = parse(&REFERENCE.replace("hold_ms = 2600", "hold_ms = 1200")).unwrap_err();
+        assert!(
+            err.contains("\"import-lifecycle\": hold_ms 1200 must lie between visibility_ms 1500"),
+            "{err}"
+        );
+        let err = parse(&REFERENCE.replace("held = 2\n", "held = 0\n")).unwrap_err();
+        assert!(err.contains("held must be at least 1"), "{err}");
     }
 
     const TEXT: &str = "# HELP stampede_circuit_breaker_state Upstream circuit breaker.\n\

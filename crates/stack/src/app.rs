@@ -60,6 +60,11 @@ pub struct Settings {
     pub l1_capacity: usize,
     /// #10 how long a reserved task stays invisible to other workers.
     pub task_visibility: Duration,
+    /// #10 the hard time limit of one task's processing (Celery's `task_time_limit`): a task
+    /// still running after it is abandoned unacknowledged, as if its worker had died, and is
+    /// redelivered once its visibility timeout has passed. The seed keeps the visibility
+    /// timeout above it, so that no task still running is handed to a second worker.
+    pub task_time_limit: Duration,
     /// #7 the upstream breaker policy.
     pub breaker: reference::circuit_breaker::Policy,
     /// Any request not answered in this long gets 503 (uploads and WebSockets excepted).
@@ -87,7 +92,8 @@ impl Default for Settings {
             chat: ChatSettings::default(),
             dashboard_ttl: Duration::from_secs(60),
             l1_capacity: 10_000,
-            task_visibility: Duration::from_secs(300),
+            task_visibility: reference::task_queue::seed::VISIBILITY,
+            task_time_limit: reference::task_queue::seed::HARD_LIMIT,
             breaker: reference::circuit_breaker::seed::POLICY,
             request_timeout: Duration::from_secs(5),
             mutant: None,

@@ -10,6 +10,14 @@
 //! timeout. A call the open circuit refuses was admitted by the usage plan first; it is
 //! finished there as failed.
 //!
+//! A task's processing runs under the hard time limit ([`crate::Settings::task_time_limit`]):
+//! past it the processing is abandoned where it stands (its upstream call dropped) and the task
+//! is not acknowledged — what a worker killed by Celery's `task_time_limit` leaves behind — so
+//! it is redelivered after its visibility timeout. A task that outlives its visibility timeout
+//! while still running (a timeout shorter than the time limit) is handed to a second worker
+//! meanwhile; the two deliveries race, one transition of the video wins, and the effect is
+//! applied once.
+//!
 //! Without an upstream ([`crate::Settings::upstream`] none) no worker runs and imports stay
 //! pending.
 
@@ -223,7 +231,12 @@ async fn process_imports(
                 continue;
             }
         };
-        let result = process(&state, &client, &task).await;
+        let limit = state.settings.task_time_limit;
+        let Ok(result) = tokio::time::timeout(limit, process(&state, &client, &task)).await else {
+            tracing::warn!(worker, video = %task.video, id = delivery.id, ?limit,
+                "import task exceeded its hard time limit; abandoned, it will be redelivered");
+            continue;
+        };
         let outcome = match &result {
             Ok(done) => *done,
             Err(e) => {

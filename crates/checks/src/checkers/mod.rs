@@ -6,6 +6,7 @@ pub mod breaker;
 pub mod counter;
 pub mod cursor_walk;
 pub mod invalidation;
+pub mod lifecycle;
 pub mod merge;
 pub mod query_budget;
 pub mod rate_limit;
