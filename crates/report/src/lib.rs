@@ -4,8 +4,18 @@
 //! so reports from several generators merge exactly: histograms are added, never percentiles
 //! averaged.
 //!
+//! [`write_all`] writes the three files of a run, each atomically:
+//! - `report.json` — everything: run metadata, the checks' verdicts (`checks.json`'s
+//!   document), per-endpoint percentiles, outcomes, per-second timelines and histograms, the
+//!   targets' verdicts; the machine-readable contract.
+//! - `report.html` ([`html()`]) — the same for people, one self-contained file: verdict, tables,
+//!   SVG charts (latency percentiles over time, latency by percentile decoded from the
+//!   histograms, throughput and errors), the checks' evidence.
+//! - `junit.xml` ([`junit()`]) — a test case per target and per check, for CI servers.
+//!
 //! Why these dependencies: hdrhistogram is the card's latency recorder and owns its wire
-//! format (V2); base64 is how that binary format travels in JSON.
+//! format (V2); base64 is how that binary format travels in JSON. The HTML's charts are drawn
+//! here as SVG and its XML escaped here (`junit` says why), so rendering adds none.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +24,12 @@ use base64::Engine as _;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
+
+mod html;
+mod junit;
+
+pub use html::{escape as escape_html, html};
+pub use junit::{escape_attr as escape_xml_attr, escape_text as escape_xml_text, junit};
 
 /// The schema's identifier; bumped on any incompatible change.
 pub const SCHEMA: &str = "stampede.report/1";
@@ -199,6 +215,40 @@ pub fn write_json(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
     let mut bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     write_atomic(dir, "report.json", &bytes)
+}
+
+/// Where [`write_all`] put the run's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub json: PathBuf,
+    pub html: PathBuf,
+    pub junit: PathBuf,
+}
+
+/// Writes `dir/report.json`, `dir/report.html` and `dir/junit.xml`, each atomically; the JSON
+/// first, so the two renderings never describe a run whose report is missing.
+pub fn write_all(dir: &Path, report: &Report) -> std::io::Result<Written> {
+    let json = write_json(dir, report)?;
+    let html = write_atomic(dir, "report.html", html::html(report).as_bytes())?;
+    let junit = write_atomic(dir, "junit.xml", junit::junit(report).as_bytes())?;
+    Ok(Written { json, html, junit })
+}
+
+/// Milliseconds since the Unix epoch as UTC `[year, month, day, hour, minute, second]` in the
+/// proleptic Gregorian calendar (Howard Hinnant's `civil_from_days`). No clock is read.
+pub(crate) fn civil_utc(ms: u64) -> [i64; 6] {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    [year, month, day, rem / 3600, rem % 3600 / 60, rem % 60]
 }
 
 #[cfg(test)]

@@ -1,0 +1,324 @@
+//! `junit.xml`: the run's verdicts in the JUnit XML most CI servers read (GitLab, Jenkins,
+//! GitHub actions that publish test results). A `<testsuites>` root with the counts, then three
+//! suites: `run` (one test case, `complete`, failed when the run was interrupted — so an
+//! interrupted run never looks green), `targets` (one test case per target) and `checks` (one
+//! per check verdict; the suite is absent when no checks ran). A failure's `message` is the
+//! target's detail or the check's summary, its body the detail or every violation, one a line.
+//!
+//! Escaping is [`escape_text`] and [`escape_attr`], written here rather than taken from an XML
+//! crate: besides the five markup characters, the text can carry what a target answered
+//! (checks' evidence and violations quote it), including control characters that XML 1.0
+//! cannot represent at all — not even as character references — and that quick-xml's
+//! `escape` passes through, producing a file parsers reject. These functions replace them
+//! with U+FFFD, and in attributes also encode tab, line feed and carriage return, which a
+//! parser would otherwise normalise to spaces. Twenty lines and their tests cost less than a
+//! dependency that still needs the filtering around it.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::Report;
+
+/// One test case: its class, name, and the failure (message, body) when it failed.
+struct Case {
+    classname: &'static str,
+    name: String,
+    failure: Option<(String, String)>,
+}
+
+/// The report as JUnit XML.
+pub fn junit(report: &Report) -> String {
+    let run = vec![Case {
+        classname: "run",
+        name: "complete".to_owned(),
+        failure: (!report.run.complete).then(|| {
+            let why = report.run.interrupted.clone().unwrap_or_else(|| "the run did not complete".to_owned());
+            (why.clone(), format!("{why}: the verdicts are those reached before"))
+        }),
+    }];
+    let targets: Vec<Case> = report
+        .targets
+        .iter()
+        .map(|t| Case {
+            classname: "targets",
+            name: t.name.clone(),
+            failure: (!t.passed).then(|| (t.detail.clone(), t.detail.clone())),
+        })
+        .collect();
+    let checks: Option<Vec<Case>> = report.checks.as_ref().map(|c| {
+        c.get("verdicts")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|v| {
+                let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+                let violations: Vec<String> = v
+                    .get("violations")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).collect()
+                    })
+                    .unwrap_or_default();
+                Case {
+                    classname: "checks",
+                    name: text("check"),
+                    failure: (v.get("passed") != Some(&Value::Bool(true))).then(|| {
+                        let body =
+                            if violations.is_empty() { text("summary") } else { violations.join("\n") };
+                        (text("summary"), body)
+                    }),
+                }
+            })
+            .collect()
+    });
+    let duration_s = report.run.finished_at_ms.saturating_sub(report.run.started_at_ms) as f64 / 1000.0;
+    let mut suites =
+        vec![("run", run, 0.0), ("targets", targets, report.load.as_ref().map_or(0.0, |l| l.duration_s))];
+    if let Some(checks) = checks {
+        suites.push(("checks", checks, 0.0));
+    }
+    let tests: usize = suites.iter().map(|s| s.1.len()).sum();
+    let failures: usize = suites.iter().map(|s| s.1.iter().filter(|c| c.failure.is_some()).count()).sum();
+
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        s,
+        r#"<testsuites name="{}" tests="{tests}" failures="{failures}" errors="0" skipped="0" time="{duration_s:.3}">"#,
+        escape_attr(&format!("stampede run {}", report.run.id))
+    );
+    for (name, cases, time) in &suites {
+        let failed = cases.iter().filter(|c| c.failure.is_some()).count();
+        let _ = writeln!(
+            s,
+            r#"  <testsuite name="{name}" tests="{}" failures="{failed}" errors="0" skipped="0" time="{time:.3}" timestamp="{}" hostname="{}">"#,
+            cases.len(),
+            timestamp(report.run.started_at_ms),
+            escape_attr(&report.run.host)
+        );
+        s.push_str("    <properties>\n");
+        let mut property = |k: &str, v: &str| {
+            let _ = writeln!(s, r#"      <property name="{k}" value="{}"/>"#, escape_attr(v));
+        };
+        property("run", &report.run.id);
+        property("profile", &report.run.profile);
+        property("target", &report.run.target.join(" "));
+        property("stampede_version", &report.run.stampede_version);
+        if let Some(revision) = &report.run.git_revision {
+            property("git_revision", revision);
+        }
+        s.push_str("    </properties>\n");
+        for case in cases {
+            let _ = write!(
+                s,
+                r#"    <testcase classname="{}" name="{}" time="0""#,
+                case.classname,
+                escape_attr(&case.name)
+            );
+            match &case.failure {
+                None => s.push_str("/>\n"),
+                Some((message, body)) => {
+                    let _ = writeln!(
+                        s,
+                        r#"><failure message="{}" type="{}">{}</failure></testcase>"#,
+                        escape_attr(message),
+                        case.classname,
+                        escape_text(body)
+                    );
+                }
+            }
+        }
+        s.push_str("  </testsuite>\n");
+    }
+    s.push_str("</testsuites>\n");
+    s
+}
+
+/// `c` when XML 1.0 can hold it, else U+FFFD: control characters but tab, line feed and
+/// carriage return, and the non-characters U+FFFE and U+FFFF (Rust `char`s are never
+/// surrogates).
+fn legal(c: char) -> char {
+    match c {
+        '\t' | '\n' | '\r' => c,
+        '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+        c => c,
+    }
+}
+
+/// `text` as XML character data.
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().map(legal) {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` as a double-quoted XML attribute value, white space kept.
+pub fn escape_attr(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().map(legal) {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// ISO 8601 without a zone (what JUnit's schema wants), from epoch milliseconds.
+fn timestamp(ms: u64) -> String {
+    let [y, mo, d, h, mi, s] = crate::civil_utc(ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LoadReport, RunMeta, TargetVerdict};
+    use serde_json::json;
+
+    const NASTY: &str = "a<b>&\"c'\td\ne\r\u{0}\u{1b}\u{fffe}é✓";
+
+    fn report(complete: bool, checks: Option<Value>) -> Report {
+        let target = |name: &str, passed: bool| TargetVerdict {
+            name: name.to_owned(),
+            endpoint: None,
+            comparison: "<".to_owned(),
+            bound: 500.0,
+            measured: Some(if passed { 12.0 } else { 900.0 }),
+            unit: "ms".to_owned(),
+            passed,
+            detail: format!("measured for {name}"),
+        };
+        Report {
+            schema: crate::SCHEMA.to_owned(),
+            run: RunMeta {
+                id: "r<1>".to_owned(),
+                stampede_version: "0.1.0".to_owned(),
+                git_revision: Some("abc".to_owned()),
+                profile: NASTY.to_owned(),
+                target: vec!["http://127.0.0.1:1".to_owned()],
+                embedded: None,
+                host: "h".to_owned(),
+                started_at_ms: 1_000,
+                finished_at_ms: 4_500,
+                complete,
+                interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+            },
+            checks,
+            load: Some(LoadReport {
+                model: "open".to_owned(),
+                rate: Some([10.0, 10.0]),
+                users: None,
+                users_reached: None,
+                duration_s: 3.0,
+                requests: 0,
+                errors: 0,
+                unsent: 0,
+                throughput: 0.0,
+                endpoints: Vec::new(),
+                metrics: Vec::new(),
+            }),
+            targets: vec![target("p99 of import", true), target(NASTY, false), target("throughput", false)],
+            passed: false,
+        }
+    }
+
+    fn checks() -> Value {
+        json!({
+            "complete": true,
+            "verdicts": [
+                { "check": "publish-rate-limit", "kind": "rate-limit", "passed": true, "summary": "ok",
+                  "violations": [], "evidence": {} },
+                { "check": "import-unique", "kind": "unique-creation", "passed": false,
+                  "summary": "2 records for 1 key",
+                  "violations": ["unique: key k1 has 2 records", format!("quoted: {NASTY}")],
+                  "evidence": {} },
+            ]
+        })
+    }
+
+    fn parse(xml: &str) -> roxmltree::Document<'_> {
+        roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}\n{xml}"))
+    }
+
+    #[test]
+    fn junit_has_one_case_per_target_and_check_and_counts_them() {
+        let xml = junit(&report(true, Some(checks())));
+        let doc = parse(&xml);
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "testsuites");
+        assert_eq!(root.attribute("tests"), Some("6"), "1 run + 3 targets + 2 checks");
+        assert_eq!(root.attribute("failures"), Some("3"));
+        let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+        let by_class = |c: &str| cases.iter().filter(|n| n.attribute("classname") == Some(c)).count();
+        assert_eq!((by_class("run"), by_class("targets"), by_class("checks")), (1, 3, 2));
+        let suites: Vec<_> = root.children().filter(|n| n.has_tag_name("testsuite")).collect();
+        assert_eq!(suites.len(), 3);
+        for suite in &suites {
+            let cases = suite.children().filter(|n| n.has_tag_name("testcase")).count();
+            let failures = suite.descendants().filter(|n| n.has_tag_name("failure")).count();
+            assert_eq!(suite.attribute("tests"), Some(cases.to_string().as_str()));
+            assert_eq!(suite.attribute("failures"), Some(failures.to_string().as_str()));
+        }
+        // The failed check carries every violation in its body, its summary as the message.
+        let failed = cases.iter().find(|n| n.attribute("name") == Some("import-unique")).unwrap();
+        let failure = failed.children().find(|n| n.has_tag_name("failure")).unwrap();
+        assert_eq!(failure.attribute("message"), Some("2 records for 1 key"));
+        let body = failure.text().unwrap();
+        assert!(body.starts_with("unique: key k1 has 2 records\nquoted: a<b>&"), "{body:?}");
+        let passed = cases.iter().find(|n| n.attribute("name") == Some("publish-rate-limit")).unwrap();
+        assert!(passed.children().all(|n| !n.has_tag_name("failure")));
+    }
+
+    #[test]
+    fn junit_escapes_names_messages_and_illegal_characters() {
+        let xml = junit(&report(true, Some(checks())));
+        let doc = parse(&xml);
+        let cleaned = "a<b>&\"c'\td\ne\r\u{fffd}\u{fffd}\u{fffd}é✓";
+        let nasty = doc
+            .descendants()
+            .find(|n| n.attribute("classname") == Some("targets") && n.attribute("name") == Some(cleaned));
+        assert!(nasty.is_some(), "the name survives exactly, tab and newlines included:\n{xml}");
+        let profile = doc.descendants().find(|n| n.attribute("name") == Some("profile")).unwrap();
+        assert_eq!(profile.attribute("value"), Some(cleaned));
+        assert_eq!(doc.root_element().attribute("name"), Some("stampede run r<1>"));
+    }
+
+    #[test]
+    fn an_interrupted_run_fails_its_complete_case_and_no_checks_means_no_checks_suite() {
+        let xml = junit(&report(false, None));
+        let doc = parse(&xml);
+        assert_eq!(doc.root_element().attribute("tests"), Some("4"));
+        assert_eq!(doc.root_element().attribute("failures"), Some("3"));
+        let complete = doc.descendants().find(|n| n.attribute("classname") == Some("run")).unwrap();
+        let failure = complete.children().find(|n| n.has_tag_name("failure")).unwrap();
+        assert_eq!(failure.attribute("message"), Some("interrupted (Ctrl-C)"));
+        assert!(
+            !doc.descendants().any(|n| n.has_tag_name("testsuite") && n.attribute("name") == Some("checks"))
+        );
+    }
+
+    #[test]
+    fn xml_escaping_covers_markup_whitespace_and_characters_xml_cannot_hold() {
+        assert_eq!(escape_text("a<b>&c\"'"), "a&lt;b&gt;&amp;c\"'");
+        assert_eq!(escape_text("x\u{0}y\u{7}\u{ffff}\n\t"), "x\u{fffd}y\u{fffd}\u{fffd}\n\t");
+        assert_eq!(escape_attr("a\"b'c\td\ne\rf"), "a&quot;b&apos;c&#9;d&#10;e&#13;f");
+        assert_eq!(escape_attr("\u{1f}é\u{10ffff}"), "\u{fffd}é\u{10ffff}");
+    }
+}

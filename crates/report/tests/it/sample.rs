@@ -1,0 +1,221 @@
+//! Reports to render and validate: one built here from recorded histograms (every section,
+//! a failed target, a violated check, an endpoint without requests, names with markup in
+//! them), and one a real `stampede run` wrote (`sample-report.json`, checks and 10 s of load
+//! against the embedded reference stack).
+
+use hdrhistogram::Histogram;
+use report::{EndpointReport, Latency, LoadReport, MetricReading, Report, RunMeta, Second, TargetVerdict};
+use serde_json::json;
+
+/// A name a hostile or careless profile could hold: it must show as text, never as markup.
+pub const HOSTILE: &str = r#"<img src=x onerror="alert(1)">&'quoted'"#;
+
+/// The report `stampede run` wrote in a real run (see the module's docs).
+pub fn recorded() -> serde_json::Value {
+    serde_json::from_str(include_str!("sample-report.json")).expect("the recorded report is JSON")
+}
+
+/// A small deterministic generator (xorshift64*), so the sample is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap()
+}
+
+/// An endpoint over `seconds` seconds at `rate`/s: latencies around `base_ms` with an
+/// exponential tail, a stall of `stall_ms` in second 6, and `errors_per_s` 503s.
+fn endpoint(
+    name: &str,
+    seed: u64,
+    seconds: u64,
+    rate: u64,
+    base_ms: f64,
+    errors_per_s: u64,
+) -> EndpointReport {
+    let mut rng = Rng(seed);
+    let mut all = histogram();
+    let mut timeline = Vec::new();
+    for t in 0..seconds {
+        let mut h = histogram();
+        for _ in 0..rate {
+            let mut ms = base_ms * (0.6 + 0.8 * rng.next()) - base_ms * 2.0 * (1.0 - rng.next()).ln() * 0.3;
+            if t == 6 {
+                ms += 300.0 * rng.next();
+            }
+            h.record((ms * 1000.0) as u64).unwrap();
+        }
+        all.add(&h).unwrap();
+        let q = |q: f64| Some(h.value_at_quantile(q) as f64 / 1000.0);
+        timeline.push(Second {
+            t,
+            requests: h.len(),
+            errors: errors_per_s,
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: Some(h.max() as f64 / 1000.0),
+        });
+    }
+    let requests = all.len();
+    let errors = errors_per_s * seconds;
+    EndpointReport {
+        name: name.to_owned(),
+        requests,
+        errors,
+        outcomes: [("200".to_owned(), requests - errors), ("503".to_owned(), errors)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        throughput: (requests - errors) as f64 / seconds as f64,
+        latency_ms: Latency::of(&all),
+        histogram: report::encode_histogram(&all).unwrap(),
+        timeline,
+    }
+}
+
+fn idle(name: &str, seconds: u64) -> EndpointReport {
+    EndpointReport {
+        name: name.to_owned(),
+        requests: 0,
+        errors: 0,
+        outcomes: Default::default(),
+        throughput: 0.0,
+        latency_ms: Latency::ZERO,
+        histogram: report::encode_histogram(&histogram()).unwrap(),
+        timeline: (0..seconds)
+            .map(|t| Second { t, requests: 0, errors: 0, p50: None, p90: None, p99: None, max: None })
+            .collect(),
+    }
+}
+
+fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &str) -> TargetVerdict {
+    let passed = measured < bound;
+    TargetVerdict {
+        name: name.to_owned(),
+        endpoint: endpoint.map(str::to_owned),
+        comparison: "<".to_owned(),
+        bound,
+        measured: Some(measured),
+        unit: unit.to_owned(),
+        passed,
+        detail: format!(
+            "measured {measured:.3} {unit}, {} < {bound} {unit}",
+            if passed { "meets" } else { "misses" }
+        ),
+    }
+}
+
+/// A failed run with every section filled.
+pub fn built() -> Report {
+    let seconds = 12;
+    let endpoints = vec![
+        endpoint("import", 1, seconds, 40, 4.0, 0),
+        endpoint("dashboard", 2, seconds, 25, 9.0, 1),
+        endpoint(HOSTILE, 3, seconds, 10, 2.0, 0),
+        idle("publish", seconds),
+    ];
+    let requests: u64 = endpoints.iter().map(|e| e.requests).sum();
+    let errors: u64 = endpoints.iter().map(|e| e.errors).sum();
+    let mut targets: Vec<TargetVerdict> = endpoints
+        .iter()
+        .filter(|e| e.requests > 0)
+        .map(|e| target(&format!("p99 of {}", e.name), Some(&e.name), 100.0, e.latency_ms.p99, "ms"))
+        .collect();
+    targets.push(target("error rate of dashboard", Some("dashboard"), 0.01, 1.0 / 25.0, "ratio"));
+    targets.push(TargetVerdict {
+        name: "p99 of publish".to_owned(),
+        endpoint: Some("publish".to_owned()),
+        comparison: "<".to_owned(),
+        bound: 500.0,
+        measured: None,
+        unit: "ms".to_owned(),
+        passed: false,
+        detail: "nothing was measured".to_owned(),
+    });
+    Report {
+        schema: report::SCHEMA.to_owned(),
+        run: RunMeta {
+            id: "20261123T101500Z-7f3a".to_owned(),
+            stampede_version: "0.1.0".to_owned(),
+            git_revision: Some("02a8c8d0c0ffee".to_owned()),
+            profile: format!("reference {HOSTILE}"),
+            target: vec!["http://127.0.0.1:38211".to_owned(), "http://127.0.0.1:38212".to_owned()],
+            embedded: Some(json!({ "instances": 2, "backend": "memory", "mutant": null })),
+            host: "ci-runner-3".to_owned(),
+            started_at_ms: 1_795_422_900_000,
+            finished_at_ms: 1_795_422_935_250,
+            complete: true,
+            interrupted: None,
+        },
+        checks: Some(json!({
+            "schema": "stampede.checks/1",
+            "stampede_version": "0.1.0",
+            "run_id": "20261123T101500Z-7f3a",
+            "started_at_ms": 1_795_422_900_000u64,
+            "finished_at_ms": 1_795_422_921_000u64,
+            "complete": true,
+            "profile": "reference",
+            "target": ["http://127.0.0.1:38211", "http://127.0.0.1:38212"],
+            "embedded": { "instances": 2, "backend": "memory" },
+            "passed": false,
+            "verdicts": [
+                {
+                    "check": "publish-rate-limit", "kind": "rate-limit", "passed": true,
+                    "summary": "40 requests, 5 admitted per 3 s window, none over",
+                    "violations": [], "evidence": { "admitted": 5, "limit": 5, "windows": 8 },
+                    "offending": [], "operations": 40
+                },
+                {
+                    "check": "import-unique", "kind": "unique-creation", "passed": false,
+                    "summary": "2 records for 1 of 16 keys",
+                    "violations": ["unique-record: key \"vid-7\" has 2 records <a> & b"],
+                    "evidence": { "keys": 16, "records": 17, "duplicates": { "vid-7": ["r1", "r2"] } },
+                    "offending": [
+                        { "process": 3, "instance": 0, "f": "create", "invoke_us": 1200, "complete_us": 5400,
+                          "status": 201, "outcome": "ok", "value": { "id": "r1", "key": "vid-7" } },
+                        { "process": 5, "instance": 1, "f": "create", "invoke_us": 1250, "complete_us": 6100,
+                          "status": 201, "outcome": "ok", "value": { "id": "r2", "key": HOSTILE } }
+                    ],
+                    "operations": 32
+                }
+            ]
+        })),
+        load: Some(LoadReport {
+            model: "open".to_owned(),
+            rate: Some([75.0, 75.0]),
+            users: None,
+            users_reached: None,
+            duration_s: seconds as f64,
+            requests,
+            errors,
+            unsent: 0,
+            throughput: (requests - errors) as f64 / seconds as f64,
+            endpoints,
+            metrics: vec![
+                MetricReading {
+                    name: "cache-hit-rate".to_owned(),
+                    numerator: 540.0,
+                    denominator: 600.0,
+                    value: Some(0.9),
+                },
+                MetricReading {
+                    name: "queries-per-request".to_owned(),
+                    numerator: 0.0,
+                    denominator: 0.0,
+                    value: None,
+                },
+            ],
+        }),
+        targets,
+        passed: false,
+    }
+}
