@@ -1,7 +1,7 @@
 //! `stampede load`: the profile's `[load]` mix offered to a target (`--target URL…`, or the
 //! reference stack started here), every response timed in HdrHistogram, the `[targets]`
-//! judged, and `reports/<run-id>/report.json` written (atomically; on Ctrl-C with what was
-//! measured, marked interrupted).
+//! judged, and `reports/<run-id>/` written — `report.json`, `report.html`, `junit.xml`
+//! (atomically; on Ctrl-C with what was measured, marked interrupted).
 //!
 //! Exit codes: 0 every target met, 1 a target missed, 2 bad usage or configuration (a
 //! malformed profile, a target naming a metric the stack does not expose), 3 a target
@@ -245,14 +245,14 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         passed,
     };
     let dir = args.reports.join(&run);
-    let path = report::write_json(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
+    let written = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
     print_summary(&report);
     println!(
-        "stampede load: {} of {} targets met{}; report in {}",
+        "stampede load: {} of {} targets met{}; report in {} (and report.html, junit.xml)",
         report.targets.iter().filter(|t| t.passed).count(),
         report.targets.len(),
         if complete { "" } else { " (interrupted)" },
-        path.display()
+        written.json.display()
     );
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

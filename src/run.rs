@@ -225,7 +225,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
         targets: target_verdicts,
         passed,
     };
-    let path = report::write_json(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
+    let path = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?.html;
     load::print_summary(&report);
     let held = checks_report.verdicts.len() - checks_report.failed();
     let met = report.targets.iter().filter(|t| t.passed).count();
