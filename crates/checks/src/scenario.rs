@@ -381,7 +381,7 @@ impl Selector {
         if line.starts_with('#') || line.is_empty() {
             return None;
         }
-        let (series, value) = match line.find('}') {
+        let (series, value) = match closing_brace(line) {
             Some(end) => (&line[..=end], line[end + 1..].split_whitespace().next()?),
             None => {
                 let mut parts = line.split_whitespace();
@@ -403,6 +403,26 @@ impl Selector {
         let values: Vec<f64> = text.lines().filter_map(|line| self.value_in(line)).collect();
         (!values.is_empty()).then(|| values.iter().sum())
     }
+}
+
+/// The index of the `}` closing a sample's label set, skipping braces inside quoted values
+/// (`route="/v1/videos/{id}"`).
+fn closing_brace(line: &str) -> Option<usize> {
+    let open = line.find('{')?;
+    if line[..open].contains(char::is_whitespace) {
+        return None;
+    }
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in line.char_indices().skip(open + 1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `a="x",b="y"` (quotes escaped with `\`); none when malformed.
@@ -442,7 +462,9 @@ mod tests {
         stampede_cache_gets_total{layer=\"l1\"} 30\n\
         stampede_cache_gets_total{layer=\"miss\"} 10\n\
         stampede_cache_gets_total{layer=\"l2\"} 5\n\
-        stampede_up 1\n";
+        stampede_up 1\n\
+        stampede_q_count{route=\"/v1/videos/{id}/status\"} 60\n\
+        stampede_q_count{route=\"/v1/videos\"} 5\n";
 
     #[test]
     fn a_selector_sums_the_series_it_names() {
@@ -453,6 +475,10 @@ mod tests {
         assert_eq!(Selector::parse("stampede_up").unwrap().sum(TEXT), Some(1.0));
         assert_eq!(Selector::parse("stampede_cache_gets_total{layer=\"l9\"}").unwrap().sum(TEXT), None);
         assert_eq!(Selector::parse("stampede_nothing").unwrap().sum(TEXT), None);
+        // Braces inside a label's value are the value's.
+        assert_eq!(Selector::parse("stampede_q_count").unwrap().sum(TEXT), Some(65.0));
+        let status = Selector::parse(r#"stampede_q_count{route="/v1/videos/{id}/status"}"#).unwrap();
+        assert_eq!(status.sum(TEXT), Some(60.0));
     }
 
     #[test]
