@@ -21,6 +21,7 @@ use checks::profile::{Check, Profile};
 use checks::report::ChecksReport;
 use clap::Args;
 use reference::limit::Limit;
+use reference::usage_tracker::UsageLimits;
 
 /// The reference stack's profile, used when `--profile` is not given.
 pub(crate) const REFERENCE_PROFILE: &str = include_str!("../scenarios/reference.toml");
@@ -170,11 +171,67 @@ impl Embedded {
     }
 }
 
-pub(crate) async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embedded> {
+/// Import workers per embedded instance.
+pub(crate) const EMBEDDED_WORKERS: usize = 32;
+
+/// The embedded instances' upstream pool: 12 requests in flight, 12 idle connections kept, at
+/// most 24 open (the reference profile's `upstream-pool` check expects these numbers). A third
+/// of the workers: a burst fills the pool, and the workers its hold releases together are many
+/// (the `usage-plan` check's crossing).
+pub(crate) const EMBEDDED_POOL: upstream::UpstreamConfig =
+    upstream::UpstreamConfig { max_connections: 24, max_idle_per_host: 12, ..upstream::UpstreamConfig::SEED };
+
+/// The embedded stack's upstream plan (#4) without a `usage-plan` check: one no check exhausts.
+pub(crate) const UNBOUNDED_PLAN: UsageLimits = UsageLimits { per_day: 1_000_000, per_hour: 1_000_000 };
+
+/// The embedded stack's upstream plan (#4), the same per day and per hour. A `usage-plan`
+/// check spends whatever the checks before it left, so with one the plan is sized from the
+/// calls those checks make at the run's burst sizes (half as many again, for a slow machine's
+/// longer breaker phases) and what the plan check itself needs: enough that no check before it
+/// is refused, little enough that it spends the rest in seconds.
+pub(crate) fn embedded_plan(profile: &Profile) -> UsageLimits {
+    let Some(plan) = profile.checks.iter().position(|c| matches!(c, Check::UsagePlan(_))) else {
+        return UNBOUNDED_PLAN;
+    };
+    let defaults = profile.defaults;
+    let bursts = |c: Option<usize>, r: Option<usize>| {
+        (c.unwrap_or(defaults.concurrency) * r.unwrap_or(defaults.rounds)) as u64
+    };
+    let before: u64 = profile.checks[..plan]
+        .iter()
+        .map(|check| match check {
+            Check::Counter(c) => bursts(c.concurrency, c.rounds),
+            Check::UniqueCreation(c) => c.rounds.unwrap_or(defaults.rounds) as u64,
+            Check::Merge(c) => c.rounds.unwrap_or(defaults.rounds) as u64,
+            Check::CursorWalk(c) => 2 * c.rows as u64,
+            Check::QueryBudget(_) | Check::Vary(_) => 50,
+            // An import every step while the breaker is probed: an open period and a held
+            // trial per round, and one more.
+            Check::Breaker(c) => {
+                (c.rounds.unwrap_or(defaults.rounds) as u64 + 1) * (c.open_ms + c.trial_hold_ms)
+                    / c.step_ms.max(1)
+            }
+            Check::TokenRefresh(c) => c.periods as u64 * c.period_ms / c.import_every_ms.max(1),
+            Check::UpstreamPool(c) => c.imports.unwrap_or(defaults.concurrency) as u64,
+            _ => 0,
+        })
+        .sum();
+    let own = match &profile.checks[plan] {
+        Check::UsagePlan(c) => 2 * c.probe as u64 + 50,
+        _ => 0,
+    };
+    let calls = before * 3 / 2 + own;
+    UsageLimits { per_day: calls, per_hour: calls }
+}
+
+pub(crate) async fn embedded(args: &CheckArgs, run: &str, plan: UsageLimits) -> anyhow::Result<Embedded> {
     // Access tokens live 8 s and are refreshed every 2 s (below), so a check sees several
     // refresh periods within seconds.
+    // The control API on its own listener: the API listener's connection counts are the
+    // stack's alone (the `upstream-pool` check judges them).
     let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config {
         access_token_lifetime: Duration::from_secs(8),
+        control_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         ..Default::default()
     })
     .await
@@ -209,9 +266,13 @@ pub(crate) async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embe
         // above the breaker check's 1 s trial hold.
         config.settings.task_visibility = Duration::from_millis(1500);
         config.settings.task_time_limit = Duration::from_secs(3);
-        // The upstream plan (#4) must not refuse the calls the breaker and token checks make.
-        config.settings.usage =
-            reference::usage_tracker::UsageLimits { per_day: 1_000_000, per_hour: 1_000_000 };
+        // More import workers than the upstream pool lets call at once (#8): a burst of
+        // imports reaches the pool's cap, so a pool without one shows.
+        config.settings.workers = EMBEDDED_WORKERS;
+        config.settings.upstream_pool = EMBEDDED_POOL;
+        // The upstream plan (#4): enough for every check that needs upstream calls, small
+        // enough for a `usage-plan` check (last in the profile) to exhaust within seconds.
+        config.settings.usage = plan;
         config.settings.upstream = Some(stack::workers::UpstreamLink {
             url: fake.url(),
             client_id: "stampede".to_owned(),
@@ -236,6 +297,14 @@ pub(crate) async fn embedded(args: &CheckArgs, run: &str) -> anyhow::Result<Embe
         "breaker": "5 failures, 2s open, 2s trial timeout",
         "token_refresh": "every 2s, tokens live 8s",
         "import_tasks": "visibility timeout 1.5s, hard time limit 3s",
+        "workers": EMBEDDED_WORKERS,
+        "upstream_pool": format!(
+            "{} connections, {} idle, {} in flight",
+            EMBEDDED_POOL.max_connections,
+            EMBEDDED_POOL.max_idle_per_host,
+            EMBEDDED_POOL.in_flight_limit()
+        ),
+        "upstream_plan": format!("{}/{}", plan.per_day, plan.per_hour),
         "upstream_control": fake.control_url(),
         "namespace": namespace,
     });
@@ -246,7 +315,8 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let profile = load_profile(&args)?;
     let run = args.run_id.clone().unwrap_or_else(run_id);
     let started_at_ms = now_ms();
-    let embedded = if args.targets.is_empty() { Some(embedded(&args, &run).await?) } else { None };
+    let plan = embedded_plan(&profile);
+    let embedded = if args.targets.is_empty() { Some(embedded(&args, &run, plan).await?) } else { None };
     let urls: Vec<String> = match &embedded {
         Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
         None => args.targets.clone(),

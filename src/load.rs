@@ -186,8 +186,11 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         reports: args.reports.clone(),
         run_id: None,
     };
-    let embedded =
-        if args.targets.is_empty() { Some(check::embedded(&embedded_args, &run).await?) } else { None };
+    let embedded = if args.targets.is_empty() {
+        Some(check::embedded(&embedded_args, &run, check::UNBOUNDED_PLAN).await?)
+    } else {
+        None
+    };
     let urls: Vec<String> = match &embedded {
         Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
         None => args.targets.clone(),

@@ -133,8 +133,11 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
     let run = args.run_id.clone().unwrap_or_else(check::run_id);
     let started_at_ms = check::now_ms();
     let stop = load::interrupt();
-    let embedded =
-        if args.targets.is_empty() { Some(check::embedded(&check_args, &run).await?) } else { None };
+    let embedded = if args.targets.is_empty() {
+        Some(check::embedded(&check_args, &run, check::embedded_plan(&profile)).await?)
+    } else {
+        None
+    };
     let urls: Vec<String> = match &embedded {
         Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
         None => args.targets.clone(),

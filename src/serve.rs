@@ -80,6 +80,14 @@ pub struct ServeArgs {
     /// A visibility timeout below it lets a task still running reach a second worker.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     pub task_time_limit: Duration,
+    /// Connections the pooled upstream client keeps open at once, busy or idle (seed: 100).
+    /// Requests in flight are capped at this less `--upstream-idle`.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub upstream_connections: usize,
+    /// Idle keep-alive connections the upstream client keeps for reuse (seed: 20); below
+    /// `--upstream-connections`.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub upstream_idle: usize,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -105,6 +113,23 @@ fn parse_plan(text: &str) -> Result<reference::usage_tracker::UsageLimits, Strin
         return Err(format!("{text:?}: both counts must be positive"));
     }
     Ok(reference::usage_tracker::UsageLimits { per_day: day, per_hour: hour })
+}
+
+/// The upstream pool of `--upstream-connections` and `--upstream-idle`.
+fn upstream_pool(args: &ServeArgs) -> anyhow::Result<upstream::UpstreamConfig> {
+    let pool = upstream::UpstreamConfig {
+        max_connections: args.upstream_connections,
+        max_idle_per_host: args.upstream_idle,
+        ..upstream::UpstreamConfig::SEED
+    };
+    anyhow::ensure!(
+        pool.in_flight_limit() > 0,
+        "--upstream-connections {} must exceed --upstream-idle {}: requests in flight are capped at \
+         their difference",
+        args.upstream_connections,
+        args.upstream_idle
+    );
+    Ok(pool)
 }
 
 fn parse_mutant(text: &str) -> Result<stack::Mutant, String> {
@@ -167,6 +192,7 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.quota_zone = zone;
     config.settings.mutant = args.mutant;
     config.settings.workers = args.workers;
+    config.settings.upstream_pool = upstream_pool(&args)?;
     config.settings.usage = args.upstream_plan;
     config.settings.breaker.open_for = args.breaker_open;
     config.settings.task_visibility = args.task_visibility;
@@ -224,7 +250,13 @@ async fn upstream_link(
         };
         return Ok((None, link));
     }
-    let config = fake_upstream::Config { access_token_lifetime: refresh.lifetime(), ..Default::default() };
+    // The control API on a listener of its own, so the API listener's connection counts hold
+    // the stack's connections alone (what the `upstream-pool` check judges).
+    let config = fake_upstream::Config {
+        access_token_lifetime: refresh.lifetime(),
+        control_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..Default::default()
+    };
     let fake = fake_upstream::FakeUpstream::start(config).await.context("start the fake upstream")?;
     let account = fake
         .register_account(fake_upstream::NewAccount {
@@ -233,6 +265,7 @@ async fn upstream_link(
         })
         .context("register the platform account at the fake upstream")?;
     println!("stampede serve: fake upstream on {}", fake.url());
+    println!("stampede serve: fake upstream control API on {}", fake.control_url());
     let link = stack::workers::UpstreamLink {
         url: fake.url(),
         client_id: args.upstream_client_id.clone(),
@@ -305,6 +338,7 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;
+    upstream_pool(args)?;
     // One upstream for every instance: a fake one lives in this process.
     let (fake, link) = runtime.block_on(upstream_link(args, refresh))?;
     let mut children: Vec<Child> = Vec::new();
@@ -343,6 +377,10 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(format!("{}ms", args.token_lifetime.as_millis()))
             .arg("--workers")
             .arg(args.workers.to_string())
+            .arg("--upstream-connections")
+            .arg(args.upstream_connections.to_string())
+            .arg("--upstream-idle")
+            .arg(args.upstream_idle.to_string())
             .arg("--upstream-plan")
             .arg(format!("{}/{}", args.upstream_plan.per_day, args.upstream_plan.per_hour))
             .arg("--breaker-open")

@@ -132,6 +132,9 @@ enum Needs {
     /// One instance, this many rounds: a race the profile's rounds may miss.
     Rounds(&'static str),
     SharedInstances,
+    /// One instance on Redis: a bug whose window is a store round trip, which the memory
+    /// backend answers in microseconds.
+    Redis,
 }
 
 /// Every mutant the stack can run, the check that must catch it, and the rule it must break.
@@ -169,15 +172,22 @@ const CATCHES: &[(&str, &str, &str, Needs)] = &[
     ("task_queue::mutants::NotIdempotent", "import-lifecycle", "effect-repeated", Needs::OneInstance),
     ("video::mutants::SelectForUpdate", "import-lifecycle", "duplicate-retry-claim", Needs::OneInstance),
     ("video::mutants::UnconditionalUpdate", "import-lifecycle", "conflicting-outcomes", Needs::OneInstance),
+    ("upstream::mutants::ClientPerRequest", "upstream-pool", "no-connection-reuse", Needs::OneInstance),
+    ("upstream::mutants::Uncapped", "upstream-pool", "too-many-connections", Needs::OneInstance),
+    ("usage_tracker::mutants::CheckThenRecord", "upstream-usage-plan", "over-admission", Needs::Redis),
 ];
 
-/// The mutants of `CATCHES` with a test of their own below, which the table leaves out: the
-/// import pipeline's, whose check watches the workers for seconds.
+/// The mutants of `CATCHES` with a test of their own below, which the table leaves out so
+/// that they run beside it: the import pipeline's, whose check watches the workers for
+/// seconds, and the upstream client's and plan's.
 const OWN_TESTS: &[&str] = &[
     "task_queue::mutants::AckOnReceive",
     "task_queue::mutants::NotIdempotent",
     "video::mutants::SelectForUpdate",
     "video::mutants::UnconditionalUpdate",
+    "upstream::mutants::ClientPerRequest",
+    "upstream::mutants::Uncapped",
+    "usage_tracker::mutants::CheckThenRecord",
 ];
 
 /// `stampede check --mutant MUTANT --only CHECK` exits 1 breaking the rule `CATCHES` names.
@@ -248,6 +258,10 @@ fn check_every_stack_mutant_is_caught_by_a_check() {
                             let Some((redis, database)) = &shared else { continue };
                             args.extend(["--instances", "3", "--redis", redis, "--database", database]);
                         }
+                        Needs::Redis => {
+                            let Some((redis, _)) = &shared else { continue };
+                            args.extend(["--redis", redis]);
+                        }
                     }
                     let (out, report) = stampede_check(&args);
                     let broken = report.as_ref().map(|r| rules(verdict(r, check))).unwrap_or_default();
@@ -264,6 +278,66 @@ fn check_every_stack_mutant_is_caught_by_a_check() {
     });
     misses.extend(caught.into_inner().unwrap());
     assert!(misses.is_empty(), "{} mutants not caught:\n{}", misses.len(), misses.join("\n"));
+}
+
+/// `stampede check --mutant NAME --only CHECK`: exits 1, `rule` among the rules the check broke.
+fn assert_caught_with(mutant: &str, check: &str, rule: &str, extra: &[&str]) {
+    let mut args = vec!["--mutant", mutant, "--only", check];
+    args.extend(extra);
+    let (out, report) = stampede_check(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let broken = rules(verdict(&report.expect("checks.json written"), check));
+    assert!(
+        broken.iter().any(|r| r == rule),
+        "{mutant}: {check} broke {broken:?}, not {rule}\n{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn check_pool_and_plan_pass_on_the_reference_stack() {
+    let (out, report) = stampede_check(&["--only", "upstream-pool", "--only", "upstream-usage-plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = report.unwrap();
+    let pool = verdict(&report, "upstream-pool");
+    assert_eq!(pool["evidence"]["peak_in_flight"], pool["evidence"]["max_in_flight"], "{pool:#}");
+    let plan = verdict(&report, "upstream-usage-plan");
+    assert_eq!(plan["evidence"]["upstream_calls"], plan["evidence"]["left_at_start"], "{plan:#}");
+}
+
+#[test]
+fn check_mutant_client_per_request_is_caught_by_upstream_pool_as_no_connection_reuse() {
+    assert_caught_with("upstream::mutants::ClientPerRequest", "upstream-pool", "no-connection-reuse", &[]);
+}
+
+#[test]
+fn check_mutant_uncapped_is_caught_by_upstream_pool_as_too_many_connections() {
+    assert_caught_with("upstream::mutants::Uncapped", "upstream-pool", "too-many-connections", &[]);
+}
+
+/// On Redis: the two-step plan's window is a store round trip, hit in nearly every run (in
+/// memory, microseconds: about half of the runs).
+#[test]
+fn check_mutant_check_then_record_is_caught_by_usage_plan_as_over_admission() {
+    let Some((redis, _)) = servers() else { return };
+    assert_caught_with(
+        "usage_tracker::mutants::CheckThenRecord",
+        "upstream-usage-plan",
+        "over-admission",
+        &["--redis", &redis],
+    );
+}
+
+#[test]
+fn check_usage_plan_with_too_much_plan_left_exits_2_naming_the_flag() {
+    let path = reports().join("big-plan.toml");
+    let profile = std::fs::read_to_string(support::test_profile())
+        .unwrap()
+        .replace("max_calls = 1000", "max_calls = 100");
+    std::fs::write(&path, profile).unwrap();
+    let (out, _) = stampede_check(&["--profile", path.to_str().unwrap(), "--only", "upstream-usage-plan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--upstream-plan"), "{}", text(&out));
 }
 
 #[test]
@@ -314,13 +388,19 @@ fn check_target_runs_the_same_checks_against_a_stack_in_another_process() {
         "--token-lifetime",
         "8s",
         "--upstream-plan",
-        "1000000/1000000",
+        "100000/1200",
         "--breaker-open",
         "2s",
         "--task-visibility",
         "1500ms",
         "--task-time-limit",
         "3s",
+        "--workers",
+        "32",
+        "--upstream-connections",
+        "24",
+        "--upstream-idle",
+        "12",
     ]);
     assert!(served.upstream.starts_with("http://"), "serve names its fake upstream");
     // The breaker, the token refresh and the import workers are judged through the served

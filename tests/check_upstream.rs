@@ -236,9 +236,11 @@ fn dummy_target() -> String {
 #[test]
 fn upstream_checks_without_upstream_control_are_configuration_errors() {
     let target = dummy_target();
-    let run = check(&["--target", &target, "--only", "upstream-breaker", "--only", "platform-token-refresh"]);
+    let names = ["upstream-breaker", "platform-token-refresh", "upstream-pool", "upstream-usage-plan"];
+    let args: Vec<&str> = names.iter().flat_map(|name| ["--only", name]).collect();
+    let run = check(&[&["--target", &target][..], &args].concat());
     assert_eq!(run.code, Some(2), "{}\n{}", run.stdout, run.stderr);
-    for name in ["upstream-breaker", "platform-token-refresh"] {
+    for name in names {
         assert_eq!(run.rules(name), ["configuration"], "{}", run.stdout);
         assert_eq!(run.verdict(name)["passed"], false);
     }

@@ -55,7 +55,7 @@ impl Served {
             if let Some(u) = line.strip_prefix("stampede serve: listening on ") {
                 url = Some(u.to_owned());
             }
-            if let Some(u) = line.strip_prefix("stampede serve: fake upstream on ") {
+            if let Some(u) = line.strip_prefix("stampede serve: fake upstream control API on ") {
                 upstream = Some(u.to_owned());
             }
         }

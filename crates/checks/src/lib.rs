@@ -54,5 +54,7 @@ pub async fn run_check(target: &Target, check: &Check) -> Result<Verdict, Target
         Check::TokenRefresh(c) => checkers::token_refresh::run(target, c).await,
         Check::WsConnections(c) => checkers::ws_connections::run(target, c).await,
         Check::ImportLifecycle(c) => checkers::lifecycle::run(target, c).await,
+        Check::UpstreamPool(c) => checkers::upstream_pool::run(target, c).await,
+        Check::UsagePlan(c) => checkers::usage_plan::run(target, c).await,
     }
 }

@@ -166,6 +166,8 @@ pub enum Check {
     Breaker(BreakerCheck),
     TokenRefresh(TokenRefreshCheck),
     WsConnections(WsConnectionsCheck),
+    UpstreamPool(UpstreamPoolCheck),
+    UsagePlan(UsagePlanCheck),
     ImportLifecycle(ImportLifecycleCheck),
 }
 
@@ -183,6 +185,8 @@ impl Check {
             Check::Upload(c) => &c.name,
             Check::Breaker(c) => &c.name,
             Check::TokenRefresh(c) => &c.name,
+            Check::UpstreamPool(c) => &c.name,
+            Check::UsagePlan(c) => &c.name,
             Check::WsConnections(c) => &c.name,
             Check::ImportLifecycle(c) => &c.name,
         }
@@ -203,12 +207,21 @@ impl Check {
             Check::TokenRefresh(_) => "token-refresh",
             Check::WsConnections(_) => "ws-connections",
             Check::ImportLifecycle(_) => "import-lifecycle",
+            Check::UpstreamPool(_) => "upstream-pool",
+            Check::UsagePlan(_) => "usage-plan",
         }
     }
 
     /// Whether the check drives the fake upstream through its control API.
     pub fn needs_upstream_control(&self) -> bool {
-        matches!(self, Check::Breaker(_) | Check::TokenRefresh(_) | Check::ImportLifecycle(_))
+        matches!(
+            self,
+            Check::Breaker(_)
+                | Check::TokenRefresh(_)
+                | Check::ImportLifecycle(_)
+                | Check::UpstreamPool(_)
+                | Check::UsagePlan(_)
+        )
     }
 
     /// Numbers a check cannot run with.
@@ -231,6 +244,35 @@ impl Check {
                 positive("period_ms", c.period_ms)?;
                 positive("periods", c.periods as u64)?;
                 positive("import_every_ms", c.import_every_ms)
+            }
+            Check::UpstreamPool(c) => {
+                positive("max_connections", c.max_connections)?;
+                positive("max_in_flight", c.max_in_flight)?;
+                if c.max_in_flight > c.max_connections {
+                    return Err(format!(
+                        "max_in_flight {} must not exceed max_connections {}",
+                        c.max_in_flight, c.max_connections
+                    ));
+                }
+                if c.imports == Some(0) {
+                    return Err("imports must be at least 1".to_owned());
+                }
+                // NaN too.
+                if c.min_requests_per_connection.is_nan() || c.min_requests_per_connection <= 1.0 {
+                    return Err("min_requests_per_connection must be above 1".to_owned());
+                }
+                Ok(())
+            }
+            Check::UsagePlan(c) => {
+                positive("max_calls", c.max_calls)?;
+                if c.used.is_empty() || c.used.len() != c.limits.len() {
+                    return Err(format!(
+                        "used and limits must name the same number of periods, at least one ({} and {})",
+                        c.used.len(),
+                        c.limits.len()
+                    ));
+                }
+                positive("probe", c.probe as u64)
             }
             Check::WsConnections(c) => positive("limit", c.limit as u64),
             Check::ImportLifecycle(c) => {
@@ -762,6 +804,88 @@ fn default_held() -> usize {
     2
 }
 
+/// The pooled upstream client (#8), judged from the fake upstream's connection counts: a burst
+/// of imports while the upstream holds every call, so each worker that can call is in flight at
+/// once; the calls in flight and the connections open stay within the instances' caps, and the
+/// connections are reused. Needs the fake upstream's control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamPoolCheck {
+    pub name: String,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every import.
+    pub import: RequestTemplate,
+    /// JSON pointer to the import's id in its answer.
+    pub id: String,
+    /// Reads an import's processing status; `{id}`.
+    pub status: RequestTemplate,
+    /// JSON pointer to the processing state in the status.
+    pub state: String,
+    /// The states that end an import.
+    #[serde(default = "default_completed")]
+    pub completed: String,
+    #[serde(default = "default_failed")]
+    pub failed: String,
+    /// The fake upstream's route the imports call.
+    pub route: fake_upstream::Route,
+    /// Per instance of the target: connections open to the upstream at once, busy or idle.
+    pub max_connections: u64,
+    /// Per instance of the target: upstream calls in flight at once. A burst that never reaches
+    /// it cannot be judged (a configuration error).
+    pub max_in_flight: u64,
+    /// Upstream requests per new connection, at least, over the burst.
+    #[serde(default = "default_min_requests_per_connection")]
+    pub min_requests_per_connection: f64,
+    /// Imports in the burst (default: the profile's concurrency).
+    #[serde(default)]
+    pub imports: Option<usize>,
+}
+
+fn default_min_requests_per_connection() -> f64 {
+    2.0
+}
+
+/// The upstream API plan (#4), Jepsen counter-style: the plan driven to its limit by
+/// concurrent imports, calls granted (as `usage` reads them and as the fake upstream counts
+/// them on `route`) never above the limit, and the usage read back once quiescent equal to the
+/// calls the upstream saw. It exhausts the plan for the rest of the period: it must come after
+/// every other check that needs the upstream, and the plan's remainder must be at most
+/// `max_calls` (a configuration error otherwise). Needs the fake upstream's control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsagePlanCheck {
+    pub name: String,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every import.
+    pub import: RequestTemplate,
+    /// JSON pointer to the import's id in its answer.
+    pub id: String,
+    /// Reads an import's processing status; `{id}`.
+    pub status: RequestTemplate,
+    /// JSON pointer to the processing state in the status.
+    pub state: String,
+    #[serde(default = "default_completed")]
+    pub completed: String,
+    #[serde(default = "default_failed")]
+    pub failed: String,
+    /// Reads the plan's counters.
+    pub usage: RequestTemplate,
+    /// JSON pointers, in `usage`'s answer, to the calls counted in each period (`/day`,
+    /// `/hour`) and, in the same order, to each period's limit.
+    pub used: Vec<String>,
+    pub limits: Vec<String>,
+    /// The fake upstream's route the imports call.
+    pub route: fake_upstream::Route,
+    /// The most calls the plan may have left when the check starts: the check spends them all.
+    pub max_calls: u64,
+    /// Imports of the first held burst, which measures how many calls the stack grants at once;
+    /// more than its import workers.
+    #[serde(default = "default_probe")]
+    pub probe: usize,
+}
+
+fn default_probe() -> usize {
+    48
+}
+
 const PLACEHOLDERS: &[&str] = &["name", "seq", "unique", "id", "run", "value", "limit"];
 
 impl Profile {
@@ -786,6 +910,7 @@ impl Profile {
                 )));
             }
         }
+        plan_last(&profile.checks).map_err(invalid)?;
         for check in &profile.checks {
             check.validate().map_err(|e| invalid(format!("check {:?}: {e}", check.name())))?;
         }
@@ -863,6 +988,15 @@ impl Profile {
                     all.push((format!("check {:?}: status", c.name), &c.status));
                 }
                 Check::TokenRefresh(c) => all.push((format!("check {:?}: import", c.name), &c.import)),
+                Check::UpstreamPool(c) => {
+                    all.push((format!("check {:?}: import", c.name), &c.import));
+                    all.push((format!("check {:?}: status", c.name), &c.status));
+                }
+                Check::UsagePlan(c) => {
+                    all.push((format!("check {:?}: import", c.name), &c.import));
+                    all.push((format!("check {:?}: status", c.name), &c.status));
+                    all.push((format!("check {:?}: usage", c.name), &c.usage));
+                }
                 Check::ImportLifecycle(c) => {
                     all.push((format!("check {:?}: import", c.name), &c.import));
                     all.push((format!("check {:?}: status", c.name), &c.status));
@@ -880,6 +1014,30 @@ impl Profile {
     /// The check named `name`.
     pub fn check(&self, name: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.name() == name)
+    }
+}
+
+/// A `usage-plan` check exhausts the upstream plan for the rest of its period, so no check
+/// that needs upstream calls may run after it, and there is at most one.
+fn plan_last(checks: &[Check]) -> Result<(), String> {
+    let plans: Vec<&Check> = checks.iter().filter(|c| matches!(c, Check::UsagePlan(_))).collect();
+    if let [first, second, ..] = plans[..] {
+        return Err(format!(
+            "checks {:?} and {:?} both exhaust the upstream plan; keep one",
+            first.name(),
+            second.name()
+        ));
+    }
+    let Some(plan) = checks.iter().position(|c| matches!(c, Check::UsagePlan(_))) else { return Ok(()) };
+    match checks[plan + 1..].iter().find(|c| c.needs_upstream_control()) {
+        Some(after) => Err(format!(
+            "check {:?} exhausts the upstream plan, and {:?} after it needs upstream calls: move {:?} \
+             to the end of the profile",
+            checks[plan].name(),
+            after.name(),
+            checks[plan].name()
+        )),
+        None => Ok(()),
     }
 }
 
@@ -961,6 +1119,13 @@ fn check_parameters(check: &Check) -> Result<(), String> {
                 return Err("sizes and chunk_sizes must not be empty".to_owned());
             }
             vec![("id", c.id.as_str()), ("bytes", &c.bytes), ("sha256", &c.sha256)]
+        }
+        Check::UpstreamPool(c) => vec![("id", c.id.as_str()), ("state", &c.state)],
+        Check::UsagePlan(c) => {
+            let mut p = vec![("id", c.id.as_str()), ("state", &c.state)];
+            p.extend(c.used.iter().map(|u| ("used", u.as_str())));
+            p.extend(c.limits.iter().map(|l| ("limits", l.as_str())));
+            p
         }
         Check::ImportLifecycle(c) => vec![
             ("id", c.id.as_str()),

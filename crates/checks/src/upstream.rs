@@ -87,6 +87,103 @@ pub async fn import(
     (answer, id)
 }
 
+/// How each of a check's imports ended, as its status read back says: `(index, state)` ops.
+#[derive(Debug, Clone)]
+pub struct Ending<'a> {
+    /// Reads an import's status; `{id}`.
+    pub status: &'a RequestTemplate,
+    /// JSON pointer to the processing state in the status.
+    pub state: &'a str,
+    /// The states that end an import.
+    pub completed: &'a str,
+    pub failed: &'a str,
+}
+
+/// Reads the status of every import in `imports` (`(instance, id)`) until each has ended or
+/// `limit` has passed, at most 32 reads at a time; a `status` op per import, its value the
+/// last state read (`ended` false for those still running, `completed` true for those that
+/// ended completed).
+pub async fn await_ended(
+    target: &Target,
+    tokens: &[String],
+    ending: &Ending<'_>,
+    imports: &[(usize, String)],
+    limit: Duration,
+) -> Vec<crate::history::Op> {
+    use crate::history::Outcome;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last: Vec<Option<Answer>> = vec![None; imports.len()];
+    let mut ended = vec![false; imports.len()];
+    loop {
+        let pending: Vec<usize> = (0..imports.len()).filter(|i| !ended[*i]).collect();
+        for chunk in pending.chunks(32) {
+            let reads = chunk.iter().map(|&i| {
+                let (instance, id) = &imports[i];
+                let token = tokens[*instance].clone();
+                async move { (i, target.send(*instance, Some(&token), ending.status, &[("id", id)]).await) }
+            });
+            for (i, answer) in futures_util::future::join_all(reads).await {
+                let state = answer.body.pointer(ending.state).and_then(Value::as_str);
+                ended[i] = state.is_some_and(|s| s == ending.completed || s == ending.failed);
+                last[i] = Some(answer);
+            }
+        }
+        if ended.iter().all(|e| *e) || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last.into_iter()
+        .zip(imports)
+        .zip(ended)
+        .map(|((answer, (instance, id)), ended)| {
+            let answer = answer.expect("every import's status was read at least once");
+            let state = answer.body.pointer(ending.state).cloned().unwrap_or(Value::Null);
+            let completed = state.as_str() == Some(ending.completed);
+            let outcome = if ended { Outcome::Ok } else { Outcome::Unknown };
+            answer.op(
+                0,
+                *instance,
+                "status",
+                outcome,
+                serde_json::json!({ "id": id, "state": state, "ended": ended, "completed": completed }),
+            )
+        })
+        .collect()
+}
+
+impl Control {
+    /// Samples the counts every 50 ms until `of(stats)` has not changed for `settle` (and
+    /// `busy(stats)` holds), or `limit` has passed; the last snapshot, and whether it settled.
+    pub async fn plateau<T: PartialEq>(
+        &self,
+        target: &Target,
+        settle: Duration,
+        limit: Duration,
+        of: impl Fn(&Stats) -> T,
+        busy: impl Fn(&Stats) -> bool,
+    ) -> Result<(Snapshot, bool), TargetError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut snapshot = self.snapshot(target).await?;
+        let mut since = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let next = self.snapshot(target).await?;
+            let now = tokio::time::Instant::now();
+            if of(&next.stats) != of(&snapshot.stats) || !busy(&next.stats) {
+                since = now;
+            }
+            snapshot = next;
+            if now.duration_since(since) >= settle {
+                return Ok((snapshot, true));
+            }
+            if now >= deadline {
+                return Ok((snapshot, false));
+            }
+        }
+    }
+}
+
 /// The text of `path` on `instance` (a Prometheus endpoint), or why it could not be read.
 pub async fn metrics_text(target: &Target, instance: usize, path: &str) -> Result<String, String> {
     let url = format!("{}{path}", target.urls[instance]);
@@ -135,12 +232,66 @@ mod tests {
     fn the_reference_profile_has_the_upstream_checks() {
         let profile = Profile::parse(Path::new("reference.toml"), REFERENCE).expect("the reference profile");
         let kinds: Vec<&str> = profile.checks.iter().map(Check::kind).collect();
-        for kind in ["breaker", "token-refresh", "ws-connections", "import-lifecycle"] {
+        for kind in
+            ["breaker", "token-refresh", "ws-connections", "import-lifecycle", "upstream-pool", "usage-plan"]
+        {
             assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
         }
         let controlled: Vec<&str> =
             profile.checks.iter().filter(|c| c.needs_upstream_control()).map(Check::kind).collect();
-        assert_eq!(controlled, ["breaker", "token-refresh", "import-lifecycle"]);
+        assert_eq!(
+            controlled,
+            ["breaker", "token-refresh", "import-lifecycle", "upstream-pool", "usage-plan"]
+        );
+        assert_eq!(profile.checks.last().map(Check::kind), Some("usage-plan"), "the plan's check runs last");
+    }
+
+    #[test]
+    fn the_plan_check_must_come_after_every_check_that_needs_the_upstream() {
+        let plan = REFERENCE.find("[[check]]\nname = \"upstream-usage-plan\"").expect("the plan check");
+        let end = REFERENCE.find("[load]").expect("the load section");
+        let (head, rest) = REFERENCE.split_at(plan);
+        let (plan_check, tail) = rest.split_at(end - plan);
+        let breaker = head.find("[[check]]\nname = \"upstream-breaker\"").expect("the breaker check");
+        let moved = format!("{}{plan_check}{}{tail}", &head[..breaker], &head[breaker..]);
+        let err = Profile::parse(Path::new("p.toml"), &moved).map(drop).unwrap_err().to_string();
+        assert!(
+            err.contains("p.toml")
+                && err.contains("\"upstream-usage-plan\" exhausts the upstream plan")
+                && err.contains("\"upstream-breaker\" after it"),
+            "{err}"
+        );
+        let twice = format!("{head}{plan_check}{}{tail}", plan_check.replace("upstream-usage-plan", "again"));
+        let err = Profile::parse(Path::new("p.toml"), &twice).map(drop).unwrap_err().to_string();
+        assert!(err.contains("both exhaust the upstream plan"), "{err}");
+    }
+
+    #[test]
+    fn the_pool_and_plan_checks_refuse_what_they_cannot_run_with() {
+        let parse =
+            |text: &str| Profile::parse(Path::new("p.toml"), text).map(drop).map_err(|e| e.to_string());
+        let err = parse(&REFERENCE.replace("max_in_flight = 12", "max_in_flight = 25")).unwrap_err();
+        assert!(err.contains("max_in_flight 25 must not exceed max_connections 24"), "{err}");
+        let err = parse(
+            &REFERENCE.replace("min_requests_per_connection = 2.0", "min_requests_per_connection = 1.0"),
+        )
+        .unwrap_err();
+        assert!(err.contains("min_requests_per_connection must be above 1"), "{err}");
+        let err =
+            parse(&REFERENCE.replace("max_connections = 24", "max_connections = 24\nmax_conections = 6"))
+                .unwrap_err();
+        assert!(err.contains("line") && err.contains("max_conections"), "{err}");
+        let err = parse(&REFERENCE.replace(
+            "limits = [\"/limits/per_day\", \"/limits/per_hour\"]",
+            "limits = [\"/limits/per_day\"]",
+        ))
+        .unwrap_err();
+        assert!(err.contains("used and limits must name the same number of periods"), "{err}");
+        let err = parse(&REFERENCE.replace("used = [\"/day\", \"/hour\"]", "used = [\"day\", \"/hour\"]"))
+            .unwrap_err();
+        assert!(err.contains("used \"day\" is not a JSON pointer"), "{err}");
+        let err = parse(&REFERENCE.replace("max_calls = 1000", "max_calls = 0")).unwrap_err();
+        assert!(err.contains("max_calls must be at least 1"), "{err}");
     }
 
     #[test]
@@ -160,7 +311,7 @@ mod tests {
             err.contains("\"import-lifecycle\": hold_ms 1200 must lie between visibility_ms 1500"),
             "{err}"
         );
-        let err = parse(&REFERENCE.replace("held = 2\n", "held = 0\n")).unwrap_err();
+        let err = parse(&REFERENCE.replace("held = 32\n", "held = 0\n")).unwrap_err();
         assert!(err.contains("held must be at least 1"), "{err}");
     }
 

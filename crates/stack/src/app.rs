@@ -75,6 +75,9 @@ pub struct Settings {
     pub upstream: Option<crate::workers::UpstreamLink>,
     /// Import processors per process.
     pub workers: usize,
+    /// #8 the pooled client's policy: connections open to the upstream at once, idle ones kept
+    /// (requests in flight are capped at the difference), and the call deadline.
+    pub upstream_pool: upstream::UpstreamConfig,
 }
 
 impl Default for Settings {
@@ -99,6 +102,7 @@ impl Default for Settings {
             mutant: None,
             upstream: None,
             workers: 2,
+            upstream_pool: upstream::UpstreamConfig::SEED,
         }
     }
 }

@@ -512,8 +512,11 @@ pub enum UpstreamSlot {
 }
 
 impl UpstreamSlot {
-    pub fn new(base_url: &str, mutant: Option<Mutant>) -> Result<Self, upstream::Error> {
-        let config = UpstreamConfig::SEED;
+    pub fn new(
+        base_url: &str,
+        config: UpstreamConfig,
+        mutant: Option<Mutant>,
+    ) -> Result<Self, upstream::Error> {
         Ok(match mutant {
             Some(Mutant::UpstreamClientPerRequest) => {
                 Self::ClientPerRequest(upstream::mutants::ClientPerRequest::new(base_url, config)?)

@@ -119,7 +119,7 @@ impl Workers {
 /// Starts `count` import processors, the reaper and the refresh beat.
 pub async fn start(state: &AppState, link: &UpstreamLink, count: usize) -> Result<Workers, upstream::Error> {
     let mutant = state.settings.mutant;
-    let client = UpstreamSlot::new(&link.url, mutant)?;
+    let client = UpstreamSlot::new(&link.url, state.settings.upstream_pool, mutant)?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     bootstrap(state, link).await;

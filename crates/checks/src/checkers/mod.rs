@@ -14,5 +14,7 @@ pub mod support;
 pub mod token_refresh;
 pub mod unique;
 pub mod upload;
+pub mod upstream_pool;
+pub mod usage_plan;
 pub mod vary;
 pub mod ws_connections;

@@ -1,0 +1,349 @@
+//! The pooled client to the upstream (#8), judged from the fake upstream's connection counts.
+//! The fake's counts are zeroed and its video route made to hold every call (an outage in
+//! `hang` mode), then a burst of imports (a new URL each, spread over every instance) is
+//! submitted: every import worker that can call does, and its call stays in flight. Once the
+//! calls in flight have stopped growing the hold is lifted, every import is read back until it
+//! has ended, and the counts are read:
+//!
+//! - `too-many-in-flight` — more calls in flight at once than the instances' pools allow
+//!   (`max_in_flight` per instance): a pool without its cap sends one call per worker;
+//! - `too-many-connections` — more connections open at once, busy or idle, than `max_connections`
+//!   per instance;
+//! - `no-connection-reuse` — fewer requests per connection accepted than
+//!   `min_requests_per_connection`: a client made per request opens a connection per call;
+//! - `imports-failed` — an import that did not complete, although the upstream answered every
+//!   call once the hold was lifted.
+//!
+//! A burst that never filled the pools (the stack has no more import workers than its cap, or
+//! the imports never reached the upstream) cannot tell a capped pool from an uncapped one: the
+//! check then fails to run as configured (exit code 2) rather than pass.
+
+use std::time::Duration;
+
+use fake_upstream::{Fault, OutageMode};
+use serde_json::{Value, json};
+
+use crate::checkers::support::{self, Through};
+use crate::client::{Target, TargetError};
+use crate::history::{Op, Outcome};
+use crate::profile::UpstreamPoolCheck;
+use crate::upstream::{self, Control, Ending};
+use crate::verdict::Verdict;
+
+pub const KIND: &str = "upstream-pool";
+
+/// How long the calls in flight must stay unchanged before the hold is lifted: above the
+/// stack's idle poll of its queue (the reference's backs off to 200 ms).
+const SETTLE: Duration = Duration::from_millis(500);
+/// The longest the hold may last; below the stack's upstream deadline.
+const HOLD_LIMIT: Duration = Duration::from_secs(5);
+/// How long the imports may take to end once the hold is lifted.
+const END_WAIT: Duration = Duration::from_secs(15);
+
+/// What the judge needs of the check's settings and of the target.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub instances: u64,
+    pub max_connections: u64,
+    pub max_in_flight: u64,
+    pub min_requests_per_connection: f64,
+}
+
+/// Runs the check against `target`.
+pub async fn run(target: &Target, check: &UpstreamPoolCheck) -> Result<Verdict, TargetError> {
+    let control = Control::of(target, &check.name)?;
+    let user = target.user(&check.name).await?;
+    let count = check.imports.unwrap_or(target.profile.defaults.concurrency).max(1);
+    control.reset().await?;
+    let start = control.snapshot(target).await?;
+    let route = check.route;
+    control.set_faults(&[Fault::outage(OutageMode::Hang).on(route)]).await?;
+    let label = format!("{}-{}", check.name, target.run);
+    let mut history = support::insert_rows(
+        target,
+        &user,
+        &check.import,
+        Some(&check.id),
+        count,
+        count,
+        Through::All,
+        &label,
+        0,
+        "import",
+    )
+    .await;
+    // Every worker that can call is holding a call once the number in flight stops growing.
+    let held = control.plateau(target, SETTLE, HOLD_LIMIT, |s| s.in_flight, |s| s.in_flight > 0).await;
+    let cleared = control.clear_faults().await;
+    let (held, settled) = held?;
+    cleared?;
+    let imports: Vec<(usize, String)> = history
+        .iter()
+        .filter_map(|op| op.value["id"].as_str().map(|id| (op.instance, id.to_owned())))
+        .collect();
+    let ending = Ending {
+        status: &check.status,
+        state: &check.state,
+        completed: &check.completed,
+        failed: &check.failed,
+    };
+    history.extend(upstream::await_ended(target, &user.tokens, &ending, &imports, END_WAIT).await);
+    let end = control.snapshot(target).await?;
+    let (arrived, answered) = end.route(route);
+    history.push(Op {
+        process: 0,
+        instance: 0,
+        f: "observe",
+        invoke_us: start.complete_us,
+        complete_us: end.invoke_us,
+        status: None,
+        outcome: Outcome::Ok,
+        value: json!({
+            "held_in_flight": held.stats.in_flight,
+            "held_settled": settled,
+            "open_at_start": start.stats.connections.open,
+            "requests": end.stats.requests,
+            "route_requests": arrived,
+            "route_answered": answered,
+            "accepted": end.stats.connections.accepted,
+            "peak_open": end.stats.connections.peak_open,
+            "peak_in_flight": end.stats.peak_in_flight,
+        }),
+    });
+    let params = Params {
+        instances: target.instances() as u64,
+        max_connections: check.max_connections,
+        max_in_flight: check.max_in_flight,
+        min_requests_per_connection: check.min_requests_per_connection,
+    };
+    let verdict = judge(&check.name, params, &history);
+    if verdict.rules().contains(&"pool-not-filled") {
+        return Err(TargetError::Configuration {
+            check: check.name.clone(),
+            reason: format!(
+                "{}; the stack needs more import workers than its pool lets call at once for the cap \
+                 to show (stampede serve: --workers above --upstream-connections less \
+                 --upstream-idle), or the profile's max_in_flight is not the stack's",
+                verdict.violations.iter().find(|v| v.starts_with("pool-not-filled")).map_or("", |v| v)
+            ),
+        });
+    }
+    Ok(verdict)
+}
+
+/// Judges one burst's counts.
+pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
+    let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
+    let Some(observed) = history.iter().find(|op| op.f == "observe") else {
+        verdict.violate("no-observation", "the fake upstream's counts were not read", []);
+        return verdict.summarize("no observation");
+    };
+    let o = &observed.value;
+    let n = |key: &str| o[key].as_u64().unwrap_or(0);
+    let (requests, accepted, peak_open, peak_in_flight) =
+        (n("requests"), n("accepted"), n("peak_open"), n("peak_in_flight"));
+    let max_in_flight = params.max_in_flight * params.instances;
+    let max_connections = params.max_connections * params.instances;
+    let imports = history.iter().filter(|op| op.f == "import").count();
+    let submitted = history.iter().filter(|op| op.f == "import" && op.outcome == Outcome::Ok).count();
+    let unended: Vec<Op> =
+        history.iter().filter(|op| op.f == "status" && op.value["ended"] != true).cloned().collect();
+    let per_connection = if accepted == 0 { f64::INFINITY } else { requests as f64 / accepted as f64 };
+
+    if peak_in_flight > max_in_flight {
+        verdict.violate(
+            "too-many-in-flight",
+            format!(
+                "{peak_in_flight} upstream calls in flight at once, above the cap of {max_in_flight} \
+                 ({} per instance × {})",
+                params.max_in_flight, params.instances
+            ),
+            [observed.clone()],
+        );
+    }
+    if peak_open > max_connections {
+        verdict.violate(
+            "too-many-connections",
+            format!(
+                "{peak_open} connections open to the upstream at once, above {max_connections} \
+                 ({} per instance × {})",
+                params.max_connections, params.instances
+            ),
+            [observed.clone()],
+        );
+    }
+    if per_connection < params.min_requests_per_connection {
+        verdict.violate(
+            "no-connection-reuse",
+            format!(
+                "{requests} upstream requests over {accepted} new connections ({per_connection:.2} a \
+                 connection, at least {} expected of a pool)",
+                params.min_requests_per_connection
+            ),
+            [observed.clone()],
+        );
+    }
+    let failed: Vec<Op> = history
+        .iter()
+        .filter(|op| op.f == "status" && op.value["ended"] == true && op.value["completed"] != true)
+        .cloned()
+        .collect();
+    if !failed.is_empty() {
+        verdict.violate(
+            "imports-failed",
+            format!(
+                "{} of {submitted} imports failed although the upstream answered every call (state {})",
+                failed.len(),
+                failed[0].value["state"]
+            ),
+            failed,
+        );
+    }
+    if peak_in_flight < max_in_flight && verdict.passed {
+        verdict.violate(
+            "pool-not-filled",
+            format!(
+                "the burst of {imports} imports had at most {peak_in_flight} upstream calls in flight at \
+                 once, never the cap of {max_in_flight}: a pool without its cap would look the same"
+            ),
+            [observed.clone()],
+        );
+    }
+    if !unended.is_empty() {
+        verdict.violate(
+            "imports-unfinished",
+            format!("{} of {submitted} imports had not ended when the check stopped waiting", unended.len()),
+            unended,
+        );
+    }
+    verdict.evidence = json!({
+        "imports": imports,
+        "submitted": submitted,
+        "upstream_requests": requests,
+        "route_requests": o["route_requests"],
+        "held_in_flight": o["held_in_flight"],
+        "peak_in_flight": peak_in_flight,
+        "max_in_flight": max_in_flight,
+        "peak_open": peak_open,
+        "max_connections": max_connections,
+        "connections_accepted": accepted,
+        "open_at_start": o["open_at_start"],
+        "requests_per_connection": if per_connection.is_finite() { json!((per_connection * 100.0).round() / 100.0) } else { Value::Null },
+    });
+    let summary = if verdict.passed {
+        format!(
+            "{peak_in_flight} in flight at most (cap {max_in_flight}), {peak_open} open (max \
+             {max_connections}); {requests} requests over {accepted} new connections"
+        )
+    } else {
+        verdict.violations.join("; ")
+    };
+    verdict.summarize(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn params() -> Params {
+        Params { instances: 1, max_connections: 6, max_in_flight: 3, min_requests_per_connection: 2.0 }
+    }
+
+    fn history(requests: u64, accepted: u64, peak_open: u64, peak_in_flight: u64) -> Vec<Op> {
+        let op = |f: &'static str, value: Value| Op {
+            process: 0,
+            instance: 0,
+            f,
+            invoke_us: 0,
+            complete_us: 1_000,
+            status: Some(201),
+            outcome: Outcome::Ok,
+            value,
+        };
+        let mut ops: Vec<Op> = (0..24).map(|i| op("import", json!({ "id": format!("v{i}") }))).collect();
+        ops.extend((0..24).map(|i| {
+            op(
+                "status",
+                json!({ "id": format!("v{i}"), "state": "completed", "ended": true, "completed": true }),
+            )
+        }));
+        ops.push(op(
+            "observe",
+            json!({
+                "requests": requests,
+                "route_requests": 24,
+                "accepted": accepted,
+                "peak_open": peak_open,
+                "peak_in_flight": peak_in_flight,
+                "held_in_flight": peak_in_flight,
+            }),
+        ));
+        ops
+    }
+
+    #[test]
+    fn a_capped_pool_that_reuses_its_connections_passes() {
+        // 24 calls and a refresh over the 3 connections the cap lets open.
+        let verdict = judge("pool", params(), &history(25, 3, 3, 3));
+        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert_eq!(verdict.evidence["requests_per_connection"], 8.33);
+    }
+
+    #[test]
+    fn mutant_client_per_request_history_is_no_connection_reuse() {
+        // The cap is kept, but every call comes on a connection of its own.
+        let verdict = judge("pool", params(), &history(25, 25, 3, 3));
+        assert_eq!(verdict.rules(), ["no-connection-reuse"], "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn mutant_uncapped_history_is_too_many_in_flight_and_connections() {
+        // Every one of 8 workers holds a call, each on its own connection.
+        let verdict = judge("pool", params(), &history(25, 8, 8, 8));
+        assert_eq!(
+            verdict.rules(),
+            ["too-many-in-flight", "too-many-connections"],
+            "{:?}",
+            verdict.violations
+        );
+    }
+
+    #[test]
+    fn the_caps_are_per_instance() {
+        let three = Params { instances: 3, ..params() };
+        assert!(judge("pool", three, &history(75, 9, 9, 9)).passed);
+        assert_eq!(
+            judge("pool", three, &history(75, 24, 24, 24)).rules(),
+            ["too-many-in-flight", "too-many-connections"]
+        );
+    }
+
+    #[test]
+    fn a_burst_that_never_fills_the_pool_cannot_be_judged() {
+        // Two workers under a cap of three: a pool without a cap would look the same.
+        let verdict = judge("pool", params(), &history(25, 2, 2, 2));
+        assert_eq!(verdict.rules(), ["pool-not-filled"]);
+    }
+
+    #[test]
+    fn failed_imports_are_reported_and_not_taken_for_a_small_stack() {
+        // Instances that share no credential: only one of them calls the upstream.
+        let mut ops = history(25, 1, 1, 1);
+        for op in ops.iter_mut().filter(|op| op.f == "status").skip(8) {
+            op.value["state"] = json!("failed");
+            op.value["completed"] = json!(false);
+        }
+        assert_eq!(judge("pool", params(), &ops).rules(), ["imports-failed"]);
+    }
+
+    #[test]
+    fn unfinished_imports_and_missing_counts() {
+        let mut ops = history(25, 3, 3, 3);
+        ops[30].value["ended"] = json!(false);
+        assert_eq!(judge("pool", params(), &ops).rules(), ["imports-unfinished"]);
+        ops.retain(|op| op.f != "observe");
+        assert_eq!(judge("pool", params(), &ops).rules(), ["no-observation"]);
+    }
+}
