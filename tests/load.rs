@@ -155,7 +155,7 @@ fn load_open_model_shows_a_one_second_stall_in_its_p99_and_the_closed_model_hide
     let (p99, max) = (ms(closed_all.value_at_quantile(0.99)), ms(closed_all.max()));
     eprintln!("closed model: {} requests, p99 {p99} ms, max {max} ms", closed_all.len());
     assert!(max >= 900.0, "the closed model saw the stall, in its max: {max} ms");
-    assert!(p99 < 200.0, "and its p99 under-reports it: {p99} ms");
+    assert!(p99 < 500.0, "and its p99 under-reports it, below half the stall: {p99} ms");
     assert!(closed["load"]["users_reached"].as_u64() == Some(8), "{}", closed["load"]);
 }
 
@@ -166,6 +166,8 @@ fn load_report_is_written_with_every_endpoint_and_target() {
     let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
         .arg("load")
         .args(["--target", &served.url, "--reports", dir.to_str().unwrap(), "--run-id", "plain"])
+        .arg("--profile")
+        .arg(support::test_profile())
         .args(["--rate", "50", "--duration", "3"])
         .output()
         .expect("run stampede load");
@@ -175,7 +177,7 @@ fn load_report_is_written_with_every_endpoint_and_target() {
     let load = &report["load"];
     assert_eq!(load["model"], "open");
     let endpoints = load["endpoints"].as_array().unwrap();
-    assert_eq!(endpoints.len(), 6, "{text}");
+    assert_eq!(endpoints.len(), 7, "{text}");
     let requests: u64 = endpoints.iter().map(|e| e["requests"].as_u64().unwrap()).sum();
     assert_eq!(load["requests"].as_u64(), Some(requests));
     assert!((140..=151).contains(&requests), "50/s for 3 s: {requests}\n{text}");

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The reference profile as the tests run it. The one change: the bound on the latency of the
-/// calls the open breaker refuses (5 ms, a figure for a release build on a quiet machine) is
-/// lifted, because a debug build on a shared machine is no latency benchmark and a test must
-/// not hang on timing; the `slow-rejection` rule is covered by the judge's tests.
+/// The reference profile as the tests run it. The changes: the bound on the latency of the
+/// calls the open breaker refuses (5 ms, a figure for a release build on a quiet machine) and
+/// the load's latency targets are lifted, because a debug build on a shared machine is no
+/// latency benchmark and a test must not hang on timing; the `slow-rejection` rule and the
+/// target verdicts are covered by the judges' own tests.
 pub fn test_profile() -> &'static Path {
     static PROFILE: OnceLock<PathBuf> = OnceLock::new();
     PROFILE.get_or_init(|| {
@@ -16,6 +17,12 @@ pub fn test_profile() -> &'static Path {
         let text = std::fs::read_to_string(&reference).expect("read the reference profile");
         assert!(text.contains("max_rejection_ms = 5.0"), "the reference profile's latency bound moved");
         let text = text.replace("max_rejection_ms = 5.0", "max_rejection_ms = 1000.0");
+        // Likewise the load's latency targets: tests judge what a run measured and reported,
+        // not how fast a debug build is on a busy machine (the stall test bounds its own
+        // figures from the stall it made).
+        let targets = "p50_ms = 100\np95_ms = 200\np99_ms = 500\n";
+        assert!(text.contains(targets), "the reference profile's latency targets moved");
+        let text = text.replace(targets, "p50_ms = 10000\np95_ms = 20000\np99_ms = 30000\n");
         let path = std::env::temp_dir().join(format!("stampede-test-profile-{}.toml", std::process::id()));
         std::fs::write(&path, text).expect("write the test profile");
         path

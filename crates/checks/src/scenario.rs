@@ -113,6 +113,10 @@ pub struct MixEntry {
     /// Answers that count as success (default: any 2xx). Anything else is an error.
     #[serde(default)]
     pub ok: Option<Recognise>,
+    /// A raw body of this many bytes instead of the template's JSON (an upload); its
+    /// content type is the template's `headers`'.
+    #[serde(default)]
+    pub body_bytes: Option<usize>,
 }
 
 /// `[targets]`: what the run must meet. The latency bounds apply to every endpoint unless
@@ -257,6 +261,11 @@ impl LoadScenario {
         }
         if self.requests.is_empty() {
             return Err("load has no [[load.request]]".to_owned());
+        }
+        for entry in self.requests.iter().filter(|e| e.body_bytes.is_some()) {
+            if entry.request.body.is_some() {
+                return Err(format!("load.request {:?}: body and body_bytes exclude each other", entry.name));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for entry in &self.requests {

@@ -84,7 +84,15 @@ pub async fn run(
                 let account = &accounts[session.account];
                 let entry = &mix.entries[i];
                 let vars = mix.vars(&target.run, account, &mut rand::rngs::StdRng::from_os_rng());
-                let builder = goose_request(user, &target, session.instance, account, &entry.request, &vars)?;
+                let builder = goose_request(
+                    user,
+                    &target,
+                    session.instance,
+                    account,
+                    &entry.request,
+                    entry.body_bytes,
+                    &vars,
+                )?;
                 let request =
                     GooseRequest::builder().set_request_builder(builder).name(entry.name.as_str()).build();
                 let sent = Instant::now();
@@ -152,6 +160,7 @@ fn goose_request(
     instance: usize,
     account: &Account,
     template: &RequestTemplate,
+    body_bytes: Option<usize>,
     vars: &[(&str, String)],
 ) -> Result<goose_reqwest::RequestBuilder, Box<TransactionError>> {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -172,6 +181,9 @@ fn goose_request(
     }
     if let Some(body) = &template.body {
         builder = builder.json(&checks::profile::fill_json(body, &vars));
+    }
+    if let Some(size) = body_bytes {
+        builder = builder.body(crate::body(size));
     }
     Ok(builder)
 }

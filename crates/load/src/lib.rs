@@ -211,7 +211,24 @@ pub fn request(
     vars: &[(&str, String)],
 ) -> reqwest::RequestBuilder {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    target.request(instance, Some(&account.tokens[instance]), &entry.request, &vars)
+    let request = target.request(instance, Some(&account.tokens[instance]), &entry.request, &vars);
+    match entry.body_bytes {
+        Some(size) => request.body(body(size)),
+        None => request,
+    }
+}
+
+/// `size` bytes that repeat no short pattern (an upload's body; xorshift).
+pub fn body(size: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ size as u64;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
 }
 
 /// Sends `request` and reads its body whole.
