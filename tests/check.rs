@@ -315,17 +315,27 @@ fn check_mutant_uncapped_is_caught_by_upstream_pool_as_too_many_connections() {
     assert_caught_with("upstream::mutants::Uncapped", "upstream-pool", "too-many-connections", &[]);
 }
 
-/// On Redis: the two-step plan's window is a store round trip, hit in nearly every run (in
-/// memory, microseconds: about half of the runs).
+/// On Redis: the two-step plan's window is a store round trip, and the plan crosses its limit
+/// once per run, so a run catches the race with a probability, not always (15 of 16 runs on an
+/// idle machine, fewer under a busy test suite; in memory about half). As Jepsen runs a test
+/// again, this one allows five runs and needs one to catch it: a correct plan never does
+/// (`check_pool_and_plan_pass_on_the_reference_stack`), so a catch cannot be luck.
 #[test]
 fn check_mutant_check_then_record_is_caught_by_usage_plan_as_over_admission() {
     let Some((redis, _)) = servers() else { return };
-    assert_caught_with(
-        "usage_tracker::mutants::CheckThenRecord",
-        "upstream-usage-plan",
-        "over-admission",
-        &["--redis", &redis],
-    );
+    let mutant = "usage_tracker::mutants::CheckThenRecord";
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let (out, report) =
+            stampede_check(&["--mutant", mutant, "--only", "upstream-usage-plan", "--redis", &redis]);
+        let broken = report.as_ref().map(|r| rules(verdict(r, "upstream-usage-plan"))).unwrap_or_default();
+        if out.status.code() == Some(1) && broken.iter().any(|r| r == "over-admission") {
+            return;
+        }
+        assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{}", text(&out));
+        runs.push(text(&out));
+    }
+    panic!("{mutant} was not caught in {} runs:\n{}", runs.len(), runs.join("\n"));
 }
 
 #[test]
