@@ -3,7 +3,6 @@
 //! against it. Written atomically: a temporary file in the same directory, then a rename, so a
 //! reader never sees half a report.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -37,19 +36,8 @@ impl ChecksReport {
     }
 }
 
-/// Writes `bytes` to `dir/name` atomically; the final path.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
-}
+/// Writes `bytes` to `dir/name` atomically: the run report's writer.
+pub use report::write_atomic;
 
 /// Writes `report` as `dir/checks.json`.
 pub fn write(dir: &Path, report: &ChecksReport) -> std::io::Result<PathBuf> {
