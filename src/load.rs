@@ -82,7 +82,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
     }
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Usage(anyhow::Error),
     Unreachable(String),
 }
@@ -166,11 +166,15 @@ pub(crate) fn git_revision() -> Option<String> {
     option_env!("STAMPEDE_GIT_REVISION").map(str::to_owned)
 }
 
-async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
-    let profile = load_profile(&args)?;
-    let run = args.run_id.clone().unwrap_or_else(check::run_id);
-    let started_at_ms = check::now_ms();
-    let stop = interrupt();
+/// The stack a load run is offered to: the targets named, or the reference stack started
+/// here (`embedded`, to be shut down when the run ends), probed once.
+pub(crate) struct Stack {
+    pub embedded: Option<check::Embedded>,
+    pub urls: Vec<String>,
+    pub target: Arc<Target>,
+}
+
+pub(crate) async fn stack(args: &LoadArgs, run: &str, profile: Profile) -> Result<Stack, Failure> {
     let embedded_args = CheckArgs {
         targets: Vec::new(),
         upstream_control: None,
@@ -187,7 +191,7 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         run_id: None,
     };
     let embedded = if args.targets.is_empty() {
-        Some(check::embedded(&embedded_args, &run, check::UNBOUNDED_PLAN).await?)
+        Some(check::embedded(&embedded_args, run, check::UNBOUNDED_PLAN).await?)
     } else {
         None
     };
@@ -195,11 +199,26 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
         None => args.targets.clone(),
     };
+    let target =
+        Arc::new(Target::new(urls.clone(), profile, run.to_owned()).context("build the HTTP client")?);
+    if let Err(e) = target.probe().await {
+        if let Some(embedded) = embedded {
+            embedded.shutdown("load").await;
+        }
+        return Err(Failure::Unreachable(e.to_string()));
+    }
+    Ok(Stack { embedded, urls, target })
+}
+
+async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
+    let profile = load_profile(&args)?;
+    let run = args.run_id.clone().unwrap_or_else(check::run_id);
+    let started_at_ms = check::now_ms();
+    let stop = interrupt();
     let profile_name = profile.name.clone();
     let scenario = profile.load.clone().expect("load_profile checked it");
     let targets = profile.targets.clone();
-    let target = Arc::new(Target::new(urls.clone(), profile, run.clone()).context("build the HTTP client")?);
-    target.probe().await.map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let Stack { embedded, urls, target } = stack(&args, &run, profile).await?;
     let what = match scenario.model {
         Model::Open => match scenario.ramp_to {
             Some(to) => format!("open model, {} → {to} requests/s", scenario.rate.unwrap_or_default()),
@@ -241,10 +260,13 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
             finished_at_ms: check::now_ms(),
             complete,
             interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+            sources: Vec::new(),
         },
         checks: None,
         load: Some(outcomes.load),
         targets: outcomes.targets,
+        comparison: None,
+        capacity: None,
         passed,
     };
     let dir = args.reports.join(&run);

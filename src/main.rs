@@ -1,8 +1,10 @@
 //! The `stampede` binary: argument parsing and wiring only.
 
+mod capacity;
 mod check;
 mod load;
 mod progress;
+mod report;
 mod run;
 mod serve;
 
@@ -34,6 +36,12 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Offer the profile's load mix to a stack, time every response, judge the targets.
     Load(Box<load::LoadArgs>),
+    /// Step the load up until a target breaks: the highest sustainable step, the Universal
+    /// Scalability Law fitted to the steps, the instances a users goal needs.
+    Capacity(Box<capacity::CapacityArgs>),
+    /// Work on written reports: merge several generators', compare with a baseline, render.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 fn main() -> ExitCode {
@@ -41,7 +49,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => return check::run(*args),
         Command::Load(args) => return load::run(*args),
+        Command::Capacity(args) => return capacity::run(*args),
         Command::Run(args) => return run::run(*args),
+        Command::Report(command) => return report::run(command),
         Command::Serve(args) => {
             return match serve::run(*args) {
                 Ok(code) => code,

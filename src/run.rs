@@ -222,10 +222,13 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
             finished_at_ms: check::now_ms(),
             complete,
             interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+            sources: Vec::new(),
         },
         checks: Some(serde_json::to_value(&checks_report).context("checks as JSON")?),
         load: load_report,
         targets: target_verdicts,
+        comparison: None,
+        capacity: None,
         passed,
     };
     let path = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?.html;

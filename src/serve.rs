@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// `--upstream-connections`.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub upstream_idle: usize,
+    /// Delay every API answer by this long (default 0): a deliberately slowed stack, to see
+    /// `stampede report compare` flag the regression against a baseline.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION")]
+    pub added_latency: Duration,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -197,6 +201,7 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.breaker.open_for = args.breaker_open;
     config.settings.task_visibility = args.task_visibility;
     config.settings.task_time_limit = args.task_time_limit;
+    config.settings.added_latency = args.added_latency;
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;
     let (fake, link) = upstream_link(&args, refresh).await?;
@@ -389,6 +394,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(format!("{}ms", args.task_visibility.as_millis()))
             .arg("--task-time-limit")
             .arg(format!("{}ms", args.task_time_limit.as_millis()))
+            .arg("--added-latency")
+            .arg(format!("{}ms", args.added_latency.as_millis()))
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());

@@ -19,34 +19,6 @@ fn reports() -> PathBuf {
     dir
 }
 
-/// `dir`'s report.json matches its committed schema (and, through it, checks.schema.json), and
-/// the two renderings were written beside it.
-fn assert_written(dir: &std::path::Path) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let schema =
-        |path: &str| -> Value { serde_json::from_slice(&std::fs::read(root.join(path)).unwrap()).unwrap() };
-    let base = "https://stampede.invalid/schemas/";
-    let mut schemas = boon::Schemas::new();
-    let mut compiler = boon::Compiler::new();
-    compiler.set_default_draft(boon::Draft::V2020_12);
-    compiler
-        .add_resource(&format!("{base}report.schema.json"), schema("crates/report/report.schema.json"))
-        .unwrap();
-    compiler
-        .add_resource(&format!("{base}checks.schema.json"), schema("crates/checks/checks.schema.json"))
-        .unwrap();
-    let index = compiler.compile(&format!("{base}report.schema.json"), &mut schemas).unwrap();
-    let report: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
-    if let Err(e) = schemas.validate(&report, index) {
-        panic!("report.json does not match its schema: {e:#}");
-    }
-    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html beside report.json");
-    assert!(html.contains(&report::escape_html(report["run"]["id"].as_str().unwrap())));
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml beside report.json");
-    let targets = report["targets"].as_array().unwrap().len();
-    assert_eq!(junit.matches(r#"classname="targets""#).count(), targets, "{junit}");
-}
-
 fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill").args([sig, &pid.to_string()]).status().expect("run kill");
     assert!(status.success(), "kill {sig} {pid}");
@@ -205,7 +177,7 @@ fn load_report_is_written_with_every_endpoint_and_target() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert_eq!(missed, ["throughput"], "{text}");
-    assert_written(&dir.join("plain"));
+    support::assert_written(&dir.join("plain"));
 }
 
 #[test]
@@ -263,7 +235,7 @@ fn run_checks_then_loads_the_embedded_stack_and_writes_the_report() {
     assert!(report["load"]["requests"].as_u64().unwrap() >= 400, "{text}");
     assert!(report["targets"].as_array().unwrap().iter().all(|t| t["passed"] == true), "{text}");
     assert!(dir.join("main-job/checks.json").exists());
-    assert_written(&dir.join("main-job"));
+    support::assert_written(&dir.join("main-job"));
 }
 
 /// Ctrl-C in the middle of the load: the report is still written, with what was measured,

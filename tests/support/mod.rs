@@ -76,3 +76,33 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// `dir`'s report.json matches its committed schema (and, through it, checks.schema.json), and
+/// the two renderings were written beside it.
+pub fn assert_written(dir: &std::path::Path) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema = |path: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.join(path)).unwrap()).unwrap()
+    };
+    let base = "https://stampede.invalid/schemas/";
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.set_default_draft(boon::Draft::V2020_12);
+    compiler
+        .add_resource(&format!("{base}report.schema.json"), schema("crates/report/report.schema.json"))
+        .unwrap();
+    compiler
+        .add_resource(&format!("{base}checks.schema.json"), schema("crates/checks/checks.schema.json"))
+        .unwrap();
+    let index = compiler.compile(&format!("{base}report.schema.json"), &mut schemas).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    if let Err(e) = schemas.validate(&report, index) {
+        panic!("report.json does not match its schema: {e:#}");
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html beside report.json");
+    assert!(html.contains(&report::escape_html(report["run"]["id"].as_str().unwrap())));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml beside report.json");
+    let targets = report["targets"].as_array().unwrap().len();
+    assert_eq!(junit.matches(r#"classname="targets""#).count(), targets, "{junit}");
+}

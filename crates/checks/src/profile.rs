@@ -39,6 +39,12 @@ pub struct Profile {
     /// What a load run must meet (`[targets]`; seed 004's defaults without it).
     #[serde(default)]
     pub targets: crate::scenario::Targets,
+    /// What `stampede report compare` counts as a regression against a baseline (`[compare]`).
+    #[serde(default)]
+    pub compare: Option<report::Tolerance>,
+    /// How `stampede capacity` steps the load, and the users it plans for (`[capacity]`).
+    #[serde(default)]
+    pub capacity: Option<report::capacity::Stepping>,
 }
 
 /// How a check obtains a user and its token.
@@ -921,6 +927,12 @@ impl Profile {
             check_parameters(check).map_err(|e| invalid(format!("check {:?}: {e}", check.name())))?;
         }
         profile.targets.validate().map_err(invalid)?;
+        if let Some(compare) = &profile.compare {
+            compare.validate().map_err(|e| invalid(format!("[compare] {e}")))?;
+        }
+        if let Some(capacity) = &profile.capacity {
+            capacity.validate().map_err(|e| invalid(format!("[capacity] {e}")))?;
+        }
         if let Some(load) = &profile.load {
             load.validate(&profile.targets).map_err(invalid)?;
             for (what, template) in load.templates() {

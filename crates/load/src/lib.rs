@@ -8,6 +8,7 @@
 //! 0.13, is named as `goose-reqwest` to build its requests); hdrhistogram records latencies;
 //! rand draws the mix; the open model sends with the checks crate's client (reqwest 0.12).
 
+pub mod capacity;
 pub mod closed;
 pub mod mix;
 pub mod open;
@@ -22,7 +23,8 @@ use checks::scenario::{LoadScenario, MixEntry, Model, Targets};
 use report::{LoadReport, MetricReading, TargetVerdict};
 use tokio::sync::watch;
 
-use crate::mix::{Account, Mix};
+pub use crate::mix::Account;
+use crate::mix::Mix;
 use crate::record::{Outcome, Recorder};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,10 @@ pub struct Outcomes {
     pub load: LoadReport,
     pub targets: Vec<TargetVerdict>,
     pub interrupted: bool,
+    /// Open model: requests that fell due with every in-flight slot taken. With requests
+    /// unsent, it tells the stack holding `max_in_flight` requests (some) from the generator
+    /// falling behind on its own (none).
+    pub found_full: u64,
 }
 
 /// Sets the accounts up, reads the target's metrics, offers the load until the plan ends or
@@ -78,12 +84,35 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> Result<Outcomes, LoadError> {
-    let scenario = &plan.scenario;
+    let accounts = prepare(&target, &plan.scenario, &progress).await?;
+    offer(target, accounts, plan, targets, stop, progress).await
+}
+
+/// The accounts the mix's requests are spread over, set up on the target.
+pub async fn prepare(
+    target: &Target,
+    scenario: &LoadScenario,
+    progress: &impl Fn(Progress),
+) -> Result<Arc<Vec<Account>>, LoadError> {
     progress(Progress::Phase(&format!("setting up {} accounts", scenario.accounts)));
-    let accounts = Arc::new(mix::setup(&target, scenario).await?);
+    Ok(Arc::new(mix::setup(target, scenario).await?))
+}
+
+/// [`run`] with the accounts already set up: reads the target's metrics, offers the load
+/// until the plan ends or `stop` turns true, reads the metrics again, judges the targets.
+pub async fn offer(
+    target: Arc<Target>,
+    accounts: Arc<Vec<Account>>,
+    plan: &Plan,
+    targets: &Targets,
+    stop: watch::Receiver<bool>,
+    progress: impl Fn(Progress) + Send + Sync + 'static,
+) -> Result<Outcomes, LoadError> {
+    let scenario = &plan.scenario;
     let before = scrape(&target, targets).await?;
     let mix = Mix::new(scenario);
-    let recorder = Arc::new(Recorder::new(Instant::now(), scenario.requests.iter().map(|e| e.name.clone())));
+    let recorder =
+        Arc::new(Recorder::new(Instant::now(), now_ms(), scenario.requests.iter().map(|e| e.name.clone())));
     let progress = Arc::new(progress);
     let reporter = {
         let (recorder, stop, progress) = (Arc::clone(&recorder), stop.clone(), Arc::clone(&progress));
@@ -102,6 +131,7 @@ pub async fn run(
     let started = Instant::now();
     let mut stopped = false;
     let mut unsent = 0;
+    let mut found_full = 0;
     let (rate, users, users_reached) = match scenario.model {
         Model::Open => {
             let from = scenario.rate.unwrap_or(1.0);
@@ -117,8 +147,9 @@ pub async fn run(
                 stop.clone(),
             )
             .await;
+            found_full = sent.found_full;
             if !*stop.borrow() {
-                unsent = schedule.total().saturating_sub(sent);
+                unsent = schedule.total().saturating_sub(sent.sent);
             }
             (Some([schedule.from, schedule.to]), None, None)
         }
@@ -163,6 +194,7 @@ pub async fn run(
         rate,
         users,
         users_reached,
+        started_at_ms: recorder.start_ms(),
         duration_s: elapsed,
         requests,
         errors,
@@ -171,8 +203,22 @@ pub async fn run(
         endpoints,
         metrics,
     };
-    let targets = targets::judge(targets, &load);
-    Ok(Outcomes { load, targets, interrupted })
+    let mut targets = targets::judge(targets, &load);
+    if load.unsent > 0 && found_full > 0 {
+        for v in targets.iter_mut().filter(|v| v.kind == report::TargetKind::Unsent) {
+            v.detail = format!(
+                "{} requests fell due and were never sent: the stack held all {} in-flight slots the profile \
+                 allows (max_in_flight), {found_full} requests found every slot taken",
+                load.unsent, scenario.max_in_flight
+            );
+        }
+    }
+    Ok(Outcomes { load, targets, interrupted, found_full })
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Each metric target's numerator and denominator sums, over every instance.

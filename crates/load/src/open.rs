@@ -45,8 +45,17 @@ impl Schedule {
     }
 }
 
+/// What the open model sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub sent: u64,
+    /// Requests that fell due with every slot (`max_in_flight`) taken: the stack held that
+    /// many, and the rest waited.
+    pub found_full: u64,
+}
+
 /// Runs the open model until the schedule ends or `stop` turns true; waits (at most the
-/// target's timeout) for the requests in flight. The requests sent.
+/// target's timeout) for the requests in flight.
 pub async fn run(
     target: &Target,
     mix: &Mix,
@@ -55,11 +64,12 @@ pub async fn run(
     max_in_flight: usize,
     recorder: &Arc<Recorder>,
     mut stop: watch::Receiver<bool>,
-) -> u64 {
+) -> Sent {
     let start = Instant::from_std(recorder.start());
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut offered = 0u64;
+    let mut found_full = 0u64;
     let end = start + schedule.duration;
     while let Some(offset) = schedule.due(offered) {
         let due = start + offset;
@@ -74,6 +84,9 @@ pub async fn run(
             () = tokio::time::sleep_until(due) => {}
         }
         // A full house delays the request, and the delay is in its latency.
+        if slots.available_permits() == 0 {
+            found_full += 1;
+        }
         let slot = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -96,7 +109,7 @@ pub async fn run(
     // The ones in flight: every slot back, or the timeout.
     let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(target.timeout + Duration::from_secs(1), slots.acquire_many(all)).await;
-    offered
+    Sent { sent: offered, found_full }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Every request's full response time — from the moment it was due (open model) or sent
 //! (closed model) to the last byte of its body — in HdrHistogram (µs, 3 significant figures),
-//! per endpoint and per second of the run.
+//! per endpoint and per wall-clock second of the run (seconds counted from the one the run
+//! started in, so the timelines of generators started apart line up by whole seconds).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -51,13 +52,16 @@ struct Endpoint {
 #[derive(Debug)]
 pub struct Recorder {
     start: Instant,
+    /// Milliseconds since the Unix epoch at `start`.
+    start_ms: u64,
     endpoints: Mutex<BTreeMap<String, Endpoint>>,
 }
 
 impl Recorder {
-    /// A recorder whose second 0 begins at `start`, with an empty entry for each endpoint (an
-    /// endpoint that never ran still shows, with 0 requests).
-    pub fn new(start: Instant, endpoints: impl IntoIterator<Item = String>) -> Self {
+    /// A recorder that starts at `start`, `start_ms` milliseconds after the Unix epoch (its
+    /// second 0 is the wall-clock second `start_ms` falls in), with an empty entry for each
+    /// endpoint (an endpoint that never ran still shows, with 0 requests).
+    pub fn new(start: Instant, start_ms: u64, endpoints: impl IntoIterator<Item = String>) -> Self {
         let endpoints = endpoints
             .into_iter()
             .map(|name| {
@@ -67,17 +71,22 @@ impl Recorder {
                 )
             })
             .collect();
-        Self { start, endpoints: Mutex::new(endpoints) }
+        Self { start, start_ms, endpoints: Mutex::new(endpoints) }
     }
 
     pub fn start(&self) -> Instant {
         self.start
     }
 
+    pub fn start_ms(&self) -> u64 {
+        self.start_ms
+    }
+
     /// One request of `endpoint`, due (or sent) at `due`, finished at `done`.
     pub fn record(&self, endpoint: &str, due: Instant, done: Instant, outcome: Outcome) {
         let us = (done.saturating_duration_since(due).as_micros() as u64).clamp(1, HIGHEST_US);
-        let second = due.saturating_duration_since(self.start).as_secs() as usize;
+        let since = due.saturating_duration_since(self.start).as_millis() as u64;
+        let second = ((self.start_ms % 1000 + since) / 1000) as usize;
         let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
         let e = endpoints.entry(endpoint.to_owned()).or_insert_with(|| Endpoint {
             all: histogram(),
@@ -123,6 +132,7 @@ impl Recorder {
                             p90: some(0.9),
                             p99: some(0.99),
                             max: (!h.is_empty()).then(|| ms(h.max())),
+                            histogram: report::encode_histogram(h).unwrap_or_default(),
                         }
                     })
                     .collect();
@@ -151,7 +161,7 @@ mod tests {
     #[test]
     fn latency_runs_from_due_to_done_and_lands_in_the_due_second() {
         let start = Instant::now();
-        let r = Recorder::new(start, ["a".to_owned(), "idle".to_owned()]);
+        let r = Recorder::new(start, 1_700_000_000_000, ["a".to_owned(), "idle".to_owned()]);
         let ok = Outcome::Answered { status: 200, ok: true };
         r.record("a", start, start + Duration::from_millis(5), ok);
         r.record("a", start + Duration::from_millis(1500), start + Duration::from_millis(2700), ok);
@@ -172,5 +182,23 @@ mod tests {
         assert!((a.latency_ms.max - 1200.0).abs() < 2.0, "{:?}", a.latency_ms);
         assert_eq!(h.len(), 3);
         assert_eq!(reports[1].0.requests, 0, "an endpoint that never ran still shows");
+        let second = report::decode_histogram(&a.timeline[1].histogram).unwrap();
+        assert_eq!(second.len(), 2, "each second carries its own histogram");
+    }
+
+    #[test]
+    fn seconds_are_wall_clock_seconds() {
+        let start = Instant::now();
+        // The run starts 700 ms into a wall-clock second: that second is 0, and a request due
+        // 300 ms later falls in second 1.
+        let r = Recorder::new(start, 1_700_000_000_700, ["a".to_owned()]);
+        let ok = Outcome::Answered { status: 200, ok: true };
+        r.record("a", start + Duration::from_millis(299), start + Duration::from_millis(300), ok);
+        r.record("a", start + Duration::from_millis(300), start + Duration::from_millis(301), ok);
+        r.record("a", start + Duration::from_millis(1299), start + Duration::from_millis(1300), ok);
+        r.record("a", start + Duration::from_millis(1300), start + Duration::from_millis(1301), ok);
+        let reports = r.finish(2.0);
+        let counts: Vec<u64> = reports[0].0.timeline.iter().map(|s| s.requests).collect();
+        assert_eq!(counts, [1, 2, 1]);
     }
 }

@@ -3,7 +3,7 @@
 //! run has no measurement for fails, never passes silently.
 
 use checks::scenario::{Selector, Targets};
-use report::{LoadReport, MetricReading, TargetVerdict};
+use report::{LoadReport, MetricReading, TargetKind, TargetVerdict};
 
 /// Every target of `targets` judged against `load`.
 pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
@@ -11,12 +11,13 @@ pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
     for e in &load.endpoints {
         let own = targets.endpoint.get(&e.name).cloned().unwrap_or_default();
         let idle = e.requests == 0;
-        for (what, bound, measured) in [
-            ("p50", own.p50_ms.unwrap_or(targets.p50_ms), e.latency_ms.p50),
-            ("p95", own.p95_ms.unwrap_or(targets.p95_ms), e.latency_ms.p95),
-            ("p99", own.p99_ms.unwrap_or(targets.p99_ms), e.latency_ms.p99),
+        for (kind, what, bound, measured) in [
+            (TargetKind::P50, "p50", own.p50_ms.unwrap_or(targets.p50_ms), e.latency_ms.p50),
+            (TargetKind::P95, "p95", own.p95_ms.unwrap_or(targets.p95_ms), e.latency_ms.p95),
+            (TargetKind::P99, "p99", own.p99_ms.unwrap_or(targets.p99_ms), e.latency_ms.p99),
         ] {
             verdicts.push(below(
+                kind,
                 format!("{what} of {}", e.name),
                 Some(e.name.clone()),
                 bound,
@@ -26,7 +27,14 @@ pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
         }
         let rate = (!idle).then(|| e.errors as f64 / e.requests as f64);
         let bound = own.max_error_rate.unwrap_or(targets.max_error_rate);
-        let mut v = at_most(format!("error rate of {}", e.name), Some(e.name.clone()), bound, rate, "ratio");
+        let mut v = at_most(
+            TargetKind::ErrorRate,
+            format!("error rate of {}", e.name),
+            Some(e.name.clone()),
+            bound,
+            rate,
+            "ratio",
+        );
         if !idle && !v.passed {
             let outcomes: Vec<String> = e.outcomes.iter().map(|(k, n)| format!("{k}: {n}")).collect();
             v.detail = format!("{}; answers {}", v.detail, outcomes.join(", "));
@@ -35,8 +43,14 @@ pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
     }
     if load.model == "open" {
         // The offered load is the one asked for, or the figures describe another run.
-        let mut v =
-            at_most("requests left unsent".to_owned(), None, 0.0, Some(load.unsent as f64), "requests");
+        let mut v = at_most(
+            TargetKind::Unsent,
+            "requests left unsent".to_owned(),
+            None,
+            0.0,
+            Some(load.unsent as f64),
+            "requests",
+        );
         if load.unsent > 0 {
             v.detail = format!(
                 "{} requests fell due and were never sent: the generator could not offer the rate asked for",
@@ -46,11 +60,19 @@ pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
         verdicts.push(v);
     }
     if let Some(min) = targets.min_throughput {
-        verdicts.push(above("throughput".to_owned(), None, min, Some(load.throughput), "req/s"));
+        verdicts.push(above(
+            TargetKind::Throughput,
+            "throughput".to_owned(),
+            None,
+            min,
+            Some(load.throughput),
+            "req/s",
+        ));
     }
     if let Some(min) = targets.min_users {
         let reached = load.users_reached.map(|u| u as f64);
-        let mut v = above("concurrent users".to_owned(), None, min as f64, reached, "users");
+        let mut v =
+            above(TargetKind::Users, "concurrent users".to_owned(), None, min as f64, reached, "users");
         if reached.is_none() {
             v.detail = "the open model runs no users; min_users needs the closed model".to_owned();
         }
@@ -60,74 +82,46 @@ pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
         let reading = load.metrics.iter().find(|r| r.name == m.name);
         let value = reading.and_then(|r| r.value);
         if let Some(max) = m.max {
-            verdicts.push(at_most(m.name.clone(), None, max, value, "ratio"));
+            verdicts.push(at_most(TargetKind::Metric, m.name.clone(), None, max, value, "ratio"));
         }
         if let Some(min) = m.min {
-            verdicts.push(above(m.name.clone(), None, min, value, "ratio"));
+            verdicts.push(above(TargetKind::Metric, m.name.clone(), None, min, value, "ratio"));
         }
     }
     verdicts
 }
 
-fn verdict(
-    name: String,
-    endpoint: Option<String>,
-    comparison: &str,
-    bound: f64,
-    measured: Option<f64>,
-    unit: &str,
-    ok: bool,
-) -> TargetVerdict {
-    let detail = match measured {
-        None => "nothing was measured".to_owned(),
-        Some(m) => format!(
-            "measured {m:.3} {unit}, {} {comparison} {bound} {unit}",
-            if ok { "meets" } else { "misses" }
-        ),
-    };
-    TargetVerdict {
-        name,
-        endpoint,
-        comparison: comparison.to_owned(),
-        bound,
-        measured,
-        unit: unit.to_owned(),
-        passed: ok && measured.is_some(),
-        detail,
-    }
-}
-
 fn below(
+    kind: TargetKind,
     name: String,
     endpoint: Option<String>,
     bound: f64,
     measured: Option<f64>,
     unit: &str,
 ) -> TargetVerdict {
-    let ok = measured.is_some_and(|m| m < bound);
-    verdict(name, endpoint, "<", bound, measured, unit, ok)
+    TargetVerdict::judged(kind, name, endpoint, "<", bound, measured, unit)
 }
 
 fn at_most(
+    kind: TargetKind,
     name: String,
     endpoint: Option<String>,
     bound: f64,
     measured: Option<f64>,
     unit: &str,
 ) -> TargetVerdict {
-    let ok = measured.is_some_and(|m| m <= bound);
-    verdict(name, endpoint, "<=", bound, measured, unit, ok)
+    TargetVerdict::judged(kind, name, endpoint, "<=", bound, measured, unit)
 }
 
 fn above(
+    kind: TargetKind,
     name: String,
     endpoint: Option<String>,
     bound: f64,
     measured: Option<f64>,
     unit: &str,
 ) -> TargetVerdict {
-    let ok = measured.is_some_and(|m| m >= bound);
-    verdict(name, endpoint, ">=", bound, measured, unit, ok)
+    TargetVerdict::judged(kind, name, endpoint, ">=", bound, measured, unit)
 }
 
 /// The sums of `selectors` in `text` (Prometheus text); the first selector no series matches
@@ -178,6 +172,7 @@ mod tests {
             rate: Some([10.0, 10.0]),
             users: None,
             users_reached: None,
+            started_at_ms: 0,
             duration_s: 10.0,
             requests: endpoints.iter().map(|e| e.requests).sum(),
             errors: 0,

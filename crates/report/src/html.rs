@@ -13,7 +13,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::{EndpointReport, LoadReport, Report, TargetVerdict, decode_histogram};
+use crate::capacity::CapacityReport;
+use crate::{Comparison, EndpointReport, LoadReport, Report, TargetVerdict, decode_histogram};
 use chart::{Axis, Bars, Series};
 
 /// Colours for endpoints (Tableau 10: distinct, and legible to most colour-blind readers).
@@ -69,6 +70,12 @@ pub fn html(report: &Report) -> String {
     );
     summary(&mut s, report);
     targets(&mut s, &report.targets);
+    if let Some(c) = &report.comparison {
+        comparison(&mut s, c);
+    }
+    if let Some(c) = &report.capacity {
+        capacity(&mut s, c, &report.targets);
+    }
     match &report.load {
         Some(load) => load_sections(&mut s, load),
         None => s.push_str(
@@ -136,6 +143,32 @@ fn summary(s: &mut String, report: &Report) {
         ),
     );
     row("host", escape(&run.host));
+    if !run.sources.is_empty() {
+        let sources: Vec<String> = run
+            .sources
+            .iter()
+            .map(|g| {
+                format!(
+                    "<li><code>{}</code> on {} from <code>{}</code>: {} requests in {} s from {}{}</li>",
+                    escape(&g.id),
+                    escape(&g.host),
+                    escape(&g.file),
+                    g.requests,
+                    num(g.duration_s),
+                    utc(g.started_at_ms),
+                    if g.complete { "" } else { " (interrupted)" }
+                )
+            })
+            .collect();
+        row(
+            "merged from",
+            format!(
+                "{} generators — histograms added, percentiles read from the sums<ul>{}</ul>",
+                run.sources.len(),
+                sources.concat()
+            ),
+        );
+    }
     row(
         "stampede",
         format!(
@@ -168,6 +201,43 @@ fn targets(s: &mut String, targets: &[TargetVerdict]) {
             t.measured.map_or("—".to_owned(), |m| format!("{} {unit}", num(m))),
             badge(t.passed, "met", "missed"),
             escape(&t.detail)
+        );
+    }
+    s.push_str("</tbody></table></section>\n");
+}
+
+fn comparison(s: &mut String, c: &Comparison) {
+    let _ = write!(
+        s,
+        r#"<section id="comparison"><h2>Against the baseline</h2><p>{} regressions · baseline run <code>{}</code>{} from <code>{}</code>, {} · a change regresses beyond +{} % and +{} ms</p>"#,
+        c.regressions,
+        escape(&c.baseline.id),
+        c.baseline
+            .git_revision
+            .as_deref()
+            .map(|r| format!(" (<code>{}</code>)", escape(r)))
+            .unwrap_or_default(),
+        escape(&c.baseline.file),
+        utc(c.baseline.started_at_ms),
+        num(c.tolerance * 100.0),
+        num(c.min_change_ms),
+    );
+    s.push_str(
+        "<table><thead><tr><th>endpoint</th><th>percentile</th><th>baseline ms</th><th>this run ms</th><th>change</th><th></th><th>detail</th></tr></thead><tbody>",
+    );
+    for change in &c.changes {
+        let ms = |v: Option<f64>| v.map_or("—".to_owned(), num);
+        let _ = write!(
+            s,
+            r#"<tr class="{}"><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td>{}</td><td>{}</td></tr>"#,
+            if change.regressed { "fail" } else { "pass" },
+            escape(&change.endpoint),
+            escape(&change.percentile),
+            ms(change.baseline_ms),
+            ms(change.current_ms),
+            change.change.map_or("—".to_owned(), |x| format!("{:+.1} %", x * 100.0)),
+            badge(!change.regressed, "ok", "regressed"),
+            escape(&change.detail)
         );
     }
     s.push_str("</tbody></table></section>\n");
@@ -268,6 +338,217 @@ fn load_sections(s: &mut String, load: &LoadReport) {
 }
 
 /// The end of the time axis: the end of the last second any endpoint reports, or of the run.
+fn capacity(s: &mut String, c: &CapacityReport, targets: &[TargetVerdict]) {
+    let _ = write!(
+        s,
+        r#"<section id="capacity"><h2>Capacity</h2><p>{} model · {} steps of {} s from {} to at most {} {} by {} · on {} instance{} · {}</p><p>Stopped: {}.</p>"#,
+        escape(&c.model),
+        c.steps.len(),
+        num(c.stepping.hold_s),
+        num(c.stepping.start),
+        num(c.stepping.ceiling),
+        escape(&c.unit),
+        num(c.stepping.step),
+        c.instances,
+        if c.instances == 1 { "" } else { "s" },
+        match c.sustainable {
+            Some(i) => format!(
+                r#"{} up to <strong>{} {}</strong> ({} answered/s, p99 {} ms); the sections below are that step's"#,
+                badge(true, "SUSTAINABLE", ""),
+                num(c.steps[i].offered),
+                escape(&c.unit),
+                num(c.steps[i].throughput),
+                num(c.steps[i].latency_ms.p99)
+            ),
+            None => format!(
+                "{}; the sections below are the first step's",
+                badge(false, "", "NO STEP SUSTAINABLE")
+            ),
+        },
+        escape(&c.stopped)
+    );
+    if c.limited_by_generator {
+        s.push_str(r#"<p class="warn">The generator fell behind (requests fell due and were never sent): the stack's capacity is at least the sustainable step, not at most.</p>"#);
+    }
+    s.push_str(r#"<table class="steps"><thead><tr><th>step</th><th>offered</th><th>answered/s</th><th>concurrency</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>errors</th><th>unsent</th><th>verdict</th></tr></thead><tbody>"#);
+    for (i, step) in c.steps.iter().enumerate() {
+        let verdict = if c.sustainable == Some(i) {
+            badge(true, "SUSTAINABLE", "")
+        } else if step.passed {
+            badge(true, "MET", "")
+        } else if !step.complete {
+            r#"<span class="interrupted">interrupted</span>"#.to_owned()
+        } else {
+            format!("{} {}", badge(false, "", "BROKE"), escape(&step.missed.join("; ")))
+        };
+        let _ = write!(
+            s,
+            r#"<tr class="{}"><td class="n">{}</td><td class="n">{} {}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td>{verdict}</td></tr>"#,
+            if step.passed { "pass" } else { "fail" },
+            i + 1,
+            num(step.offered),
+            escape(&c.unit),
+            num(step.throughput),
+            num(step.concurrency),
+            num(step.latency_ms.p50),
+            num(step.latency_ms.p95),
+            num(step.latency_ms.p99),
+            step.errors,
+            step.unsent,
+        );
+    }
+    s.push_str("</tbody></table>");
+    // Throughput against concurrency, the fitted curve over it, the peak marked.
+    let measured: Vec<(f64, f64)> =
+        c.steps.iter().filter(|st| st.complete).map(|st| (st.concurrency, st.throughput)).collect();
+    if !measured.is_empty() {
+        let peak_n = c.fit.and_then(|f| f.peak_concurrency);
+        let top_n = measured.iter().map(|p| p.0).fold(0.0, f64::max);
+        // The peak is drawn when it is within reach of the steps; a peak far beyond them would
+        // flatten the measured part into the axis.
+        let shown_peak = peak_n.filter(|n| *n <= top_n * 3.0);
+        let x_max = shown_peak.map_or(top_n, |n| n.max(top_n)) * 1.1;
+        let x_max = if x_max > 0.0 { x_max } else { 1.0 };
+        let mut series = vec![Series {
+            name: "measured".to_owned(),
+            color: PALETTE[0],
+            dash: None,
+            width: 2.5,
+            points: measured.iter().map(|p| Some(*p)).collect(),
+        }];
+        if let Some(f) = &c.fit {
+            series.push(Series {
+                name: format!("USL fit (R² {})", num(f.r_squared)),
+                color: PALETTE[1],
+                dash: Some("6 4"),
+                width: 2.0,
+                points: (0..=100)
+                    .map(|i| x_max * f64::from(i) / 100.0)
+                    .map(|n| Some((n, f.throughput(n))))
+                    .collect(),
+            });
+        }
+        let mut y_top = measured.iter().map(|p| p.1).fold(0.0, f64::max);
+        if let (Some(n), Some(f)) = (shown_peak, &c.fit) {
+            y_top = y_top.max(f.throughput(n));
+            series.push(Series {
+                name: format!("peak: N* {}", num(n)),
+                color: ERROR_COLOR,
+                dash: Some("2 3"),
+                width: 1.5,
+                points: vec![Some((n, 0.0)), Some((n, y_top * HEADROOM))],
+            });
+        }
+        s.push_str("<h3>Throughput against concurrency</h3>");
+        s.push_str(&chart::svg(
+            "answers per second against requests in flight, measured and fitted",
+            300.0,
+            &Axis::linear(
+                0.0,
+                x_max,
+                "concurrency: requests in flight (users, or throughput × mean latency)",
+            ),
+            &Axis::count(y_top * HEADROOM, "answered per second"),
+            &series,
+            &[],
+        ));
+        s.push_str(&legend(series.iter().map(|l| (l.name.as_str(), l.color, l.dash.map(|_| "dashed")))));
+    }
+    match (&c.fit, &c.fit_note) {
+        (Some(f), _) => {
+            let _ = write!(
+                s,
+                r#"<p>Universal Scalability Law, X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted to {} steps: λ {} answered/s per unit of concurrency, contention σ {}, coherency κ {}, R² {}. {}</p>"#,
+                f.points,
+                num(f.lambda),
+                num(f.sigma),
+                num(f.kappa),
+                num(f.r_squared),
+                match (f.peak_concurrency, f.peak_throughput) {
+                    (Some(n), Some(x)) => format!(
+                        "Predicted peak: {} answered/s at concurrency {}; beyond it throughput falls.",
+                        num(x),
+                        num(n)
+                    ),
+                    _ if f.sigma > 0.0 => format!(
+                        "No peak: κ = 0, throughput levels off toward λ/σ = {} answered/s.",
+                        num(f.lambda / f.sigma)
+                    ),
+                    _ => "No peak: σ = κ = 0, throughput grew linearly over the steps measured.".to_owned(),
+                }
+            );
+        }
+        (None, Some(note)) => {
+            let _ = write!(s, r#"<p class="none">No USL fit: {}.</p>"#, escape(note));
+        }
+        (None, None) => {}
+    }
+    // p99 against the offered load, the p99 target, the knee (the last sustainable step).
+    let p99: Vec<(f64, f64)> = c.steps.iter().map(|st| (st.offered, st.latency_ms.p99)).collect();
+    if !p99.is_empty() {
+        let bound = targets
+            .iter()
+            .filter(|t| t.kind == crate::TargetKind::P99)
+            .map(|t| t.bound)
+            .fold(f64::INFINITY, f64::min);
+        let x_max = p99.iter().map(|p| p.0).fold(0.0, f64::max) * 1.1;
+        let mut y_top = p99.iter().map(|p| p.1).fold(0.0, f64::max);
+        let mut series = vec![Series {
+            name: "p99 of every request".to_owned(),
+            color: PALETTE[3],
+            dash: None,
+            width: 2.5,
+            points: p99.iter().map(|p| Some(*p)).collect(),
+        }];
+        if bound.is_finite() && bound <= y_top * 3.0 {
+            y_top = y_top.max(bound);
+            series.push(Series {
+                name: format!("p99 target {} ms", num(bound)),
+                color: ERROR_COLOR,
+                dash: Some("6 4"),
+                width: 1.5,
+                points: vec![Some((0.0, bound)), Some((x_max, bound))],
+            });
+        }
+        if let Some(i) = c.sustainable {
+            series.push(Series {
+                name: format!("knee: {} {}, the highest sustainable step", num(c.steps[i].offered), c.unit),
+                color: "#222222",
+                dash: Some("2 3"),
+                width: 1.5,
+                points: vec![Some((c.steps[i].offered, 0.0)), Some((c.steps[i].offered, y_top * HEADROOM))],
+            });
+        }
+        s.push_str("<h3>Latency against the offered load</h3>");
+        s.push_str(&chart::svg(
+            "p99 latency against the offered load",
+            300.0,
+            &Axis::linear(0.0, if x_max > 0.0 { x_max } else { 1.0 }, &format!("offered: {}", c.unit)),
+            &Axis::linear(0.0, y_top * HEADROOM, "p99 ms"),
+            &series,
+            &[],
+        ));
+        s.push_str(&legend(series.iter().map(|l| (l.name.as_str(), l.color, l.dash.map(|_| "dashed")))));
+    }
+    if let Some(p) = &c.plan {
+        let _ = write!(
+            s,
+            r#"<h3>Plan</h3><p><strong>{} instances</strong> for {} users at {} requests/s each ({} requests/s in all).</p><p>Assuming:</p><ul class="assumptions">"#,
+            p.instances,
+            p.users_goal,
+            num(p.per_user_rate),
+            num(p.required_rate)
+        );
+        for a in &p.assumptions {
+            let _ = write!(s, "<li>{}</li>", escape(a));
+        }
+        s.push_str("</ul>");
+    } else if c.stepping.users_goal.is_some() {
+        s.push_str(r#"<h3>Plan</h3><p class="none">None: no step was sustainable to plan from.</p>"#);
+    }
+    s.push_str("</section>\n");
+}
+
 fn seconds(load: &LoadReport) -> f64 {
     let last = load.endpoints.iter().flat_map(|e| e.timeline.iter().map(|t| t.t)).max().unwrap_or(0);
     (last as f64 + 1.0).max(load.duration_s.ceil()).max(1.0)

@@ -2,7 +2,9 @@
 //! GitHub actions that publish test results). A `<testsuites>` root with the counts, then three
 //! suites: `run` (one test case, `complete`, failed when the run was interrupted — so an
 //! interrupted run never looks green), `targets` (one test case per target) and `checks` (one
-//! per check verdict; the suite is absent when no checks ran). A failure's `message` is the
+//! per check verdict; the suite is absent when no checks ran), and `comparison` when the run
+//! was compared with a baseline (one test case per endpoint and percentile, `<endpoint>
+//! <percentile>`, failed when it regressed beyond the tolerance). A failure's `message` is the
 //! target's detail or the check's summary, its body the detail or every violation, one a line.
 //!
 //! Escaping is [`escape_text`] and [`escape_attr`], written here rather than taken from an XML
@@ -73,11 +75,58 @@ pub fn junit(report: &Report) -> String {
             })
             .collect()
     });
+    let comparison: Option<Vec<Case>> = report.comparison.as_ref().map(|c| {
+        c.changes
+            .iter()
+            .map(|change| Case {
+                classname: "comparison",
+                name: format!("{} {}", change.endpoint, change.percentile),
+                failure: change.regressed.then(|| {
+                    (
+                        format!("{} {}: {}", change.endpoint, change.percentile, change.detail),
+                        format!("against baseline {} ({})", c.baseline.id, c.baseline.file),
+                    )
+                }),
+            })
+            .collect()
+    });
+    // A capacity run: a case per step that met every target, and one for the verdict — a
+    // step that breaks a target is where stepping ends, a finding and not a failure, unless
+    // it was the first.
+    let capacity: Option<Vec<Case>> = report.capacity.as_ref().map(|c| {
+        let mut cases: Vec<Case> = c
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| step.passed)
+            .map(|(i, step)| Case {
+                classname: "capacity",
+                name: format!("step {}: {} {}", i + 1, step.offered, c.unit),
+                failure: None,
+            })
+            .collect();
+        cases.push(Case {
+            classname: "capacity",
+            name: "sustainable step".to_owned(),
+            failure: c.sustainable.is_none().then(|| {
+                let misses = c.steps.first().map(|s| s.missed.join("\n")).unwrap_or_default();
+                (format!("no step was sustainable: {}", c.stopped), misses)
+            }),
+        });
+        cases
+    });
     let duration_s = report.run.finished_at_ms.saturating_sub(report.run.started_at_ms) as f64 / 1000.0;
     let mut suites =
         vec![("run", run, 0.0), ("targets", targets, report.load.as_ref().map_or(0.0, |l| l.duration_s))];
     if let Some(checks) = checks {
         suites.push(("checks", checks, 0.0));
+    }
+    if let Some(comparison) = comparison {
+        suites.push(("comparison", comparison, 0.0));
+    }
+    if let Some(capacity) = capacity {
+        let held = report.capacity.as_ref().map_or(0.0, |c| c.steps.iter().map(|s| s.duration_s).sum());
+        suites.push(("capacity", capacity, held));
     }
     let tests: usize = suites.iter().map(|s| s.1.len()).sum();
     let failures: usize = suites.iter().map(|s| s.1.iter().filter(|c| c.failure.is_some()).count()).sum();
@@ -197,6 +246,7 @@ mod tests {
     fn report(complete: bool, checks: Option<Value>) -> Report {
         let target = |name: &str, passed: bool| TargetVerdict {
             name: name.to_owned(),
+            kind: crate::TargetKind::P99,
             endpoint: None,
             comparison: "<".to_owned(),
             bound: 500.0,
@@ -219,6 +269,7 @@ mod tests {
                 finished_at_ms: 4_500,
                 complete,
                 interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+                sources: Vec::new(),
             },
             checks,
             load: Some(LoadReport {
@@ -226,6 +277,7 @@ mod tests {
                 rate: Some([10.0, 10.0]),
                 users: None,
                 users_reached: None,
+                started_at_ms: 1_000,
                 duration_s: 3.0,
                 requests: 0,
                 errors: 0,
@@ -235,6 +287,8 @@ mod tests {
                 metrics: Vec::new(),
             }),
             targets: vec![target("p99 of import", true), target(NASTY, false), target("throughput", false)],
+            comparison: None,
+            capacity: None,
             passed: false,
         }
     }
@@ -284,6 +338,44 @@ mod tests {
         assert!(body.starts_with("unique: key k1 has 2 records\nquoted: a<b>&"), "{body:?}");
         let passed = cases.iter().find(|n| n.attribute("name") == Some("publish-rate-limit")).unwrap();
         assert!(passed.children().all(|n| !n.has_tag_name("failure")));
+    }
+
+    #[test]
+    fn a_regression_against_the_baseline_is_a_failed_case() {
+        let mut r = report(true, None);
+        let change = |endpoint: &str, regressed: bool| crate::Change {
+            endpoint: endpoint.to_owned(),
+            percentile: "p99".to_owned(),
+            baseline_ms: Some(10.0),
+            current_ms: Some(if regressed { 60.0 } else { 10.5 }),
+            change: Some(if regressed { 5.0 } else { 0.05 }),
+            regressed,
+            detail: "10 → 60 ms".to_owned(),
+        };
+        r.comparison = Some(crate::Comparison {
+            baseline: crate::BaselineRef {
+                id: "base-1".into(),
+                file: "reports/baseline/report.json".into(),
+                started_at_ms: 0,
+                git_revision: None,
+            },
+            tolerance: 0.1,
+            min_change_ms: 1.0,
+            percentiles: vec!["p99".into()],
+            changes: vec![change("import", true), change("list", false)],
+            regressions: 1,
+        });
+        let xml = junit(&r);
+        let doc = parse(&xml);
+        let suite = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testsuite") && n.attribute("name") == Some("comparison"))
+            .expect("a comparison suite");
+        assert_eq!((suite.attribute("tests"), suite.attribute("failures")), (Some("2"), Some("1")));
+        let failed = suite.descendants().find(|n| n.attribute("name") == Some("import p99")).unwrap();
+        let failure = failed.children().find(|n| n.has_tag_name("failure")).unwrap();
+        assert!(failure.attribute("message").unwrap().contains("10 → 60 ms"));
+        assert!(failure.text().unwrap().contains("base-1"));
     }
 
     #[test]

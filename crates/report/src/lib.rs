@@ -25,14 +25,19 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+pub mod capacity;
+mod compare;
 mod html;
 mod junit;
+mod merge;
 
+pub use compare::{BaselineRef, COMPARABLE, Change, Comparison, Tolerance, compare};
 pub use html::{escape as escape_html, html};
 pub use junit::{escape_attr as escape_xml_attr, escape_text as escape_xml_text, junit};
+pub use merge::{MergeError, merge};
 
 /// The schema's identifier; bumped on any incompatible change.
-pub const SCHEMA: &str = "stampede.report/1";
+pub const SCHEMA: &str = "stampede.report/2";
 
 /// The percentiles every endpoint reports.
 pub const PERCENTILES: [(&str, f64); 5] =
@@ -46,7 +51,13 @@ pub struct Report {
     pub checks: Option<serde_json::Value>,
     pub load: Option<LoadReport>,
     pub targets: Vec<TargetVerdict>,
-    /// Every check held and every target was met (and the run completed).
+    /// This run's latencies against a baseline run's (`stampede report compare`).
+    pub comparison: Option<Comparison>,
+    /// The steps of a capacity run (`stampede capacity`); `load` and `targets` are then its
+    /// highest sustainable step's (its first step's when none was).
+    pub capacity: Option<capacity::CapacityReport>,
+    /// Every check held, every target was met, no regression beyond the tolerance against a
+    /// baseline, and the run completed.
     pub passed: bool,
 }
 
@@ -67,6 +78,23 @@ pub struct RunMeta {
     /// False when the run was interrupted (Ctrl-C): what is here was measured before.
     pub complete: bool,
     pub interrupted: Option<String>,
+    /// The generators' reports this one was merged from (`stampede report merge`); empty for
+    /// a report one generator wrote.
+    pub sources: Vec<Source>,
+}
+
+/// One generator's report in a merged one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Source {
+    pub id: String,
+    pub host: String,
+    /// The file it was read from.
+    pub file: String,
+    /// Its load window (milliseconds since the Unix epoch).
+    pub started_at_ms: u64,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub complete: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +106,9 @@ pub struct LoadReport {
     /// Closed model: users asked for, and the most that ran at once.
     pub users: Option<usize>,
     pub users_reached: Option<usize>,
+    /// When the load began (milliseconds since the Unix epoch). The timelines count whole
+    /// wall-clock seconds from the one this falls in, so generators' timelines line up exactly.
+    pub started_at_ms: u64,
     /// Seconds the load ran (less than planned when interrupted).
     pub duration_s: f64,
     pub requests: u64,
@@ -124,7 +155,8 @@ pub struct Latency {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Second {
-    /// Seconds since the load started.
+    /// The wall-clock second: `t` seconds after the one the load started in (the first second
+    /// is partial).
     pub t: u64,
     pub requests: u64,
     pub errors: u64,
@@ -133,6 +165,8 @@ pub struct Second {
     pub p90: Option<f64>,
     pub p99: Option<f64>,
     pub max: Option<f64>,
+    /// The second's histogram (µs), HdrHistogram V2 in base64, so merged timelines are exact.
+    pub histogram: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +183,8 @@ pub struct MetricReading {
 pub struct TargetVerdict {
     /// `p99 of import`, `error rate of dashboard`, `throughput`, `cache-hit-rate`, ….
     pub name: String,
+    /// What is measured: [`TargetKind`].
+    pub kind: TargetKind,
     /// The endpoint it applies to, if one.
     pub endpoint: Option<String>,
     /// `<` or `>`: the measured value must be below or above the bound.
@@ -159,6 +195,97 @@ pub struct TargetVerdict {
     pub passed: bool,
     /// Why it failed, or what it measured, in words.
     pub detail: String,
+}
+
+/// What a target measures, so a merged report can judge it again from merged figures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// An endpoint's latency percentile, milliseconds.
+    P50,
+    P95,
+    P99,
+    /// An endpoint's errors over its requests.
+    ErrorRate,
+    /// Open model: requests due and never sent.
+    Unsent,
+    /// Answered requests per second, all endpoints.
+    Throughput,
+    /// Closed model: the most users that ran at once.
+    Users,
+    /// A ratio of the target's own metrics, by the target's name.
+    Metric,
+}
+
+impl TargetVerdict {
+    /// The verdict on `measured` against `bound` by `comparison` (`<`, `<=`, `>`, `>=`); a
+    /// target without a measurement fails.
+    pub fn judged(
+        kind: TargetKind,
+        name: String,
+        endpoint: Option<String>,
+        comparison: &str,
+        bound: f64,
+        measured: Option<f64>,
+        unit: &str,
+    ) -> Self {
+        let ok = measured.is_some_and(|m| match comparison {
+            "<" => m < bound,
+            "<=" => m <= bound,
+            ">" => m > bound,
+            ">=" => m >= bound,
+            _ => false,
+        });
+        let detail = match measured {
+            None => "nothing was measured".to_owned(),
+            Some(m) => format!(
+                "measured {m:.3} {unit}, {} {comparison} {bound} {unit}",
+                if ok { "meets" } else { "misses" }
+            ),
+        };
+        Self {
+            name,
+            kind,
+            endpoint,
+            comparison: comparison.to_owned(),
+            bound,
+            measured,
+            unit: unit.to_owned(),
+            passed: ok,
+            detail,
+        }
+    }
+}
+
+impl Report {
+    /// The run's verdict from its parts: it completed, every check held, every target was met
+    /// and no latency regressed beyond the tolerance against a baseline.
+    pub fn verdict(&self) -> bool {
+        let checks =
+            self.checks.as_ref().is_none_or(|c| c.get("passed").and_then(|p| p.as_bool()) == Some(true));
+        self.run.complete
+            && checks
+            && self.targets.iter().all(|t| t.passed)
+            && self.comparison.as_ref().is_none_or(|c| c.regressions == 0)
+    }
+
+    /// Reads a report `path` holds, refusing another schema.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            Some(SCHEMA) => {}
+            Some(other) => {
+                return Err(format!(
+                    "{}: schema {other:?}, this stampede reads {SCHEMA:?} (written by another version)",
+                    path.display()
+                ));
+            }
+            None => return Err(format!("{}: no \"schema\" field: not a stampede report", path.display())),
+        }
+        serde_json::from_value(value).map_err(|e| format!("{}: {e}", path.display()))
+    }
 }
 
 impl Latency {

@@ -69,6 +69,9 @@ pub struct Settings {
     pub breaker: reference::circuit_breaker::Policy,
     /// Any request not answered in this long gets 503 (uploads and WebSockets excepted).
     pub request_timeout: Duration,
+    /// Added before every API request is handled (inside its deadline): a deliberately slowed
+    /// stack, for seeing a baseline comparison flag a regression. Zero by default.
+    pub added_latency: Duration,
     /// Run this mutant instead of the reference component it replaces.
     pub mutant: Option<Mutant>,
     /// The upstream the import workers call; none: no worker runs, imports stay pending.
@@ -99,6 +102,7 @@ impl Default for Settings {
             task_time_limit: reference::task_queue::seed::HARD_LIMIT,
             breaker: reference::circuit_breaker::seed::POLICY,
             request_timeout: Duration::from_secs(5),
+            added_latency: Duration::ZERO,
             mutant: None,
             upstream: None,
             workers: 2,
@@ -286,7 +290,14 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 /// holds a client.
 async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.settings.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
+    let added = state.settings.added_latency;
+    let handled = async move {
+        if !added.is_zero() {
+            tokio::time::sleep(added).await;
+        }
+        next.run(request).await
+    };
+    match tokio::time::timeout(limit, handled).await {
         Ok(response) => response,
         Err(_) => ApiError::Unavailable(format!("no answer within {} ms", limit.as_millis())).into_response(),
     }

@@ -4,7 +4,10 @@
 //! against the embedded reference stack).
 
 use hdrhistogram::Histogram;
-use report::{EndpointReport, Latency, LoadReport, MetricReading, Report, RunMeta, Second, TargetVerdict};
+use report::{
+    EndpointReport, Latency, LoadReport, MetricReading, Report, RunMeta, Second, Source, TargetKind,
+    TargetVerdict,
+};
 use serde_json::json;
 
 /// A name a hostile or careless profile could hold: it must show as text, never as markup.
@@ -63,6 +66,7 @@ fn endpoint(
             p90: q(0.9),
             p99: q(0.99),
             max: Some(h.max() as f64 / 1000.0),
+            histogram: report::encode_histogram(&h).unwrap(),
         });
     }
     let requests = all.len();
@@ -92,7 +96,16 @@ fn idle(name: &str, seconds: u64) -> EndpointReport {
         latency_ms: Latency::ZERO,
         histogram: report::encode_histogram(&histogram()).unwrap(),
         timeline: (0..seconds)
-            .map(|t| Second { t, requests: 0, errors: 0, p50: None, p90: None, p99: None, max: None })
+            .map(|t| Second {
+                t,
+                requests: 0,
+                errors: 0,
+                p50: None,
+                p90: None,
+                p99: None,
+                max: None,
+                histogram: report::encode_histogram(&histogram()).unwrap(),
+            })
             .collect(),
     }
 }
@@ -101,6 +114,7 @@ fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &
     let passed = measured < bound;
     TargetVerdict {
         name: name.to_owned(),
+        kind: if unit == "ms" { TargetKind::P99 } else { TargetKind::ErrorRate },
         endpoint: endpoint.map(str::to_owned),
         comparison: "<".to_owned(),
         bound,
@@ -114,7 +128,8 @@ fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &
     }
 }
 
-/// A failed run with every section filled.
+/// A failed run with every section filled, merged from two generators and compared with a
+/// baseline (two regressions).
 pub fn built() -> Report {
     let seconds = 12;
     let endpoints = vec![
@@ -133,6 +148,7 @@ pub fn built() -> Report {
     targets.push(target("error rate of dashboard", Some("dashboard"), 0.01, 1.0 / 25.0, "ratio"));
     targets.push(TargetVerdict {
         name: "p99 of publish".to_owned(),
+        kind: TargetKind::P99,
         endpoint: Some("publish".to_owned()),
         comparison: "<".to_owned(),
         bound: 500.0,
@@ -141,7 +157,7 @@ pub fn built() -> Report {
         passed: false,
         detail: "nothing was measured".to_owned(),
     });
-    Report {
+    let mut report = Report {
         schema: report::SCHEMA.to_owned(),
         run: RunMeta {
             id: "20261123T101500Z-7f3a".to_owned(),
@@ -155,6 +171,7 @@ pub fn built() -> Report {
             finished_at_ms: 1_795_422_935_250,
             complete: true,
             interrupted: None,
+            sources: Vec::new(),
         },
         checks: Some(json!({
             "schema": "stampede.checks/1",
@@ -194,6 +211,7 @@ pub fn built() -> Report {
             rate: Some([75.0, 75.0]),
             users: None,
             users_reached: None,
+            started_at_ms: 1_795_422_921_400,
             duration_s: seconds as f64,
             requests,
             errors,
@@ -216,6 +234,36 @@ pub fn built() -> Report {
             ],
         }),
         targets,
+        comparison: None,
+        capacity: None,
         passed: false,
+    };
+    // Against a baseline where import answered three times faster: its p95 and p99 regressed.
+    let mut baseline = report.clone();
+    baseline.run.id = "baseline <7>".to_owned();
+    for e in &mut baseline.load.as_mut().unwrap().endpoints {
+        if e.name == "import" {
+            e.latency_ms.p95 /= 3.0;
+            e.latency_ms.p99 /= 3.0;
+        }
     }
+    report.comparison = Some(report::compare(
+        &baseline,
+        "reports/baseline/report.json",
+        &report,
+        &report::Tolerance::default(),
+    ));
+    report.run.sources = ["gen-0", "gen-1"]
+        .iter()
+        .map(|id| Source {
+            id: (*id).to_owned(),
+            host: format!("{id}.{HOSTILE}"),
+            file: format!("/reports/{id}/report.json"),
+            started_at_ms: 1_795_422_921_400,
+            duration_s: seconds as f64,
+            requests: requests / 2,
+            complete: true,
+        })
+        .collect();
+    report
 }

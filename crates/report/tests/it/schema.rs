@@ -68,7 +68,7 @@ fn the_schema_rejects_malformed_reports() {
     let good = serde_json::to_value(sample::built()).unwrap();
     validate(&good).unwrap();
     type Breaking = fn(&mut Value);
-    let broken: [(&str, Breaking); 10] = [
+    let broken: [(&str, Breaking); 13] = [
         ("no verdict", |r| {
             r.as_object_mut().unwrap().remove("passed");
         }),
@@ -79,6 +79,15 @@ fn the_schema_rejects_malformed_reports() {
         ("interrupted without saying why", |r| r["run"]["complete"] = json!(false)),
         ("passed with a missed target", |r| r["passed"] = json!(true)),
         ("an unknown load model", |r| r["load"]["model"] = json!("burst")),
+        ("a second without its histogram", |r| {
+            r["load"]["endpoints"][0]["timeline"][0].as_object_mut().unwrap().remove("histogram");
+        }),
+        ("an unknown target kind", |r| r["targets"][0]["kind"] = json!("p42")),
+        ("passed with a regression", |r| {
+            r["targets"] = json!([]);
+            r["checks"] = Value::Null;
+            r["passed"] = json!(true);
+        }),
         ("a field the schema does not know", |r| r["load"]["endpoints"][1]["apdex"] = json!(0.9)),
         // Through the $ref into checks.schema.json: a check that held with violations.
         ("a held check with violations", |r| r["checks"]["verdicts"][1]["passed"] = json!(true)),
