@@ -122,6 +122,18 @@ fn report_html_of_a_built_report_renders_without_console_errors_and_keeps_names_
         loaded.dom
     );
     assert!(loaded.dom.contains("2 generators — histograms added"), "{}", loaded.dom);
+    // The capacity section: both charts drawn, the fitted curve and its peak, the knee, the plan.
+    for part in [
+        r#"<section id="capacity">"#,
+        "Throughput against concurrency",
+        "Latency against the offered load",
+        "USL fit (R²",
+        "peak: N*",
+        "knee: 400 requests/s",
+        "instances</strong> for 100000 users",
+    ] {
+        assert!(loaded.dom.contains(part), "{part:?} missing from:\n{}", loaded.dom);
+    }
 }
 
 #[test]

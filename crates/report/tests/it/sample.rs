@@ -4,6 +4,7 @@
 //! against the embedded reference stack).
 
 use hdrhistogram::Histogram;
+use report::capacity::{CapacityReport, Step, Stepping};
 use report::{
     EndpointReport, Latency, LoadReport, MetricReading, Report, RunMeta, Second, Source, TargetKind,
     TargetVerdict,
@@ -128,8 +129,8 @@ fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &
     }
 }
 
-/// A failed run with every section filled, merged from two generators and compared with a
-/// baseline (two regressions).
+/// A failed run with every section filled, merged from two generators, compared with a
+/// baseline (two regressions), with a capacity run's steps, fit and plan.
 pub fn built() -> Report {
     let seconds = 12;
     let endpoints = vec![
@@ -253,6 +254,53 @@ pub fn built() -> Report {
         &report,
         &report::Tolerance::default(),
     ));
+    // And the record of a capacity run: five steps on a curve that peaks, the fifth broken.
+    let histogram = report.load.as_ref().unwrap().endpoints[0].histogram.clone();
+    let latency = report.load.as_ref().unwrap().endpoints[0].latency_ms;
+    let steps: Vec<Step> = [(100.0, 1.1), (200.0, 2.6), (300.0, 4.9), (400.0, 9.5), (500.0, 31.0)]
+        .iter()
+        .enumerate()
+        .map(|(i, (offered, concurrency))| {
+            let throughput = 180.0 * concurrency
+                / (1.0 + 0.04 * (concurrency - 1.0) + 0.002 * concurrency * (concurrency - 1.0));
+            Step {
+                offered: *offered,
+                started_at_ms: 1_795_422_921_400 + i as u64 * 12_000,
+                duration_s: 10.0,
+                requests: (throughput * 10.0) as u64,
+                errors: 0,
+                unsent: 0,
+                throughput,
+                concurrency: *concurrency,
+                latency_ms: Latency { p99: latency.p99 * (1.0 + i as f64), ..latency },
+                histogram: histogram.clone(),
+                complete: true,
+                passed: i < 4,
+                missed: if i < 4 { Vec::new() } else { vec![format!("p99 of {HOSTILE}: misses")] },
+            }
+        })
+        .collect();
+    let stepping = Stepping {
+        start: 100.0,
+        step: 100.0,
+        users_goal: Some(100_000),
+        per_user_rate: Some(0.02),
+        ..Stepping::default()
+    };
+    let points: Vec<(f64, f64)> = steps.iter().map(|s| (s.concurrency, s.throughput)).collect();
+    report.capacity = Some(CapacityReport {
+        model: "open".to_owned(),
+        unit: "requests/s".to_owned(),
+        instances: 2,
+        sustainable: Some(3),
+        stopped: format!("the step at 500 requests/s broke a target: p99 of {HOSTILE}"),
+        limited_by_generator: false,
+        fit: report::capacity::fit(&points),
+        fit_note: None,
+        plan: report::capacity::plan(&stepping, Some(steps[3].throughput), 2, false),
+        stepping,
+        steps,
+    });
     report.run.sources = ["gen-0", "gen-1"]
         .iter()
         .map(|id| Source {
