@@ -236,3 +236,48 @@ fn capacity_refuses_bad_stepping_naming_the_flag_or_the_profile_field() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(!dir.join("unreachable/report.json").exists());
 }
+
+/// Ctrl-C in the middle of a step: the report is written with the steps measured so far,
+/// the cut step marked incomplete and left out of the fit, the run marked interrupted.
+#[test]
+fn capacity_interrupted_with_ctrl_c_keeps_the_steps_measured() {
+    use std::io::{BufRead, BufReader};
+    let dir = reports();
+    let mut child =
+        capacity(&dir, "interrupted", &["--start", "20", "--step", "20", "--ceiling", "200", "--hold", "5"])
+            .arg("--profile")
+            .arg(profile(&dir, "interrupted.toml", &[]))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("step 2 of at most")));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "an interrupted run does not pass");
+    let report = json(&dir.join("interrupted/report.json"));
+    assert_eq!(report["run"]["complete"], false);
+    assert_eq!(report["passed"], false);
+    let c = &report["capacity"];
+    let steps = c["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{c}");
+    assert_eq!(
+        (steps[0]["complete"].clone(), steps[0]["passed"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
+    assert_eq!(
+        (steps[1]["complete"].clone(), steps[1]["passed"].clone()),
+        (Value::Bool(false), Value::Bool(false))
+    );
+    assert!(steps[1]["requests"].as_u64().unwrap() > 0, "what the cut step measured is kept");
+    assert_eq!(c["sustainable"], 0);
+    assert!(
+        c["stopped"].as_str().unwrap().contains("interrupted (Ctrl-C) during the step at 40"),
+        "{}",
+        c["stopped"]
+    );
+    assert_eq!(c["fit"], Value::Null, "one complete step");
+}
