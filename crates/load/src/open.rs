@@ -15,6 +15,9 @@ use tokio::time::Instant;
 use crate::mix::{Account, Mix};
 use crate::record::Recorder;
 
+/// How late past the schedule's end a due request may still be sent.
+const GRACE: Duration = Duration::from_secs(1);
+
 /// When the `i`-th request is due: the rate goes linearly from `from` to `to` (requests per
 /// second) over `duration`.
 #[derive(Debug, Clone, Copy)]
@@ -70,11 +73,13 @@ pub async fn run(
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut offered = 0u64;
     let mut found_full = 0u64;
-    let end = start + schedule.duration;
+    // A generator that cannot keep up stops at the end all the same, after a grace of a tenth
+    // of the run (a second at most): what it could not send by then is reported as unsent,
+    // not sent late into a longer run. Within the grace a late request is sent, its lateness
+    // in its latency (it is timed from when it was due).
+    let end = start + schedule.duration + GRACE.min(schedule.duration / 10);
     while let Some(offset) = schedule.due(offered) {
         let due = start + offset;
-        // A generator that cannot keep up stops at the end all the same; what it could not
-        // send is reported as unsent, not sent late into a longer run.
         if Instant::now() >= end {
             break;
         }

@@ -73,26 +73,24 @@ fn check_content_type(headers: &HeaderMap) -> ApiResult<()> {
 
 /// `POST /v1/uploads`: 201 `{id, bytes, sha256}` with `Location` and the limit's
 /// `RateLimit-*` fields.
+///
+/// A refusal before the body is read (400, 413, 429) says `Connection: close`: the unread
+/// body is still on the connection, so the server closes it after answering, and a client
+/// that took the connection for reusable would send its next request into a closing socket.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    check_content_type(&headers)?;
-    let max = state.uploads.max_bytes();
-    if content_length(&headers)?.is_some_and(|length| length > max) {
-        return Err(ApiError::PayloadTooLarge { max });
-    }
-    let decision = state.uploads.limiter().check(&caller.key()).await?;
-    let info = RateLimitInfo {
-        limit: decision.limit,
-        remaining: decision.remaining,
-        reset_after: decision.reset_after,
+    let info = match admit(&state, &caller, &headers).await {
+        Ok(info) => info,
+        Err(refusal) => {
+            let mut response = refusal.into_response();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(response);
+        }
     };
-    if !decision.allowed {
-        return Err(ApiError::RateLimited { what: "uploads", info });
-    }
     let id = format!("{:032x}", rand::random::<u128>());
     let stored = state.uploads.store(&id, body.into_data_stream()).await.map_err(|e| match e {
         UploadError::TooLarge { max } => ApiError::PayloadTooLarge { max },
@@ -112,6 +110,25 @@ pub async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// The checks before the body: content type, declared length, the per-user limit.
+async fn admit(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiResult<RateLimitInfo> {
+    check_content_type(headers)?;
+    let max = state.uploads.max_bytes();
+    if content_length(headers)?.is_some_and(|length| length > max) {
+        return Err(ApiError::PayloadTooLarge { max });
+    }
+    let decision = state.uploads.limiter().check(&caller.key()).await?;
+    let info = RateLimitInfo {
+        limit: decision.limit,
+        remaining: decision.remaining,
+        reset_after: decision.reset_after,
+    };
+    if !decision.allowed {
+        return Err(ApiError::RateLimited { what: "uploads", info });
+    }
+    Ok(info)
 }
 
 /// `GET /v1/uploads/{id}`: the upload's metadata for its owner; 404 for everyone else.

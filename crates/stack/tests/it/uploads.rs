@@ -98,6 +98,7 @@ async fn a_declared_oversize_body_is_refused_before_it_is_read_or_counted() {
         let user = h.user("uploader").await;
         let response = upload(&h, &user, bytes(max + 1, 2)).await;
         assert_eq!(response.status(), 413);
+        assert_eq!(response.headers()["connection"], "close", "refused unread");
         assert_eq!(error_code(response).await, "payload_too_large");
         assert!(h.stored_files().is_empty(), "{:?}", h.stored_files());
         // The refusal did not use the one upload the limit allows.
@@ -145,6 +146,9 @@ async fn the_sixteenth_upload_in_a_day_is_refused_with_rate_limit_headers() {
         let headers = response.headers().clone();
         assert_eq!(headers["ratelimit-limit"], "15");
         assert_eq!(headers["ratelimit-remaining"], "0");
+        // Refused unread, the body is still on the connection: the server closes it, and
+        // says so, so no client sends its next request into a closing socket.
+        assert_eq!(headers["connection"], "close");
         let reset: u64 = headers["ratelimit-reset"].to_str().unwrap().parse().unwrap();
         assert!(reset > 0 && reset <= 24 * 3600, "reset in {reset} s");
         let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
