@@ -240,7 +240,8 @@ fn reporter() -> impl Fn(load::capacity::StepProgress) + Send + Sync + 'static {
                 if step.passed {
                     "every target met".to_owned()
                 } else {
-                    format!("MISSED {}", step.missed.join("; "))
+                    let n = step.missed.len();
+                    format!("MISSED {n} target{}", if n == 1 { "" } else { "s" })
                 }
             );
         }
@@ -296,7 +297,12 @@ fn print_summary(c: &CapacityReport) {
         (None, None) => {}
     }
     if let Some(p) = &c.plan {
-        println!("  plan: {} instances for {} users", p.instances, p.users_goal);
+        println!(
+            "  plan: {} instance{} for {} users",
+            p.instances,
+            if p.instances == 1 { "" } else { "s" },
+            p.users_goal
+        );
         for a in &p.assumptions {
             println!("    assuming {a}");
         }

@@ -79,7 +79,9 @@ fn steps_reach_the_ceiling_and_the_plan_follows_from_the_measured_throughput() {
     assert_eq!(plan["required_rate"], 500.0);
     assert_eq!(plan["per_instance_rate"].as_f64().unwrap(), per_instance);
     assert_eq!(plan["instances"].as_u64().unwrap(), (500.0 / (per_instance * 0.5)).ceil() as u64, "{plan}");
-    assert!(said.contains(&format!("plan: {} instances for 1000 users", plan["instances"])), "{said}");
+    let instances = plan["instances"].as_u64().unwrap();
+    let plural = if instances == 1 { "" } else { "s" };
+    assert!(said.contains(&format!("plan: {instances} instance{plural} for 1000 users")), "{said}");
     assert!(said.contains("assuming"), "the assumptions are printed beside the number: {said}");
     let html = std::fs::read_to_string(dir.join("to-ceiling/report.html")).unwrap();
     for part in [
@@ -87,7 +89,7 @@ fn steps_reach_the_ceiling_and_the_plan_follows_from_the_measured_throughput() {
         "Throughput against concurrency",
         "USL fit",
         "knee: 60",
-        "instances</strong>",
+        "</strong> for 1000 users",
     ] {
         assert!(html.contains(part), "the HTML lacks {part:?}");
     }

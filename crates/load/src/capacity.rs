@@ -153,7 +153,7 @@ pub async fn run(
                     unit(open)
                 )
             } else {
-                format!("the step at {level} {} broke a target: {}", unit(open), missed.join("; "))
+                format!("the step at {level} {} broke a target: {}", unit(open), summary(&missed))
             };
             break;
         }
@@ -202,6 +202,16 @@ pub async fn run(
         chosen,
         interrupted,
     })
+}
+
+/// The first few misses, and how many more (every one is in the step's `missed`).
+fn summary(missed: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = missed.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+    if missed.len() > SHOWN {
+        text.push_str(&format!("; and {} more", missed.len() - SHOWN));
+    }
+    text
 }
 
 fn unit(open: bool) -> &'static str {

@@ -379,7 +379,13 @@ fn capacity(s: &mut String, c: &CapacityReport, targets: &[TargetVerdict]) {
         } else if !step.complete {
             r#"<span class="interrupted">interrupted</span>"#.to_owned()
         } else {
-            format!("{} {}", badge(false, "", "BROKE"), escape(&step.missed.join("; ")))
+            let items: String = step.missed.iter().map(|m| format!("<li>{}</li>", escape(m))).collect();
+            format!(
+                r#"{} <details class="missed"><summary>{} target{} missed</summary><ul>{items}</ul></details>"#,
+                badge(false, "", "BROKE"),
+                step.missed.len(),
+                if step.missed.len() == 1 { "" } else { "s" }
+            )
         };
         let _ = write!(
             s,
@@ -403,18 +409,35 @@ fn capacity(s: &mut String, c: &CapacityReport, targets: &[TargetVerdict]) {
         c.steps.iter().filter(|st| st.complete).map(|st| (st.concurrency, st.throughput)).collect();
     if !measured.is_empty() {
         let peak_n = c.fit.and_then(|f| f.peak_concurrency);
-        let top_n = measured.iter().map(|p| p.0).fold(0.0, f64::max);
-        // The peak is drawn when it is within reach of the steps; a peak far beyond them would
-        // flatten the measured part into the axis.
-        let shown_peak = peak_n.filter(|n| *n <= top_n * 3.0);
-        let x_max = shown_peak.map_or(top_n, |n| n.max(top_n)) * 1.1;
+        // The axis spans the steps that met the targets (all of them when none did): a broken
+        // step's queue can hold a hundred times their concurrency and would flatten them into
+        // the axis. The peak is drawn when it is within reach of them.
+        let passed_n = c.steps.iter().filter(|st| st.passed).map(|st| st.concurrency).fold(0.0, f64::max);
+        let all_n = measured.iter().map(|p| p.0).fold(0.0, f64::max);
+        let reach = if passed_n > 0.0 { all_n.min(passed_n * 3.0) } else { all_n };
+        let shown_peak = peak_n.filter(|n| *n <= reach * 3.0);
+        let x_max = shown_peak.map_or(reach, |n| n.max(reach)) * 1.1;
         let x_max = if x_max > 0.0 { x_max } else { 1.0 };
+        let beyond: Vec<String> = c
+            .steps
+            .iter()
+            .filter(|st| st.complete && st.concurrency > x_max)
+            .map(|st| {
+                format!(
+                    "{} {} (concurrency {}, {} answered/s)",
+                    num(st.offered),
+                    c.unit,
+                    num(st.concurrency),
+                    num(st.throughput)
+                )
+            })
+            .collect();
         let mut series = vec![Series {
             name: "measured".to_owned(),
             color: PALETTE[0],
             dash: None,
             width: 2.5,
-            points: measured.iter().map(|p| Some(*p)).collect(),
+            points: measured.iter().filter(|p| p.0 <= x_max).map(|p| Some(*p)).collect(),
         }];
         if let Some(f) = &c.fit {
             series.push(Series {
@@ -428,7 +451,7 @@ fn capacity(s: &mut String, c: &CapacityReport, targets: &[TargetVerdict]) {
                     .collect(),
             });
         }
-        let mut y_top = measured.iter().map(|p| p.1).fold(0.0, f64::max);
+        let mut y_top = measured.iter().filter(|p| p.0 <= x_max).map(|p| p.1).fold(0.0, f64::max);
         if let (Some(n), Some(f)) = (shown_peak, &c.fit) {
             y_top = y_top.max(f.throughput(n));
             series.push(Series {
@@ -453,6 +476,13 @@ fn capacity(s: &mut String, c: &CapacityReport, targets: &[TargetVerdict]) {
             &[],
         ));
         s.push_str(&legend(series.iter().map(|l| (l.name.as_str(), l.color, l.dash.map(|_| "dashed")))));
+        if !beyond.is_empty() {
+            let _ = write!(
+                s,
+                r#"<p class="note">Beyond the chart (in the fit): {}.</p>"#,
+                escape(&beyond.join("; "))
+            );
+        }
     }
     match (&c.fit, &c.fit_note) {
         (Some(f), _) => {
@@ -461,8 +491,8 @@ fn capacity(s: &mut String, c: &CapacityReport, targets: &[TargetVerdict]) {
                 r#"<p>Universal Scalability Law, X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted to {} steps: λ {} answered/s per unit of concurrency, contention σ {}, coherency κ {}, R² {}. {}</p>"#,
                 f.points,
                 num(f.lambda),
-                num(f.sigma),
-                num(f.kappa),
+                small(f.sigma),
+                small(f.kappa),
                 num(f.r_squared),
                 match (f.peak_concurrency, f.peak_throughput) {
                     (Some(n), Some(x)) => format!(
@@ -533,8 +563,9 @@ fn capacity(s: &mut String, c: &CapacityReport, targets: &[TargetVerdict]) {
     if let Some(p) = &c.plan {
         let _ = write!(
             s,
-            r#"<h3>Plan</h3><p><strong>{} instances</strong> for {} users at {} requests/s each ({} requests/s in all).</p><p>Assuming:</p><ul class="assumptions">"#,
+            r#"<h3>Plan</h3><p><strong>{} instance{}</strong> for {} users at {} requests/s each ({} requests/s in all).</p><p>Assuming:</p><ul class="assumptions">"#,
             p.instances,
+            if p.instances == 1 { "" } else { "s" },
             p.users_goal,
             num(p.per_user_rate),
             num(p.required_rate)
@@ -868,6 +899,11 @@ fn badge(passed: bool, yes: &str, no: &str) -> String {
 
 fn color(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
+}
+
+/// A parameter that may be tiny and not zero (κ is often 10⁻⁶): three significant figures.
+fn small(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.001 { format!("{v:.2e}") } else { num(v) }
 }
 
 /// A figure with as many decimals as its size needs (three significant figures or more).
