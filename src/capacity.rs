@@ -21,15 +21,13 @@ use clap::Args;
 use report::capacity::{CapacityReport, Stepping};
 use report::{Report, RunMeta};
 
-use crate::check;
+use crate::check::{self, StackArgs};
 use crate::load::{self as load_cmd, Failure, LoadArgs, Stack};
 
 #[derive(Debug, Clone, Args)]
 pub struct CapacityArgs {
-    /// Base URL of one instance of a running stack; repeat it for every instance. Without it,
-    /// stampede starts the reference stack in this process.
-    #[arg(long = "target", value_name = "URL")]
-    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -60,21 +58,6 @@ pub struct CapacityArgs {
     /// The share of an instance's sustainable rate the plan fills (0.7: 70 %).
     #[arg(long)]
     pub headroom: Option<f64>,
-    /// Embedded stack: how many instances.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]
-    pub instances: u16,
-    /// Embedded stack: share state through this Redis.
-    #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub redis: Option<String>,
-    /// Embedded stack: keep records in this PostgreSQL.
-    #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub database: Option<String>,
-    /// Where `<run-id>/report.json` goes.
-    #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
-    /// The run's id (default: the start time and a random suffix).
-    #[arg(long)]
-    pub run_id: Option<String>,
 }
 
 pub fn run(args: CapacityArgs) -> ExitCode {
@@ -101,18 +84,13 @@ pub fn run(args: CapacityArgs) -> ExitCode {
 impl CapacityArgs {
     fn as_load(&self) -> LoadArgs {
         LoadArgs {
-            targets: self.targets.clone(),
+            stack: self.stack.clone(),
             profile: self.profile.clone(),
             model: self.model.clone(),
             duration: None,
             rate: None,
             ramp_to: None,
             users: None,
-            instances: self.instances,
-            redis: self.redis.clone(),
-            database: self.database.clone(),
-            reports: self.reports.clone(),
-            run_id: self.run_id.clone(),
         }
     }
 
@@ -148,13 +126,13 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
     let load_args = args.as_load();
     let profile = load_cmd::load_profile(&load_args)?;
     let stepping = args.stepping(profile.capacity.as_ref())?;
-    let run = args.run_id.clone().unwrap_or_else(check::run_id);
+    let run = args.stack.run_id.clone().unwrap_or_else(check::run_id);
     let started_at_ms = check::now_ms();
     let stop = load_cmd::interrupt();
     let profile_name = profile.name.clone();
     let scenario = profile.load.clone().expect("load_profile checked it");
     let targets = profile.targets.clone();
-    let Stack { embedded, urls, target } = load_cmd::stack(&load_args, &run, profile).await?;
+    let Stack { embedded, urls, target } = load_cmd::stack(&args.stack, &run, profile).await?;
     let open = scenario.model == Model::Open;
     println!(
         "stampede capacity: {profile_name} against {} ({} model, {} to {} {} by {}, {} s a step), run {run}",
@@ -205,7 +183,7 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
         passed: false,
     };
     report.passed = report.verdict();
-    let dir = args.reports.join(&run);
+    let dir = args.stack.reports.join(&run);
     let written = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
     let capacity = report.capacity.as_ref().expect("set above");
     print_summary(capacity);

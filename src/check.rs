@@ -26,12 +26,35 @@ use reference::usage_tracker::UsageLimits;
 /// The reference stack's profile, used when `--profile` is not given.
 pub(crate) const REFERENCE_PROFILE: &str = include_str!("../scenarios/reference.toml");
 
+/// The stack a command drives — running instances, or the reference stack started in this
+/// process — and where the run's reports go; `check`, `load`, `run` and `capacity` share it.
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
+pub struct StackArgs {
     /// Base URL of one instance of a running stack; repeat it for every instance. Without it,
     /// stampede starts the reference stack in this process.
     #[arg(long = "target", value_name = "URL")]
     pub targets: Vec<String>,
+    /// Embedded stack: how many instances.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]
+    pub instances: u16,
+    /// Embedded stack: share state through this Redis.
+    #[arg(long, value_name = "URL", conflicts_with = "targets")]
+    pub redis: Option<String>,
+    /// Embedded stack: keep records in this PostgreSQL.
+    #[arg(long, value_name = "URL", conflicts_with = "targets")]
+    pub database: Option<String>,
+    /// Where `<run-id>/` (the run's reports) goes.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// The run's id (default: the start time and a random suffix).
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// The control API of the fake upstream the running stack calls (`http://host:port`), for
     /// the checks that inject upstream faults and read what the upstream saw. The embedded
     /// stack's is used without it.
@@ -52,24 +75,9 @@ pub struct CheckArgs {
     /// Bursts per check (overrides the profile).
     #[arg(long)]
     pub rounds: Option<usize>,
-    /// Embedded stack: how many instances.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]
-    pub instances: u16,
-    /// Embedded stack: share state through this Redis.
-    #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub redis: Option<String>,
-    /// Embedded stack: keep records in this PostgreSQL.
-    #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub database: Option<String>,
     /// Embedded stack: run this mutant (see `stampede serve --help`).
     #[arg(long, value_name = "NAME", value_parser = stack::Mutant::parse, conflicts_with = "targets")]
     pub mutant: Option<stack::Mutant>,
-    /// Where `<run-id>/checks.json` goes.
-    #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
-    /// The run's id (default: the start time and a random suffix).
-    #[arg(long)]
-    pub run_id: Option<String>,
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
@@ -224,7 +232,12 @@ pub(crate) fn embedded_plan(profile: &Profile) -> UsageLimits {
     UsageLimits { per_day: calls, per_hour: calls }
 }
 
-pub(crate) async fn embedded(args: &CheckArgs, run: &str, plan: UsageLimits) -> anyhow::Result<Embedded> {
+pub(crate) async fn embedded(
+    args: &StackArgs,
+    mutant: Option<stack::Mutant>,
+    run: &str,
+    plan: UsageLimits,
+) -> anyhow::Result<Embedded> {
     // Access tokens live 8 s and are refreshed every 2 s (below), so a check sees several
     // refresh periods within seconds.
     // The control API on its own listener: the API listener's connection counts are the
@@ -254,7 +267,7 @@ pub(crate) async fn embedded(args: &CheckArgs, run: &str, plan: UsageLimits) -> 
         config.backends.application_name = format!("stampede-check-{i}");
         config.settings.instance = format!("stack-{i}");
         config.settings.publish_limit = Limit::new(5, Duration::from_secs(3));
-        config.settings.mutant = args.mutant;
+        config.settings.mutant = mutant;
         // Open for 2 s, so a check sees the breaker open, half-open and close within seconds.
         config.settings.breaker = reference::circuit_breaker::Policy {
             failure_threshold: 5,
@@ -292,7 +305,7 @@ pub(crate) async fn embedded(args: &CheckArgs, run: &str, plan: UsageLimits) -> 
             (None, Some(_)) => "postgres",
             (Some(_), Some(_)) => "redis+postgres",
         },
-        "mutant": args.mutant.map(|m| m.name()),
+        "mutant": mutant.map(|m| m.name()),
         "publish_limit": "5/3s",
         "breaker": "5 failures, 2s open, 2s trial timeout",
         "token_refresh": "every 2s, tokens live 8s",
@@ -313,13 +326,17 @@ pub(crate) async fn embedded(args: &CheckArgs, run: &str, plan: UsageLimits) -> 
 
 async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let profile = load_profile(&args)?;
-    let run = args.run_id.clone().unwrap_or_else(run_id);
+    let run = args.stack.run_id.clone().unwrap_or_else(run_id);
     let started_at_ms = now_ms();
     let plan = embedded_plan(&profile);
-    let embedded = if args.targets.is_empty() { Some(embedded(&args, &run, plan).await?) } else { None };
+    let embedded = if args.stack.targets.is_empty() {
+        Some(embedded(&args.stack, args.mutant, &run, plan).await?)
+    } else {
+        None
+    };
     let urls: Vec<String> = match &embedded {
         Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
-        None => args.targets.clone(),
+        None => args.stack.targets.clone(),
     };
     let profile_name = profile.name.clone();
     let control = match &embedded {
@@ -359,7 +376,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         passed,
         verdicts,
     };
-    let dir = args.reports.join(&run);
+    let dir = args.stack.reports.join(&run);
     let path = checks::report::write(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
     if let Some(embedded) = embedded {
         embedded.shutdown("check").await;

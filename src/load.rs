@@ -18,14 +18,12 @@ use checks::scenario::Model;
 use clap::Args;
 use report::{Report, RunMeta, TargetVerdict};
 
-use crate::check::{self, CheckArgs};
+use crate::check::{self, StackArgs};
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Base URL of one instance of a running stack; repeat it for every instance. Without it,
-    /// stampede starts the reference stack in this process.
-    #[arg(long = "target", value_name = "URL")]
-    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -44,21 +42,6 @@ pub struct LoadArgs {
     /// Closed model: concurrent users (overrides the profile).
     #[arg(long)]
     pub users: Option<usize>,
-    /// Embedded stack: how many instances.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]
-    pub instances: u16,
-    /// Embedded stack: share state through this Redis.
-    #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub redis: Option<String>,
-    /// Embedded stack: keep records in this PostgreSQL.
-    #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub database: Option<String>,
-    /// Where `<run-id>/report.json` goes.
-    #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
-    /// The run's id (default: the start time and a random suffix).
-    #[arg(long)]
-    pub run_id: Option<String>,
 }
 
 pub fn run(args: LoadArgs) -> ExitCode {
@@ -174,24 +157,9 @@ pub(crate) struct Stack {
     pub target: Arc<Target>,
 }
 
-pub(crate) async fn stack(args: &LoadArgs, run: &str, profile: Profile) -> Result<Stack, Failure> {
-    let embedded_args = CheckArgs {
-        targets: Vec::new(),
-        upstream_control: None,
-        profile: None,
-        only: Vec::new(),
-        skip: Vec::new(),
-        concurrency: None,
-        rounds: None,
-        instances: args.instances,
-        redis: args.redis.clone(),
-        database: args.database.clone(),
-        mutant: None,
-        reports: args.reports.clone(),
-        run_id: None,
-    };
+pub(crate) async fn stack(args: &StackArgs, run: &str, profile: Profile) -> Result<Stack, Failure> {
     let embedded = if args.targets.is_empty() {
-        Some(check::embedded(&embedded_args, run, check::UNBOUNDED_PLAN).await?)
+        Some(check::embedded(args, None, run, check::UNBOUNDED_PLAN).await?)
     } else {
         None
     };
@@ -212,13 +180,13 @@ pub(crate) async fn stack(args: &LoadArgs, run: &str, profile: Profile) -> Resul
 
 async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     let profile = load_profile(&args)?;
-    let run = args.run_id.clone().unwrap_or_else(check::run_id);
+    let run = args.stack.run_id.clone().unwrap_or_else(check::run_id);
     let started_at_ms = check::now_ms();
     let stop = interrupt();
     let profile_name = profile.name.clone();
     let scenario = profile.load.clone().expect("load_profile checked it");
     let targets = profile.targets.clone();
-    let Stack { embedded, urls, target } = stack(&args, &run, profile).await?;
+    let Stack { embedded, urls, target } = stack(&args.stack, &run, profile).await?;
     let what = match scenario.model {
         Model::Open => match scenario.ramp_to {
             Some(to) => format!("open model, {} → {to} requests/s", scenario.rate.unwrap_or_default()),
@@ -269,7 +237,7 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         capacity: None,
         passed,
     };
-    let dir = args.reports.join(&run);
+    let dir = args.stack.reports.join(&run);
     let written = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?;
     print_summary(&report);
     println!(

@@ -17,15 +17,13 @@ use checks::report::ChecksReport;
 use clap::Args;
 use report::{Report, RunMeta};
 
-use crate::check::{self, CheckArgs, Checked};
+use crate::check::{self, CheckArgs, Checked, StackArgs};
 use crate::load::{self, LoadArgs};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Base URL of one instance of a running stack; repeat it for every instance. Without it,
-    /// stampede starts the reference stack in this process.
-    #[arg(long = "target", value_name = "URL")]
-    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// The control API of the fake upstream the running stack calls, for the checks that
     /// inject upstream faults.
     #[arg(long, value_name = "URL", requires = "targets")]
@@ -51,56 +49,31 @@ pub struct RunArgs {
     /// Closed model: concurrent users (overrides the profile).
     #[arg(long)]
     pub users: Option<usize>,
-    /// Embedded stack: how many instances.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]
-    pub instances: u16,
-    /// Embedded stack: share state through this Redis.
-    #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub redis: Option<String>,
-    /// Embedded stack: keep records in this PostgreSQL.
-    #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub database: Option<String>,
-    /// Where `<run-id>/` goes.
-    #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
-    /// The run's id (default: the start time and a random suffix).
-    #[arg(long)]
-    pub run_id: Option<String>,
 }
 
 impl RunArgs {
     fn check_args(&self) -> CheckArgs {
         CheckArgs {
-            targets: self.targets.clone(),
+            stack: self.stack.clone(),
             upstream_control: self.upstream_control.clone(),
             profile: self.profile.clone(),
             only: self.only.clone(),
             skip: self.skip.clone(),
             concurrency: None,
             rounds: None,
-            instances: self.instances,
-            redis: self.redis.clone(),
-            database: self.database.clone(),
             mutant: None,
-            reports: self.reports.clone(),
-            run_id: self.run_id.clone(),
         }
     }
 
     fn load_args(&self) -> LoadArgs {
         LoadArgs {
-            targets: self.targets.clone(),
+            stack: self.stack.clone(),
             profile: self.profile.clone(),
             model: self.model.clone(),
             duration: self.duration,
             rate: self.rate,
             ramp_to: None,
             users: self.users,
-            instances: self.instances,
-            redis: self.redis.clone(),
-            database: self.database.clone(),
-            reports: self.reports.clone(),
-            run_id: self.run_id.clone(),
         }
     }
 }
@@ -130,17 +103,17 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
     let check_args = args.check_args();
     let mut profile = check::load_profile(&check_args)?;
     profile.load = load::load_profile(&args.load_args())?.load;
-    let run = args.run_id.clone().unwrap_or_else(check::run_id);
+    let run = args.stack.run_id.clone().unwrap_or_else(check::run_id);
     let started_at_ms = check::now_ms();
     let stop = load::interrupt();
-    let embedded = if args.targets.is_empty() {
-        Some(check::embedded(&check_args, &run, check::embedded_plan(&profile)).await?)
+    let embedded = if args.stack.targets.is_empty() {
+        Some(check::embedded(&args.stack, None, &run, check::embedded_plan(&profile)).await?)
     } else {
         None
     };
     let urls: Vec<String> = match &embedded {
         Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
-        None => args.targets.clone(),
+        None => args.stack.targets.clone(),
     };
     let control = match &embedded {
         Some(e) => Some(e.fake.control_url()),
@@ -179,7 +152,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
         passed: checks_passed,
         verdicts,
     };
-    let dir = args.reports.join(&run);
+    let dir = args.stack.reports.join(&run);
     checks::report::write(&dir, &checks_report).with_context(|| format!("write {}", dir.display()))?;
 
     let mut load_result = None;
