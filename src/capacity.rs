@@ -15,14 +15,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use checks::client::TargetError;
 use checks::scenario::Model;
 use clap::Args;
 use report::capacity::{CapacityReport, Stepping};
 use report::{Report, RunMeta};
 
 use crate::check::{self, StackArgs};
-use crate::load::{self as load_cmd, Failure, LoadArgs, Stack};
+use crate::exit::Failure;
+use crate::load::{self as load_cmd, LoadArgs, Stack};
 
 #[derive(Debug, Clone, Args)]
 pub struct CapacityArgs {
@@ -61,24 +61,7 @@ pub struct CapacityArgs {
 }
 
 pub fn run(args: CapacityArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("stampede capacity: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(capacity(args)) {
-        Ok(code) => code,
-        Err(Failure::Usage(e)) => {
-            eprintln!("stampede capacity: {e:#}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Unreachable(e)) => {
-            eprintln!("stampede capacity: {e}");
-            ExitCode::from(3)
-        }
-    }
+    crate::exit::execute("capacity", capacity(args))
 }
 
 impl CapacityArgs {
@@ -150,14 +133,7 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
     if let Some(embedded) = embedded {
         embedded.shutdown("capacity").await;
     }
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(load::LoadError::Target(e @ TargetError::Unreachable { .. })) => {
-            return Err(Failure::Unreachable(e.to_string()));
-        }
-        Err(load::LoadError::Configuration(e)) => return Err(Failure::Usage(anyhow::anyhow!(e))),
-        Err(e) => return Err(Failure::Usage(anyhow::Error::new(e))),
-    };
+    let outcome = result?;
     let complete = !outcome.interrupted;
     let mut report = Report {
         schema: report::SCHEMA.to_owned(),

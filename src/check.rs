@@ -23,6 +23,8 @@ use clap::Args;
 use reference::limit::Limit;
 use reference::usage_tracker::UsageLimits;
 
+use crate::exit::Failure;
+
 /// The reference stack's profile, used when `--profile` is not given.
 pub(crate) const REFERENCE_PROFILE: &str = include_str!("../scenarios/reference.toml");
 
@@ -81,35 +83,7 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("stampede check: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(check(args)) {
-        Ok(code) => code,
-        Err(Failure::Usage(e)) => {
-            eprintln!("stampede check: {e:#}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Unreachable(e)) => {
-            eprintln!("stampede check: {e}");
-            ExitCode::from(3)
-        }
-    }
-}
-
-pub(crate) enum Failure {
-    Usage(anyhow::Error),
-    Unreachable(TargetError),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure::Usage(e)
-    }
+    crate::exit::execute("check", check(args))
 }
 
 pub(crate) fn load_profile(args: &CheckArgs) -> anyhow::Result<Profile> {
@@ -346,12 +320,13 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let target = Target::new(urls.clone(), profile, run.clone())
         .context("build the HTTP client")?
         .with_upstream_control(control);
-    target.probe().await.map_err(Failure::Unreachable)?;
+    target.probe().await?;
     if let (None, Some(url)) = (&embedded, &args.upstream_control) {
         let client = fake_upstream::ControlClient::new(url).context("--upstream-control")?;
-        client.health().await.map_err(|e| {
-            Failure::Unreachable(TargetError::Control { url: url.clone(), reason: e.to_string() })
-        })?;
+        client
+            .health()
+            .await
+            .map_err(|e| Failure::from(TargetError::Control { url: url.clone(), reason: e.to_string() }))?;
     }
     println!(
         "stampede check: {} against {} ({} instance(s)), run {run}",
@@ -428,7 +403,7 @@ pub(crate) async fn run_checks(
         };
         let verdict = match verdict {
             Ok(verdict) => verdict,
-            Err(e @ TargetError::Unreachable { .. }) => return Err(Failure::Unreachable(e)),
+            Err(e @ TargetError::Unreachable { .. }) => return Err(e.into()),
             Err(e @ TargetError::Configuration { .. }) => {
                 // Not a verdict on the target: the check could not run as configured.
                 misconfigured = true;

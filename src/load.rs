@@ -12,13 +12,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use checks::client::{Target, TargetError};
+use checks::client::Target;
 use checks::profile::Profile;
 use checks::scenario::Model;
 use clap::Args;
 use report::{Report, RunMeta, TargetVerdict};
 
 use crate::check::{self, StackArgs};
+use crate::exit::Failure;
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
@@ -45,35 +46,7 @@ pub struct LoadArgs {
 }
 
 pub fn run(args: LoadArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("stampede load: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(load(args)) {
-        Ok(code) => code,
-        Err(Failure::Usage(e)) => {
-            eprintln!("stampede load: {e:#}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Unreachable(e)) => {
-            eprintln!("stampede load: {e}");
-            ExitCode::from(3)
-        }
-    }
-}
-
-pub(crate) enum Failure {
-    Usage(anyhow::Error),
-    Unreachable(String),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure::Usage(e)
-    }
+    crate::exit::execute("load", load(args))
 }
 
 /// The profile with the command line's overrides, its `[load]` checked again.
@@ -204,14 +177,7 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     if let Some(embedded) = embedded {
         embedded.shutdown("load").await;
     }
-    let outcomes = match result {
-        Ok(outcomes) => outcomes,
-        Err(load::LoadError::Target(e @ TargetError::Unreachable { .. })) => {
-            return Err(Failure::Unreachable(e.to_string()));
-        }
-        Err(load::LoadError::Configuration(e)) => return Err(Failure::Usage(anyhow::anyhow!(e))),
-        Err(e) => return Err(Failure::Usage(anyhow::Error::new(e))),
-    };
+    let outcomes = result?;
     let complete = !outcomes.interrupted;
     let passed = complete && outcomes.targets.iter().all(|t| t.passed);
     let report = Report {

@@ -2,6 +2,7 @@
 
 mod capacity;
 mod check;
+mod exit;
 mod load;
 mod progress;
 mod report;

@@ -12,12 +12,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use checks::client::{Target, TargetError};
+use checks::client::Target;
 use checks::report::ChecksReport;
 use clap::Args;
 use report::{Report, RunMeta};
 
 use crate::check::{self, CheckArgs, Checked, StackArgs};
+use crate::exit::Failure;
 use crate::load::{self, LoadArgs};
 
 #[derive(Debug, Clone, Args)]
@@ -79,27 +80,10 @@ impl RunArgs {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("stampede run: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(main_job(args)) {
-        Ok(code) => code,
-        Err(check::Failure::Usage(e)) => {
-            eprintln!("stampede run: {e:#}");
-            ExitCode::from(2)
-        }
-        Err(check::Failure::Unreachable(e)) => {
-            eprintln!("stampede run: {e}");
-            ExitCode::from(3)
-        }
-    }
+    crate::exit::execute("run", main_job(args))
 }
 
-async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
+async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let check_args = args.check_args();
     let mut profile = check::load_profile(&check_args)?;
     profile.load = load::load_profile(&args.load_args())?.load;
@@ -127,7 +111,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
             .context("build the HTTP client")?
             .with_upstream_control(control),
     );
-    target.probe().await.map_err(check::Failure::Unreachable)?;
+    target.probe().await?;
     println!(
         "stampede run: {profile_name} against {} ({} instance(s)), run {run}",
         urls.join(", "),
@@ -167,14 +151,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, check::Failure> {
     if let Some(embedded) = embedded {
         embedded.shutdown("run").await;
     }
-    let outcomes = match load_result.transpose() {
-        Ok(outcomes) => outcomes,
-        Err(::load::LoadError::Target(e @ TargetError::Unreachable { .. })) => {
-            return Err(check::Failure::Unreachable(e));
-        }
-        Err(::load::LoadError::Configuration(e)) => return Err(check::Failure::Usage(anyhow::anyhow!(e))),
-        Err(e) => return Err(check::Failure::Usage(anyhow::Error::new(e))),
-    };
+    let outcomes = load_result.transpose()?;
     let complete = checks_complete && outcomes.as_ref().is_some_and(|o| !o.interrupted);
     let (load_report, target_verdicts) = match outcomes {
         Some(o) => (Some(o.load), o.targets),

@@ -1,0 +1,62 @@
+//! How a command ends without a verdict — exit 2 (bad usage or configuration) or 3 (a target
+//! unreachable) — and the runtime every networked command runs on.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use checks::client::TargetError;
+
+/// Why a command could not reach a verdict.
+pub(crate) enum Failure {
+    /// Exit 2: the input is wrong (flags, profile, a file), said with its context.
+    Usage(anyhow::Error),
+    /// Exit 3: a target (or its upstream control API) did not answer.
+    Unreachable(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+impl From<TargetError> for Failure {
+    fn from(e: TargetError) -> Self {
+        Failure::Unreachable(e.to_string())
+    }
+}
+
+impl From<load::LoadError> for Failure {
+    fn from(e: load::LoadError) -> Self {
+        match e {
+            load::LoadError::Target(e @ TargetError::Unreachable { .. }) => {
+                Failure::Unreachable(e.to_string())
+            }
+            load::LoadError::Configuration(e) => Failure::Usage(anyhow::anyhow!(e)),
+            e => Failure::Usage(anyhow::Error::new(e)),
+        }
+    }
+}
+
+/// Runs `command`'s future on a multi-threaded runtime: its exit code, or 2 or 3 with the
+/// failure said on stderr as `stampede <command>: …`.
+pub(crate) fn execute(command: &str, future: impl Future<Output = Result<ExitCode, Failure>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("stampede {command}: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(future) {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("stampede {command}: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Unreachable(e)) => {
+            eprintln!("stampede {command}: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
