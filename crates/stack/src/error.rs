@@ -21,6 +21,13 @@ pub struct RateLimitInfo {
 }
 
 impl RateLimitInfo {
+    /// A limiter's decision: its header fields when allowed, a 429 naming `what` when not.
+    pub fn admit(decision: reference::limit::Decision, what: &'static str) -> Result<Self, ApiError> {
+        let info =
+            Self { limit: decision.limit, remaining: decision.remaining, reset_after: decision.reset_after };
+        if decision.allowed { Ok(info) } else { Err(ApiError::RateLimited { what, info }) }
+    }
+
     /// Seconds until the limit resets, rounded up, as the headers carry them.
     pub fn reset_secs(&self) -> u64 {
         self.reset_after.as_millis().div_ceil(1000) as u64

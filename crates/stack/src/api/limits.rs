@@ -34,15 +34,7 @@ pub async fn publish(
     if body.video_id.is_empty() || body.video_id.chars().count() > 64 {
         return Err(ApiError::BadRequest("video_id must be 1 to 64 characters".to_owned()));
     }
-    let decision = state.publish.check(&caller.key()).await?;
-    let info = RateLimitInfo {
-        limit: decision.limit,
-        remaining: decision.remaining,
-        reset_after: decision.reset_after,
-    };
-    if !decision.allowed {
-        return Err(ApiError::RateLimited { what: "publish", info });
-    }
+    let info = RateLimitInfo::admit(state.publish.check(&caller.key()).await?, "publish")?;
     let body = json!({ "accepted": true, "video_id": body.video_id, "platform": body.platform });
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     info.apply(&mut response);

@@ -119,16 +119,7 @@ async fn admit(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiRes
     if content_length(headers)?.is_some_and(|length| length > max) {
         return Err(ApiError::PayloadTooLarge { max });
     }
-    let decision = state.uploads.limiter().check(&caller.key()).await?;
-    let info = RateLimitInfo {
-        limit: decision.limit,
-        remaining: decision.remaining,
-        reset_after: decision.reset_after,
-    };
-    if !decision.allowed {
-        return Err(ApiError::RateLimited { what: "uploads", info });
-    }
-    Ok(info)
+    RateLimitInfo::admit(state.uploads.limiter().check(&caller.key()).await?, "uploads")
 }
 
 /// `GET /v1/uploads/{id}`: the upload's metadata for its owner; 404 for everyone else.
