@@ -208,7 +208,10 @@ fn compare_flags_a_deliberately_slowed_stack_and_not_a_faster_one() {
         "the HTML shows the comparison"
     );
 
-    // The fast run against the slow one as its baseline: faster everywhere, no regression.
+    // The fast run against the slow one as its baseline: every endpoint the added latency
+    // slowed is faster, none regressed. (Uploads stream outside the API deadline and are not
+    // delayed: theirs is the two runs' noise, a few samples on a busy machine, and may go
+    // either way; the exit code follows whatever the comparison found.)
     let out = stampede(&["report", "compare", "--baseline"])
         .arg(&slow_report)
         .arg(&fast_report)
@@ -217,9 +220,15 @@ fn compare_flags_a_deliberately_slowed_stack_and_not_a_faster_one() {
         .arg(dir.join("fast-vs-slow"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let compared = json(&dir.join("fast-vs-slow/report.json"));
-    assert_eq!(compared["comparison"]["regressions"], 0);
+    let changes = compared["comparison"]["changes"].as_array().unwrap();
+    let slowed: Vec<&Value> = changes.iter().filter(|c| c["endpoint"] != "upload").collect();
+    assert!(slowed.len() >= 15, "{}", text(&out));
+    for c in slowed {
+        assert_eq!(c["regressed"], false, "{c}\n{}", text(&out));
+    }
+    let regressions = compared["comparison"]["regressions"].as_u64().unwrap();
+    assert_eq!(out.status.code(), Some(if regressions == 0 { 0 } else { 1 }), "{}", text(&out));
     // A tolerance lifted out of reach passes the slowed run too: the flags are what decide.
     let out = stampede(&["report", "compare", "--baseline"])
         .arg(&fast_report)
