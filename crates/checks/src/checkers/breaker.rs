@@ -152,7 +152,9 @@ pub async fn run(target: &Target, check: &BreakerCheck) -> Result<Verdict, Targe
     d.mark(RECOVER, json!([]));
     d.control.clear_faults().await?;
     let limit = open + hold + Duration::from_secs(10);
-    d.drive(RECOVER, limit, |d| d.count(RECOVER, Reason::Completed) >= RECOVERED_IN_A_ROW).await?;
+    // What the judge asks: the last imports completed in a row (one refused half-open while
+    // a trial was in flight breaks the row; any three completed would not be recovery).
+    d.drive(RECOVER, limit, |d| d.completed_in_a_row(RECOVER) >= RECOVERED_IN_A_ROW).await?;
     d.settle().await?;
     d.scrape_rejections().await;
 
@@ -177,6 +179,17 @@ impl Driver<'_> {
 
     fn count(&self, phase: &str, reason: Reason) -> usize {
         self.imports.iter().filter(|i| i.phase == phase && i.reason == reason).count()
+    }
+
+    /// The `phase` imports that completed in a row at the end, those still pending aside.
+    fn completed_in_a_row(&self, phase: &str) -> usize {
+        self.imports
+            .iter()
+            .filter(|i| i.phase == phase)
+            .rev()
+            .skip_while(|i| i.reason == Reason::Pending)
+            .take_while(|i| i.reason == Reason::Completed)
+            .count()
     }
 
     /// One import every step (when `phase` submits), a sample of the upstream's counts and a
