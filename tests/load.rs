@@ -149,7 +149,7 @@ fn load_report_is_written_with_every_endpoint_and_target() {
     let load = &report["load"];
     assert_eq!(load["model"], "open");
     let endpoints = load["endpoints"].as_array().unwrap();
-    assert_eq!(endpoints.len(), 7, "{text}");
+    assert_eq!(endpoints.len(), 8, "{text}");
     let requests: u64 = endpoints.iter().map(|e| e["requests"].as_u64().unwrap()).sum();
     assert_eq!(load["requests"].as_u64(), Some(requests));
     assert!((140..=151).contains(&requests), "50/s for 3 s: {requests}\n{text}");
@@ -271,4 +271,149 @@ fn load_interrupted_with_ctrl_c_writes_its_report_marked_interrupted() {
         assert!(duration < 10.0, "{model}: the report covers the {duration} s that ran");
         assert!(report["load"]["requests"].as_u64().unwrap() > 0, "{model}: what was measured is kept");
     }
+}
+
+/// A profile whose mix is one chat session, `websocket` and `ok` its fields, offered at 20/s
+/// for 2 s spread over `accounts` (each of whose five connections the stack bounds), with no
+/// error allowed.
+fn chat_profile(name: &str, accounts: usize, websocket: &str, ok: &str) -> PathBuf {
+    let text = format!(
+        r#"name = "chat"
+
+[users]
+create = {{ method = "POST", path = "/v1/users", body = {{ name = "{{name}}" }} }}
+token = "/token"
+header = "authorization"
+prefix = "Bearer "
+
+[load]
+model = "open"
+rate = 20.0
+duration_s = 2
+accounts = {accounts}
+setup = {{ project = {{ method = "POST", path = "/v1/projects", body = {{ name = "{{unique}}" }} }} }}
+
+[[load.request]]
+name = "chat"
+weight = 1
+request = {{ method = "GET", path = "/v1/projects/{{project}}/chat" }}
+websocket = {websocket}
+{ok}
+
+[targets]
+p50_ms = 10000
+p95_ms = 20000
+p99_ms = 30000
+max_error_rate = 0.0
+"#
+    );
+    let path = reports().join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `stampede load` of `profile` against `served`: the exit code, the chat endpoint's report,
+/// and what the run printed.
+fn chat_load(
+    served: &support::Served,
+    run_id: &str,
+    profile: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, Value, String) {
+    let dir = reports();
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .arg("load")
+        .args(["--target", &served.url, "--reports", dir.to_str().unwrap(), "--run-id", run_id])
+        .arg("--profile")
+        .arg(profile)
+        .args(args)
+        .output()
+        .expect("run stampede load");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(run_id).join("report.json")).unwrap_or_else(|e| panic!("{e}\n{text}")),
+    )
+    .unwrap();
+    let endpoints = report["load"]["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1, "{text}");
+    (out.status.code(), endpoints[0].clone(), text)
+}
+
+#[test]
+fn load_chat_sessions_upgrade_talk_and_fail_on_the_servers_error_messages() {
+    let served = support::Served::start(&[]);
+    // Forty sessions that each send a message the stack accepts: every one upgraded (101),
+    // none failed, each timed from its due time to the server's first message.
+    let profile = chat_profile(
+        "chat-ok",
+        1,
+        r#"{ token_param = "token", send = [{ type = "note", text = "n {seq}" }], hold_ms = 50 }"#,
+        "",
+    );
+    let (code, chat, text) = chat_load(&served, "chat-ok", &profile, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(chat["requests"], 40, "20/s for 2 s: {chat}");
+    assert_eq!(chat["errors"], 0, "{chat}");
+    assert_eq!(chat["outcomes"], serde_json::json!({ "101": 40 }), "{text}");
+    let h = report::decode_histogram(chat["histogram"].as_str().unwrap()).unwrap();
+    assert_eq!(h.len(), 40);
+    // Two goose users, one account each, each starting its next session when the last has
+    // closed: sessions of at least 200 ms, five a second a user at most — far below each
+    // account's 100 messages a minute even if goose runs its users some seconds past the
+    // duration — every one upgraded and accepted.
+    let profile = chat_profile(
+        "chat-closed",
+        2,
+        r#"{ token_param = "token", send = [{ type = "note", text = "n {seq}" }], hold_ms = 200 }"#,
+        "",
+    );
+    let (code, chat, text) = chat_load(
+        &served,
+        "chat-closed",
+        &profile,
+        &["--model", "closed", "--users", "2", "--duration", "2"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let sessions = chat["requests"].as_u64().unwrap();
+    assert!((4..=60).contains(&sessions), "two users, sessions of 200 ms, for 2 s: {sessions}\n{text}");
+    assert_eq!(chat["outcomes"], serde_json::json!({ "101": sessions }), "{text}");
+
+    // Sessions sending a type only the server may send ("batch"), read for 300 ms over two
+    // accounts (three sessions a user at a time): the stack answers each with an error
+    // message, and every session is an error, counted as refused.
+    let profile = chat_profile(
+        "chat-refused",
+        2,
+        r#"{ token_param = "token", send = [{ type = "batch", messages = [] }], hold_ms = 300 }"#,
+        "",
+    );
+    let (code, chat, text) = chat_load(&served, "chat-refused", &profile, &[]);
+    assert_eq!(code, Some(1), "the error-rate target is missed: {text}");
+    assert_eq!(chat["outcomes"], serde_json::json!({ "ws-refused": 40 }), "{text}");
+    assert_eq!(chat["errors"], 40);
+    // Its code accepted, the same refusal is no error.
+    let profile = chat_profile(
+        "chat-accepted",
+        2,
+        r#"{ token_param = "token", send = [{ type = "batch", messages = [] }], hold_ms = 300, accept_errors = ["bad_request"] }"#,
+        "",
+    );
+    let (code, chat, text) = chat_load(&served, "chat-accepted", &profile, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(chat["outcomes"], serde_json::json!({ "101": 40 }), "{text}");
+
+    // Sessions held 1.5 s at 20/s by one user: about 30 at once against the five the stack
+    // allows a user; the upgrades past the limit are refused 429, which `ok` accepts.
+    let profile = chat_profile(
+        "chat-limited",
+        1,
+        r#"{ token_param = "token", hold_ms = 1500 }"#,
+        "ok = { status = [429] }",
+    );
+    let (code, chat, text) = chat_load(&served, "chat-limited", &profile, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let outcomes = &chat["outcomes"];
+    assert!(outcomes["429"].as_u64().unwrap_or(0) >= 20, "{text}");
+    assert!(outcomes["101"].as_u64().is_some_and(|n| n >= 5), "{text}");
+    assert_eq!(chat["errors"], 0, "{text}");
 }

@@ -6,9 +6,16 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
+pub use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::history::{Clock, Op, Outcome};
 use crate::profile::{Profile, RequestTemplate, fill, fill_json};
+
+/// A client's WebSocket connection.
+pub type WsSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Why a target could not be used at all (exit code 3).
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +204,44 @@ impl Target {
             request = request.json(&fill_json(body, vars));
         }
         request
+    }
+
+    /// A WebSocket handshake of `template` (its path and headers, `vars` filled) on
+    /// `instance`, with `token` in the query parameter `token_param` (browsers cannot set
+    /// headers on an upgrade) or else in the profile's auth header; at most the target's
+    /// timeout. The socket and the handshake's status; a refused upgrade is
+    /// [`WsError::Http`], its status and body inside.
+    pub async fn ws_connect(
+        &self,
+        instance: usize,
+        token: &str,
+        token_param: Option<&str>,
+        template: &RequestTemplate,
+        vars: &[(&str, &str)],
+    ) -> Result<(WsSocket, u16), WsError> {
+        let mut path = fill(&template.path, vars);
+        if let Some(param) = token_param {
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str(&format!("{param}={token}"));
+        }
+        let mut request = self.ws_url(instance, &path).into_client_request()?;
+        let mut headers: Vec<(String, String)> =
+            template.headers.iter().map(|(k, v)| (k.clone(), fill(v, vars))).collect();
+        if token_param.is_none() {
+            let users = &self.profile.users;
+            headers.push((users.header.clone(), format!("{}{token}", users.prefix)));
+        }
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| WsError::HttpFormat(e.into()))?;
+            let value = HeaderValue::from_str(&value).map_err(|e| WsError::HttpFormat(e.into()))?;
+            request.headers_mut().insert(name, value);
+        }
+        match tokio::time::timeout(self.timeout, tokio_tungstenite::connect_async(request)).await {
+            Ok(result) => result.map(|(socket, response)| (socket, response.status().as_u16())),
+            Err(_) => {
+                Err(WsError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")))
+            }
+        }
     }
 
     /// Sends `request`; its answer with the body parsed as JSON (null when it is not).

@@ -939,6 +939,14 @@ impl Profile {
                 validate_with(template, crate::scenario::LOAD_PLACEHOLDERS)
                     .map_err(|e| invalid(format!("{what}: {e}")))?;
             }
+            for entry in &load.requests {
+                let mut texts = Vec::new();
+                entry.websocket.iter().flat_map(|ws| &ws.send).for_each(|m| collect_strings(m, &mut texts));
+                texts
+                    .iter()
+                    .try_for_each(|text| validate_text_with(text, crate::scenario::LOAD_PLACEHOLDERS))
+                    .map_err(|e| invalid(format!("load.request {:?}: websocket.send: {e}", entry.name)))?;
+            }
             for (what, pointer) in [
                 ("load.setup.project_id", &load.setup.project_id),
                 ("load.setup.video_id", &load.setup.video_id),

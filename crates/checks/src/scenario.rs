@@ -117,6 +117,39 @@ pub struct MixEntry {
     /// content type is the template's `headers`'.
     #[serde(default)]
     pub body_bytes: Option<usize>,
+    /// A WebSocket session instead of a request: `request` is the upgrade (a GET).
+    #[serde(default)]
+    pub websocket: Option<WsSession>,
+}
+
+/// `websocket = { ... }` of a `[[load.request]]`: one session of a chat client. It upgrades,
+/// waits for the server's first message (the endpoint's latency runs from the due time to
+/// that message: handshake and first answer), sends `send` in order, reads for `hold_ms`,
+/// and closes. It fails when the upgrade is refused with a status `ok` does not accept, when
+/// an `error` message comes back (alone or inside a `batch`, the seed's protocol) whose `code`
+/// is not in `accept_errors`, or when the server closes first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsSession {
+    /// The token in this query parameter (browsers cannot set headers on an upgrade); without
+    /// it, in the profile's auth header.
+    #[serde(default)]
+    pub token_param: Option<String>,
+    /// JSON messages sent as text frames, `{project}`, `{video}`, `{unique}`, `{seq}` filled.
+    #[serde(default)]
+    pub send: Vec<serde_json::Value>,
+    /// How long the session stays open after sending, reading what the server sends. A
+    /// refusal that comes later is not seen: hold longer than the server batches its answers
+    /// (seed 004: 100 ms).
+    #[serde(default = "default_hold_ms")]
+    pub hold_ms: u64,
+    /// Error codes that still count the session a success (a limit doing its job).
+    #[serde(default)]
+    pub accept_errors: Vec<String>,
+}
+
+fn default_hold_ms() -> u64 {
+    200
 }
 
 /// `[targets]`: what the run must meet. The latency bounds apply to every endpoint unless
@@ -267,6 +300,17 @@ impl LoadScenario {
                 return Err(format!("load.request {:?}: body and body_bytes exclude each other", entry.name));
             }
         }
+        for entry in self.requests.iter().filter(|e| e.websocket.is_some()) {
+            if !entry.request.method.eq_ignore_ascii_case("GET")
+                || entry.request.body.is_some()
+                || entry.body_bytes.is_some()
+            {
+                return Err(format!(
+                    "load.request {:?}: a websocket session upgrades with a GET and no body",
+                    entry.name
+                ));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for entry in &self.requests {
             if !names.insert(entry.name.as_str()) {
@@ -282,6 +326,9 @@ impl LoadScenario {
                 texts.extend(e.request.headers.values().cloned());
                 if let Some(body) = &e.request.body {
                     texts.push(body.to_string());
+                }
+                if let Some(ws) = &e.websocket {
+                    texts.extend(ws.send.iter().map(ToString::to_string));
                 }
                 texts.iter().any(|t| t.contains(&format!("{{{what}}}")))
             })

@@ -84,6 +84,13 @@ pub async fn run(
                 let account = &accounts[session.account];
                 let entry = &mix.entries[i];
                 let vars = mix.vars(&target.run, account, &mut rand::rngs::StdRng::from_os_rng());
+                if let Some(ws) = &entry.websocket {
+                    let sent = Instant::now();
+                    let (outcome, answered) =
+                        crate::ws::session(&target, session.instance, account, entry, ws, &vars).await;
+                    recorder.record(&entry.name, sent, answered, outcome);
+                    return Ok(());
+                }
                 let builder = goose_request(
                     user,
                     &target,

@@ -6,7 +6,8 @@
 //!
 //! Why these dependencies: goose runs the closed model's users and test plan (its reqwest,
 //! 0.13, is named as `goose-reqwest` to build its requests); hdrhistogram records latencies;
-//! rand draws the mix; the open model sends with the checks crate's client (reqwest 0.12).
+//! rand draws the mix; the open model sends with the checks crate's client (reqwest 0.12);
+//! WebSocket sessions ([`ws`]) connect through it too (tokio-tungstenite, futures-util).
 
 pub mod capacity;
 pub mod closed;
@@ -14,6 +15,7 @@ pub mod mix;
 pub mod open;
 pub mod record;
 pub mod targets;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

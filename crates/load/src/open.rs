@@ -60,7 +60,7 @@ pub struct Sent {
 /// Runs the open model until the schedule ends or `stop` turns true; waits (at most the
 /// target's timeout) for the requests in flight.
 pub async fn run(
-    target: &Target,
+    target: &Arc<Target>,
     mix: &Mix,
     accounts: &[Account],
     schedule: Schedule,
@@ -101,14 +101,24 @@ pub async fn run(
         let account = &accounts[(offered as usize) % accounts.len()];
         let instance = (offered as usize) % target.instances();
         let vars = mix.vars(&target.run, account, &mut rng);
-        let request = crate::request(target, instance, account, &mix.entries[entry], &vars);
         let recorder = Arc::clone(recorder);
         let mix_entry = mix.entries[entry].clone();
-        tokio::spawn(async move {
-            let outcome = crate::send(request, &mix_entry).await;
-            recorder.record(&mix_entry.name, due.into_std(), std::time::Instant::now(), outcome);
-            drop(slot);
-        });
+        if let Some(ws) = mix_entry.websocket.clone() {
+            let (target, account) = (Arc::clone(target), account.clone());
+            tokio::spawn(async move {
+                let (outcome, answered) =
+                    crate::ws::session(&target, instance, &account, &mix_entry, &ws, &vars).await;
+                recorder.record(&mix_entry.name, due.into_std(), answered, outcome);
+                drop(slot);
+            });
+        } else {
+            let request = crate::request(target, instance, account, &mix_entry, &vars);
+            tokio::spawn(async move {
+                let outcome = crate::send(request, &mix_entry).await;
+                recorder.record(&mix_entry.name, due.into_std(), std::time::Instant::now(), outcome);
+                drop(slot);
+            });
+        }
         offered += 1;
     }
     // The ones in flight: every slot back, or the timeout.

@@ -23,7 +23,8 @@ pub fn histogram() -> Histogram<u64> {
 pub enum Outcome {
     /// An answer whose body was read whole; `ok` when the mix entry's recogniser accepts it.
     Answered { status: u16, ok: bool },
-    /// No answer: `timeout`, `connect`, `body` (the body broke off), `other`.
+    /// No answer: `timeout`, `connect`, `body` (the body broke off), `other`; a WebSocket
+    /// session that upgraded and then failed: `ws-refused`, `ws-closed` ([`crate::ws`]).
     Failed(&'static str),
 }
 

@@ -10,14 +10,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::burst;
-use crate::client::{Target, TargetError, User};
+use crate::client::{Target, TargetError, User, WsError, WsSocket as Socket};
 use crate::history::{Op, Outcome};
-use crate::profile::{WsConnectionsCheck, fill};
+use crate::profile::WsConnectionsCheck;
 use crate::verdict::Verdict;
 
 pub const KIND: &str = "ws-connections";
@@ -26,8 +23,6 @@ pub const KIND: &str = "ws-connections";
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// A pause between rounds, past the slots' release.
 const BETWEEN_ROUNDS: Duration = Duration::from_millis(250);
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &WsConnectionsCheck) -> Result<Verdict, TargetError> {
@@ -114,35 +109,10 @@ async fn connect(
     token: &str,
     project: &str,
 ) -> (Op, Option<Socket>) {
-    let vars = [("id", project)];
-    let mut path = fill(&check.connect.path, &vars);
-    if let Some(param) = &check.token_param {
-        path.push(if path.contains('?') { '&' } else { '?' });
-        path.push_str(&format!("{param}={token}"));
-    }
-    let url = target.ws_url(instance, &path);
     let invoke_us = target.clock.now_us();
-    let result = async {
-        let mut request = url.as_str().into_client_request()?;
-        let mut headers: Vec<(String, String)> =
-            check.connect.headers.iter().map(|(k, v)| (k.clone(), fill(v, &vars))).collect();
-        if check.token_param.is_none() {
-            let users = &target.profile.users;
-            headers.push((users.header.clone(), format!("{}{token}", users.prefix)));
-        }
-        for (name, value) in headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| WsError::HttpFormat(e.into()))?;
-            let value = HeaderValue::from_str(&value).map_err(|e| WsError::HttpFormat(e.into()))?;
-            request.headers_mut().insert(name, value);
-        }
-        match tokio::time::timeout(target.timeout, tokio_tungstenite::connect_async(request)).await {
-            Ok(result) => result.map(|(socket, response)| (socket, response.status().as_u16())),
-            Err(_) => {
-                Err(WsError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")))
-            }
-        }
-    }
-    .await;
+    let result = target
+        .ws_connect(instance, token, check.token_param.as_deref(), &check.connect, &[("id", project)])
+        .await;
     let complete_us = target.clock.now_us();
     let op = |status: Option<u16>, outcome: Outcome, value: Value| Op {
         process: round,

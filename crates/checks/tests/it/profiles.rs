@@ -90,3 +90,34 @@ fn a_missing_file_says_which() {
     assert!(matches!(error, ProfileError::Read { .. }));
     assert!(error.to_string().contains("/nonexistent/profile.toml"), "{error}");
 }
+
+/// A load section whose one entry is a chat session with `websocket` and `request`.
+fn chat_load(request: &str, websocket: &str) -> String {
+    format!(
+        "{USERS}\n[load]\nrate = 10.0\nsetup = {{ project = {{ method = \"POST\", path = \"/p\" }} }}\n\
+         [[load.request]]\nname = \"chat\"\nweight = 1\nrequest = {request}\nwebsocket = {websocket}\n"
+    )
+}
+
+#[test]
+fn a_websocket_session_in_the_mix_is_parsed_and_its_mistakes_refused() {
+    let get = r#"{ method = "GET", path = "/p/{project}/chat" }"#;
+    let ok = r#"{ token_param = "token", send = [{ type = "note", text = "{seq}" }], accept_errors = ["rate_limited"] }"#;
+    let profile = parse(&chat_load(get, ok)).unwrap();
+    let ws = profile.load.unwrap().requests[0].websocket.clone().expect("a websocket session");
+    assert_eq!(ws.token_param.as_deref(), Some("token"));
+    assert_eq!(ws.send.len(), 1);
+    assert_eq!(ws.hold_ms, 200, "the default");
+    assert_eq!(ws.accept_errors, ["rate_limited"]);
+
+    // An upgrade is a GET without a body.
+    let post = r#"{ method = "POST", path = "/p/{project}/chat" }"#;
+    let error = parse(&chat_load(post, ok)).unwrap_err();
+    assert!(error.contains("\"chat\"") && error.contains("GET and no body"), "{error}");
+    // A placeholder the load does not fill, in a message.
+    let error = parse(&chat_load(get, r#"{ send = [{ type = "note", text = "{name}" }] }"#)).unwrap_err();
+    assert!(error.contains("websocket.send") && error.contains("{name}"), "{error}");
+    // A misspelt field, named with its line.
+    let error = parse(&chat_load(get, r#"{ hold = 100 }"#)).unwrap_err();
+    assert!(error.contains("unknown field `hold`") && error.contains("line 14"), "{error}");
+}
