@@ -234,6 +234,9 @@ pub(crate) fn print_summary(report: &Report) {
     if load.unsent > 0 {
         println!("  {} requests fell due and were never sent (the generator fell behind)", load.unsent);
     }
+    if let Some(peak) = load.open_sessions_peak() {
+        println!("  WebSocket sessions open at once: {peak} at most (sampled as each second ended)");
+    }
     for m in &load.metrics {
         let value = m.value.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
         println!("  metric {:<28} {value} ({} / {})", m.name, m.numerator, m.denominator);

@@ -417,3 +417,42 @@ fn load_chat_sessions_upgrade_talk_and_fail_on_the_servers_error_messages() {
     assert!(outcomes["101"].as_u64().is_some_and(|n| n >= 5), "{text}");
     assert_eq!(chat["errors"], 0, "{text}");
 }
+
+#[test]
+fn load_samples_the_websocket_sessions_open_at_once_and_judges_the_floor() {
+    let served = support::Served::start(&[]);
+    // A session every 50 ms, each held 1.5 s, over twelve accounts (three at a time each, of
+    // the five the stack allows): about thirty open at once after the first 1.5 s.
+    let held = |name: &str, min: u64| {
+        let path = chat_profile(name, 12, r#"{ token_param = "token", hold_ms = 1500 }"#, "");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("min_ws_sessions = {min}\n"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (code, chat, text) = chat_load(&served, "sessions-held", &held("sessions-held", 15), &[]);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(reports().join("sessions-held/report.json")).unwrap()).unwrap();
+    let samples: Vec<u64> =
+        chat["timeline"].as_array().unwrap().iter().filter_map(|s| s["open"].as_u64()).collect();
+    assert!(samples.len() >= 2, "a sample as each second ended: {samples:?}\n{text}");
+    let peak = *samples.iter().max().unwrap();
+    let upgraded = chat["outcomes"]["101"].as_u64().unwrap();
+    assert!((15..=upgraded).contains(&peak), "peak {peak} of {upgraded} sessions: {samples:?}\n{text}");
+    let target = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "sessions")
+        .unwrap_or_else(|| panic!("no sessions target\n{text}"))
+        .clone();
+    assert_eq!(target["measured"].as_f64(), Some(peak as f64), "{target}");
+    assert_eq!(target["passed"], true, "{target}");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("WebSocket sessions open at once: {peak} at most")), "{text}");
+
+    // A floor the run cannot reach is missed, with what was measured.
+    let (code, _, text) = chat_load(&served, "sessions-short", &held("sessions-short", 1000), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("MISSED WebSocket sessions open at once"), "{text}");
+}

@@ -172,6 +172,10 @@ pub struct Targets {
     /// Closed model: users that must have been running at once.
     #[serde(default)]
     pub min_users: Option<usize>,
+    /// WebSocket sessions of the mix that must have been open at once (sampled at the end of
+    /// every second, all websocket entries together).
+    #[serde(default)]
+    pub min_ws_sessions: Option<u64>,
     #[serde(default)]
     pub endpoint: BTreeMap<String, EndpointTargets>,
     /// Bounds on ratios of the target's own metrics over the run.
@@ -188,6 +192,7 @@ impl Default for Targets {
             max_error_rate: default_error_rate(),
             min_throughput: None,
             min_users: None,
+            min_ws_sessions: None,
             endpoint: BTreeMap::new(),
             metrics: Vec::new(),
         }
@@ -338,6 +343,9 @@ impl LoadScenario {
         }
         if uses("video") && (self.setup.video.is_none() || self.setup.videos == 0) {
             return Err("a load.request uses {video}, and load.setup makes no videos".to_owned());
+        }
+        if targets.min_ws_sessions.is_some() && !self.requests.iter().any(|e| e.websocket.is_some()) {
+            return Err("targets.min_ws_sessions: no load.request is a websocket session".to_owned());
         }
         for name in targets.endpoint.keys() {
             if !names.contains(name.as_str()) {

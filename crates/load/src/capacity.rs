@@ -63,6 +63,9 @@ pub async fn run(
     };
     let mut step_targets = targets.clone();
     step_targets.min_throughput = None;
+    // Sessions open at once follow from the step's rate as the throughput does: an absolute
+    // floor says nothing about a step offered less.
+    step_targets.min_ws_sessions = None;
     let open = scenario.model == Model::Open;
     let mut steps: Vec<Step> = Vec::new();
     let mut sustainable: Option<(usize, Outcomes)> = None;

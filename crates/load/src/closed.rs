@@ -87,7 +87,8 @@ pub async fn run(
                 if let Some(ws) = &entry.websocket {
                     let sent = Instant::now();
                     let (outcome, answered) =
-                        crate::ws::session(&target, session.instance, account, entry, ws, &vars).await;
+                        crate::ws::session(&target, session.instance, account, entry, ws, &vars, &recorder)
+                            .await;
                     recorder.record(&entry.name, sent, answered, outcome);
                     return Ok(());
                 }

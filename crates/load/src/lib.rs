@@ -115,6 +115,18 @@ pub async fn offer(
     let mix = Mix::new(scenario);
     let recorder =
         Arc::new(Recorder::new(Instant::now(), now_ms(), scenario.requests.iter().map(|e| e.name.clone())));
+    // A WebSocket entry's sessions open, sampled as each wall-clock second ends.
+    let ws_entries: Vec<&MixEntry> = scenario.requests.iter().filter(|e| e.websocket.is_some()).collect();
+    ws_entries.iter().for_each(|e| recorder.track_sessions(&e.name));
+    let sampler = (!ws_entries.is_empty()).then(|| {
+        let recorder = Arc::clone(&recorder);
+        tokio::spawn(async move {
+            for t in 0u64.. {
+                tokio::time::sleep_until(recorder.end_of_second(t).into()).await;
+                recorder.sample_sessions(t);
+            }
+        })
+    });
     let progress = Arc::new(progress);
     let reporter = {
         let (recorder, stop, progress) = (Arc::clone(&recorder), stop.clone(), Arc::clone(&progress));
@@ -176,6 +188,9 @@ pub async fn offer(
         }
     };
     reporter.abort();
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let interrupted = stopped || *stop.borrow();
     let after = scrape(&target, targets).await?;

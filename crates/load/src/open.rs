@@ -107,7 +107,7 @@ pub async fn run(
             let (target, account) = (Arc::clone(target), account.clone());
             tokio::spawn(async move {
                 let (outcome, answered) =
-                    crate::ws::session(&target, instance, &account, &mix_entry, &ws, &vars).await;
+                    crate::ws::session(&target, instance, &account, &mix_entry, &ws, &vars, &recorder).await;
                 recorder.record(&mix_entry.name, due.into_std(), answered, outcome);
                 drop(slot);
             });

@@ -46,7 +46,24 @@ struct Endpoint {
     all: Histogram<u64>,
     errors: u64,
     outcomes: BTreeMap<String, u64>,
-    seconds: Vec<(Histogram<u64>, u64)>,
+    /// Per second: its histogram, its errors, and (a WebSocket endpoint) the sessions open at
+    /// its end.
+    seconds: Vec<(Histogram<u64>, u64, Option<u64>)>,
+    /// A WebSocket endpoint's sessions open now.
+    open: Option<u64>,
+}
+
+impl Endpoint {
+    fn new() -> Self {
+        Self { all: histogram(), errors: 0, outcomes: BTreeMap::new(), seconds: Vec::new(), open: None }
+    }
+
+    fn second(&mut self, t: usize) -> &mut (Histogram<u64>, u64, Option<u64>) {
+        if self.seconds.len() <= t {
+            self.seconds.resize_with(t + 1, || (histogram(), 0, None));
+        }
+        &mut self.seconds[t]
+    }
 }
 
 /// The recorder shared by every request of a run.
@@ -63,15 +80,7 @@ impl Recorder {
     /// second 0 is the wall-clock second `start_ms` falls in), with an empty entry for each
     /// endpoint (an endpoint that never ran still shows, with 0 requests).
     pub fn new(start: Instant, start_ms: u64, endpoints: impl IntoIterator<Item = String>) -> Self {
-        let endpoints = endpoints
-            .into_iter()
-            .map(|name| {
-                (
-                    name,
-                    Endpoint { all: histogram(), errors: 0, outcomes: BTreeMap::new(), seconds: Vec::new() },
-                )
-            })
-            .collect();
+        let endpoints = endpoints.into_iter().map(|name| (name, Endpoint::new())).collect();
         Self { start, start_ms, endpoints: Mutex::new(endpoints) }
     }
 
@@ -89,21 +98,43 @@ impl Recorder {
         let since = due.saturating_duration_since(self.start).as_millis() as u64;
         let second = ((self.start_ms % 1000 + since) / 1000) as usize;
         let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
-        let e = endpoints.entry(endpoint.to_owned()).or_insert_with(|| Endpoint {
-            all: histogram(),
-            errors: 0,
-            outcomes: BTreeMap::new(),
-            seconds: Vec::new(),
-        });
+        let e = endpoints.entry(endpoint.to_owned()).or_insert_with(Endpoint::new);
         e.all.saturating_record(us);
         *e.outcomes.entry(outcome.key()).or_default() += 1;
-        if e.seconds.len() <= second {
-            e.seconds.resize_with(second + 1, || (histogram(), 0));
-        }
-        e.seconds[second].0.saturating_record(us);
+        e.second(second).0.saturating_record(us);
         if !outcome.ok() {
             e.errors += 1;
-            e.seconds[second].1 += 1;
+            e.second(second).1 += 1;
+        }
+    }
+
+    /// Counts `endpoint`'s WebSocket sessions open from now on (0 so far), so its seconds
+    /// carry samples even when no session was ever upgraded.
+    pub fn track_sessions(&self, endpoint: &str) {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        endpoints.entry(endpoint.to_owned()).or_insert_with(Endpoint::new).open.get_or_insert(0);
+    }
+
+    /// One more (`opened`) or one fewer WebSocket session of `endpoint` is open.
+    pub fn session(&self, endpoint: &str, opened: bool) {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let open = endpoints.entry(endpoint.to_owned()).or_insert_with(Endpoint::new).open.get_or_insert(0);
+        *open = if opened { *open + 1 } else { open.saturating_sub(1) };
+    }
+
+    /// The instant the wall-clock second `t` of the run ends (second 0 is the one the run
+    /// started in, and partial).
+    pub fn end_of_second(&self, t: u64) -> Instant {
+        self.start + std::time::Duration::from_millis((t + 1) * 1000 - self.start_ms % 1000)
+    }
+
+    /// Samples the sessions open as second `t` ends, for every endpoint that tracks them.
+    pub fn sample_sessions(&self, t: u64) {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        for e in endpoints.values_mut() {
+            if let Some(open) = e.open {
+                e.second(t as usize).2 = Some(open);
+            }
         }
     }
 
@@ -123,7 +154,7 @@ impl Recorder {
                     .seconds
                     .iter()
                     .enumerate()
-                    .map(|(t, (h, errors))| {
+                    .map(|(t, (h, errors, open))| {
                         let some = |q: f64| (!h.is_empty()).then(|| ms(h.value_at_quantile(q)));
                         Second {
                             t: t as u64,
@@ -134,6 +165,7 @@ impl Recorder {
                             p99: some(0.99),
                             max: (!h.is_empty()).then(|| ms(h.max())),
                             histogram: report::encode_histogram(h).unwrap_or_default(),
+                            open: *open,
                         }
                     })
                     .collect();
@@ -185,6 +217,31 @@ mod tests {
         assert_eq!(reports[1].0.requests, 0, "an endpoint that never ran still shows");
         let second = report::decode_histogram(&a.timeline[1].histogram).unwrap();
         assert_eq!(second.len(), 2, "each second carries its own histogram");
+    }
+
+    #[test]
+    fn open_sessions_are_sampled_as_each_wall_clock_second_ends() {
+        let start = Instant::now();
+        let r = Recorder::new(start, 1_700_000_000_700, ["chat".to_owned(), "a".to_owned()]);
+        r.track_sessions("chat");
+        assert_eq!(r.end_of_second(0), start + Duration::from_millis(300), "second 0 is partial");
+        assert_eq!(r.end_of_second(1), start + Duration::from_millis(1300));
+        r.session("chat", true);
+        r.session("chat", true);
+        r.sample_sessions(0);
+        r.session("chat", false);
+        r.sample_sessions(1);
+        // A session timed in second 3, which ended before a sample was taken there.
+        let ok = Outcome::Answered { status: 101, ok: true };
+        r.record("chat", start + Duration::from_millis(2400), start + Duration::from_millis(2401), ok);
+        r.record("a", start + Duration::from_millis(500), start + Duration::from_millis(501), ok);
+        let reports = r.finish(3.0);
+        let (a, chat) = (&reports[0].0, &reports[1].0);
+        assert_eq!(chat.name, "chat");
+        let open: Vec<Option<u64>> = chat.timeline.iter().map(|s| s.open).collect();
+        assert_eq!(open, [Some(2), Some(1), None, None]);
+        assert_eq!(a.timeline.len(), 2);
+        assert!(a.timeline.iter().all(|s| s.open.is_none()), "a request endpoint has no samples");
     }
 
     #[test]

@@ -78,6 +78,17 @@ pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
         }
         verdicts.push(v);
     }
+    if let Some(min) = targets.min_ws_sessions {
+        let peak = load.open_sessions_peak().map(|n| n as f64);
+        verdicts.push(above(
+            TargetKind::Sessions,
+            "WebSocket sessions open at once".to_owned(),
+            None,
+            min as f64,
+            peak,
+            "sessions",
+        ));
+    }
     for m in &targets.metrics {
         let reading = load.metrics.iter().find(|r| r.name == m.name);
         let value = reading.and_then(|r| r.value);

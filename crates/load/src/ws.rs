@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::mix::Account;
-use crate::record::Outcome;
+use crate::record::{Outcome, Recorder};
 
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -23,8 +23,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 const REFUSED: &str = "ws-refused";
 const CLOSED: &str = "ws-closed";
 
-/// One session of `entry` (whose `websocket` is `ws`) by `account` on `instance`: its outcome,
-/// and when its first answer came (the refused upgrade, the first message, or the failure).
+/// One session of `entry` (whose `websocket` is `ws`) by `account` on `instance`, counted
+/// open in `recorder` from its upgrade to its close: its outcome, and when its first answer
+/// came (the refused upgrade, the first message, or the failure).
 pub async fn session(
     target: &Target,
     instance: usize,
@@ -32,6 +33,7 @@ pub async fn session(
     entry: &MixEntry,
     ws: &WsSession,
     vars: &[(&str, String)],
+    recorder: &Recorder,
 ) -> (Outcome, Instant) {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let token = &account.tokens[instance];
@@ -46,6 +48,7 @@ pub async fn session(
             }
             Err(e) => return (Outcome::Failed(failure(&e)), Instant::now()),
         };
+    recorder.session(&entry.name, true);
     let first = tokio::time::timeout(target.timeout, read_until(&mut socket, ws, true)).await;
     let answered = Instant::now();
     let outcome = match first {
@@ -62,6 +65,7 @@ pub async fn session(
         })
         .await;
     }
+    recorder.session(&entry.name, false);
     let outcome = match outcome {
         Ok(()) => Outcome::Answered { status: 101, ok: true },
         Err(why) => Outcome::Failed(why),

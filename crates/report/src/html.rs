@@ -282,7 +282,7 @@ fn load_sections(s: &mut String, load: &LoadReport) {
                 .map(|v| format!(r#"<td class="n">{}</td>"#, num(*v)))
                 .collect()
         };
-        let outcomes = e
+        let mut outcomes = e
             .outcomes
             .iter()
             .map(|(k, n)| {
@@ -297,6 +297,9 @@ fn load_sections(s: &mut String, load: &LoadReport) {
             })
             .collect::<Vec<_>>()
             .join(" ");
+        if let Some(open) = e.timeline.iter().filter_map(|t| t.open).max() {
+            let _ = write!(outcomes, r#" <span class="status">at most {open} open at once</span>"#);
+        }
         let _ = write!(
             s,
             r#"<tr><td><span class="sw" style="background:{}"></span>{}</td><td class="n">{}</td><td class="n{}">{}</td><td class="n">{}</td>{latencies}<td>{outcomes}</td></tr>"#,
@@ -310,7 +313,7 @@ fn load_sections(s: &mut String, load: &LoadReport) {
     }
     let _ = write!(
         s,
-        r#"<tr class="total"><td>all</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td colspan="7"></td></tr></tbody></table><p class="note">Latencies in milliseconds, each request timed from when it was due to its last byte.</p>"#,
+        r#"<tr class="total"><td>all</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td colspan="7"></td></tr></tbody></table><p class="note">Latencies in milliseconds, each request timed from when it was due to its last byte (a WebSocket session: to the server's first message; its sessions open at once sampled as each second ended).</p>"#,
         load.requests,
         load.errors,
         num(load.throughput)

@@ -124,6 +124,20 @@ pub struct LoadReport {
     pub metrics: Vec<MetricReading>,
 }
 
+impl LoadReport {
+    /// The most WebSocket sessions open at once: per second, the sum over the endpoints'
+    /// samples; none when no endpoint sampled any.
+    pub fn open_sessions_peak(&self) -> Option<u64> {
+        let mut per_second = std::collections::BTreeMap::<u64, u64>::new();
+        for s in self.endpoints.iter().flat_map(|e| &e.timeline) {
+            if let Some(open) = s.open {
+                *per_second.entry(s.t).or_default() += open;
+            }
+        }
+        per_second.into_values().max()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndpointReport {
     pub name: String,
@@ -167,6 +181,10 @@ pub struct Second {
     pub max: Option<f64>,
     /// The second's histogram (µs), HdrHistogram V2 in base64, so merged timelines are exact.
     pub histogram: String,
+    /// A WebSocket endpoint's sessions open at the end of the second (sampled at the
+    /// wall-clock second's boundary, so generators' samples add up); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,6 +231,8 @@ pub enum TargetKind {
     Throughput,
     /// Closed model: the most users that ran at once.
     Users,
+    /// The most WebSocket sessions open at once (sampled each second, all endpoints).
+    Sessions,
     /// A ratio of the target's own metrics, by the target's name.
     Metric,
 }

@@ -185,6 +185,7 @@ fn rejudge(previous: &TargetVerdict, load: &LoadReport) -> TargetVerdict {
         TargetKind::Unsent => Some(load.unsent as f64),
         TargetKind::Throughput => Some(load.throughput),
         TargetKind::Users => load.users_reached.map(|u| u as f64),
+        TargetKind::Sessions => load.open_sessions_peak().map(|n| n as f64),
         TargetKind::Metric => load.metrics.iter().find(|m| m.name == previous.name).and_then(|m| m.value),
     };
     TargetVerdict::judged(
@@ -203,7 +204,8 @@ struct Merging {
     all: Histogram<u64>,
     errors: u64,
     outcomes: BTreeMap<String, u64>,
-    seconds: BTreeMap<u64, (Histogram<u64>, u64)>,
+    /// Per second: its histogram, errors, and WebSocket sessions open at its end.
+    seconds: BTreeMap<u64, (Histogram<u64>, u64, Option<u64>)>,
 }
 
 impl Merging {
@@ -223,9 +225,14 @@ impl Merging {
         }
         for s in &e.timeline {
             let h = decode_histogram(&s.histogram).map_err(|err| format!("second {}: {err}", s.t))?;
-            let (merged, errors) = self.seconds.entry(s.t + shift).or_insert_with(|| (empty(), 0));
+            let (merged, errors, open) =
+                self.seconds.entry(s.t + shift).or_insert_with(|| (empty(), 0, None));
             merged.add(&h).map_err(|err| format!("second {}: {err:?}", s.t))?;
             *errors += s.errors;
+            // Samples taken at the same wall-clock boundary add up.
+            if let Some(n) = s.open {
+                *open = Some(open.unwrap_or(0) + n);
+            }
         }
         Ok(())
     }
@@ -235,7 +242,8 @@ impl Merging {
         let ms = |us: u64| us as f64 / 1000.0;
         let mut timeline = Vec::new();
         for t in 0..last.map_or(0, |l| l + 1) {
-            let (h, errors) = self.seconds.get(&t).map_or_else(|| (empty(), 0), |(h, e)| (h.clone(), *e));
+            let (h, errors, open) =
+                self.seconds.get(&t).map_or_else(|| (empty(), 0, None), |(h, e, o)| (h.clone(), *e, *o));
             let some = |q: f64| (!h.is_empty()).then(|| ms(h.value_at_quantile(q)));
             timeline.push(Second {
                 t,
@@ -246,6 +254,7 @@ impl Merging {
                 p99: some(0.99),
                 max: (!h.is_empty()).then(|| ms(h.max())),
                 histogram: encode_histogram(&h)?,
+                open,
             });
         }
         let requests = self.all.len();
@@ -301,6 +310,7 @@ mod tests {
                     p99: None,
                     max: None,
                     histogram: encode_histogram(&h).unwrap(),
+                    open: None,
                 }
             })
             .collect();
@@ -403,6 +413,24 @@ mod tests {
         assert_eq!(load.started_at_ms, 1_900);
         assert!((load.duration_s - 2.2).abs() < 1e-9, "{}", load.duration_s);
         assert!((load.throughput - 7.0 / 2.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn open_sessions_sampled_at_one_wall_clock_boundary_add_up() {
+        // b starts in the second after a's: a's second 1 and b's second 0 end together.
+        let mut a = generator("a", 1_900, &[&[1_000], &[1_000]], 0);
+        let mut b = generator("b", 2_100, &[&[5_000], &[5_000]], 0);
+        let open = |report: &mut Report, samples: [Option<u64>; 2]| {
+            let timeline = &mut report.load.as_mut().unwrap().endpoints[0].timeline;
+            timeline.iter_mut().zip(samples).for_each(|(s, n)| s.open = n);
+        };
+        open(&mut a, [Some(3), Some(4)]);
+        open(&mut b, [Some(10), None]);
+        let merged = merge(&[("a".into(), a), ("b".into(), b)], "m", "h", 0).unwrap();
+        let load = merged.load.unwrap();
+        let t = &load.endpoints[0].timeline;
+        assert_eq!(t.iter().map(|s| s.open).collect::<Vec<_>>(), [Some(3), Some(14), None]);
+        assert_eq!(load.open_sessions_peak(), Some(14), "the peak of the sums, not the sum of the peaks");
     }
 
     #[test]

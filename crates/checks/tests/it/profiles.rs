@@ -26,6 +26,21 @@ fn the_reference_profile_parses_and_names_its_checks() {
 }
 
 #[test]
+fn every_profile_shipped_in_scenarios_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut parsed = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            parsed.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    parsed.sort();
+    assert_eq!(parsed, ["chat-connections.toml", "reference.toml"]);
+}
+
+#[test]
 fn a_syntax_error_names_the_file_and_line() {
     let text = format!("{USERS}\n[[check]]\nname = \"x\"\nkind = \"rate-limit\n");
     let error = parse(&text).unwrap_err();
@@ -120,4 +135,14 @@ fn a_websocket_session_in_the_mix_is_parsed_and_its_mistakes_refused() {
     // A misspelt field, named with its line.
     let error = parse(&chat_load(get, r#"{ hold = 100 }"#)).unwrap_err();
     assert!(error.contains("unknown field `hold`") && error.contains("line 14"), "{error}");
+}
+
+#[test]
+fn a_floor_on_websocket_sessions_needs_a_websocket_session_in_the_mix() {
+    let text = format!(
+        "{USERS}\n[load]\nrate = 10.0\n[[load.request]]\nname = \"q\"\nweight = 1\n\
+         request = {{ method = \"GET\", path = \"/q\" }}\n[targets]\nmin_ws_sessions = 10\n"
+    );
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains("min_ws_sessions") && error.contains("websocket"), "{error}");
 }

@@ -116,6 +116,7 @@ fn report_html_of_a_built_report_renders_without_console_errors_and_keeps_names_
     // Failed checks are open, held ones closed; the idle endpoint is named as such.
     assert!(loaded.dom.contains(r#"<details class="check fail" open="">"#), "{}", loaded.dom);
     assert!(loaded.dom.contains("This endpoint had no requests."));
+    assert!(loaded.dom.contains("at most 110 open at once"), "the sampled WebSocket sessions show");
     assert!(
         loaded.dom.contains("2 regressions · baseline run <code>baseline &lt;7&gt;</code>"),
         "{}",

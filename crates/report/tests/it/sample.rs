@@ -68,6 +68,7 @@ fn endpoint(
             p99: q(0.99),
             max: Some(h.max() as f64 / 1000.0),
             histogram: report::encode_histogram(&h).unwrap(),
+            open: None,
         });
     }
     let requests = all.len();
@@ -106,6 +107,7 @@ fn idle(name: &str, seconds: u64) -> EndpointReport {
                 p99: None,
                 max: None,
                 histogram: report::encode_histogram(&histogram()).unwrap(),
+                open: None,
             })
             .collect(),
     }
@@ -133,12 +135,14 @@ fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &
 /// baseline (two regressions), with a capacity run's steps, fit and plan.
 pub fn built() -> Report {
     let seconds = 12;
-    let endpoints = vec![
+    let mut endpoints = vec![
         endpoint("import", 1, seconds, 40, 4.0, 0),
         endpoint("dashboard", 2, seconds, 25, 9.0, 1),
         endpoint(HOSTILE, 3, seconds, 10, 2.0, 0),
         idle("publish", seconds),
     ];
+    // The hostile endpoint's sessions open, as a WebSocket entry's timeline carries them.
+    endpoints[2].timeline.iter_mut().for_each(|s| s.open = Some(10 * s.t));
     let requests: u64 = endpoints.iter().map(|e| e.requests).sum();
     let errors: u64 = endpoints.iter().map(|e| e.errors).sum();
     let mut targets: Vec<TargetVerdict> = endpoints
