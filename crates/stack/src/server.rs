@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -84,6 +84,20 @@ impl RunningStack {
     }
 }
 
+/// Connections the kernel may hold completed for the stack before it accepts them. The
+/// standard library's (and tokio's) 128 overflows when clients open connections in bursts
+/// while the server is busy — each new WebSocket session is a new connection — and a dropped
+/// SYN costs its client a one-second retransmission. The kernel caps it at `somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`].
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Opens the backends, binds, and serves in the background.
 pub async fn start(config: StackConfig) -> Result<RunningStack, StartError> {
     let backends = Backends::open(&config.backends).await?;
@@ -92,9 +106,7 @@ pub async fn start(config: StackConfig) -> Result<RunningStack, StartError> {
         Some(link) => Some(crate::workers::start(&state, link, state.settings.workers).await?),
         None => None,
     };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let listener = bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());
