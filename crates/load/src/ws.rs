@@ -77,7 +77,7 @@ pub async fn session(
 async fn talk(socket: &mut WsSocket, ws: &WsSession, vars: &[(&str, &str)]) -> Result<(), &'static str> {
     for message in &ws.send {
         let text = fill_json(message, vars).to_string();
-        socket.send(Message::text(text)).await.map_err(|e| failure(&e))?;
+        socket.send(Message::text(text)).await.map_err(|e| broken(&e))?;
     }
     let hold = Duration::from_millis(ws.hold_ms);
     match tokio::time::timeout(hold, read_until(socket, ws, false)).await {
@@ -90,7 +90,7 @@ async fn talk(socket: &mut WsSocket, ws: &WsSession, vars: &[(&str, &str)]) -> R
 /// ends it): a refused message or the server's close fails the session.
 async fn read_until(socket: &mut WsSocket, ws: &WsSession, first: bool) -> Result<(), &'static str> {
     while let Some(frame) = socket.next().await {
-        match frame.map_err(|e| failure(&e))? {
+        match frame.map_err(|e| broken(&e))? {
             Message::Text(text) => {
                 if refused(&text, &ws.accept_errors) {
                     return Err(REFUSED);
@@ -122,12 +122,25 @@ pub fn refused(text: &str, accepted: &[String]) -> bool {
     })
 }
 
-/// A WebSocket failure by kind, as the HTTP requests' are counted.
+/// A handshake that failed without an answer, by kind, as the HTTP requests' are counted.
 fn failure(e: &WsError) -> &'static str {
     match e {
         WsError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => "timeout",
         WsError::Io(_) => "connect",
-        WsError::ConnectionClosed | WsError::AlreadyClosed => CLOSED,
+        _ => "other",
+    }
+}
+
+/// An upgraded session's socket failing: the connection gone (reset, closed without the
+/// closing handshake) is the server closing first; anything else breaks the protocol.
+fn broken(e: &WsError) -> &'static str {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match e {
+        WsError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => "timeout",
+        WsError::Io(_)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CLOSED,
         _ => "other",
     }
 }
@@ -135,6 +148,19 @@ fn failure(e: &WsError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_lost_after_the_upgrade_is_the_server_closing_first() {
+        use std::io::{Error, ErrorKind};
+        use tokio_tungstenite::tungstenite::error::ProtocolError;
+        let io = |kind| WsError::Io(Error::from(kind));
+        assert_eq!(failure(&io(ErrorKind::ConnectionRefused)), "connect", "before the upgrade");
+        assert_eq!(broken(&io(ErrorKind::ConnectionReset)), CLOSED, "after it");
+        assert_eq!(broken(&io(ErrorKind::BrokenPipe)), CLOSED);
+        assert_eq!(broken(&WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)), CLOSED);
+        assert_eq!(broken(&io(ErrorKind::TimedOut)), "timeout");
+        assert_eq!(broken(&WsError::Protocol(ProtocolError::NonZeroReservedBits)), "other");
+    }
 
     #[test]
     fn an_error_message_refuses_the_session_unless_its_code_is_accepted() {
