@@ -13,21 +13,22 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
-use checks::scenario::Model;
 use clap::Args;
+use profile::load::Model;
 use report::capacity::{CapacityReport, Stepping};
 use report::{Report, RunMeta};
 
-use crate::check::{self, StackArgs};
 use crate::exit::Failure;
-use crate::load::{self as load_cmd, LoadArgs, Stack};
+use crate::profiles::LoadOverrides;
+use crate::target::{Reach, TargetArgs};
 
 #[derive(Debug, Clone, Args)]
 pub struct CapacityArgs {
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub stack: TargetArgs,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -65,16 +66,8 @@ pub fn run(args: CapacityArgs) -> ExitCode {
 }
 
 impl CapacityArgs {
-    fn as_load(&self) -> LoadArgs {
-        LoadArgs {
-            stack: self.stack.clone(),
-            profile: self.profile.clone(),
-            model: self.model.clone(),
-            duration: None,
-            rate: None,
-            ramp_to: None,
-            users: None,
-        }
+    fn overrides(&self) -> LoadOverrides {
+        LoadOverrides { model: self.model.clone(), ..LoadOverrides::default() }
     }
 
     /// The profile's stepping (or the defaults) with the flags over it, checked.
@@ -106,16 +99,17 @@ impl CapacityArgs {
 }
 
 async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
-    let load_args = args.as_load();
-    let profile = load_cmd::load_profile(&load_args)?;
+    let mut profile = crate::profiles::read(args.profile.as_deref())?;
+    crate::profiles::load(&mut profile, &args.overrides())?;
     let stepping = args.stepping(profile.capacity.as_ref())?;
-    let run = args.stack.run_id.clone().unwrap_or_else(check::run_id);
-    let started_at_ms = check::now_ms();
-    let stop = load_cmd::interrupt();
+    let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);
+    let started_at_ms = crate::meta::now_ms();
+    let stop = crate::exit::interrupt();
     let profile_name = profile.name.clone();
-    let scenario = profile.load.clone().expect("load_profile checked it");
-    let targets = profile.targets.clone();
-    let Stack { embedded, urls, target } = load_cmd::stack(&args.stack, &run, profile).await?;
+    let scenario = profile.load.clone().expect("profiles::load checked it");
+    let objectives = profile.objectives.clone();
+    let reached = crate::target::reach(&args.stack, &run, profile, Reach::default()).await?;
+    let urls = reached.urls.clone();
     let open = scenario.model == Model::Open;
     println!(
         "stampede capacity: {profile_name} against {} ({} model, {} to {} {} by {}, {} s a step), run {run}",
@@ -128,11 +122,10 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
         stepping.hold_s,
     );
     let instances = urls.len();
+    let target = Arc::clone(&reached.target);
     let result =
-        load::capacity::run(target, &scenario, &targets, &stepping, instances, stop, reporter()).await;
-    if let Some(embedded) = embedded {
-        embedded.shutdown("capacity").await;
-    }
+        load::capacity::run(target, &scenario, &objectives, &stepping, instances, stop, reporter()).await;
+    reached.shutdown("capacity").await;
     let outcome = result?;
     let complete = !outcome.interrupted;
     let mut report = Report {
@@ -140,13 +133,13 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
         run: RunMeta {
             id: run.clone(),
             stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
-            git_revision: load_cmd::git_revision(),
+            git_revision: crate::meta::git_revision(),
             profile: profile_name,
             target: urls,
             embedded: None,
-            host: load_cmd::host(),
+            host: crate::meta::host(),
             started_at_ms,
-            finished_at_ms: check::now_ms(),
+            finished_at_ms: crate::meta::now_ms(),
             complete,
             interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
             sources: Vec::new(),

@@ -1,10 +1,10 @@
-//! How a command ends without a verdict — exit 2 (bad usage or configuration) or 3 (a target
-//! unreachable) — and the runtime every networked command runs on.
+//! How a command ends: without a verdict — exit 2 (bad usage or configuration) or 3 (a target
+//! unreachable) — or early, on Ctrl-C; and the runtime every networked command runs on.
 
 use std::future::Future;
 use std::process::ExitCode;
 
-use checks::client::TargetError;
+use client::TargetError;
 
 /// Why a command could not reach a verdict.
 pub(crate) enum Failure {
@@ -59,4 +59,16 @@ pub(crate) fn execute(command: &str, future: impl Future<Output = Result<ExitCod
             ExitCode::from(3)
         }
     }
+}
+
+/// The signal that ends a run early: Ctrl-C.
+pub(crate) fn interrupt() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stampede: interrupted; writing what was measured");
+            let _ = tx.send(true);
+        }
+    });
+    rx
 }

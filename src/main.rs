@@ -2,12 +2,16 @@
 
 mod capacity;
 mod check;
+mod embedded;
 mod exit;
 mod load;
+mod meta;
+mod profiles;
 mod progress;
-mod report;
+mod report_command;
 mod run;
 mod serve;
+mod target;
 
 use std::process::ExitCode;
 
@@ -42,7 +46,7 @@ enum Command {
     Capacity(Box<capacity::CapacityArgs>),
     /// Work on written reports: merge several generators', compare with a baseline, render.
     #[command(subcommand)]
-    Report(report::ReportCommand),
+    Report(report_command::ReportCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,7 +56,7 @@ fn main() -> ExitCode {
         Command::Load(args) => return load::run(*args),
         Command::Capacity(args) => return capacity::run(*args),
         Command::Run(args) => return run::run(*args),
-        Command::Report(command) => return report::run(command),
+        Command::Report(command) => return report_command::run(command),
         Command::Serve(args) => {
             return match serve::run(*args) {
                 Ok(code) => code,

@@ -12,19 +12,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use checks::client::Target;
-use checks::report::ChecksReport;
 use clap::Args;
+use report::checks::ChecksReport;
 use report::{Report, RunMeta};
 
-use crate::check::{self, CheckArgs, Checked, StackArgs};
+use crate::check::Checked;
 use crate::exit::Failure;
-use crate::load::{self, LoadArgs};
+use crate::profiles::{LoadOverrides, Selection};
+use crate::target::{Reach, TargetArgs};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub stack: TargetArgs,
     /// The control API of the fake upstream the running stack calls, for the checks that
     /// inject upstream faults.
     #[arg(long, value_name = "URL", requires = "targets")]
@@ -52,66 +52,36 @@ pub struct RunArgs {
     pub users: Option<usize>,
 }
 
-impl RunArgs {
-    fn check_args(&self) -> CheckArgs {
-        CheckArgs {
-            stack: self.stack.clone(),
-            upstream_control: self.upstream_control.clone(),
-            profile: self.profile.clone(),
-            only: self.only.clone(),
-            skip: self.skip.clone(),
-            concurrency: None,
-            rounds: None,
-            mutant: None,
-        }
-    }
-
-    fn load_args(&self) -> LoadArgs {
-        LoadArgs {
-            stack: self.stack.clone(),
-            profile: self.profile.clone(),
-            model: self.model.clone(),
-            duration: self.duration,
-            rate: self.rate,
-            ramp_to: None,
-            users: self.users,
-        }
-    }
-}
-
 pub fn run(args: RunArgs) -> ExitCode {
     crate::exit::execute("run", main_job(args))
 }
 
 async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
-    let check_args = args.check_args();
-    let mut profile = check::load_profile(&check_args)?;
-    profile.load = load::load_profile(&args.load_args())?.load;
-    let run = args.stack.run_id.clone().unwrap_or_else(check::run_id);
-    let started_at_ms = check::now_ms();
-    let stop = load::interrupt();
-    let embedded = if args.stack.targets.is_empty() {
-        Some(check::embedded(&args.stack, None, &run, check::embedded_plan(&profile)).await?)
-    } else {
-        None
+    let mut profile = crate::profiles::read(args.profile.as_deref())?;
+    let selection = Selection { only: args.only.clone(), skip: args.skip.clone(), ..Selection::default() };
+    let checks = crate::profiles::checks(&mut profile, &selection)?;
+    let overrides = LoadOverrides {
+        model: args.model.clone(),
+        duration: args.duration,
+        rate: args.rate,
+        ramp_to: None,
+        users: args.users,
     };
-    let urls: Vec<String> = match &embedded {
-        Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
-        None => args.stack.targets.clone(),
-    };
-    let control = match &embedded {
-        Some(e) => Some(e.fake.control_url()),
-        None => args.upstream_control.clone(),
-    };
+    crate::profiles::load(&mut profile, &overrides)?;
+    let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);
+    let started_at_ms = crate::meta::now_ms();
+    let stop = crate::exit::interrupt();
     let profile_name = profile.name.clone();
-    let scenario = profile.load.clone().expect("load_profile checked it");
-    let targets = profile.targets.clone();
-    let target = Arc::new(
-        Target::new(urls.clone(), profile, run.clone())
-            .context("build the HTTP client")?
-            .with_upstream_control(control),
-    );
-    target.probe().await?;
+    let scenario = profile.load.clone().expect("profiles::load checked it");
+    let objectives = profile.objectives.clone();
+    let reach = Reach {
+        tuning: checks::tuning(&checks, &profile.defaults),
+        mutant: None,
+        upstream_control: args.upstream_control.clone(),
+    };
+    let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
+    let urls = reached.urls.clone();
+    let target = Arc::clone(&reached.target);
     println!(
         "stampede run: {profile_name} against {} ({} instance(s)), run {run}",
         urls.join(", "),
@@ -119,16 +89,22 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     );
 
     println!("checks:");
-    let Checked { verdicts, complete: checks_complete, misconfigured } =
-        check::run_checks(&target, stop.clone()).await?;
+    let checked = crate::check::run_checks(&target, &checks, stop.clone()).await;
+    let Checked { verdicts, complete: checks_complete, misconfigured } = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            reached.shutdown("run").await;
+            return Err(e);
+        }
+    };
     let checks_passed = checks_complete && verdicts.iter().all(|v| v.passed);
-    let description = embedded.as_ref().map(|e| e.description.clone());
+    let description = reached.description();
     let checks_report = ChecksReport {
-        schema: checks::report::SCHEMA,
-        stampede_version: env!("CARGO_PKG_VERSION"),
+        schema: report::checks::SCHEMA.to_owned(),
+        stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
         run_id: run.clone(),
         started_at_ms,
-        finished_at_ms: check::now_ms(),
+        finished_at_ms: crate::meta::now_ms(),
         complete: checks_complete,
         profile: profile_name.clone(),
         target: urls.clone(),
@@ -137,23 +113,22 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         verdicts,
     };
     let dir = args.stack.reports.join(&run);
-    checks::report::write(&dir, &checks_report).with_context(|| format!("write {}", dir.display()))?;
+    if let Err(e) = report::checks::write(&dir, &checks_report) {
+        reached.shutdown("run").await;
+        return Err(anyhow::Error::new(e).context(format!("write {}", dir.display())).into());
+    }
 
     let mut load_result = None;
     if checks_complete {
         println!("load: {} s", scenario.duration_s);
-        let plan = ::load::Plan::new(scenario);
-        let result =
-            ::load::run(Arc::clone(&target), &plan, &targets, stop.clone(), crate::progress::reporter())
-                .await;
+        let plan = load::Plan::new(scenario);
+        let result = load::run(target, &plan, &objectives, stop.clone(), crate::progress::reporter()).await;
         load_result = Some(result);
     }
-    if let Some(embedded) = embedded {
-        embedded.shutdown("run").await;
-    }
-    let outcomes = load_result.transpose()?;
-    let complete = checks_complete && outcomes.as_ref().is_some_and(|o| !o.interrupted);
-    let (load_report, target_verdicts) = match outcomes {
+    reached.shutdown("run").await;
+    let measured = load_result.transpose()?;
+    let complete = checks_complete && measured.as_ref().is_some_and(|o| !o.interrupted);
+    let (load_report, target_verdicts) = match measured {
         Some(o) => (Some(o.load), o.targets),
         None => (None, Vec::new()),
     };
@@ -163,13 +138,13 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         run: RunMeta {
             id: run.clone(),
             stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
-            git_revision: load::git_revision(),
+            git_revision: crate::meta::git_revision(),
             profile: profile_name,
             target: urls,
             embedded: description,
-            host: load::host(),
+            host: crate::meta::host(),
             started_at_ms,
-            finished_at_ms: check::now_ms(),
+            finished_at_ms: crate::meta::now_ms(),
             complete,
             interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
             sources: Vec::new(),
@@ -182,7 +157,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         passed,
     };
     let path = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?.html;
-    load::print_summary(&report);
+    crate::load::print_summary(&report);
     let held = checks_report.verdicts.len() - checks_report.failed();
     let met = report.targets.iter().filter(|t| t.passed).count();
     println!(

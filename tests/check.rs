@@ -41,7 +41,7 @@ fn rand_suffix() -> String {
 }
 
 fn validate(report: &Value) {
-    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/checks/checks.schema.json");
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/report/checks.schema.json");
     let schema: Value = serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
@@ -65,12 +65,7 @@ fn verdict<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 fn rules(verdict: &Value) -> Vec<String> {
-    verdict["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().split(':').next().unwrap().to_owned())
-        .collect()
+    verdict["violations"].as_array().unwrap().iter().map(|v| v["rule"].as_str().unwrap().to_owned()).collect()
 }
 
 /// The shared servers, or `None` (after a notice) outside CI when one is unreachable.

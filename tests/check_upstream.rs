@@ -44,7 +44,7 @@ impl Run {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|v| v.as_str()?.split(':').next().map(str::to_owned))
+            .filter_map(|v| v["rule"].as_str().map(str::to_owned))
             .collect()
     }
 }

@@ -621,8 +621,10 @@ fn the_profile_configmap_holds_a_profile_the_load_job_reads_and_stampede_accepts
             panic!("deploy/kubernetes/kustomization.yaml: {map:?} has no file under the key {key:?}")
         });
     let source = base.join(source.rsplit('=').next().unwrap());
-    let parsed = checks::profile::Profile::parse(&source, &read(&source))
+    let parsed = profile::Profile::parse(&source, &read(&source))
         .unwrap_or_else(|e| panic!("{}: not a profile stampede accepts: {e}", rel(&source)));
+    checks::read(&parsed)
+        .unwrap_or_else(|e| panic!("{}: its checks are not ones stampede accepts: {e}", rel(&source)));
     assert!(parsed.load.is_some(), "{}: the profile has no [load] for the generators to offer", rel(&source));
 
     // Every ConfigMap key the containers read is one a generator makes.

@@ -92,7 +92,7 @@ pub fn assert_written(dir: &std::path::Path) {
         .add_resource(&format!("{base}report.schema.json"), schema("crates/report/report.schema.json"))
         .unwrap();
     compiler
-        .add_resource(&format!("{base}checks.schema.json"), schema("crates/checks/checks.schema.json"))
+        .add_resource(&format!("{base}checks.schema.json"), schema("crates/report/checks.schema.json"))
         .unwrap();
     let index = compiler.compile(&format!("{base}report.schema.json"), &mut schemas).unwrap();
     let report: serde_json::Value =

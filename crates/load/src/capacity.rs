@@ -13,13 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use checks::client::Target;
-use checks::scenario::{LoadScenario, Model, Targets};
+use client::Target;
+use profile::Objectives;
+use profile::load::{Load, Model};
 use report::capacity::{self, CapacityReport, Step, Stepping};
 use report::{Latency, TargetKind, TargetVerdict};
 use tokio::sync::watch;
 
-use crate::{LoadError, Outcomes, Plan, Progress};
+use crate::{LoadError, Measured, Plan, Progress};
 
 /// The share of the offered rate a step's answers must reach, open model.
 pub const KEEP_PACE: f64 = 0.9;
@@ -40,15 +41,15 @@ pub enum StepProgress<'a> {
 pub struct Capacity {
     pub report: CapacityReport,
     /// The highest sustainable step's load and verdicts (the first step's when none was).
-    pub chosen: Outcomes,
+    pub chosen: Measured,
     pub interrupted: bool,
 }
 
 /// Steps `scenario`'s load as `stepping` says on `instances` instances behind `target`.
 pub async fn run(
     target: Arc<Target>,
-    scenario: &LoadScenario,
-    targets: &Targets,
+    scenario: &Load,
+    targets: &Objectives,
     stepping: &Stepping,
     instances: usize,
     stop: watch::Receiver<bool>,
@@ -68,8 +69,8 @@ pub async fn run(
     step_targets.min_ws_sessions = None;
     let open = scenario.model == Model::Open;
     let mut steps: Vec<Step> = Vec::new();
-    let mut sustainable: Option<(usize, Outcomes)> = None;
-    let mut first: Option<Outcomes> = None;
+    let mut sustainable: Option<(usize, Measured)> = None;
+    let mut first: Option<Measured> = None;
     let mut stopped =
         format!("the ceiling, {} {}, was reached with every target met", stepping.ceiling, unit(open));
     let mut limited_by_generator = false;
@@ -132,7 +133,7 @@ pub async fn run(
         let missed = step.missed.clone();
         steps.push(step);
         if first.is_none() {
-            first = Some(Outcomes {
+            first = Some(Measured {
                 load: outcomes.load.clone(),
                 targets: outcomes.targets.clone(),
                 interrupted: false,
@@ -222,7 +223,7 @@ fn unit(open: bool) -> &'static str {
 }
 
 /// A step's figures from its load run: every endpoint's histogram added into one.
-fn step(offered: f64, outcomes: &Outcomes, open: bool) -> Result<Step, LoadError> {
+fn step(offered: f64, outcomes: &Measured, open: bool) -> Result<Step, LoadError> {
     let load = &outcomes.load;
     let mut all = crate::record::histogram();
     for e in &load.endpoints {

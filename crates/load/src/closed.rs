@@ -9,17 +9,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use checks::client::Target;
-use checks::profile::{RequestTemplate, fill};
+use client::Target;
 use goose::config::GooseConfiguration;
 use goose::goose::GooseResponse;
 use goose::prelude::*;
+use profile::template::{RequestTemplate, fill};
 use rand::SeedableRng;
 use tokio::sync::watch;
 
 use crate::LoadError;
 use crate::mix::{Account, Mix};
-use crate::record::{Outcome, Recorder};
+use crate::record::{Completion, Recorder};
 
 /// What each goose user keeps: its account and instance.
 #[derive(Debug, Clone)]
@@ -108,16 +108,17 @@ pub async fn run(
                     Ok(GooseResponse { response: Ok(response), .. }) => {
                         let status = response.status().as_u16();
                         match response.bytes().await {
-                            Ok(body) => {
-                                Outcome::Answered { status, ok: crate::mix::accepted(entry, status, &body) }
-                            }
-                            Err(_) => Outcome::Failed("body"),
+                            Ok(body) => Completion::Answered {
+                                status,
+                                ok: crate::mix::accepted(entry, status, &body),
+                            },
+                            Err(_) => Completion::Failed("body"),
                         }
                     }
                     Ok(GooseResponse { response: Err(e), .. }) => {
-                        Outcome::Failed(crate::failure(&e.to_string(), e.is_timeout(), e.is_connect()))
+                        Completion::Failed(crate::failure(&e.to_string(), e.is_timeout(), e.is_connect()))
                     }
-                    Err(e) => Outcome::Failed(crate::failure(&e.to_string(), false, false)),
+                    Err(e) => Completion::Failed(crate::failure(&e.to_string(), false, false)),
                 };
                 recorder.record(&entry.name, sent, Instant::now(), outcome);
                 Ok(())
@@ -188,7 +189,7 @@ fn goose_request(
         builder = builder.header(name.as_str(), fill(value, &vars));
     }
     if let Some(body) = &template.body {
-        builder = builder.json(&checks::profile::fill_json(body, &vars));
+        builder = builder.json(&profile::template::fill_json(body, &vars));
     }
     if let Some(size) = body_bytes {
         builder = builder.body(crate::body(size));

@@ -20,14 +20,15 @@ pub mod ws;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use checks::client::{Target, TargetError};
-use checks::scenario::{LoadScenario, MixEntry, Model, Targets};
+use client::{Target, TargetError};
+use profile::Objectives;
+use profile::load::{Load, MixEntry, Model};
 use report::{LoadReport, MetricReading, TargetVerdict};
 use tokio::sync::watch;
 
 pub use crate::mix::Account;
 use crate::mix::Mix;
-use crate::record::{Outcome, Recorder};
+use crate::record::{Completion, Recorder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -45,12 +46,12 @@ pub enum LoadError {
 /// What `[load]` says, with the command line's overrides.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub scenario: LoadScenario,
+    pub scenario: Load,
     pub duration: Duration,
 }
 
 impl Plan {
-    pub fn new(scenario: LoadScenario) -> Self {
+    pub fn new(scenario: Load) -> Self {
         let duration = Duration::from_secs_f64(scenario.duration_s);
         Self { scenario, duration }
     }
@@ -67,7 +68,7 @@ pub enum Progress<'a> {
 
 /// A finished (or interrupted) load run.
 #[derive(Debug)]
-pub struct Outcomes {
+pub struct Measured {
     pub load: LoadReport,
     pub targets: Vec<TargetVerdict>,
     pub interrupted: bool,
@@ -82,10 +83,10 @@ pub struct Outcomes {
 pub async fn run(
     target: Arc<Target>,
     plan: &Plan,
-    targets: &Targets,
+    targets: &Objectives,
     stop: watch::Receiver<bool>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
-) -> Result<Outcomes, LoadError> {
+) -> Result<Measured, LoadError> {
     let accounts = prepare(&target, &plan.scenario, &progress).await?;
     offer(target, accounts, plan, targets, stop, progress).await
 }
@@ -93,7 +94,7 @@ pub async fn run(
 /// The accounts the mix's requests are spread over, set up on the target.
 pub async fn prepare(
     target: &Target,
-    scenario: &LoadScenario,
+    scenario: &Load,
     progress: &impl Fn(Progress),
 ) -> Result<Arc<Vec<Account>>, LoadError> {
     progress(Progress::Phase(&format!("setting up {} accounts", scenario.accounts)));
@@ -106,10 +107,10 @@ pub async fn offer(
     target: Arc<Target>,
     accounts: Arc<Vec<Account>>,
     plan: &Plan,
-    targets: &Targets,
+    targets: &Objectives,
     stop: watch::Receiver<bool>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
-) -> Result<Outcomes, LoadError> {
+) -> Result<Measured, LoadError> {
     let scenario = &plan.scenario;
     let before = scrape(&target, targets).await?;
     let mix = Mix::new(scenario);
@@ -230,7 +231,7 @@ pub async fn offer(
             );
         }
     }
-    Ok(Outcomes { load, targets, interrupted, found_full })
+    Ok(Measured { load, targets, interrupted, found_full })
 }
 
 /// Milliseconds since the Unix epoch.
@@ -239,15 +240,13 @@ pub fn now_ms() -> u64 {
 }
 
 /// Each metric target's numerator and denominator sums, over every instance.
-async fn scrape(target: &Target, targets: &Targets) -> Result<Vec<(f64, f64)>, LoadError> {
+async fn scrape(target: &Target, targets: &Objectives) -> Result<Vec<(f64, f64)>, LoadError> {
     let mut out = Vec::new();
     for m in &targets.metrics {
         let (mut n, mut d) = (0.0, 0.0);
         for (instance, base) in target.urls.iter().enumerate() {
             let url = format!("{base}{}", m.metrics);
-            let text = async { target.http.get(&url).send().await?.error_for_status()?.text().await }
-                .await
-                .map_err(|e| LoadError::Setup {
+            let text = target.metrics_text(instance, &m.metrics).await.map_err(|e| LoadError::Setup {
                 url: url.clone(),
                 reason: format!("reading metrics: {e}"),
             })?;
@@ -295,16 +294,16 @@ pub fn body(size: usize) -> Vec<u8> {
 }
 
 /// Sends `request` and reads its body whole.
-pub async fn send(request: reqwest::RequestBuilder, entry: &MixEntry) -> Outcome {
+pub async fn send(request: reqwest::RequestBuilder, entry: &MixEntry) -> Completion {
     match request.send().await {
         Ok(response) => {
             let status = response.status().as_u16();
             match response.bytes().await {
-                Ok(body) => Outcome::Answered { status, ok: mix::accepted(entry, status, &body) },
-                Err(e) => Outcome::Failed(if e.is_timeout() { "timeout" } else { "body" }),
+                Ok(body) => Completion::Answered { status, ok: mix::accepted(entry, status, &body) },
+                Err(e) => Completion::Failed(if e.is_timeout() { "timeout" } else { "body" }),
             }
         }
-        Err(e) => Outcome::Failed(failure(&e.to_string(), e.is_timeout(), e.is_connect())),
+        Err(e) => Completion::Failed(failure(&e.to_string(), e.is_timeout(), e.is_connect())),
     }
 }
 

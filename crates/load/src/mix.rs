@@ -3,9 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use checks::client::Target;
-use checks::profile::RequestTemplate;
-use checks::scenario::{LoadScenario, MixEntry};
+use client::Target;
+use profile::load::{Load, MixEntry};
+use profile::template::RequestTemplate;
 use rand::Rng;
 use serde_json::Value;
 
@@ -29,7 +29,7 @@ pub struct Mix {
 }
 
 impl Mix {
-    pub fn new(scenario: &LoadScenario) -> Self {
+    pub fn new(scenario: &Load) -> Self {
         let mut total = 0;
         let cumulative = scenario
             .requests
@@ -65,7 +65,7 @@ impl Mix {
 }
 
 /// Makes `scenario.accounts` accounts, their projects and videos.
-pub async fn setup(target: &Target, scenario: &LoadScenario) -> Result<Vec<Account>, LoadError> {
+pub async fn setup(target: &Target, scenario: &Load) -> Result<Vec<Account>, LoadError> {
     let mut accounts = Vec::with_capacity(scenario.accounts);
     for i in 0..scenario.accounts {
         accounts.push(account(target, scenario, i).await?);
@@ -73,7 +73,7 @@ pub async fn setup(target: &Target, scenario: &LoadScenario) -> Result<Vec<Accou
     Ok(accounts)
 }
 
-async fn account(target: &Target, scenario: &LoadScenario, i: usize) -> Result<Account, LoadError> {
+async fn account(target: &Target, scenario: &Load, i: usize) -> Result<Account, LoadError> {
     let user = target.user(&format!("load-{i}")).await?;
     let setup = &scenario.setup;
     let project = match &setup.project {
@@ -161,7 +161,7 @@ mod tests {
 
     use super::*;
 
-    fn scenario(weights: &[u32]) -> LoadScenario {
+    fn scenario(weights: &[u32]) -> Load {
         let mut text = String::from("rate = 1.0\n");
         for (i, w) in weights.iter().enumerate() {
             text.push_str(&format!(

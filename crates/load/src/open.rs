@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use checks::client::Target;
+use client::Target;
 use rand::SeedableRng;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;

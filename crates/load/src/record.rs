@@ -20,7 +20,7 @@ pub fn histogram() -> Histogram<u64> {
 
 /// How one request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Completion {
     /// An answer whose body was read whole; `ok` when the mix entry's recogniser accepts it.
     Answered { status: u16, ok: bool },
     /// No answer: `timeout`, `connect`, `body` (the body broke off), `other`; a WebSocket
@@ -28,15 +28,15 @@ pub enum Outcome {
     Failed(&'static str),
 }
 
-impl Outcome {
+impl Completion {
     fn ok(self) -> bool {
-        matches!(self, Outcome::Answered { ok: true, .. })
+        matches!(self, Completion::Answered { ok: true, .. })
     }
 
     fn key(self) -> String {
         match self {
-            Outcome::Answered { status, .. } => status.to_string(),
-            Outcome::Failed(why) => why.to_owned(),
+            Completion::Answered { status, .. } => status.to_string(),
+            Completion::Failed(why) => why.to_owned(),
         }
     }
 }
@@ -93,7 +93,7 @@ impl Recorder {
     }
 
     /// One request of `endpoint`, due (or sent) at `due`, finished at `done`.
-    pub fn record(&self, endpoint: &str, due: Instant, done: Instant, outcome: Outcome) {
+    pub fn record(&self, endpoint: &str, due: Instant, done: Instant, outcome: Completion) {
         let us = (done.saturating_duration_since(due).as_micros() as u64).clamp(1, HIGHEST_US);
         let since = due.saturating_duration_since(self.start).as_millis() as u64;
         let second = ((self.start_ms % 1000 + since) / 1000) as usize;
@@ -195,14 +195,14 @@ mod tests {
     fn latency_runs_from_due_to_done_and_lands_in_the_due_second() {
         let start = Instant::now();
         let r = Recorder::new(start, 1_700_000_000_000, ["a".to_owned(), "idle".to_owned()]);
-        let ok = Outcome::Answered { status: 200, ok: true };
+        let ok = Completion::Answered { status: 200, ok: true };
         r.record("a", start, start + Duration::from_millis(5), ok);
         r.record("a", start + Duration::from_millis(1500), start + Duration::from_millis(2700), ok);
         r.record(
             "a",
             start + Duration::from_millis(1600),
             start + Duration::from_millis(1610),
-            Outcome::Failed("timeout"),
+            Completion::Failed("timeout"),
         );
         let reports = r.finish(2.0);
         let (a, h) = &reports[0];
@@ -232,7 +232,7 @@ mod tests {
         r.session("chat", false);
         r.sample_sessions(1);
         // A session timed in second 3, which ended before a sample was taken there.
-        let ok = Outcome::Answered { status: 101, ok: true };
+        let ok = Completion::Answered { status: 101, ok: true };
         r.record("chat", start + Duration::from_millis(2400), start + Duration::from_millis(2401), ok);
         r.record("a", start + Duration::from_millis(500), start + Duration::from_millis(501), ok);
         let reports = r.finish(3.0);
@@ -250,7 +250,7 @@ mod tests {
         // The run starts 700 ms into a wall-clock second: that second is 0, and a request due
         // 300 ms later falls in second 1.
         let r = Recorder::new(start, 1_700_000_000_700, ["a".to_owned()]);
-        let ok = Outcome::Answered { status: 200, ok: true };
+        let ok = Completion::Answered { status: 200, ok: true };
         r.record("a", start + Duration::from_millis(299), start + Duration::from_millis(300), ok);
         r.record("a", start + Duration::from_millis(300), start + Duration::from_millis(301), ok);
         r.record("a", start + Duration::from_millis(1299), start + Duration::from_millis(1300), ok);

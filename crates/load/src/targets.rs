@@ -1,12 +1,13 @@
-//! Targets judged against what a run measured: latency percentiles and error rate per
+//! Objectives judged against what a run measured: latency percentiles and error rate per
 //! endpoint, throughput, users reached, and ratios of the target's own metrics. A target the
 //! run has no measurement for fails, never passes silently.
 
-use checks::scenario::{Selector, Targets};
+use profile::Objectives;
+use profile::prometheus::{self, Series};
 use report::{LoadReport, MetricReading, TargetKind, TargetVerdict};
 
 /// Every target of `targets` judged against `load`.
-pub fn judge(targets: &Targets, load: &LoadReport) -> Vec<TargetVerdict> {
+pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<TargetVerdict> {
     let mut verdicts = Vec::new();
     for e in &load.endpoints {
         let own = targets.endpoint.get(&e.name).cloned().unwrap_or_default();
@@ -140,8 +141,9 @@ fn above(
 pub fn sums(text: &str, selectors: &[String]) -> Result<f64, String> {
     let mut total = 0.0;
     for s in selectors {
-        let selector = Selector::parse(s)?;
-        total += selector.sum(text).ok_or_else(|| format!("the target exposes no series {s:?}"))?;
+        let selector = Series::parse(s)?;
+        total +=
+            prometheus::sum(text, &selector).ok_or_else(|| format!("the target exposes no series {s:?}"))?;
     }
     Ok(total)
 }
@@ -200,10 +202,10 @@ mod tests {
 
     #[test]
     fn percentiles_and_error_rates_are_judged_per_endpoint() {
-        let mut targets = Targets::default();
+        let mut targets = Objectives::default();
         targets.endpoint.insert(
             "slow".into(),
-            checks::scenario::EndpointTargets { p99_ms: Some(900.0), ..Default::default() },
+            profile::objectives::EndpointObjectives { p99_ms: Some(900.0), ..Default::default() },
         );
         let v = judge(
             &targets,
@@ -223,8 +225,8 @@ mod tests {
 
     #[test]
     fn a_target_without_a_measurement_fails() {
-        let mut targets = Targets { min_users: Some(10), ..Targets::default() };
-        targets.metrics.push(checks::scenario::MetricTarget {
+        let mut targets = Objectives { min_users: Some(10), ..Objectives::default() };
+        targets.metrics.push(profile::objectives::MetricObjective {
             name: "queries".into(),
             metrics: "/metrics".into(),
             numerator: vec!["a".into()],
@@ -248,8 +250,8 @@ mod tests {
 
     #[test]
     fn metric_ratios_are_judged_against_their_bounds() {
-        let mut targets = Targets { min_throughput: Some(150.0), ..Targets::default() };
-        targets.metrics.push(checks::scenario::MetricTarget {
+        let mut targets = Objectives { min_throughput: Some(150.0), ..Objectives::default() };
+        targets.metrics.push(profile::objectives::MetricObjective {
             name: "cache-hit-rate".into(),
             metrics: "/metrics".into(),
             numerator: vec!["a".into()],

@@ -6,15 +6,15 @@
 
 use std::time::{Duration, Instant};
 
-use checks::client::{Target, WsError, WsSocket};
-use checks::profile::fill_json;
-use checks::scenario::{MixEntry, WsSession};
+use client::{Target, WsError, WsSocket};
 use futures_util::{SinkExt, StreamExt};
+use profile::load::{MixEntry, WsSession};
+use profile::template::fill_json;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::mix::Account;
-use crate::record::{Outcome, Recorder};
+use crate::record::{Completion, Recorder};
 
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -34,7 +34,7 @@ pub async fn session(
     ws: &WsSession,
     vars: &[(&str, String)],
     recorder: &Recorder,
-) -> (Outcome, Instant) {
+) -> (Completion, Instant) {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let token = &account.tokens[instance];
     let mut socket =
@@ -44,9 +44,9 @@ pub async fn session(
                 let status = response.status().as_u16();
                 let body = response.body().clone().unwrap_or_default();
                 let ok = crate::mix::accepted(entry, status, &body);
-                return (Outcome::Answered { status, ok }, Instant::now());
+                return (Completion::Answered { status, ok }, Instant::now());
             }
-            Err(e) => return (Outcome::Failed(failure(&e)), Instant::now()),
+            Err(e) => return (Completion::Failed(failure(&e)), Instant::now()),
         };
     recorder.session(&entry.name, true);
     let first = tokio::time::timeout(target.timeout, read_until(&mut socket, ws, true)).await;
@@ -67,8 +67,8 @@ pub async fn session(
     }
     recorder.session(&entry.name, false);
     let outcome = match outcome {
-        Ok(()) => Outcome::Answered { status: 101, ok: true },
-        Err(why) => Outcome::Failed(why),
+        Ok(()) => Completion::Answered { status: 101, ok: true },
+        Err(why) => Completion::Failed(why),
     };
     (outcome, answered)
 }

@@ -26,6 +26,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 pub mod capacity;
+pub mod checks;
 mod compare;
 mod html;
 mod junit;

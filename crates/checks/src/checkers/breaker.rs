@@ -26,11 +26,15 @@ use fake_upstream::{Fault, OutageMode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::client::{Target, TargetError, User};
+use client::{Target, TargetError, User};
 use crate::history::{Op, Outcome};
-use crate::profile::BreakerCheck;
 use crate::upstream::{self, Control};
-use crate::verdict::Verdict;
+use profile::prometheus;
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use profile::Defaults;
+use crate::kind::{Invalid, Kind, Tuning, at_least_one};
 
 pub const KIND: &str = "breaker";
 
@@ -168,7 +172,7 @@ impl Driver<'_> {
         self.ops.push(Op {
             process: 0,
             instance: 0,
-            f: "phase",
+            action: "phase".into(),
             invoke_us: now,
             complete_us: now,
             status: None,
@@ -262,7 +266,7 @@ impl Driver<'_> {
         self.ops.push(Op {
             process: 0,
             instance: 0,
-            f: "upstream",
+            action: "upstream".into(),
             invoke_us: snapshot.invoke_us,
             complete_us: snapshot.complete_us,
             status: None,
@@ -317,12 +321,12 @@ impl Driver<'_> {
         let Some(path) = self.check.metrics.clone() else { return };
         for instance in 0..self.target.instances() {
             let invoke_us = self.target.clock.now_us();
-            let text = upstream::metrics_text(self.target, instance, &path).await;
-            let state = text.as_ref().ok().and_then(|t| upstream::metric(t, STATE_GAUGE, ""));
+            let text = self.target.metrics_text(instance, &path).await;
+            let state = text.as_ref().ok().and_then(|t| prometheus::value(t, STATE_GAUGE, &[]));
             self.ops.push(Op {
                 process: 0,
                 instance,
-                f: "breaker-state",
+                action: "breaker-state".into(),
                 invoke_us,
                 complete_us: self.target.clock.now_us(),
                 status: None,
@@ -337,13 +341,13 @@ impl Driver<'_> {
         let Some(path) = self.check.metrics.clone() else { return };
         for instance in 0..self.target.instances() {
             let invoke_us = self.target.clock.now_us();
-            let text = upstream::metrics_text(self.target, instance, &path).await;
+            let text = self.target.metrics_text(instance, &path).await;
             let buckets =
-                text.as_ref().map(|t| upstream::histogram(t, REJECTION_HISTOGRAM)).unwrap_or_default();
+                text.as_ref().map(|t| prometheus::histogram(t, REJECTION_HISTOGRAM)).unwrap_or_default();
             self.ops.push(Op {
                 process: 0,
                 instance,
-                f: "rejections",
+                action: "rejections".into(),
                 invoke_us,
                 complete_us: self.target.clock.now_us(),
                 status: None,
@@ -358,7 +362,7 @@ impl Driver<'_> {
         history.extend(self.imports.into_iter().map(|i| Op {
             process: i.seq,
             instance: i.instance,
-            f: "import",
+            action: "import".into(),
             invoke_us: i.invoke_us,
             complete_us: i.complete_us,
             status: i.post_status,
@@ -396,7 +400,7 @@ pub struct Episode {
 /// The probe phase's episodes, from its `upstream` samples (the last sample before the phase
 /// is the baseline).
 pub fn episodes(history: &[Op]) -> Vec<Episode> {
-    let mut samples: Vec<&Op> = history.iter().filter(|op| op.f == "upstream").collect();
+    let mut samples: Vec<&Op> = history.iter().filter(|op| op.action == "upstream").collect();
     samples.sort_by_key(|op| op.invoke_us);
     let first = samples.iter().position(|op| op.value["phase"] == PROBE);
     let Some(first) = first else { return Vec::new() };
@@ -441,7 +445,7 @@ pub fn episodes(history: &[Op]) -> Vec<Episode> {
 /// call was rejected or the buckets do not bound it).
 fn p99_bound(history: &[Op]) -> (u64, Option<f64>, Vec<(String, u64)>) {
     let mut total: Vec<(String, u64)> = Vec::new();
-    for op in history.iter().filter(|op| op.f == "rejections") {
+    for op in history.iter().filter(|op| op.action == "rejections") {
         for bucket in op.value["buckets"].as_array().into_iter().flatten() {
             let (Some(le), Some(n)) = (bucket[0].as_str(), bucket[1].as_u64()) else { continue };
             match total.iter_mut().find(|(l, _)| l == le) {
@@ -466,7 +470,7 @@ fn p99_bound(history: &[Op]) -> (u64, Option<f64>, Vec<(String, u64)>) {
 /// Judges a history of the four phases.
 pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let imports: Vec<&Op> = history.iter().filter(|op| op.f == "import").collect();
+    let imports: Vec<&Op> = history.iter().filter(|op| op.action == "import").collect();
     let of = |phase: &str, reason: &str| -> Vec<&Op> {
         imports
             .iter()
@@ -474,7 +478,7 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
             .filter(|op| op.value["phase"] == phase && op.value["reason"] == reason)
             .collect()
     };
-    let marker = |phase: &str| history.iter().find(|op| op.f == "phase" && op.value["phase"] == phase);
+    let marker = |phase: &str| history.iter().find(|op| op.action == "phase" && op.value["phase"] == phase);
     let open_us = params.open_ms * 1_000;
 
     let baseline = of(CLOSED, "completed");
@@ -580,7 +584,7 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
     }
 
     // Where exposed: every instance sees the open breaker, and rejections are fast.
-    let states: Vec<&Op> = history.iter().filter(|op| op.f == "breaker-state").collect();
+    let states: Vec<&Op> = history.iter().filter(|op| op.action == "breaker-state").collect();
     let closed_instances: Vec<Op> =
         states.iter().filter(|op| op.value["state"].as_f64() == Some(0.0)).map(|op| (*op).clone()).collect();
     if !closed_instances.is_empty() {
@@ -609,7 +613,7 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
 
     let phase_arrivals = |phase: &str| {
         let samples: Vec<&Op> =
-            history.iter().filter(|op| op.f == "upstream" && op.value["phase"] == phase).collect();
+            history.iter().filter(|op| op.action == "upstream" && op.value["phase"] == phase).collect();
         match (samples.first(), samples.last()) {
             (Some(_), Some(last)) => last.value["arrived"].as_u64().unwrap_or(0),
             _ => 0,
@@ -649,7 +653,7 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
             episodes.len()
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -658,7 +662,7 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
 fn samples_between(history: &[Op], from: u64, to: u64) -> Vec<Op> {
     history
         .iter()
-        .filter(|op| op.f == "upstream" && op.complete_us >= from && op.invoke_us <= to)
+        .filter(|op| op.action == "upstream" && op.complete_us >= from && op.invoke_us <= to)
         .cloned()
         .collect()
 }
@@ -683,7 +687,7 @@ mod tests {
             Op {
                 process: 0,
                 instance: 0,
-                f,
+                action: f.into(),
                 invoke_us: at_ms * 1_000,
                 complete_us: at_ms * 1_000 + 500,
                 status: None,
@@ -813,7 +817,7 @@ mod tests {
         let history = correct()
             .build()
             .into_iter()
-            .filter(|op| !(op.f == "upstream" && op.value["phase"] == PROBE))
+            .filter(|op| !(op.action == "upstream" && op.value["phase"] == PROBE))
             .collect::<Vec<_>>();
         let mut h = History { ops: history, seq: 1_000 };
         h = h.samples(1_200, 8_300, PROBE, |t| calls(&arrivals, 1_000, 15)(t));
@@ -825,7 +829,7 @@ mod tests {
         let history: Vec<Op> = correct()
             .build()
             .into_iter()
-            .filter(|op| !(op.f == "upstream" && op.value["phase"] == PROBE))
+            .filter(|op| !(op.action == "upstream" && op.value["phase"] == PROBE))
             .collect();
         // A call 300 ms after the probe began: the breaker opened at most 1.1 s before.
         let h = History { ops: history, seq: 1_000 }
@@ -835,7 +839,7 @@ mod tests {
         let history: Vec<Op> = correct()
             .build()
             .into_iter()
-            .filter(|op| !(op.f == "upstream" && op.value["phase"] == PROBE))
+            .filter(|op| !(op.action == "upstream" && op.value["phase"] == PROBE))
             .collect();
         let h = History { ops: history, seq: 1_000 }
             .samples(1_200, 8_300, PROBE, |t| calls(&[3_160, 5_200], 1_000, 15)(t));
@@ -848,7 +852,7 @@ mod tests {
             .build()
             .into_iter()
             .map(|mut op| {
-                if op.f == "import" && op.value["reason"] != "completed" {
+                if op.action == "import" && op.value["reason"] != "completed" {
                     op.value["reason"] = json!("failed");
                 }
                 op
@@ -863,10 +867,10 @@ mod tests {
             .build()
             .into_iter()
             .filter(|op| {
-                !(op.f == "upstream" && (op.value["phase"] == PROBE || op.value["phase"] == RECOVER))
+                !(op.action == "upstream" && (op.value["phase"] == PROBE || op.value["phase"] == RECOVER))
             })
             .map(|mut op| {
-                if op.f == "import" && op.value["phase"] == RECOVER {
+                if op.action == "import" && op.value["phase"] == RECOVER {
                     op.value["reason"] = json!("open");
                 }
                 op
@@ -881,15 +885,15 @@ mod tests {
         let history: Vec<Op> = correct()
             .build()
             .into_iter()
-            .filter(|op| !(op.f == "import" && op.value["reason"] == "half-open"))
-            .filter(|op| !(op.f == "import" && op.value["phase"] == PROBE && op.invoke_us > 3_100_000))
+            .filter(|op| !(op.action == "import" && op.value["reason"] == "half-open"))
+            .filter(|op| !(op.action == "import" && op.value["phase"] == PROBE && op.invoke_us > 3_100_000))
             .collect();
         assert_eq!(rules(&history), ["half-open-not-exercised"]);
     }
 
     #[test]
     fn no_baseline_is_reported_alone() {
-        let history: Vec<Op> = correct().build().into_iter().filter(|op| op.f != "import").collect();
+        let history: Vec<Op> = correct().build().into_iter().filter(|op| op.action != "import").collect();
         assert_eq!(rules(&history), ["no-baseline"]);
     }
 
@@ -913,5 +917,110 @@ mod tests {
         assert_eq!(verdict.evidence["rejections_measured"], 100);
         let p99 = verdict.evidence["rejection_p99_ms_at_most"].as_f64().unwrap();
         assert!((p99 - 5.0).abs() < 1e-9, "{p99}");
+    }
+}
+
+/// The upstream circuit breaker (#7), judged from the fake upstream's counts: with the
+/// upstream failing, the breaker opens and calls fail fast without reaching it; after each
+/// open period exactly one trial reaches it while imports keep coming; once the upstream is
+/// healthy again imports complete. Needs the fake upstream's control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerCheck {
+    pub name: String,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every import.
+    pub import: RequestTemplate,
+    /// JSON pointer to the imported video's id in the import's answer.
+    pub id: String,
+    /// Reads the import's processing status; `{id}` is the id read from the import.
+    pub status: RequestTemplate,
+    /// JSON pointers to the processing state and the failure reason in the status.
+    pub state: String,
+    pub error: String,
+    /// The states that end an import.
+    #[serde(default = "crate::checkers::support::default_completed")]
+    pub completed: String,
+    #[serde(default = "crate::checkers::support::default_failed")]
+    pub failed: String,
+    /// Text of the failure reason when the open breaker refused the call, and when the
+    /// half-open breaker refused it because the trial was in flight.
+    pub open_reason: String,
+    pub half_open_reason: String,
+    /// The fake upstream's route the imports call (`youtube_videos`, `tiktok_video_query`).
+    pub route: fake_upstream::Route,
+    /// The target's breaker policy: how long it stays open.
+    pub open_ms: u64,
+    /// How long the upstream holds each call while the breaker is probed, so a trial is in
+    /// flight long enough for other imports to arrive; below the target's trial timeout.
+    #[serde(default = "default_trial_hold_ms")]
+    pub trial_hold_ms: u64,
+    /// One import is submitted every `step_ms`.
+    #[serde(default = "crate::checkers::support::default_step_ms")]
+    pub step_ms: u64,
+    /// The target's Prometheus endpoint, for the breaker state per instance and the rejected
+    /// calls' latency; without it those are not judged.
+    #[serde(default)]
+    pub metrics: Option<String>,
+    /// The most a rejected call may take at the 99th percentile.
+    #[serde(default = "default_max_rejection_ms")]
+    pub max_rejection_ms: f64,
+    /// Half-open trials to observe (default: the profile's rounds).
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_trial_hold_ms() -> u64 {
+    1_000
+}
+
+fn default_max_rejection_ms() -> f64 {
+    5.0
+}
+
+impl Kind for BreakerCheck {
+    const KIND: &'static str = KIND;
+    const DRIVES_UPSTREAM: bool = true;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("import", &self.import), ("status", &self.status)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![("id", &self.id), ("state", &self.state), ("error", &self.error)]
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        at_least_one("open_ms", self.open_ms)?;
+        at_least_one("trial_hold_ms", self.trial_hold_ms)?;
+        at_least_one("step_ms", self.step_ms)?;
+        // NaN too.
+        if self.max_rejection_ms.is_nan() || self.max_rejection_ms <= 0.0 {
+            return Err(Invalid::new("max_rejection_ms", "max_rejection_ms must be above 0"));
+        }
+        Ok(())
+    }
+
+    /// An import every step while the breaker is probed: an open period and a held trial per
+    /// round, and one more.
+    fn upstream_calls(&self, defaults: &Defaults) -> u64 {
+        (self.rounds.unwrap_or(defaults.rounds) as u64 + 1) * (self.open_ms + self.trial_hold_ms)
+            / self.step_ms.max(1)
+    }
+
+    /// The breaker open as long as the check expects, and a trial allowed to outlast the hold.
+    fn tune(&self, stack: &mut Tuning) {
+        stack.breaker_open = Duration::from_millis(self.open_ms);
+        let hold = Duration::from_millis(self.trial_hold_ms);
+        if stack.breaker_trial_timeout <= hold {
+            stack.breaker_trial_timeout = 2 * hold;
+        }
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

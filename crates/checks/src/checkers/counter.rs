@@ -13,10 +13,13 @@ use serde_json::{Value, json};
 
 use crate::burst;
 use crate::checkers::support::{self, pointer_u64};
-use crate::client::{Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::CounterCheck;
-use crate::verdict::Verdict;
+use client::{Target, TargetError};
+use crate::history::{Op, Outcome, Record};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::{Recognise, RequestTemplate};
+use profile::Defaults;
+use crate::kind::{Invalid, Kind, at_least_one};
 
 pub const KIND: &str = "counter";
 
@@ -79,8 +82,8 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut per_round = Vec::new();
     for &round in &rounds {
         let consumes: Vec<&Op> =
-            history.iter().filter(|op| op.process == round && op.f == "consume").collect();
-        let reads: Vec<&Op> = history.iter().filter(|op| op.process == round && op.f == "read").collect();
+            history.iter().filter(|op| op.process == round && op.action == "consume").collect();
+        let reads: Vec<&Op> = history.iter().filter(|op| op.process == round && op.action == "read").collect();
         let accepted: Vec<&Op> = consumes.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect();
         let unknown = consumes.iter().filter(|op| op.outcome == Outcome::Unknown).count();
         let accepted_units: u64 = accepted.iter().map(|op| units(op)).sum();
@@ -201,7 +204,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             rounds.len()
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -288,5 +291,66 @@ mod tests {
         let history =
             vec![consume(0, Outcome::Ok), read(0, 5, 3), op(0, 1, "read", 5, Outcome::Fail, json!({}))];
         assert_eq!(judge("c", &history).rules(), ["unreadable"]);
+    }
+}
+
+/// Counter conservation (#3): C consuming requests of one user over every instance, then the
+/// counter read back on every instance. Each accepted request adds `units`; the value read lies
+/// between the units of the requests known accepted and of those that may have been, is the
+/// same on every instance, and never passes the limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterCheck {
+    pub name: String,
+    /// One consuming request; `{seq}` is its number in the run, so each is distinct.
+    pub request: RequestTemplate,
+    /// Answers that consumed `units`.
+    pub accepted: Recognise,
+    /// Answers that consumed nothing (the limit reached); anything else may have consumed.
+    #[serde(default)]
+    pub refused: Option<Recognise>,
+    /// Units one accepted request consumes.
+    pub units: u64,
+    /// The counter's read-out.
+    pub read_back: RequestTemplate,
+    /// JSON pointer to the counter in the read-back.
+    pub value: String,
+    /// JSON pointer to the counter's limit in the read-back, if it has one.
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+impl Kind for CounterCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("request", &self.request), ("read_back", &self.read_back)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        let mut pointers = vec![("value", self.value.as_str())];
+        pointers.extend(self.limit.as_deref().map(|l| ("limit", l)));
+        pointers
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        at_least_one("units", self.units)
+    }
+
+    /// Each consuming request may import.
+    fn upstream_calls(&self, defaults: &Defaults) -> u64 {
+        (self.concurrency.unwrap_or(defaults.concurrency) * self.rounds.unwrap_or(defaults.rounds)) as u64
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

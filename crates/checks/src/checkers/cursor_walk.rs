@@ -12,10 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{Value, json};
 
 use crate::checkers::support::{self, Through, pointer_string};
-use crate::client::{Target, TargetError, User};
-use crate::history::{Op, Outcome};
-use crate::profile::CursorWalkCheck;
-use crate::verdict::Verdict;
+use client::{Target, TargetError, User};
+use crate::history::{Op, Outcome, Record};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use profile::Defaults;
+use crate::kind::{Invalid, Kind, at_least_one};
 
 pub const KIND: &str = "cursor-walk";
 
@@ -123,11 +126,11 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         let ops: Vec<&Op> = history.iter().filter(|op| op.process == round).collect();
         let seeded: Vec<&str> = ops
             .iter()
-            .filter(|op| op.f == "seed" && op.outcome == Outcome::Ok)
+            .filter(|op| op.action == "seed" && op.outcome == Outcome::Ok)
             .filter_map(|op| op.value["id"].as_str())
             .collect();
-        inserted_during += ops.iter().filter(|op| op.f == "insert" && op.outcome == Outcome::Ok).count();
-        let pages: Vec<&Op> = ops.iter().copied().filter(|op| op.f == "page").collect();
+        inserted_during += ops.iter().filter(|op| op.action == "insert" && op.outcome == Outcome::Ok).count();
+        let pages: Vec<&Op> = ops.iter().copied().filter(|op| op.action == "page").collect();
         let mut served: HashMap<&str, Vec<&Op>> = HashMap::new();
         for page in pages.iter().filter(|op| op.outcome == Outcome::Ok) {
             for id in page.value["ids"].as_array().into_iter().flatten().filter_map(Value::as_str) {
@@ -192,7 +195,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                 ),
                 ops.iter()
                     .filter(|op| {
-                        op.f == "seed" && op.value["id"].as_str().is_some_and(|id| skipped.contains(&id))
+                        op.action == "seed" && op.value["id"].as_str().is_some_and(|id| skipped.contains(&id))
                     })
                     .map(|op| (*op).clone()),
             );
@@ -209,7 +212,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             "{walks_complete} walks: every row served exactly once while {inserted_during} rows were inserted"
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -259,7 +262,7 @@ mod tests {
         h.push(page(1, &["b", "a"], None));
         let verdict = judge("w", &h);
         assert_eq!(verdict.rules(), ["skipped-row"]);
-        assert!(verdict.violations[0].contains("\"c\""), "{:?}", verdict.violations);
+        assert!(verdict.violations[0].detail.contains("\"c\""), "{:?}", verdict.violations);
     }
 
     #[test]
@@ -272,5 +275,70 @@ mod tests {
         h.push(page(0, &["b"], Some("b")));
         h.push(page(1, &[], Some("b")));
         assert_eq!(judge("w", &h).rules(), ["walk-endless"]);
+    }
+}
+
+/// A cursor walk serves every row exactly once (#15): rows inserted, then the list walked page
+/// by page while new rows are inserted; every row that existed when the walk began is served
+/// once, none twice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorWalkCheck {
+    pub name: String,
+    /// Inserts one row; `{unique}` is new for each row.
+    pub insert: RequestTemplate,
+    /// JSON pointer to the inserted row's id.
+    pub id: String,
+    /// The first page, its page size in the query.
+    pub page: RequestTemplate,
+    /// The query parameter a next page's cursor goes in.
+    #[serde(default = "default_cursor_param")]
+    pub cursor_param: String,
+    /// JSON pointers: the page's rows, a row's id within a row, the next cursor (absent or
+    /// null on the last page).
+    pub items: String,
+    pub item_id: String,
+    pub next: String,
+    /// Rows inserted before the walk.
+    #[serde(default = "default_walk_rows")]
+    pub rows: usize,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_cursor_param() -> String {
+    "cursor".to_owned()
+}
+
+fn default_walk_rows() -> usize {
+    30
+}
+
+impl Kind for CursorWalkCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("insert", &self.insert), ("page", &self.page)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![("id", &self.id), ("items", &self.items), ("item_id", &self.item_id), ("next", &self.next)]
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        at_least_one("rows", self.rows as u64)
+    }
+
+    /// The rows, and those inserted during the walk.
+    fn upstream_calls(&self, _defaults: &Defaults) -> u64 {
+        2 * self.rows as u64
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

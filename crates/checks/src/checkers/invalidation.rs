@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 
 use crate::burst;
 use crate::checkers::support::{self, pointer_string};
-use crate::client::{Answer, Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::InvalidationCheck;
-use crate::verdict::Verdict;
+use client::{Answer, Target, TargetError};
+use crate::history::{Op, Outcome, Record};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::{Recognise, RequestTemplate};
+use crate::kind::Kind;
 
 pub const KIND: &str = "invalidation";
 
@@ -105,7 +107,7 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
 /// carries the value it should serve and the older ones it must not.
 pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    if let Some(create) = history.iter().find(|op| op.f == "create" && op.outcome != Outcome::Ok) {
+    if let Some(create) = history.iter().find(|op| op.action == "create" && op.outcome != Outcome::Ok) {
         verdict.violate(
             "create-failed",
             format!(
@@ -118,7 +120,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     }
     let (mut judged_after_write, mut stale, mut writes) = (0, 0, 0);
     for op in history {
-        match (op.f, op.outcome) {
+        match (op.action.as_str(), op.outcome) {
             ("write", Outcome::Ok) => writes += 1,
             ("write", Outcome::Fail) => verdict.violate(
                 "write-refused",
@@ -135,14 +137,14 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                 format!(
                     "round {}: the {} on instance {} answered {}",
                     op.process,
-                    if op.f == "warm" { "warming read" } else { "read after the write" },
+                    if op.action == "warm" { "warming read" } else { "read after the write" },
                     op.instance,
                     op.status.map_or("nothing".to_owned(), |s| s.to_string())
                 ),
                 [op.clone()],
             ),
             ("warm" | "read", Outcome::Ok) => {
-                if op.f == "read" {
+                if op.action == "read" {
                     judged_after_write += 1;
                 }
                 let served = &op.value["served"];
@@ -152,7 +154,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                 }
                 let older = op.value["older"].as_array().is_some_and(|o| o.contains(served));
                 let when =
-                    if op.f == "warm" { "before the round's write" } else { "after the write answered" };
+                    if op.action == "warm" { "before the round's write" } else { "after the write answered" };
                 if older {
                     stale += 1;
                     verdict.violate(
@@ -188,7 +190,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let summary = if verdict.passed {
         format!("{writes} writes: every instance served the new value right after each")
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -263,5 +265,61 @@ mod tests {
     fn no_read_after_a_write_judges_nothing() {
         let h = history(["b", "b"])[..4].to_vec();
         assert_eq!(judge("i", &h).rules(), ["nothing-judged"]);
+    }
+}
+
+/// Cache invalidation seen by every instance (#14): a cached read warmed on every instance,
+/// the value written, and, once the write has answered, no instance serves an older value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidationCheck {
+    pub name: String,
+    /// Creates the resource; `{value}` is its first value.
+    pub create: RequestTemplate,
+    /// JSON pointer to the created resource's id.
+    pub id: String,
+    /// The cached read; `{id}`.
+    pub read: RequestTemplate,
+    /// JSON pointer to the value in the read's answer.
+    pub value: String,
+    /// Changes the value to `{value}`; `{id}`.
+    pub write: RequestTemplate,
+    /// Answers that acknowledge the write.
+    pub written: Recognise,
+    /// The response header naming the cache layer that answered the read.
+    #[serde(default = "default_cache_header")]
+    pub cache_header: String,
+    /// Its values that mean the read was not served from a cache.
+    #[serde(default = "default_cache_miss")]
+    pub miss: Vec<String>,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_cache_header() -> String {
+    "x-cache".to_owned()
+}
+
+fn default_cache_miss() -> Vec<String> {
+    vec!["MISS".to_owned()]
+}
+
+impl Kind for InvalidationCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("create", &self.create), ("read", &self.read), ("write", &self.write)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![("id", &self.id), ("value", &self.value)]
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

@@ -32,11 +32,13 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::burst;
-use crate::client::{Target, TargetError, User};
-use crate::history::{Op, Outcome};
-use crate::profile::ImportLifecycleCheck;
+use client::{Target, TargetError, User};
+use crate::history::{Op, Outcome, Record};
 use crate::upstream::{self, Control};
-use crate::verdict::Verdict;
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::{Recognise, RequestTemplate};
+use crate::kind::{Invalid, Kind, Tuning, at_least_one};
 
 pub const KIND: &str = "import-lifecycle";
 
@@ -195,7 +197,7 @@ impl Driver<'_> {
         self.ops.push(Op {
             process: 0,
             instance: 0,
-            f,
+            action: f.into(),
             invoke_us,
             complete_us,
             status: None,
@@ -364,9 +366,9 @@ fn abandoned(snapshot: &upstream::Snapshot, route: fake_upstream::Route) -> u64 
 /// Judges a history of imports, their final statuses and the retry burst.
 pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let finals: Vec<&Op> = history.iter().filter(|op| op.f == "final").collect();
+    let finals: Vec<&Op> = history.iter().filter(|op| op.action == "final").collect();
     let of = |f: &str, phase: &str| -> Vec<&Op> {
-        history.iter().filter(|op| op.f == f && op.value["phase"] == phase).collect()
+        history.iter().filter(|op| op.action == f && op.value["phase"] == phase).collect()
     };
     let imports = |phase: &str| of("import", phase).len();
 
@@ -460,7 +462,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     };
     let start = history.iter().map(|op| op.invoke_us).min().unwrap_or(0);
     let mut timeline = serde_json::Map::new();
-    for op in history.iter().filter(|op| op.f == "phase") {
+    for op in history.iter().filter(|op| op.action == "phase") {
         let phase = op.value["phase"].as_str().unwrap_or("?").to_owned();
         timeline.insert(phase, json!((op.invoke_us - start) / 1_000));
     }
@@ -492,7 +494,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             }
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -505,7 +507,7 @@ mod tests {
     use crate::history::{Op, Outcome};
 
     fn op(f: &'static str, outcome: Outcome, value: Value) -> Op {
-        Op { process: 0, instance: 0, f, invoke_us: 0, complete_us: 1, status: Some(200), outcome, value }
+        Op { process: 0, instance: 0, action: f.into(), invoke_us: 0, complete_us: 1, status: Some(200), outcome, value }
     }
 
     fn final_read(phase: &str, id: &str, state: &str, times: u64, result: bool, error: bool) -> Op {
@@ -564,7 +566,7 @@ mod tests {
         h[last] = final_read(RACE, "c", "processing", 0, false, false);
         let verdict = judge("import-lifecycle", &h);
         assert_eq!(verdict.rules(), ["lost-task"], "{:?}", verdict.violations);
-        assert!(verdict.violations[0].contains("1 of 3 imports never ended"), "{:?}", verdict.violations);
+        assert!(verdict.violations[0].detail.contains("1 of 3 imports never ended"), "{:?}", verdict.violations);
         assert_eq!(verdict.offending.len(), 1);
     }
 
@@ -576,7 +578,7 @@ mod tests {
         h[n - 2] = final_read(OUTLIVE, "b", "completed", 2, true, false);
         let verdict = judge("import-lifecycle", &h);
         assert_eq!(verdict.rules(), ["effect-repeated"], "{:?}", verdict.violations);
-        assert!(verdict.violations[0].contains("2 of 3 ended imports"), "{:?}", verdict.violations);
+        assert!(verdict.violations[0].detail.contains("2 of 3 ended imports"), "{:?}", verdict.violations);
         assert_eq!(verdict.evidence["times_processed_above_1"], 2);
     }
 
@@ -591,19 +593,19 @@ mod tests {
     #[test]
     fn mutant_select_for_update_lets_every_retry_claim_the_failed_video() {
         let mut h = correct();
-        for o in h.iter_mut().filter(|o| o.f == "retry") {
+        for o in h.iter_mut().filter(|o| o.action == "retry") {
             o.value["should_process"] = json!(true);
         }
         let verdict = judge("import-lifecycle", &h);
         assert_eq!(verdict.rules(), ["duplicate-retry-claim"], "{:?}", verdict.violations);
-        assert!(verdict.violations[0].contains("8 of 8 concurrent re-imports"), "{:?}", verdict.violations);
+        assert!(verdict.violations[0].detail.contains("8 of 8 concurrent re-imports"), "{:?}", verdict.violations);
         assert_eq!(verdict.offending.len(), 8);
     }
 
     #[test]
     fn a_retry_nobody_claims_and_a_missing_effect_are_violations() {
         let mut h = correct();
-        for o in h.iter_mut().filter(|o| o.f == "retry") {
+        for o in h.iter_mut().filter(|o| o.action == "retry") {
             o.value["should_process"] = json!(false);
         }
         let n = h.len();
@@ -614,17 +616,120 @@ mod tests {
     #[test]
     fn unknown_answers_excuse_a_missing_claim_and_an_unfailed_import_skips_the_retry() {
         let mut h = correct();
-        for o in h.iter_mut().filter(|o| o.f == "retry") {
+        for o in h.iter_mut().filter(|o| o.action == "retry") {
             o.value["should_process"] = json!(false);
         }
-        let first = h.iter().position(|o| o.f == "retry").unwrap();
+        let first = h.iter().position(|o| o.action == "retry").unwrap();
         h[first].outcome = Outcome::Unknown;
         assert!(judge("c", &h).passed);
         let mut h = correct();
-        h.retain(|o| o.f != "retry");
+        h.retain(|o| o.action != "retry");
         h[5] = op("failed", Outcome::Ok, json!({ "phase": RETRY, "failed": false }));
         let verdict = judge("c", &h);
         assert!(verdict.passed, "{:?}", verdict.violations);
         assert!(verdict.summary.contains("not exercised"), "{}", verdict.summary);
+    }
+}
+
+/// The import pipeline's workers (#10) and retry claims (#5), judged from the imports'
+/// statuses while the fake upstream holds the calls: a task that outlives its lease has its
+/// effect applied once; two deliveries of one task racing record one outcome; a task
+/// abandoned at the hard time limit is redelivered and ends once the upstream answers; of C
+/// concurrent re-imports of a failed video exactly one claims it. Needs the fake upstream's
+/// control API, and the target's visibility timeout below its hard time limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportLifecycleCheck {
+    pub name: String,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every video.
+    pub import: RequestTemplate,
+    /// JSON pointer to the imported video's id in the import's answer.
+    pub id: String,
+    /// How the answer that holds the claim to process the video is recognised.
+    pub should_process: Recognise,
+    /// Reads the import's status; `{id}` is the id read from the import.
+    pub status: RequestTemplate,
+    /// JSON pointer to the video's state in the status, and the states that end an import.
+    pub state: String,
+    #[serde(default = "crate::checkers::support::default_completed")]
+    pub completed: String,
+    #[serde(default = "crate::checkers::support::default_failed")]
+    pub failed: String,
+    /// JSON pointer to how many times the import's effect was applied.
+    pub times_processed: String,
+    /// JSON pointers to what a completion records (the upstream's metadata) and what a
+    /// failure records (its reason): one attempt records one or the other.
+    pub result: String,
+    pub error: String,
+    /// The fake upstream's route the imports call.
+    pub route: fake_upstream::Route,
+    /// The target's visibility timeout of a taken task, and its hard time limit per task.
+    pub visibility_ms: u64,
+    pub time_limit_ms: u64,
+    /// Until how long after the `outlive` phase began the upstream holds its calls: between
+    /// the two.
+    pub hold_ms: u64,
+    /// Imports per instance held together in the `outlive` phase: at least the target's
+    /// workers per instance, so that none is idle when the leases expire.
+    #[serde(default = "default_held")]
+    pub held: usize,
+    /// Concurrent re-imports of the failed video (default: the profile's concurrency).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// How often statuses and the upstream's counts are read.
+    #[serde(default = "crate::checkers::support::default_step_ms")]
+    pub step_ms: u64,
+}
+
+fn default_held() -> usize {
+    2
+}
+
+impl Kind for ImportLifecycleCheck {
+    const KIND: &'static str = KIND;
+    const DRIVES_UPSTREAM: bool = true;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("import", &self.import), ("status", &self.status)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("id", &self.id),
+            ("state", &self.state),
+            ("times_processed", &self.times_processed),
+            ("result", &self.result),
+            ("error", &self.error),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        at_least_one("held", self.held as u64)?;
+        at_least_one("step_ms", self.step_ms)?;
+        if !(self.visibility_ms < self.hold_ms && self.hold_ms < self.time_limit_ms) {
+            return Err(Invalid::new(
+                "hold_ms",
+                format!(
+                    "hold_ms {} must lie between visibility_ms {} and time_limit_ms {}: a held task \
+                     must outlive its lease without reaching the hard time limit",
+                    self.hold_ms, self.visibility_ms, self.time_limit_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The lease and the hard time limit the check's phases are timed against.
+    fn tune(&self, stack: &mut Tuning) {
+        stack.task_visibility = Duration::from_millis(self.visibility_ms);
+        stack.task_time_limit = Duration::from_millis(self.time_limit_ms);
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

@@ -11,10 +11,15 @@ use serde_json::{Value, json};
 
 use crate::burst;
 use crate::checkers::support::{self, pointer_string};
-use crate::client::{Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::{MergeCheck, fill};
-use crate::verdict::Verdict;
+use client::{Target, TargetError};
+use crate::history::{Op, Outcome, Record};
+use profile::template::{fill};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::{Recognise, RequestTemplate};
+use profile::Defaults;
+use crate::kind::{Invalid, Kind, PLACEHOLDERS, at_least_one};
+use profile::template::validate_text;
 
 pub const KIND: &str = "merge";
 
@@ -84,7 +89,7 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
     let (mut acknowledged, mut lost_total, mut reads_judged) = (0, 0, 0);
     for &round in &rounds {
         let ops: Vec<&Op> = history.iter().filter(|op| op.process == round).collect();
-        if let Some(create) = ops.iter().find(|op| op.f == "create" && op.outcome != Outcome::Ok) {
+        if let Some(create) = ops.iter().find(|op| op.action == "create" && op.outcome != Outcome::Ok) {
             verdict.violate(
                 "create-failed",
                 format!(
@@ -95,7 +100,7 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
             );
             continue;
         }
-        let merges: Vec<&Op> = ops.iter().copied().filter(|op| op.f == "merge").collect();
+        let merges: Vec<&Op> = ops.iter().copied().filter(|op| op.action == "merge").collect();
         let merged: Vec<&Op> = merges.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect();
         acknowledged += merged.len();
         let refused: Vec<&Op> = merges.iter().copied().filter(|op| op.outcome == Outcome::Fail).collect();
@@ -106,7 +111,7 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
                 refused.iter().map(|op| (*op).clone()),
             );
         }
-        for read in ops.iter().filter(|op| op.f == "read") {
+        for read in ops.iter().filter(|op| op.action == "read") {
             match read.outcome {
                 Outcome::Ok => {}
                 Outcome::Fail => {
@@ -184,7 +189,7 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
     let summary = if verdict.passed {
         format!("{} rounds: all {acknowledged} acknowledged fields read back on every instance", rounds.len())
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -216,7 +221,7 @@ mod tests {
         // ReadModifyWrite: the second merge's set overwrote the first's field.
         let verdict = judge("m", None, &history(&["state", "f1"]));
         assert_eq!(verdict.rules(), ["lost-field"]);
-        assert!(verdict.violations[0].contains("f0"), "{:?}", verdict.violations);
+        assert!(verdict.violations[0].detail.contains("f0"), "{:?}", verdict.violations);
     }
 
     #[test]
@@ -242,7 +247,7 @@ mod tests {
         h[3].value["expires_s"] = json!(null);
         let verdict = judge("m", Some(86_400), &h);
         assert_eq!(verdict.rules(), ["never-expires"]);
-        assert!(verdict.violations[0].contains("never expires"), "{:?}", verdict.violations);
+        assert!(verdict.violations[0].detail.contains("never expires"), "{:?}", verdict.violations);
         h[3].value["expires_s"] = json!("absent");
         assert_eq!(judge("m", Some(86_400), &h).rules(), ["never-expires"]);
         h[3].value["expires_s"] = json!(86_401);
@@ -258,5 +263,81 @@ mod tests {
         assert_eq!(judge("m", None, &h).rules(), ["merge-refused"]);
         let h = vec![op(0, 0, "create", 0, Outcome::Fail, json!({ "id": null }))];
         assert_eq!(judge("m", None, &h).rules(), ["create-failed"]);
+    }
+}
+
+/// No lost merge (#6): C concurrent merges into one resource, each setting a field of its own,
+/// then the resource read back on every instance holds every acknowledged field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeCheck {
+    pub name: String,
+    /// Creates the resource merged into; `{unique}` is new for each round.
+    pub create: RequestTemplate,
+    /// JSON pointer to the created resource's id.
+    pub id: String,
+    /// One merge: `{id}` is the resource, `{seq}` the request's number in its round.
+    pub request: RequestTemplate,
+    /// Answers that acknowledge the merge.
+    pub merged: Recognise,
+    /// The name of the field a merge sets, `{seq}` filled as in its request.
+    pub field: String,
+    /// Reads the resource back; `{id}`.
+    pub read_back: RequestTemplate,
+    /// JSON pointer to the object holding the fields in the read-back.
+    pub fields: String,
+    /// JSON pointer, in the read-back, to the seconds the resource has left (a number; null
+    /// when it never expires). With it, every read-back must show a lifetime within `max_ttl_s`.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// The longest lifetime a merged resource may have, in seconds (with `expires`).
+    #[serde(default)]
+    pub max_ttl_s: Option<u64>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+impl Kind for MergeCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("create", &self.create), ("request", &self.request), ("read_back", &self.read_back)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        let mut pointers = vec![("id", self.id.as_str()), ("fields", self.fields.as_str())];
+        pointers.extend(self.expires.as_deref().map(|e| ("expires", e)));
+        pointers
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        validate_text(&self.field, PLACEHOLDERS).map_err(|e| Invalid::new("field", format!("field: {e}")))?;
+        if !self.field.contains("{seq}") {
+            return Err(Invalid::new(
+                "field",
+                format!("field {:?} must contain {{seq}}: each merge sets its own field", self.field),
+            ));
+        }
+        match (&self.expires, self.max_ttl_s) {
+            (Some(_), None) => Err(Invalid::new("expires", "expires and max_ttl_s go together")),
+            (None, Some(_)) => Err(Invalid::new("max_ttl_s", "expires and max_ttl_s go together")),
+            (_, Some(ttl)) => at_least_one("max_ttl_s", ttl),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// One resource created a round.
+    fn upstream_calls(&self, defaults: &Defaults) -> u64 {
+        self.rounds.unwrap_or(defaults.rounds) as u64
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

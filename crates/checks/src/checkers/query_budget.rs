@@ -7,10 +7,13 @@
 use serde_json::{Value, json};
 
 use crate::checkers::support::{self, Through};
-use crate::client::{Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::QueryBudgetCheck;
-use crate::verdict::Verdict;
+use client::{Target, TargetError};
+use crate::history::{Op, Outcome, Record};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use profile::Defaults;
+use crate::kind::{Invalid, Kind};
 
 pub const KIND: &str = "query-budget";
 
@@ -52,7 +55,7 @@ pub async fn run(target: &Target, check: &QueryBudgetCheck) -> Result<Verdict, T
 /// fullest page than for the emptiest.
 pub fn judge(name: &str, budget: u64, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let lists: Vec<&Op> = history.iter().filter(|op| op.f == "list").collect();
+    let lists: Vec<&Op> = history.iter().filter(|op| op.action == "list").collect();
     let mut instances: Vec<usize> = lists.iter().map(|op| op.instance).collect();
     instances.sort_unstable();
     instances.dedup();
@@ -126,7 +129,7 @@ pub fn judge(name: &str, budget: u64, history: &[Op]) -> Verdict {
             counts.len()
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -174,5 +177,74 @@ mod tests {
         assert_eq!(judge("q", 10, &h).rules(), ["missing-header"]);
         let h = vec![list(5, 5, Some(2)), op(0, 0, "list", 20, Outcome::Fail, json!({ "size": 20 }))];
         assert_eq!(judge("q", 10, &h).rules(), ["request-failed"]);
+    }
+}
+
+/// A query budget (#18): the database queries a list request makes, as the response reports
+/// them, stay within the budget and do not grow with the page size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBudgetCheck {
+    pub name: String,
+    /// Inserts one row; `{unique}` is new for each row.
+    pub insert: RequestTemplate,
+    /// The list request; `{limit}` is the page size.
+    pub request: RequestTemplate,
+    /// JSON pointer to the page's rows.
+    pub items: String,
+    #[serde(default = "default_page_sizes")]
+    pub sizes: Vec<usize>,
+    /// Most queries a request may make.
+    #[serde(default = "default_query_budget")]
+    pub budget: u64,
+    /// The response header with the request's query count.
+    #[serde(default = "default_queries_header")]
+    pub header: String,
+    /// Rows inserted first (default: the largest page size).
+    #[serde(default)]
+    pub rows: Option<usize>,
+}
+
+fn default_page_sizes() -> Vec<usize> {
+    vec![5, 20, 100]
+}
+
+fn default_query_budget() -> u64 {
+    10
+}
+
+fn default_queries_header() -> String {
+    "x-db-queries".to_owned()
+}
+
+impl Kind for QueryBudgetCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("insert", &self.insert), ("request", &self.request)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![("items", &self.items)]
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.sizes.len() < 2 || self.sizes.contains(&0) {
+            return Err(Invalid::new("sizes", "sizes must list at least two page sizes, none 0"));
+        }
+        Ok(())
+    }
+
+    /// The rows it inserts, at most.
+    fn upstream_calls(&self, _defaults: &Defaults) -> u64 {
+        50
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

@@ -10,10 +10,12 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::burst;
-use crate::client::{Answer, Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::RateLimitCheck;
-use crate::verdict::Verdict;
+use client::{Answer, Target, TargetError};
+use crate::history::{Op, Outcome, Record};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::{Recognise, RequestTemplate};
+use crate::kind::Kind;
 
 pub const KIND: &str = "rate-limit";
 
@@ -190,7 +192,52 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
     let summary = if verdict.passed {
         format!("{windows_judged} windows exactly at their limit; admitted again after the window")
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
+}
+
+/// Exactly N admitted per window: C requests of one user released together, R rounds, the
+/// window's limit and reset read from the answers' headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitCheck {
+    pub name: String,
+    /// `{seq}` is the request's number in the run.
+    pub request: RequestTemplate,
+    pub allowed: Recognise,
+    pub limited: Recognise,
+    /// Response headers with the window's limit and the seconds until it resets.
+    #[serde(default = "default_limit_header")]
+    pub limit_header: String,
+    #[serde(default = "default_reset_header")]
+    pub reset_header: String,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_limit_header() -> String {
+    "ratelimit-limit".to_owned()
+}
+
+fn default_reset_header() -> String {
+    "ratelimit-reset".to_owned()
+}
+
+impl Kind for RateLimitCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("request", &self.request)]
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
+    }
 }

@@ -4,9 +4,10 @@
 use serde_json::{Value, json};
 
 use crate::burst;
-use crate::client::{Answer, Target, User};
-use crate::history::{Op, Outcome};
-use crate::profile::{Recognise, RequestTemplate};
+use client::{Answer, Target, User};
+use profile::template::{Recognise, RequestTemplate};
+
+use crate::history::{Op, Outcome, Record};
 
 /// A write's outcome by its status alone: 2xx took effect, 4xx did not, anything else (5xx,
 /// no answer) may have.
@@ -122,6 +123,21 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The state that ends an import successfully, by default.
+pub(crate) fn default_completed() -> String {
+    "completed".to_owned()
+}
+
+/// The state that ends an import in failure, by default.
+pub(crate) fn default_failed() -> String {
+    "failed".to_owned()
+}
+
+/// How often the upstream checks act and sample, by default.
+pub(crate) fn default_step_ms() -> u64 {
+    50
+}
+
 #[cfg(test)]
 pub mod testing {
     //! Synthetic operations for the judges' tests.
@@ -142,7 +158,7 @@ pub mod testing {
         Op {
             process,
             instance,
-            f,
+            action: f.into(),
             invoke_us: at * 1000,
             complete_us: at * 1000 + 1000,
             status: match outcome {

@@ -18,11 +18,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::client::{Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::TokenRefreshCheck;
+use client::{Target, TargetError};
+use crate::history::{Op, Outcome, Record};
 use crate::upstream::{Control, Snapshot};
-use crate::verdict::Verdict;
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use profile::Defaults;
+use crate::kind::{Invalid, Kind, Tuning, at_least_one};
 
 pub const KIND: &str = "token-refresh";
 
@@ -77,7 +80,7 @@ fn observation(account: &str, start: &Snapshot, end: &Snapshot) -> Vec<Op> {
         .map(|event| Op {
             process: 0,
             instance: 0,
-            f: "refresh",
+            action: "refresh".into(),
             invoke_us: at(event.at_ms),
             complete_us: at(event.at_ms),
             status: None,
@@ -93,7 +96,7 @@ fn observation(account: &str, start: &Snapshot, end: &Snapshot) -> Vec<Op> {
     ops.push(Op {
         process: 0,
         instance: 0,
-        f: "observe",
+        action: "observe".into(),
         invoke_us: start.complete_us,
         complete_us: end.invoke_us,
         status: None,
@@ -113,7 +116,7 @@ fn observation(account: &str, start: &Snapshot, end: &Snapshot) -> Vec<Op> {
 /// Judges the refresh log and counts of one observation.
 pub fn judge(name: &str, params: &Params, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let Some(observed) = history.iter().find(|op| op.f == "observe") else {
+    let Some(observed) = history.iter().find(|op| op.action == "observe") else {
         verdict.violate("no-observation", "the fake upstream's counts were not read", []);
         return verdict.summarize("no observation");
     };
@@ -121,7 +124,7 @@ pub fn judge(name: &str, params: &Params, history: &[Op]) -> Verdict {
     let period = params.period_ms.max(1);
     let mut events: Vec<&Op> = history
         .iter()
-        .filter(|op| op.f == "refresh" && op.value["account"] == params.account.as_str())
+        .filter(|op| op.action == "refresh" && op.value["account"] == params.account.as_str())
         .collect();
     events.sort_by_key(|op| ms(&op.value["at_ms"]));
     let granted: Vec<&Op> = events.iter().copied().filter(|op| op.value["outcome"] == "refreshed").collect();
@@ -215,7 +218,7 @@ pub fn judge(name: &str, params: &Params, history: &[Op]) -> Verdict {
             [],
         );
     }
-    let imports = history.iter().filter(|op| op.f == "import").count();
+    let imports = history.iter().filter(|op| op.action == "import").count();
     verdict.evidence = json!({
         "observed_ms": end.saturating_sub(start),
         "periods_elapsed": (elapsed * 10.0).round() / 10.0,
@@ -237,7 +240,7 @@ pub fn judge(name: &str, params: &Params, history: &[Op]) -> Verdict {
             granted.len()
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -260,7 +263,7 @@ mod tests {
         Op {
             process: 0,
             instance: 0,
-            f: "refresh",
+            action: "refresh".into(),
             invoke_us: at_ms * 1_000,
             complete_us: at_ms * 1_000,
             status: None,
@@ -273,7 +276,7 @@ mod tests {
         Op {
             process: 0,
             instance: 0,
-            f: "observe",
+            action: "observe".into(),
             invoke_us: start * 1_000,
             complete_us: end * 1_000,
             status: None,
@@ -314,7 +317,7 @@ mod tests {
         let mut history = correct();
         history.push(refresh(14_185, "reused"));
         history.push(refresh(16_030, "refreshed"));
-        history.retain(|op| op.f != "observe");
+        history.retain(|op| op.action != "observe");
         history.push(observe(10_300, 20_300, 1, 0, 40));
         assert_eq!(rules(&history), ["duplicate-refresh", "reused-refresh-token"]);
     }
@@ -338,11 +341,11 @@ mod tests {
     #[test]
     fn expired_calls_and_no_calls() {
         let mut history = correct();
-        history.retain(|op| op.f != "observe");
+        history.retain(|op| op.action != "observe");
         history.push(observe(10_300, 20_300, 0, 3, 40));
         assert_eq!(rules(&history), ["expired-token-used"]);
         let mut history = correct();
-        history.retain(|op| op.f != "observe");
+        history.retain(|op| op.action != "observe");
         history.push(observe(10_300, 20_300, 0, 0, 0));
         assert_eq!(rules(&history), ["no-upstream-calls"]);
     }
@@ -354,5 +357,68 @@ mod tests {
         other.value["account"] = json!("someone-else");
         history.push(other);
         assert!(judge("token-refresh", &params(), &history).passed);
+    }
+}
+
+/// Single-flight token refresh (#11), judged from the fake upstream's refresh log: one
+/// refresh of the account per refresh period across every instance, no rotated refresh token
+/// presented again, and no call with an expired access token while imports run. Needs the
+/// fake upstream's control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRefreshCheck {
+    pub name: String,
+    /// The fake upstream account whose credential the stack refreshes.
+    pub account: String,
+    /// The target's refresh period.
+    pub period_ms: u64,
+    /// Refresh periods observed.
+    #[serde(default = "default_periods")]
+    pub periods: usize,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every import.
+    pub import: RequestTemplate,
+    /// One import is submitted every `import_every_ms` while observing.
+    #[serde(default = "default_import_every_ms")]
+    pub import_every_ms: u64,
+}
+
+fn default_periods() -> usize {
+    5
+}
+
+fn default_import_every_ms() -> u64 {
+    250
+}
+
+impl Kind for TokenRefreshCheck {
+    const KIND: &'static str = KIND;
+    const DRIVES_UPSTREAM: bool = true;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("import", &self.import)]
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        at_least_one("period_ms", self.period_ms)?;
+        at_least_one("periods", self.periods as u64)?;
+        at_least_one("import_every_ms", self.import_every_ms)
+    }
+
+    fn upstream_calls(&self, _defaults: &Defaults) -> u64 {
+        self.periods as u64 * self.period_ms / self.import_every_ms.max(1)
+    }
+
+    /// The refresh period the check observes; access tokens that outlive several of them.
+    fn tune(&self, stack: &mut Tuning) {
+        stack.refresh_period = Duration::from_millis(self.period_ms);
+        stack.token_lifetime = stack.token_lifetime.max(4 * stack.refresh_period);
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

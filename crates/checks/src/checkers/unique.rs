@@ -7,10 +7,13 @@
 use serde_json::{Value, json};
 
 use crate::burst;
-use crate::client::{Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::UniqueCreationCheck;
-use crate::verdict::Verdict;
+use client::{Target, TargetError};
+use crate::history::{Op, Outcome, Record};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::{Recognise, RequestTemplate};
+use profile::Defaults;
+use crate::kind::Kind;
 
 pub const KIND: &str = "unique-creation";
 
@@ -85,7 +88,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let (mut duplicates, mut missing) = (0, 0);
     for round in &rounds {
         let creates: Vec<&Op> =
-            history.iter().filter(|op| op.process == *round && op.f == "create").collect();
+            history.iter().filter(|op| op.process == *round && op.action == "create").collect();
         let unknown = creates.iter().filter(|op| op.outcome == Outcome::Unknown).count();
         let created: Vec<&Op> = creates.iter().copied().filter(|op| op.value["created"] == true).collect();
         let processing: Vec<&Op> =
@@ -121,7 +124,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         }
         let lost: Vec<&Op> = history
             .iter()
-            .filter(|op| op.process == *round && op.f == "read-back" && op.outcome == Outcome::Fail)
+            .filter(|op| op.process == *round && op.action == "read-back" && op.outcome == Outcome::Fail)
             .collect();
         if !lost.is_empty() {
             verdict.violate(
@@ -136,7 +139,52 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let summary = if verdict.passed {
         format!("{} rounds: one creation, one processor, visible everywhere", rounds.len())
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
+}
+
+/// Exactly one `created` and one `should_process` among C concurrent creations of one
+/// resource, and the read-back finds it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniqueCreationCheck {
+    pub name: String,
+    /// `{unique}` is the same for every request of a burst and new for each burst.
+    pub request: RequestTemplate,
+    pub created: Recognise,
+    pub should_process: Recognise,
+    /// JSON pointer to the created resource's id in the answer.
+    pub id: String,
+    /// `{id}` is the id read from the answers.
+    pub read_back: RequestTemplate,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+impl Kind for UniqueCreationCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("request", &self.request), ("read_back", &self.read_back)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![("id", &self.id)]
+    }
+
+    /// One import a round.
+    fn upstream_calls(&self, defaults: &Defaults) -> u64 {
+        self.rounds.unwrap_or(defaults.rounds) as u64
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
+    }
 }

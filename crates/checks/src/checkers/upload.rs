@@ -18,11 +18,12 @@ use sha2::{Digest, Sha256};
 
 use crate::burst;
 use crate::checkers::support::{self, hex, pointer_string, pointer_u64};
-use crate::client::{Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::UploadCheck;
-use crate::upstream;
-use crate::verdict::Verdict;
+use client::{Target, TargetError};
+use crate::history::{Op, Outcome, Record};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use crate::kind::{Invalid, Kind, at_least_one};
 
 pub const KIND: &str = "upload";
 
@@ -128,13 +129,13 @@ pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, Target
             });
             history.push(answer.op(process, instance, "upload", support::by_status(&answer), value));
             let invoke_us = target.clock.now_us();
-            let text = upstream::metrics_text(target, instance, &memory.metrics).await.map_err(|reason| {
+            let text = target.metrics_text(instance, &memory.metrics).await.map_err(|reason| {
                 TargetError::Setup {
                     url: target.urls[instance].clone(),
                     reason: format!("{}: {reason}", memory.metrics),
                 }
             })?;
-            let Some(peak) = upstream::metric(&text, &memory.metric, "") else {
+            let Some(peak) = profile::prometheus::value(&text, &memory.metric, &[]) else {
                 return Err(TargetError::Configuration {
                     check: check.name.clone(),
                     reason: format!(
@@ -146,7 +147,7 @@ pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, Target
             history.push(Op {
                 process,
                 instance,
-                f: "memory",
+                action: "memory".into(),
                 outcome: Outcome::Ok,
                 status: Some(200),
                 invoke_us,
@@ -168,7 +169,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         let what = format!("{} bytes in chunks of {}", op.value["size"], op.value["chunk"]);
         let agrees = op.value["answered_bytes"] == op.value["size"];
         let same_digest = op.value["answered_sha256"] == op.value["sha256"];
-        match (op.f, op.outcome) {
+        match (op.action.as_str(), op.outcome) {
             (_, Outcome::Unknown) => unknown += 1,
             ("upload", Outcome::Fail) => {
                 verdict.violate("refused", format!("{what}: answered {}", status(op)), [op.clone()]);
@@ -245,7 +246,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         verdict.violate("refused", "no upload was stored", []);
     }
     let peaks: Vec<&serde_json::Value> =
-        history.iter().filter(|op| op.f == "memory").map(|op| &op.value["peak_bytes"]).collect();
+        history.iter().filter(|op| op.action == "memory").map(|op| &op.value["peak_bytes"]).collect();
     verdict.evidence = json!({
         "stored": stored,
         "read_backs": read_backs,
@@ -255,7 +256,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let summary = if verdict.passed {
         format!("{stored} streamed uploads: size and SHA-256 as sent, the same on {read_backs} read-backs")
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -327,7 +328,7 @@ mod tests {
         // WholeBodyBuffered: three 1 MiB bodies collected at once.
         let buffered = judge("u", &[upload(5, "ab"), memory(3 * 1_048_583)]);
         assert_eq!(buffered.rules(), ["body-held-in-memory"]);
-        assert!(buffered.violations[0].contains("instance 1"), "{:?}", buffered.violations);
+        assert!(buffered.violations[0].detail.contains("instance 1"), "{:?}", buffered.violations);
     }
 
     #[test]
@@ -340,5 +341,104 @@ mod tests {
         assert_eq!(parts.concat(), sent);
         assert_eq!(chunks(&sent, 0).len(), 1);
         assert_eq!(chunks(&[], 997), vec![Vec::<u8>::new()]);
+    }
+}
+
+/// Streamed uploads arrive whole (#12): bodies of several sizes, each streamed in several
+/// chunkings; the answered size and SHA-256 are those of what was sent, and the metadata read
+/// back on every instance agrees.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadCheck {
+    pub name: String,
+    /// The upload; its body is streamed by the checker.
+    pub request: RequestTemplate,
+    /// Body sizes in bytes.
+    #[serde(default = "default_upload_sizes")]
+    pub sizes: Vec<u64>,
+    /// Chunk sizes the bodies are streamed in; 0 sends the body as one chunk.
+    #[serde(default = "default_chunk_sizes")]
+    pub chunk_sizes: Vec<usize>,
+    /// JSON pointers to the upload's id, size and lowercase hex SHA-256, in the upload's answer
+    /// and in the read-back.
+    pub id: String,
+    pub bytes: String,
+    pub sha256: String,
+    /// Reads the upload's metadata back; `{id}`.
+    pub read_back: RequestTemplate,
+    /// The memory the stack holds per upload, read from its metrics after the uploads: a
+    /// streaming stack holds a chunk at a time, one that buffers holds the body.
+    #[serde(default)]
+    pub memory: Option<UploadMemory>,
+}
+
+/// Where a stack reports the most upload body bytes it held at once, and the bound.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadMemory {
+    /// The metrics endpoint (Prometheus text), read on every instance.
+    pub metrics: String,
+    /// The gauge: the most upload body bytes the process has held in memory at once.
+    pub metric: String,
+    /// The bound: above what a streaming stack holds for the check's concurrent uploads (a
+    /// socket read or two each), below half of `size`.
+    pub max_bytes: u64,
+    /// One more upload of this many bytes, sent alone to each instance in 64 KiB chunks before
+    /// the gauge is read, so that a stack holding a whole body goes past the bound.
+    #[serde(default = "default_memory_upload")]
+    pub size: u64,
+}
+
+fn default_memory_upload() -> u64 {
+    8 * 1024 * 1024
+}
+
+fn default_upload_sizes() -> Vec<u64> {
+    vec![0, 1_000, 70_001, 1_048_583]
+}
+
+fn default_chunk_sizes() -> Vec<usize> {
+    vec![0, 65_536, 997]
+}
+
+impl Kind for UploadCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("request", &self.request), ("read_back", &self.read_back)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![("id", &self.id), ("bytes", &self.bytes), ("sha256", &self.sha256)]
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.sizes.is_empty() {
+            return Err(Invalid::new("sizes", "sizes and chunk_sizes must not be empty"));
+        }
+        if self.chunk_sizes.is_empty() {
+            return Err(Invalid::new("chunk_sizes", "sizes and chunk_sizes must not be empty"));
+        }
+        let Some(memory) = &self.memory else { return Ok(()) };
+        at_least_one("memory.max_bytes", memory.max_bytes)?;
+        if memory.size <= memory.max_bytes.saturating_mul(2) {
+            return Err(Invalid::new(
+                "memory.max_bytes",
+                format!(
+                    "memory.max_bytes {} must be under half of memory.size ({}), or a stack holding \
+                     whole bodies could pass",
+                    memory.max_bytes, memory.size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

@@ -24,11 +24,14 @@ use fake_upstream::{Fault, OutageMode};
 use serde_json::{Value, json};
 
 use crate::checkers::support::{self, Through};
-use crate::client::{Target, TargetError};
+use client::{Target, TargetError};
 use crate::history::{Op, Outcome};
-use crate::profile::UpstreamPoolCheck;
 use crate::upstream::{self, Control, Ending};
-use crate::verdict::Verdict;
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use profile::Defaults;
+use crate::kind::{Invalid, Kind, Tuning, at_least_one};
 
 pub const KIND: &str = "upstream-pool";
 
@@ -93,7 +96,7 @@ pub async fn run(target: &Target, check: &UpstreamPoolCheck) -> Result<Verdict, 
     history.push(Op {
         process: 0,
         instance: 0,
-        f: "observe",
+        action: "observe".into(),
         invoke_us: start.complete_us,
         complete_us: end.invoke_us,
         status: None,
@@ -124,7 +127,11 @@ pub async fn run(target: &Target, check: &UpstreamPoolCheck) -> Result<Verdict, 
                 "{}; the stack needs more import workers than its pool lets call at once for the cap \
                  to show (stampede serve: --workers above --upstream-connections less \
                  --upstream-idle), or the profile's max_in_flight is not the stack's",
-                verdict.violations.iter().find(|v| v.starts_with("pool-not-filled")).map_or("", |v| v)
+                verdict
+                    .violations
+                    .iter()
+                    .find(|v| v.rule == "pool-not-filled")
+                    .map_or(String::new(), |v| format!("{}: {}", v.rule, v.detail))
             ),
         });
     }
@@ -134,7 +141,7 @@ pub async fn run(target: &Target, check: &UpstreamPoolCheck) -> Result<Verdict, 
 /// Judges one burst's counts.
 pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let Some(observed) = history.iter().find(|op| op.f == "observe") else {
+    let Some(observed) = history.iter().find(|op| op.action == "observe") else {
         verdict.violate("no-observation", "the fake upstream's counts were not read", []);
         return verdict.summarize("no observation");
     };
@@ -144,10 +151,10 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
         (n("requests"), n("accepted"), n("peak_open"), n("peak_in_flight"));
     let max_in_flight = params.max_in_flight * params.instances;
     let max_connections = params.max_connections * params.instances;
-    let imports = history.iter().filter(|op| op.f == "import").count();
-    let submitted = history.iter().filter(|op| op.f == "import" && op.outcome == Outcome::Ok).count();
+    let imports = history.iter().filter(|op| op.action == "import").count();
+    let submitted = history.iter().filter(|op| op.action == "import" && op.outcome == Outcome::Ok).count();
     let unended: Vec<Op> =
-        history.iter().filter(|op| op.f == "status" && op.value["ended"] != true).cloned().collect();
+        history.iter().filter(|op| op.action == "status" && op.value["ended"] != true).cloned().collect();
     let per_connection = if accepted == 0 { f64::INFINITY } else { requests as f64 / accepted as f64 };
 
     if peak_in_flight > max_in_flight {
@@ -185,7 +192,7 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
     }
     let failed: Vec<Op> = history
         .iter()
-        .filter(|op| op.f == "status" && op.value["ended"] == true && op.value["completed"] != true)
+        .filter(|op| op.action == "status" && op.value["ended"] == true && op.value["completed"] != true)
         .cloned()
         .collect();
     if !failed.is_empty() {
@@ -236,7 +243,7 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
              {max_connections}); {requests} requests over {accepted} new connections"
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -255,7 +262,7 @@ mod tests {
         let op = |f: &'static str, value: Value| Op {
             process: 0,
             instance: 0,
-            f,
+            action: f.into(),
             invoke_us: 0,
             complete_us: 1_000,
             status: Some(201),
@@ -331,7 +338,7 @@ mod tests {
     fn failed_imports_are_reported_and_not_taken_for_a_small_stack() {
         // Instances that share no credential: only one of them calls the upstream.
         let mut ops = history(25, 1, 1, 1);
-        for op in ops.iter_mut().filter(|op| op.f == "status").skip(8) {
+        for op in ops.iter_mut().filter(|op| op.action == "status").skip(8) {
             op.value["state"] = json!("failed");
             op.value["completed"] = json!(false);
         }
@@ -343,7 +350,101 @@ mod tests {
         let mut ops = history(25, 3, 3, 3);
         ops[30].value["ended"] = json!(false);
         assert_eq!(judge("pool", params(), &ops).rules(), ["imports-unfinished"]);
-        ops.retain(|op| op.f != "observe");
+        ops.retain(|op| op.action != "observe");
         assert_eq!(judge("pool", params(), &ops).rules(), ["no-observation"]);
+    }
+}
+
+/// The pooled upstream client (#8), judged from the fake upstream's connection counts: a burst
+/// of imports while the upstream holds every call, so each worker that can call is in flight at
+/// once; the calls in flight and the connections open stay within the instances' caps, and the
+/// connections are reused. Needs the fake upstream's control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamPoolCheck {
+    pub name: String,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every import.
+    pub import: RequestTemplate,
+    /// JSON pointer to the import's id in its answer.
+    pub id: String,
+    /// Reads an import's processing status; `{id}`.
+    pub status: RequestTemplate,
+    /// JSON pointer to the processing state in the status.
+    pub state: String,
+    /// The states that end an import.
+    #[serde(default = "crate::checkers::support::default_completed")]
+    pub completed: String,
+    #[serde(default = "crate::checkers::support::default_failed")]
+    pub failed: String,
+    /// The fake upstream's route the imports call.
+    pub route: fake_upstream::Route,
+    /// Per instance of the target: connections open to the upstream at once, busy or idle.
+    pub max_connections: u64,
+    /// Per instance of the target: upstream calls in flight at once. A burst that never reaches
+    /// it cannot be judged (a configuration error).
+    pub max_in_flight: u64,
+    /// Upstream requests per new connection, at least, over the burst.
+    #[serde(default = "default_min_requests_per_connection")]
+    pub min_requests_per_connection: f64,
+    /// Imports in the burst (default: the profile's concurrency).
+    #[serde(default)]
+    pub imports: Option<usize>,
+}
+
+fn default_min_requests_per_connection() -> f64 {
+    2.0
+}
+
+impl Kind for UpstreamPoolCheck {
+    const KIND: &'static str = KIND;
+    const DRIVES_UPSTREAM: bool = true;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("import", &self.import), ("status", &self.status)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![("id", &self.id), ("state", &self.state)]
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        at_least_one("max_connections", self.max_connections)?;
+        at_least_one("max_in_flight", self.max_in_flight)?;
+        if self.max_in_flight > self.max_connections {
+            return Err(Invalid::new(
+                "max_in_flight",
+                format!(
+                    "max_in_flight {} must not exceed max_connections {}",
+                    self.max_in_flight, self.max_connections
+                ),
+            ));
+        }
+        if self.imports == Some(0) {
+            return Err(Invalid::new("imports", "imports must be at least 1"));
+        }
+        // NaN too.
+        if self.min_requests_per_connection.is_nan() || self.min_requests_per_connection <= 1.0 {
+            return Err(Invalid::new("min_requests_per_connection", "min_requests_per_connection must be above 1"));
+        }
+        Ok(())
+    }
+
+    fn upstream_calls(&self, defaults: &Defaults) -> u64 {
+        self.imports.unwrap_or(defaults.concurrency) as u64
+    }
+
+    /// The pool the check's bounds describe: its connections, of which those not allowed in
+    /// flight are kept idle.
+    fn tune(&self, stack: &mut Tuning) {
+        stack.upstream_connections = self.max_connections as usize;
+        stack.upstream_idle = (self.max_connections - self.max_in_flight) as usize;
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

@@ -31,11 +31,14 @@ use fake_upstream::{Fault, OutageMode};
 use serde_json::{Value, json};
 
 use crate::checkers::support::{self, Through, pointer_u64};
-use crate::client::{Target, TargetError, User};
-use crate::history::{Op, Outcome};
-use crate::profile::UsagePlanCheck;
+use client::{Target, TargetError, User};
+use crate::history::{Op, Outcome, Record};
 use crate::upstream::{self, Control, Ending};
-use crate::verdict::Verdict;
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use profile::Defaults;
+use crate::kind::{Invalid, Kind, at_least_one};
 
 pub const KIND: &str = "usage-plan";
 
@@ -155,7 +158,7 @@ pub async fn run(target: &Target, check: &UsagePlanCheck) -> Result<Verdict, Tar
     d.history.push(Op {
         process: 0,
         instance: 0,
-        f: "observe",
+        action: "observe".into(),
         invoke_us: start.complete_us,
         complete_us: end.invoke_us,
         status: None,
@@ -176,7 +179,7 @@ impl Driver<'_> {
         self.history.push(Op {
             process: 0,
             instance: 0,
-            f: "phase",
+            action: "phase".into(),
             invoke_us: now,
             complete_us: now,
             status: None,
@@ -319,11 +322,11 @@ fn numbers(value: &Value) -> Vec<u64> {
 /// Judges one run's reads of the plan and the upstream's count.
 pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let reads: Vec<&Op> = history.iter().filter(|op| op.f == "usage" && op.outcome == Outcome::Ok).collect();
+    let reads: Vec<&Op> = history.iter().filter(|op| op.action == "usage" && op.outcome == Outcome::Ok).collect();
     // The first instance's reads: every other instance is read only at the start and the end.
     let first_instance: Vec<&Op> = reads.iter().copied().filter(|op| op.instance == 0).collect();
     let (Some(observed), Some(first), Some(last)) =
-        (history.iter().find(|op| op.f == "observe"), first_instance.first(), first_instance.last())
+        (history.iter().find(|op| op.action == "observe"), first_instance.first(), first_instance.last())
     else {
         verdict.violate("no-observation", "the plan's counters or the upstream's count were not read", []);
         return verdict.summarize("no observation");
@@ -367,9 +370,9 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         let (a, b) = (numbers(&pair[0].value["used"]), numbers(&pair[1].value["used"]));
         a.iter().zip(&b).any(|(a, b)| b < a)
     });
-    let submitted = history.iter().filter(|op| op.f == "import" && op.outcome == Outcome::Ok).count() as u64;
+    let submitted = history.iter().filter(|op| op.action == "import" && op.outcome == Outcome::Ok).count() as u64;
     let unended: Vec<Op> =
-        history.iter().filter(|op| op.f == "status" && op.value["ended"] != true).cloned().collect();
+        history.iter().filter(|op| op.action == "status" && op.value["ended"] != true).cloned().collect();
     if !rolled {
         if calls > left {
             verdict.violate(
@@ -427,7 +430,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             "{calls} calls granted of {left} left, the plan exhausted at {end:?} of {limits:?}; counters conserved"
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -442,7 +445,7 @@ mod tests {
         Op {
             process: 0,
             instance: 0,
-            f,
+            action: f.into(),
             invoke_us: 0,
             complete_us: 1_000,
             status: Some(200),
@@ -519,8 +522,95 @@ mod tests {
     fn unfinished_imports_and_missing_reads() {
         let mut ops = history(&[(200, 200), (300, 300)], 100);
         ops[5].value["ended"] = json!(false);
-        ops[5].f = "status";
+        ops[5].action = "status".into();
         assert_eq!(judge("plan", &ops).rules(), ["imports-unfinished"]);
         assert_eq!(judge("plan", &[]).rules(), ["no-observation"]);
+    }
+}
+
+/// The upstream API plan (#4), Jepsen counter-style: the plan driven to its limit by
+/// concurrent imports, calls granted (as `usage` reads them and as the fake upstream counts
+/// them on `route`) never above the limit, and the usage read back once quiescent equal to the
+/// calls the upstream saw. It exhausts the plan for the rest of the period: it must come after
+/// every other check that needs the upstream, and the plan's remainder must be at most
+/// `max_calls` (a configuration error otherwise). Needs the fake upstream's control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsagePlanCheck {
+    pub name: String,
+    /// An import that makes the stack call the upstream; `{unique}` is new for every import.
+    pub import: RequestTemplate,
+    /// JSON pointer to the import's id in its answer.
+    pub id: String,
+    /// Reads an import's processing status; `{id}`.
+    pub status: RequestTemplate,
+    /// JSON pointer to the processing state in the status.
+    pub state: String,
+    #[serde(default = "crate::checkers::support::default_completed")]
+    pub completed: String,
+    #[serde(default = "crate::checkers::support::default_failed")]
+    pub failed: String,
+    /// Reads the plan's counters.
+    pub usage: RequestTemplate,
+    /// JSON pointers, in `usage`'s answer, to the calls counted in each period (`/day`,
+    /// `/hour`) and, in the same order, to each period's limit.
+    pub used: Vec<String>,
+    pub limits: Vec<String>,
+    /// The fake upstream's route the imports call.
+    pub route: fake_upstream::Route,
+    /// The most calls the plan may have left when the check starts: the check spends them all.
+    pub max_calls: u64,
+    /// Imports of the first held burst, which measures how many calls the stack grants at once;
+    /// more than its import workers.
+    #[serde(default = "default_probe")]
+    pub probe: usize,
+}
+
+fn default_probe() -> usize {
+    48
+}
+
+impl Kind for UsagePlanCheck {
+    const KIND: &'static str = KIND;
+    const DRIVES_UPSTREAM: bool = true;
+    const SPENDS_PLAN: bool = true;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("import", &self.import), ("status", &self.status), ("usage", &self.usage)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        let mut pointers = vec![("id", self.id.as_str()), ("state", self.state.as_str())];
+        pointers.extend(self.used.iter().map(|u| ("used", u.as_str())));
+        pointers.extend(self.limits.iter().map(|l| ("limits", l.as_str())));
+        pointers
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        at_least_one("max_calls", self.max_calls)?;
+        if self.used.is_empty() || self.used.len() != self.limits.len() {
+            return Err(Invalid::new(
+                "limits",
+                format!(
+                    "used and limits must name the same number of periods, at least one ({} and {})",
+                    self.used.len(),
+                    self.limits.len()
+                ),
+            ));
+        }
+        at_least_one("probe", self.probe as u64)
+    }
+
+    /// Its held bursts, and the crossing's.
+    fn upstream_calls(&self, _defaults: &Defaults) -> u64 {
+        2 * self.probe as u64 + 50
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

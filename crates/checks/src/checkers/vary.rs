@@ -11,10 +11,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::checkers::support::{self, Through, hex};
-use crate::client::{Answer, Target, TargetError};
-use crate::history::{Op, Outcome};
-use crate::profile::VaryCheck;
-use crate::verdict::Verdict;
+use client::{Answer, Target, TargetError};
+use crate::history::{Op, Outcome, Record};
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use profile::Defaults;
+use crate::kind::Kind;
 
 pub const KIND: &str = "vary";
 
@@ -107,14 +110,14 @@ fn varies_on_encoding(vary: &Value) -> bool {
 pub fn judge(name: &str, min_bytes: usize, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
     let mut instances: Vec<usize> =
-        history.iter().filter(|op| op.f == "identity" || op.f == "gzip").map(|op| op.instance).collect();
+        history.iter().filter(|op| op.action == "identity" || op.action == "gzip").map(|op| op.instance).collect();
     instances.sort_unstable();
     instances.dedup();
     let mut judged = 0;
     let mut sizes = Vec::new();
     for instance in instances {
         // The last attempt: earlier ones were retried because their bodies differed.
-        let find = |f: &str| history.iter().rev().find(|op| op.instance == instance && op.f == f);
+        let find = |f: &str| history.iter().rev().find(|op| op.instance == instance && op.action == f);
         let (Some(identity), Some(gzip)) = (find("identity"), find("gzip")) else { continue };
         let failed: Vec<&Op> = [identity, gzip].into_iter().filter(|op| op.outcome != Outcome::Ok).collect();
         if !failed.is_empty() {
@@ -195,7 +198,7 @@ pub fn judge(name: &str, min_bytes: usize, history: &[Op]) -> Verdict {
     let summary = if verdict.passed {
         format!("{judged} instances: gzip on request only, same bytes decoded, Vary: Accept-Encoding")
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -271,5 +274,51 @@ mod tests {
         assert_eq!(judge("v", 1024, &[identity(2000, None), bad]).rules(), ["undecodable"]);
         let failed = op(0, 0, "gzip", 1, Outcome::Fail, json!({}));
         assert_eq!(judge("v", 1024, &[identity(2000, None), failed]).rules(), ["request-failed"]);
+    }
+}
+
+/// Compression and `Vary` (#16): a response over `min_bytes` asked for with `Accept-Encoding:
+/// gzip` comes gzip-encoded, decodes to the uncompressed response's bytes and carries `Vary:
+/// Accept-Encoding`; asked for without it, it comes uncompressed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaryCheck {
+    pub name: String,
+    /// Run `rows` times first (`{unique}` new each time) so the response is large enough.
+    #[serde(default)]
+    pub insert: Option<RequestTemplate>,
+    #[serde(default)]
+    pub rows: usize,
+    /// The request whose response is compared.
+    pub request: RequestTemplate,
+    /// The size above which the response must be compressed.
+    #[serde(default = "default_min_bytes")]
+    pub min_bytes: usize,
+}
+
+fn default_min_bytes() -> usize {
+    1024
+}
+
+impl Kind for VaryCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        let mut requests = vec![("request", &self.request)];
+        requests.extend(self.insert.as_ref().map(|insert| ("insert", insert)));
+        requests
+    }
+
+    /// The rows it inserts, at most.
+    fn upstream_calls(&self, _defaults: &Defaults) -> u64 {
+        50
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

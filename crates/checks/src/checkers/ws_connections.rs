@@ -12,10 +12,12 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::burst;
-use crate::client::{Target, TargetError, User, WsError, WsSocket as Socket};
+use client::{Target, TargetError, User, WsError, WsSocket as Socket};
 use crate::history::{Op, Outcome};
-use crate::profile::WsConnectionsCheck;
-use crate::verdict::Verdict;
+use report::checks::Verdict;
+use serde::Deserialize;
+use profile::template::RequestTemplate;
+use crate::kind::{Invalid, Kind, at_least_one};
 
 pub const KIND: &str = "ws-connections";
 
@@ -117,7 +119,7 @@ async fn connect(
     let op = |status: Option<u16>, outcome: Outcome, value: Value| Op {
         process: round,
         instance,
-        f: "connect",
+        action: "connect".into(),
         invoke_us,
         complete_us,
         status,
@@ -148,7 +150,7 @@ async fn close(target: &Target, round: usize, instance: usize, mut socket: Socke
     Op {
         process: round,
         instance,
-        f: "close",
+        action: "close".into(),
         invoke_us,
         complete_us: target.clock.now_us(),
         status: None,
@@ -160,7 +162,7 @@ async fn close(target: &Target, round: usize, instance: usize, mut socket: Socke
 /// Judges rounds of handshakes against `limit` connections per user.
 pub fn judge(name: &str, limit: usize, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let mut rounds: Vec<usize> = history.iter().filter(|op| op.f == "connect").map(|op| op.process).collect();
+    let mut rounds: Vec<usize> = history.iter().filter(|op| op.action == "connect").map(|op| op.process).collect();
     rounds.sort_unstable();
     rounds.dedup();
     let mut over = Vec::new();
@@ -168,7 +170,7 @@ pub fn judge(name: &str, limit: usize, history: &[Op]) -> Verdict {
     let mut not_freed = Vec::new();
     let mut per_round = Vec::new();
     for &round in &rounds {
-        let ops: Vec<&Op> = history.iter().filter(|op| op.f == "connect" && op.process == round).collect();
+        let ops: Vec<&Op> = history.iter().filter(|op| op.action == "connect" && op.process == round).collect();
         let count = |outcome| ops.iter().filter(|op| op.outcome == outcome).count();
         let (accepted, refused, unknown) =
             (count(Outcome::Ok), count(Outcome::Fail), count(Outcome::Unknown));
@@ -213,8 +215,8 @@ pub fn judge(name: &str, limit: usize, history: &[Op]) -> Verdict {
             shown(refusals),
         );
     }
-    let closes = history.iter().filter(|op| op.f == "close").count();
-    let unclosed = history.iter().filter(|op| op.f == "close" && op.outcome != Outcome::Ok).count();
+    let closes = history.iter().filter(|op| op.action == "close").count();
+    let unclosed = history.iter().filter(|op| op.action == "close" && op.outcome != Outcome::Ok).count();
     verdict.evidence = json!({
         "limit": limit,
         "rounds": per_round,
@@ -222,13 +224,13 @@ pub fn judge(name: &str, limit: usize, history: &[Op]) -> Verdict {
         "close_timeouts": unclosed,
     });
     let summary = if verdict.passed {
-        let attempted = history.iter().filter(|op| op.f == "connect" && op.process == rounds[0]).count();
+        let attempted = history.iter().filter(|op| op.action == "connect" && op.process == rounds[0]).count();
         format!(
             "{} rounds of {attempted} connections: at most {limit} accepted, the rest refused; slots freed on close",
             rounds.len()
         )
     } else {
-        verdict.violations.join("; ")
+        verdict.violations_line()
     };
     verdict.summarize(summary)
 }
@@ -243,7 +245,7 @@ mod tests {
         Op {
             process: round,
             instance,
-            f: "connect",
+            action: "connect".into(),
             invoke_us: 0,
             complete_us: 1_000,
             status: Some(match outcome {
@@ -306,5 +308,64 @@ mod tests {
     fn unknown_answers_count_either_way() {
         assert!(judge("ws", 5, &history(&[3, 4], 2)).passed);
         assert_eq!(rules(&history(&[6, 5], 2)), ["over-admission"]);
+    }
+}
+
+/// WebSocket connections per user (#17): C connections of one user opened together over
+/// every instance, at most `limit` accepted and the rest refused; once the accepted ones are
+/// closed, `limit` are accepted again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsConnectionsCheck {
+    pub name: String,
+    /// Creates the project whose chat is joined; `{name}` is a fresh name.
+    pub project: RequestTemplate,
+    /// JSON pointer to the project's id in its creation's answer.
+    pub project_id: String,
+    /// Reads the project; `{id}` is its id. A project unknown on an instance (instances that
+    /// share no state) is created there.
+    pub read_project: RequestTemplate,
+    /// The WebSocket handshake; `{id}` is the project's id. Sent as `ws://` to each instance.
+    pub connect: RequestTemplate,
+    /// The query parameter that carries the token; without it, the users' header does.
+    #[serde(default)]
+    pub token_param: Option<String>,
+    /// Live connections allowed per user, across instances.
+    pub limit: usize,
+    /// The answer of a refused handshake.
+    #[serde(default = "default_refused")]
+    pub refused: Vec<u16>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Rounds of connect-then-close; at least two, so the second shows the slots were freed.
+    #[serde(default)]
+    pub rounds: Option<usize>,
+}
+
+fn default_refused() -> Vec<u16> {
+    vec![429]
+}
+
+impl Kind for WsConnectionsCheck {
+    const KIND: &'static str = KIND;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
+        vec![("project", &self.project), ("read_project", &self.read_project), ("connect", &self.connect)]
+    }
+
+    fn pointers(&self) -> Vec<(&'static str, &str)> {
+        vec![("project_id", &self.project_id)]
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        at_least_one("limit", self.limit as u64)
+    }
+
+    async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
+        run(target, self).await
     }
 }

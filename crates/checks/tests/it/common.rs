@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use checks::client::Target;
-use checks::profile::{Check, Profile};
-use checks::verdict::Verdict;
+use checks::{Check, Verdict};
+use client::Target;
+use profile::Profile;
 use stack::{Mutant, RunningStack, StackConfig};
 
 pub fn redis_url() -> String {
@@ -65,6 +65,11 @@ pub fn reference_profile() -> Profile {
     Profile::load(&path).expect("the reference profile loads")
 }
 
+/// The reference profile's checks, read as their kinds.
+pub fn reference_checks(profile: &Profile) -> Vec<Check> {
+    checks::read(profile).expect("the reference profile's checks read")
+}
+
 /// Runs the reference profile's check `name` under `setup`; `None` when the setup's services
 /// cannot be reached outside CI.
 pub async fn run(name: &str, setup: Setup) -> Option<Verdict> {
@@ -75,11 +80,13 @@ pub async fn run(name: &str, setup: Setup) -> Option<Verdict> {
     let mut profile = reference_profile();
     profile.defaults.concurrency = setup.concurrency;
     profile.defaults.rounds = setup.rounds;
-    let check: Check =
-        profile.check(name).unwrap_or_else(|| panic!("no check {name} in the profile")).clone();
+    let check: Check = reference_checks(&profile)
+        .into_iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| panic!("no check {name} in the profile"));
     let urls = stacks.iter().map(RunningStack::url).collect();
     let target = Target::new(urls, profile, run).expect("an HTTP client");
-    let verdict = checks::run_check(&target, &check).await.expect("the check runs");
+    let verdict = check.run(&target).await.expect("the check runs");
     let backends = stacks.first().map(|s| s.state().backends.clone());
     for running in stacks {
         let _ = running.shutdown().await;

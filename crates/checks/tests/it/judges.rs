@@ -6,7 +6,16 @@ use checks::history::{Op, Outcome};
 use serde_json::json;
 
 fn op(process: usize, f: &'static str, at: u64, outcome: Outcome, value: serde_json::Value) -> Op {
-    Op { process, instance: 0, f, invoke_us: at, complete_us: at + 500, status: Some(200), outcome, value }
+    Op {
+        process,
+        instance: 0,
+        action: f.into(),
+        invoke_us: at,
+        complete_us: at + 500,
+        status: Some(200),
+        outcome,
+        value,
+    }
 }
 
 /// One burst of `n` requests of user `process` at `at` µs, `admitted` of them allowed, all in

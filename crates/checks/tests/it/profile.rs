@@ -3,14 +3,15 @@
 
 use std::path::Path;
 
-use checks::profile::{Check, Profile};
+use checks::Check;
+use profile::Profile;
 
-use crate::common::reference_profile;
+use crate::common::{reference_checks, reference_profile};
 
 #[test]
 fn the_reference_profile_has_a_check_of_every_kind() {
-    let profile = reference_profile();
-    let kinds: Vec<&str> = profile.checks.iter().map(Check::kind).collect();
+    let checks = reference_checks(&reference_profile());
+    let kinds: Vec<&str> = checks.iter().map(Check::kind).collect();
     for kind in ["counter", "merge", "invalidation", "cursor-walk", "query-budget", "vary", "upload"] {
         assert!(kinds.contains(&kind), "no {kind} check in {kinds:?}");
     }
@@ -23,8 +24,10 @@ create = { method = "POST", path = "/v1/users", body = { name = "{name}" } }
 token = "/token"
 "#;
 
-fn parse(check: &str) -> Result<Profile, String> {
-    Profile::parse(Path::new("t.toml"), &format!("{USERS}\n[[check]]\n{check}")).map_err(|e| e.to_string())
+fn parse(check: &str) -> Result<Vec<Check>, String> {
+    let profile = Profile::parse(Path::new("t.toml"), &format!("{USERS}\n[[check]]\n{check}"))
+        .map_err(|e| e.to_string())?;
+    checks::read(&profile).map_err(|e| e.to_string())
 }
 
 const COUNTER: &str = r#"
@@ -40,8 +43,8 @@ value = "/used"
 fn a_counter_check_needs_its_units_and_refuses_unknown_fields() {
     let error = parse(COUNTER).unwrap_err();
     assert!(error.contains("units"), "{error}");
-    let profile = parse(&format!("{COUNTER}units = 3")).unwrap();
-    assert!(matches!(profile.checks[0], Check::Counter(ref c) if c.units == 3 && c.limit.is_none()));
+    let checks = parse(&format!("{COUNTER}units = 3")).unwrap();
+    assert!(matches!(checks[0], Check::Counter(ref c) if c.units == 3 && c.limit.is_none()));
     let error = parse(&format!("{COUNTER}units = 3\nunit = 3")).unwrap_err();
     assert!(error.contains("unit"), "{error}");
     let error = parse(&format!("{COUNTER}units = 0")).unwrap_err();
@@ -74,15 +77,8 @@ fields = "/fields"
 }
 
 #[test]
-fn body_keys_are_filled_like_values() {
-    let body = serde_json::json!({ "fields": { "f-{seq}": "{seq}" } });
-    let filled = checks::profile::fill_json(&body, &[("seq", "7")]);
-    assert_eq!(filled, serde_json::json!({ "fields": { "f-7": "7" } }));
-}
-
-#[test]
 fn defaults_fill_what_a_check_leaves_out() {
-    let profile = parse(
+    let checks = parse(
         r#"
 name = "q"
 kind = "query-budget"
@@ -92,9 +88,94 @@ items = "/items"
 "#,
     )
     .unwrap();
-    let Check::QueryBudget(q) = &profile.checks[0] else { panic!("not a query-budget check") };
+    let Check::QueryBudget(q) = &checks[0] else { panic!("not a query-budget check") };
     assert_eq!(
         (q.sizes.as_slice(), q.budget, q.header.as_str()),
         ([5, 20, 100].as_slice(), 10, "x-db-queries")
     );
+}
+
+const REFERENCE: &str = include_str!("../../../../scenarios/reference.toml");
+
+/// `text` read as a profile at `p.toml` and its checks as their kinds.
+fn read_all(text: &str) -> Result<Vec<Check>, String> {
+    let profile = Profile::parse(Path::new("p.toml"), text).map_err(|e| e.to_string())?;
+    checks::read(&profile).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_reference_profile_has_the_upstream_checks() {
+    let checks = read_all(REFERENCE).expect("the reference profile");
+    let kinds: Vec<&str> = checks.iter().map(Check::kind).collect();
+    for kind in
+        ["breaker", "token-refresh", "ws-connections", "import-lifecycle", "upstream-pool", "usage-plan"]
+    {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let controlled: Vec<&str> = checks.iter().filter(|c| c.drives_upstream()).map(Check::kind).collect();
+    assert_eq!(controlled, ["breaker", "token-refresh", "import-lifecycle", "upstream-pool", "usage-plan"]);
+    assert_eq!(checks.last().map(Check::kind), Some("usage-plan"), "the plan's check runs last");
+}
+
+#[test]
+fn the_plan_check_must_come_after_every_check_that_needs_the_upstream() {
+    let plan = REFERENCE.find("[[check]]\nname = \"upstream-usage-plan\"").expect("the plan check");
+    let end = REFERENCE.find("[load]").expect("the load section");
+    let (head, rest) = REFERENCE.split_at(plan);
+    let (plan_check, tail) = rest.split_at(end - plan);
+    let breaker = head.find("[[check]]\nname = \"upstream-breaker\"").expect("the breaker check");
+    let moved = format!("{}{plan_check}{}{tail}", &head[..breaker], &head[breaker..]);
+    let err = read_all(&moved).map(drop).unwrap_err();
+    assert!(
+        err.contains("p.toml")
+            && err.contains("\"upstream-usage-plan\": it exhausts the upstream plan")
+            && err.contains("\"upstream-breaker\" after it"),
+        "{err}"
+    );
+    let twice = format!("{head}{plan_check}{}{tail}", plan_check.replace("upstream-usage-plan", "again"));
+    let err = read_all(&twice).map(drop).unwrap_err();
+    assert!(err.contains("both exhaust the upstream plan"), "{err}");
+}
+
+#[test]
+fn the_pool_and_plan_checks_refuse_what_they_cannot_run_with() {
+    let parse = |text: &str| read_all(text).map(drop);
+    let err = parse(&REFERENCE.replace("max_in_flight = 12", "max_in_flight = 25")).unwrap_err();
+    assert!(err.contains("max_in_flight 25 must not exceed max_connections 24"), "{err}");
+    let err =
+        parse(&REFERENCE.replace("min_requests_per_connection = 2.0", "min_requests_per_connection = 1.0"))
+            .unwrap_err();
+    assert!(err.contains("min_requests_per_connection must be above 1"), "{err}");
+    let err = parse(&REFERENCE.replace("max_connections = 24", "max_connections = 24\nmax_conections = 6"))
+        .unwrap_err();
+    assert!(err.contains("line") && err.contains("max_conections"), "{err}");
+    let err =
+        parse(&REFERENCE.replace(
+            "limits = [\"/limits/per_day\", \"/limits/per_hour\"]",
+            "limits = [\"/limits/per_day\"]",
+        ))
+        .unwrap_err();
+    assert!(err.contains("used and limits must name the same number of periods"), "{err}");
+    let err =
+        parse(&REFERENCE.replace("used = [\"/day\", \"/hour\"]", "used = [\"day\", \"/hour\"]")).unwrap_err();
+    assert!(err.contains("used \"day\" is not a JSON pointer"), "{err}");
+    let err = parse(&REFERENCE.replace("max_calls = 1000", "max_calls = 0")).unwrap_err();
+    assert!(err.contains("max_calls must be at least 1"), "{err}");
+}
+
+#[test]
+fn the_upstream_checks_refuse_what_they_cannot_run_with() {
+    let parse = |text: &str| read_all(text).map(drop);
+    let err = parse(&REFERENCE.replace("open_ms = 2000", "open_ms = 0")).unwrap_err();
+    assert!(err.contains("\"upstream-breaker\": open_ms must be at least 1"), "{err}");
+    let err = parse(&REFERENCE.replace("route = \"youtube_videos\"", "route = \"vimeo\"")).unwrap_err();
+    assert!(err.contains("vimeo"), "{err}");
+    let err = parse(&REFERENCE.replace("period_ms = 2000", "period_ms = 2000\nperiod = 1")).unwrap_err();
+    assert!(err.contains("period"), "{err}");
+    let err = parse(&REFERENCE.replace("limit = 5\n", "limit = 0\n")).unwrap_err();
+    assert!(err.contains("limit must be at least 1"), "{err}");
+    let err = parse(&REFERENCE.replace("hold_ms = 2600", "hold_ms = 1200")).unwrap_err();
+    assert!(err.contains("\"import-lifecycle\": hold_ms 1200 must lie between visibility_ms 1500"), "{err}");
+    let err = parse(&REFERENCE.replace("held = 32\n", "held = 0\n")).unwrap_err();
+    assert!(err.contains("held must be at least 1"), "{err}");
 }

@@ -2,10 +2,14 @@
 
 use std::path::Path;
 
-use checks::profile::{Check, Profile, ProfileError};
+use checks::Check;
+use profile::{Profile, ProfileError};
 
-fn parse(text: &str) -> Result<Profile, String> {
-    Profile::parse(Path::new("scenarios/mine.toml"), text).map_err(|e| e.to_string())
+/// The profile and its checks, as `stampede check` reads them.
+fn parse(text: &str) -> Result<(Profile, Vec<Check>), String> {
+    let profile = Profile::parse(Path::new("scenarios/mine.toml"), text).map_err(|e| e.to_string())?;
+    let checks = checks::read(&profile).map_err(|e| e.to_string())?;
+    Ok((profile, checks))
 }
 
 const USERS: &str = r#"
@@ -20,9 +24,11 @@ fn the_reference_profile_parses_and_names_its_checks() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/reference.toml");
     let profile = Profile::load(&path).unwrap();
     assert_eq!(profile.name, "reference");
-    assert!(profile.checks.len() >= 2, "{:?}", profile.checks);
-    assert!(matches!(profile.check("publish-rate-limit"), Some(Check::RateLimit(_))));
-    assert!(matches!(profile.check("import-unique"), Some(Check::UniqueCreation(_))));
+    let checks = checks::read(&profile).unwrap();
+    assert!(checks.len() >= 2, "{checks:?}");
+    let named = |name: &str| checks.iter().find(|c| c.name() == name);
+    assert!(matches!(named("publish-rate-limit"), Some(Check::RateLimit(_))));
+    assert!(matches!(named("import-unique"), Some(Check::UniqueCreation(_))));
 }
 
 #[test]
@@ -32,7 +38,8 @@ fn every_profile_shipped_in_scenarios_parses() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            Profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let profile = Profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            checks::read(&profile).unwrap_or_else(|e| panic!("{e}"));
             parsed.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
@@ -44,8 +51,7 @@ fn every_profile_shipped_in_scenarios_parses() {
 fn a_syntax_error_names_the_file_and_line() {
     let text = format!("{USERS}\n[[check]]\nname = \"x\"\nkind = \"rate-limit\n");
     let error = parse(&text).unwrap_err();
-    assert!(error.starts_with("scenarios/mine.toml: "), "{error}");
-    assert!(error.contains("line 9"), "{error}");
+    assert!(error.starts_with("scenarios/mine.toml, line 9"), "{error}");
 }
 
 #[test]
@@ -55,9 +61,9 @@ fn an_unknown_field_is_an_error_naming_it_and_its_line() {
          allowed = {{ status = [202] }}\nlimited = {{ status = [429] }}\nconcurency = 3\n"
     );
     let error = parse(&text).unwrap_err();
-    // The line of the check's table (a tagged table is read whole), and the field by name.
+    // The field by name, and its own line.
     assert!(error.contains("unknown field `concurency`"), "{error}");
-    assert!(error.contains("line 7"), "{error}");
+    assert!(error.contains("line 13"), "{error}");
 }
 
 #[test]
@@ -119,7 +125,7 @@ fn a_websocket_session_in_the_mix_is_parsed_and_its_mistakes_refused() {
     let get = r#"{ method = "GET", path = "/p/{project}/chat" }"#;
     let ok = r#"{ token_param = "token", send = [{ type = "note", text = "{seq}" }], accept_errors = ["rate_limited"] }"#;
     let profile = parse(&chat_load(get, ok)).unwrap();
-    let ws = profile.load.unwrap().requests[0].websocket.clone().expect("a websocket session");
+    let ws = profile.0.load.unwrap().requests[0].websocket.clone().expect("a websocket session");
     assert_eq!(ws.token_param.as_deref(), Some("token"));
     assert_eq!(ws.send.len(), 1);
     assert_eq!(ws.hold_ms, 200, "the default");
@@ -145,4 +151,33 @@ fn a_floor_on_websocket_sessions_needs_a_websocket_session_in_the_mix() {
     );
     let error = parse(&text).unwrap_err();
     assert!(error.contains("min_ws_sessions") && error.contains("websocket"), "{error}");
+}
+
+#[test]
+fn a_mistake_in_a_later_check_names_its_own_line() {
+    let check = |name: &str| {
+        format!(
+            "\n[[check]]\nname = \"{name}\"\nkind = \"rate-limit\"\nrequest = {{ method = \"POST\", path = \"/p\" }}\n\
+             allowed = {{ status = [202] }}\nlimited = {{ status = [429] }}\n"
+        )
+    };
+    let checks: String = (1..=4).map(|i| check(&format!("c{i}"))).collect();
+    // The fifth check: a misspelt field, a type error, a placeholder no one fills.
+    let text = format!("{USERS}{checks}{}rounds = \"three\"\n", check("c5"));
+    let line = text.lines().position(|l| l.starts_with("rounds = ")).unwrap() + 1;
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains(&format!("line {line}")) && error.contains("rounds = \"three\""), "{error}");
+    let text = format!("{USERS}{checks}{}limit_heder = \"x\"\n", check("c5"));
+    let line = text.lines().position(|l| l.starts_with("limit_heder")).unwrap() + 1;
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains(&format!("line {line}")) && error.contains("limit_heder"), "{error}");
+    let text = format!("{USERS}{checks}{}", check("c5").replace("/p\"", "/p/{nobody}\""));
+    let line = text.lines().collect::<Vec<_>>().iter().rposition(|l| l.contains("{nobody}")).unwrap() + 1;
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains(&format!("line {line}")) && error.contains("check \"c5\": request"), "{error}");
+    // A missing field: the fifth check's `[[check]]` line.
+    let text = format!("{USERS}{checks}{}", check("c5").replace("limited = { status = [429] }\n", ""));
+    let line = text.lines().collect::<Vec<_>>().iter().rposition(|l| *l == "name = \"c5\"").unwrap();
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains(&format!("line {line}")) && error.contains("limited"), "{error}");
 }

@@ -3,12 +3,12 @@
 
 use checks::checkers::rate_limit;
 use checks::history::{Op, Outcome};
-use checks::report::{self, ChecksReport};
+use report::checks::{ChecksReport, SCHEMA};
 use serde_json::{Value, json};
 
 pub fn validate(report: &Value) -> Result<(), String> {
     let schema: Value =
-        serde_json::from_str(include_str!("../../checks.schema.json")).expect("the schema is JSON");
+        serde_json::from_str(include_str!("../../../report/checks.schema.json")).expect("the schema is JSON");
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
     compiler.set_default_draft(boon::Draft::V2020_12);
@@ -22,7 +22,7 @@ fn sample() -> ChecksReport {
         .map(|i| Op {
             process: 0,
             instance: i % 2,
-            f: "request",
+            action: "request".into(),
             invoke_us: 10,
             complete_us: 900,
             status: Some(202),
@@ -33,8 +33,8 @@ fn sample() -> ChecksReport {
     let failed = rate_limit::judge("publish-rate-limit", &over, &[]);
     let passed = rate_limit::judge("publish-rate-limit-2", &over[..5], &[]);
     ChecksReport {
-        schema: report::SCHEMA,
-        stampede_version: "0.1.0",
+        schema: SCHEMA.to_owned(),
+        stampede_version: "0.1.0".to_owned(),
         run_id: "20261123T000000Z-0001".to_owned(),
         started_at_ms: 1,
         finished_at_ms: 2,
@@ -73,7 +73,7 @@ fn the_schema_rejects_broken_reports() {
 #[test]
 fn the_report_is_written_atomically_and_reads_back() {
     let dir = std::env::temp_dir().join(format!("stampede-checks-{}", std::process::id()));
-    let path = report::write(&dir, &sample()).unwrap();
+    let path = report::checks::write(&dir, &sample()).unwrap();
     let back: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     validate(&back).unwrap();
     let leftovers: Vec<_> = std::fs::read_dir(&dir)

@@ -24,11 +24,7 @@ async fn upload_passes_on_redis_and_postgres_instances() {
 async fn upload_mutant_whole_body_buffered_caught_by_the_memory_bound_alone() {
     let verdict = run(CHECK, Setup::memory().mutant("stack::uploads::WholeBodyBuffered")).await.unwrap();
     assert_broke(&verdict, "body-held-in-memory");
-    assert!(
-        verdict.violations.iter().all(|v| v.starts_with("body-held-in-memory")),
-        "{:?}",
-        verdict.violations
-    );
+    assert!(verdict.violations.iter().all(|v| v.rule == "body-held-in-memory"), "{:?}", verdict.violations);
 }
 
 /// Shared backends: each instance's gauge is its own.
@@ -36,7 +32,7 @@ async fn upload_mutant_whole_body_buffered_caught_by_the_memory_bound_alone() {
 async fn upload_mutant_whole_body_buffered_caught_on_every_redis_and_postgres_instance() {
     let setup = Setup::shared().mutant("stack::uploads::WholeBodyBuffered");
     let Some(verdict) = run(CHECK, setup).await else { return };
-    let held = verdict.violations.iter().filter(|v| v.starts_with("body-held-in-memory")).count();
+    let held = verdict.violations.iter().filter(|v| v.rule == "body-held-in-memory").count();
     assert_eq!(held, 3, "{:?}", verdict.violations);
 }
 

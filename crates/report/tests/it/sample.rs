@@ -179,7 +179,7 @@ pub fn built() -> Report {
             sources: Vec::new(),
         },
         checks: Some(json!({
-            "schema": "stampede.checks/1",
+            "schema": "stampede.checks/2",
             "stampede_version": "0.1.0",
             "run_id": "20261123T101500Z-7f3a",
             "started_at_ms": 1_795_422_900_000u64,
@@ -199,12 +199,12 @@ pub fn built() -> Report {
                 {
                     "check": "import-unique", "kind": "unique-creation", "passed": false,
                     "summary": "2 records for 1 of 16 keys",
-                    "violations": ["unique-record: key \"vid-7\" has 2 records <a> & b"],
+                    "violations": [{ "rule": "unique-record", "detail": "key \"vid-7\" has 2 records <a> & b" }],
                     "evidence": { "keys": 16, "records": 17, "duplicates": { "vid-7": ["r1", "r2"] } },
                     "offending": [
-                        { "process": 3, "instance": 0, "f": "create", "invoke_us": 1200, "complete_us": 5400,
+                        { "process": 3, "instance": 0, "action": "create", "invoke_us": 1200, "complete_us": 5400,
                           "status": 201, "outcome": "ok", "value": { "id": "r1", "key": "vid-7" } },
-                        { "process": 5, "instance": 1, "f": "create", "invoke_us": 1250, "complete_us": 6100,
+                        { "process": 5, "instance": 1, "action": "create", "invoke_us": 1250, "complete_us": 6100,
                           "status": 201, "outcome": "ok", "value": { "id": "r2", "key": HOSTILE } }
                     ],
                     "operations": 32

@@ -17,10 +17,7 @@ pub fn validate(report: &Value) -> Result<(), String> {
         .add_resource(&format!("{BASE}report.schema.json"), schema(include_str!("../../report.schema.json")))
         .expect("add the report schema");
     compiler
-        .add_resource(
-            &format!("{BASE}checks.schema.json"),
-            schema(include_str!("../../../checks/checks.schema.json")),
-        )
+        .add_resource(&format!("{BASE}checks.schema.json"), schema(include_str!("../../checks.schema.json")))
         .expect("add the checks schema");
     let index =
         compiler.compile(&format!("{BASE}report.schema.json"), &mut schemas).expect("the schema compiles");

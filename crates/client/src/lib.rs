@@ -1,8 +1,14 @@
-//! The network side: a target's instances, logical users with a token per instance, and
-//! requests sent from templates, each recorded as an [`Op`].
+//! The client of a stack under test (the *target*): its instances, logical users with a token
+//! per instance, requests sent from the profile's templates and timed on one monotonic
+//! [`Stopwatch`], WebSocket handshakes, and its Prometheus metrics. The checks and the load
+//! generator both drive a target through it.
+//!
+//! Why these dependencies: reqwest is the HTTP client of the card (plain HTTP/1.1 here; its
+//! `stream` feature lets a caller stream an upload body); tokio-tungstenite is the WebSocket
+//! client (the one the reference stack's server side is built on, `ws://` only).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
@@ -10,8 +16,8 @@ pub use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
-use crate::history::{Clock, Op, Outcome};
-use crate::profile::{Profile, RequestTemplate, fill, fill_json};
+use profile::Profile;
+use profile::template::{RequestTemplate, fill, fill_json};
 
 /// A client's WebSocket connection.
 pub type WsSocket =
@@ -55,20 +61,6 @@ impl Answer {
     pub fn header_u64(&self, name: &str) -> Option<u64> {
         self.header(name).and_then(|v| v.trim().parse().ok())
     }
-
-    /// The answer as an operation of the history.
-    pub fn op(&self, process: usize, instance: usize, f: &'static str, outcome: Outcome, value: Value) -> Op {
-        Op {
-            process,
-            instance,
-            f,
-            invoke_us: self.invoke_us,
-            complete_us: self.complete_us,
-            status: self.status,
-            outcome,
-            value,
-        }
-    }
 }
 
 /// A logical user: its token on each instance.
@@ -84,12 +76,12 @@ pub struct Target {
     pub urls: Vec<String>,
     pub profile: Arc<Profile>,
     pub http: reqwest::Client,
-    pub clock: Clock,
+    pub clock: Stopwatch,
     pub timeout: Duration,
     /// Distinguishes this run's users and resources from earlier runs' on a shared stack.
     pub run: String,
-    /// The control API of the fake upstream the target calls, for the checks that inject
-    /// upstream faults and read what the upstream saw.
+    /// The control API of the fake upstream the target calls, when it calls one stampede can
+    /// drive (the checks that inject upstream faults and read what the upstream saw use it).
     pub upstream_control: Option<String>,
 }
 
@@ -108,7 +100,7 @@ impl Target {
             urls: urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect(),
             profile: Arc::new(profile),
             http,
-            clock: Clock::new(),
+            clock: Stopwatch::new(),
             timeout,
             run,
             upstream_control: None,
@@ -119,21 +111,6 @@ impl Target {
     pub fn with_upstream_control(mut self, url: Option<String>) -> Self {
         self.upstream_control = url;
         self
-    }
-
-    /// A client of the fake upstream's control API, for check `check`; a configuration error
-    /// when none was given.
-    pub fn control(&self, check: &str) -> Result<fake_upstream::ControlClient, TargetError> {
-        let Some(url) = &self.upstream_control else {
-            return Err(TargetError::Configuration {
-                check: check.to_owned(),
-                reason: "this check drives the fake upstream the target calls; give its control URL \
-                         with --upstream-control URL"
-                    .to_owned(),
-            });
-        };
-        fake_upstream::ControlClient::new(url)
-            .map_err(|e| TargetError::Configuration { check: check.to_owned(), reason: e.to_string() })
     }
 
     /// `ws://` (or `wss://`) and `path` on `instance`.
@@ -167,6 +144,18 @@ impl Target {
             }
         }
         Ok(())
+    }
+
+    /// The text of `path` on `instance` (a Prometheus endpoint), or why it could not be read;
+    /// [`profile::prometheus`] reads it.
+    pub async fn metrics_text(&self, instance: usize, path: &str) -> Result<String, String> {
+        let url = format!("{}{path}", self.urls[instance]);
+        let response =
+            self.http.get(url).timeout(Duration::from_secs(5)).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("answered {}", response.status()));
+        }
+        response.text().await.map_err(|e| e.to_string())
     }
 
     /// Sends `template` to `instance` with `token` (if any) and `vars` filled in.
@@ -305,5 +294,29 @@ impl Target {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| fail(format!("no token at {} in {}", users.token, answer.body)))
+    }
+}
+
+/// µs since a run began, on one monotonic clock: every operation's invocation and completion
+/// are read from the same one, so they order.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch {
+    start: Instant,
+}
+
+impl Default for Stopwatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stopwatch {
+    pub fn new() -> Self {
+        Self { start: Instant::now() }
+    }
+
+    /// µs since the run began.
+    pub fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
     }
 }

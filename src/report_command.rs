@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use checks::profile::Profile;
 use clap::{Args, Subcommand};
+use profile::Profile;
 use report::{Report, Tolerance};
 
 #[derive(Debug, Subcommand)]
@@ -106,13 +106,11 @@ fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let id = match &args.run_id {
         Some(id) => id.clone(),
-        None => args
-            .out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(crate::check::run_id),
+        None => {
+            args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(crate::meta::run_id)
+        }
     };
-    let merged = report::merge(&inputs, &id, &crate::load::host(), crate::check::now_ms())?;
+    let merged = report::merge(&inputs, &id, &crate::meta::host(), crate::meta::now_ms())?;
     let written =
         report::write_all(&args.out, &merged).with_context(|| format!("write {}", args.out.display()))?;
     crate::load::print_summary(&merged);

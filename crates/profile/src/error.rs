@@ -1,0 +1,127 @@
+//! Why a profile was refused, and where: the file, and for a mistake in it the line, the
+//! column and the source line itself, so the field is in view.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::de::{DeTable, DeValue};
+
+/// A profile that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read profile {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(Box<Invalid>),
+}
+
+/// A mistake in a profile: what is wrong, and where.
+#[derive(Debug)]
+pub struct Invalid {
+    pub path: PathBuf,
+    /// 1-based; none when the mistake is the file's as a whole.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    /// The line of the file the mistake is on.
+    pub source_line: Option<String>,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, ", line {line}, column {column}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let (Some(line), Some(text)) = (self.line, &self.source_line) {
+            write!(f, "\n  {line} | {text}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One step of a path into the document: a key, or an index into an array of tables.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// A profile's text and where it came from: what errors are rendered against.
+#[derive(Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    pub fn new(path: &Path, text: &str) -> Self {
+        Self { path: path.to_owned(), text: text.to_owned() }
+    }
+
+    /// `message` at `span` (a byte range of the text); the whole file's when none.
+    pub fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ProfileError {
+        let message = message.into();
+        let Some(span) = span else {
+            return ProfileError::Invalid(Box::new(Invalid {
+                path: self.path.clone(),
+                line: None,
+                column: None,
+                message,
+                source_line: None,
+            }));
+        };
+        let start = span.start.min(self.text.len());
+        let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line = self.text[..line_start].matches('\n').count() + 1;
+        let column = self.text[line_start..start].chars().count() + 1;
+        let source_line = self.text[line_start..].lines().next().unwrap_or("").to_owned();
+        ProfileError::Invalid(Box::new(Invalid {
+            path: self.path.clone(),
+            line: Some(line),
+            column: Some(column),
+            message,
+            source_line: Some(source_line),
+        }))
+    }
+
+    /// A TOML parser's or deserializer's error, at the span it names.
+    pub fn toml_error(&self, error: &toml::de::Error) -> ProfileError {
+        self.error(error.span(), error.message().trim_end())
+    }
+
+    /// `message` at the field `path` names (the key's span), or at the deepest part of the
+    /// path that exists.
+    pub fn error_at(&self, path: &[Step<'_>], message: impl Into<String>) -> ProfileError {
+        self.error(self.locate(path), message)
+    }
+
+    /// The span of the key or array element at `path`, or of the deepest part of it that
+    /// exists; none for an empty path or a text that does not parse.
+    pub fn locate(&self, path: &[Step<'_>]) -> Option<Range<usize>> {
+        let root = DeTable::parse(&self.text).ok()?;
+        let mut found = None;
+        let mut value: Option<&DeValue<'_>> = None;
+        let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
+        for step in path {
+            match (*step, table, value) {
+                (Step::Key(key), Some(t), _) => {
+                    let Some((k, v)) = t.get_key_value(key) else { break };
+                    found = Some(k.span());
+                    value = Some(v.get_ref());
+                    table = v.get_ref().as_table();
+                }
+                (Step::Index(i), _, Some(DeValue::Array(items))) => {
+                    let Some(item) = items.get(i) else { break };
+                    found = Some(item.span());
+                    value = Some(item.get_ref());
+                    table = item.get_ref().as_table();
+                }
+                _ => break,
+            }
+        }
+        found
+    }
+}

@@ -1,0 +1,228 @@
+//! The profile: one TOML file (`scenarios/*.toml`, format in `docs/profile.md`) that maps one
+//! stack — how to get users and tokens, the checks to run (`[[check]]`), the load to offer
+//! (`[load]`), the objectives a load run must meet (`[targets]`), what counts as a regression
+//! against a baseline (`[compare]`) and how a capacity run steps (`[capacity]`).
+//!
+//! - [`template`] — the request template language and its placeholders, and recognisers;
+//! - [`check`] — `[[check]]` tables as an open set: a name, a kind, a table the kind reads;
+//! - [`load`] — `[load]`; [`objectives`] — `[targets]`; [`prometheus`] — series selectors and
+//!   the text exposition they select from;
+//! - [`error`] — errors that name the file, the line and the field.
+//!
+//! A malformed file is refused with its path, the line and column, and the source line: every
+//! table refuses fields it does not know, so a typo is an error, never a silently ignored
+//! setting. Why these dependencies: toml parses the file and keeps every key's span
+//! (`toml::de::DeTable`), which is how an error inside the fifth `[[check]]` names its own
+//! line; `[compare]` and `[capacity]` are the report crate's types, read here as they are.
+
+pub mod check;
+pub mod error;
+pub mod load;
+pub mod objectives;
+pub mod prometheus;
+pub mod template;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+pub use check::CheckTable;
+pub use error::ProfileError;
+use error::{Source, Step};
+pub use load::Load;
+pub use objectives::Objectives;
+pub use template::{Recognise, RequestTemplate};
+
+/// A whole profile. Its checks are tables their kinds read (the `checks` crate).
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: Option<String>,
+    pub users: UserSetup,
+    pub defaults: Defaults,
+    pub checks: Vec<CheckTable>,
+    /// What `stampede load` offers the stack (`[load]`).
+    pub load: Option<Load>,
+    /// What a load run must meet (`[targets]`; seed 004's defaults without it).
+    pub objectives: Objectives,
+    /// What `stampede report compare` counts as a regression against a baseline (`[compare]`).
+    pub compare: Option<report::Tolerance>,
+    /// How `stampede capacity` steps the load, and the users it plans for (`[capacity]`).
+    pub capacity: Option<report::capacity::Stepping>,
+}
+
+/// The document as serde reads it; the checks are read apart, table by table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    users: UserSetup,
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(rename = "check", default)]
+    _checks: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    load: Option<Load>,
+    #[serde(default)]
+    targets: Objectives,
+    #[serde(default)]
+    compare: Option<report::Tolerance>,
+    #[serde(default)]
+    capacity: Option<report::capacity::Stepping>,
+}
+
+/// How a check obtains a user and its token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSetup {
+    /// The request that creates a user; `{name}` is a fresh name, `{run}` the run's id.
+    pub create: RequestTemplate,
+    /// JSON pointer to the token in its answer.
+    pub token: String,
+    /// A request that succeeds (2xx) only with a valid token. When given, a token is checked
+    /// on every instance, and where it is unknown (instances that share no state) a user of
+    /// the same name is created there: the logical user is then one account per instance.
+    #[serde(default)]
+    pub verify: Option<RequestTemplate>,
+    /// The header the token goes in, and what precedes it there.
+    #[serde(default = "default_auth_header")]
+    pub header: String,
+    #[serde(default = "default_auth_prefix")]
+    pub prefix: String,
+}
+
+/// The placeholders of `[users]`' requests.
+pub const USER_PLACEHOLDERS: &[&str] = &["name", "run"];
+
+fn default_auth_header() -> String {
+    "authorization".to_owned()
+}
+
+fn default_auth_prefix() -> String {
+    "Bearer ".to_owned()
+}
+
+/// Burst sizes and timeouts, unless a check says otherwise.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Requests released together per burst.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Bursts per check.
+    #[serde(default = "default_rounds")]
+    pub rounds: usize,
+    /// A request unanswered after this long is recorded as `unknown`.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            rounds: default_rounds(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    32
+}
+
+fn default_rounds() -> usize {
+    3
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+impl Profile {
+    /// Reads and checks the profile at `path`.
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ProfileError::Read { path: path.to_owned(), source })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses `text` as the profile at `path` (named in errors). The checks' tables are
+    /// checked to have a name and a kind; what is in them, their kind checks.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ProfileError> {
+        let source = Arc::new(Source::new(path, text));
+        let root = DeTable::parse(text).map_err(|e| source.toml_error(&e))?;
+        let document = toml::de::Deserializer::parse(text)
+            .and_then(Document::deserialize)
+            .map_err(|e| source.toml_error(&e))?;
+        let count = match root.get_ref().get("check").map(|c| c.get_ref()) {
+            Some(DeValue::Array(items)) => items.len(),
+            _ => 0,
+        };
+        let checks = (0..count)
+            .map(|i| CheckTable::read(&source, root.get_ref(), i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let profile = Profile {
+            name: document.name,
+            description: document.description,
+            users: document.users,
+            defaults: document.defaults,
+            checks,
+            load: document.load,
+            objectives: document.targets,
+            compare: document.compare,
+            capacity: document.capacity,
+        };
+        profile.validate(&source)?;
+        Ok(profile)
+    }
+
+    /// What no type refuses: placeholders, pointers, bounds, names used twice.
+    fn validate(&self, source: &Source) -> Result<(), ProfileError> {
+        let users = |key: &'static str| [Step::Key("users"), Step::Key(key)];
+        self.users
+            .create
+            .validate(USER_PLACEHOLDERS)
+            .map_err(|e| source.error_at(&users("create"), format!("users.create: {e}")))?;
+        if let Some(verify) = &self.users.verify {
+            verify
+                .validate(USER_PLACEHOLDERS)
+                .map_err(|e| source.error_at(&users("verify"), format!("users.verify: {e}")))?;
+        }
+        template::validate_pointer(&self.users.token)
+            .map_err(|e| source.error_at(&users("token"), format!("users.token: {e}")))?;
+        let mut names = std::collections::HashSet::new();
+        for (i, check) in self.checks.iter().enumerate() {
+            if !names.insert(check.name.as_str()) {
+                return Err(source.error_at(
+                    &[Step::Key("check"), Step::Index(i), Step::Key("name")],
+                    format!("check name {:?} is used twice; names must be unique", check.name),
+                ));
+            }
+        }
+        self.objectives.validate().map_err(|e| source.error_at(&[Step::Key("targets")], e))?;
+        if let Some(compare) = &self.compare {
+            compare
+                .validate()
+                .map_err(|e| source.error_at(&[Step::Key("compare")], format!("[compare] {e}")))?;
+        }
+        if let Some(capacity) = &self.capacity {
+            capacity
+                .validate()
+                .map_err(|e| source.error_at(&[Step::Key("capacity")], format!("[capacity] {e}")))?;
+        }
+        if let Some(load) = &self.load {
+            load.validate(&self.objectives).map_err(|(path, message)| source.error_at(&path, message))?;
+        }
+        Ok(())
+    }
+
+    /// The check named `name`.
+    pub fn check(&self, name: &str) -> Option<&CheckTable> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}

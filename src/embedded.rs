@@ -1,0 +1,139 @@
+//! The reference stack started in this process, for `check`, `load`, `run` and `capacity`
+//! without `--target`: `--instances` stacks (each with its own state unless `--redis` and
+//! `--database` give them shared backends) and a fake upstream they call, its control API on a
+//! listener of its own (so the API's connection counts are the stacks' alone). Its settings
+//! are what the profile's checks ask for ([`checks::Tuning`]): short windows and timeouts, so
+//! every phase a check waits for comes within seconds.
+
+use anyhow::Context;
+use checks::Tuning;
+use reference::limit::Limit;
+use reference::usage_tracker::UsageLimits;
+
+use crate::target::TargetArgs;
+
+/// The stacks, the fake upstream, and how they were set up (for the report).
+pub(crate) struct Embedded {
+    pub(crate) stacks: Vec<stack::RunningStack>,
+    pub(crate) fake: fake_upstream::RunningUpstream,
+    pub(crate) description: serde_json::Value,
+}
+
+/// The upstream plan (#4) when no check spends it: one nothing exhausts.
+const UNBOUNDED_PLAN: u64 = 1_000_000;
+
+/// Starts the stacks `args` describe, `mutant` swapped in, with `tuning`'s settings; `run`
+/// names their namespace on shared servers.
+pub(crate) async fn start(
+    args: &TargetArgs,
+    mutant: Option<stack::Mutant>,
+    run: &str,
+    tuning: &Tuning,
+) -> anyhow::Result<Embedded> {
+    let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config {
+        access_token_lifetime: tuning.token_lifetime,
+        control_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..Default::default()
+    })
+    .await
+    .context("start the fake upstream")?;
+    let account = fake
+        .register_account(fake_upstream::NewAccount {
+            client_id: Some("stampede".to_owned()),
+            ..fake_upstream::NewAccount::named("platform")
+        })
+        .context("register the platform account")?;
+    // The process id too: a run id given again must not find an earlier run's keys (its
+    // credential names another fake upstream's refresh token).
+    let namespace = format!("stampede-check-{run}-{:x}", std::process::id());
+    let plan = tuning.upstream_plan.unwrap_or(UNBOUNDED_PLAN);
+    let pool = upstream::UpstreamConfig {
+        max_connections: tuning.upstream_connections,
+        max_idle_per_host: tuning.upstream_idle,
+        ..upstream::UpstreamConfig::SEED
+    };
+    let mut stacks = Vec::new();
+    for i in 0..args.instances {
+        let mut config = stack::StackConfig::default();
+        config.backends.redis = args.redis.clone();
+        config.backends.database = args.database.clone();
+        config.backends.namespace = namespace.clone();
+        config.backends.application_name = format!("stampede-check-{i}");
+        let settings = &mut config.settings;
+        settings.instance = format!("stack-{i}");
+        settings.publish_limit = Limit::new(tuning.publish_limit, tuning.publish_window);
+        settings.mutant = mutant;
+        settings.breaker = reference::circuit_breaker::Policy {
+            failure_threshold: tuning.breaker_failures,
+            open_for: tuning.breaker_open,
+            trial_timeout: tuning.breaker_trial_timeout,
+        };
+        settings.task_visibility = tuning.task_visibility;
+        settings.task_time_limit = tuning.task_time_limit;
+        settings.workers = tuning.workers;
+        settings.upstream_pool = pool;
+        settings.usage = UsageLimits { per_day: plan, per_hour: plan };
+        settings.upstream = Some(stack::workers::UpstreamLink {
+            url: fake.url(),
+            client_id: "stampede".to_owned(),
+            refresh_token: account.refresh_token.clone(),
+            refresh: reference::token_refresh::Policy::new(tuning.refresh_period, tuning.token_lifetime)
+                .context("refresh policy")?,
+        });
+        let running =
+            stack::start(config).await.with_context(|| format!("start embedded stack instance {i}"))?;
+        stacks.push(running);
+    }
+    let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
+    let description = serde_json::json!({
+        "instances": args.instances,
+        "backend": match (&args.redis, &args.database) {
+            (None, None) => "memory",
+            (Some(_), None) => "redis",
+            (None, Some(_)) => "postgres",
+            (Some(_), Some(_)) => "redis+postgres",
+        },
+        "mutant": mutant.map(|m| m.name()),
+        "publish_limit": format!("{}/{}", tuning.publish_limit, ms(tuning.publish_window)),
+        "breaker": format!(
+            "{} failures, {} open, {} trial timeout",
+            tuning.breaker_failures,
+            ms(tuning.breaker_open),
+            ms(tuning.breaker_trial_timeout)
+        ),
+        "token_refresh": format!("every {}, tokens live {}", ms(tuning.refresh_period), ms(tuning.token_lifetime)),
+        "import_tasks": format!(
+            "visibility timeout {}, hard time limit {}",
+            ms(tuning.task_visibility),
+            ms(tuning.task_time_limit)
+        ),
+        "workers": tuning.workers,
+        "upstream_pool": format!(
+            "{} connections, {} idle, {} in flight",
+            pool.max_connections,
+            pool.max_idle_per_host,
+            pool.in_flight_limit()
+        ),
+        "upstream_plan": format!("{plan}/{plan}"),
+        "upstream_control": fake.control_url(),
+        "namespace": namespace,
+    });
+    Ok(Embedded { stacks, fake, description })
+}
+
+impl Embedded {
+    /// Stops the stacks and the fake upstream, and removes the run's namespace from shared
+    /// servers.
+    pub(crate) async fn shutdown(self, command: &str) {
+        let backends = self.stacks.first().map(|s| s.state().backends.clone());
+        for running in self.stacks {
+            let _ = running.shutdown().await;
+        }
+        self.fake.shutdown().await;
+        if let Some(backends) = backends
+            && let Err(e) = backends.purge().await
+        {
+            eprintln!("stampede {command}: could not remove the run's namespace from the servers: {e}");
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The stack a command drives — running instances (`--target URL`, repeatable), or the
+//! reference stack started in this process ([`crate::embedded`]) — reached and probed once.
+//! `check`, `load`, `run` and `capacity` share [`TargetArgs`], flattened into each.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use checks::Tuning;
+use clap::Args;
+use client::{Target, TargetError};
+use profile::Profile;
+
+use crate::embedded::{self, Embedded};
+use crate::exit::Failure;
+
+/// The stack a command drives, and where the run's reports go.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Base URL of one instance of a running stack; repeat it for every instance. Without it,
+    /// stampede starts the reference stack in this process.
+    #[arg(long = "target", value_name = "URL")]
+    pub targets: Vec<String>,
+    /// Embedded stack: how many instances.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]
+    pub instances: u16,
+    /// Embedded stack: share state through this Redis.
+    #[arg(long, value_name = "URL", conflicts_with = "targets")]
+    pub redis: Option<String>,
+    /// Embedded stack: keep records in this PostgreSQL.
+    #[arg(long, value_name = "URL", conflicts_with = "targets")]
+    pub database: Option<String>,
+    /// Where `<run-id>/` (the run's reports) goes.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// The run's id (default: the start time and a random suffix).
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+/// How to reach the stack beyond its URLs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reach {
+    /// The embedded stack's settings (the defaults when no check asks for others).
+    pub(crate) tuning: Tuning,
+    /// The embedded stack runs this mutant.
+    pub(crate) mutant: Option<stack::Mutant>,
+    /// The control API of the fake upstream a running stack calls (`--upstream-control`).
+    pub(crate) upstream_control: Option<String>,
+}
+
+/// A stack reached: the embedded one to shut down when the command ends, and the client.
+pub(crate) struct Reached {
+    pub(crate) embedded: Option<Embedded>,
+    pub(crate) urls: Vec<String>,
+    pub(crate) target: Arc<Target>,
+}
+
+impl Reached {
+    /// How the stack was set up, when stampede started it.
+    pub(crate) fn description(&self) -> Option<serde_json::Value> {
+        self.embedded.as_ref().map(|e| e.description.clone())
+    }
+
+    /// Stops the embedded stack, if stampede started one.
+    pub(crate) async fn shutdown(self, command: &str) {
+        if let Some(embedded) = self.embedded {
+            embedded.shutdown(command).await;
+        }
+    }
+}
+
+/// Starts the embedded stack or names the running one, builds the client, and probes every
+/// instance (and a named upstream control API): unreachable is exit 3.
+pub(crate) async fn reach(
+    args: &TargetArgs,
+    run: &str,
+    profile: Profile,
+    reach: Reach,
+) -> Result<Reached, Failure> {
+    let embedded = if args.targets.is_empty() {
+        Some(embedded::start(args, reach.mutant, run, &reach.tuning).await?)
+    } else {
+        None
+    };
+    let urls: Vec<String> = match &embedded {
+        Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
+        None => args.targets.clone(),
+    };
+    let control = match &embedded {
+        Some(e) => Some(e.fake.control_url()),
+        None => reach.upstream_control.clone(),
+    };
+    let target = match Target::new(urls.clone(), profile, run.to_owned()) {
+        Ok(target) => Arc::new(target.with_upstream_control(control)),
+        Err(e) => {
+            if let Some(embedded) = embedded {
+                embedded.shutdown("stampede").await;
+            }
+            return Err(anyhow::Error::new(e).context("build the HTTP client").into());
+        }
+    };
+    let reached = Reached { embedded, urls, target };
+    if let Err(e) = probe(&reached, reach.upstream_control.as_deref()).await {
+        reached.shutdown("stampede").await;
+        return Err(e);
+    }
+    Ok(reached)
+}
+
+async fn probe(reached: &Reached, upstream_control: Option<&str>) -> Result<(), Failure> {
+    reached.target.probe().await?;
+    if let (None, Some(url)) = (&reached.embedded, upstream_control) {
+        let client = fake_upstream::ControlClient::new(url).context("--upstream-control")?;
+        client.health().await.map_err(|e| {
+            Failure::from(TargetError::Control { url: url.to_owned(), reason: e.to_string() })
+        })?;
+    }
+    Ok(())
+}
