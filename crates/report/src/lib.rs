@@ -41,17 +41,16 @@ mod html;
 mod junit;
 mod merge;
 
-pub use compare::{BaselineRef, COMPARABLE, Change, Comparison, Tolerance, compare};
-pub use html::{escape as escape_html, html};
+pub use compare::{BaselineRef, Change, Comparison, Tolerance, compare};
+/// How the page escapes a string, for tests that look for a report's string in a written
+/// `report.html` (`tests/support`).
+pub use html::escape as escape_html;
+pub use html::html;
 pub use junit::junit;
 pub use merge::{MergeError, merge};
 
 /// The schema's identifier; bumped on any incompatible change.
 pub const SCHEMA: &str = "stampede.report/2";
-
-/// The percentiles every endpoint reports.
-pub const PERCENTILES: [(&str, f64); 5] =
-    [("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9)];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -368,7 +367,7 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pat
 }
 
 /// Writes `report` as `dir/report.json`.
-pub fn write_json(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
+fn write_json(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
     let mut bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     write_atomic(dir, "report.json", &bytes)
