@@ -124,14 +124,16 @@ fn job_running(what: &str) -> (PathBuf, Value) {
 const SUBCOMMANDS: &[&str] = &["components", "serve", "check", "run", "load", "report"];
 const REPORT_SUBCOMMANDS: &[&str] = &["merge", "compare", "html"];
 
-/// A shell word without the quotes, brackets and punctuation around it.
-fn clean(token: &str) -> &str {
-    token.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '(' | ')' | '[' | ']' | ',' | ';'))
+/// A shell word without the punctuation shell-words leaves around it: a Markdown code span's
+/// backticks (in comments), a bash array's parentheses, a JSON exec form's brackets and commas
+/// (the Dockerfile's), a `;` ending the command.
+fn clean(word: &str) -> &str {
+    word.trim_matches(|c: char| matches!(c, '`' | '(' | ')' | '[' | ']' | ',' | ';'))
 }
 
-/// The long flag a word is, if any: `--run-id` of `"--run-id"` or `--out=DIR`.
-fn flag(token: &str) -> Option<String> {
-    let word = token.trim_start_matches(['"', '\'', '`', '(', '[']);
+/// The long flag a word is, if any: `--run-id`, or `--out` of `--out=DIR` or `(--profile`.
+fn flag(word: &str) -> Option<String> {
+    let word = word.trim_start_matches(['`', '(', '[']);
     let rest = word.strip_prefix("--")?;
     if !rest.starts_with(|c: char| c.is_ascii_lowercase()) {
         return None;
@@ -150,6 +152,19 @@ fn is_stampede(word: &str) -> bool {
         || last.strip_suffix(":latest") == Some("stampede")
 }
 
+/// A line's words as a POSIX shell splits them (shell-words: quotes and backslashes resolved,
+/// a `#` comment dropped). A comment line's own text is split too: comments hold the usage
+/// examples people copy. None for a line a shell could not split (an apostrophe in prose),
+/// which must then not mention stampede: a command the scan cannot read fails the test.
+fn shell_words(line: &str) -> Option<Vec<String>> {
+    let text = line.trim_start();
+    let text = text.strip_prefix('#').unwrap_or(text);
+    let words = shell_words::split(text).ok();
+    let mentions = ["stampede", "ci/gate", "_args"].iter().any(|s| line.to_lowercase().contains(s));
+    assert!(words.is_some() || !mentions, "not shell words the flag scan can read: {line:?}");
+    words
+}
+
 /// Where `text` (shell or a command line) gives flags to a stampede subcommand: (subcommand,
 /// flags) per invocation. Understood: `stampede SUB …` up to the end of the command (`;`,
 /// `&&`, `||`, `|`, the line's end; backslash continuations joined); `ci/gate … -- FLAGS`
@@ -157,7 +172,8 @@ fn is_stampede(word: &str) -> bool {
 fn invocations(text: &str) -> Vec<(String, Vec<String>)> {
     let mut found = Vec::new();
     for line in text.replace("\\\n", " ").lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(words) = shell_words(line) else { continue };
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
         // The words of the command that starts after index `from`, up to its end.
         let command = |from: usize| -> Vec<&str> {
             let mut out = Vec::new();
@@ -594,8 +610,9 @@ fn the_profile_configmap_holds_a_profile_the_load_job_reads_and_stampede_accepts
     let pod = &job["spec"]["template"]["spec"];
     let container = containers(&job).iter().find(|c| argv(c).join(" ").contains("stampede load")).unwrap();
     let line = argv(container).join(" ");
-    let profile = line
-        .split_whitespace()
+    let words = shell_words::split(&line).unwrap_or_else(|e| panic!("{file}: not shell words ({e}): {line}"));
+    let profile = words
+        .iter()
         .skip_while(|w| *w != "--profile")
         .nth(1)
         .unwrap_or_else(|| panic!("{file}: the load is given no --profile: {line}"));

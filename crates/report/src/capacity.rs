@@ -53,7 +53,7 @@ impl Default for Stepping {
 }
 
 /// More steps than this is a typo, not a plan.
-pub const MAX_STEPS: usize = 200;
+pub(crate) const MAX_STEPS: usize = 200;
 
 impl Stepping {
     /// Refuses what cannot be stepped or planned, naming the field.
@@ -97,7 +97,7 @@ impl Stepping {
         Ok(())
     }
 
-    /// The steps' loads, from `start` by `step` up to `ceiling` (stops past [`MAX_STEPS`]).
+    /// The steps' loads, from `start` by `step` up to `ceiling` (stops past `MAX_STEPS`, 200).
     pub fn levels(&self) -> Vec<f64> {
         let mut levels = Vec::new();
         let mut i = 0u32;
@@ -188,7 +188,7 @@ pub struct UslFit {
 
 impl UslFit {
     /// The fitted throughput at concurrency `n`.
-    pub fn throughput(&self, n: f64) -> f64 {
+    pub(crate) fn throughput(&self, n: f64) -> f64 {
         usl(self.lambda, self.sigma, self.kappa, n)
     }
 }

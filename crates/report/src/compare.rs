@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{EndpointReport, Latency, Report};
 
 /// The percentiles a comparison may look at, by their report names.
-pub const COMPARABLE: [&str; 6] = ["p50", "p90", "p95", "p99", "p99_9", "max"];
+pub(crate) const COMPARABLE: [&str; 6] = ["p50", "p90", "p95", "p99", "p99_9", "max"];
 
 /// What counts as a regression; a profile's `[compare]` section (`tolerance`,
 /// `min_change_ms`, `percentiles`), each overridden by `stampede report compare`'s flags.
@@ -23,7 +23,7 @@ pub struct Tolerance {
     pub relative: f64,
     /// Increases up to this many milliseconds are never regressions.
     pub min_change_ms: f64,
-    /// Which percentiles are compared (names from [`COMPARABLE`]).
+    /// Which percentiles are compared (`p50`, `p90`, `p95`, `p99`, `p99_9`, `max`).
     pub percentiles: Vec<String>,
 }
 

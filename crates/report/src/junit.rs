@@ -1,20 +1,42 @@
 //! `junit.xml`: the run's verdicts in the JUnit XML most CI servers read (GitLab, Jenkins,
-//! GitHub actions that publish test results). A `<testsuites>` root with the counts, then three
+//! GitHub actions that publish test results). A `<testsuites>` root with the counts, then the
 //! suites: `run` (one test case, `complete`, failed when the run was interrupted — so an
-//! interrupted run never looks green), `targets` (one test case per target) and `checks` (one
-//! per check verdict; the suite is absent when no checks ran), and `comparison` when the run
-//! was compared with a baseline (one test case per endpoint and percentile, `<endpoint>
-//! <percentile>`, failed when it regressed beyond the tolerance). A failure's `message` is the
-//! target's detail or the check's summary, its body the detail or every violation, one a line.
+//! interrupted run never looks green), `targets` (one test case per target), `checks` (one per
+//! check verdict; the suite is absent when no checks ran), `comparison` when the run was
+//! compared with a baseline (one test case per endpoint and percentile, `<endpoint>
+//! <percentile>`, failed when it regressed beyond the tolerance) and `capacity` for a capacity
+//! run (a case per step that met every target, and `sustainable step`, failed when none was).
+//! A failure's `message` is the target's detail or the check's summary, its body the detail or
+//! every violation, one a line.
 //!
-//! Escaping is [`escape_text`] and [`escape_attr`], written here rather than taken from an XML
-//! crate: besides the five markup characters, the text can carry what a target answered
-//! (checks' evidence and violations quote it), including control characters that XML 1.0
-//! cannot represent at all — not even as character references — and that quick-xml's
-//! `escape` passes through, producing a file parsers reject. These functions replace them
-//! with U+FFFD, and in attributes also encode tab, line feed and carriage return, which a
-//! parser would otherwise normalise to spaces. Twenty lines and their tests cost less than a
-//! dependency that still needs the filtering around it.
+//! The XML is written here, with its own escaping ([`escape_text`], [`escape_attr`]), and not
+//! with the quick-junit crate (0.8), which was tried and cannot produce what the tests require
+//! (`junit_escapes_names_messages_and_illegal_characters`: a target named with markup, a tab, a
+//! line feed, a carriage return, NUL, ESC and U+FFFE comes back from a parser exactly, each
+//! character XML 1.0 cannot hold as U+FFFD):
+//! - every string passes through its `XmlString::new`, which runs `strip-ansi-escapes` (that
+//!   deletes the tab and the carriage return too) and then deletes the other C0 controls: NUL
+//!   is deleted rather than marked, and an ESC starts an escape sequence that swallows what
+//!   follows it — in the test's name `\u{1b}\u{fffe}é✓` vanished whole, visible characters
+//!   included. Evidence quotes what a target answered, so a stray ESC would cut the violations
+//!   it explains.
+//! - U+FFFE and U+FFFF pass through unfiltered and make the file one a parser rejects
+//!   (roxmltree: `NonXmlChar('\u{fffe}')`).
+//! - attribute values are escaped by quick-xml's `escape` (`<`, `>`, `&`, `'`, `"`), so a line
+//!   feed stays raw and every parser normalises it to a space: a name or a failure's message
+//!   with a line break does not survive. Its API takes values unescaped, so the character
+//!   reference that would keep one (`&#10;`) cannot be passed through it.
+//!
+//! Besides the five markup characters, the text can carry what a target answered (checks'
+//! evidence and violations quote it), including control characters XML 1.0 cannot represent at
+//! all, not even as character references. [`escape_text`] and [`escape_attr`] replace those with
+//! U+FFFD, and in attributes also encode tab, line feed and carriage return (in text, the
+//! carriage return), which a parser would otherwise normalise. This is the report crate's only
+//! hand-written escaping: XML, not HTML, and characters no XML library here filters the way a
+//! CI server's parser needs.
+//!
+//! The checks' cases are read from the checks' document (`checks.json`'s JSON) in one function,
+//! [`check_cases`], the only place this file looks into it.
 
 use std::fmt::Write as _;
 
@@ -48,33 +70,7 @@ pub fn junit(report: &Report) -> String {
             failure: (!t.passed).then(|| (t.detail.clone(), t.detail.clone())),
         })
         .collect();
-    let checks: Option<Vec<Case>> = report.checks.as_ref().map(|c| {
-        c.get("verdicts")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|v| {
-                let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-                let violations: Vec<String> = v
-                    .get("violations")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).collect()
-                    })
-                    .unwrap_or_default();
-                Case {
-                    classname: "checks",
-                    name: text("check"),
-                    failure: (v.get("passed") != Some(&Value::Bool(true))).then(|| {
-                        let body =
-                            if violations.is_empty() { text("summary") } else { violations.join("\n") };
-                        (text("summary"), body)
-                    }),
-                }
-            })
-            .collect()
-    });
+    let checks: Option<Vec<Case>> = report.checks.as_ref().map(check_cases);
     let comparison: Option<Vec<Case>> = report.comparison.as_ref().map(|c| {
         c.changes
             .iter()
@@ -184,6 +180,31 @@ pub fn junit(report: &Report) -> String {
     s
 }
 
+/// A case per check verdict of `checks` (`checks.json`'s document): failed when the check did
+/// not hold, with its summary as the message and its violations, one a line, as the body.
+fn check_cases(checks: &Value) -> Vec<Case> {
+    let verdicts = checks.get("verdicts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    verdicts
+        .iter()
+        .map(|v| {
+            let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let violations: Vec<String> = v
+                .get("violations")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).collect())
+                .unwrap_or_default();
+            Case {
+                classname: "checks",
+                name: text("check"),
+                failure: (v.get("passed") != Some(&Value::Bool(true))).then(|| {
+                    let body = if violations.is_empty() { text("summary") } else { violations.join("\n") };
+                    (text("summary"), body)
+                }),
+            }
+        })
+        .collect()
+}
+
 /// `c` when XML 1.0 can hold it, else U+FFFD: control characters but tab, line feed and
 /// carriage return, and the non-characters U+FFFE and U+FFFF (Rust `char`s are never
 /// surrogates).
@@ -196,7 +217,7 @@ fn legal(c: char) -> char {
 }
 
 /// `text` as XML character data.
-pub fn escape_text(text: &str) -> String {
+fn escape_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars().map(legal) {
         match c {
@@ -211,7 +232,7 @@ pub fn escape_text(text: &str) -> String {
 }
 
 /// `text` as a double-quoted XML attribute value, white space kept.
-pub fn escape_attr(text: &str) -> String {
+fn escape_attr(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars().map(legal) {
         match c {

@@ -14,8 +14,18 @@
 //! - `junit.xml` ([`junit()`]) — a test case per target and per check, for CI servers.
 //!
 //! Why these dependencies: hdrhistogram is the card's latency recorder and owns its wire
-//! format (V2); base64 is how that binary format travels in JSON. The HTML's charts are drawn
-//! here as SVG and its XML escaped here (`junit` says why), so rendering adds none.
+//! format (V2); base64 is how that binary format travels in JSON. maud writes `report.html`:
+//! its `html!` macro is checked at compile time and escapes every value spliced into the page,
+//! in text and in attributes, so no report string reaches the page unescaped and none is
+//! escaped by hand. It was preferred to askama because this page is built from Rust values
+//! rather than filled in: the SVG charts, the tables and each section are functions returning
+//! markup that splice into one another as already-escaped `Markup`, where askama's template
+//! files would take the charts either as strings marked `|safe` (a gap in its auto-escaping,
+//! where chart titles carry endpoint names) or as template loops over computed coordinates;
+//! and maud needs no files beside the code to make a page that must stay one file. Its runtime
+//! is one small crate (itoa, already here through serde_json); its macro adds maud_macros,
+//! proc-macro2-diagnostics and syn 2 at build time. The charts are drawn here as SVG, and
+//! `junit.xml` is written and escaped here (`junit` says why not with quick-junit).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,17 +42,16 @@ mod html;
 mod junit;
 mod merge;
 
-pub use compare::{BaselineRef, COMPARABLE, Change, Comparison, Tolerance, compare};
-pub use html::{escape as escape_html, html};
-pub use junit::{escape_attr as escape_xml_attr, escape_text as escape_xml_text, junit};
+pub use compare::{BaselineRef, Change, Comparison, Tolerance, compare};
+/// How the page escapes a string, for tests that look for a report's string in a written
+/// `report.html` (`tests/support`).
+pub use html::escape as escape_html;
+pub use html::html;
+pub use junit::junit;
 pub use merge::{MergeError, merge};
 
 /// The schema's identifier; bumped on any incompatible change.
 pub const SCHEMA: &str = "stampede.report/2";
-
-/// The percentiles every endpoint reports.
-pub const PERCENTILES: [(&str, f64); 5] =
-    [("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9)];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -359,7 +368,7 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pat
 }
 
 /// Writes `report` as `dir/report.json`.
-pub fn write_json(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
+fn write_json(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
     let mut bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     write_atomic(dir, "report.json", &bytes)

@@ -1,10 +1,13 @@
 //! Line charts as inline SVG, drawn here so `report.html` needs no charting library and
 //! fetches nothing: axes with round ticks, lines that break where a value is missing, and
-//! optional bars (errors per second). Every string that reaches the SVG is escaped.
+//! optional bars (errors per second). Built with maud like the rest of the page, so every
+//! string that reaches the SVG (titles, labels, tick texts) is escaped by the template.
+//!
+//! Every SVG element is written with a body (`line … {}`, giving `<line …></line>`): maud
+//! writes an element without one as an HTML void element (`<line …>`, no `/>`), which in
+//! SVG inside HTML would open an element and swallow what follows.
 
-use std::fmt::Write as _;
-
-use super::escape;
+use maud::{Markup, html};
 
 /// The drawing's size in SVG user units; it scales to the page's width.
 const WIDTH: f64 = 960.0;
@@ -14,21 +17,21 @@ const TOP: f64 = 14.0;
 const BOTTOM: f64 = 46.0;
 
 /// One axis: its range, the ticks to draw (position in axis units, label) and its title.
-pub struct Axis {
-    pub min: f64,
-    pub max: f64,
-    pub ticks: Vec<(f64, String)>,
-    pub label: String,
+pub(super) struct Axis {
+    pub(super) min: f64,
+    pub(super) max: f64,
+    pub(super) ticks: Vec<(f64, String)>,
+    pub(super) label: String,
 }
 
 impl Axis {
     /// A linear axis from `min` to a round value at or above `max`, with about six ticks.
-    pub fn linear(min: f64, max: f64, label: &str) -> Self {
+    pub(super) fn linear(min: f64, max: f64, label: &str) -> Self {
         Self::stepped(min, max, 0.0, label)
     }
 
     /// A linear axis of counts: whole-number ticks.
-    pub fn count(max: f64, label: &str) -> Self {
+    pub(super) fn count(max: f64, label: &str) -> Self {
         Self::stepped(0.0, max, 1.0, label)
     }
 
@@ -49,7 +52,7 @@ impl Axis {
 
     /// HdrHistogram's percentile axis: position `-log10(1 - q)`, so 90 %, 99 %, 99.9 % … are
     /// evenly spaced, up to `nines` nines.
-    pub fn nines(nines: u32, label: &str) -> Self {
+    pub(super) fn nines(nines: u32, label: &str) -> Self {
         let mut ticks = vec![(0.0, "0%".to_owned()), (2f64.log10(), "50%".to_owned())];
         for n in 1..=nines {
             let percent = 100.0 - 100.0 / 10f64.powi(n as i32);
@@ -61,7 +64,7 @@ impl Axis {
 }
 
 /// The step among 1, 2, 5 × 10ⁿ that cuts `range` into about `ticks` parts.
-pub fn nice_step(range: f64, ticks: usize) -> f64 {
+fn nice_step(range: f64, ticks: usize) -> f64 {
     let raw = range / ticks.max(1) as f64;
     if !raw.is_finite() || raw <= 0.0 {
         return 1.0;
@@ -77,127 +80,102 @@ pub fn nice_step(range: f64, ticks: usize) -> f64 {
 }
 
 /// A line; `None` points break it.
-pub struct Series {
-    pub name: String,
-    pub color: &'static str,
-    pub dash: Option<&'static str>,
-    pub width: f64,
-    pub points: Vec<Option<(f64, f64)>>,
+pub(super) struct Series {
+    pub(super) name: String,
+    pub(super) color: &'static str,
+    pub(super) dash: Option<&'static str>,
+    pub(super) width: f64,
+    pub(super) points: Vec<Option<(f64, f64)>>,
 }
 
 /// Bars from the x axis, each covering `x ..= x + width` (axis units).
-pub struct Bars {
-    pub name: String,
-    pub color: &'static str,
-    pub width: f64,
-    pub points: Vec<(f64, f64)>,
+pub(super) struct Bars {
+    pub(super) name: String,
+    pub(super) color: &'static str,
+    pub(super) width: f64,
+    pub(super) points: Vec<(f64, f64)>,
+}
+
+/// A coordinate in user units, to a tenth.
+fn at(v: f64) -> String {
+    format!("{v:.1}")
 }
 
 /// The chart as an `<svg>` element, `height` user units tall, labelled `label` for screen
 /// readers.
-pub fn svg(label: &str, height: f64, x: &Axis, y: &Axis, series: &[Series], bars: &[Bars]) -> String {
+pub(super) fn svg(label: &str, height: f64, x: &Axis, y: &Axis, series: &[Series], bars: &[Bars]) -> Markup {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = height - TOP - BOTTOM;
     let sx = |v: f64| LEFT + (v.clamp(x.min, x.max) - x.min) / (x.max - x.min) * plot_w;
     let sy = |v: f64| TOP + plot_h - (v.clamp(y.min, y.max) - y.min) / (y.max - y.min) * plot_h;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
-        escape(label)
-    );
-    // Grid and ticks.
-    s.push_str(r#"<g class="grid">"#);
-    for (v, text) in &y.ticks {
-        let py = sy(*v);
-        let _ = write!(
-            s,
-            r#"<line x1="{LEFT}" x2="{:.1}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            LEFT + plot_w,
-            LEFT - 8.0,
-            py + 4.0,
-            escape(text)
-        );
-    }
-    for (v, text) in &x.ticks {
-        let px = sx(*v);
-        let _ = write!(
-            s,
-            r#"<line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{:.1}"/><text class="tick" x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            TOP + plot_h,
-            TOP + plot_h + 17.0,
-            escape(text)
-        );
-    }
-    s.push_str("</g>");
-    let _ =
-        write!(s, r#"<rect class="frame" x="{LEFT}" y="{TOP}" width="{plot_w:.1}" height="{plot_h:.1}"/>"#);
-    let _ = write!(
-        s,
-        r#"<text class="axis-label" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-        LEFT + plot_w / 2.0,
-        height - 6.0,
-        escape(&x.label)
-    );
-    let _ = write!(
-        s,
-        r#"<text class="axis-label" transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
-        TOP + plot_h / 2.0,
-        escape(&y.label)
-    );
-    // Bars under the lines.
-    for b in bars {
-        let _ = write!(s, r#"<g fill="{}"><title>{}</title>"#, b.color, escape(&b.name));
-        for &(vx, vy) in b.points.iter().filter(|p| p.1 > 0.0) {
-            let w = (sx(vx + b.width) - sx(vx)).max(1.0);
-            let top = sy(vy);
-            let _ = write!(
-                s,
-                r#"<rect x="{:.1}" y="{top:.1}" width="{w:.1}" height="{:.1}"/>"#,
-                sx(vx),
-                TOP + plot_h - top
-            );
-        }
-        s.push_str("</g>");
-    }
-    for line in series {
-        let mut d = String::new();
-        let mut open = false;
-        for p in &line.points {
-            match p {
-                Some((vx, vy)) => {
-                    let _ = write!(d, "{}{:.1} {:.1}", if open { " L" } else { " M" }, sx(*vx), sy(*vy));
-                    open = true;
+    html! {
+        svg class="chart" viewBox={"0 0 " (WIDTH) " " (height)} role="img" aria-label=(label)
+            xmlns="http://www.w3.org/2000/svg" {
+            g class="grid" {
+                @for (v, text) in &y.ticks {
+                    line x1=(LEFT) x2=(at(LEFT + plot_w)) y1=(at(sy(*v))) y2=(at(sy(*v))) {}
+                    text class="tick" x=(at(LEFT - 8.0)) y=(at(sy(*v) + 4.0)) text-anchor="end" { (text) }
                 }
-                None => open = false,
+                @for (v, text) in &x.ticks {
+                    line x1=(at(sx(*v))) x2=(at(sx(*v))) y1=(TOP) y2=(at(TOP + plot_h)) {}
+                    text class="tick" x=(at(sx(*v))) y=(at(TOP + plot_h + 17.0)) text-anchor="middle" {
+                        (text)
+                    }
+                }
+            }
+            rect class="frame" x=(LEFT) y=(TOP) width=(at(plot_w)) height=(at(plot_h)) {}
+            text class="axis-label" x=(at(LEFT + plot_w / 2.0)) y=(at(height - 6.0)) text-anchor="middle" {
+                (x.label)
+            }
+            text class="axis-label" transform={"translate(16 " (at(TOP + plot_h / 2.0)) ") rotate(-90)"}
+                text-anchor="middle" { (y.label) }
+            // Bars under the lines.
+            @for b in bars {
+                g fill=(b.color) {
+                    title { (b.name) }
+                    @for &(vx, vy) in b.points.iter().filter(|p| p.1 > 0.0) {
+                        rect x=(at(sx(vx))) y=(at(sy(vy))) width=(at((sx(vx + b.width) - sx(vx)).max(1.0)))
+                            height=(at(TOP + plot_h - sy(vy))) {}
+                    }
+                }
+            }
+            @for line in series {
+                @let d = path(&line.points, sx, sy);
+                @if !d.is_empty() {
+                    path d=(d) fill="none" stroke=(line.color) stroke-width=(line.width)
+                        stroke-linejoin="round" stroke-linecap="round" stroke-dasharray=[line.dash] {
+                        title { (line.name) }
+                    }
+                }
             }
         }
-        if d.is_empty() {
-            continue;
-        }
-        let dash = line.dash.map(|a| format!(r#" stroke-dasharray="{a}""#)).unwrap_or_default();
-        let _ = write!(
-            s,
-            r#"<path d="{}" fill="none" stroke="{}" stroke-width="{}" stroke-linejoin="round" stroke-linecap="round"{dash}><title>{}</title></path>"#,
-            dots(d.trim()),
-            line.color,
-            line.width,
-            escape(&line.name)
-        );
     }
-    s.push_str("</svg>");
-    s
 }
 
-/// `d` with every single-point subpath drawn as a dot (a zero-length segment, which round caps
-/// make visible), so a value between two gaps still shows.
-fn dots(d: &str) -> String {
-    d.split(" M")
-        .map(|sub| {
-            let sub = sub.trim_start_matches('M');
-            if sub.contains(" L") || sub.ends_with("h0") { sub.to_owned() } else { format!("{sub} h0") }
+/// The SVG path through `points` in user units: a subpath per unbroken run, and every
+/// single-point subpath drawn as a dot (a zero-length segment, which round caps make
+/// visible), so a value between two gaps still shows. Empty when there is no point.
+fn path(points: &[Option<(f64, f64)>], sx: impl Fn(f64) -> f64, sy: impl Fn(f64) -> f64) -> String {
+    let mut runs: Vec<Vec<String>> = Vec::new();
+    let mut open = false;
+    for p in points {
+        match p {
+            Some((vx, vy)) => {
+                let xy = format!("{:.1} {:.1}", sx(*vx), sy(*vy));
+                match runs.last_mut() {
+                    Some(run) if open => run.push(xy),
+                    _ => runs.push(vec![xy]),
+                }
+                open = true;
+            }
+            None => open = false,
+        }
+    }
+    runs.iter()
+        .map(|run| match run.as_slice() {
+            [only] => format!("M{only} h0"),
+            _ => format!("M{}", run.join(" L")),
         })
-        .map(|sub| format!("M{sub}"))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -243,7 +221,7 @@ mod tests {
             width: 2.0,
             points: vec![Some((0.0, 1.0)), Some((1.0, 2.0)), None, Some((3.0, 3.0)), None],
         };
-        let svg = svg("test", 300.0, &x, &y, &[line], &[]);
+        let svg = svg("test", 300.0, &x, &y, &[line], &[]).into_string();
         let d = svg.split(r#"<path d=""#).nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(d.matches('M').count(), 2, "{d}");
         assert!(d.ends_with("h0"), "{d}");
