@@ -149,7 +149,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
             interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
             sources: Vec::new(),
         },
-        checks: Some(serde_json::to_value(&checks_report).context("checks as JSON")?),
+        checks: Some(checks_report),
         load: load_report,
         targets: target_verdicts,
         comparison: None,
@@ -158,6 +158,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     };
     let path = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?.html;
     crate::load::print_summary(&report);
+    let checks_report = report.checks.as_ref().expect("set above");
     let held = checks_report.verdicts.len() - checks_report.failed();
     let met = report.targets.iter().filter(|t| t.passed).count();
     println!(

@@ -40,9 +40,8 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
 use crate::Report;
+use crate::checks::ChecksReport;
 
 /// One test case: its class, name, and the failure (message, body) when it failed.
 struct Case {
@@ -182,23 +181,19 @@ pub fn junit(report: &Report) -> String {
 
 /// A case per check verdict of `checks` (`checks.json`'s document): failed when the check did
 /// not hold, with its summary as the message and its violations, one a line, as the body.
-fn check_cases(checks: &Value) -> Vec<Case> {
-    let verdicts = checks.get("verdicts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    verdicts
+fn check_cases(checks: &ChecksReport) -> Vec<Case> {
+    checks
+        .verdicts
         .iter()
         .map(|v| {
-            let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-            let violations: Vec<String> = v
-                .get("violations")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).collect())
-                .unwrap_or_default();
+            let violations: Vec<String> =
+                v.violations.iter().map(|x| format!("{}: {}", x.rule, x.detail)).collect();
             Case {
                 classname: "checks",
-                name: text("check"),
-                failure: (v.get("passed") != Some(&Value::Bool(true))).then(|| {
-                    let body = if violations.is_empty() { text("summary") } else { violations.join("\n") };
-                    (text("summary"), body)
+                name: v.check.clone(),
+                failure: (!v.passed).then(|| {
+                    let body = if violations.is_empty() { v.summary.clone() } else { violations.join("\n") };
+                    (v.summary.clone(), body)
                 }),
             }
         })
@@ -264,7 +259,7 @@ mod tests {
 
     const NASTY: &str = "a<b>&\"c'\td\ne\r\u{0}\u{1b}\u{fffe}é✓";
 
-    fn report(complete: bool, checks: Option<Value>) -> Report {
+    fn report(complete: bool, checks: Option<ChecksReport>) -> Report {
         let target = |name: &str, passed: bool| TargetVerdict {
             name: name.to_owned(),
             kind: crate::TargetKind::P99,
@@ -314,18 +309,25 @@ mod tests {
         }
     }
 
-    fn checks() -> Value {
-        json!({
-            "complete": true,
-            "verdicts": [
-                { "check": "publish-rate-limit", "kind": "rate-limit", "passed": true, "summary": "ok",
-                  "violations": [], "evidence": {} },
-                { "check": "import-unique", "kind": "unique-creation", "passed": false,
-                  "summary": "2 records for 1 key",
-                  "violations": ["unique: key k1 has 2 records", format!("quoted: {NASTY}")],
-                  "evidence": {} },
-            ]
-        })
+    fn checks() -> ChecksReport {
+        let held =
+            crate::checks::Verdict::new("publish-rate-limit", "rate-limit", 10, json!({})).summarize("ok");
+        let mut violated = crate::checks::Verdict::new("import-unique", "unique-creation", 10, json!({}));
+        violated.violate("unique", "key k1 has 2 records", []);
+        violated.violate("quoted", NASTY, []);
+        ChecksReport {
+            schema: crate::checks::SCHEMA.to_owned(),
+            stampede_version: "0.1.0".to_owned(),
+            run_id: "r".to_owned(),
+            started_at_ms: 0,
+            finished_at_ms: 1,
+            complete: true,
+            profile: "reference".to_owned(),
+            target: vec!["http://127.0.0.1:1".to_owned()],
+            embedded: None,
+            passed: false,
+            verdicts: vec![held, violated.summarize("2 records for 1 key")],
+        }
     }
 
     fn parse(xml: &str) -> roxmltree::Document<'_> {

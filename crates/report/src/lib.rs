@@ -58,7 +58,7 @@ pub struct Report {
     pub schema: String,
     pub run: RunMeta,
     /// The `checks.json` of the run's checks, when it ran them.
-    pub checks: Option<serde_json::Value>,
+    pub checks: Option<checks::ChecksReport>,
     pub load: Option<LoadReport>,
     pub targets: Vec<TargetVerdict>,
     /// This run's latencies against a baseline run's (`stampede report compare`).
@@ -291,8 +291,7 @@ impl Report {
     /// The run's verdict from its parts: it completed, every check held, every target was met
     /// and no latency regressed beyond the tolerance against a baseline.
     pub fn verdict(&self) -> bool {
-        let checks =
-            self.checks.as_ref().is_none_or(|c| c.get("passed").and_then(|p| p.as_bool()) == Some(true));
+        let checks = self.checks.as_ref().is_none_or(|c| c.passed);
         self.run.complete
             && checks
             && self.targets.iter().all(|t| t.passed)

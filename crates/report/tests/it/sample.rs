@@ -178,7 +178,7 @@ pub fn built() -> Report {
             interrupted: None,
             sources: Vec::new(),
         },
-        checks: Some(json!({
+        checks: Some(serde_json::from_value(json!({
             "schema": "stampede.checks/2",
             "stampede_version": "0.1.0",
             "run_id": "20261123T101500Z-7f3a",
@@ -210,7 +210,8 @@ pub fn built() -> Report {
                     "operations": 32
                 }
             ]
-        })),
+        }))
+        .expect("a checks report")),
         load: Some(LoadReport {
             model: "open".to_owned(),
             rate: Some([75.0, 75.0]),
