@@ -106,11 +106,11 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
     let started_at_ms = crate::meta::now_ms();
     let stop = crate::exit::interrupt();
     let profile_name = profile.name.clone();
-    let scenario = profile.load.clone().expect("profiles::load checked it");
+    let spec = profile.load.clone().expect("profiles::load checked it");
     let objectives = profile.objectives.clone();
     let reached = crate::target::reach(&args.stack, &run, profile, Reach::default()).await?;
     let urls = reached.urls.clone();
-    let open = scenario.model == Model::Open;
+    let open = spec.model == Model::Open;
     println!(
         "stampede capacity: {profile_name} against {} ({} model, {} to {} {} by {}, {} s a step), run {run}",
         urls.join(", "),
@@ -124,7 +124,7 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
     let instances = urls.len();
     let target = Arc::clone(&reached.target);
     let result =
-        load::capacity::run(target, &scenario, &objectives, &stepping, instances, stop, reporter()).await;
+        load::capacity::run(target, &spec, &objectives, &stepping, instances, stop, reporter()).await;
     reached.shutdown("capacity").await;
     let outcome = result?;
     let complete = !outcome.interrupted;

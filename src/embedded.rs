@@ -10,8 +10,6 @@ use checks::Tuning;
 use reference::limit::Limit;
 use reference::usage_tracker::UsageLimits;
 
-use crate::target::TargetArgs;
-
 /// The stacks, the fake upstream, and how they were set up (for the report).
 pub(crate) struct Embedded {
     pub(crate) stacks: Vec<stack::RunningStack>,
@@ -22,14 +20,18 @@ pub(crate) struct Embedded {
 /// The upstream plan (#4) when no check spends it: one nothing exhausts.
 const UNBOUNDED_PLAN: u64 = 1_000_000;
 
-/// Starts the stacks `args` describe, `mutant` swapped in, with `tuning`'s settings; `run`
-/// names their namespace on shared servers.
-pub(crate) async fn start(
-    args: &TargetArgs,
-    mutant: Option<stack::Mutant>,
-    run: &str,
-    tuning: &Tuning,
-) -> anyhow::Result<Embedded> {
+/// What stacks to start: how many, on which shared backends (memory without), which mutant.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Setup {
+    pub(crate) instances: u16,
+    pub(crate) redis: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) mutant: Option<stack::Mutant>,
+}
+
+/// Starts the stacks `setup` describes with `tuning`'s settings; `run` names their namespace on
+/// shared servers.
+pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::Result<Embedded> {
     let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config {
         access_token_lifetime: tuning.token_lifetime,
         control_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -53,16 +55,16 @@ pub(crate) async fn start(
         ..upstream::UpstreamConfig::SEED
     };
     let mut stacks = Vec::new();
-    for i in 0..args.instances {
+    for i in 0..setup.instances {
         let mut config = stack::StackConfig::default();
-        config.backends.redis = args.redis.clone();
-        config.backends.database = args.database.clone();
+        config.backends.redis = setup.redis.clone();
+        config.backends.database = setup.database.clone();
         config.backends.namespace = namespace.clone();
         config.backends.application_name = format!("stampede-check-{i}");
         let settings = &mut config.settings;
         settings.instance = format!("stack-{i}");
         settings.publish_limit = Limit::new(tuning.publish_limit, tuning.publish_window);
-        settings.mutant = mutant;
+        settings.mutant = setup.mutant;
         settings.breaker = reference::circuit_breaker::Policy {
             failure_threshold: tuning.breaker_failures,
             open_for: tuning.breaker_open,
@@ -86,14 +88,14 @@ pub(crate) async fn start(
     }
     let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
     let description = serde_json::json!({
-        "instances": args.instances,
-        "backend": match (&args.redis, &args.database) {
+        "instances": setup.instances,
+        "backend": match (&setup.redis, &setup.database) {
             (None, None) => "memory",
             (Some(_), None) => "redis",
             (None, Some(_)) => "postgres",
             (Some(_), Some(_)) => "redis+postgres",
         },
-        "mutant": mutant.map(|m| m.name()),
+        "mutant": setup.mutant.map(|m| m.name()),
         "publish_limit": format!("{}/{}", tuning.publish_limit, ms(tuning.publish_window)),
         "breaker": format!(
             "{} failures, {} open, {} trial timeout",

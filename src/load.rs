@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use profile::load::Model;
-use report::{Report, RunMeta, TargetVerdict};
+use report::{ObjectiveVerdict, Report, RunMeta};
 
 use crate::exit::Failure;
 use crate::profiles::LoadOverrides;
@@ -67,23 +67,23 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     let started_at_ms = crate::meta::now_ms();
     let stop = crate::exit::interrupt();
     let profile_name = profile.name.clone();
-    let scenario = profile.load.clone().expect("profiles::load checked it");
+    let spec = profile.load.clone().expect("profiles::load checked it");
     let objectives = profile.objectives.clone();
     let reached = crate::target::reach(&args.stack, &run, profile, Reach::default()).await?;
     let urls = reached.urls.clone();
-    let what = match scenario.model {
-        Model::Open => match scenario.ramp_to {
-            Some(to) => format!("open model, {} → {to} requests/s", scenario.rate.unwrap_or_default()),
-            None => format!("open model, {} requests/s", scenario.rate.unwrap_or_default()),
+    let what = match spec.model {
+        Model::Open => match spec.ramp_to {
+            Some(to) => format!("open model, {} → {to} requests/s", spec.rate.unwrap_or_default()),
+            None => format!("open model, {} requests/s", spec.rate.unwrap_or_default()),
         },
-        Model::Closed => format!("closed model, {} users", scenario.users.unwrap_or_default()),
+        Model::Closed => format!("closed model, {} users", spec.users.unwrap_or_default()),
     };
     println!(
         "stampede load: {profile_name} against {} ({what}, {} s), run {run}",
         urls.join(", "),
-        scenario.duration_s
+        spec.duration_s
     );
-    let plan = load::Plan::new(scenario);
+    let plan = load::Plan::new(spec);
     let result =
         load::run(Arc::clone(&reached.target), &plan, &objectives, stop, crate::progress::reporter()).await;
     reached.shutdown("load").await;
@@ -151,7 +151,7 @@ pub(crate) fn print_summary(report: &Report) {
         let value = m.value.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
         println!("  metric {:<28} {value} ({} / {})", m.name, m.numerator, m.denominator);
     }
-    let missed: Vec<&TargetVerdict> = report.targets.iter().filter(|t| !t.passed).collect();
+    let missed: Vec<&ObjectiveVerdict> = report.targets.iter().filter(|t| !t.passed).collect();
     for t in missed {
         println!("  MISSED {}: {}", t.name, t.detail);
     }

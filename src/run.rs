@@ -72,7 +72,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let started_at_ms = crate::meta::now_ms();
     let stop = crate::exit::interrupt();
     let profile_name = profile.name.clone();
-    let scenario = profile.load.clone().expect("profiles::load checked it");
+    let spec = profile.load.clone().expect("profiles::load checked it");
     let objectives = profile.objectives.clone();
     let reach = Reach {
         tuning: checks::tuning(&checks, &profile.defaults),
@@ -120,8 +120,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
 
     let mut load_result = None;
     if checks_complete {
-        println!("load: {} s", scenario.duration_s);
-        let plan = load::Plan::new(scenario);
+        println!("load: {} s", spec.duration_s);
+        let plan = load::Plan::new(spec);
         let result = load::run(target, &plan, &objectives, stop.clone(), crate::progress::reporter()).await;
         load_result = Some(result);
     }

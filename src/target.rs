@@ -79,7 +79,13 @@ pub(crate) async fn reach(
     reach: Reach,
 ) -> Result<Reached, Failure> {
     let embedded = if args.targets.is_empty() {
-        Some(embedded::start(args, reach.mutant, run, &reach.tuning).await?)
+        let setup = embedded::Setup {
+            instances: args.instances,
+            redis: args.redis.clone(),
+            database: args.database.clone(),
+            mutant: reach.mutant,
+        };
+        Some(embedded::start(&setup, run, &reach.tuning).await?)
     } else {
         None
     };

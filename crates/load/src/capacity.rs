@@ -17,7 +17,7 @@ use client::Target;
 use profile::Objectives;
 use profile::load::{Load, Model};
 use report::capacity::{self, CapacityReport, Step, Stepping};
-use report::{Latency, TargetKind, TargetVerdict};
+use report::{Latency, ObjectiveKind, ObjectiveVerdict};
 use tokio::sync::watch;
 
 use crate::{LoadError, Measured, Plan, Progress};
@@ -45,10 +45,10 @@ pub struct Capacity {
     pub interrupted: bool,
 }
 
-/// Steps `scenario`'s load as `stepping` says on `instances` instances behind `target`.
+/// Steps `spec`'s load as `stepping` says on `instances` instances behind `target`.
 pub async fn run(
     target: Arc<Target>,
-    scenario: &Load,
+    spec: &Load,
     targets: &Objectives,
     stepping: &Stepping,
     instances: usize,
@@ -60,14 +60,14 @@ pub async fn run(
     let levels = stepping.levels();
     let accounts = {
         let progress = Arc::clone(&progress);
-        crate::prepare(&target, scenario, &move |p: Progress| progress(StepProgress::Load(p))).await?
+        crate::prepare(&target, spec, &move |p: Progress| progress(StepProgress::Load(p))).await?
     };
     let mut step_targets = targets.clone();
     step_targets.min_throughput = None;
     // Sessions open at once follow from the step's rate as the throughput does: an absolute
     // floor says nothing about a step offered less.
     step_targets.min_ws_sessions = None;
-    let open = scenario.model == Model::Open;
+    let open = spec.model == Model::Open;
     let mut steps: Vec<Step> = Vec::new();
     let mut sustainable: Option<(usize, Measured)> = None;
     let mut first: Option<Measured> = None;
@@ -89,15 +89,15 @@ pub async fn run(
             break;
         }
         progress(StepProgress::Begin { index, of: levels.len(), offered: level });
-        let mut step_scenario = scenario.clone();
-        step_scenario.duration_s = stepping.hold_s;
+        let mut step_spec = spec.clone();
+        step_spec.duration_s = stepping.hold_s;
         if open {
-            step_scenario.rate = Some(level);
-            step_scenario.ramp_to = None;
+            step_spec.rate = Some(level);
+            step_spec.ramp_to = None;
         } else {
-            step_scenario.users = Some(level.round().max(1.0) as usize);
+            step_spec.users = Some(level.round().max(1.0) as usize);
         }
-        let plan = Plan::new(step_scenario);
+        let plan = Plan::new(step_spec);
         let mut outcomes = {
             let progress = Arc::clone(&progress);
             crate::offer(
@@ -117,8 +117,8 @@ pub async fn run(
         let idle: Vec<String> = idle.into_iter().map(str::to_owned).collect();
         outcomes.targets.retain(|t| t.endpoint.as_ref().is_none_or(|e| !idle.contains(e)));
         if open {
-            outcomes.targets.push(TargetVerdict::judged(
-                TargetKind::Throughput,
+            outcomes.targets.push(ObjectiveVerdict::judged(
+                ObjectiveKind::Throughput,
                 "throughput kept pace with the offered rate".to_owned(),
                 None,
                 ">=",

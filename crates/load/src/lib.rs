@@ -1,20 +1,20 @@
 //! Load generation: the profile's request mix (`[load]`) offered to a target in an open model
 //! (arrival rate, [`open`]) or a closed one (goose users, [`closed`]); every response timed to
 //! its last byte in HdrHistogram ([`record`]); the target's own metrics read before and after;
-//! the targets (`[targets]`) judged ([`targets`]). The result is the load section of the run
-//! report (crate `report`).
+//! the objectives (`[targets]`) judged ([`objectives`]). The result is the load section of the
+//! run report (crate `report`).
 //!
 //! Why these dependencies: goose runs the closed model's users and test plan (its reqwest,
 //! 0.13, is named as `goose-reqwest` to build its requests); hdrhistogram records latencies;
-//! rand draws the mix; the open model sends with the checks crate's client (reqwest 0.12);
+//! rand draws the mix; the open model sends with the `client` crate's client (reqwest 0.12);
 //! WebSocket sessions ([`ws`]) connect through it too (tokio-tungstenite, futures-util).
 
 pub mod capacity;
 pub mod closed;
 pub mod mix;
+pub mod objectives;
 pub mod open;
 pub mod record;
-pub mod targets;
 pub mod ws;
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use client::{Target, TargetError};
 use profile::Objectives;
 use profile::load::{Load, MixEntry, Model};
-use report::{LoadReport, MetricReading, TargetVerdict};
+use report::{LoadReport, MetricReading, ObjectiveVerdict};
 use tokio::sync::watch;
 
 pub use crate::mix::Account;
@@ -46,14 +46,14 @@ pub enum LoadError {
 /// What `[load]` says, with the command line's overrides.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub scenario: Load,
+    pub spec: Load,
     pub duration: Duration,
 }
 
 impl Plan {
-    pub fn new(scenario: Load) -> Self {
-        let duration = Duration::from_secs_f64(scenario.duration_s);
-        Self { scenario, duration }
+    pub fn new(spec: Load) -> Self {
+        let duration = Duration::from_secs_f64(spec.duration_s);
+        Self { spec, duration }
     }
 }
 
@@ -70,7 +70,7 @@ pub enum Progress<'a> {
 #[derive(Debug)]
 pub struct Measured {
     pub load: LoadReport,
-    pub targets: Vec<TargetVerdict>,
+    pub targets: Vec<ObjectiveVerdict>,
     pub interrupted: bool,
     /// Open model: requests that fell due with every in-flight slot taken. With requests
     /// unsent, it tells the stack holding `max_in_flight` requests (some) from the generator
@@ -87,18 +87,18 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> Result<Measured, LoadError> {
-    let accounts = prepare(&target, &plan.scenario, &progress).await?;
+    let accounts = prepare(&target, &plan.spec, &progress).await?;
     offer(target, accounts, plan, targets, stop, progress).await
 }
 
 /// The accounts the mix's requests are spread over, set up on the target.
 pub async fn prepare(
     target: &Target,
-    scenario: &Load,
+    spec: &Load,
     progress: &impl Fn(Progress),
 ) -> Result<Arc<Vec<Account>>, LoadError> {
-    progress(Progress::Phase(&format!("setting up {} accounts", scenario.accounts)));
-    Ok(Arc::new(mix::setup(target, scenario).await?))
+    progress(Progress::Phase(&format!("setting up {} accounts", spec.accounts)));
+    Ok(Arc::new(mix::setup(target, spec).await?))
 }
 
 /// [`run`] with the accounts already set up: reads the target's metrics, offers the load
@@ -111,13 +111,13 @@ pub async fn offer(
     stop: watch::Receiver<bool>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> Result<Measured, LoadError> {
-    let scenario = &plan.scenario;
+    let spec = &plan.spec;
     let before = scrape(&target, targets).await?;
-    let mix = Mix::new(scenario);
+    let mix = Mix::new(spec);
     let recorder =
-        Arc::new(Recorder::new(Instant::now(), now_ms(), scenario.requests.iter().map(|e| e.name.clone())));
+        Arc::new(Recorder::new(Instant::now(), now_ms(), spec.requests.iter().map(|e| e.name.clone())));
     // A WebSocket entry's sessions open, sampled as each wall-clock second ends.
-    let ws_entries: Vec<&MixEntry> = scenario.requests.iter().filter(|e| e.websocket.is_some()).collect();
+    let ws_entries: Vec<&MixEntry> = spec.requests.iter().filter(|e| e.websocket.is_some()).collect();
     ws_entries.iter().for_each(|e| recorder.track_sessions(&e.name));
     let sampler = (!ws_entries.is_empty()).then(|| {
         let recorder = Arc::clone(&recorder);
@@ -147,21 +147,13 @@ pub async fn offer(
     let mut stopped = false;
     let mut unsent = 0;
     let mut found_full = 0;
-    let (rate, users, users_reached) = match scenario.model {
+    let (rate, users, users_reached) = match spec.model {
         Model::Open => {
-            let from = scenario.rate.unwrap_or(1.0);
-            let schedule =
-                open::Schedule { from, to: scenario.ramp_to.unwrap_or(from), duration: plan.duration };
-            let sent = open::run(
-                &target,
-                &mix,
-                &accounts,
-                schedule,
-                scenario.max_in_flight,
-                &recorder,
-                stop.clone(),
-            )
-            .await;
+            let from = spec.rate.unwrap_or(1.0);
+            let schedule = open::Schedule { from, to: spec.ramp_to.unwrap_or(from), duration: plan.duration };
+            let sent =
+                open::run(&target, &mix, &accounts, schedule, spec.max_in_flight, &recorder, stop.clone())
+                    .await;
             found_full = sent.found_full;
             if !*stop.borrow() {
                 unsent = schedule.total().saturating_sub(sent.sent);
@@ -169,15 +161,15 @@ pub async fn offer(
             (Some([schedule.from, schedule.to]), None, None)
         }
         Model::Closed => {
-            let users = scenario.users.unwrap_or(1);
+            let users = spec.users.unwrap_or(1);
             let (reached, killed) = closed::run(
                 &target,
                 &mix,
                 &accounts,
                 closed::Users {
                     users,
-                    users_per_s: scenario.users_per_s,
-                    think_ms: scenario.think_ms,
+                    users_per_s: spec.users_per_s,
+                    think_ms: spec.think_ms,
                     duration: plan.duration,
                 },
                 &recorder,
@@ -199,13 +191,13 @@ pub async fn offer(
         .metrics
         .iter()
         .zip(before.iter().zip(&after))
-        .map(|(m, ((n0, d0), (n1, d1)))| targets::reading(&m.name, n1 - n0, d1 - d0))
+        .map(|(m, ((n0, d0), (n1, d1)))| objectives::reading(&m.name, n1 - n0, d1 - d0))
         .collect::<Vec<MetricReading>>();
     let endpoints: Vec<_> = recorder.finish(elapsed).into_iter().map(|(e, _)| e).collect();
     let requests = endpoints.iter().map(|e| e.requests).sum();
     let errors = endpoints.iter().map(|e| e.errors).sum();
     let load = LoadReport {
-        model: match scenario.model {
+        model: match spec.model {
             Model::Open => "open".to_owned(),
             Model::Closed => "closed".to_owned(),
         },
@@ -221,13 +213,13 @@ pub async fn offer(
         endpoints,
         metrics,
     };
-    let mut targets = targets::judge(targets, &load);
+    let mut targets = objectives::judge(targets, &load);
     if load.unsent > 0 && found_full > 0 {
-        for v in targets.iter_mut().filter(|v| v.kind == report::TargetKind::Unsent) {
+        for v in targets.iter_mut().filter(|v| v.kind == report::ObjectiveKind::Unsent) {
             v.detail = format!(
                 "{} requests fell due and were never sent: the stack held all {} in-flight slots the profile \
                  allows (max_in_flight), {found_full} requests found every slot taken",
-                load.unsent, scenario.max_in_flight
+                load.unsent, spec.max_in_flight
             );
         }
     }
@@ -256,8 +248,8 @@ async fn scrape(target: &Target, targets: &Objectives) -> Result<Vec<(f64, f64)>
                     m.name
                 ))
             };
-            n += targets::sums(&text, &m.numerator).map_err(named)?;
-            d += targets::sums(&text, &m.denominator).map_err(named)?;
+            n += objectives::sums(&text, &m.numerator).map_err(named)?;
+            d += objectives::sums(&text, &m.denominator).map_err(named)?;
         }
         out.push((n, d));
     }

@@ -29,9 +29,9 @@ pub struct Mix {
 }
 
 impl Mix {
-    pub fn new(scenario: &Load) -> Self {
+    pub fn new(spec: &Load) -> Self {
         let mut total = 0;
-        let cumulative = scenario
+        let cumulative = spec
             .requests
             .iter()
             .map(|e| {
@@ -39,7 +39,7 @@ impl Mix {
                 total
             })
             .collect();
-        Self { entries: scenario.requests.clone(), cumulative, seq: Default::default() }
+        Self { entries: spec.requests.clone(), cumulative, seq: Default::default() }
     }
 
     /// The index of an entry drawn by weight.
@@ -64,18 +64,18 @@ impl Mix {
     }
 }
 
-/// Makes `scenario.accounts` accounts, their projects and videos.
-pub async fn setup(target: &Target, scenario: &Load) -> Result<Vec<Account>, LoadError> {
-    let mut accounts = Vec::with_capacity(scenario.accounts);
-    for i in 0..scenario.accounts {
-        accounts.push(account(target, scenario, i).await?);
+/// Makes `spec.accounts` accounts, their projects and videos.
+pub async fn setup(target: &Target, spec: &Load) -> Result<Vec<Account>, LoadError> {
+    let mut accounts = Vec::with_capacity(spec.accounts);
+    for i in 0..spec.accounts {
+        accounts.push(account(target, spec, i).await?);
     }
     Ok(accounts)
 }
 
-async fn account(target: &Target, scenario: &Load, i: usize) -> Result<Account, LoadError> {
+async fn account(target: &Target, spec: &Load, i: usize) -> Result<Account, LoadError> {
     let user = target.user(&format!("load-{i}")).await?;
-    let setup = &scenario.setup;
+    let setup = &spec.setup;
     let project = match &setup.project {
         Some(template) => {
             Some(create(target, &user.tokens[0], template, &setup.project_id, &format!("p{i}")).await?)
@@ -161,7 +161,7 @@ mod tests {
 
     use super::*;
 
-    fn scenario(weights: &[u32]) -> Load {
+    fn spec(weights: &[u32]) -> Load {
         let mut text = String::from("rate = 1.0\n");
         for (i, w) in weights.iter().enumerate() {
             text.push_str(&format!(
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn entries_are_drawn_in_proportion_to_their_weights() {
-        let mix = Mix::new(&scenario(&[40, 0, 30, 20, 10]));
+        let mix = Mix::new(&spec(&[40, 0, 30, 20, 10]));
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut counts = [0u32; 5];
         for _ in 0..100_000 {
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn every_request_gets_its_own_sequence_number() {
-        let mix = Mix::new(&scenario(&[1]));
+        let mix = Mix::new(&spec(&[1]));
         let account = Account { tokens: vec![], project: Some("p".into()), videos: vec!["v1".into()] };
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let a = mix.vars("r", &account, &mut rng);

@@ -22,7 +22,7 @@ mod load;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::{Comparison, Report, TargetVerdict};
+use crate::{Comparison, ObjectiveVerdict, Report};
 
 /// Colours for endpoints (Tableau 10: distinct, and legible to most colour-blind readers).
 const PALETTE: [&str; 10] = [
@@ -162,7 +162,7 @@ fn summary(report: &Report) -> Markup {
     }
 }
 
-fn targets(targets: &[TargetVerdict]) -> Markup {
+fn targets(targets: &[ObjectiveVerdict]) -> Markup {
     html! {
         section id="targets" {
             h2 { "Targets" }

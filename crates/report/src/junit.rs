@@ -254,15 +254,15 @@ fn timestamp(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LoadReport, RunMeta, TargetVerdict};
+    use crate::{LoadReport, ObjectiveVerdict, RunMeta};
     use serde_json::json;
 
     const NASTY: &str = "a<b>&\"c'\td\ne\r\u{0}\u{1b}\u{fffe}é✓";
 
     fn report(complete: bool, checks: Option<ChecksReport>) -> Report {
-        let target = |name: &str, passed: bool| TargetVerdict {
+        let target = |name: &str, passed: bool| ObjectiveVerdict {
             name: name.to_owned(),
-            kind: crate::TargetKind::P99,
+            kind: crate::ObjectiveKind::P99,
             endpoint: None,
             comparison: "<".to_owned(),
             bound: 500.0,

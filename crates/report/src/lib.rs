@@ -60,7 +60,7 @@ pub struct Report {
     /// The `checks.json` of the run's checks, when it ran them.
     pub checks: Option<checks::ChecksReport>,
     pub load: Option<LoadReport>,
-    pub targets: Vec<TargetVerdict>,
+    pub targets: Vec<ObjectiveVerdict>,
     /// This run's latencies against a baseline run's (`stampede report compare`).
     pub comparison: Option<Comparison>,
     /// The steps of a capacity run (`stampede capacity`); `load` and `targets` are then its
@@ -208,11 +208,11 @@ pub struct MetricReading {
 
 /// One target and whether the run met it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TargetVerdict {
+pub struct ObjectiveVerdict {
     /// `p99 of import`, `error rate of dashboard`, `throughput`, `cache-hit-rate`, ….
     pub name: String,
-    /// What is measured: [`TargetKind`].
-    pub kind: TargetKind,
+    /// What is measured: [`ObjectiveKind`].
+    pub kind: ObjectiveKind,
     /// The endpoint it applies to, if one.
     pub endpoint: Option<String>,
     /// `<` or `>`: the measured value must be below or above the bound.
@@ -228,7 +228,7 @@ pub struct TargetVerdict {
 /// What a target measures, so a merged report can judge it again from merged figures.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum TargetKind {
+pub enum ObjectiveKind {
     /// An endpoint's latency percentile, milliseconds.
     P50,
     P95,
@@ -247,11 +247,11 @@ pub enum TargetKind {
     Metric,
 }
 
-impl TargetVerdict {
+impl ObjectiveVerdict {
     /// The verdict on `measured` against `bound` by `comparison` (`<`, `<=`, `>`, `>=`); a
     /// target without a measurement fails.
     pub fn judged(
-        kind: TargetKind,
+        kind: ObjectiveKind,
         name: String,
         endpoint: Option<String>,
         comparison: &str,

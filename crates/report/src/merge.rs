@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::{
-    EndpointReport, Latency, LoadReport, Report, RunMeta, SCHEMA, Second, Source, TargetKind, TargetVerdict,
-    decode_histogram, encode_histogram,
+    EndpointReport, Latency, LoadReport, ObjectiveKind, ObjectiveVerdict, Report, RunMeta, SCHEMA, Second,
+    Source, decode_histogram, encode_histogram,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -173,22 +173,22 @@ pub fn merge(inputs: &[(String, Report)], id: &str, host: &str, now_ms: u64) -> 
 }
 
 /// `previous` judged again against `load`, with its bound and comparison.
-fn rejudge(previous: &TargetVerdict, load: &LoadReport) -> TargetVerdict {
+fn rejudge(previous: &ObjectiveVerdict, load: &LoadReport) -> ObjectiveVerdict {
     let endpoint =
         previous.endpoint.as_deref().and_then(|name| load.endpoints.iter().find(|e| e.name == name));
     let measured_endpoint = |f: fn(&EndpointReport) -> f64| endpoint.filter(|e| e.requests > 0).map(f);
     let measured = match previous.kind {
-        TargetKind::P50 => measured_endpoint(|e| e.latency_ms.p50),
-        TargetKind::P95 => measured_endpoint(|e| e.latency_ms.p95),
-        TargetKind::P99 => measured_endpoint(|e| e.latency_ms.p99),
-        TargetKind::ErrorRate => measured_endpoint(|e| e.errors as f64 / e.requests as f64),
-        TargetKind::Unsent => Some(load.unsent as f64),
-        TargetKind::Throughput => Some(load.throughput),
-        TargetKind::Users => load.users_reached.map(|u| u as f64),
-        TargetKind::Sessions => load.open_sessions_peak().map(|n| n as f64),
-        TargetKind::Metric => load.metrics.iter().find(|m| m.name == previous.name).and_then(|m| m.value),
+        ObjectiveKind::P50 => measured_endpoint(|e| e.latency_ms.p50),
+        ObjectiveKind::P95 => measured_endpoint(|e| e.latency_ms.p95),
+        ObjectiveKind::P99 => measured_endpoint(|e| e.latency_ms.p99),
+        ObjectiveKind::ErrorRate => measured_endpoint(|e| e.errors as f64 / e.requests as f64),
+        ObjectiveKind::Unsent => Some(load.unsent as f64),
+        ObjectiveKind::Throughput => Some(load.throughput),
+        ObjectiveKind::Users => load.users_reached.map(|u| u as f64),
+        ObjectiveKind::Sessions => load.open_sessions_peak().map(|n| n as f64),
+        ObjectiveKind::Metric => load.metrics.iter().find(|m| m.name == previous.name).and_then(|m| m.value),
     };
-    TargetVerdict::judged(
+    ObjectiveVerdict::judged(
         previous.kind,
         previous.name.clone(),
         previous.endpoint.clone(),
@@ -340,13 +340,13 @@ mod tests {
         };
         let target = |kind, name: &str, cmp: &str, bound, unit: &str| {
             rejudge(
-                &TargetVerdict::judged(kind, name.into(), Some("e".into()), cmp, bound, None, unit),
+                &ObjectiveVerdict::judged(kind, name.into(), Some("e".into()), cmp, bound, None, unit),
                 &load,
             )
         };
         let targets = vec![
-            target(TargetKind::P99, "p99 of e", "<", 500.0, "ms"),
-            target(TargetKind::ErrorRate, "error rate of e", "<=", 0.1, "ratio"),
+            target(ObjectiveKind::P99, "p99 of e", "<", 500.0, "ms"),
+            target(ObjectiveKind::ErrorRate, "error rate of e", "<=", 0.1, "ratio"),
         ];
         Report {
             schema: SCHEMA.into(),

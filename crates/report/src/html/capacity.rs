@@ -7,9 +7,9 @@ use maud::{Markup, html};
 use super::chart::{self, Axis, Series};
 use super::{ERROR_COLOR, HEADROOM, PALETTE, badge, legend, num, pass_fail};
 use crate::capacity::{CapacityReport, UslFit};
-use crate::{TargetKind, TargetVerdict};
+use crate::{ObjectiveKind, ObjectiveVerdict};
 
-pub(super) fn section(c: &CapacityReport, targets: &[TargetVerdict]) -> Markup {
+pub(super) fn section(c: &CapacityReport, targets: &[ObjectiveVerdict]) -> Markup {
     html! {
         section id="capacity" {
             h2 { "Capacity" }
@@ -221,13 +221,16 @@ fn prediction(f: &UslFit) -> String {
 }
 
 /// p99 against the offered load, the p99 target, the knee (the last sustainable step).
-fn latency_chart(c: &CapacityReport, targets: &[TargetVerdict]) -> Markup {
+fn latency_chart(c: &CapacityReport, targets: &[ObjectiveVerdict]) -> Markup {
     let p99: Vec<(f64, f64)> = c.steps.iter().map(|st| (st.offered, st.latency_ms.p99)).collect();
     if p99.is_empty() {
         return html! {};
     }
-    let bound =
-        targets.iter().filter(|t| t.kind == TargetKind::P99).map(|t| t.bound).fold(f64::INFINITY, f64::min);
+    let bound = targets
+        .iter()
+        .filter(|t| t.kind == ObjectiveKind::P99)
+        .map(|t| t.bound)
+        .fold(f64::INFINITY, f64::min);
     let x_max = p99.iter().map(|p| p.0).fold(0.0, f64::max) * 1.1;
     let mut y_top = p99.iter().map(|p| p.1).fold(0.0, f64::max);
     let mut series = vec![Series {

@@ -6,8 +6,8 @@
 use hdrhistogram::Histogram;
 use report::capacity::{CapacityReport, Step, Stepping};
 use report::{
-    EndpointReport, Latency, LoadReport, MetricReading, Report, RunMeta, Second, Source, TargetKind,
-    TargetVerdict,
+    EndpointReport, Latency, LoadReport, MetricReading, ObjectiveKind, ObjectiveVerdict, Report, RunMeta,
+    Second, Source,
 };
 use serde_json::json;
 
@@ -113,11 +113,11 @@ fn idle(name: &str, seconds: u64) -> EndpointReport {
     }
 }
 
-fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &str) -> TargetVerdict {
+fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &str) -> ObjectiveVerdict {
     let passed = measured < bound;
-    TargetVerdict {
+    ObjectiveVerdict {
         name: name.to_owned(),
-        kind: if unit == "ms" { TargetKind::P99 } else { TargetKind::ErrorRate },
+        kind: if unit == "ms" { ObjectiveKind::P99 } else { ObjectiveKind::ErrorRate },
         endpoint: endpoint.map(str::to_owned),
         comparison: "<".to_owned(),
         bound,
@@ -145,15 +145,15 @@ pub fn built() -> Report {
     endpoints[2].timeline.iter_mut().for_each(|s| s.open = Some(10 * s.t));
     let requests: u64 = endpoints.iter().map(|e| e.requests).sum();
     let errors: u64 = endpoints.iter().map(|e| e.errors).sum();
-    let mut targets: Vec<TargetVerdict> = endpoints
+    let mut targets: Vec<ObjectiveVerdict> = endpoints
         .iter()
         .filter(|e| e.requests > 0)
         .map(|e| target(&format!("p99 of {}", e.name), Some(&e.name), 100.0, e.latency_ms.p99, "ms"))
         .collect();
     targets.push(target("error rate of dashboard", Some("dashboard"), 0.01, 1.0 / 25.0, "ratio"));
-    targets.push(TargetVerdict {
+    targets.push(ObjectiveVerdict {
         name: "p99 of publish".to_owned(),
-        kind: TargetKind::P99,
+        kind: ObjectiveKind::P99,
         endpoint: Some("publish".to_owned()),
         comparison: "<".to_owned(),
         bound: 500.0,

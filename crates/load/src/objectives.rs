@@ -1,21 +1,21 @@
 //! Objectives judged against what a run measured: latency percentiles and error rate per
-//! endpoint, throughput, users reached, and ratios of the target's own metrics. A target the
-//! run has no measurement for fails, never passes silently.
+//! endpoint, throughput, users reached, and ratios of the target's own metrics. An objective
+//! the run has no measurement for fails, never passes silently.
 
 use profile::Objectives;
 use profile::prometheus::{self, Series};
-use report::{LoadReport, MetricReading, TargetKind, TargetVerdict};
+use report::{LoadReport, MetricReading, ObjectiveKind, ObjectiveVerdict};
 
-/// Every target of `targets` judged against `load`.
-pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<TargetVerdict> {
+/// Every objective of `targets` judged against `load`.
+pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<ObjectiveVerdict> {
     let mut verdicts = Vec::new();
     for e in &load.endpoints {
         let own = targets.endpoint.get(&e.name).cloned().unwrap_or_default();
         let idle = e.requests == 0;
         for (kind, what, bound, measured) in [
-            (TargetKind::P50, "p50", own.p50_ms.unwrap_or(targets.p50_ms), e.latency_ms.p50),
-            (TargetKind::P95, "p95", own.p95_ms.unwrap_or(targets.p95_ms), e.latency_ms.p95),
-            (TargetKind::P99, "p99", own.p99_ms.unwrap_or(targets.p99_ms), e.latency_ms.p99),
+            (ObjectiveKind::P50, "p50", own.p50_ms.unwrap_or(targets.p50_ms), e.latency_ms.p50),
+            (ObjectiveKind::P95, "p95", own.p95_ms.unwrap_or(targets.p95_ms), e.latency_ms.p95),
+            (ObjectiveKind::P99, "p99", own.p99_ms.unwrap_or(targets.p99_ms), e.latency_ms.p99),
         ] {
             verdicts.push(below(
                 kind,
@@ -29,7 +29,7 @@ pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<TargetVerdict> {
         let rate = (!idle).then(|| e.errors as f64 / e.requests as f64);
         let bound = own.max_error_rate.unwrap_or(targets.max_error_rate);
         let mut v = at_most(
-            TargetKind::ErrorRate,
+            ObjectiveKind::ErrorRate,
             format!("error rate of {}", e.name),
             Some(e.name.clone()),
             bound,
@@ -45,7 +45,7 @@ pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<TargetVerdict> {
     if load.model == "open" {
         // The offered load is the one asked for, or the figures describe another run.
         let mut v = at_most(
-            TargetKind::Unsent,
+            ObjectiveKind::Unsent,
             "requests left unsent".to_owned(),
             None,
             0.0,
@@ -62,7 +62,7 @@ pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<TargetVerdict> {
     }
     if let Some(min) = targets.min_throughput {
         verdicts.push(above(
-            TargetKind::Throughput,
+            ObjectiveKind::Throughput,
             "throughput".to_owned(),
             None,
             min,
@@ -73,7 +73,7 @@ pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<TargetVerdict> {
     if let Some(min) = targets.min_users {
         let reached = load.users_reached.map(|u| u as f64);
         let mut v =
-            above(TargetKind::Users, "concurrent users".to_owned(), None, min as f64, reached, "users");
+            above(ObjectiveKind::Users, "concurrent users".to_owned(), None, min as f64, reached, "users");
         if reached.is_none() {
             v.detail = "the open model runs no users; min_users needs the closed model".to_owned();
         }
@@ -82,7 +82,7 @@ pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<TargetVerdict> {
     if let Some(min) = targets.min_ws_sessions {
         let peak = load.open_sessions_peak().map(|n| n as f64);
         verdicts.push(above(
-            TargetKind::Sessions,
+            ObjectiveKind::Sessions,
             "WebSocket sessions open at once".to_owned(),
             None,
             min as f64,
@@ -94,46 +94,46 @@ pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<TargetVerdict> {
         let reading = load.metrics.iter().find(|r| r.name == m.name);
         let value = reading.and_then(|r| r.value);
         if let Some(max) = m.max {
-            verdicts.push(at_most(TargetKind::Metric, m.name.clone(), None, max, value, "ratio"));
+            verdicts.push(at_most(ObjectiveKind::Metric, m.name.clone(), None, max, value, "ratio"));
         }
         if let Some(min) = m.min {
-            verdicts.push(above(TargetKind::Metric, m.name.clone(), None, min, value, "ratio"));
+            verdicts.push(above(ObjectiveKind::Metric, m.name.clone(), None, min, value, "ratio"));
         }
     }
     verdicts
 }
 
 fn below(
-    kind: TargetKind,
+    kind: ObjectiveKind,
     name: String,
     endpoint: Option<String>,
     bound: f64,
     measured: Option<f64>,
     unit: &str,
-) -> TargetVerdict {
-    TargetVerdict::judged(kind, name, endpoint, "<", bound, measured, unit)
+) -> ObjectiveVerdict {
+    ObjectiveVerdict::judged(kind, name, endpoint, "<", bound, measured, unit)
 }
 
 fn at_most(
-    kind: TargetKind,
+    kind: ObjectiveKind,
     name: String,
     endpoint: Option<String>,
     bound: f64,
     measured: Option<f64>,
     unit: &str,
-) -> TargetVerdict {
-    TargetVerdict::judged(kind, name, endpoint, "<=", bound, measured, unit)
+) -> ObjectiveVerdict {
+    ObjectiveVerdict::judged(kind, name, endpoint, "<=", bound, measured, unit)
 }
 
 fn above(
-    kind: TargetKind,
+    kind: ObjectiveKind,
     name: String,
     endpoint: Option<String>,
     bound: f64,
     measured: Option<f64>,
     unit: &str,
-) -> TargetVerdict {
-    TargetVerdict::judged(kind, name, endpoint, ">=", bound, measured, unit)
+) -> ObjectiveVerdict {
+    ObjectiveVerdict::judged(kind, name, endpoint, ">=", bound, measured, unit)
 }
 
 /// The sums of `selectors` in `text` (Prometheus text); the first selector no series matches
@@ -196,7 +196,7 @@ mod tests {
         }
     }
 
-    fn failed(verdicts: &[TargetVerdict]) -> Vec<&str> {
+    fn failed(verdicts: &[ObjectiveVerdict]) -> Vec<&str> {
         verdicts.iter().filter(|v| !v.passed).map(|v| v.name.as_str()).collect()
     }
 
