@@ -26,42 +26,42 @@ use crate::profiles::LoadOverrides;
 use crate::target::{Reach, TargetArgs};
 
 #[derive(Debug, Clone, Args)]
-pub struct CapacityArgs {
+pub(crate) struct CapacityArgs {
     #[command(flatten)]
-    pub stack: TargetArgs,
+    pub(crate) stack: TargetArgs,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    pub(crate) profile: Option<PathBuf>,
     /// `open` (steps are arrival rates) or `closed` (steps are users); overrides the profile.
     #[arg(long, value_parser = ["open", "closed"])]
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// The first step: requests per second, or users.
     #[arg(long)]
-    pub start: Option<f64>,
+    pub(crate) start: Option<f64>,
     /// Added at every step.
     #[arg(long)]
-    pub step: Option<f64>,
+    pub(crate) step: Option<f64>,
     /// Seconds each step is held.
     #[arg(long, value_name = "SECONDS")]
-    pub hold: Option<f64>,
+    pub(crate) hold: Option<f64>,
     /// No step goes beyond this.
     #[arg(long)]
-    pub ceiling: Option<f64>,
+    pub(crate) ceiling: Option<f64>,
     /// Seconds of quiet between steps.
     #[arg(long, value_name = "SECONDS")]
-    pub cooldown: Option<f64>,
+    pub(crate) cooldown: Option<f64>,
     /// Plan for this many users (with --per-user-rate): how many instances they need.
     #[arg(long, value_name = "N")]
-    pub users_goal: Option<u64>,
+    pub(crate) users_goal: Option<u64>,
     /// Requests per second one user sends on average, in the profile's mix.
     #[arg(long, value_name = "RATE")]
-    pub per_user_rate: Option<f64>,
+    pub(crate) per_user_rate: Option<f64>,
     /// The share of an instance's sustainable rate the plan fills (0.7: 70 %).
     #[arg(long)]
-    pub headroom: Option<f64>,
+    pub(crate) headroom: Option<f64>,
 }
 
-pub fn run(args: CapacityArgs) -> ExitCode {
+pub(crate) fn run(args: CapacityArgs) -> ExitCode {
     crate::exit::execute("capacity", capacity(args))
 }
 

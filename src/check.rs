@@ -22,35 +22,35 @@ use crate::profiles::Selection;
 use crate::target::{Reach, TargetArgs};
 
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     #[command(flatten)]
-    pub stack: TargetArgs,
+    pub(crate) stack: TargetArgs,
     /// The control API of the fake upstream the running stack calls (`http://host:port`), for
     /// the checks that inject upstream faults and read what the upstream saw. The embedded
     /// stack's is used without it.
     #[arg(long, value_name = "URL", requires = "targets")]
-    pub upstream_control: Option<String>,
+    pub(crate) upstream_control: Option<String>,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    pub(crate) profile: Option<PathBuf>,
     /// Run only these checks (repeatable).
     #[arg(long = "only", value_name = "CHECK")]
-    pub only: Vec<String>,
+    pub(crate) only: Vec<String>,
     /// Leave these checks out (repeatable).
     #[arg(long = "skip", value_name = "CHECK")]
-    pub skip: Vec<String>,
+    pub(crate) skip: Vec<String>,
     /// Requests per burst, for every check (overrides the profile).
     #[arg(long)]
-    pub concurrency: Option<usize>,
+    pub(crate) concurrency: Option<usize>,
     /// Bursts per check (overrides the profile).
     #[arg(long)]
-    pub rounds: Option<usize>,
+    pub(crate) rounds: Option<usize>,
     /// Embedded stack: run this mutant (see `stampede serve --help`).
     #[arg(long, value_name = "NAME", value_parser = stack::Mutant::parse, conflicts_with = "targets")]
-    pub mutant: Option<stack::Mutant>,
+    pub(crate) mutant: Option<stack::Mutant>,
 }
 
-pub fn run(args: CheckArgs) -> ExitCode {
+pub(crate) fn run(args: CheckArgs) -> ExitCode {
     crate::exit::execute("check", check(args))
 }
 

@@ -21,30 +21,30 @@ use crate::profiles::LoadOverrides;
 use crate::target::{Reach, TargetArgs};
 
 #[derive(Debug, Clone, Args)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     #[command(flatten)]
-    pub stack: TargetArgs,
+    pub(crate) stack: TargetArgs,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    pub(crate) profile: Option<PathBuf>,
     /// `open` (an arrival rate) or `closed` (goose users); overrides the profile.
     #[arg(long, value_parser = ["open", "closed"])]
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// Seconds of load (overrides the profile).
     #[arg(long)]
-    pub duration: Option<f64>,
+    pub(crate) duration: Option<f64>,
     /// Open model: requests per second (overrides the profile; with --ramp-to, the start).
     #[arg(long)]
-    pub rate: Option<f64>,
+    pub(crate) rate: Option<f64>,
     /// Open model: the rate at the end; it ramps linearly.
     #[arg(long)]
-    pub ramp_to: Option<f64>,
+    pub(crate) ramp_to: Option<f64>,
     /// Closed model: concurrent users (overrides the profile).
     #[arg(long)]
-    pub users: Option<usize>,
+    pub(crate) users: Option<usize>,
 }
 
-pub fn run(args: LoadArgs) -> ExitCode {
+pub(crate) fn run(args: LoadArgs) -> ExitCode {
     crate::exit::execute("load", load(args))
 }
 

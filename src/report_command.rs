@@ -20,7 +20,7 @@ use profile::Profile;
 use report::{Report, Tolerance};
 
 #[derive(Debug, Subcommand)]
-pub enum ReportCommand {
+pub(crate) enum ReportCommand {
     /// Merge the reports of several load generators: HDR histograms added, counters summed,
     /// percentiles read from the sums (never averaged), targets judged again.
     Merge(MergeArgs),
@@ -32,54 +32,54 @@ pub enum ReportCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct MergeArgs {
+pub(crate) struct MergeArgs {
     /// The generators' report.json files.
     #[arg(required = true, value_name = "REPORT")]
-    pub reports: Vec<PathBuf>,
+    pub(crate) reports: Vec<PathBuf>,
     /// Where the merged report.json, report.html and junit.xml go.
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// The merged run's id (default: the directory's name).
     #[arg(long)]
-    pub run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct CompareArgs {
+pub(crate) struct CompareArgs {
     /// The baseline run's report.json.
     #[arg(long, value_name = "REPORT")]
-    pub baseline: PathBuf,
+    pub(crate) baseline: PathBuf,
     /// The run to judge: its report.json.
     #[arg(value_name = "REPORT")]
-    pub current: PathBuf,
+    pub(crate) current: PathBuf,
     /// The relative increase allowed (0.2: 20 %); overrides the profile's.
     #[arg(long)]
-    pub tolerance: Option<f64>,
+    pub(crate) tolerance: Option<f64>,
     /// Increases up to this many milliseconds are never regressions; overrides the profile's.
     #[arg(long, value_name = "MS")]
-    pub min_change_ms: Option<f64>,
+    pub(crate) min_change_ms: Option<f64>,
     /// The percentiles compared, comma-separated (p50, p90, p95, p99, p99_9, max).
     #[arg(long, value_delimiter = ',')]
-    pub percentiles: Vec<String>,
+    pub(crate) percentiles: Vec<String>,
     /// The profile whose `[compare]` sets the tolerance (flags override it).
     #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    pub(crate) profile: Option<PathBuf>,
     /// Where the compared report goes (default: the directory of the run's report.json).
     #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct HtmlArgs {
+pub(crate) struct HtmlArgs {
     /// The report.json to render.
     #[arg(value_name = "REPORT")]
-    pub report: PathBuf,
+    pub(crate) report: PathBuf,
     /// Where report.html and junit.xml go (default: beside the report).
     #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
-pub fn run(command: ReportCommand) -> ExitCode {
+pub(crate) fn run(command: ReportCommand) -> ExitCode {
     let (name, result) = match command {
         ReportCommand::Merge(args) => ("merge", merge(args)),
         ReportCommand::Compare(args) => ("compare", compare(args)),

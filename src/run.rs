@@ -22,37 +22,37 @@ use crate::profiles::{LoadOverrides, Selection};
 use crate::target::{Reach, TargetArgs};
 
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub stack: TargetArgs,
+    pub(crate) stack: TargetArgs,
     /// The control API of the fake upstream the running stack calls, for the checks that
     /// inject upstream faults.
     #[arg(long, value_name = "URL", requires = "targets")]
-    pub upstream_control: Option<String>,
+    pub(crate) upstream_control: Option<String>,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    pub(crate) profile: Option<PathBuf>,
     /// Run only these checks (repeatable).
     #[arg(long = "only", value_name = "CHECK")]
-    pub only: Vec<String>,
+    pub(crate) only: Vec<String>,
     /// Leave these checks out (repeatable).
     #[arg(long = "skip", value_name = "CHECK")]
-    pub skip: Vec<String>,
+    pub(crate) skip: Vec<String>,
     /// `open` or `closed`; overrides the profile's load model.
     #[arg(long, value_parser = ["open", "closed"])]
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// Seconds of load (overrides the profile).
     #[arg(long)]
-    pub duration: Option<f64>,
+    pub(crate) duration: Option<f64>,
     /// Open model: requests per second (overrides the profile).
     #[arg(long)]
-    pub rate: Option<f64>,
+    pub(crate) rate: Option<f64>,
     /// Closed model: concurrent users (overrides the profile).
     #[arg(long)]
-    pub users: Option<usize>,
+    pub(crate) users: Option<usize>,
 }
 
-pub fn run(args: RunArgs) -> ExitCode {
+pub(crate) fn run(args: RunArgs) -> ExitCode {
     crate::exit::execute("run", main_job(args))
 }
 

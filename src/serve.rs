@@ -11,96 +11,96 @@ use clap::Args;
 use reference::limit::Limit;
 
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port. With `--instances N`, instance i
     /// listens on port + i (or its own free port when the port is 0).
     #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Keep shared state in this Redis (`redis://host:port`).
     #[arg(long, value_name = "URL")]
-    pub redis: Option<String>,
+    pub(crate) redis: Option<String>,
     /// Keep records, feeds and the L3 cache in this PostgreSQL (`postgres://user@host/db`).
     #[arg(long, value_name = "URL")]
-    pub database: Option<String>,
+    pub(crate) database: Option<String>,
     /// Redis key prefix and PostgreSQL schema, so stacks can share servers.
     #[arg(long, default_value = "stampede")]
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Start this many separate processes sharing the backends.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub instances: u16,
+    pub(crate) instances: u16,
     /// The publish limit per user, `COUNT/DURATION` (e.g. `6/60s`, `100/1h`).
     #[arg(long, default_value = "6/60s", value_parser = parse_limit)]
-    pub publish_limit: Limit,
+    pub(crate) publish_limit: Limit,
     /// Uploads per user, `COUNT/DURATION`.
     #[arg(long, default_value = "15/24h", value_parser = parse_limit)]
-    pub upload_limit: Limit,
+    pub(crate) upload_limit: Limit,
     /// How long a computed dashboard stays cached.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub dashboard_ttl: Duration,
+    pub(crate) dashboard_ttl: Duration,
     /// IANA time zone whose midnight resets the daily quota.
     #[arg(long, default_value = "UTC")]
-    pub quota_zone: String,
+    pub(crate) quota_zone: String,
     /// Run this mutant instead of the reference component it replaces (catalogue name, e.g.
     /// `fixed_window::mutants::GetThenSet`, or its last part when unambiguous); for showing
     /// that the checks catch it.
     #[arg(long, value_name = "NAME", value_parser = parse_mutant)]
-    pub mutant: Option<stack::Mutant>,
+    pub(crate) mutant: Option<stack::Mutant>,
     /// The upstream (YouTube/TikTok API or a `fake-upstream`) the import workers call. Without
     /// it, a fake upstream is started in this process and its URL printed.
     #[arg(long, value_name = "URL")]
-    pub upstream: Option<String>,
+    pub(crate) upstream: Option<String>,
     /// OAuth client id of the stack at the upstream.
     #[arg(long, default_value = "stampede")]
-    pub upstream_client_id: String,
+    pub(crate) upstream_client_id: String,
     /// The platform account's refresh token at the upstream.
     #[arg(long, value_name = "TOKEN", requires = "upstream")]
-    pub upstream_refresh_token: Option<String>,
+    pub(crate) upstream_refresh_token: Option<String>,
     /// How often the platform credential is refreshed (seed: 30m).
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
-    pub refresh_period: Duration,
+    pub(crate) refresh_period: Duration,
     /// How long the upstream's access tokens live (seed: 1h); at least two refresh periods.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
-    pub token_lifetime: Duration,
+    pub(crate) token_lifetime: Duration,
     /// The upstream API plan the usage tracker enforces, `PER_DAY/PER_HOUR` (seed: 100/20).
     #[arg(long, default_value = "100/20", value_parser = parse_plan)]
-    pub upstream_plan: reference::usage_tracker::UsageLimits,
+    pub(crate) upstream_plan: reference::usage_tracker::UsageLimits,
     /// How long the upstream circuit breaker stays open before it lets one trial call through
     /// (seed: 60s).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub breaker_open: Duration,
+    pub(crate) breaker_open: Duration,
     /// Import processors per process.
     #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    pub(crate) workers: usize,
     /// How long a taken import task stays invisible to other workers before it is redelivered
     /// (seed: 360s, the hard time limit plus a minute).
     #[arg(long, default_value = "360s", value_parser = parse_duration)]
-    pub task_visibility: Duration,
+    pub(crate) task_visibility: Duration,
     /// The hard time limit of one import task: past it the task is abandoned unacknowledged,
     /// as if its worker had died, and redelivered after its visibility timeout (seed: 300s).
     /// A visibility timeout below it lets a task still running reach a second worker.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
-    pub task_time_limit: Duration,
+    pub(crate) task_time_limit: Duration,
     /// Connections the pooled upstream client keeps open at once, busy or idle (seed: 100).
     /// Requests in flight are capped at this less `--upstream-idle`.
     #[arg(long, default_value_t = 100, value_name = "N")]
-    pub upstream_connections: usize,
+    pub(crate) upstream_connections: usize,
     /// Idle keep-alive connections the upstream client keeps for reuse (seed: 20); below
     /// `--upstream-connections`.
     #[arg(long, default_value_t = 20, value_name = "N")]
-    pub upstream_idle: usize,
+    pub(crate) upstream_idle: usize,
     /// Delay every API answer by this long (default 0): a deliberately slowed stack, to see
     /// `stampede report compare` flag the regression against a baseline.
     #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION")]
-    pub added_latency: Duration,
+    pub(crate) added_latency: Duration,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
-    pub log_json: bool,
+    pub(crate) log_json: bool,
     /// This instance's name (set by `--instances` for its children).
     #[arg(long, hide = true)]
-    pub instance_name: Option<String>,
+    pub(crate) instance_name: Option<String>,
     /// Shut down when standard input closes (how a parent stops its instances gracefully).
     #[arg(long, hide = true)]
-    pub stop_on_stdin_eof: bool,
+    pub(crate) stop_on_stdin_eof: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -150,7 +150,7 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
     Ok(Limit::new(count, window))
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logs(args.log_json);
     if args.instances > 1 {
         return supervise(&args);

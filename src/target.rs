@@ -16,26 +16,26 @@ use crate::exit::Failure;
 
 /// The stack a command drives, and where the run's reports go.
 #[derive(Debug, Clone, Args)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Base URL of one instance of a running stack; repeat it for every instance. Without it,
     /// stampede starts the reference stack in this process.
     #[arg(long = "target", value_name = "URL")]
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// Embedded stack: how many instances.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]
-    pub instances: u16,
+    pub(crate) instances: u16,
     /// Embedded stack: share state through this Redis.
     #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub redis: Option<String>,
+    pub(crate) redis: Option<String>,
     /// Embedded stack: keep records in this PostgreSQL.
     #[arg(long, value_name = "URL", conflicts_with = "targets")]
-    pub database: Option<String>,
+    pub(crate) database: Option<String>,
     /// Where `<run-id>/` (the run's reports) goes.
     #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
+    pub(crate) reports: PathBuf,
     /// The run's id (default: the start time and a random suffix).
     #[arg(long)]
-    pub run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
 }
 
 /// How to reach the stack beyond its URLs.

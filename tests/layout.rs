@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 /// A module's path in its crate (`["checkers", "support"]`) and its file.
 type Modules = BTreeMap<Vec<String>, PathBuf>;
 
+/// Dependencies between modules: (from, to).
+type Edges = BTreeSet<(Vec<String>, Vec<String>)>;
+
 /// Every `.rs` file under `src`, by module path.
 fn modules(src: &Path) -> Modules {
     let mut out = Modules::new();
@@ -122,7 +125,7 @@ fn resolve(modules: &Modules, path: &[String]) -> Option<Vec<String>> {
 
 /// The dependencies between the files of the crate at `src`: (from, to) module paths, a
 /// module's own submodules left out.
-fn edges(src: &Path) -> (Modules, BTreeSet<(Vec<String>, Vec<String>)>) {
+fn edges(src: &Path) -> (Modules, Edges) {
     let modules = modules(src);
     let mut edges = BTreeSet::new();
     for (module, file) in &modules {
@@ -153,11 +156,7 @@ fn edges(src: &Path) -> (Modules, BTreeSet<(Vec<String>, Vec<String>)>) {
 }
 
 /// Every cycle's files, as `a → b → a`, found by depth-first search.
-fn cycles(
-    modules: &Modules,
-    edges: &BTreeSet<(Vec<String>, Vec<String>)>,
-    allowed: &dyn Fn(&Path, &Path) -> bool,
-) -> Vec<String> {
+fn cycles(modules: &Modules, edges: &Edges, allowed: &dyn Fn(&Path, &Path) -> bool) -> Vec<String> {
     let mut found = Vec::new();
     let next = |m: &Vec<String>| -> Vec<Vec<String>> {
         edges

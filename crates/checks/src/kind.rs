@@ -29,7 +29,7 @@ impl Invalid {
 }
 
 /// `Err` naming `field` when `value` is 0.
-pub fn at_least_one(field: &'static str, value: u64) -> Result<(), Invalid> {
+pub(crate) fn at_least_one(field: &'static str, value: u64) -> Result<(), Invalid> {
     if value == 0 { Err(Invalid::new(field, format!("{field} must be at least 1"))) } else { Ok(()) }
 }
 

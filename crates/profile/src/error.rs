@@ -51,18 +51,18 @@ pub enum Step<'a> {
 
 /// A profile's text and where it came from: what errors are rendered against.
 #[derive(Debug)]
-pub struct Source {
+pub(crate) struct Source {
     pub path: PathBuf,
     pub text: String,
 }
 
 impl Source {
-    pub fn new(path: &Path, text: &str) -> Self {
+    pub(crate) fn new(path: &Path, text: &str) -> Self {
         Self { path: path.to_owned(), text: text.to_owned() }
     }
 
     /// `message` at `span` (a byte range of the text); the whole file's when none.
-    pub fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ProfileError {
+    pub(crate) fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ProfileError {
         let message = message.into();
         let Some(span) = span else {
             return ProfileError::Invalid(Box::new(Invalid {
@@ -88,19 +88,19 @@ impl Source {
     }
 
     /// A TOML parser's or deserializer's error, at the span it names.
-    pub fn toml_error(&self, error: &toml::de::Error) -> ProfileError {
+    pub(crate) fn toml_error(&self, error: &toml::de::Error) -> ProfileError {
         self.error(error.span(), error.message().trim_end())
     }
 
     /// `message` at the field `path` names (the key's span), or at the deepest part of the
     /// path that exists.
-    pub fn error_at(&self, path: &[Step<'_>], message: impl Into<String>) -> ProfileError {
+    pub(crate) fn error_at(&self, path: &[Step<'_>], message: impl Into<String>) -> ProfileError {
         self.error(self.locate(path), message)
     }
 
     /// The span of the key or array element at `path`, or of the deepest part of it that
     /// exists; none for an empty path or a text that does not parse.
-    pub fn locate(&self, path: &[Step<'_>]) -> Option<Range<usize>> {
+    pub(crate) fn locate(&self, path: &[Step<'_>]) -> Option<Range<usize>> {
         let root = DeTable::parse(&self.text).ok()?;
         let mut found = None;
         let mut value: Option<&DeValue<'_>> = None;
