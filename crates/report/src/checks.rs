@@ -60,12 +60,34 @@ pub struct Verdict {
     pub operations: usize,
 }
 
-/// A rule broken, and what was seen.
+/// A rule broken, and what was seen. Reports written before the rule was a field
+/// (`stampede.checks/1`: `"rule: detail"`) read as well.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ViolationRepr")]
 pub struct Violation {
     /// The rule, kebab-case (`over-admission`, `lost-update`, …).
     pub rule: String,
     pub detail: String,
+}
+
+/// A violation as either schema wrote it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ViolationRepr {
+    Typed { rule: String, detail: String },
+    Line(String),
+}
+
+impl From<ViolationRepr> for Violation {
+    fn from(repr: ViolationRepr) -> Self {
+        match repr {
+            ViolationRepr::Typed { rule, detail } => Self { rule, detail },
+            ViolationRepr::Line(line) => match line.split_once(": ") {
+                Some((rule, detail)) => Self { rule: rule.to_owned(), detail: detail.to_owned() },
+                None => Self { rule: line, detail: String::new() },
+            },
+        }
+    }
 }
 
 impl Verdict {
@@ -128,7 +150,8 @@ pub struct Op {
     pub process: usize,
     /// The target instance (index into the target's URLs) it was sent to.
     pub instance: usize,
-    /// What it did: `publish`, `import`, `read-back`, `probe`, …
+    /// What it did: `publish`, `import`, `read-back`, `probe`, … (`f` in `stampede.checks/1`).
+    #[serde(alias = "f")]
     pub action: String,
     pub invoke_us: u64,
     pub complete_us: u64,
@@ -144,4 +167,30 @@ pub fn write(dir: &Path, report: &ChecksReport) -> std::io::Result<PathBuf> {
     let mut bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     crate::write_atomic(dir, "checks.json", &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_of_the_first_checks_schema_still_reads() {
+        let old = serde_json::json!({
+            "check": "import-unique", "kind": "unique-creation", "passed": false, "summary": "2 records",
+            "violations": ["unique-record: key \"k\": 2 records", "bare"],
+            "evidence": {}, "operations": 2,
+            "offending": [{ "process": 0, "instance": 1, "f": "create", "invoke_us": 1, "complete_us": 2,
+                            "status": 201, "outcome": "ok", "value": null }]
+        });
+        let verdict: Verdict = serde_json::from_value(old).unwrap();
+        assert_eq!(verdict.rules(), ["unique-record", "bare"]);
+        assert_eq!(verdict.violations[0].detail, "key \"k\": 2 records");
+        assert_eq!(verdict.offending[0].action, "create");
+        let written = serde_json::to_value(&verdict).unwrap();
+        assert_eq!(
+            written["violations"][0],
+            serde_json::json!({ "rule": "unique-record", "detail": "key \"k\": 2 records" })
+        );
+        assert_eq!(written["offending"][0]["action"], "create");
+    }
 }
