@@ -12,7 +12,7 @@
 pub mod invariant;
 pub mod multi_layer;
 pub mod mutants;
-#[cfg(not(loom))]
+#[cfg(all(feature = "testing", not(loom)))]
 pub mod suite;
 
 use std::collections::{BTreeMap, HashMap};
