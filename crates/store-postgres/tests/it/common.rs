@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use reference::sync::block_on;
-use store_postgres::{PgPool, PgStore, PoolPolicy};
+use store_postgres::{PgPool, PgStore, PoolError, PoolPolicy};
 
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -54,8 +54,13 @@ impl Drop for Rig {
 
 /// A rig for `test` with `policy`, or `None` (after the notice) when the server is unreachable.
 pub fn rig_with(test: &str, policy: PoolPolicy) -> Option<Rig> {
+    rig_on(test, |url, name| PgPool::new(url, name, policy))
+}
+
+/// A rig for `test` on the pool `pool(url, application_name)` makes.
+pub fn rig_on(test: &str, pool: impl FnOnce(&str, &str) -> Result<PgPool, PoolError>) -> Option<Rig> {
     let name = unique(test);
-    let pool = match PgPool::new(&database_url(), &name, policy) {
+    let pool = match pool(&database_url(), &name) {
         Ok(pool) => pool,
         Err(e) => panic!("{e}"),
     };

@@ -53,22 +53,12 @@ impl Rig {
         let (mut conn, pattern) = (self.store.connection(), self.store.all_keys_pattern());
         on_runtime(&self.store, async move {
             let mut keys: Vec<String> = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1_000)
-                    .query_async(&mut conn)
-                    .await?;
-                keys.extend(batch);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
+            let options = redis::ScanOptions::default().with_pattern(pattern).with_count(1_000);
+            let mut found = conn.scan_options::<String>(options).await?;
+            while let Some(key) = found.next_item().await {
+                keys.push(key?);
             }
+            drop(found);
             keys.sort();
             keys.dedup();
             let mut out = Vec::new();
