@@ -9,7 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reference::daily_quota::Quota as _;
-use reference::pagination::{Cursor, Row, RowSet};
+use reference::pagination::{Cursor, PageResult, Row, RowSet};
+use reference::query_budget::{Listed, Listing, RowDetails};
 use reference::status_tracker::{self, Fields, StatusTracker};
 use reference::store::{Store, Ttl};
 use reference::video::{Status, Video, VideoRegistry};
@@ -201,7 +202,8 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/videos?cursor=&limit=`: the caller's videos, newest first, `limit` 1 to 100
-/// (default 20). Two queries whatever the page size.
+/// (default 20). Two queries whatever the page size (the token's, the page's): the listing is
+/// #18's (`reference::query_budget`), each row's payload carrying what the list shows.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,7 +219,9 @@ pub async fn list(
     if query.limit.is_some_and(|l| !(1..=reference::pagination::MAX_LIMIT).contains(&l)) {
         return Err(ApiError::BadRequest(format!("limit must be 1 to {}", reference::pagination::MAX_LIMIT)));
     }
-    let page = state.backends.feeds.feed(&user_feed(caller.id)).page(cursor, query.limit).await?;
+    let feed = state.backends.feeds.feed(&user_feed(caller.id));
+    let statuses = VideoStatuses { state: &state, caller };
+    let Listed { page, details } = state.listing.list(&feed, &statuses, cursor, query.limit).await?;
     let mut items: Vec<Value> = page
         .rows
         .iter()
@@ -227,15 +231,28 @@ pub async fn list(
             item
         })
         .collect();
-    if state.settings.mutant == Some(crate::components::Mutant::PerRowQuery) {
-        // The field's list endpoint: each row's current record read on its own.
-        for (item, row) in items.iter_mut().zip(&page.rows) {
-            if let Ok((_, video)) = load(&state, caller, &format_id(row.id)).await {
-                item["status"] = json!(video.status.as_str());
-            }
+    // Only a listing that looked each row up has details (the N + 1 mutant): it shows them.
+    for (item, status) in items.iter_mut().zip(details) {
+        if let Some(status) = status {
+            item["status"] = json!(status);
         }
     }
     Ok(Json(json!({ "items": items, "next_cursor": page.next.map(|c| c.to_string()) })))
+}
+
+/// A row's video's current status, read from its records (two queries a row): what the field's
+/// list endpoint showed of each row. A row whose video cannot be read shows none.
+struct VideoStatuses<'a> {
+    state: &'a AppState,
+    caller: Caller,
+}
+
+impl RowDetails for VideoStatuses<'_> {
+    type Detail = &'static str;
+
+    async fn detail(&self, row: &Row) -> PageResult<Option<&'static str>> {
+        Ok(load(self.state, self.caller, &format_id(row.id)).await.ok().map(|(_, video)| video.status.as_str()))
+    }
 }
 
 /// `GET /v1/videos/{id}/status`: the processing status fields (#6).
