@@ -284,13 +284,16 @@ async fn compress(State(state): State<AppState>, request: Request, next: Next) -
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let candidate = compression::Response {
         content_type,
-        encoded: headers.contains_key(header::CONTENT_ENCODING) || headers.contains_key(header::CONTENT_RANGE),
+        encoded: headers.contains_key(header::CONTENT_ENCODING)
+            || headers.contains_key(header::CONTENT_RANGE),
         len: body.len(),
     };
     let accept: Vec<&str> = accept.iter().map(String::as_str).collect();
     let encoding = state.compression.encode(&accept, candidate, &body);
     let varies = parts.headers.get_all(header::VARY).iter().any(|value| {
-        value.to_str().is_ok_and(|v| v.split(',').any(|name| name.trim().eq_ignore_ascii_case("accept-encoding")))
+        value
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|name| name.trim().eq_ignore_ascii_case("accept-encoding")))
     });
     if encoding.vary && !varies {
         parts.headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));

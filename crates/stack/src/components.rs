@@ -568,7 +568,9 @@ pub enum UploadSinkSlot {
 impl UploadSinkSlot {
     pub fn new(mutant: Option<Mutant>) -> Self {
         match mutant {
-            Some(Mutant::UploadWholeBodyBuffered) => Self::WholeBodyBuffered(upload_sink::mutants::WholeBodyBuffered),
+            Some(Mutant::UploadWholeBodyBuffered) => {
+                Self::WholeBodyBuffered(upload_sink::mutants::WholeBodyBuffered)
+            }
             _ => Self::Reference(Streaming),
         }
     }

@@ -25,15 +25,15 @@
 //! fake-upstream stands in for the upstream, and `reference`'s `testing` feature brings the
 //! suites the multi-layer cache test runs on Redis and PostgreSQL.
 
-pub mod api;
+pub(crate) mod api;
 pub mod app;
-pub mod auth;
+pub(crate) mod auth;
 pub mod backend;
 pub mod chat;
 pub mod components;
-pub mod error;
+pub(crate) mod error;
 pub mod metrics;
-pub mod queries;
+pub(crate) mod queries;
 pub mod server;
 pub mod uploads;
 pub mod workers;

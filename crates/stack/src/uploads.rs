@@ -99,7 +99,10 @@ pub struct Uploads {
 
 impl std::fmt::Debug for Uploads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Uploads").field("dir", &self.dir).field("max_bytes", &self.max_bytes).finish_non_exhaustive()
+        f.debug_struct("Uploads")
+            .field("dir", &self.dir)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
     }
 }
 

@@ -36,7 +36,11 @@ impl Exchange<'_> {
 pub fn decodes_to_original(exchange: &Exchange<'_>) -> Verdict {
     let decoded = if exchange.gzipped() {
         gunzip(exchange.body).map_err(|e| {
-            Violation::new(COMPONENT, "undecodable", format!("a {}-byte gzip body does not decode: {e}", exchange.body.len()))
+            Violation::new(
+                COMPONENT,
+                "undecodable",
+                format!("a {}-byte gzip body does not decode: {e}", exchange.body.len()),
+            )
         })?
     } else {
         exchange.body.to_vec()
@@ -113,7 +117,9 @@ pub fn gzip_when_asked_and_worth_it(exchange: &Exchange<'_>) -> Verdict {
             return Err(Violation::new(
                 COMPONENT,
                 "not-compressed",
-                format!("a {len}-byte body sent as is to a request that asked for gzip, which makes it {would} bytes"),
+                format!(
+                    "a {len}-byte body sent as is to a request that asked for gzip, which makes it {would} bytes"
+                ),
             ));
         }
     }

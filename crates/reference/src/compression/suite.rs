@@ -22,7 +22,9 @@ pub const ACCEPT: &[&[&str]] = &[
 /// A JSON list of `items` video records: what the feed answers, compressible.
 pub fn json_list(items: usize) -> Vec<u8> {
     let items: Vec<String> = (0..items)
-        .map(|i| format!(r#"{{"id":"{i:016x}","url":"https://www.youtube.com/watch?v=v{i}","status":"pending"}}"#))
+        .map(|i| {
+            format!(r#"{{"id":"{i:016x}","url":"https://www.youtube.com/watch?v=v{i}","status":"pending"}}"#)
+        })
         .collect();
     format!(r#"{{"items":[{}],"next_cursor":null}}"#, items.join(",")).into_bytes()
 }

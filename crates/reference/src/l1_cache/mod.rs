@@ -47,11 +47,6 @@ impl Stats {
     pub fn gets(&self) -> u64 {
         self.hits + self.misses
     }
-
-    /// Hits per `get`; 0 before the first `get`.
-    pub fn hit_rate(&self) -> f64 {
-        if self.gets() == 0 { 0.0 } else { self.hits as f64 / self.gets() as f64 }
-    }
 }
 
 /// What one `invalidate` did.

@@ -50,9 +50,5 @@ pub fn reported_exactly(made: u64, reported: u64) -> Verdict {
     if made == reported {
         return Ok(());
     }
-    Err(Violation::new(
-        COMPONENT,
-        "miscounted",
-        format!("{made} queries made, {reported} reported"),
-    ))
+    Err(Violation::new(COMPONENT, "miscounted", format!("{made} queries made, {reported} reported")))
 }

@@ -78,7 +78,11 @@ impl<R: RowSet> RowSet for Counted<R> {
         self.inner.insert(row)
     }
 
-    fn page(&self, cursor: Option<Cursor>, limit: Option<usize>) -> impl Future<Output = PageResult<Page>> + Send {
+    fn page(
+        &self,
+        cursor: Option<Cursor>,
+        limit: Option<usize>,
+    ) -> impl Future<Output = PageResult<Page>> + Send {
         self.count.record();
         self.inner.page(cursor, limit)
     }

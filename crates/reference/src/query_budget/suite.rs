@@ -46,7 +46,8 @@ pub fn flat_in_page_size<L: Listing>(imp: &L, rows: u64, sizes: &[usize]) -> Ver
     let mut observed = Vec::new();
     for &size in sizes {
         let count: Arc<dyn Counter> = Arc::new(QueryCount::new());
-        let (feed, records) = (Counted::new(feed.clone(), count.clone()), Counted::new(records.clone(), count.clone()));
+        let (feed, records) =
+            (Counted::new(feed.clone(), count.clone()), Counted::new(records.clone(), count.clone()));
         let listed = block_on(imp.list(&feed, &records, None, Some(size))).expect("in-memory listing");
         observed.push(PageQueries { size, rows: listed.page.rows.len(), queries: count.total() });
     }

@@ -20,7 +20,12 @@ pub fn stored_whole(sent: &[u8], stored: &Stored, written: &[u8]) -> Verdict {
         return Err(Violation::new(
             COMPONENT,
             "wrong-digest",
-            format!("{} bytes sent with SHA-256 {}, reported {}", sent.len(), hex(&digest), stored.sha256_hex()),
+            format!(
+                "{} bytes sent with SHA-256 {}, reported {}",
+                sent.len(),
+                hex(&digest),
+                stored.sha256_hex()
+            ),
         ));
     }
     if written != sent {
@@ -44,6 +49,8 @@ pub fn held_bounded(peak: u64, bound: u64, body_bytes: u64) -> Verdict {
     Err(Violation::new(
         COMPONENT,
         "body-held-in-memory",
-        format!("uploading {body_bytes} bytes held {peak} bytes in memory at once; streaming holds at most {bound}"),
+        format!(
+            "uploading {body_bytes} bytes held {peak} bytes in memory at once; streaming holds at most {bound}"
+        ),
     ))
 }

@@ -56,7 +56,12 @@ pub fn memory_flat_in_body_size<S: Sink>(imp: &S, chunk: usize) -> Verdict {
 /// `threads` uploads of `chunks` chunks of `chunk` bytes each, on real threads released
 /// together, sharing one meter: each stored whole, and no more held at once than one chunk per
 /// upload.
-pub fn concurrent_uploads<S: Sink + 'static>(imp: Arc<S>, threads: usize, chunks: usize, chunk: usize) -> Verdict {
+pub fn concurrent_uploads<S: Sink + 'static>(
+    imp: Arc<S>,
+    threads: usize,
+    chunks: usize,
+    chunk: usize,
+) -> Verdict {
     let meter = Arc::new(Meter::new());
     let shared = Arc::clone(&meter);
     let verdicts = burst(threads, move |i| {

@@ -4,7 +4,8 @@ use proptest::prelude::*;
 use reference::compression::invariant::{self, Exchange};
 use reference::compression::mutants::MissingVary;
 use reference::compression::{
-    Compress, Encoding, Gzip, MIN_SIZE, Response, accepts_gzip, compressible, gunzip, gzip, saves_enough, suite,
+    Compress, Encoding, Gzip, MIN_SIZE, Response, accepts_gzip, compressible, gunzip, gzip, saves_enough,
+    suite,
 };
 
 fn json(len: usize) -> Response<'static> {
@@ -86,7 +87,8 @@ fn compression_gzip_policy_varies_every_compressible_response_and_gzips_only_whe
     let small = suite::json_list(2);
     assert_eq!(Gzip.encode(&["gzip"], json(small.len()), &small), Encoding::default());
     let noise = suite::noise(8_192);
-    let incompressible = Response { content_type: Some("application/octet-stream"), encoded: false, len: noise.len() };
+    let incompressible =
+        Response { content_type: Some("application/octet-stream"), encoded: false, len: noise.len() };
     assert_eq!(Gzip.encode(&["gzip"], incompressible, &noise), Encoding { gzip: None, vary: true });
 }
 

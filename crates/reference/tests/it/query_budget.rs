@@ -40,7 +40,8 @@ fn query_budget_listings_serve_the_same_page_and_the_mutant_reads_each_row() {
     let mutant = block_on(PerRowQuery.list(&feed, &records, None, Some(10))).unwrap();
     assert_eq!(correct.page, mutant.page);
     assert!(correct.details.is_empty());
-    let expected: Vec<Option<String>> = mutant.page.rows.iter().map(|r| Some(format!("status-{}", r.id))).collect();
+    let expected: Vec<Option<String>> =
+        mutant.page.rows.iter().map(|r| Some(format!("status-{}", r.id))).collect();
     assert_eq!(mutant.details, expected);
 }
 

@@ -44,10 +44,7 @@ fn against_model<S: Sink>(imp: &S, (data, cuts): &(Vec<u8>, Vec<usize>)) -> Resu
 
 /// Bodies up to 4 KiB cut anywhere, in up to 16 places.
 fn bodies() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
-    (
-        proptest::collection::vec(any::<u8>(), 0..4_096),
-        proptest::collection::vec(0..4_096usize, 0..16),
-    )
+    (proptest::collection::vec(any::<u8>(), 0..4_096), proptest::collection::vec(0..4_096usize, 0..16))
 }
 
 proptest! {
@@ -82,7 +79,8 @@ fn upload_sink_streaming_concurrent_uploads_share_one_meter() {
 fn upload_sink_mutant_whole_body_buffered_caught_by_memory_check() {
     let violation = suite::memory_flat_in_body_size(&WholeBodyBuffered, 4_096).unwrap_err();
     assert_eq!(violation.rule, "body-held-in-memory", "{violation}");
-    let (stored, writer, meter) = store(&WholeBodyBuffered, Chunks::of(&suite::body(1 << 20, 3), 4_096), u64::MAX);
+    let (stored, writer, meter) =
+        store(&WholeBodyBuffered, Chunks::of(&suite::body(1 << 20, 3), 4_096), u64::MAX);
     assert_eq!(stored.unwrap().bytes, 1 << 20);
     assert_eq!((meter.peak(), meter.held()), (1 << 20, 0), "the whole body held, then let go");
     assert_eq!(writer.writes, 1);
@@ -126,11 +124,23 @@ fn upload_sink_refuses_a_body_over_the_cap_having_written_no_more_than_the_cap()
 
 /// A sink as a trait object, to run both implementations in one loop.
 trait DynSink {
-    fn store_dyn(&self, body: Chunks, writer: &mut MemoryWriter, max: u64, meter: &Meter) -> Result<Stored, SinkError>;
+    fn store_dyn(
+        &self,
+        body: Chunks,
+        writer: &mut MemoryWriter,
+        max: u64,
+        meter: &Meter,
+    ) -> Result<Stored, SinkError>;
 }
 
 impl<S: Sink> DynSink for S {
-    fn store_dyn(&self, body: Chunks, writer: &mut MemoryWriter, max: u64, meter: &Meter) -> Result<Stored, SinkError> {
+    fn store_dyn(
+        &self,
+        body: Chunks,
+        writer: &mut MemoryWriter,
+        max: u64,
+        meter: &Meter,
+    ) -> Result<Stored, SinkError> {
         block_on(self.store(body, writer, max, meter))
     }
 }
@@ -167,7 +177,8 @@ impl Writer for Full {
 
 #[test]
 fn upload_sink_write_error_is_reported() {
-    let error = block_on(Streaming.store(Chunks::of(&[7; 10], 4), &mut Full, u64::MAX, &Meter::new())).unwrap_err();
+    let error =
+        block_on(Streaming.store(Chunks::of(&[7; 10], 4), &mut Full, u64::MAX, &Meter::new())).unwrap_err();
     assert!(matches!(error, SinkError::Write(_)), "{error}");
     assert_eq!(error.to_string(), "cannot store the upload: no space left on device");
 }
@@ -177,7 +188,13 @@ fn upload_sink_write_error_is_reported() {
 struct DropsLastChunk;
 
 impl Sink for DropsLastChunk {
-    async fn store<B: Body, W: Writer>(&self, mut body: B, writer: &mut W, _max: u64, _meter: &Meter) -> Result<Stored, SinkError> {
+    async fn store<B: Body, W: Writer>(
+        &self,
+        mut body: B,
+        writer: &mut W,
+        _max: u64,
+        _meter: &Meter,
+    ) -> Result<Stored, SinkError> {
         let mut kept: Vec<u8> = Vec::new();
         let mut last: Option<Vec<u8>> = None;
         while let Some(chunk) = body.next_chunk().await {

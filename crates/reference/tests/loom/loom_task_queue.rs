@@ -56,7 +56,10 @@ fn two_workers_one_task<C: Consumer + 'static>(make: impl Fn(TaskQueue<MemorySto
 
 /// A worker takes the task and outlives its lease; the reaper hands it to a second worker, and
 /// the first finishes (effect, ack) while the second runs it: its effect still lands once.
-fn slow_worker_and_redelivery<C: Consumer + 'static>(make: impl Fn(TaskQueue<MemoryStore>) -> C, found: &Found) {
+fn slow_worker_and_redelivery<C: Consumer + 'static>(
+    make: impl Fn(TaskQueue<MemoryStore>) -> C,
+    found: &Found,
+) {
     let (clock, queue) = queue();
     let id = block_on(queue.enqueue(b"task".to_vec())).unwrap();
     let consumer = Arc::new(make(queue.clone()));

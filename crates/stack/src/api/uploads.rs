@@ -27,7 +27,7 @@ use crate::error::{ApiError, ApiResult, RateLimitInfo};
 
 /// What the API says about an upload.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Upload {
+pub(crate) struct Upload {
     pub id: String,
     pub bytes: u64,
     /// Lowercase hex SHA-256 of the stored bytes.
@@ -77,7 +77,7 @@ fn check_content_type(headers: &HeaderMap) -> ApiResult<()> {
 /// A refusal before the body is read (400, 413, 429) says `Connection: close`: the unread
 /// body is still on the connection, so the server closes it after answering, and a client
 /// that took the connection for reusable would send its next request into a closing socket.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -123,7 +123,7 @@ async fn admit(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiRes
 }
 
 /// `GET /v1/uploads/{id}`: the upload's metadata for its owner; 404 for everyone else.
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -6,17 +6,17 @@ use redis::AsyncCommands;
 use reference::sync::block_on;
 use store_redis::RedisStore;
 
-pub fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// A store under a prefix of its own; every key under the prefix is deleted on drop.
-pub struct Rig {
+pub(crate) struct Rig {
     pub store: RedisStore,
 }
 
 /// Opens a store for `test`, or `None` (after a notice) when Redis is unreachable outside CI.
-pub fn rig(test: &str) -> Option<Rig> {
+pub(crate) fn rig(test: &str) -> Option<Rig> {
     let prefix = format!("stampede-test:{test}:{}", std::process::id());
     match RedisStore::connect(&redis_url(), &prefix) {
         Ok(store) => {
@@ -35,7 +35,7 @@ pub fn rig(test: &str) -> Option<Rig> {
 }
 
 /// Runs `op` on the store's runtime, where the raw connection's futures must run.
-pub fn on_runtime<T, F>(store: &RedisStore, op: F) -> T
+pub(crate) fn on_runtime<T, F>(store: &RedisStore, op: F) -> T
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
@@ -45,7 +45,7 @@ where
 
 impl Rig {
     /// Every raw Redis key of this store (the queues' own keys included) with its PTTL.
-    pub fn raw_keys(&self) -> Vec<(String, i64)> {
+    pub(crate) fn raw_keys(&self) -> Vec<(String, i64)> {
         self.try_raw_keys().expect("scan the store's keys")
     }
 
@@ -71,7 +71,7 @@ impl Rig {
     }
 
     /// Deletes every key of this store; errors are ignored (it also runs while unwinding).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let Ok(keys) = self.try_raw_keys() else { return };
         let mut conn = self.store.connection();
         on_runtime(&self.store, async move {
