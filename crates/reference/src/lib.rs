@@ -12,7 +12,7 @@
 //! - `suite.rs` — the contention suite: real threads released together, judged by the
 //!   invariant, run against any implementation (the correct one must pass, each mutant fail).
 //!   Test code: compiled with the `testing` feature only, like the store conformance suite
-//!   ([`store_conformance!`]) and its thread helper (`testing`).
+//!   (`store_conformance!`) and its thread helper (`testing`).
 //!
 //! No component reads the system clock, and none does network I/O: shared state goes through
 //! its store, bytes through the stack's implementations of the component's traits (#12's body

@@ -5,9 +5,9 @@
 //! - [`components`] — each component slot: the reference component or, with `--mutant`, one
 //!   of its mutants;
 //! - [`app`] — the state, the router, the middleware (query count, deadline, metrics, gzip);
-//! - [`api`] — the handlers;
+//! - `api` — the handlers;
 //! - [`uploads`] — streaming upload bodies to disk through the upload sink (#12);
-//! - [`queries`] — the per-request query count (#18);
+//! - `queries` — the per-request query count (#18);
 //! - [`chat`] — the project chat sessions over WebSocket (#17);
 //! - [`server`] — binding, serving and graceful shutdown;
 //! - `openapi.json` — the API's contract (OpenAPI 3.1), served at `/openapi.json`; the

@@ -6,14 +6,13 @@ use crate::pool::{PgPool, PoolError, PoolPolicy};
 /// `pool_size` that finds no idle connection opens one more server connection, and a burst of
 /// requests becomes a burst of connections until the server refuses them
 /// (`too many clients already`) for every process sharing it.
-///
-/// deadpool needs a number for its cap; this one no caller count reaches.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UnboundedOverflow;
 
 impl UnboundedOverflow {
-    /// Overflow far beyond any load; what the uncapped pool behaves like.
-    pub const MAX_OVERFLOW: usize = 10_000;
+    /// Overflow far beyond any load (the server's own limit comes first): what deadpool,
+    /// which allocates a slot per connection up front, is given for "no cap".
+    const MAX_OVERFLOW: usize = 10_000;
 
     /// A pool with `policy`'s settings and no effective cap on overflow connections.
     pub fn pool(&self, url: &str, application_name: &str, policy: PoolPolicy) -> Result<PgPool, PoolError> {
