@@ -57,6 +57,6 @@ impl std::fmt::Display for Route {
 }
 
 /// Whether `path` belongs to the control API.
-pub fn is_control(path: &str) -> bool {
+pub(crate) fn is_control(path: &str) -> bool {
     path.strip_prefix(CONTROL_PREFIX).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }

@@ -7,7 +7,7 @@ pub struct Component {
     pub name: &'static str,
     pub invariant: &'static str,
     /// Type paths of the mutants: `<module>::mutants::<Type>`, the module being a folder of
-    /// this crate or, for #8, the `upstream` crate.
+    /// this crate or, for #8 and #9, the `upstream` and `store_postgres` crates.
     pub mutants: &'static [&'static str],
 }
 
@@ -81,6 +81,13 @@ pub const COMPONENTS: &[Component] = &[
         mutants: &["upstream::mutants::ClientPerRequest", "upstream::mutants::Uncapped"],
     },
     Component {
+        number: 9,
+        name: "db-pool",
+        invariant: "never more server connections than pool_size + max_overflow (30) in pg_stat_activity; a typed error after the 30 s wait; \
+                    dead connections replaced before use, connections older than 1 h recycled",
+        mutants: &["store_postgres::mutants::UnboundedOverflow"],
+    },
+    Component {
         number: 10,
         name: super::task_queue::COMPONENT,
         invariant: "no task lost when a worker dies mid-task; effects applied exactly once; the queue drains",
@@ -91,6 +98,12 @@ pub const COMPONENTS: &[Component] = &[
         name: super::token_refresh::COMPONENT,
         invariant: "across K scheduler instances exactly one refresh per token per period; no upstream call with an expired token",
         mutants: &["token_refresh::mutants::NoLease"],
+    },
+    Component {
+        number: 12,
+        name: super::upload_sink::COMPONENT,
+        invariant: "stored bytes and SHA-256 equal the bytes sent, for any chunking; memory held is one chunk per upload, whatever the body's size",
+        mutants: &["upload_sink::mutants::WholeBodyBuffered"],
     },
     Component {
         number: 13,
@@ -118,6 +131,13 @@ pub const COMPONENTS: &[Component] = &[
         mutants: &["pagination::mutants::CreatedOnlyCursor", "pagination::mutants::Offset"],
     },
     Component {
+        number: 16,
+        name: super::compression::COMPONENT,
+        invariant: "gzip above 1 KiB when asked for and saving >= 10 %; the decoded body equals the original; \
+                    Vary: Accept-Encoding on every compressible response; no gzip without Accept-Encoding",
+        mutants: &["compression::mutants::MissingVary"],
+    },
+    Component {
         number: 17,
         name: super::ws_session::COMPONENT,
         invariant: "never more than 5 live connections per user; slots freed on disconnect; batches in order, none lost, ≤ 10, ≤ 100 ms",
@@ -126,5 +146,12 @@ pub const COMPONENTS: &[Component] = &[
             "ws_session::mutants::GetThenSetMessageLimits",
             "ws_session::mutants::RestartingTimer",
         ],
+    },
+    Component {
+        number: 18,
+        name: super::query_budget::COMPONENT,
+        invariant: "fewer than 10 queries per request; a list endpoint's queries do not grow with its page size; \
+                    every query of a request counted, concurrent ones included",
+        mutants: &["query_budget::mutants::PerRowQuery", "query_budget::mutants::LostIncrement"],
     },
 ];

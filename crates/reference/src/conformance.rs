@@ -1,12 +1,14 @@
-//! One conformance suite for every [`Store`](crate::store::Store): the contention suites of the
-//! correct components and the race mutants they must catch, expanded into `#[test]` functions
-//! by [`store_conformance!`](crate::store_conformance) against whichever store the caller names.
+//! One conformance suite for every [`Store`](crate::store::Store): the semantics of each
+//! primitive, the contention suites of the correct components and the race mutants they must
+//! catch, expanded into `#[test]` functions by [`store_conformance!`](crate::store_conformance)
+//! against whichever store the caller names.
 //!
 //! The memory store (`reference`'s own tests), `RedisStore` and `PgStore` each invoke the macro
 //! once, so all three run literally the same tests with the same rounds and thread counts.
 //! What is store-specific stays with the store's tests: suites that need long spans of the
 //! *store's* time (TTL expiry after a day, midnight resets — a server's clock cannot be moved,
-//! only waited on; the one such test here, the fixed window's end, waits one second), and suites
+//! only waited on; the tests here that need it wait at most a second: the fixed window's end,
+//! expiring keys, leases and visibility timeouts), and suites
 //! of components only one backend runs (GCRA, token refresh, message limits on Redis).
 //!
 //! The helpers below are what the expanded tests share; they are public only so the macro can
@@ -192,6 +194,256 @@ macro_rules! store_conformance {
             block_on(store.set("epoch", b"t3".to_vec(), None)).unwrap();
             assert!(!block_on(store.set_guarded("epoch", b"t1", "k", b"v".to_vec(), None)).unwrap());
             assert_eq!(block_on(store.get("k")).unwrap(), None);
+        }
+
+        #[test]
+        fn store_strings_set_get_set_nx_compare_and_set_and_delete() {
+            use $crate::store::{Store, Ttl};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("store-strings");
+            let s: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            let within_a_minute = |ttl: Ttl| matches!(ttl, Ttl::Remaining(left) if left <= minute && left > minute / 2);
+            assert_eq!(block_on(s.get("k")).unwrap(), None);
+            block_on(s.set("k", b"v".to_vec(), None)).unwrap();
+            assert_eq!(block_on(s.get("k")).unwrap(), Some(b"v".to_vec()));
+            assert_eq!(block_on(s.pttl("k")).unwrap(), Ttl::Persistent);
+            assert!(!block_on(s.set_nx("k", b"w".to_vec(), minute)).unwrap());
+            assert!(block_on(s.set_nx("n", b"w".to_vec(), minute)).unwrap());
+            assert!(within_a_minute(block_on(s.pttl("n")).unwrap()));
+
+            assert!(!block_on(s.compare_and_set("k", Some(b"x"), b"y".to_vec(), None)).unwrap());
+            assert!(!block_on(s.compare_and_set("k", None, b"y".to_vec(), None)).unwrap());
+            assert!(block_on(s.compare_and_set("k", Some(b"v"), b"y".to_vec(), Some(minute))).unwrap());
+            assert_eq!(block_on(s.get("k")).unwrap(), Some(b"y".to_vec()));
+            assert!(within_a_minute(block_on(s.pttl("k")).unwrap()));
+            assert!(block_on(s.compare_and_set("k", Some(b"y"), b"z".to_vec(), None)).unwrap());
+            assert_eq!(block_on(s.pttl("k")).unwrap(), Ttl::Persistent, "a CAS without TTL makes the key persistent");
+            assert!(!block_on(s.compare_and_set("missing", Some(b"v"), b"y".to_vec(), None)).unwrap());
+            assert!(block_on(s.compare_and_set("missing", None, b"y".to_vec(), None)).unwrap());
+            // Binary values round-trip and compare byte for byte.
+            let bytes: Vec<u8> = (0..=255).collect();
+            block_on(s.set("bin", bytes.clone(), None)).unwrap();
+            assert_eq!(block_on(s.get("bin")).unwrap(), Some(bytes.clone()));
+            assert!(block_on(s.compare_and_set("bin", Some(&bytes), b"ok".to_vec(), None)).unwrap());
+
+            assert!(block_on(s.del("k")).unwrap());
+            assert!(!block_on(s.del("k")).unwrap());
+            assert_eq!(block_on(s.pttl("k")).unwrap(), Ttl::Missing);
+            assert!(!block_on(s.pexpire("k", minute)).unwrap());
+            assert!(block_on(s.pexpire("missing", minute)).unwrap());
+            assert!(within_a_minute(block_on(s.pttl("missing")).unwrap()));
+        }
+
+        #[test]
+        fn store_keys_and_del_matching_follow_globs_with_literal_metacharacters() {
+            use $crate::store::Store;
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("store-globs");
+            let s: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            for key in ["project:1:stats", "project:1:list", "project:12:stats", "odd:[a]?:x", "odd:b:x", "p_x%:1"] {
+                block_on(s.set(key, b"v".to_vec(), Some(minute))).unwrap();
+            }
+            let sorted = |mut keys: Vec<String>| {
+                keys.sort();
+                keys
+            };
+            assert_eq!(sorted(block_on(s.keys("project:1:*")).unwrap()), ["project:1:list", "project:1:stats"]);
+            // Redis's `?` and `[…]` and LIKE's `_` and `%` are literal characters here.
+            assert_eq!(block_on(s.keys("odd:[a]?:*")).unwrap(), ["odd:[a]?:x"]);
+            assert_eq!(block_on(s.keys("p_x%:*")).unwrap(), ["p_x%:1"]);
+            assert!(block_on(s.keys("p?x*")).unwrap().is_empty());
+            assert!(block_on(s.keys("odd:?:*")).unwrap().is_empty());
+            assert_eq!(block_on(s.del_matching("project:*:stats")).unwrap(), 2);
+            assert_eq!(block_on(s.del_matching("project:*")).unwrap(), 1);
+            assert_eq!(block_on(s.del_matching("project:*")).unwrap(), 0);
+            assert_eq!(sorted(block_on(s.keys("*")).unwrap()), ["odd:[a]?:x", "odd:b:x", "p_x%:1"]);
+        }
+
+        #[test]
+        fn store_counters_read_as_decimal_text_keep_their_window_and_refuse_other_values() {
+            use $crate::store::{Bump, Store, StoreError, Ttl};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("store-counters");
+            let s: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            let half = ::std::time::Duration::from_secs(30);
+            assert_eq!(block_on(s.incr_by("c", 5)).unwrap(), 5);
+            assert_eq!(block_on(s.incr_by("c", -2)).unwrap(), 3);
+            assert_eq!(block_on(s.get("c")).unwrap(), Some(b"3".to_vec()));
+            assert_eq!(block_on(s.pttl("c")).unwrap(), Ttl::Persistent);
+            assert!(block_on(s.compare_and_set("c", Some(b"3"), b"10".to_vec(), None)).unwrap());
+            assert_eq!(block_on(s.incr_by("c", 1)).unwrap(), 11);
+
+            let (count, left) = block_on(s.incr_window("w", 1, minute)).unwrap();
+            assert_eq!(count, 1);
+            assert!(left <= minute && left > minute / 2, "{left:?}");
+            // A window is set when the key is created, never extended by later hits.
+            block_on(s.pexpire("w", half)).unwrap();
+            let (count, left) = block_on(s.incr_window("w", 4, 10 * minute)).unwrap();
+            assert_eq!(count, 5);
+            assert!(left <= half, "an existing window keeps its TTL: {left:?}");
+            // A counter that lost its TTL gets one back rather than living for ever.
+            let (count, left) = block_on(s.incr_window("c", 1, minute)).unwrap();
+            assert_eq!((count, left <= minute), (12, true), "{left:?}");
+            assert!(matches!(block_on(s.pttl("c")).unwrap(), Ttl::Remaining(_)));
+
+            block_on(s.set("text", b"abc".to_vec(), None)).unwrap();
+            let not_an_integer =
+                |e: StoreError| matches!(e, StoreError::WrongKind { ref key, expected: "an integer" } if key == "text");
+            assert!(not_an_integer(block_on(s.incr_by("text", 1)).unwrap_err()));
+            assert!(not_an_integer(block_on(s.incr_window("text", 1, minute)).unwrap_err()));
+            let bump = Bump { key: "text", delta: 1, limit: 10, ttl: minute };
+            assert!(not_an_integer(block_on(s.bounded_incr(&[bump])).unwrap_err()));
+            assert_eq!(block_on(s.get("text")).unwrap(), Some(b"abc".to_vec()), "a refused increment changes nothing");
+        }
+
+        #[test]
+        fn store_bounded_incr_is_all_or_nothing() {
+            use $crate::store::{Bump, BumpOutcome, Store, StoreError, Ttl};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("store-bounded");
+            let s: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            let half = ::std::time::Duration::from_secs(30);
+            let bumps = |delta| {
+                [Bump { key: "day", delta, limit: 10, ttl: minute }, Bump { key: "hour", delta, limit: 4, ttl: half }]
+            };
+            assert_eq!(block_on(s.bounded_incr(&bumps(3))).unwrap(), BumpOutcome::Applied(vec![3, 3]));
+            assert!(matches!(block_on(s.pttl("hour")).unwrap(), Ttl::Remaining(left) if left <= half));
+            assert_eq!(block_on(s.bounded_incr(&bumps(2))).unwrap(), BumpOutcome::Refused { index: 1, current: 3 });
+            assert_eq!(block_on(s.get("day")).unwrap(), Some(b"3".to_vec()), "nothing applied when refused");
+            assert_eq!(block_on(s.bounded_incr(&bumps(1))).unwrap(), BumpOutcome::Applied(vec![4, 4]));
+            // A refused increment of a missing counter leaves no key behind.
+            let lone = [Bump { key: "big", delta: 11, limit: 10, ttl: minute }];
+            assert_eq!(block_on(s.bounded_incr(&lone)).unwrap(), BumpOutcome::Refused { index: 0, current: 0 });
+            assert_eq!(block_on(s.get("big")).unwrap(), None);
+            // An existing counter keeps its TTL (here: none).
+            block_on(s.set("kept", b"1".to_vec(), None)).unwrap();
+            let kept = [Bump { key: "kept", delta: 1, limit: 5, ttl: minute }];
+            assert_eq!(block_on(s.bounded_incr(&kept)).unwrap(), BumpOutcome::Applied(vec![2]));
+            assert_eq!(block_on(s.pttl("kept")).unwrap(), Ttl::Persistent);
+            // A counter that is not an integer fails the whole increment.
+            block_on(s.set("text", b"1e3".to_vec(), None)).unwrap();
+            let bad = [
+                Bump { key: "day", delta: 1, limit: 100, ttl: minute },
+                Bump { key: "text", delta: 1, limit: 9, ttl: minute },
+            ];
+            let err = block_on(s.bounded_incr(&bad)).unwrap_err();
+            assert!(matches!(err, StoreError::WrongKind { expected: "an integer", .. }), "{err}");
+            assert_eq!(block_on(s.get("day")).unwrap(), Some(b"4".to_vec()), "a bad counter applies nothing");
+        }
+
+        #[test]
+        fn store_gcra_admits_the_burst_then_refuses_in_nanoseconds() {
+            use $crate::store::{Store, Ttl};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("store-gcra");
+            let s: &$store = &rig;
+            let interval = 10 * 60 * 1_000_000_000u64; // one per 10 minutes
+            let first = block_on(s.gcra("g", interval, 3)).unwrap();
+            assert!(first.admitted);
+            assert_eq!(first.tat, first.now + interval, "an idle key's TAT is now + interval");
+            assert!(first.now > 1_600_000_000 * 1_000_000_000, "now is epoch nanoseconds: {}", first.now);
+            let second = block_on(s.gcra("g", interval, 3)).unwrap();
+            assert!(second.admitted && second.now >= first.now);
+            assert_eq!(second.tat, first.tat + interval, "exact ns arithmetic beyond 2^53");
+            let third = block_on(s.gcra("g", interval, 3)).unwrap();
+            assert!(third.admitted);
+            let refused = block_on(s.gcra("g", interval, 3)).unwrap();
+            assert!(!refused.admitted);
+            assert_eq!(refused.tat, third.tat, "a refusal leaves the TAT");
+            let Ttl::Remaining(left) = block_on(s.pttl("g")).unwrap() else { panic!("the TAT lost its TTL") };
+            let until_tat = ::std::time::Duration::from_nanos(third.tat - third.now);
+            assert!(left <= until_tat + ::std::time::Duration::from_millis(1), "{left:?}");
+            assert!(left > ::std::time::Duration::from_secs(29 * 60), "{left:?}");
+        }
+
+        #[test]
+        fn store_slots_acquire_renew_refuse_release_and_lapse() {
+            use $crate::store::{SlotOutcome, Store};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("store-slots");
+            let s: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            let short = ::std::time::Duration::from_millis(300);
+            assert_eq!(block_on(s.slot_next_expiry("u")).unwrap(), None);
+            assert_eq!(block_on(s.slot_acquire("u", "a", minute, 2)).unwrap(), SlotOutcome::Acquired { held: 1 });
+            assert_eq!(block_on(s.slot_acquire("u", "a", minute, 2)).unwrap(), SlotOutcome::Renewed { held: 1 });
+            assert_eq!(block_on(s.slot_acquire("u", "b", short, 2)).unwrap(), SlotOutcome::Acquired { held: 2 });
+            assert_eq!(block_on(s.slot_acquire("u", "c", minute, 2)).unwrap(), SlotOutcome::Full { held: 2 });
+            assert_eq!(block_on(s.slot_count("u")).unwrap(), 2);
+            assert!(block_on(s.slot_next_expiry("u")).unwrap().is_some_and(|left| left <= short));
+            // The store's own time must pass for a lease to lapse.
+            ($pass)(&rig, short + ::std::time::Duration::from_millis(50));
+            assert_eq!(block_on(s.slot_count("u")).unwrap(), 1);
+            assert!(block_on(s.slot_next_expiry("u")).unwrap().is_some_and(|left| left > short));
+            assert!(!block_on(s.slot_release("u", "b")).unwrap(), "a lapsed lease is not live");
+            assert_eq!(block_on(s.slot_acquire("u", "c", minute, 2)).unwrap(), SlotOutcome::Acquired { held: 2 });
+            assert!(block_on(s.slot_release("u", "a")).unwrap());
+            assert!(!block_on(s.slot_release("u", "a")).unwrap());
+            assert_eq!(block_on(s.slot_count("u")).unwrap(), 1);
+            assert_eq!(block_on(s.slot_count("nobody")).unwrap(), 0);
+            assert_eq!(block_on(s.slot_next_expiry("nobody")).unwrap(), None);
+        }
+
+        #[test]
+        fn store_queue_reserves_acks_and_requeues_in_original_order() {
+            use $crate::store::{QueueDepth, Store};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("store-queue");
+            let s: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            let visible = ::std::time::Duration::from_millis(300);
+            let ids: Vec<u64> = (0..4).map(|i| block_on(s.enqueue("q", vec![i])).unwrap()).collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+            let a = block_on(s.reserve("q", visible)).unwrap().unwrap();
+            let b = block_on(s.reserve("q", visible)).unwrap().unwrap();
+            let c = block_on(s.reserve("q", minute)).unwrap().unwrap();
+            assert_eq!((a.id, a.payload.clone(), a.attempt), (ids[0], vec![0], 1));
+            assert_eq!((b.id, c.id), (ids[1], ids[2]));
+            assert_eq!(block_on(s.queue_depth("q")).unwrap(), QueueDepth { ready: 1, in_flight: 3 });
+            assert!(block_on(s.ack("q", c.id)).unwrap());
+            assert!(!block_on(s.ack("q", c.id)).unwrap());
+            assert_eq!(block_on(s.requeue_expired("q")).unwrap(), 0, "nothing has expired yet");
+            ($pass)(&rig, visible + ::std::time::Duration::from_millis(50));
+            assert_eq!(block_on(s.requeue_expired("q")).unwrap(), 2);
+            let order: Vec<(u64, u32)> = (0..3)
+                .map(|_| block_on(s.reserve("q", minute)).unwrap().map(|d| (d.id, d.attempt)).unwrap())
+                .collect();
+            assert_eq!(order, vec![(ids[0], 2), (ids[1], 2), (ids[3], 1)], "redelivered first, oldest first");
+            assert_eq!(block_on(s.reserve("q", minute)).unwrap(), None);
+            assert_eq!(block_on(s.reserve("other", minute)).unwrap(), None);
+            assert!(!block_on(s.ack("other", ids[0])).unwrap());
+            assert_eq!(block_on(s.queue_depth("q")).unwrap(), QueueDepth { ready: 0, in_flight: 3 });
+            assert!(block_on(s.keys("*")).unwrap().is_empty(), "queues live outside the components' keys");
+        }
+
+        #[test]
+        fn store_expired_keys_are_missing_to_readers_and_writers() {
+            use $crate::store::{Store, Ttl};
+            use $crate::sync::block_on;
+            let rig = __conformance_open!("store-expiry");
+            let s: &$store = &rig;
+            let minute = ::std::time::Duration::from_secs(60);
+            let short = ::std::time::Duration::from_millis(100);
+            let past = short + ::std::time::Duration::from_millis(50);
+            block_on(s.set("k", b"v".to_vec(), Some(short))).unwrap();
+            block_on(s.incr_window("w", 1, short)).unwrap();
+            ($pass)(&rig, past);
+            assert_eq!(block_on(s.get("k")).unwrap(), None);
+            assert_eq!(block_on(s.pttl("k")).unwrap(), Ttl::Missing);
+            assert!(!block_on(s.pexpire("k", minute)).unwrap());
+            assert!(!block_on(s.compare_and_set("k", Some(b"v"), b"w".to_vec(), None)).unwrap());
+            assert!(!block_on(s.del("k")).unwrap(), "deleting an expired key deletes nothing live");
+            assert!(block_on(s.keys("*")).unwrap().is_empty());
+            // An expired key starts over for every writer, with a fresh TTL.
+            assert_eq!(block_on(s.incr_window("w", 1, minute)).unwrap().0, 1);
+            assert!(block_on(s.set_nx("k", b"again".to_vec(), short)).unwrap());
+            ($pass)(&rig, past);
+            assert!(block_on(s.compare_and_set("k", None, b"x".to_vec(), None)).unwrap());
+            assert_eq!(block_on(s.get("k")).unwrap(), Some(b"x".to_vec()));
         }
 
         // --- fixed window -----------------------------------------------------------------
@@ -490,6 +742,79 @@ macro_rules! store_conformance {
             )
             .unwrap_err();
             assert_eq!(violation.rule, "lost-field", "{violation}");
+        }
+
+        // --- circuit breaker --------------------------------------------------------------
+
+        #[test]
+        fn circuit_breaker_contention_half_open_admits_one_trial() {
+            use $crate::circuit_breaker::{self, CircuitBreaker, seed};
+            let rig = __conformance_open!("cb-half-open");
+            let store: &$store = &rig;
+            let clock: ::std::sync::Arc<$crate::clock::ManualClock> = ($clock)(&rig);
+            let make = |key: &str| CircuitBreaker::new(store.clone(), clock.clone(), key, seed::POLICY);
+            circuit_breaker::suite::half_open_single_trial(make, &clock, seed::POLICY, $crate::conformance::THREADS, 40)
+                .unwrap();
+        }
+
+        #[test]
+        fn circuit_breaker_mutant_half_open_admits_all_caught_by_contention() {
+            use $crate::circuit_breaker::{self, CircuitBreaker, mutants, seed};
+            use $crate::conformance::{MUTANT_ROUNDS, THREADS};
+            let rig = __conformance_open!("cb-half-open-admits-all");
+            let store: &$store = &rig;
+            let clock: ::std::sync::Arc<$crate::clock::ManualClock> = ($clock)(&rig);
+            let make = |key: &str| mutants::HalfOpenAdmitsAll {
+                breaker: CircuitBreaker::new(store.clone(), clock.clone(), key, seed::POLICY),
+            };
+            let violation =
+                circuit_breaker::suite::half_open_single_trial(make, &clock, seed::POLICY, THREADS, MUTANT_ROUNDS)
+                    .unwrap_err();
+            assert_eq!(violation.rule, "multiple-trials", "{violation}");
+        }
+
+        #[test]
+        fn circuit_breaker_contention_fails_fast_while_open() {
+            use $crate::circuit_breaker::{self, CircuitBreaker, seed};
+            let rig = __conformance_open!("cb-fails-fast");
+            let store: &$store = &rig;
+            let clock: ::std::sync::Arc<$crate::clock::ManualClock> = ($clock)(&rig);
+            let breaker = ::std::sync::Arc::new(CircuitBreaker::new(store.clone(), clock, "cb", seed::POLICY));
+            circuit_breaker::suite::fails_fast(breaker, seed::POLICY, 8, 100).unwrap();
+        }
+
+        #[test]
+        fn circuit_breaker_contention_counts_every_failure() {
+            use $crate::circuit_breaker::{self, CircuitBreaker, Policy, seed};
+            let rig = __conformance_open!("cb-failures");
+            let store: &$store = &rig;
+            let clock: ::std::sync::Arc<$crate::clock::ManualClock> = ($clock)(&rig);
+            let policy = Policy { failure_threshold: 100_000, ..seed::POLICY };
+            let breaker = ::std::sync::Arc::new(CircuitBreaker::new(store.clone(), clock, "cb", policy));
+            circuit_breaker::suite::failures_counted(breaker, 8, 50).unwrap();
+        }
+
+        #[test]
+        fn circuit_breaker_lifecycle_follows_the_seed_policy() {
+            use $crate::circuit_breaker::{self, CircuitBreaker, seed};
+            let rig = __conformance_open!("cb-lifecycle");
+            let store: &$store = &rig;
+            let clock: ::std::sync::Arc<$crate::clock::ManualClock> = ($clock)(&rig);
+            let breaker = CircuitBreaker::new(store.clone(), clock.clone(), "cb", seed::POLICY);
+            circuit_breaker::suite::lifecycle(&breaker, &clock, seed::POLICY).unwrap();
+        }
+
+        #[test]
+        fn circuit_breaker_mutant_half_open_admits_all_caught_by_lifecycle() {
+            use $crate::circuit_breaker::{self, CircuitBreaker, mutants, seed};
+            let rig = __conformance_open!("cb-lifecycle-admits-all");
+            let store: &$store = &rig;
+            let clock: ::std::sync::Arc<$crate::clock::ManualClock> = ($clock)(&rig);
+            let breaker = CircuitBreaker::new(store.clone(), clock.clone(), "cb", seed::POLICY);
+            let violation =
+                circuit_breaker::suite::lifecycle(&mutants::HalfOpenAdmitsAll { breaker }, &clock, seed::POLICY)
+                    .unwrap_err();
+            assert_eq!(violation.rule, "multiple-trials", "{violation}");
         }
 
         // --- task queue -------------------------------------------------------------------

@@ -1,11 +1,13 @@
 //! The service: its state (the components over the configured backends), the router, and the
-//! middleware every request goes through.
+//! middleware every request goes through: the query count and metrics (`observe`), the
+//! deadline, and the compression policy (`compress`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::HttpBody as _;
 use axum::extract::{MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -14,25 +16,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::tz::TimeZone;
 use reference::circuit_breaker::{Breaker, Phase};
+use reference::compression::{self, Compress};
 use reference::daily_quota::QuotaPolicy;
 use reference::l1_cache::L1Cache;
 use reference::l1_cache::multi_layer::{Layered, MultiLayer};
 use reference::limit::Limit;
 use reference::task_queue::TaskQueue;
 use reference::usage_tracker::UsageLimits;
-use tower_http::compression::CompressionLayer;
-use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 
 use crate::api;
 use crate::backend::{AnyStore, Backends};
 use crate::chat::{Chat, ChatSettings};
 use crate::components::{
-    DailyQuotaSlot, DashboardCache, Mutant, Publish, Statuses, UpstreamBreaker, UsageSlot, Videos,
+    CompressionSlot, DailyQuotaSlot, DashboardCache, ListingSlot, Mutant, Publish, Statuses, UpstreamBreaker,
+    UsageSlot, Videos,
 };
 use crate::error::ApiError;
 use crate::metrics::{LayerLabels, Metrics, QueueLabels};
 use crate::queries;
-use crate::uploads::{UploadSink, Uploads};
+use crate::uploads::Uploads;
 
 /// How the stack behaves; every limit the checks need to shorten is here.
 #[derive(Debug, Clone)]
@@ -51,8 +53,6 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// Where upload bodies are stored.
     pub upload_dir: PathBuf,
-    /// How bodies reach the disk: streamed, or (a mutant) buffered whole.
-    pub upload_sink: UploadSink,
     /// #17 the project chat over WebSocket.
     pub chat: ChatSettings,
     /// #14 how long a computed dashboard is cached; the L1's capacity.
@@ -94,7 +94,6 @@ impl Default for Settings {
             upload_limit: Limit::new(15, Duration::from_secs(24 * 60 * 60)),
             max_upload_bytes: 64 * 1024 * 1024,
             upload_dir: crate::uploads::default_dir(),
-            upload_sink: UploadSink::Streaming,
             chat: ChatSettings::default(),
             dashboard_ttl: Duration::from_secs(60),
             l1_capacity: 10_000,
@@ -129,6 +128,10 @@ pub struct Inner {
     pub cache: DashboardCache,
     pub queue: TaskQueue<AnyStore>,
     pub breaker: UpstreamBreaker,
+    /// #16 how responses are encoded.
+    pub compression: CompressionSlot,
+    /// #18 how the feed's list endpoint reads a page.
+    pub listing: ListingSlot,
     pub metrics: Metrics,
     pub started: Instant,
     pub uploads: Uploads,
@@ -150,10 +153,7 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(mut settings: Settings, backends: Backends) -> Self {
-        if settings.mutant == Some(Mutant::UploadWholeBodyBuffered) {
-            settings.upload_sink = crate::uploads::UploadSink::WholeBodyBuffered;
-        }
+    pub fn new(settings: Settings, backends: Backends) -> Self {
         let clock = Arc::clone(&backends.clock);
         let kv = backends.kv.clone();
         let l1 = L1Cache::new(settings.l1_capacity, Arc::clone(&clock), backends.bus.clone());
@@ -181,6 +181,8 @@ impl AppState {
             cache: DashboardCache::new(MultiLayer::new(l1, backends.l2.clone(), backends.l3.clone()), mutant),
             queue: TaskQueue::new(kv.clone(), IMPORT_QUEUE, settings.task_visibility),
             breaker: UpstreamBreaker::new(kv, clock, settings.breaker, mutant),
+            compression: CompressionSlot::new(mutant),
+            listing: ListingSlot::new(mutant),
             metrics,
             started: Instant::now(),
             uploads: Uploads::new(&settings, &backends),
@@ -255,20 +257,56 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         // Observed too, so that unknown routes carry `X-DB-Queries` and show in the metrics.
         .fallback(not_found.layer(middleware::from_fn_with_state(state.clone(), observe)))
-        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(1024))));
-    let router = if state.settings.mutant == Some(Mutant::MissingVary) {
-        router.layer(middleware::map_response(strip_vary))
-    } else {
-        router
-    };
+        .layer(middleware::from_fn_with_state(state.clone(), compress));
     router.with_state(state)
 }
 
-/// #16's mutant: compressed responses without `Vary: Accept-Encoding`, so a shared cache may
-/// serve gzip to a client that never asked for it.
-async fn strip_vary(mut response: Response) -> Response {
-    response.headers_mut().remove(header::VARY);
-    response
+/// #16: every response whose size is known, encoded as the compression policy says (gzip
+/// above 1 KiB when asked for and worth it, `Vary: Accept-Encoding` on every compressible
+/// response); a body of unknown size (a stream) passes as it is, never buffered.
+async fn compress(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let accept: Vec<String> = request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok().map(str::to_owned))
+        .collect();
+    let response = next.run(request).await;
+    let Some(len) = response.body().size_hint().exact().and_then(|len| usize::try_from(len).ok()) else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, len).await {
+        Ok(body) => body,
+        Err(e) => return ApiError::Internal(format!("cannot read the response body: {e}")).into_response(),
+    };
+    let headers = &parts.headers;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let candidate = compression::Response {
+        content_type,
+        encoded: headers.contains_key(header::CONTENT_ENCODING)
+            || headers.contains_key(header::CONTENT_RANGE),
+        len: body.len(),
+    };
+    let accept: Vec<&str> = accept.iter().map(String::as_str).collect();
+    let encoding = state.compression.encode(&accept, candidate, &body);
+    let varies = parts.headers.get_all(header::VARY).iter().any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|name| name.trim().eq_ignore_ascii_case("accept-encoding")))
+    });
+    if encoding.vary && !varies {
+        parts.headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    match encoding.gzip {
+        None => Response::from_parts(parts, body.into()),
+        Some(gzip) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.remove(header::ACCEPT_RANGES);
+            parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            Response::from_parts(parts, gzip.into())
+        }
+    }
 }
 
 /// Counts the request's queries into `X-DB-Queries` and records its duration.

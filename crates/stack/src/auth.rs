@@ -13,12 +13,12 @@ use crate::error::{ApiError, ApiResult};
 
 /// A user record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct User {
+pub(crate) struct User {
     pub id: u64,
     pub name: String,
 }
 
-pub fn user_key(id: u64) -> String {
+pub(crate) fn user_key(id: u64) -> String {
     format!("user:{id}")
 }
 
@@ -27,7 +27,7 @@ fn token_key(token: &str) -> String {
 }
 
 /// Creates a user and its first token.
-pub async fn create(state: &AppState, name: String) -> ApiResult<(User, String)> {
+pub(crate) async fn create(state: &AppState, name: String) -> ApiResult<(User, String)> {
     let id = state.backends.records.incr_by("seq:user", 1).await?;
     let user = User { id: id as u64, name };
     let token = format!("{:032x}", rand::random::<u128>());
@@ -38,24 +38,24 @@ pub async fn create(state: &AppState, name: String) -> ApiResult<(User, String)>
 }
 
 /// Whether user `id` exists.
-pub async fn exists(state: &AppState, id: u64) -> ApiResult<bool> {
+pub(crate) async fn exists(state: &AppState, id: u64) -> ApiResult<bool> {
     Ok(state.backends.records.get(&user_key(id)).await?.is_some())
 }
 
 /// The authenticated user of a request: its id, from the bearer token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub id: u64,
 }
 
 impl Caller {
     /// The user id as the components key it.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         self.id.to_string()
     }
 
     /// The user whose token is `token`.
-    pub async fn from_token(state: &AppState, token: &str) -> ApiResult<Self> {
+    pub(crate) async fn from_token(state: &AppState, token: &str) -> ApiResult<Self> {
         let token =
             Some(token.trim()).filter(|t| !t.is_empty() && t.len() <= 128).ok_or(ApiError::Unauthorized)?;
         let id = state.backends.records.get(&token_key(token)).await?.ok_or(ApiError::Unauthorized)?;
@@ -81,7 +81,7 @@ impl FromRequestParts<AppState> for Caller {
 /// The caller of a WebSocket handshake: the bearer token from `Authorization`, or, since
 /// browsers cannot set headers on a WebSocket, from the `token` query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketCaller(pub Caller);
+pub(crate) struct SocketCaller(pub Caller);
 
 #[derive(Deserialize)]
 struct TokenQuery {

@@ -39,7 +39,7 @@ enum Backend {
 }
 
 /// A store on whichever backend was configured. Operations on a store made with
-/// [`AnyStore::records`] count as database queries of the current request (#18).
+/// `AnyStore::records` count as database queries of the current request (#18).
 #[derive(Clone)]
 pub struct AnyStore {
     backend: Backend,

@@ -10,15 +10,19 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 use reference::circuit_breaker::{self, Breaker, CircuitBreaker, Outcome, Permit, Rejected, State};
 use reference::clock::Clock;
+use reference::compression::{self, Compress, Encoding, Gzip};
 use reference::daily_quota::{self, Consumption, DailyQuota, Quota, QuotaPolicy, QuotaResult};
 use reference::fixed_window::{self, FixedWindow};
 use reference::l1_cache::multi_layer::{LayerStats, Layered, Lookup, MultiLayer};
 use reference::l1_cache::{self, Applied, Stats};
 use reference::limit::{Decision, Limit, RateLimiter};
+use reference::pagination::{Cursor, PageResult, RowSet};
+use reference::query_budget::{self, Listed, Listing, OnePage, RowDetails};
 use reference::status_tracker::{self, Fields, StatusResult, StatusTracker, Tracker};
 use reference::store::{Delivery, StoreResult};
 use reference::task_queue::{self, Consumer, TaskQueue};
 use reference::token_refresh::{self, RefreshScheduler, Refresher, Scheduler, TickOutcome};
+use reference::upload_sink::{self, Body, Meter, Sink, SinkError, Stored, Streaming, Writer};
 use reference::usage_tracker::{self, Admission, Grant, Usage, UsageLimits, UsageTracker, UsageTracking};
 use reference::video::{self, GetOrCreate, Registry, Video, VideoRegistry, VideoResult};
 use upstream::{Upstream, UpstreamClient, UpstreamConfig};
@@ -36,7 +40,13 @@ use crate::backend::{AnyBus, AnyStore};
 ///   a year), and the stack's clock is the real one;
 /// - `l1_cache::mutants::UnfencedPromotion`: an L1 fill racing an invalidation between the
 ///   instance's fetch and its fill, a window of one store round trip that requests over the
-///   network hit too rarely for a check to be reliable (the loom model explores it).
+///   network hit too rarely for a check to be reliable (the loom model explores it);
+/// - `query_budget::mutants::LostIncrement`: a query count that loses concurrent queries of one
+///   request, and the stack's handlers make their queries one after another.
+///
+/// #12, #16 and #18's mutants keep the names the stack gave them before they were reference
+/// components (`stack::uploads::WholeBodyBuffered`, …), which the end-to-end tests table;
+/// [`Mutant::parse`] takes their catalogue names too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mutant {
     PublishGetThenSet,
@@ -81,22 +91,32 @@ impl Mutant {
         (Mutant::RefreshNoLease, "token_refresh::mutants::NoLease"),
         (Mutant::UpstreamClientPerRequest, "upstream::mutants::ClientPerRequest"),
         (Mutant::UpstreamUncapped, "upstream::mutants::Uncapped"),
-        // The stack's own: #12's upload sink, kept in `stack::uploads`.
+        // #12 `upload_sink::mutants::WholeBodyBuffered`.
         (Mutant::UploadWholeBodyBuffered, "stack::uploads::WholeBodyBuffered"),
-        // #16: the compression layer's `Vary` stripped.
+        // #16 `compression::mutants::MissingVary`.
         (Mutant::MissingVary, "stack::compression::MissingVary"),
-        // #18: the list endpoint reads each row's video (N + 1 queries).
+        // #18 `query_budget::mutants::PerRowQuery`: the list endpoint reads each row's video.
         (Mutant::PerRowQuery, "stack::api::videos::PerRowQuery"),
+    ];
+
+    /// The catalogue names of the mutants [`Mutant::ALL`] names otherwise.
+    const CATALOGUE: &[(Mutant, &str)] = &[
+        (Mutant::UploadWholeBodyBuffered, "upload_sink::mutants::WholeBodyBuffered"),
+        (Mutant::MissingVary, "compression::mutants::MissingVary"),
+        (Mutant::PerRowQuery, "query_budget::mutants::PerRowQuery"),
     ];
 
     pub fn name(self) -> &'static str {
         Self::ALL.iter().find(|(m, _)| *m == self).map(|(_, n)| *n).unwrap_or("?")
     }
 
-    /// The mutant named `name`: its catalogue name, or its last part (`GetThenSet`) when that
-    /// names one mutant only.
+    /// The mutant named `name`: its name in [`Mutant::ALL`] or in the catalogue, or their last
+    /// part (`GetThenSet`) when that names one mutant only.
     pub fn parse(name: &str) -> Result<Self, String> {
-        Self::parse_among(Self::ALL, name)
+        match Self::CATALOGUE.iter().find(|(_, n)| *n == name) {
+            Some((m, _)) => Ok(*m),
+            None => Self::parse_among(Self::ALL, name),
+        }
     }
 
     fn parse_among(all: &[(Mutant, &str)], name: &str) -> Result<Self, String> {
@@ -539,6 +559,92 @@ impl Upstream for UpstreamSlot {
     }
 }
 
+/// #12 the upload sink.
+pub enum UploadSinkSlot {
+    Reference(Streaming),
+    WholeBodyBuffered(upload_sink::mutants::WholeBodyBuffered),
+}
+
+impl UploadSinkSlot {
+    pub fn new(mutant: Option<Mutant>) -> Self {
+        match mutant {
+            Some(Mutant::UploadWholeBodyBuffered) => {
+                Self::WholeBodyBuffered(upload_sink::mutants::WholeBodyBuffered)
+            }
+            _ => Self::Reference(Streaming),
+        }
+    }
+}
+
+impl Sink for UploadSinkSlot {
+    async fn store<B: Body, W: Writer>(
+        &self,
+        body: B,
+        writer: &mut W,
+        max: u64,
+        meter: &Meter,
+    ) -> Result<Stored, SinkError> {
+        match self {
+            Self::Reference(s) => s.store(body, writer, max, meter).await,
+            Self::WholeBodyBuffered(s) => s.store(body, writer, max, meter).await,
+        }
+    }
+}
+
+/// #16 the response compression policy.
+pub enum CompressionSlot {
+    Reference(Gzip),
+    MissingVary(compression::mutants::MissingVary),
+}
+
+impl CompressionSlot {
+    pub fn new(mutant: Option<Mutant>) -> Self {
+        match mutant {
+            Some(Mutant::MissingVary) => Self::MissingVary(compression::mutants::MissingVary),
+            _ => Self::Reference(Gzip),
+        }
+    }
+}
+
+impl Compress for CompressionSlot {
+    fn encode(&self, accept_encoding: &[&str], response: compression::Response<'_>, body: &[u8]) -> Encoding {
+        match self {
+            Self::Reference(c) => c.encode(accept_encoding, response, body),
+            Self::MissingVary(c) => c.encode(accept_encoding, response, body),
+        }
+    }
+}
+
+/// #18 the feed's list endpoint.
+pub enum ListingSlot {
+    Reference(OnePage),
+    PerRowQuery(query_budget::mutants::PerRowQuery),
+}
+
+impl ListingSlot {
+    pub fn new(mutant: Option<Mutant>) -> Self {
+        match mutant {
+            Some(Mutant::PerRowQuery) => Self::PerRowQuery(query_budget::mutants::PerRowQuery),
+            _ => Self::Reference(OnePage),
+        }
+    }
+}
+
+impl Listing for ListingSlot {
+    async fn list<R: RowSet, D: RowDetails>(
+        &self,
+        rows: &R,
+        details: &D,
+        cursor: Option<Cursor>,
+        limit: Option<usize>,
+    ) -> PageResult<Listed<D::Detail>> {
+        match self {
+            Self::Reference(l) => l.list(rows, details, cursor, limit).await,
+            Self::PerRowQuery(l) => l.list(rows, details, cursor, limit).await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Mutant;
@@ -556,6 +662,15 @@ mod tests {
         assert!(Mutant::ALL.iter().all(|(_, name)| unknown.contains(name)), "{unknown}");
         // A half-qualified name is neither the catalogue name nor its last part.
         assert!(Mutant::parse("mutants::GetThenSet").is_err());
+    }
+
+    #[test]
+    fn the_reference_components_mutants_are_named_by_their_catalogue_names_too() {
+        for (mutant, name) in Mutant::CATALOGUE {
+            assert_eq!(Mutant::parse(name), Ok(*mutant), "{name}");
+            let listed = reference::catalog::COMPONENTS.iter().any(|c| c.mutants.contains(name));
+            assert!(listed, "{name} is not in the catalogue");
+        }
     }
 
     #[test]

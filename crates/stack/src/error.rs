@@ -14,7 +14,7 @@ use serde_json::json;
 
 /// What a rate-limited response tells the client (the IETF `RateLimit` header fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimitInfo {
+pub(crate) struct RateLimitInfo {
     pub limit: u64,
     pub remaining: u64,
     pub reset_after: Duration,
@@ -22,19 +22,19 @@ pub struct RateLimitInfo {
 
 impl RateLimitInfo {
     /// A limiter's decision: its header fields when allowed, a 429 naming `what` when not.
-    pub fn admit(decision: reference::limit::Decision, what: &'static str) -> Result<Self, ApiError> {
+    pub(crate) fn admit(decision: reference::limit::Decision, what: &'static str) -> Result<Self, ApiError> {
         let info =
             Self { limit: decision.limit, remaining: decision.remaining, reset_after: decision.reset_after };
         if decision.allowed { Ok(info) } else { Err(ApiError::RateLimited { what, info }) }
     }
 
     /// Seconds until the limit resets, rounded up, as the headers carry them.
-    pub fn reset_secs(&self) -> u64 {
+    pub(crate) fn reset_secs(&self) -> u64 {
         self.reset_after.as_millis().div_ceil(1000) as u64
     }
 
     /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` to `response`.
-    pub fn apply(&self, response: &mut Response) {
+    pub(crate) fn apply(&self, response: &mut Response) {
         let headers = response.headers_mut();
         headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
         headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
@@ -43,7 +43,7 @@ impl RateLimitInfo {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("missing or invalid bearer token")]
@@ -52,8 +52,6 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("method not allowed on this route; the Allow header lists the allowed ones")]
     MethodNotAllowed,
-    #[error("{0}")]
-    Forbidden(String),
     #[error("{what}: limit of {} reached; retry in {} s", .info.limit, .info.reset_secs())]
     RateLimited { what: &'static str, info: RateLimitInfo },
     #[error("body larger than the limit of {max} bytes")]
@@ -65,13 +63,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,13 +76,12 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
@@ -166,4 +162,4 @@ impl From<PageError> for ApiError {
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;

@@ -2,33 +2,38 @@
 //! the reference components, on the memory, Redis or PostgreSQL backends.
 //!
 //! - [`backend`] — the stores, chosen at start ([`backend::AnyStore`] dispatches to one);
+//! - [`components`] — each component slot: the reference component or, with `--mutant`, one
+//!   of its mutants;
 //! - [`app`] — the state, the router, the middleware (query count, deadline, metrics, gzip);
-//! - [`api`] — the handlers;
-//! - [`uploads`] — streaming upload bodies to disk (#12);
+//! - `api` — the handlers;
+//! - [`uploads`] — streaming upload bodies to disk through the upload sink (#12);
+//! - `queries` — the per-request query count (#18);
 //! - [`chat`] — the project chat sessions over WebSocket (#17);
 //! - [`server`] — binding, serving and graceful shutdown;
 //! - `openapi.json` — the API's contract (OpenAPI 3.1), served at `/openapi.json`; the
 //!   `tests/api` suite checks the running server against it.
 //!
 //! Why these dependencies: axum (with hyper and tower) is the field's Rust HTTP server, and its
-//! `ws` feature the WebSocket server; tower-http's compression layer does #16's gzip and its
-//! `Vary`; prometheus-client is the Prometheus project's own client for `/metrics`; sha2 derives
+//! `ws` feature the WebSocket server (#16's gzip and `Vary` are `reference::compression`'s
+//! policy, applied by a middleware of `app`); prometheus-client is the Prometheus project's own client for `/metrics`; sha2 derives
 //! video ids and hashes uploads; rand's thread CSPRNG makes bearer tokens and upload ids;
 //! tracing is the structured log; futures-util's `sink` feature splits a WebSocket into halves
 //! so one task writes frames while the session reads; tokio's `fs` and `io-util` write upload
 //! bodies. For the tests: tokio-tungstenite is the WebSocket client (the crate axum's server
 //! side is built on, so no second implementation is compiled), reqwest's `stream` feature
-//! sends chunked bodies, and flate2 (already built for tower-http's gzip) decodes gzip bodies.
+//! sends chunked bodies, flate2 (already built for `reference`'s gzip) decodes gzip bodies,
+//! fake-upstream stands in for the upstream, and `reference`'s `testing` feature brings the
+//! suites the multi-layer cache test runs on Redis and PostgreSQL.
 
-pub mod api;
+pub(crate) mod api;
 pub mod app;
-pub mod auth;
+pub(crate) mod auth;
 pub mod backend;
 pub mod chat;
 pub mod components;
-pub mod error;
+pub(crate) mod error;
 pub mod metrics;
-pub mod queries;
+pub(crate) mod queries;
 pub mod server;
 pub mod uploads;
 pub mod workers;

@@ -146,10 +146,10 @@ impl Metrics {
         }
     }
 
-    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration, queries: u32) {
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration, queries: u64) {
         let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status };
         self.requests.get_or_create(&labels).observe(elapsed.as_secs_f64());
-        self.queries.get_or_create(&RouteLabels { route: route.to_owned() }).observe(f64::from(queries));
+        self.queries.get_or_create(&RouteLabels { route: route.to_owned() }).observe(queries as f64);
     }
 
     /// Sets a counter that mirrors a count kept elsewhere.

@@ -1,31 +1,28 @@
 //! #18 The query budget: every store operation a request makes on the records backend is
-//! counted against that request, so the stack can report queries per request in
+//! counted against that request, on the reference component's counter
+//! (`reference::query_budget::QueryCount`), so the stack can report queries per request in
 //! `X-DB-Queries` and in `/metrics`.
 //!
-//! The count lives in a tokio task-local that the request middleware scopes around the
-//! handler; operations outside a request (the workers) are not attributed to any request.
+//! The request's counter lives in a tokio task-local that the request middleware scopes around
+//! the handler; operations outside a request (the workers) are not attributed to any request.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use reference::query_budget::{Counter, QueryCount};
 
 tokio::task_local! {
-    static QUERIES: Arc<AtomicU32>;
+    static QUERIES: Arc<QueryCount>;
 }
 
 /// Counts one query against the current request, if there is one.
-pub fn count() {
-    let _ = QUERIES.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
+pub(crate) fn count() {
+    let _ = QUERIES.try_with(|n| n.record());
 }
 
 /// Runs `fut` as one request; its result and the queries it made.
-pub async fn scope<F: Future>(fut: F) -> (F::Output, u32) {
-    let counter = Arc::new(AtomicU32::new(0));
+pub(crate) async fn scope<F: Future>(fut: F) -> (F::Output, u64) {
+    let counter = Arc::new(QueryCount::new());
     let output = QUERIES.scope(Arc::clone(&counter), fut).await;
-    (output, counter.load(Ordering::Relaxed))
-}
-
-/// The queries made so far by the current request.
-pub fn so_far() -> u32 {
-    QUERIES.try_with(|n| n.load(Ordering::Relaxed)).unwrap_or(0)
+    (output, counter.total())
 }

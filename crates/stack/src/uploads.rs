@@ -1,106 +1,30 @@
 //! #12 Streaming uploads (seed 000, "Video Streaming Upload": stream in chunks, never load the
-//! whole file).
+//! whole file), over the reference upload sink (`reference::upload_sink`).
 //!
-//! A body goes from the socket to the disk one chunk at a time: each chunk is hashed (SHA-256,
-//! incrementally), counted against the size cap and written, then dropped, so the memory an
-//! upload holds is one chunk whatever the body's size. The bytes land in `{dir}/.{id}.part`,
+//! A body goes from the socket to the disk through the sink the stack runs (the streaming one,
+//! or with `--mutant` the one that buffers the whole body): the request's data stream is the
+//! sink's [`Body`], and the partial file its [`Writer`]. The bytes land in `{dir}/.{id}.part`,
 //! which is synced and renamed to `{dir}/{id}` only once the whole body is in: the final name
 //! never holds a partial body. Any failure on the way — the cap passed, the client gone, a
 //! write error, the request future dropped — removes the partial file.
 //!
-//! [`Meter`] is the memory check's instrument: every body byte the process's upload handlers
-//! hold in memory is counted while held, with a high-water mark (the file writer's fixed
-//! 64 KiB buffer aside). [`UploadSink::WholeBodyBuffered`] is the mutant
-//! the check must catch: it collects the body before hashing and writing it, so its high-water
-//! mark is the body's size.
+//! The sink counts every body byte it holds in the process's [`Meter`], with a high-water mark
+//! (the file writer's fixed 64 KiB buffer aside): `/metrics` shows both, and that is what the
+//! `upload` check reads to tell streaming from buffering.
 
-use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt};
 use reference::limit::RateLimiter;
 use reference::sliding_window::SlidingWindow;
-use sha2::{Digest, Sha256};
+use reference::upload_sink::{Body, Meter, Sink, SinkError, Stored, Writer};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::app::Settings;
 use crate::backend::{AnyStore, Backends};
-
-/// How an upload's body gets from the socket to the disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum UploadSink {
-    /// Each chunk hashed and written as it arrives; one chunk in memory at a time.
-    #[default]
-    Streaming,
-    /// Mutant: the whole body collected in memory first, then hashed and written (Django's
-    /// `request.body`, a `file.read()` without a size): memory grows with the body.
-    WholeBodyBuffered,
-}
-
-/// Body bytes held in memory by this process's uploads: now, and the most at any moment.
-#[derive(Debug, Default)]
-pub struct Meter {
-    held: AtomicU64,
-    peak: AtomicU64,
-}
-
-impl Meter {
-    /// Bytes held now.
-    pub fn held(&self) -> u64 {
-        self.held.load(Ordering::SeqCst)
-    }
-
-    /// The high-water mark of [`Meter::held`].
-    pub fn peak(&self) -> u64 {
-        self.peak.load(Ordering::SeqCst)
-    }
-
-    fn hold(&self) -> Held<'_> {
-        Held { meter: self, bytes: 0 }
-    }
-}
-
-/// Bytes counted as held until dropped.
-struct Held<'a> {
-    meter: &'a Meter,
-    bytes: u64,
-}
-
-impl Held<'_> {
-    fn grow(&mut self, bytes: usize) {
-        let bytes = bytes as u64;
-        self.bytes += bytes;
-        let now = self.meter.held.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        self.meter.peak.fetch_max(now, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.meter.held.fetch_sub(self.bytes, Ordering::SeqCst);
-    }
-}
-
-/// A stored body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    pub bytes: u64,
-    /// Lowercase hex.
-    pub sha256: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error("body larger than the limit of {max} bytes")]
-    TooLarge { max: u64 },
-    #[error("reading the body failed: {0}")]
-    Body(String),
-    #[error("cannot store the upload: {0}")]
-    Io(#[from] std::io::Error),
-}
+use crate::components::UploadSinkSlot;
 
 /// The file writer's buffer: small chunks (a client sending a byte at a time) are written to
 /// the file in blocks of this size. A fixed cost, whatever the body's size.
@@ -131,6 +55,12 @@ impl Part {
     }
 }
 
+impl Writer for Part {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes).await
+    }
+}
+
 impl Drop for Part {
     fn drop(&mut self) {
         if !self.done {
@@ -141,65 +71,27 @@ impl Drop for Part {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
+/// A request's data stream as the sink reads it.
+struct Socket<S>(S);
 
-/// Streams `body` into `{dir}/{id}`, at most `max` bytes of it.
-pub async fn store<E: Display>(
-    sink: UploadSink,
-    dir: &Path,
-    id: &str,
-    body: impl Stream<Item = Result<Bytes, E>>,
-    max: u64,
-    meter: &Meter,
-) -> Result<Stored, UploadError> {
-    let mut body = std::pin::pin!(body);
-    let mut part = Part::create(dir, id).await?;
-    let mut hasher = Sha256::new();
-    let mut bytes = 0u64;
-    match sink {
-        UploadSink::Streaming => {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
-                let mut held = meter.hold();
-                held.grow(chunk.len());
-                bytes += chunk.len() as u64;
-                if bytes > max {
-                    return Err(UploadError::TooLarge { max });
-                }
-                hasher.update(&chunk);
-                part.file.write_all(&chunk).await?;
-            }
-        }
-        UploadSink::WholeBodyBuffered => {
-            let mut whole = Vec::new();
-            let mut held = meter.hold();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
-                bytes += chunk.len() as u64;
-                if bytes > max {
-                    return Err(UploadError::TooLarge { max });
-                }
-                whole.extend_from_slice(&chunk);
-                held.grow(chunk.len());
-            }
-            hasher.update(&whole);
-            part.file.write_all(&whole).await?;
-        }
+impl<S, E> Body for Socket<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display + Send,
+{
+    type Chunk = Bytes;
+    type Error = E;
+
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, E>> {
+        self.0.next().await
     }
-    part.commit(&dir.join(id)).await?;
-    Ok(Stored { bytes, sha256: hex(&hasher.finalize()) })
 }
 
-/// The uploads of one stack process: where bodies go, the per-user limit, the memory meter.
+/// The uploads of one stack process: where bodies go, the sink, the per-user limit, the
+/// memory meter.
 pub struct Uploads {
     dir: PathBuf,
-    sink: UploadSink,
+    sink: UploadSinkSlot,
     max_bytes: u64,
     limiter: SlidingWindow<AnyStore>,
     meter: Meter,
@@ -207,17 +99,20 @@ pub struct Uploads {
 
 impl std::fmt::Debug for Uploads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Uploads").field("dir", &self.dir).field("sink", &self.sink).finish_non_exhaustive()
+        f.debug_struct("Uploads")
+            .field("dir", &self.dir)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
     }
 }
 
 impl Uploads {
     /// The limit is a sliding window on the shared store: 15 a day means no 24 hours ever
     /// hold more than 15 uploads of one user, on any instance.
-    pub fn new(settings: &Settings, backends: &Backends) -> Self {
+    pub(crate) fn new(settings: &Settings, backends: &Backends) -> Self {
         Self {
             dir: settings.upload_dir.clone(),
-            sink: settings.upload_sink,
+            sink: UploadSinkSlot::new(settings.mutant),
             max_bytes: settings.max_upload_bytes,
             limiter: SlidingWindow::new(
                 backends.kv.clone(),
@@ -225,47 +120,43 @@ impl Uploads {
                 "upload",
                 settings.upload_limit,
             ),
-            meter: Meter::default(),
+            meter: Meter::new(),
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Where upload `id`'s bytes are once stored.
-    pub fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(id)
     }
 
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
 
+    /// The body bytes this process's uploads hold in memory, now and at most.
     pub fn meter(&self) -> &Meter {
         &self.meter
     }
 
-    pub fn limiter(&self) -> &impl RateLimiter {
+    pub(crate) fn limiter(&self) -> &impl RateLimiter {
         &self.limiter
     }
 
-    /// Stores `body` as upload `id`.
-    pub async fn store<E: Display>(
-        &self,
-        id: &str,
-        body: impl Stream<Item = Result<Bytes, E>>,
-    ) -> Result<Stored, UploadError> {
-        store(self.sink, &self.dir, id, body, self.max_bytes, &self.meter).await
+    /// Streams `body` into `{dir}/{id}`: at most the size cap of it, renamed into place once
+    /// whole.
+    pub(crate) async fn store<S, E>(&self, id: &str, body: S) -> Result<Stored, SinkError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display + Send,
+    {
+        let mut part = Part::create(&self.dir, id).await?;
+        let stored = self.sink.store(Socket(body), &mut part, self.max_bytes, &self.meter).await?;
+        part.commit(&self.dir.join(id)).await?;
+        Ok(stored)
     }
 
     /// Removes upload `id`'s bytes, if any.
-    pub async fn remove(&self, id: &str) {
-        let _ = tokio::fs::remove_file(self.path(id)).await;
+    pub(crate) async fn remove(&self, id: &str) {
+        let _ = tokio::fs::remove_file(self.dir.join(id)).await;
     }
 }
 
 /// This process's own directory under the system's temporary directory.
-pub fn default_dir() -> PathBuf {
+pub(crate) fn default_dir() -> PathBuf {
     std::env::temp_dir().join(format!("stampede-uploads-{}", std::process::id()))
 }

@@ -6,7 +6,9 @@
 //!   Time is the server's `now()`, so every instance of a component shares one clock.
 //! - [`PgPool`] is the DB pool with the seed's policy ([`PoolPolicy::SEED`]: 10 + 20 overflow
 //!   = at most 30 connections, 30 s acquire timeout, 1 h recycle, pre-ping), its connections
-//!   named by `application_name` so `pg_stat_activity` can count them ([`audit`]).
+//!   named by `application_name` so `pg_stat_activity` can count them; [`audit`] judges the
+//!   cap from the server's side, and [`mutants::UnboundedOverflow`] is the uncapped pool it
+//!   catches.
 //! - [`PgRows`] is the feed of `reference::pagination` (#15) on the `rows` table: keyset pages
 //!   `WHERE (created, id) < ($1, $2) ORDER BY created DESC, id DESC LIMIT $3` on a
 //!   `(created, id)` index.
@@ -42,6 +44,7 @@
 //!   plain threads (the contention suites).
 
 pub mod audit;
+pub mod mutants;
 pub mod pool;
 mod rows;
 pub mod schema;

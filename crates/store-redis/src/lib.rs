@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, ScanOptions};
 use reference::clock::millis;
 use reference::store::{
     Bump, BumpOutcome, Delivery, GcraOutcome, QueueDepth, SlotOutcome, Store, StoreError, StoreResult, Ttl,
@@ -243,63 +243,52 @@ impl RedisStore {
         let glob = self.all_keys_pattern();
         let on_error = self.error(&glob, "a key pattern");
         self.run(move |mut conn| async move {
-            let mut cursor: u64 = 0;
-            let mut deleted = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&glob)
-                    .arg("COUNT")
-                    .arg(1_000)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(&on_error)?;
-                if !batch.is_empty() {
-                    let n: u64 =
-                        redis::cmd("DEL").arg(&batch).query_async(&mut conn).await.map_err(&on_error)?;
+            let mut deleting = conn.clone();
+            let mut keys = conn.scan_options::<String>(scan(glob)).await.map_err(&on_error)?;
+            let (mut batch, mut deleted, mut done) = (Vec::new(), 0, false);
+            while !done {
+                match keys.next_item().await {
+                    Some(key) => batch.push(key.map_err(&on_error)?),
+                    None => done = true,
+                }
+                if batch.len() == SCAN_COUNT || (done && !batch.is_empty()) {
+                    let n: u64 = deleting.del(std::mem::take(&mut batch)).await.map_err(&on_error)?;
                     deleted += n;
                 }
-                if next == 0 {
-                    return Ok(deleted);
-                }
-                cursor = next;
             }
+            Ok(deleted)
         })
         .await
     }
 
+    /// The component keys matching `pattern`: `SCAN … MATCH` over the store's prefix, filtered
+    /// again by the store's own glob (a key may be returned twice by `SCAN`; each is kept once).
     async fn scan(&self, pattern: &str) -> StoreResult<Vec<String>> {
         let glob = format!("{}{}", escape_glob(&self.inner.data), escape_glob_keep_star(pattern));
         let (data, pattern) = (self.inner.data.clone(), pattern.to_owned());
         let on_error = self.error(&pattern, "a key pattern");
         self.run(move |mut conn| async move {
+            let mut keys = conn.scan_options::<String>(scan(glob)).await.map_err(&on_error)?;
             let mut found = HashSet::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&glob)
-                    .arg("COUNT")
-                    .arg(1_000)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(&on_error)?;
-                found.extend(
-                    batch
-                        .into_iter()
-                        .filter_map(|k| k.strip_prefix(&data).map(str::to_owned))
-                        .filter(|k| glob_match(&pattern, k)),
-                );
-                if next == 0 {
-                    return Ok(found.into_iter().collect());
+            while let Some(key) = keys.next_item().await {
+                let key = key.map_err(&on_error)?;
+                if let Some(key) = key.strip_prefix(&data).filter(|k| glob_match(&pattern, k)) {
+                    found.insert(key.to_owned());
                 }
-                cursor = next;
             }
+            Ok(found.into_iter().collect())
         })
         .await
     }
+}
+
+/// Keys a `SCAN` step examines: the client's `scan_match` sends no `COUNT`, and Redis's
+/// default of 10 would take a round trip per 10 keys of the whole database.
+const SCAN_COUNT: usize = 1_000;
+
+/// `SCAN … MATCH glob COUNT 1000`, walked by the client's cursor iterator.
+fn scan(glob: String) -> ScanOptions {
+    ScanOptions::default().with_pattern(glob).with_count(SCAN_COUNT)
 }
 
 fn map_error(url: &str, key: &str, expected: &'static str, e: RedisError) -> StoreError {

@@ -4,7 +4,7 @@ use reference::invariant::{Verdict, Violation};
 
 use crate::COMPONENT;
 
-/// What the upstream saw of one workload (see [`crate::testing::TestServer`]).
+/// What the upstream saw of one workload (the `testing` feature's loopback `TestServer` counts it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
     /// TCP connections accepted over the whole workload.

@@ -19,12 +19,14 @@
 //!
 //! The same shape as the components in `reference`: the correct client here, the field's
 //! variants in [`mutants`], the invariant as checks over what a server observed in
-//! [`invariant`], the workloads that feed them in [`suite`], and the loopback server that does
-//! the observing in [`testing`].
+//! [`invariant`], the workloads that feed them in `suite`, and the loopback server that does
+//! the observing in `testing` (those two with the `testing` feature only: test code).
 
 pub mod invariant;
 pub mod mutants;
+#[cfg(feature = "testing")]
 pub mod suite;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 mod error;

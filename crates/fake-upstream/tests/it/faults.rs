@@ -254,7 +254,7 @@ async fn invalid_faults_are_refused() {
 }
 
 /// `count` statuses of concurrent YouTube calls, each on its own connection.
-pub async fn concurrent_youtube(
+pub(crate) async fn concurrent_youtube(
     fake: &fake_upstream::RunningUpstream,
     token: &str,
     count: usize,

@@ -8,36 +8,36 @@ use serde_json::Value;
 
 /// How long a test waits for the fake to reach a state before failing (never a timing
 /// assertion: only a bound, so a broken fake fails instead of hanging).
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
-pub async fn start() -> RunningUpstream {
+pub(crate) async fn start() -> RunningUpstream {
     start_with(Config::default()).await
 }
 
-pub async fn start_with(config: Config) -> RunningUpstream {
+pub(crate) async fn start_with(config: Config) -> RunningUpstream {
     FakeUpstream::start(config).await.expect("the fake upstream starts on 127.0.0.1:0")
 }
 
 /// A keep-alive client, as a stack's pooled client would be.
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().http1_only().no_proxy().build().expect("client builds")
 }
 
 /// An account with its first tokens.
-pub fn account(fake: &RunningUpstream, name: &str) -> Credentials {
+pub(crate) fn account(fake: &RunningUpstream, name: &str) -> Credentials {
     fake.register_account(NewAccount::named(name)).expect("the account registers")
 }
 
 /// A status and its JSON body (`Null` when the body is not JSON).
-pub type Answer = (u16, Value);
+pub(crate) type Answer = (u16, Value);
 
-pub async fn answer(response: reqwest::Response) -> Answer {
+pub(crate) async fn answer(response: reqwest::Response) -> Answer {
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);
     (status, body)
 }
 
-pub async fn youtube(
+pub(crate) async fn youtube(
     client: &reqwest::Client,
     fake: &RunningUpstream,
     token: Option<&str>,
@@ -51,7 +51,7 @@ pub async fn youtube(
     answer(request.send().await.expect("the fake answers")).await
 }
 
-pub async fn tiktok(
+pub(crate) async fn tiktok(
     client: &reqwest::Client,
     fake: &RunningUpstream,
     token: Option<&str>,
@@ -64,7 +64,7 @@ pub async fn tiktok(
     answer(request.send().await.expect("the fake answers")).await
 }
 
-pub async fn refresh(client: &reqwest::Client, fake: &RunningUpstream, refresh_token: &str) -> Answer {
+pub(crate) async fn refresh(client: &reqwest::Client, fake: &RunningUpstream, refresh_token: &str) -> Answer {
     refresh_form(
         client,
         fake,
@@ -73,7 +73,11 @@ pub async fn refresh(client: &reqwest::Client, fake: &RunningUpstream, refresh_t
     .await
 }
 
-pub async fn refresh_form(client: &reqwest::Client, fake: &RunningUpstream, form: &[(&str, &str)]) -> Answer {
+pub(crate) async fn refresh_form(
+    client: &reqwest::Client,
+    fake: &RunningUpstream,
+    form: &[(&str, &str)],
+) -> Answer {
     let body = form.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let request = client
         .post(format!("{}/oauth2/token", fake.url()))
@@ -83,7 +87,7 @@ pub async fn refresh_form(client: &reqwest::Client, fake: &RunningUpstream, form
 }
 
 /// Polls the stats until `done` holds; panics after [`PATIENCE`].
-pub async fn until(fake: &RunningUpstream, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
+pub(crate) async fn until(fake: &RunningUpstream, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
     let start = Instant::now();
     loop {
         let stats = fake.stats();
@@ -96,6 +100,6 @@ pub async fn until(fake: &RunningUpstream, what: &str, done: impl Fn(&Stats) -> 
 }
 
 /// Runs `future`, failing the test if it has not finished after [`PATIENCE`].
-pub async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
+pub(crate) async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, future).await.unwrap_or_else(|_| panic!("{what} did not finish"))
 }

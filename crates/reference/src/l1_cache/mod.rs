@@ -12,7 +12,7 @@
 pub mod invariant;
 pub mod multi_layer;
 pub mod mutants;
-#[cfg(not(loom))]
+#[cfg(all(feature = "testing", not(loom)))]
 pub mod suite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,11 +46,6 @@ pub struct Stats {
 impl Stats {
     pub fn gets(&self) -> u64 {
         self.hits + self.misses
-    }
-
-    /// Hits per `get`; 0 before the first `get`.
-    pub fn hit_rate(&self) -> f64 {
-        if self.gets() == 0 { 0.0 } else { self.hits as f64 / self.gets() as f64 }
     }
 }
 

@@ -7,7 +7,7 @@
 
 pub mod invariant;
 pub mod mutants;
-#[cfg(not(loom))]
+#[cfg(all(feature = "testing", not(loom)))]
 pub mod suite;
 
 pub const COMPONENT: &str = "segment-concat";

@@ -14,7 +14,7 @@
 
 pub mod invariant;
 pub mod mutants;
-#[cfg(not(loom))]
+#[cfg(all(feature = "testing", not(loom)))]
 pub mod suite;
 
 use std::fmt;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use reference::circuit_breaker::{
-    Breaker, CallError, CircuitBreaker, Outcome, Phase, Policy, State, call, invariant, mutants, seed, suite,
+    Breaker, CallError, CircuitBreaker, Outcome, Phase, Policy, State, call, invariant, mutants, seed,
 };
 use reference::clock::{Clock, ManualClock};
 use reference::store::MemoryStore;
@@ -38,52 +38,8 @@ fn half_open_admits_all(
     mutants::HalfOpenAdmitsAll { breaker: correct(store, clock, key, policy) }
 }
 
-// --- contention: real threads -------------------------------------------------------------
-
-#[test]
-fn circuit_breaker_contention_half_open_admits_one_trial() {
-    let (clock, store) = rig();
-    let make = |key: &str| correct(&store, &clock, key, seed::POLICY);
-    suite::half_open_single_trial(make, &clock, seed::POLICY, 16, 200).unwrap();
-}
-
-#[test]
-fn circuit_breaker_mutant_half_open_admits_all_caught_by_contention() {
-    let (clock, store) = rig();
-    let make = |key: &str| half_open_admits_all(&store, &clock, key, seed::POLICY);
-    let violation = suite::half_open_single_trial(make, &clock, seed::POLICY, 16, 200).unwrap_err();
-    assert_eq!(violation.rule, "multiple-trials", "{violation}");
-}
-
-#[test]
-fn circuit_breaker_contention_fails_fast_while_open() {
-    let (clock, store) = rig();
-    let breaker = Arc::new(correct(&store, &clock, "cb", seed::POLICY));
-    suite::fails_fast(breaker, seed::POLICY, 8, 500).unwrap();
-}
-
-#[test]
-fn circuit_breaker_contention_counts_every_failure() {
-    let (clock, store) = rig();
-    let policy = Policy { failure_threshold: 100_000, ..seed::POLICY };
-    suite::failures_counted(Arc::new(correct(&store, &clock, "cb", policy)), 8, 500).unwrap();
-}
-
-// --- lifecycle ------------------------------------------------------------------------------
-
-#[test]
-fn circuit_breaker_lifecycle_follows_the_seed_policy() {
-    let (clock, store) = rig();
-    suite::lifecycle(&correct(&store, &clock, "cb", seed::POLICY), &clock, seed::POLICY).unwrap();
-}
-
-#[test]
-fn circuit_breaker_mutant_half_open_admits_all_caught_by_lifecycle() {
-    let (clock, store) = rig();
-    let mutant = half_open_admits_all(&store, &clock, "cb", seed::POLICY);
-    let violation = suite::lifecycle(&mutant, &clock, seed::POLICY).unwrap_err();
-    assert_eq!(violation.rule, "multiple-trials", "{violation}");
-}
+// The contention suites and the lifecycle (and the mutant each catches) run in the store
+// conformance suite (`conformance.rs`), on this store as on Redis and PostgreSQL.
 
 #[test]
 fn circuit_breaker_state_shared_across_instances() {

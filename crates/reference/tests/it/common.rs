@@ -5,13 +5,13 @@ use proptest::test_runner::{Config, TestError, TestRunner};
 
 /// One step of a generated history: a call on key `k{n}`, or the clock moving on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Call(u8),
     Advance(u64),
 }
 
 /// Histories of calls on `keys` keys interleaved with clock moves of up to `max_advance` ms.
-pub fn ops(keys: u8, max_advance: u64) -> impl Strategy<Value = Vec<Op>> {
+pub(crate) fn ops(keys: u8, max_advance: u64) -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
         3 => (0..keys).prop_map(Op::Call),
         1 => (0..=max_advance).prop_map(Op::Advance),
@@ -21,7 +21,7 @@ pub fn ops(keys: u8, max_advance: u64) -> impl Strategy<Value = Vec<Op>> {
 
 /// Whether the model-based property `check` rejects some generated history — what a mutant
 /// must do. The failing history is shrunk and printed, as evidence.
-pub fn model_rejects<S, F>(strategy: S, check: F) -> bool
+pub(crate) fn model_rejects<S, F>(strategy: S, check: F) -> bool
 where
     S: Strategy,
     S::Value: std::fmt::Debug,

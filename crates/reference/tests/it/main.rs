@@ -4,6 +4,7 @@
 
 mod circuit_breaker;
 mod common;
+mod compression;
 mod conformance;
 mod daily_quota;
 mod fixed_window;
@@ -11,11 +12,13 @@ mod gcra;
 mod l1_cache;
 mod multi_layer;
 mod pagination;
+mod query_budget;
 mod segments;
 mod sliding_window;
 mod status_tracker;
 mod task_queue;
 mod token_refresh;
+mod upload_sink;
 mod usage_tracker;
 mod video;
 mod ws_session;

@@ -11,23 +11,23 @@ use reference::sync::block_on;
 /// Violations found across every explored interleaving. A plain std mutex, outside the model:
 /// it records, it does not take part.
 #[derive(Clone, Default)]
-pub struct Found(Arc<Mutex<Vec<Violation>>>);
+pub(crate) struct Found(Arc<Mutex<Vec<Violation>>>);
 
 impl Found {
-    pub fn record(&self, verdict: Result<(), Violation>) {
+    pub(crate) fn record(&self, verdict: Result<(), Violation>) {
         if let Err(v) = verdict {
             self.0.lock().unwrap().push(v);
         }
     }
 
-    pub fn take(&self) -> Vec<Violation> {
+    pub(crate) fn take(&self) -> Vec<Violation> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
 
 /// Explores every interleaving of `model` (bounded by `LOOM_MAX_PREEMPTIONS`) and returns the
 /// violations it recorded.
-pub fn explore<F>(model: F) -> Vec<Violation>
+pub(crate) fn explore<F>(model: F) -> Vec<Violation>
 where
     F: Fn(&Found) + Send + Sync + 'static,
 {
@@ -38,12 +38,12 @@ where
 }
 
 /// Asserts the correct implementation never broke its invariant.
-pub fn assert_holds(violations: &[Violation]) {
+pub(crate) fn assert_holds(violations: &[Violation]) {
     assert!(violations.is_empty(), "correct implementation broke its invariant: {violations:?}");
 }
 
 /// Asserts the model caught the mutant, and on the expected rule.
-pub fn assert_caught(violations: &[Violation], rule: &str) {
+pub(crate) fn assert_caught(violations: &[Violation], rule: &str) {
     assert!(!violations.is_empty(), "mutant survived every interleaving; expected {rule}");
     assert!(
         violations.iter().all(|v| v.rule == rule),
@@ -53,7 +53,11 @@ pub fn assert_caught(violations: &[Violation], rule: &str) {
 
 /// Three simultaneous calls for one key through `limiter` (two spawned threads and the model's
 /// own), their decisions judged by `judge` and recorded in `found`.
-pub fn three_callers<L: RateLimiter + 'static>(limiter: L, found: &Found, judge: fn(&[Decision]) -> Verdict) {
+pub(crate) fn three_callers<L: RateLimiter + 'static>(
+    limiter: L,
+    found: &Found,
+    judge: fn(&[Decision]) -> Verdict,
+) {
     let limiter = Arc::new(limiter);
     let spawned: Vec<_> = (0..2)
         .map(|_| {

@@ -15,7 +15,7 @@ use crate::auth::SocketCaller;
 use crate::chat;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
 
-pub async fn connect(
+pub(crate) async fn connect(
     State(state): State<AppState>,
     SocketCaller(caller): SocketCaller,
     Path(id): Path<String>,

@@ -16,14 +16,14 @@ use crate::error::{ApiError, ApiResult, RateLimitInfo};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Publish {
+pub(crate) struct Publish {
     pub video_id: String,
     pub platform: String,
 }
 
 /// `POST /v1/publish`: at most `publish_limit` per user per fixed window. Every answer, 202 or
 /// 429, carries the `RateLimit-*` fields of the window it was decided in.
-pub async fn publish(
+pub(crate) async fn publish(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<Publish>,
@@ -42,7 +42,7 @@ pub async fn publish(
 }
 
 /// `GET /v1/quota`: today's units in the quota's zone.
-pub async fn quota(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub(crate) async fn quota(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let used = state.quota.used(&caller.key()).await?;
     let policy = state.settings.quota;
     let reset = super::videos::quota_reset(&state)?;
@@ -58,7 +58,7 @@ pub async fn quota(State(state): State<AppState>, caller: Caller) -> ApiResult<J
 }
 
 /// `GET /v1/usage`: the upstream API plan's counters (#4), shared by the whole stack.
-pub async fn usage(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
+pub(crate) async fn usage(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
     let usage = state.usage.usage().await?;
     let limits = state.settings.usage;
     Ok(Json(json!({

@@ -1,11 +1,11 @@
 //! The handlers, one module per resource.
 
-pub mod chat;
-pub mod limits;
-pub mod projects;
-pub mod uploads;
-pub mod users;
-pub mod videos;
+pub(crate) mod chat;
+pub(crate) mod limits;
+pub(crate) mod projects;
+pub(crate) mod uploads;
+pub(crate) mod users;
+pub(crate) mod videos;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -16,7 +16,7 @@ use crate::error::ApiError;
 
 /// `axum::Json` whose rejections are the API's JSON errors (400 with the parser's message).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Json<T>(pub T);
+pub(crate) struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
@@ -40,7 +40,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 /// `axum::extract::Query` whose rejections are the API's JSON errors.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
@@ -59,7 +59,7 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
 
 /// A numeric path id in its one canonical spelling (no sign, no leading zero); anything else
 /// is a 404 (an id that cannot exist names nothing, and no resource has two URLs).
-pub fn parse_id(text: &str, what: &'static str) -> Result<u64, ApiError> {
+pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<u64, ApiError> {
     match text.parse::<u64>() {
         Ok(id) if id.to_string() == text => Ok(id),
         _ => Err(ApiError::NotFound(what)),

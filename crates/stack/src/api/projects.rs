@@ -22,7 +22,7 @@ use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Project {
+pub(crate) struct Project {
     pub id: u64,
     pub name: String,
     pub owner: u64,
@@ -31,21 +31,21 @@ pub struct Project {
 }
 
 impl Project {
-    pub fn is_member(&self, user: u64) -> bool {
+    pub(crate) fn is_member(&self, user: u64) -> bool {
         self.members.contains(&user)
     }
 }
 
-pub fn project_key(id: u64) -> String {
+pub(crate) fn project_key(id: u64) -> String {
     format!("project:{id}")
 }
 
 /// The counter of videos imported into project `id`.
-pub fn video_count_key(id: u64) -> String {
+pub(crate) fn video_count_key(id: u64) -> String {
     format!("project:{id}:videos")
 }
 
-pub fn feed_name(id: u64) -> String {
+pub(crate) fn feed_name(id: u64) -> String {
     format!("project:{id}")
 }
 
@@ -54,7 +54,7 @@ fn dashboard_key(id: u64) -> String {
 }
 
 /// Project `id` if `caller` is a member of it; [`ApiError::NotFound`] otherwise.
-pub async fn load(state: &AppState, caller: Caller, id: u64) -> ApiResult<Project> {
+pub(crate) async fn load(state: &AppState, caller: Caller, id: u64) -> ApiResult<Project> {
     let bytes = state.backends.records.get(&project_key(id)).await?.ok_or(ApiError::NotFound("project"))?;
     let project: Project = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::Internal(format!("project {id} record is corrupt: {e}")))?;
@@ -63,7 +63,7 @@ pub async fn load(state: &AppState, caller: Caller, id: u64) -> ApiResult<Projec
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewProject {
+pub(crate) struct NewProject {
     pub name: String,
     /// Other members besides the caller, who owns the project.
     #[serde(default)]
@@ -79,7 +79,7 @@ fn check_name(name: &str) -> ApiResult<String> {
 }
 
 /// `POST /v1/projects`: 201 with the project and its `Location`.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<NewProject>,
@@ -105,7 +105,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, location, Json(project)))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -116,12 +116,12 @@ pub async fn get(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProjectChange {
+pub(crate) struct ProjectChange {
     pub name: String,
 }
 
 /// Renames a project; when it answers, no instance serves the old name on the dashboard.
-pub async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -148,7 +148,7 @@ pub async fn update(
 /// stranger answered from a cached copy's member list would cost no query and no records
 /// round trip). A member then gets the cached dashboard, or one computed from two more
 /// queries and cached.
-pub async fn dashboard(
+pub(crate) async fn dashboard(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -1,4 +1,4 @@
-//! Uploads (#12): `POST /v1/uploads` streams a body to storage, `GET /v1/uploads/{id}` reads
+//! Uploads (#12): `POST /v1/uploads` streams a body to storage through the upload sink, `GET /v1/uploads/{id}` reads
 //! its metadata back.
 //!
 //! The order of the checks keeps refusals cheap: the caller (401), the content type (400), a
@@ -17,17 +17,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reference::limit::RateLimiter;
 use reference::store::Store;
+use reference::upload_sink::SinkError;
 use serde::{Deserialize, Serialize};
 
 use super::Json;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
-use crate::uploads::UploadError;
 
 /// What the API says about an upload.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Upload {
+pub(crate) struct Upload {
     pub id: String,
     pub bytes: u64,
     /// Lowercase hex SHA-256 of the stored bytes.
@@ -77,7 +77,7 @@ fn check_content_type(headers: &HeaderMap) -> ApiResult<()> {
 /// A refusal before the body is read (400, 413, 429) says `Connection: close`: the unread
 /// body is still on the connection, so the server closes it after answering, and a client
 /// that took the connection for reusable would send its next request into a closing socket.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -93,11 +93,11 @@ pub async fn create(
     };
     let id = format!("{:032x}", rand::random::<u128>());
     let stored = state.uploads.store(&id, body.into_data_stream()).await.map_err(|e| match e {
-        UploadError::TooLarge { max } => ApiError::PayloadTooLarge { max },
-        UploadError::Body(message) => ApiError::BadRequest(message),
-        UploadError::Io(e) => ApiError::Internal(format!("cannot store upload {id}: {e}")),
+        SinkError::TooLarge { max } => ApiError::PayloadTooLarge { max },
+        SinkError::Body(message) => ApiError::BadRequest(message),
+        SinkError::Write(e) => ApiError::Internal(format!("cannot store upload {id}: {e}")),
     })?;
-    let upload = Upload { id: id.clone(), bytes: stored.bytes, sha256: stored.sha256 };
+    let upload = Upload { id: id.clone(), bytes: stored.bytes, sha256: stored.sha256_hex() };
     let record = Record { owner: caller.id, upload };
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Err(e) = state.backends.records.set(&record_key(&id), bytes, None).await {
@@ -123,7 +123,7 @@ async fn admit(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiRes
 }
 
 /// `GET /v1/uploads/{id}`: the upload's metadata for its owner; 404 for everyone else.
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

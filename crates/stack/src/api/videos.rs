@@ -9,10 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reference::daily_quota::Quota as _;
-use reference::pagination::{Cursor, Row, RowSet};
+use reference::pagination::{Cursor, PageResult, Row, RowSet};
+use reference::query_budget::{Listed, Listing, RowDetails};
 use reference::status_tracker::{self, Fields, StatusTracker};
 use reference::store::{Store, Ttl};
-use reference::video::{Status, Video, VideoRegistry};
+use reference::video::{Video, VideoRegistry};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -23,7 +24,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
 
 /// The id of user `user`'s video of `url`.
-pub fn video_id(user: u64, url: &str) -> u64 {
+pub(crate) fn video_id(user: u64, url: &str) -> u64 {
     let digest = Sha256::new().chain_update(user.to_string()).chain_update([0]).chain_update(url).finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
@@ -48,7 +49,7 @@ fn url_key(user: u64, id: u64) -> String {
     format!("video-url:{user}:{}", format_id(id))
 }
 
-pub fn user_feed(user: u64) -> String {
+pub(crate) fn user_feed(user: u64) -> String {
     format!("user:{user}")
 }
 
@@ -75,7 +76,7 @@ fn check_url(url: &str) -> ApiResult<()> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Import {
+pub(crate) struct Import {
     pub url: String,
     /// The project the video is imported into; the caller must be a member.
     pub project_id: Option<u64>,
@@ -83,7 +84,7 @@ pub struct Import {
 
 /// The task a worker processes for an import.
 #[derive(Debug, Clone, serde::Serialize, Deserialize, PartialEq, Eq)]
-pub struct ImportTask {
+pub(crate) struct ImportTask {
     pub user: u64,
     pub video: String,
     pub url: String,
@@ -93,7 +94,7 @@ pub struct ImportTask {
 /// `POST /v1/videos`: 201 with `created: true` for the request that created the video, 200
 /// for the others; `should_process` is true for exactly one request per attempt (it spent
 /// the quota and enqueued the processing task).
-pub async fn import(
+pub(crate) async fn import(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<Import>,
@@ -170,7 +171,7 @@ async fn insert_once(state: &AppState, feed: &str, row: Row) -> ApiResult<()> {
 }
 
 /// Time left until the quota's local midnight.
-pub fn quota_reset(state: &AppState) -> ApiResult<std::time::Duration> {
+pub(crate) fn quota_reset(state: &AppState) -> ApiResult<std::time::Duration> {
     let day = reference::daily_quota::LocalDay::at(&state.settings.quota_zone, state.backends.clock.now())?;
     Ok(day.left)
 }
@@ -184,7 +185,7 @@ async fn load(state: &AppState, caller: Caller, id: &str) -> ApiResult<(u64, Vid
     Ok((id, video))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -195,14 +196,15 @@ pub async fn get(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     pub cursor: Option<String>,
     pub limit: Option<usize>,
 }
 
 /// `GET /v1/videos?cursor=&limit=`: the caller's videos, newest first, `limit` 1 to 100
-/// (default 20). Two queries whatever the page size.
-pub async fn list(
+/// (default 20). Two queries whatever the page size (the token's, the page's): the listing is
+/// #18's (`reference::query_budget`), each row's payload carrying what the list shows.
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
@@ -217,7 +219,9 @@ pub async fn list(
     if query.limit.is_some_and(|l| !(1..=reference::pagination::MAX_LIMIT).contains(&l)) {
         return Err(ApiError::BadRequest(format!("limit must be 1 to {}", reference::pagination::MAX_LIMIT)));
     }
-    let page = state.backends.feeds.feed(&user_feed(caller.id)).page(cursor, query.limit).await?;
+    let feed = state.backends.feeds.feed(&user_feed(caller.id));
+    let statuses = VideoStatuses { state: &state, caller };
+    let Listed { page, details } = state.listing.list(&feed, &statuses, cursor, query.limit).await?;
     let mut items: Vec<Value> = page
         .rows
         .iter()
@@ -227,19 +231,35 @@ pub async fn list(
             item
         })
         .collect();
-    if state.settings.mutant == Some(crate::components::Mutant::PerRowQuery) {
-        // The field's list endpoint: each row's current record read on its own.
-        for (item, row) in items.iter_mut().zip(&page.rows) {
-            if let Ok((_, video)) = load(&state, caller, &format_id(row.id)).await {
-                item["status"] = json!(video.status.as_str());
-            }
+    // Only a listing that looked each row up has details (the N + 1 mutant): it shows them.
+    for (item, status) in items.iter_mut().zip(details) {
+        if let Some(status) = status {
+            item["status"] = json!(status);
         }
     }
     Ok(Json(json!({ "items": items, "next_cursor": page.next.map(|c| c.to_string()) })))
 }
 
+/// A row's video's current status, read from its records (two queries a row): what the field's
+/// list endpoint showed of each row. A row whose video cannot be read shows none.
+struct VideoStatuses<'a> {
+    state: &'a AppState,
+    caller: Caller,
+}
+
+impl RowDetails for VideoStatuses<'_> {
+    type Detail = &'static str;
+
+    async fn detail(&self, row: &Row) -> PageResult<Option<&'static str>> {
+        Ok(load(self.state, self.caller, &format_id(row.id))
+            .await
+            .ok()
+            .map(|(_, video)| video.status.as_str()))
+    }
+}
+
 /// `GET /v1/videos/{id}/status`: the processing status fields (#6).
-pub async fn status(
+pub(crate) async fn status(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -270,13 +290,13 @@ async fn status_body(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StatusPatch {
+pub(crate) struct StatusPatch {
     pub fields: Fields,
 }
 
 /// `PATCH /v1/videos/{id}/status`: merges `fields` into the status; concurrent merges of
 /// disjoint fields all survive. Answers the merged status, shaped like the `GET`'s.
-pub async fn merge_status(
+pub(crate) async fn merge_status(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -289,9 +309,4 @@ pub async fn merge_status(
     let key = status_id(caller.id, id);
     let merged = state.statuses.merge(&key, body.fields).await?;
     status_body(&state, &key, id, &video, merged).await
-}
-
-/// Statuses a worker moves a video through.
-pub fn is_final(status: Status) -> bool {
-    matches!(status, Status::Completed | Status::Failed)
 }

@@ -30,7 +30,7 @@ const BASE: &str = "urn:stampede:openapi";
 
 /// One documented operation.
 #[derive(Debug, Clone)]
-pub struct Operation {
+pub(crate) struct Operation {
     pub id: String,
     pub method: Method,
     /// The path template, `/v1/videos/{id}`.
@@ -41,7 +41,7 @@ pub struct Operation {
 }
 
 /// The document, its schemas compiled.
-pub struct Contract {
+pub(crate) struct Contract {
     pub doc: Value,
     pub operations: Vec<Operation>,
     schemas: boon::Schemas,
@@ -56,13 +56,13 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 impl Contract {
     /// The committed document.
-    pub fn committed() -> Self {
+    pub(crate) fn committed() -> Self {
         Self::new(serde_json::from_str(stack::app::OPENAPI).expect("openapi.json is JSON"))
     }
 
     /// Compiles every schema a response can be checked against; panics on a document whose
     /// references do not resolve or whose schemas are not valid 2020-12.
-    pub fn new(doc: Value) -> Self {
+    pub(crate) fn new(doc: Value) -> Self {
         let mut operations = Vec::new();
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for method in METHODS {
@@ -122,7 +122,7 @@ impl Contract {
     }
 
     /// The statuses documented for `operation`, as written (`"200"`).
-    pub fn statuses(&self, operation: &Operation) -> Vec<String> {
+    pub(crate) fn statuses(&self, operation: &Operation) -> Vec<String> {
         let responses = &self.doc.pointer(&operation.pointer).unwrap()["responses"];
         responses.as_object().expect("responses").keys().cloned().collect()
     }
@@ -133,12 +133,12 @@ impl Contract {
         Some(self.resolve(&at))
     }
 
-    pub fn operation(&self, id: &str) -> &Operation {
+    pub(crate) fn operation(&self, id: &str) -> &Operation {
         self.operations.iter().find(|o| o.id == id).unwrap_or_else(|| panic!("no operation {id}"))
     }
 
     /// The operation a request for `method path` (no query) is documented as.
-    pub fn operation_for(&self, method: &Method, path: &str) -> Option<&Operation> {
+    pub(crate) fn operation_for(&self, method: &Method, path: &str) -> Option<&Operation> {
         let segments: Vec<&str> = path.split('/').collect();
         self.operations.iter().find(|o| {
             let template: Vec<&str> = o.path.split('/').collect();
@@ -157,7 +157,7 @@ impl Contract {
     }
 
     /// Everything wrong with `answer` as an answer of `operation`; empty when it conforms.
-    pub fn check(&self, operation: &Operation, answer: &Answer) -> Vec<String> {
+    pub(crate) fn check(&self, operation: &Operation, answer: &Answer) -> Vec<String> {
         let name = format!("{} {} ({})", operation.method, operation.path, operation.id);
         let Some((response, at)) = self.response(operation, &answer.status.to_string()) else {
             return vec![format!("{name}: undocumented status {}: {answer}", answer.status)];
@@ -225,7 +225,7 @@ impl Contract {
 }
 
 /// What a request sends.
-pub enum Body {
+pub(crate) enum Body {
     None,
     Json(Value),
     /// A body with this content type.

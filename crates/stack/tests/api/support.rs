@@ -10,20 +10,20 @@ use stack::{RunningStack, Settings, StackConfig};
 
 /// Every request a test makes is bounded by this: a hang fails the test instead of stalling it.
 /// A hang detector, not a performance target.
-pub const HANG: Duration = Duration::from_secs(15);
+pub(crate) const HANG: Duration = Duration::from_secs(15);
 
 /// A stack serving in the test's runtime, and a client for it.
-pub struct Stack {
+pub(crate) struct Stack {
     pub running: RunningStack,
     pub client: reqwest::Client,
 }
 
 /// The memory backend with `settings`.
-pub async fn start(settings: Settings) -> Stack {
+pub(crate) async fn start(settings: Settings) -> Stack {
     start_with(StackConfig { settings, ..StackConfig::default() }).await
 }
 
-pub async fn start_with(config: StackConfig) -> Stack {
+pub(crate) async fn start_with(config: StackConfig) -> Stack {
     let running = stack::start(config).await.expect("start the stack");
     // No pooling: a test that kills a backend must not see a stale keep-alive connection fail.
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(HANG).build().unwrap();
@@ -31,16 +31,16 @@ pub async fn start_with(config: StackConfig) -> Stack {
 }
 
 impl Stack {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.running.url())
     }
 
-    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, self.url(path))
     }
 
     /// Registers a user; its id and token.
-    pub async fn user(&self, name: &str) -> (u64, String) {
+    pub(crate) async fn user(&self, name: &str) -> (u64, String) {
         let answer = send(self.request(Method::POST, "/v1/users").json(&json!({ "name": name }))).await;
         assert_eq!(answer.status, 201, "register {name}: {answer}");
         let body = answer.json();
@@ -48,7 +48,7 @@ impl Stack {
     }
 
     /// Creates a project owned by `token`'s user with `members`; its id.
-    pub async fn project(&self, token: &str, name: &str, members: &[u64]) -> u64 {
+    pub(crate) async fn project(&self, token: &str, name: &str, members: &[u64]) -> u64 {
         let request = self.request(Method::POST, "/v1/projects").bearer_auth(token);
         let answer = send(request.json(&json!({ "name": name, "members": members }))).await;
         assert_eq!(answer.status, 201, "create project {name}: {answer}");
@@ -56,7 +56,7 @@ impl Stack {
     }
 
     /// Imports `url` for `token`'s user; the video's id.
-    pub async fn video(&self, token: &str, url: &str, project: Option<u64>) -> String {
+    pub(crate) async fn video(&self, token: &str, url: &str, project: Option<u64>) -> String {
         let request = self.request(Method::POST, "/v1/videos").bearer_auth(token);
         let answer = send(request.json(&json!({ "url": url, "project_id": project }))).await;
         assert!(matches!(answer.status, 200 | 201), "import {url}: {answer}");
@@ -64,37 +64,37 @@ impl Stack {
     }
 
     /// `GET path` as `token`'s user.
-    pub async fn get(&self, path: &str, token: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Answer {
         send(self.request(Method::GET, path).bearer_auth(token)).await
     }
 }
 
 /// A response read whole.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The body as JSON; panics with the body when it is not.
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self}"))
     }
 
     /// The essence of `Content-Type` (`application/json`), lowercase.
-    pub fn media_type(&self) -> Option<String> {
+    pub(crate) fn media_type(&self) -> Option<String> {
         let value = self.header("content-type")?;
         Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
     }
 
     /// The API's error body `{"error": {"code", "message"}}`: its code; panics on anything else.
-    pub fn error_code(&self) -> String {
+    pub(crate) fn error_code(&self) -> String {
         assert_eq!(self.media_type().as_deref(), Some("application/json"), "{self}");
         let body = self.json();
         let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {self}"));
@@ -103,7 +103,7 @@ impl Answer {
     }
 
     /// Whether this is the router's answer to a route it does not know.
-    pub fn is_unknown_route(&self) -> bool {
+    pub(crate) fn is_unknown_route(&self) -> bool {
         self.status == 404
             && serde_json::from_slice::<Value>(&self.body)
                 .is_ok_and(|b| b["error"]["message"].as_str() == Some("route not found"))
@@ -117,7 +117,7 @@ impl std::fmt::Display for Answer {
 }
 
 /// Sends `request` and reads the whole answer, within [`HANG`].
-pub async fn send(request: RequestBuilder) -> Answer {
+pub(crate) async fn send(request: RequestBuilder) -> Answer {
     let read = async {
         let response = request.send().await.expect("send the request");
         let status = response.status().as_u16();
@@ -129,7 +129,7 @@ pub async fn send(request: RequestBuilder) -> Answer {
 }
 
 /// A `redis-server` of the test's own on a free port, killed on drop. Never the shared one.
-pub struct OwnRedis {
+pub(crate) struct OwnRedis {
     child: std::process::Child,
     pub port: u16,
 }
@@ -137,7 +137,7 @@ pub struct OwnRedis {
 impl OwnRedis {
     /// Starts one and waits for its "ready" line; `None` when `redis-server` is not installed
     /// (a failure with `CI=true`).
-    pub fn start() -> Option<Self> {
+    pub(crate) fn start() -> Option<Self> {
         use std::io::{BufRead, BufReader};
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = std::process::Command::new("redis-server")
@@ -164,12 +164,12 @@ impl OwnRedis {
         panic!("redis-server on port {port} exited before it was ready");
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (SIGKILL: an outage, not a shutdown) and waits for it to be gone.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -184,7 +184,7 @@ impl Drop for OwnRedis {
 /// A stack whose state lives in `redis` (records included), with a short request deadline.
 /// Started inside the test's runtime, as `stampede serve --redis` starts it (which once
 /// panicked: the Redis clients block on runtimes of their own while connecting).
-pub async fn start_on_redis(redis: &OwnRedis, request_timeout: Duration) -> Stack {
+pub(crate) async fn start_on_redis(redis: &OwnRedis, request_timeout: Duration) -> Stack {
     let mut config = StackConfig::default();
     config.backends.redis = Some(redis.url());
     config.settings.request_timeout = request_timeout;

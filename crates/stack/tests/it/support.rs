@@ -9,15 +9,15 @@ use serde_json::{Value, json};
 use stack::{RunningStack, Settings, StackConfig};
 
 /// Every test finishes within this, or fails.
-pub const BOUND: Duration = Duration::from_secs(120);
+pub(crate) const BOUND: Duration = Duration::from_secs(120);
 
 /// Runs `test` to completion or panics after [`BOUND`].
-pub async fn bounded<T>(test: impl Future<Output = T>) -> T {
+pub(crate) async fn bounded<T>(test: impl Future<Output = T>) -> T {
     tokio::time::timeout(BOUND, test).await.expect("the test did not finish within its bound")
 }
 
 /// Polls `condition` every 10 ms until it holds; panics after 30 s.
-pub async fn eventually<F: Future<Output = bool>>(what: &str, mut condition: impl FnMut() -> F) {
+pub(crate) async fn eventually<F: Future<Output = bool>>(what: &str, mut condition: impl FnMut() -> F) {
     let wait = async {
         while !condition().await {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -27,20 +27,20 @@ pub async fn eventually<F: Future<Output = bool>>(what: &str, mut condition: imp
 }
 
 /// A running stack with its own upload directory, removed on drop.
-pub struct Harness {
+pub(crate) struct Harness {
     pub stack: RunningStack,
     pub http: reqwest::Client,
     pub upload_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
-pub struct User {
+pub(crate) struct User {
     pub id: u64,
     pub token: String,
 }
 
 impl Harness {
-    pub async fn start(configure: impl FnOnce(&mut Settings)) -> Self {
+    pub(crate) async fn start(configure: impl FnOnce(&mut Settings)) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let upload_dir = std::env::temp_dir().join(format!(
             "stampede-it-{}-{}",
@@ -54,15 +54,15 @@ impl Harness {
         Self { stack, http: reqwest::Client::new(), upload_dir }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.stack.url())
     }
 
-    pub fn ws_url(&self, path: &str) -> String {
+    pub(crate) fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.stack.addr())
     }
 
-    pub async fn user(&self, name: &str) -> User {
+    pub(crate) async fn user(&self, name: &str) -> User {
         let response =
             self.http.post(self.url("/v1/users")).json(&json!({ "name": name })).send().await.unwrap();
         assert_eq!(response.status(), 201);
@@ -71,7 +71,7 @@ impl Harness {
     }
 
     /// A project owned by `owner` with `members` besides.
-    pub async fn project(&self, owner: &User, members: &[&User]) -> u64 {
+    pub(crate) async fn project(&self, owner: &User, members: &[&User]) -> u64 {
         let members: Vec<u64> = members.iter().map(|m| m.id).collect();
         let response = self
             .http
@@ -86,7 +86,7 @@ impl Harness {
     }
 
     /// The names in the upload directory (none if it was never created).
-    pub fn stored_files(&self) -> Vec<String> {
+    pub(crate) fn stored_files(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.upload_dir) else { return Vec::new() };
         let mut names: Vec<String> =
             entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -102,7 +102,7 @@ impl Drop for Harness {
 }
 
 /// `len` bytes that are not all alike, the same for the same `seed`.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {

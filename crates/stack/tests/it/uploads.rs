@@ -7,7 +7,7 @@ use futures_util::stream;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use stack::uploads::UploadSink;
+use stack::Mutant;
 
 use crate::support::{Harness, User, bounded, bytes};
 
@@ -256,8 +256,8 @@ fn memory_bounded(peak: u64, body_bytes: usize) -> Result<(), String> {
 
 /// Uploads [`BODY`] in one request with a `Content-Length` and returns the memory high-water
 /// mark of the stack's uploads.
-async fn peak_for_a_large_body(sink: UploadSink) -> u64 {
-    let h = Harness::start(|s| s.upload_sink = sink).await;
+async fn peak_for_a_large_body(sink: Option<Mutant>) -> u64 {
+    let h = Harness::start(|s| s.mutant = sink).await;
     let user = h.user("uploader").await;
     let data = bytes(BODY, 7);
     let response = upload(&h, &user, data.clone()).await;
@@ -272,7 +272,7 @@ async fn peak_for_a_large_body(sink: UploadSink) -> u64 {
 #[tokio::test]
 async fn streaming_upload_holds_one_chunk_at_a_time() {
     bounded(async {
-        let peak = peak_for_a_large_body(UploadSink::Streaming).await;
+        let peak = peak_for_a_large_body(None).await;
         assert!(peak > 0, "the meter saw the body");
         memory_bounded(peak, BODY).unwrap();
     })
@@ -282,7 +282,7 @@ async fn streaming_upload_holds_one_chunk_at_a_time() {
 #[tokio::test]
 async fn memory_check_rejects_the_whole_body_buffered_mutant() {
     bounded(async {
-        let peak = peak_for_a_large_body(UploadSink::WholeBodyBuffered).await;
+        let peak = peak_for_a_large_body(Some(Mutant::UploadWholeBodyBuffered)).await;
         assert!(peak >= BODY as u64, "the mutant held the whole body: {peak}");
         let verdict = memory_bounded(peak, BODY);
         assert!(verdict.is_err(), "the memory check let the mutant through: peak {peak}");

@@ -3,21 +3,21 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use reference::sync::block_on;
-use store_postgres::{PgPool, PgStore, PoolPolicy};
+use store_postgres::{PgPool, PgStore, PoolError, PoolPolicy};
 
-pub fn database_url() -> String {
+pub(crate) fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A name unique to this test in this run: schemas and application names never collide
 /// between tests running in parallel, nor with another run's leftovers.
-pub fn unique(test: &str) -> String {
+pub(crate) fn unique(test: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!("stampede_t_{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), test)
 }
 
 /// What a test does when the server is out of reach: fail in CI, skip elsewhere.
-pub fn unreachable(what: &str) {
+pub(crate) fn unreachable(what: &str) {
     let message =
         format!("postgres at {} is unreachable ({what}); start it or set DATABASE_URL", database_url());
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -27,13 +27,13 @@ pub fn unreachable(what: &str) {
 }
 
 /// A store in its own schema; the schema is dropped when the rig is.
-pub struct Rig {
+pub(crate) struct Rig {
     pub store: PgStore,
     pub name: String,
 }
 
 impl Rig {
-    pub fn pool(&self) -> &PgPool {
+    pub(crate) fn pool(&self) -> &PgPool {
         self.store.pool()
     }
 }
@@ -53,9 +53,14 @@ impl Drop for Rig {
 }
 
 /// A rig for `test` with `policy`, or `None` (after the notice) when the server is unreachable.
-pub fn rig_with(test: &str, policy: PoolPolicy) -> Option<Rig> {
+pub(crate) fn rig_with(test: &str, policy: PoolPolicy) -> Option<Rig> {
+    rig_on(test, |url, name| PgPool::new(url, name, policy))
+}
+
+/// A rig for `test` on the pool `pool(url, application_name)` makes.
+pub(crate) fn rig_on(test: &str, pool: impl FnOnce(&str, &str) -> Result<PgPool, PoolError>) -> Option<Rig> {
     let name = unique(test);
-    let pool = match PgPool::new(&database_url(), &name, policy) {
+    let pool = match pool(&database_url(), &name) {
         Ok(pool) => pool,
         Err(e) => panic!("{e}"),
     };
@@ -70,14 +75,14 @@ pub fn rig_with(test: &str, policy: PoolPolicy) -> Option<Rig> {
 
 /// The pool the contention suites run on: enough connections for 16 threads to contend on
 /// the server, few enough that tests running in parallel stay well within max_connections.
-pub const SUITE_POOL: PoolPolicy = PoolPolicy {
+pub(crate) const SUITE_POOL: PoolPolicy = PoolPolicy {
     pool_size: 8,
     max_overflow: 4,
     acquire_timeout: std::time::Duration::from_secs(10),
     ..PoolPolicy::SEED
 };
 
-pub fn rig(test: &str) -> Option<Rig> {
+pub(crate) fn rig(test: &str) -> Option<Rig> {
     rig_with(test, SUITE_POOL)
 }
 

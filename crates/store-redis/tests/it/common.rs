@@ -6,17 +6,17 @@ use redis::AsyncCommands;
 use reference::sync::block_on;
 use store_redis::RedisStore;
 
-pub fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// A store under a prefix of its own; every key under the prefix is deleted on drop.
-pub struct Rig {
+pub(crate) struct Rig {
     pub store: RedisStore,
 }
 
 /// Opens a store for `test`, or `None` (after a notice) when Redis is unreachable outside CI.
-pub fn rig(test: &str) -> Option<Rig> {
+pub(crate) fn rig(test: &str) -> Option<Rig> {
     let prefix = format!("stampede-test:{test}:{}", std::process::id());
     match RedisStore::connect(&redis_url(), &prefix) {
         Ok(store) => {
@@ -35,7 +35,7 @@ pub fn rig(test: &str) -> Option<Rig> {
 }
 
 /// Runs `op` on the store's runtime, where the raw connection's futures must run.
-pub fn on_runtime<T, F>(store: &RedisStore, op: F) -> T
+pub(crate) fn on_runtime<T, F>(store: &RedisStore, op: F) -> T
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
@@ -45,7 +45,7 @@ where
 
 impl Rig {
     /// Every raw Redis key of this store (the queues' own keys included) with its PTTL.
-    pub fn raw_keys(&self) -> Vec<(String, i64)> {
+    pub(crate) fn raw_keys(&self) -> Vec<(String, i64)> {
         self.try_raw_keys().expect("scan the store's keys")
     }
 
@@ -53,22 +53,12 @@ impl Rig {
         let (mut conn, pattern) = (self.store.connection(), self.store.all_keys_pattern());
         on_runtime(&self.store, async move {
             let mut keys: Vec<String> = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1_000)
-                    .query_async(&mut conn)
-                    .await?;
-                keys.extend(batch);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
+            let options = redis::ScanOptions::default().with_pattern(pattern).with_count(1_000);
+            let mut found = conn.scan_options::<String>(options).await?;
+            while let Some(key) = found.next_item().await {
+                keys.push(key?);
             }
+            drop(found);
             keys.sort();
             keys.dedup();
             let mut out = Vec::new();
@@ -81,7 +71,7 @@ impl Rig {
     }
 
     /// Deletes every key of this store; errors are ignored (it also runs while unwinding).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let Ok(keys) = self.try_raw_keys() else { return };
         let mut conn = self.store.connection();
         on_runtime(&self.store, async move {

@@ -1,6 +1,7 @@
-//! The conformance suite (`reference::store_conformance!`: the components' contention suites
-//! and the race mutants they catch) on real threads against a real Redis, plus the suites only
-//! Redis runs: GCRA, token refresh and WebSocket message limits.
+//! The conformance suite (`reference::store_conformance!`: the primitives' semantics, the
+//! components' contention suites and the race mutants they catch) on real threads against a
+//! real Redis, plus the suites only Redis runs: GCRA, token refresh and WebSocket message
+//! limits.
 //!
 //! Suites that must move time under the store (`status_tracker::suite::
 //! expires_a_day_after_last_write`, `ws_session::suite::
@@ -124,8 +125,6 @@ fn token_refresh_mutant_no_lease_caught_by_contention() {
             .unwrap_err();
     assert_eq!(violation.rule, "duplicate-refresh", "{violation}");
 }
-
-// --- WebSocket slots and message limits -----------------------------------------------------
 
 // --- WebSocket message limits ---------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-//! #14 the multi-layer cache on real services: L2 on Redis, L3 on PostgreSQL, the L1s of
-//! several instances on one in-process bus; the same suite and mutant as on memory stores.
+//! #14 the multi-layer cache on real services, as the stack deploys it: L2 on Redis, L3 on
+//! PostgreSQL, the L1s of several instances on one in-process bus; the same suite and mutant
+//! as on memory stores. Here because the stack is the crate that runs both stores.
 //!
-//! Reads `DATABASE_URL` too (default `postgres://postgres@127.0.0.1:5432/test`); the L3 lives
-//! in a schema of its own, dropped afterwards. Either service unreachable: skipped, or a
-//! failure under `CI=true`.
+//! Reads `REDIS_URL` (default `redis://127.0.0.1:6379`) and `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); the L2 lives under a key prefix of its own and
+//! the L3 in a schema of its own, both removed afterwards. Either service unreachable: skipped,
+//! or a failure under `CI=true`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +19,54 @@ use reference::sync::block_on;
 use store_postgres::{PgPool, PgStore, PoolPolicy};
 use store_redis::RedisStore;
 
-use crate::common::Rig as RedisRig;
-use crate::rig_or_skip;
-
 fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A service out of reach: a failure under `CI=true`, else a notice and a skip.
+fn unreachable(test: &str, service: &str, e: &dyn std::fmt::Display) {
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{test}: {e} (CI=true: {service} is required)");
+    }
+    eprintln!("skipping {test}: {e} (set CI=true to fail instead)");
+}
+
+/// A Redis store under a key prefix of its own, purged when dropped.
+struct RedisRig {
+    store: RedisStore,
+}
+
+impl Drop for RedisRig {
+    fn drop(&mut self) {
+        let _ = block_on(self.store.purge());
+    }
+}
+
+impl RedisRig {
+    /// Every key of the store with what it has left to live.
+    fn keys(&self) -> Vec<(String, Ttl)> {
+        let keys = block_on(self.store.keys("*")).unwrap();
+        keys.into_iter().map(|key| (key.clone(), block_on(self.store.pttl(&key)).unwrap())).collect()
+    }
+}
+
+fn redis_rig(test: &str) -> Option<RedisRig> {
+    let prefix = format!("stampede-test:stack-ml-{test}:{}", std::process::id());
+    match RedisStore::connect(&redis_url(), &prefix) {
+        Ok(store) => {
+            let rig = RedisRig { store };
+            block_on(rig.store.purge()).unwrap();
+            Some(rig)
+        }
+        Err(e) => {
+            unreachable(test, "redis", &e);
+            None
+        }
+    }
 }
 
 /// A PostgreSQL store in a schema of its own, dropped with it.
@@ -36,7 +81,7 @@ impl Drop for PgRig {
 }
 
 fn pg_rig(test: &str) -> Option<PgRig> {
-    let name = format!("stampede_ml_{}_{test}", std::process::id());
+    let name = format!("stampede_stack_ml_{}_{test}", std::process::id());
     let policy = PoolPolicy {
         pool_size: 8,
         max_overflow: 4,
@@ -46,11 +91,8 @@ fn pg_rig(test: &str) -> Option<PgRig> {
     let pool = PgPool::new(&database_url(), &name, policy).expect("pool policy is valid");
     match block_on(PgStore::open(pool, &name)) {
         Ok(store) => Some(PgRig { store }),
-        Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("{test}: {e} (CI=true: postgres is required; set DATABASE_URL)")
-        }
         Err(e) => {
-            eprintln!("skipping {test}: {e} (set CI=true to fail instead)");
+            unreachable(test, "postgres", &e);
             None
         }
     }
@@ -68,7 +110,7 @@ fn clock() -> Arc<ManualClock> {
 
 #[test]
 fn multi_layer_on_redis_and_postgres_reads_through_and_promotes() {
-    let l2 = rig_or_skip!("ml-promote");
+    let Some(l2) = redis_rig("promote") else { return };
     let Some(l3) = pg_rig("promote") else { return };
     let (bus, clock) = (LocalBus::new(), clock());
     let (a, b) = (node(&l2, &l3, &bus, &clock, 8), node(&l2, &l3, &bus, &clock, 8));
@@ -88,8 +130,8 @@ fn multi_layer_on_redis_and_postgres_reads_through_and_promotes() {
     block_on(b.invalidate("project:*")).unwrap();
     assert_eq!(block_on(a.get("project:1:stats")).unwrap(), None);
     // Only the invalidation epoch is left in Redis, and it expires.
-    let left = l2.raw_keys();
-    assert!(left.len() == 1 && left[0].0 == l2.store.redis_key(EPOCH_KEY) && left[0].1 > 0, "{left:?}");
+    let left = l2.keys();
+    assert!(left.len() == 1 && left[0].0 == EPOCH_KEY && matches!(left[0].1, Ttl::Remaining(_)), "{left:?}");
 }
 
 /// The L3 → L2 promotion racing an invalidation, step by step on the real stores: a `get`
@@ -97,7 +139,7 @@ fn multi_layer_on_redis_and_postgres_reads_through_and_promotes() {
 /// promotion, guarded by the epoch read first, is refused, and no instance reads the value.
 #[test]
 fn multi_layer_on_redis_and_postgres_promotion_racing_invalidation_is_refused() {
-    let l2 = rig_or_skip!("ml-race");
+    let Some(l2) = redis_rig("race") else { return };
     let Some(l3) = pg_rig("race") else { return };
     let (bus, clock) = (LocalBus::new(), clock());
     let (a, b) = (node(&l2, &l3, &bus, &clock, 8), node(&l2, &l3, &bus, &clock, 8));
@@ -117,7 +159,7 @@ fn multi_layer_on_redis_and_postgres_promotion_racing_invalidation_is_refused() 
 
 #[test]
 fn multi_layer_on_redis_and_postgres_shared_history_has_no_stale_read() {
-    let l2 = rig_or_skip!("ml-history");
+    let Some(l2) = redis_rig("history") else { return };
     let Some(l3) = pg_rig("history") else { return };
     let (bus, clock) = (LocalBus::new(), clock());
     let nodes: Vec<Arc<Node>> = (0..3).map(|_| Arc::new(node(&l2, &l3, &bus, &clock, 64))).collect();
@@ -128,12 +170,13 @@ fn multi_layer_on_redis_and_postgres_shared_history_has_no_stale_read() {
     let l3_hits: u64 = nodes.iter().map(|n| n.layer_stats().l3_hits).sum();
     assert!(l3_hits > 0);
     // Every key written to Redis carries a TTL.
-    assert!(l2.raw_keys().iter().all(|(_, ttl)| *ttl > 0), "{:?}", l2.raw_keys());
+    let keys = l2.keys();
+    assert!(keys.iter().all(|(_, ttl)| matches!(ttl, Ttl::Remaining(_))), "{keys:?}");
 }
 
 #[test]
 fn multi_layer_on_redis_and_postgres_mutant_local_only_invalidate_caught() {
-    let l2 = rig_or_skip!("ml-local-only");
+    let Some(l2) = redis_rig("local_only") else { return };
     let Some(l3) = pg_rig("local_only") else { return };
     let (bus, clock) = (LocalBus::new(), clock());
     let nodes: Vec<_> =
