@@ -75,7 +75,7 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         settings.workers = tuning.workers;
         settings.upstream_pool = pool;
         settings.usage = UsageLimits { per_day: plan, per_hour: plan };
-        settings.upstream = Some(stack::workers::UpstreamLink {
+        settings.upstream = Some(stack::UpstreamLink {
             url: fake.url(),
             client_id: "stampede".to_owned(),
             refresh_token: account.refresh_token.clone(),

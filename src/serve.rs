@@ -241,13 +241,13 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
 async fn upstream_link(
     args: &ServeArgs,
     refresh: reference::token_refresh::Policy,
-) -> anyhow::Result<(Option<fake_upstream::RunningUpstream>, stack::workers::UpstreamLink)> {
+) -> anyhow::Result<(Option<fake_upstream::RunningUpstream>, stack::UpstreamLink)> {
     if let Some(url) = &args.upstream {
         let refresh_token = args
             .upstream_refresh_token
             .clone()
             .context("--upstream needs --upstream-refresh-token, the platform account's refresh token")?;
-        let link = stack::workers::UpstreamLink {
+        let link = stack::UpstreamLink {
             url: url.clone(),
             client_id: args.upstream_client_id.clone(),
             refresh_token,
@@ -271,7 +271,7 @@ async fn upstream_link(
         .context("register the platform account at the fake upstream")?;
     println!("stampede serve: fake upstream on {}", fake.url());
     println!("stampede serve: fake upstream control API on {}", fake.control_url());
-    let link = stack::workers::UpstreamLink {
+    let link = stack::UpstreamLink {
         url: fake.url(),
         client_id: args.upstream_client_id.clone(),
         refresh_token: account.refresh_token,

@@ -8,8 +8,8 @@ use axum::http::request::Parts;
 use reference::store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// A user record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -43,42 +43,15 @@ use reference::clock::{Clock, Millis};
 use reference::fixed_window::FixedWindow;
 use reference::store::{Store, StoreResult};
 use reference::sync::{Mutex, lock};
-use reference::ws_session::batcher::{Batch, BatchConfig, Batcher, Batching};
-use reference::ws_session::{ConnectionSlots, Connections, MessageLimits, seed};
+use reference::ws_session::batcher::{Batch, Batcher, Batching};
+use reference::ws_session::{ConnectionSlots, Connections, MessageLimits};
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use crate::app::{AppState, Settings};
 use crate::backend::{AnyStore, Backends};
-
-/// How the chat behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChatSettings {
-    /// Live connections per user, across instances (seed: 5).
-    pub max_connections: usize,
-    /// How long a slot outlives its last heartbeat (seed: 60 s); heartbeats every third of it.
-    pub lease: Duration,
-    /// Outgoing frames and the per-connection queue bound (seed: 10 messages or 100 ms, 100
-    /// pending).
-    pub batch: BatchConfig,
-    /// The largest incoming message accepted; a larger one closes the connection.
-    pub max_message_bytes: usize,
-    /// How long a closed session's socket may take to deliver its close frame.
-    pub close_grace: Duration,
-}
-
-impl Default for ChatSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: seed::MAX_CONNECTIONS,
-            lease: seed::LEASE,
-            batch: BatchConfig::SEED,
-            max_message_bytes: 64 * 1024,
-            close_grace: Duration::from_secs(5),
-        }
-    }
-}
+use crate::metrics::Metrics;
+use crate::settings::{ChatSettings, Settings};
 
 /// Messages one project's channel holds for its slowest connection. A connection that falls
 /// further behind is closed as a slow consumer; its outgoing queue (100) overflows long before.
@@ -329,9 +302,8 @@ async fn write(
 }
 
 /// One connection's session, from the upgrade to the end.
-pub async fn run(state: AppState, socket: WebSocket, ticket: Ticket) {
-    let chat = &state.chat;
-    let open = Open::new(&state.metrics.ws_connections);
+pub async fn run(chat: &Chat, metrics: &Metrics, socket: WebSocket, ticket: Ticket) {
+    let open = Open::new(&metrics.ws_connections);
     let (seat, mut channel, online) = chat.join(&ticket);
     let (mut sink, mut stream) = socket.split();
     let initial = json!({

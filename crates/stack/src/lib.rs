@@ -4,7 +4,10 @@
 //! - [`backend`] — the stores, chosen at start ([`backend::AnyStore`] dispatches to one);
 //! - [`components`] — each component slot: the reference component or, with `--mutant`, one
 //!   of its mutants;
-//! - [`app`] — the state, the router, the middleware (query count, deadline, metrics, gzip);
+//! - [`settings`] — every limit, timeout and policy a process runs with;
+//! - [`state`] — the components over the backends, built from the settings, that every
+//!   handler, worker and middleware reaches;
+//! - [`app`] — the router and the middleware (query count, deadline, metrics, compression);
 //! - `api` — the handlers;
 //! - [`uploads`] — streaming upload bodies to disk through the upload sink (#12);
 //! - `queries` — the per-request query count (#18);
@@ -35,10 +38,14 @@ pub(crate) mod error;
 pub mod metrics;
 pub(crate) mod queries;
 pub mod server;
+pub mod settings;
+pub mod state;
 pub mod uploads;
 pub mod workers;
 
-pub use app::{AppState, Settings, router};
+pub use app::router;
 pub use backend::{BackendConfig, Backends};
 pub use components::Mutant;
 pub use server::{RunningStack, StackConfig, start};
+pub use settings::{Settings, UpstreamLink};
+pub use state::AppState;

@@ -6,8 +6,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::app::{AppState, Settings, router};
+use crate::app::router;
 use crate::backend::{BackendConfig, Backends, OpenError};
+use crate::settings::Settings;
+use crate::state::AppState;
 use crate::workers::Workers;
 
 /// One stack process's configuration.

@@ -22,9 +22,9 @@ use reference::sliding_window::SlidingWindow;
 use reference::upload_sink::{Body, Meter, Sink, SinkError, Stored, Writer};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-use crate::app::Settings;
 use crate::backend::{AnyStore, Backends};
 use crate::components::UploadSinkSlot;
+use crate::settings::Settings;
 
 /// The file writer's buffer: small chunks (a client sending a byte at a time) are written to
 /// the file in blocks of this size. A fixed cost, whatever the body's size.
@@ -154,9 +154,4 @@ impl Uploads {
     pub(crate) async fn remove(&self, id: &str) {
         let _ = tokio::fs::remove_file(self.dir.join(id)).await;
     }
-}
-
-/// This process's own directory under the system's temporary directory.
-pub(crate) fn default_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("stampede-uploads-{}", std::process::id()))
 }

@@ -40,24 +40,13 @@ use tokio::task::JoinSet;
 use upstream::{Request, Upstream};
 
 use crate::api::videos::ImportTask;
-use crate::app::{AppState, IMPORT_QUEUE};
 use crate::components::{ImportConsumer, RefreshSlot, UpstreamSlot};
 use crate::metrics::RouteLabels;
+use crate::settings::{IMPORT_QUEUE, UpstreamLink};
+use crate::state::AppState;
 
 /// The credential the workers call the upstream with.
 pub const PLATFORM_TOKEN: &str = "platform";
-
-/// How the stack reaches the upstream and proves itself to it.
-#[derive(Debug, Clone)]
-pub struct UpstreamLink {
-    /// `http://host:port` of the upstream (a `fake-upstream` or the real thing's gateway).
-    pub url: String,
-    pub client_id: String,
-    /// The platform account's refresh token, used once to bootstrap the credential.
-    pub refresh_token: String,
-    /// How often the credential is refreshed, and how long the upstream's access tokens live.
-    pub refresh: token_refresh::Policy,
-}
 
 /// The refresher: `POST /oauth2/token` with the refresh grant, through the pooled client.
 #[derive(Clone)]

@@ -10,10 +10,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::{parse_id, projects};
-use crate::app::AppState;
 use crate::auth::SocketCaller;
 use crate::chat;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
+use crate::state::AppState;
 
 pub(crate) async fn connect(
     State(state): State<AppState>,
@@ -38,5 +38,7 @@ pub(crate) async fn connect(
     Ok(upgrade
         .max_message_size(settings.max_message_bytes)
         .max_frame_size(settings.max_message_bytes)
-        .on_upgrade(move |socket| chat::run(state, socket, ticket)))
+        .on_upgrade(
+            move |socket| async move { chat::run(&state.chat, &state.metrics, socket, ticket).await },
+        ))
 }

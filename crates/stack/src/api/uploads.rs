@@ -21,9 +21,9 @@ use reference::upload_sink::SinkError;
 use serde::{Deserialize, Serialize};
 
 use super::Json;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
+use crate::state::AppState;
 
 /// What the API says about an upload.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

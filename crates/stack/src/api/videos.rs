@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{Json, Query, projects};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
+use crate::state::AppState;
 
 /// The id of user `user`'s video of `url`.
 pub(crate) fn video_id(user: u64, url: &str) -> u64 {

@@ -592,7 +592,7 @@ async fn worker_written_statuses_answer_as_documented() {
         .unwrap();
     let refresh =
         reference::token_refresh::Policy::new(Duration::from_secs(10), Duration::from_secs(60)).unwrap();
-    let link = stack::workers::UpstreamLink {
+    let link = stack::UpstreamLink {
         url: fake.url(),
         client_id: "stampede".to_owned(),
         refresh_token: account.refresh_token,

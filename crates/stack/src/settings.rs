@@ -1,0 +1,137 @@
+//! How the stack behaves: every limit, timeout and policy a process runs with, in one place the
+//! components, workers and handlers read (nothing here reads them back).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use reference::daily_quota::QuotaPolicy;
+use reference::limit::Limit;
+use reference::token_refresh;
+use reference::usage_tracker::UsageLimits;
+use reference::ws_session::batcher::BatchConfig;
+use reference::ws_session::seed;
+
+use crate::components::Mutant;
+
+/// How the stack behaves; every limit the checks need to shorten is here.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This process's name in logs, leases and metrics.
+    pub instance: String,
+    /// #1 the third-party publish limit per user (seed: 6 a minute).
+    pub publish_limit: Limit,
+    /// #3 the daily quota; days are local days in `quota_zone`.
+    pub quota: QuotaPolicy,
+    pub quota_zone: TimeZone,
+    /// #4 the upstream API plan.
+    pub usage: UsageLimits,
+    /// #12 uploads per user per window (seed: 15 a day) and the size cap.
+    pub upload_limit: Limit,
+    pub max_upload_bytes: u64,
+    /// Where upload bodies are stored.
+    pub upload_dir: PathBuf,
+    /// #17 the project chat over WebSocket.
+    pub chat: ChatSettings,
+    /// #14 how long a computed dashboard is cached; the L1's capacity.
+    pub dashboard_ttl: Duration,
+    pub l1_capacity: usize,
+    /// #10 how long a reserved task stays invisible to other workers.
+    pub task_visibility: Duration,
+    /// #10 the hard time limit of one task's processing (Celery's `task_time_limit`): a task
+    /// still running after it is abandoned unacknowledged, as if its worker had died, and is
+    /// redelivered once its visibility timeout has passed. The seed keeps the visibility
+    /// timeout above it, so that no task still running is handed to a second worker.
+    pub task_time_limit: Duration,
+    /// #7 the upstream breaker policy.
+    pub breaker: reference::circuit_breaker::Policy,
+    /// Any request not answered in this long gets 503 (uploads and WebSockets excepted).
+    pub request_timeout: Duration,
+    /// Added before every API request is handled (inside its deadline): a deliberately slowed
+    /// stack, for seeing a baseline comparison flag a regression. Zero by default.
+    pub added_latency: Duration,
+    /// Run this mutant instead of the reference component it replaces.
+    pub mutant: Option<Mutant>,
+    /// The upstream the import workers call; none: no worker runs, imports stay pending.
+    pub upstream: Option<UpstreamLink>,
+    /// Import processors per process.
+    pub workers: usize,
+    /// #8 the pooled client's policy: connections open to the upstream at once, idle ones kept
+    /// (requests in flight are capped at the difference), and the call deadline.
+    pub upstream_pool: upstream::UpstreamConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            instance: "stack-0".to_owned(),
+            publish_limit: Limit::new(6, Duration::from_secs(60)),
+            quota: reference::daily_quota::SEED,
+            quota_zone: TimeZone::UTC,
+            usage: UsageLimits::SEED,
+            upload_limit: Limit::new(15, Duration::from_secs(24 * 60 * 60)),
+            max_upload_bytes: 64 * 1024 * 1024,
+            upload_dir: default_upload_dir(),
+            chat: ChatSettings::default(),
+            dashboard_ttl: Duration::from_secs(60),
+            l1_capacity: 10_000,
+            task_visibility: reference::task_queue::seed::VISIBILITY,
+            task_time_limit: reference::task_queue::seed::HARD_LIMIT,
+            breaker: reference::circuit_breaker::seed::POLICY,
+            request_timeout: Duration::from_secs(5),
+            added_latency: Duration::ZERO,
+            mutant: None,
+            upstream: None,
+            workers: 2,
+            upstream_pool: upstream::UpstreamConfig::SEED,
+        }
+    }
+}
+
+/// The queue import tasks go through.
+pub const IMPORT_QUEUE: &str = "imports";
+
+/// How the chat behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatSettings {
+    /// Live connections per user, across instances (seed: 5).
+    pub max_connections: usize,
+    /// How long a slot outlives its last heartbeat (seed: 60 s); heartbeats every third of it.
+    pub lease: Duration,
+    /// Outgoing frames and the per-connection queue bound (seed: 10 messages or 100 ms, 100
+    /// pending).
+    pub batch: BatchConfig,
+    /// The largest incoming message accepted; a larger one closes the connection.
+    pub max_message_bytes: usize,
+    /// How long a closed session's socket may take to deliver its close frame.
+    pub close_grace: Duration,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: seed::MAX_CONNECTIONS,
+            lease: seed::LEASE,
+            batch: BatchConfig::SEED,
+            max_message_bytes: 64 * 1024,
+            close_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How the stack reaches the upstream and proves itself to it.
+#[derive(Debug, Clone)]
+pub struct UpstreamLink {
+    /// `http://host:port` of the upstream (a `fake-upstream` or the real thing's gateway).
+    pub url: String,
+    pub client_id: String,
+    /// The platform account's refresh token, used once to bootstrap the credential.
+    pub refresh_token: String,
+    /// How often the credential is refreshed, and how long the upstream's access tokens live.
+    pub refresh: token_refresh::Policy,
+}
+
+/// This process's own directory under the system's temporary directory.
+pub(crate) fn default_upload_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("stampede-uploads-{}", std::process::id()))
+}
