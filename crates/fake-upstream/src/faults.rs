@@ -149,7 +149,7 @@ pub struct FaultStatus {
 
 /// What happens to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum Disposition {
     /// Close the connection without a response.
     Drop,
     /// Hold the request until the faults change or `until` passes, then decide again.
@@ -254,7 +254,7 @@ impl FaultBook {
 
     /// Decides one request to `route` (see the module docs for the order). `held` says the
     /// request was held before, so the outage holding it again is not counted twice.
-    pub(crate) fn decide(&self, route: Route, held: bool) -> Verdict {
+    pub(crate) fn decide(&self, route: Route, held: bool) -> Disposition {
         let now = Instant::now();
         let mut faults = self.lock();
         for active in faults.iter_mut() {
@@ -266,11 +266,11 @@ impl FaultBook {
                     return match mode {
                         OutageMode::Reset => {
                             active.fired += 1;
-                            Verdict::Drop
+                            Disposition::Drop
                         }
                         OutageMode::Hang => {
                             active.fired += u64::from(!held);
-                            Verdict::Hold { until: active.outage_end() }
+                            Disposition::Hold { until: active.outage_end() }
                         }
                     };
                 }
@@ -305,7 +305,7 @@ impl FaultBook {
                 }
             }
         }
-        Verdict::Go { delay, fail }
+        Disposition::Go { delay, fail }
     }
 
     fn bump(&self) {

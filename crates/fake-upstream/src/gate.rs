@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::Shared;
-use crate::faults::Verdict;
+use crate::faults::Disposition;
 use crate::route::Route;
 use crate::server::ConnectionHandle;
 use crate::stats::Recorder;
@@ -32,8 +32,8 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, mut request: Request
     let (delay, fail) = loop {
         changes.borrow_and_update();
         match shared.faults.decide(route, held) {
-            Verdict::Go { delay, fail } => break (delay, fail),
-            Verdict::Drop => match request.extensions().get::<ConnectionHandle>() {
+            Disposition::Go { delay, fail } => break (delay, fail),
+            Disposition::Drop => match request.extensions().get::<ConnectionHandle>() {
                 Some(connection) => {
                     call.dropped();
                     connection.close();
@@ -45,7 +45,7 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, mut request: Request
                 // thing to a closed connection is a 502 with `Connection: close`.
                 None => return call.answer(closing(StatusCode::BAD_GATEWAY, "outage")),
             },
-            Verdict::Hold { until } => {
+            Disposition::Hold { until } => {
                 if !held {
                     held = true;
                     shared.stats.held();

@@ -28,4 +28,4 @@ impl fmt::Display for Violation {
 impl std::error::Error for Violation {}
 
 /// The outcome of judging one observation.
-pub type Verdict = Result<(), Violation>;
+pub type Judgement = Result<(), Violation>;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
-use reference::circuit_breaker::{self, Breaker, CircuitBreaker, Outcome, Permit, Rejected, State};
+use reference::circuit_breaker::{self, Breaker, CallOutcome, CircuitBreaker, Permit, Rejected, State};
 use reference::clock::Clock;
 use reference::compression::{self, Compress, Encoding, Gzip};
 use reference::daily_quota::{self, Consumption, DailyQuota, Quota, QuotaPolicy, QuotaResult};
@@ -43,10 +43,6 @@ use crate::backend::{AnyBus, AnyStore};
 ///   network hit too rarely for a check to be reliable (the loom model explores it);
 /// - `query_budget::mutants::LostIncrement`: a query count that loses concurrent queries of one
 ///   request, and the stack's handlers make their queries one after another.
-///
-/// #12, #16 and #18's mutants keep the names the stack gave them before they were reference
-/// components (`stack::uploads::WholeBodyBuffered`, …), which the end-to-end tests table;
-/// [`Mutant::parse`] takes their catalogue names too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mutant {
     PublishGetThenSet,
@@ -91,18 +87,9 @@ impl Mutant {
         (Mutant::RefreshNoLease, "token_refresh::mutants::NoLease"),
         (Mutant::UpstreamClientPerRequest, "upstream::mutants::ClientPerRequest"),
         (Mutant::UpstreamUncapped, "upstream::mutants::Uncapped"),
-        // #12 `upload_sink::mutants::WholeBodyBuffered`.
-        (Mutant::UploadWholeBodyBuffered, "stack::uploads::WholeBodyBuffered"),
-        // #16 `compression::mutants::MissingVary`.
-        (Mutant::MissingVary, "stack::compression::MissingVary"),
-        // #18 `query_budget::mutants::PerRowQuery`: the list endpoint reads each row's video.
-        (Mutant::PerRowQuery, "stack::api::videos::PerRowQuery"),
-    ];
-
-    /// The catalogue names of the mutants [`Mutant::ALL`] names otherwise.
-    const CATALOGUE: &[(Mutant, &str)] = &[
         (Mutant::UploadWholeBodyBuffered, "upload_sink::mutants::WholeBodyBuffered"),
         (Mutant::MissingVary, "compression::mutants::MissingVary"),
+        // The list endpoint reads each row's video.
         (Mutant::PerRowQuery, "query_budget::mutants::PerRowQuery"),
     ];
 
@@ -110,13 +97,10 @@ impl Mutant {
         Self::ALL.iter().find(|(m, _)| *m == self).map(|(_, n)| *n).unwrap_or("?")
     }
 
-    /// The mutant named `name`: its name in [`Mutant::ALL`] or in the catalogue, or their last
-    /// part (`GetThenSet`) when that names one mutant only.
+    /// The mutant named `name`: its catalogue name, or its last part (`GetThenSet`) when that
+    /// names one mutant only.
     pub fn parse(name: &str) -> Result<Self, String> {
-        match Self::CATALOGUE.iter().find(|(_, n)| *n == name) {
-            Some((m, _)) => Ok(*m),
-            None => Self::parse_among(Self::ALL, name),
-        }
+        Self::parse_among(Self::ALL, name)
     }
 
     fn parse_among(all: &[(Mutant, &str)], name: &str) -> Result<Self, String> {
@@ -389,7 +373,7 @@ impl Breaker for UpstreamBreaker {
         }
     }
 
-    async fn record(&self, permit: Permit, outcome: Outcome) -> StoreResult<()> {
+    async fn record(&self, permit: Permit, outcome: CallOutcome) -> StoreResult<()> {
         match self {
             Self::Reference(b) => b.record(permit, outcome).await,
             Self::HalfOpenAdmitsAll(b) => b.record(permit, outcome).await,
@@ -665,8 +649,8 @@ mod tests {
     }
 
     #[test]
-    fn the_reference_components_mutants_are_named_by_their_catalogue_names_too() {
-        for (mutant, name) in Mutant::CATALOGUE {
+    fn every_stack_mutant_is_named_by_its_catalogue_name() {
+        for (mutant, name) in Mutant::ALL {
             assert_eq!(Mutant::parse(name), Ok(*mutant), "{name}");
             let listed = reference::catalog::COMPONENTS.iter().any(|c| c.mutants.contains(name));
             assert!(listed, "{name} is not in the catalogue");

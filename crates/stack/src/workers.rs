@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reference::circuit_breaker::{Breaker, Outcome};
+use reference::circuit_breaker::{Breaker, CallOutcome};
 use reference::status_tracker::{Fields, StatusTracker};
 use reference::store::Store;
 use reference::task_queue::Consumer;
@@ -341,7 +341,7 @@ async fn call_upstream(
         Ok(reply) => Err(format!("upstream answered {}", reply.status)),
         Err(e) => Err(e.to_string()),
     };
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    let outcome = if result.is_ok() { CallOutcome::Success } else { CallOutcome::Failure };
     count(state, if result.is_ok() { "ok" } else { "failed" });
     let _ = state.breaker.record(permit, outcome).await;
     let _ = state.usage.finish(&grant, result.is_ok()).await;

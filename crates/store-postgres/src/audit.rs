@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use reference::invariant::{Verdict, Violation};
+use reference::invariant::{Judgement, Violation};
 use tokio_postgres::NoTls;
 
 pub const COMPONENT: &str = "db-pool";
@@ -24,7 +24,7 @@ pub async fn connections(
 }
 
 /// Every sample is within `cap`.
-pub fn within_cap(application_name: &str, cap: usize, samples: &[usize]) -> Verdict {
+pub fn within_cap(application_name: &str, cap: usize, samples: &[usize]) -> Judgement {
     match samples.iter().copied().enumerate().find(|(_, n)| *n > cap) {
         None => Ok(()),
         Some((at, n)) => Err(Violation::new(

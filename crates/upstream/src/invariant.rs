@@ -1,6 +1,6 @@
 //! The pooling invariants as checks over what the upstream observed.
 
-use reference::invariant::{Verdict, Violation};
+use reference::invariant::{Judgement, Violation};
 
 use crate::COMPONENT;
 
@@ -16,7 +16,7 @@ pub struct Observed {
 }
 
 /// Never more than `max_connections` connections open to the upstream at once.
-pub fn within_connection_cap(observed: Observed, max_connections: usize) -> Verdict {
+pub fn within_connection_cap(observed: Observed, max_connections: usize) -> Judgement {
     if observed.peak_open <= max_connections as u64 {
         return Ok(());
     }
@@ -44,7 +44,7 @@ pub fn connections_reused(
     requests: u64,
     concurrency: usize,
     max_idle_per_host: usize,
-) -> Verdict {
+) -> Judgement {
     let bound = (concurrency + max_idle_per_host) as u64;
     if observed.connections_opened <= bound {
         return Ok(());

@@ -7,7 +7,7 @@
 //!
 //!
 //! Whether the stack streams the body to storage or buffers it whole first
-//! (`stack::uploads::WholeBodyBuffered`) no answer shows: both store the same bytes and answer
+//! (`upload_sink::mutants::WholeBodyBuffered`) no answer shows: both store the same bytes and answer
 //! the same digest. The difference is the memory an upload holds, so with `memory` the check
 //! sends one more, larger body alone to each instance and then reads that instance's gauge of
 //! the most upload bytes it held at once: a stack that streams holds a few socket reads, one

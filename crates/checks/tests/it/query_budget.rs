@@ -11,7 +11,7 @@ async fn query_budget_passes_on_the_reference_stack() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn query_budget_catches_the_per_row_query_mutant() {
-    let verdict = run(CHECK, Setup::memory().mutant("stack::api::videos::PerRowQuery")).await.unwrap();
+    let verdict = run(CHECK, Setup::memory().mutant("query_budget::mutants::PerRowQuery")).await.unwrap();
     assert_broke(&verdict, "over-budget");
     assert_broke(&verdict, "grows-with-page-size");
 }

@@ -22,7 +22,8 @@ async fn upload_passes_on_redis_and_postgres_instances() {
 /// it, and nothing else does.
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_mutant_whole_body_buffered_caught_by_the_memory_bound_alone() {
-    let verdict = run(CHECK, Setup::memory().mutant("stack::uploads::WholeBodyBuffered")).await.unwrap();
+    let verdict =
+        run(CHECK, Setup::memory().mutant("upload_sink::mutants::WholeBodyBuffered")).await.unwrap();
     assert_broke(&verdict, "body-held-in-memory");
     assert!(verdict.violations.iter().all(|v| v.rule == "body-held-in-memory"), "{:?}", verdict.violations);
 }
@@ -30,7 +31,7 @@ async fn upload_mutant_whole_body_buffered_caught_by_the_memory_bound_alone() {
 /// Shared backends: each instance's gauge is its own.
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_mutant_whole_body_buffered_caught_on_every_redis_and_postgres_instance() {
-    let setup = Setup::shared().mutant("stack::uploads::WholeBodyBuffered");
+    let setup = Setup::shared().mutant("upload_sink::mutants::WholeBodyBuffered");
     let Some(verdict) = run(CHECK, setup).await else { return };
     let held = verdict.violations.iter().filter(|v| v.rule == "body-held-in-memory").count();
     assert_eq!(held, 3, "{:?}", verdict.violations);

@@ -11,6 +11,6 @@ async fn vary_passes_on_the_reference_stack() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vary_catches_the_missing_vary_mutant() {
-    let verdict = run(CHECK, Setup::memory().mutant("stack::compression::MissingVary")).await.unwrap();
+    let verdict = run(CHECK, Setup::memory().mutant("compression::mutants::MissingVary")).await.unwrap();
     assert_broke(&verdict, "missing-vary");
 }

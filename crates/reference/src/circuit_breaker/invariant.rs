@@ -1,11 +1,11 @@
 //! The circuit-breaker invariants as checks over what was observed.
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
-use super::{COMPONENT, Outcome, Phase, State};
+use super::{COMPONENT, CallOutcome, Phase, State};
 
 /// Of `attempts` calls made while the breaker was open, none reached the upstream.
-pub fn fails_fast(attempts: u64, upstream_calls: u64) -> Verdict {
+pub fn fails_fast(attempts: u64, upstream_calls: u64) -> Judgement {
     if upstream_calls == 0 {
         return Ok(());
     }
@@ -18,7 +18,7 @@ pub fn fails_fast(attempts: u64, upstream_calls: u64) -> Verdict {
 
 /// Of `callers` that asked for a permit once the open period was over, exactly one was
 /// admitted, as the trial.
-pub fn one_trial(callers: usize, trials: usize) -> Verdict {
+pub fn one_trial(callers: usize, trials: usize) -> Judgement {
     match trials {
         1 => Ok(()),
         0 if callers == 0 => Ok(()),
@@ -36,15 +36,15 @@ pub fn one_trial(callers: usize, trials: usize) -> Verdict {
 }
 
 /// Once the trial reported `outcome`, the breaker is closed (success) or open again (failure).
-pub fn trial_settles(outcome: Outcome, after: Phase) -> Verdict {
+pub fn trial_settles(outcome: CallOutcome, after: Phase) -> Judgement {
     match (outcome, after) {
-        (Outcome::Success, Phase::Closed) | (Outcome::Failure, Phase::Open) => Ok(()),
-        (Outcome::Success, _) => Err(Violation::new(
+        (CallOutcome::Success, Phase::Closed) | (CallOutcome::Failure, Phase::Open) => Ok(()),
+        (CallOutcome::Success, _) => Err(Violation::new(
             COMPONENT,
             "trial-success-not-closed",
             format!("the trial succeeded and the breaker is {after}"),
         )),
-        (Outcome::Failure, _) => Err(Violation::new(
+        (CallOutcome::Failure, _) => Err(Violation::new(
             COMPONENT,
             "trial-failure-not-reopened",
             format!("the trial failed and the breaker is {after}"),
@@ -55,7 +55,7 @@ pub fn trial_settles(outcome: Outcome, after: Phase) -> Verdict {
 /// After `consecutive` failures since the breaker closed or last saw a success, it is open
 /// exactly when they reach `threshold`. A success that did not reset the count shows up as a
 /// breaker that opened early.
-pub fn opens_at_threshold(threshold: u32, consecutive: u32, phase: Phase) -> Verdict {
+pub fn opens_at_threshold(threshold: u32, consecutive: u32, phase: Phase) -> Judgement {
     match (consecutive >= threshold, phase) {
         (false, Phase::Closed) | (true, Phase::Open) => Ok(()),
         (false, _) => Err(Violation::new(
@@ -73,7 +73,7 @@ pub fn opens_at_threshold(threshold: u32, consecutive: u32, phase: Phase) -> Ver
 
 /// A result reported on a permit from before the last transition (a trial whose lease was
 /// taken over, a call admitted before the breaker opened) left the record as it was.
-pub fn stale_report_ignored(before: &State, after: &State) -> Verdict {
+pub fn stale_report_ignored(before: &State, after: &State) -> Judgement {
     if before == after {
         return Ok(());
     }
@@ -85,7 +85,7 @@ pub fn stale_report_ignored(before: &State, after: &State) -> Verdict {
 }
 
 /// Every one of `reported` failures while closed (below the threshold) is in the count.
-pub fn failures_counted(reported: u32, state: &State) -> Verdict {
+pub fn failures_counted(reported: u32, state: &State) -> Judgement {
     match *state {
         State::Closed { failures, .. } if failures == reported => Ok(()),
         other => Err(Violation::new(

@@ -164,7 +164,7 @@ pub struct Rejected {
 
 /// How an admitted upstream call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CallOutcome {
     Success,
     Failure,
 }
@@ -186,7 +186,7 @@ pub trait Breaker: Send + Sync {
     fn acquire(&self) -> impl Future<Output = StoreResult<Result<Permit, Rejected>>> + Send;
 
     /// Reports how the call admitted by `permit` ended.
-    fn record(&self, permit: Permit, outcome: Outcome) -> impl Future<Output = StoreResult<()>> + Send;
+    fn record(&self, permit: Permit, outcome: CallOutcome) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The shared record as it is now.
     fn state(&self) -> impl Future<Output = StoreResult<State>> + Send;
@@ -202,7 +202,7 @@ where
 {
     let permit = breaker.acquire().await??;
     let result = upstream().await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    let outcome = if result.is_ok() { CallOutcome::Success } else { CallOutcome::Failure };
     breaker.record(permit, outcome).await?;
     result.map_err(CallError::Upstream)
 }
@@ -305,7 +305,7 @@ impl<S: Store> Breaker for CircuitBreaker<S> {
         .await
     }
 
-    async fn record(&self, permit: Permit, outcome: Outcome) -> StoreResult<()> {
+    async fn record(&self, permit: Permit, outcome: CallOutcome) -> StoreResult<()> {
         let policy = self.policy;
         self.update(|state, now| {
             if state.generation() != permit.generation {
@@ -315,22 +315,22 @@ impl<S: Store> Breaker for CircuitBreaker<S> {
             let reopen =
                 State::Open { generation: permit.generation + 1, until: after(now, policy.open_for) };
             match (state, permit.trial, outcome) {
-                (State::Closed { failures: 0, .. }, false, Outcome::Success) => Step::Keep(()),
-                (State::Closed { generation, .. }, false, Outcome::Success) => {
+                (State::Closed { failures: 0, .. }, false, CallOutcome::Success) => Step::Keep(()),
+                (State::Closed { generation, .. }, false, CallOutcome::Success) => {
                     Step::Write(State::Closed { generation, failures: 0 }, ())
                 }
-                (State::Closed { failures, .. }, false, Outcome::Failure)
+                (State::Closed { failures, .. }, false, CallOutcome::Failure)
                     if failures + 1 >= policy.failure_threshold =>
                 {
                     Step::Write(reopen, ())
                 }
-                (State::Closed { generation, failures }, false, Outcome::Failure) => {
+                (State::Closed { generation, failures }, false, CallOutcome::Failure) => {
                     Step::Write(State::Closed { generation, failures: failures + 1 }, ())
                 }
-                (State::HalfOpen { generation, .. }, true, Outcome::Success) => {
+                (State::HalfOpen { generation, .. }, true, CallOutcome::Success) => {
                     Step::Write(State::Closed { generation: generation + 1, failures: 0 }, ())
                 }
-                (State::HalfOpen { .. }, true, Outcome::Failure) => Step::Write(reopen, ()),
+                (State::HalfOpen { .. }, true, CallOutcome::Failure) => Step::Write(reopen, ()),
                 _ => Step::Keep(()),
             }
         })

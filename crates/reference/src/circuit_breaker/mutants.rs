@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::store::{Store, StoreResult};
 
-use super::{Breaker, CircuitBreaker, Outcome, Permit, Phase, Rejected, State, after};
+use super::{Breaker, CallOutcome, CircuitBreaker, Permit, Phase, Rejected, State, after};
 
 /// The seed's `CircuitBreaker.call`: once the recovery timeout has passed it *sets* the state
 /// to half-open and lets the call through, and every call that *reads* half-open goes through
@@ -36,7 +36,7 @@ impl<S: Store> Breaker for HalfOpenAdmitsAll<S> {
         })
     }
 
-    async fn record(&self, permit: Permit, outcome: Outcome) -> StoreResult<()> {
+    async fn record(&self, permit: Permit, outcome: CallOutcome) -> StoreResult<()> {
         self.breaker.record(permit, outcome).await
     }
 

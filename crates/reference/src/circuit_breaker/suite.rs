@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, ManualClock};
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::sync::{AtomicU64, Ordering, block_on};
 use crate::testing::burst;
 
-use super::{Breaker, CallError, Outcome, Permit, Policy, State, call, invariant};
+use super::{Breaker, CallError, CallOutcome, Permit, Policy, State, call, invariant};
 
 /// The error the stand-in upstream returns.
 const DOWN: &str = "upstream unavailable";
@@ -18,7 +18,7 @@ fn acquire<B: Breaker>(breaker: &B) -> Option<Permit> {
     block_on(breaker.acquire()).expect("store call").ok()
 }
 
-fn record<B: Breaker>(breaker: &B, permit: Permit, outcome: Outcome) {
+fn record<B: Breaker>(breaker: &B, permit: Permit, outcome: CallOutcome) {
     block_on(breaker.record(permit, outcome)).expect("store call");
 }
 
@@ -52,7 +52,7 @@ pub fn half_open_single_trial<B, F>(
     policy: Policy,
     threads: usize,
     rounds: usize,
-) -> Verdict
+) -> Judgement
 where
     B: Breaker + 'static,
     F: Fn(&str) -> B,
@@ -66,7 +66,7 @@ where
         let permits: Vec<Permit> =
             burst(threads, move |i| acquire(&callers[i])).into_iter().flatten().collect();
         invariant::one_trial(threads, permits.len())?;
-        let outcome = if round % 2 == 0 { Outcome::Success } else { Outcome::Failure };
+        let outcome = if round % 2 == 0 { CallOutcome::Success } else { CallOutcome::Failure };
         for permit in permits {
             record(&instances[0], permit, outcome);
         }
@@ -82,7 +82,7 @@ pub fn fails_fast<B: Breaker + 'static>(
     policy: Policy,
     threads: usize,
     calls_per_thread: usize,
-) -> Verdict {
+) -> Judgement {
     fail_calls(&*breaker, policy.failure_threshold);
     let upstream = Arc::new(AtomicU64::new(0));
     let reached = Arc::clone(&upstream);
@@ -102,7 +102,11 @@ pub fn fails_fast<B: Breaker + 'static>(
 
 /// `threads` callers each report `per_thread` failures at once to a closed breaker whose
 /// threshold is above their total: every failure is in the count.
-pub fn failures_counted<B: Breaker + 'static>(breaker: Arc<B>, threads: usize, per_thread: usize) -> Verdict {
+pub fn failures_counted<B: Breaker + 'static>(
+    breaker: Arc<B>,
+    threads: usize,
+    per_thread: usize,
+) -> Judgement {
     let callers = Arc::clone(&breaker);
     let admitted = burst(threads, move |_| (0..per_thread).filter(|_| call_once(&*callers, false)).count());
     let total = admitted.iter().sum::<usize>();
@@ -114,7 +118,7 @@ pub fn failures_counted<B: Breaker + 'static>(breaker: Arc<B>, threads: usize, p
 /// at the threshold, fails fast while open, admits one trial that re-opens on failure, takes a
 /// new trial once an unreported one's lease expires, ignores the stale trial's late report, and
 /// closes on the new trial's success.
-pub fn lifecycle<B: Breaker>(breaker: &B, clock: &ManualClock, policy: Policy) -> Verdict {
+pub fn lifecycle<B: Breaker>(breaker: &B, clock: &ManualClock, policy: Policy) -> Judgement {
     let threshold = policy.failure_threshold;
     let phase = || state(breaker).phase(clock.now());
 
@@ -139,17 +143,17 @@ pub fn lifecycle<B: Breaker>(breaker: &B, clock: &ManualClock, policy: Policy) -
     let second = acquire(breaker);
     invariant::one_trial(2, usize::from(trial.is_some()) + usize::from(second.is_some()))?;
     for permit in trial.into_iter().chain(second) {
-        record(breaker, permit, Outcome::Failure);
+        record(breaker, permit, CallOutcome::Failure);
     }
-    invariant::trial_settles(Outcome::Failure, phase())?;
+    invariant::trial_settles(CallOutcome::Failure, phase())?;
 
     clock.advance(policy.open_for);
     let Some(abandoned) = acquire(breaker) else { return invariant::one_trial(1, 0) };
     clock.advance(policy.trial_timeout);
     let Some(trial) = acquire(breaker) else { return invariant::one_trial(1, 0) };
     let before = state(breaker);
-    record(breaker, abandoned, Outcome::Success);
+    record(breaker, abandoned, CallOutcome::Success);
     invariant::stale_report_ignored(&before, &state(breaker))?;
-    record(breaker, trial, Outcome::Success);
-    invariant::trial_settles(Outcome::Success, phase())
+    record(breaker, trial, CallOutcome::Success);
+    invariant::trial_settles(CallOutcome::Success, phase())
 }

@@ -1,6 +1,6 @@
 //! The compression invariants as checks over one exchange as the client saw it.
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
 use super::{COMPONENT, MIN_SAVING_PERCENT, Response, compressible, gunzip, gzip, saves_enough};
 
@@ -33,7 +33,7 @@ impl Exchange<'_> {
 
 /// The body received, decoded, is the original ("decoded-differs"); a gzip body that does not
 /// decode is "undecodable".
-pub fn decodes_to_original(exchange: &Exchange<'_>) -> Verdict {
+pub fn decodes_to_original(exchange: &Exchange<'_>) -> Judgement {
     let decoded = if exchange.gzipped() {
         gunzip(exchange.body).map_err(|e| {
             Violation::new(
@@ -63,7 +63,7 @@ pub fn decodes_to_original(exchange: &Exchange<'_>) -> Verdict {
 
 /// A compressible response carries `Vary: Accept-Encoding`, whether gzip-encoded or not
 /// ("missing-vary").
-pub fn vary_present(exchange: &Exchange<'_>) -> Verdict {
+pub fn vary_present(exchange: &Exchange<'_>) -> Judgement {
     let varies = exchange
         .vary
         .iter()
@@ -88,7 +88,7 @@ pub fn vary_present(exchange: &Exchange<'_>) -> Verdict {
 /// Gzip only for a request that asked for it ("unrequested-gzip"), only for a compressible
 /// body and only when it saves enough ("needless-gzip"); and a request that asked for it gets
 /// it whenever it saves at least the minimum ("not-compressed").
-pub fn gzip_when_asked_and_worth_it(exchange: &Exchange<'_>) -> Verdict {
+pub fn gzip_when_asked_and_worth_it(exchange: &Exchange<'_>) -> Judgement {
     let len = exchange.original.len();
     if exchange.gzipped() {
         if !exchange.asked_gzip {
@@ -127,7 +127,7 @@ pub fn gzip_when_asked_and_worth_it(exchange: &Exchange<'_>) -> Verdict {
 }
 
 /// Every compression invariant over `exchange`.
-pub fn exchange(exchange: &Exchange<'_>) -> Verdict {
+pub fn exchange(exchange: &Exchange<'_>) -> Judgement {
     decodes_to_original(exchange)?;
     vary_present(exchange)?;
     gzip_when_asked_and_worth_it(exchange)

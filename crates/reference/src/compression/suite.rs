@@ -2,7 +2,7 @@
 //! compressible and not) against a table of `Accept-Encoding` headers, every exchange judged.
 //! A policy is a pure function of its inputs, so there is no contention to provoke.
 
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 
 use super::invariant::{self, Exchange};
 use super::{Compress, Response, accepts_gzip};
@@ -44,7 +44,7 @@ pub fn noise(len: usize) -> Vec<u8> {
 
 /// Sends `body` as a `content_type` response through `imp` to a request with `accept`, and
 /// judges the exchange.
-pub fn exchange<C: Compress>(imp: &C, accept: &[&str], content_type: &str, body: &[u8]) -> Verdict {
+pub fn exchange<C: Compress>(imp: &C, accept: &[&str], content_type: &str, body: &[u8]) -> Judgement {
     let response = Response { content_type: Some(content_type), encoded: false, len: body.len() };
     let encoding = imp.encode(accept, response, body);
     let vary: &[&str] = if encoding.vary { &["accept-encoding"] } else { &[] };
@@ -59,7 +59,7 @@ pub fn exchange<C: Compress>(imp: &C, accept: &[&str], content_type: &str, body:
 }
 
 /// Every body of the table against every header of [`ACCEPT`].
-pub fn table<C: Compress>(imp: &C) -> Verdict {
+pub fn table<C: Compress>(imp: &C) -> Judgement {
     let bodies: [(&str, Vec<u8>); 6] = [
         ("application/json", json_list(2)),
         ("application/json", json_list(12)),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 use crate::store::Ttl;
 
 use super::{COMPONENT, Consumption};
@@ -10,7 +10,7 @@ use super::{COMPONENT, Consumption};
 /// Judges the consumes of one user on one local day, begun on a fresh day, against the units
 /// the counter reads afterwards: nothing lost, nothing counted that was refused, never above
 /// the limit, and nothing refused that would have fit.
-pub fn day_total(limit: u64, consumptions: &[Consumption], used: u64) -> Verdict {
+pub fn day_total(limit: u64, consumptions: &[Consumption], used: u64) -> Judgement {
     let accepted: u64 = consumptions.iter().filter(|c| c.accepted).map(|c| c.units).sum();
     let calls = consumptions.len();
     let admitted = consumptions.iter().filter(|c| c.accepted).count();
@@ -48,7 +48,7 @@ pub fn day_total(limit: u64, consumptions: &[Consumption], used: u64) -> Verdict
 
 /// A consume made before local midnight, on a day that had `used_before` units, still counts
 /// against that day.
-pub fn same_day(used_before: u64, consumption: &Consumption) -> Verdict {
+pub fn same_day(used_before: u64, consumption: &Consumption) -> Judgement {
     let expected = used_before + consumption.units;
     if !consumption.accepted || consumption.used == expected {
         return Ok(());
@@ -64,7 +64,7 @@ pub fn same_day(used_before: u64, consumption: &Consumption) -> Verdict {
 }
 
 /// The first consume at or after local midnight sees a fresh day.
-pub fn fresh_day(consumption: &Consumption) -> Verdict {
+pub fn fresh_day(consumption: &Consumption) -> Judgement {
     if !consumption.accepted || consumption.used == consumption.units {
         return Ok(());
     }
@@ -79,7 +79,7 @@ pub fn fresh_day(consumption: &Consumption) -> Verdict {
 }
 
 /// A live counter key expires exactly at the next local midnight, `left` from now.
-pub fn expires_at_local_midnight(key: &str, ttl: Ttl, left: Duration) -> Verdict {
+pub fn expires_at_local_midnight(key: &str, ttl: Ttl, left: Duration) -> Judgement {
     let rule = match ttl {
         Ttl::Remaining(remaining) if remaining == left => return Ok(()),
         Ttl::Remaining(remaining) if remaining < left => "ttl-before-midnight",

@@ -8,7 +8,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::clock::{ManualClock, Millis, millis};
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::store::Store;
 use crate::sync::block_on;
 use crate::testing::burst;
@@ -23,7 +23,7 @@ pub fn contention<Q: Quota + 'static>(
     units: u64,
     threads: usize,
     rounds: usize,
-) -> Verdict {
+) -> Judgement {
     for round in 0..rounds {
         let user = format!("user-{round}");
         let shared = Arc::clone(&quota);
@@ -59,7 +59,7 @@ pub fn resets_at_local_midnight<Q: Quota>(
     zone: &TimeZone,
     day: Date,
     units: u64,
-) -> Verdict {
+) -> Judgement {
     let user = "midnight-user";
     clock.set(start_of(zone, day) + millis(Duration::from_secs(30 * 60)));
     let first = block_on(quota.consume(user, units)).expect("quota call");
@@ -79,7 +79,7 @@ pub fn keys_expire_at_local_midnight<S: Store>(
     pattern: &str,
     zone: &TimeZone,
     now: Millis,
-) -> Verdict {
+) -> Judgement {
     let left = Duration::from_millis(next_local_midnight(zone, now) - now);
     for key in block_on(store.keys(pattern)).expect("store call") {
         let ttl = block_on(store.pttl(&key)).expect("store call");

@@ -1,6 +1,6 @@
 //! The fixed-window invariants as checks over what was observed.
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 use crate::limit::Decision;
 use crate::store::Ttl;
 
@@ -8,7 +8,7 @@ use super::COMPONENT;
 
 /// Of the `decisions` of one burst of calls inside one window for one key, starting from an
 /// empty window, exactly `min(M, max)` were allowed.
-pub fn exactly_min_allowed(max: u64, decisions: &[Decision]) -> Verdict {
+pub fn exactly_min_allowed(max: u64, decisions: &[Decision]) -> Judgement {
     let calls = decisions.len() as u64;
     let allowed = decisions.iter().filter(|d| d.allowed).count() as u64;
     let expected = calls.min(max);
@@ -28,7 +28,7 @@ pub fn exactly_min_allowed(max: u64, decisions: &[Decision]) -> Verdict {
 }
 
 /// The key of a limiter that has been hit carries a TTL no longer than the window.
-pub fn key_has_ttl(key: &str, ttl: Ttl, window: std::time::Duration) -> Verdict {
+pub fn key_has_ttl(key: &str, ttl: Ttl, window: std::time::Duration) -> Judgement {
     match ttl {
         Ttl::Remaining(left) if left <= window => Ok(()),
         other => Err(Violation::new(
@@ -40,7 +40,7 @@ pub fn key_has_ttl(key: &str, ttl: Ttl, window: std::time::Duration) -> Verdict 
 }
 
 /// A call made once a full window has passed since the denied call `denied` is allowed.
-pub fn window_ends(denied: &Decision, after_window: &Decision) -> Verdict {
+pub fn window_ends(denied: &Decision, after_window: &Decision) -> Judgement {
     if denied.allowed || after_window.allowed {
         return Ok(());
     }

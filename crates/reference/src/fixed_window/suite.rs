@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::ManualClock;
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::limit::{Limit, RateLimiter};
 use crate::store::Store;
 use crate::sync::block_on;
@@ -19,7 +19,7 @@ pub fn contention<L: RateLimiter + 'static>(
     max: u64,
     threads: usize,
     rounds: usize,
-) -> Verdict {
+) -> Judgement {
     for round in 0..rounds {
         let limiter = Arc::clone(&limiter);
         let decisions =
@@ -35,7 +35,7 @@ pub fn keys_isolated<L: RateLimiter + 'static>(
     max: u64,
     ids: usize,
     calls_per_id: usize,
-) -> Verdict {
+) -> Judgement {
     let decisions = burst(ids * calls_per_id, move |i| {
         let id = format!("user-{}", i % ids);
         (i % ids, block_on(limiter.check(&id)).expect("store call"))
@@ -54,7 +54,7 @@ pub fn ttl_always_set<L: RateLimiter, S: Store>(
     key: &str,
     id: &str,
     limit: Limit,
-) -> Verdict {
+) -> Judgement {
     for _ in 0..limit.max + 2 {
         block_on(limiter.check(id)).expect("store call");
         let ttl = block_on(store.pttl(key)).expect("store call");
@@ -65,14 +65,14 @@ pub fn ttl_always_set<L: RateLimiter, S: Store>(
 
 /// An identifier denied at the end of a busy window is allowed again once the window that its
 /// first hit opened has passed, even though it kept calling in between.
-pub fn window_ends<L: RateLimiter>(limiter: &L, clock: &ManualClock, limit: Limit) -> Verdict {
+pub fn window_ends<L: RateLimiter>(limiter: &L, clock: &ManualClock, limit: Limit) -> Judgement {
     window_ends_with(limiter, limit, |by| clock.advance(by))
 }
 
 /// [`window_ends`] with time passed by `pass`: the memory store's clock moves by hand, a
 /// server's only by waiting (the caller's `pass` sleeps; a test on a server keeps the window
 /// short).
-pub fn window_ends_with<L: RateLimiter>(limiter: &L, limit: Limit, pass: impl Fn(Duration)) -> Verdict {
+pub fn window_ends_with<L: RateLimiter>(limiter: &L, limit: Limit, pass: impl Fn(Duration)) -> Judgement {
     let id = "steady-caller";
     let mut last = None;
     for _ in 0..=limit.max {

@@ -1,14 +1,14 @@
 //! The GCRA invariants as checks over what was observed.
 
 use crate::clock::Millis;
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 use crate::limit::Decision;
 
 use super::{COMPONENT, NANOS_PER_MILLI, Params};
 
 /// The GCRA burst bound: of the admissions made at `allowed_at` (in any order), every closed
 /// interval of length `L` holds at most `burst + floor(L / T)`.
-pub fn burst_bound(params: Params, allowed_at: &[Millis]) -> Verdict {
+pub fn burst_bound(params: Params, allowed_at: &[Millis]) -> Judgement {
     let mut times = allowed_at.to_vec();
     times.sort_unstable();
     let burst = usize::try_from(params.burst).unwrap_or(usize::MAX);
@@ -39,7 +39,7 @@ pub fn burst_bound(params: Params, allowed_at: &[Millis]) -> Verdict {
 
 /// Of a burst of concurrent calls at one instant, exactly `expected` (what a sequential GCRA
 /// admits from the same state) were admitted.
-pub fn burst_admits_exactly(expected: u64, decisions: &[Decision]) -> Verdict {
+pub fn burst_admits_exactly(expected: u64, decisions: &[Decision]) -> Judgement {
     let calls = decisions.len() as u64;
     let allowed = decisions.iter().filter(|d| d.allowed).count() as u64;
     let evidence =

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, ManualClock, Millis};
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::limit::{Limit, RateLimiter};
 use crate::sync::block_on;
 use crate::testing::burst;
@@ -21,7 +21,7 @@ pub fn contention<L: RateLimiter + 'static>(
     threads: usize,
     rounds: usize,
     steps: &[Duration],
-) -> Verdict {
+) -> Judgement {
     let params = Params::new(limit);
     let mut tat = 0;
     let mut admitted: Vec<Millis> = Vec::new();

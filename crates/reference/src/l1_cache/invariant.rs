@@ -1,6 +1,6 @@
 //! The L1 cache invariants as checks over what was observed.
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 use crate::store::glob_match;
 
 use super::multi_layer::LayerStats;
@@ -31,7 +31,7 @@ pub struct Read {
 }
 
 /// An instance never holds more than its capacity.
-pub fn bounded(capacity: usize, len: usize) -> Verdict {
+pub fn bounded(capacity: usize, len: usize) -> Judgement {
     if len <= capacity {
         return Ok(());
     }
@@ -40,7 +40,7 @@ pub fn bounded(capacity: usize, len: usize) -> Verdict {
 
 /// The stats agree with what the callers saw, exactly, and account for every entry: each one
 /// inserted is still held or was evicted, expired or invalidated.
-pub fn stats_exact(seen: Tally, stats: Stats, len: usize) -> Verdict {
+pub fn stats_exact(seen: Tally, stats: Stats, len: usize) -> Judgement {
     let inexact = |what: String| Err(Violation::new(COMPONENT, "inexact-stats", what));
     if stats.gets() != seen.gets {
         return inexact(format!(
@@ -70,7 +70,7 @@ pub fn stats_exact(seen: Tally, stats: Stats, len: usize) -> Verdict {
 
 /// `reads` were made after `invalidate(pattern)` returned and before any matching key was set
 /// again: none of them may have been served a value for a matching key.
-pub fn no_stale_reads(pattern: &str, reads: &[Read]) -> Verdict {
+pub fn no_stale_reads(pattern: &str, reads: &[Read]) -> Judgement {
     match reads.iter().find(|r| r.served.is_some() && glob_match(pattern, &r.key)) {
         None => Ok(()),
         Some(read) => Err(Violation::new(
@@ -114,7 +114,7 @@ pub enum Event {
 /// A `get` that began after an `invalidate(pattern)` returned must not serve, for a matching
 /// key, a value whose `set` returned before that invalidation began. Sets overlapping the
 /// invalidation may legitimately survive it and are not judged.
-pub fn no_stale_after_invalidate(history: &[Event]) -> Verdict {
+pub fn no_stale_after_invalidate(history: &[Event]) -> Judgement {
     let mut set_end: std::collections::HashMap<(&str, &[u8]), u64> = std::collections::HashMap::new();
     let mut invalidations = Vec::new();
     for event in history {
@@ -157,7 +157,7 @@ pub fn no_stale_after_invalidate(history: &[Event]) -> Verdict {
 
 /// Exactly one layer counter moved per `get`, the hits are the values served, and the L1
 /// hits are the L1's own.
-pub fn layers_exact(seen: Tally, layers: LayerStats, l1: Stats) -> Verdict {
+pub fn layers_exact(seen: Tally, layers: LayerStats, l1: Stats) -> Judgement {
     let inexact = |what: String| Err(Violation::new(COMPONENT, "inexact-layer-stats", what));
     if layers.gets() != seen.gets {
         return inexact(format!("{layers:?} count {} gets, callers made {}", layers.gets(), seen.gets));

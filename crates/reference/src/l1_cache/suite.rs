@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::ManualClock;
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::sync::block_on;
 use crate::testing::burst;
 
@@ -23,7 +23,7 @@ pub fn contention<C: Cache + 'static>(
     capacity: usize,
     threads: usize,
     ops_per_thread: usize,
-) -> Verdict {
+) -> Judgement {
     let worker = Arc::clone(&cache);
     let outcomes = burst(threads, move |thread| -> Result<Tally, crate::Violation> {
         let mut rng = XorShift::new(thread as u64);
@@ -62,7 +62,7 @@ pub fn contention<C: Cache + 'static>(
 /// instance caches the same project's keys; one instance invalidates `project:{round}:*` while
 /// the others keep reading other keys; once it has returned, every instance reads the project's
 /// keys again and none may serve one.
-pub fn cross_instance<C: Cache + 'static>(nodes: Vec<Arc<C>>, rounds: usize) -> Verdict {
+pub fn cross_instance<C: Cache + 'static>(nodes: Vec<Arc<C>>, rounds: usize) -> Judgement {
     let nodes = Arc::new(nodes);
     let count = nodes.len();
     for round in 0..rounds {
@@ -196,7 +196,7 @@ pub fn shared_layers<C: Layered + 'static>(
     threads: usize,
     rounds: usize,
     evict_l2: impl Fn(&str),
-) -> Verdict {
+) -> Judgement {
     let count = nodes_len_checked(&nodes, threads);
     let nodes = Arc::new(nodes);
     let recorder = Arc::new(Recorder {

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::clock::Millis;
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
 use super::{COMPONENT, Page, clamp_limit};
 
@@ -12,7 +12,7 @@ use super::{COMPONENT, Page, clamp_limit};
 /// row that existed when the walk started: no row is served twice ("repeated-row"), the rows
 /// come newest first by `(created, id)` across page boundaries ("out-of-order"), and every
 /// row of `existing` is served ("skipped-row").
-pub fn each_row_once(existing: &[(Millis, u64)], pages: &[Page]) -> Verdict {
+pub fn each_row_once(existing: &[(Millis, u64)], pages: &[Page]) -> Judgement {
     let mut seen: HashMap<u64, usize> = HashMap::new();
     for (number, page) in pages.iter().enumerate() {
         for row in &page.rows {
@@ -66,7 +66,7 @@ pub fn each_row_once(existing: &[(Millis, u64)], pages: &[Page]) -> Verdict {
 
 /// A page for a `requested` size holds at most [`clamp_limit`] rows, and exactly that many
 /// when it says there is a next page ("wrong-page-size").
-pub fn page_size(requested: Option<usize>, page: &Page) -> Verdict {
+pub fn page_size(requested: Option<usize>, page: &Page) -> Judgement {
     let limit = clamp_limit(requested);
     let len = page.rows.len();
     if len > limit || (page.next.is_some() && len != limit) {

@@ -5,7 +5,7 @@ use crate::sync::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::clock::Millis;
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::sync::block_on;
 use crate::testing::burst;
 
@@ -60,7 +60,7 @@ pub fn seed<R: RowSet>(rows: &R, count: u64, ties: u64) -> Vec<(Millis, u64)> {
 
 /// Walks of a feed of 100 rows, 7 to a timestamp, with page sizes that put ties across every
 /// page boundary: each row served once, newest first.
-pub fn ties_at_page_boundaries<R: RowSet>(rows: &R) -> Verdict {
+pub fn ties_at_page_boundaries<R: RowSet>(rows: &R) -> Judgement {
     let existing = seed(rows, 100, 7);
     for limit in [None, Some(1), Some(3), Some(6), Some(100), Some(500)] {
         invariant::each_row_once(&existing, &walk(rows, limit)?)?;
@@ -71,7 +71,7 @@ pub fn ties_at_page_boundaries<R: RowSet>(rows: &R) -> Verdict {
 /// One walk of 60 rows (4 to a timestamp), 10 a page, with rows inserted after every page: one
 /// at the head, one tying with the page's last row, one older than every row. Every row that
 /// existed when the walk started is served once.
-pub fn inserts_between_pages<R: RowSet>(rows: &R) -> Verdict {
+pub fn inserts_between_pages<R: RowSet>(rows: &R) -> Judgement {
     let existing = seed(rows, 60, 4);
     let limit = Some(10);
     let mut pages = Vec::new();
@@ -124,7 +124,7 @@ pub fn concurrent_walks<R: RowSet + 'static>(
     seeded: u64,
     per_writer: u64,
     limit: Option<usize>,
-) -> Verdict {
+) -> Judgement {
     let ties = 3;
     let base_rows = seed(&*rows, seeded, ties);
     let span = seeded.div_ceil(ties);
@@ -132,7 +132,7 @@ pub fn concurrent_walks<R: RowSet + 'static>(
     let (fetched, inserted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let readers_left = Arc::new(AtomicU64::new(readers as u64));
     let writers_left = Arc::new(AtomicU64::new(writers as u64));
-    let verdicts = burst(writers + readers, move |i| -> Verdict {
+    let verdicts = burst(writers + readers, move |i| -> Judgement {
         if i < writers {
             for k in 0..per_writer {
                 let before = fetched.load(Ordering::SeqCst);

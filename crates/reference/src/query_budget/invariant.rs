@@ -1,6 +1,6 @@
 //! The query-budget invariants as checks over the query counts of requests.
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
 use super::{BUDGET, COMPONENT};
 
@@ -13,7 +13,7 @@ pub struct PageQueries {
 }
 
 /// A request of `endpoint` made fewer than [`BUDGET`] queries ("over-budget").
-pub fn within_budget(endpoint: &str, queries: u64) -> Verdict {
+pub fn within_budget(endpoint: &str, queries: u64) -> Judgement {
     if queries < BUDGET {
         return Ok(());
     }
@@ -26,7 +26,7 @@ pub fn within_budget(endpoint: &str, queries: u64) -> Verdict {
 
 /// The requests of `endpoint` made no more queries for the page that served the most rows than
 /// for the one that served the fewest ("grows-with-page-size"): no query per row.
-pub fn flat_in_page_size(endpoint: &str, observations: &[PageQueries]) -> Verdict {
+pub fn flat_in_page_size(endpoint: &str, observations: &[PageQueries]) -> Judgement {
     let (Some(fewest), Some(most)) =
         (observations.iter().min_by_key(|o| o.rows), observations.iter().max_by_key(|o| o.rows))
     else {
@@ -46,7 +46,7 @@ pub fn flat_in_page_size(endpoint: &str, observations: &[PageQueries]) -> Verdic
 }
 
 /// The count reported for a request is every query it made ("miscounted").
-pub fn reported_exactly(made: u64, reported: u64) -> Verdict {
+pub fn reported_exactly(made: u64, reported: u64) -> Judgement {
     if made == reported {
         return Ok(());
     }

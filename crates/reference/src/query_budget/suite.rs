@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::pagination::{MemoryRows, PageResult, Row};
 use crate::sync::block_on;
 use crate::testing::burst;
@@ -39,7 +39,7 @@ impl RowDetails for Records {
 /// A feed of `rows` rows, listed from its head once per size in `sizes`, each listing one
 /// request with a counter of its own: the count stays within the budget and does not grow with
 /// the rows served.
-pub fn flat_in_page_size<L: Listing>(imp: &L, rows: u64, sizes: &[usize]) -> Verdict {
+pub fn flat_in_page_size<L: Listing>(imp: &L, rows: u64, sizes: &[usize]) -> Judgement {
     let feed = MemoryRows::new();
     crate::pagination::suite::seed(&feed, rows, 1);
     let records = Records::new(rows);
@@ -57,7 +57,11 @@ pub fn flat_in_page_size<L: Listing>(imp: &L, rows: u64, sizes: &[usize]) -> Ver
 
 /// `threads` threads released together each count `per_thread` queries of one request on
 /// `counter`: every one is reported.
-pub fn concurrent_queries<C: Counter + 'static>(counter: Arc<C>, threads: usize, per_thread: u64) -> Verdict {
+pub fn concurrent_queries<C: Counter + 'static>(
+    counter: Arc<C>,
+    threads: usize,
+    per_thread: u64,
+) -> Judgement {
     let shared = Arc::clone(&counter);
     burst(threads, move |_| (0..per_thread).for_each(|_| shared.record()));
     invariant::reported_exactly(threads as u64 * per_thread, counter.total())

@@ -1,11 +1,11 @@
 //! The segment-concatenation invariants as checks over what a join produced and cost.
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
 use super::{COMPONENT, Cost, total_len};
 
 /// The output is the segments, in order, nothing added or missing.
-pub fn output_is_concatenation<T: AsRef<[u8]>>(segments: &[T], output: &[u8]) -> Verdict {
+pub fn output_is_concatenation<T: AsRef<[u8]>>(segments: &[T], output: &[u8]) -> Judgement {
     let expected: Vec<u8> = segments.iter().flat_map(|s| s.as_ref().iter().copied()).collect();
     if output == expected.as_slice() {
         return Ok(());
@@ -26,7 +26,7 @@ pub fn output_is_concatenation<T: AsRef<[u8]>>(segments: &[T], output: &[u8]) ->
 
 /// The join copied no byte more than once and allocated at most once: its cost is linear in
 /// the total, independent of how many segments there were.
-pub fn linear_cost<T: AsRef<[u8]>>(segments: &[T], cost: Cost) -> Verdict {
+pub fn linear_cost<T: AsRef<[u8]>>(segments: &[T], cost: Cost) -> Judgement {
     let total = total_len(segments) as u64;
     if cost.copied > total {
         return Err(Violation::new(

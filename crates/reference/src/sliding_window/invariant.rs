@@ -5,14 +5,14 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::clock::{Millis, millis};
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 use crate::limit::{Decision, Limit};
 
 use super::COMPONENT;
 
 /// No interval of length `window` holds more than `max` of the admissions made at `allowed_at`
 /// (in any order).
-pub fn at_most_max_in_any_window(max: u64, window: Duration, allowed_at: &[Millis]) -> Verdict {
+pub fn at_most_max_in_any_window(max: u64, window: Duration, allowed_at: &[Millis]) -> Judgement {
     let mut times = allowed_at.to_vec();
     times.sort_unstable();
     let Some(span) = usize::try_from(max).ok().filter(|span| *span < times.len()) else {
@@ -37,7 +37,7 @@ pub fn at_most_max_in_any_window(max: u64, window: Duration, allowed_at: &[Milli
 
 /// In a sequential `history` of `(at, decision)`, in call order, a call was refused only while
 /// `max` earlier admissions were live.
-pub fn no_false_denial(max: u64, window: Duration, history: &[(Millis, Decision)]) -> Verdict {
+pub fn no_false_denial(max: u64, window: Duration, history: &[(Millis, Decision)]) -> Judgement {
     let window = millis(window);
     let mut live: VecDeque<Millis> = VecDeque::new();
     for (step, (at, decision)) in history.iter().enumerate() {
@@ -58,7 +58,7 @@ pub fn no_false_denial(max: u64, window: Duration, history: &[(Millis, Decision)
 }
 
 /// Both invariants over a sequential history.
-pub fn sequential_history(limit: Limit, history: &[(Millis, Decision)]) -> Verdict {
+pub fn sequential_history(limit: Limit, history: &[(Millis, Decision)]) -> Judgement {
     let allowed: Vec<Millis> = history.iter().filter(|(_, d)| d.allowed).map(|(at, _)| *at).collect();
     at_most_max_in_any_window(limit.max, limit.window, &allowed)?;
     no_false_denial(limit.max, limit.window, history)
@@ -66,7 +66,7 @@ pub fn sequential_history(limit: Limit, history: &[(Millis, Decision)]) -> Verdi
 
 /// Of a burst of concurrent calls at one instant, with `live` admissions live before it,
 /// exactly `min(calls, max - live)` were admitted.
-pub fn burst_fills_free_slots(max: u64, live: u64, decisions: &[Decision]) -> Verdict {
+pub fn burst_fills_free_slots(max: u64, live: u64, decisions: &[Decision]) -> Judgement {
     let calls = decisions.len() as u64;
     let allowed = decisions.iter().filter(|d| d.allowed).count() as u64;
     let expected = calls.min(max.saturating_sub(live));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, ManualClock, Millis, millis};
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::limit::{Limit, RateLimiter};
 use crate::sync::block_on;
 use crate::testing::burst;
@@ -22,7 +22,7 @@ pub fn contention<L: RateLimiter + 'static>(
     threads: usize,
     rounds: usize,
     step: Duration,
-) -> Verdict {
+) -> Judgement {
     let window = millis(limit.window);
     let mut admitted: Vec<Millis> = Vec::new();
     for _ in 0..rounds {
@@ -39,7 +39,7 @@ pub fn contention<L: RateLimiter + 'static>(
 
 /// `max` calls one millisecond before an edge of a window aligned to the epoch and `max` more
 /// on the edge, from a fresh key: a sliding limiter admits the first `max` only.
-pub fn boundary_burst<L: RateLimiter>(limiter: &L, clock: &ManualClock, limit: Limit) -> Verdict {
+pub fn boundary_burst<L: RateLimiter>(limiter: &L, clock: &ManualClock, limit: Limit) -> Judgement {
     let window = millis(limit.window).max(1);
     let edge = (clock.now() / window + 1) * window;
     let mut history = Vec::new();

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 use crate::store::Ttl;
 
 use super::{COMPONENT, Fields, TTL};
 
 /// After merges of disjoint fields, the stored status holds every one of them.
-pub fn merges_survive(key: &str, merged: &Fields, stored: Option<&Fields>) -> Verdict {
+pub fn merges_survive(key: &str, merged: &Fields, stored: Option<&Fields>) -> Judgement {
     let empty = Fields::new();
     let stored = stored.unwrap_or(&empty);
     let lost: Vec<&str> = merged
@@ -27,7 +27,7 @@ pub fn merges_survive(key: &str, merged: &Fields, stored: Option<&Fields>) -> Ve
 }
 
 /// A status key that exists carries a TTL of at most 24 h.
-pub fn ttl_within_a_day(key: &str, ttl: Ttl) -> Verdict {
+pub fn ttl_within_a_day(key: &str, ttl: Ttl) -> Judgement {
     match ttl {
         Ttl::Missing => Ok(()),
         Ttl::Remaining(left) if left <= TTL => Ok(()),
@@ -43,7 +43,7 @@ pub fn ttl_within_a_day(key: &str, ttl: Ttl) -> Verdict {
 }
 
 /// A status read `since_write` after its last write is there before 24 h and gone from then on.
-pub fn lives_a_day(key: &str, since_write: Duration, stored: Option<&Fields>) -> Verdict {
+pub fn lives_a_day(key: &str, since_write: Duration, stored: Option<&Fields>) -> Judgement {
     match (since_write < TTL, stored.is_some()) {
         (true, true) | (false, false) => Ok(()),
         (true, false) => Err(Violation::new(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::clock::ManualClock;
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::store::Store;
 use crate::sync::block_on;
 use crate::testing::burst;
@@ -24,7 +24,7 @@ pub fn disjoint_merges<T: StatusTracker + 'static>(
     threads: usize,
     fields_per_thread: usize,
     rounds: usize,
-) -> Verdict {
+) -> Judgement {
     for round in 0..rounds {
         let video = format!("video-{round}");
         let (shared, id) = (Arc::clone(&tracker), video.clone());
@@ -50,7 +50,7 @@ pub fn expires_a_day_after_last_write<T: StatusTracker, S: Store>(
     tracker: &T,
     store: &S,
     clock: &ManualClock,
-) -> Verdict {
+) -> Judgement {
     let video = "expiring";
     let key = key(video);
     let almost = TTL - Duration::from_secs(60 * 60);

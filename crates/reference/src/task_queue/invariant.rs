@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 use crate::store::QueueDepth;
 
 use super::COMPONENT;
@@ -20,7 +20,7 @@ pub struct Drained {
 }
 
 /// The queue drained, and every enqueued task took effect exactly once.
-pub fn exactly_once(run: &Drained) -> Verdict {
+pub fn exactly_once(run: &Drained) -> Judgement {
     if run.depth != QueueDepth::default() {
         return Err(Violation::new(
             COMPONENT,

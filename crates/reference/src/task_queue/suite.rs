@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::clock::ManualClock;
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::store::{Delivery, Store};
 use crate::sync::block_on;
 use crate::testing::burst;
@@ -64,7 +64,7 @@ pub fn drain_with_deaths<C, S, F>(
     clock: &ManualClock,
     (tasks, workers, max_rounds): (usize, usize, usize),
     fate: F,
-) -> Verdict
+) -> Judgement
 where
     C: Consumer + 'static,
     S: Store,

@@ -1,13 +1,13 @@
 //! The token-refresh invariants as checks over what the upstream saw.
 
 use crate::clock::Millis;
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
 use super::COMPONENT;
 
 /// In a period in which the schedulers ticked, the upstream granted exactly one refresh of
 /// `token`.
-pub fn one_refresh_per_period(token: &str, period: u64, granted: usize) -> Verdict {
+pub fn one_refresh_per_period(token: &str, period: u64, granted: usize) -> Judgement {
     match granted {
         1 => Ok(()),
         0 => Err(Violation::new(
@@ -25,7 +25,12 @@ pub fn one_refresh_per_period(token: &str, period: u64, granted: usize) -> Verdi
 
 /// An upstream call made at `used_at` with `access_token`, which the upstream issued to
 /// expire at `expires_at` (`None`: never issued), carried a live token.
-pub fn token_fresh(token: &str, access_token: &str, expires_at: Option<Millis>, used_at: Millis) -> Verdict {
+pub fn token_fresh(
+    token: &str,
+    access_token: &str,
+    expires_at: Option<Millis>,
+    used_at: Millis,
+) -> Judgement {
     match expires_at {
         Some(at) if used_at < at => Ok(()),
         Some(at) => Err(Violation::new(

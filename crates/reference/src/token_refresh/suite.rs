@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, ManualClock, Millis, millis};
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::store::Store;
 use crate::sync::{Mutex, block_on, lock};
 use crate::testing::burst;
@@ -75,7 +75,7 @@ impl FakeOAuth {
     }
 
     /// An API call on behalf of `token_id` carrying `access_token`, made now.
-    pub fn api_call(&self, token_id: &str, access_token: &str) -> Verdict {
+    pub fn api_call(&self, token_id: &str, access_token: &str) -> Judgement {
         let now = self.clock.now();
         let expires_at = lock(&self.state).expires.get(access_token).copied();
         invariant::token_fresh(token_id, access_token, expires_at, now)
@@ -110,7 +110,7 @@ pub fn contention<T, S>(
     policy: Policy,
     tokens: &[String],
     (periods, ticks): (usize, usize),
-) -> Verdict
+) -> Judgement
 where
     T: Scheduler + 'static,
     S: Store,

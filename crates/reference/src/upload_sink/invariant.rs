@@ -1,13 +1,13 @@
 //! The upload-sink invariants as checks over what an upload stored and held.
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
 use super::{COMPONENT, Stored, hex, sha256};
 
 /// The upload stored exactly the body `sent`: the size and SHA-256 the sink reported are the
 /// sent bytes' ("wrong-size", "wrong-digest"), and so are the bytes it wrote, `written`
 /// ("stored-bytes-differ").
-pub fn stored_whole(sent: &[u8], stored: &Stored, written: &[u8]) -> Verdict {
+pub fn stored_whole(sent: &[u8], stored: &Stored, written: &[u8]) -> Judgement {
     if stored.bytes != sent.len() as u64 {
         return Err(Violation::new(
             COMPONENT,
@@ -42,7 +42,7 @@ pub fn stored_whole(sent: &[u8], stored: &Stored, written: &[u8]) -> Verdict {
 /// Uploads of `body_bytes` held at most `bound` body bytes in memory at once (`peak`, a
 /// [`Meter`](super::Meter)'s high-water mark): the bound is what streaming needs — the largest
 /// chunk of each upload in flight at once — and does not grow with the bodies.
-pub fn held_bounded(peak: u64, bound: u64, body_bytes: u64) -> Verdict {
+pub fn held_bounded(peak: u64, bound: u64, body_bytes: u64) -> Judgement {
     if peak <= bound {
         return Ok(());
     }

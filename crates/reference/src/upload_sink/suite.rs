@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::sync::block_on;
 use crate::testing::burst;
 
@@ -25,7 +25,7 @@ pub fn body(len: usize, seed: u64) -> Vec<u8> {
 
 /// Stores `data` cut into `chunk`-byte chunks through `imp`, alone on a fresh meter: stored
 /// whole, and never more than the largest chunk held at once.
-pub fn upload<S: Sink>(imp: &S, data: &[u8], chunk: usize) -> Verdict {
+pub fn upload<S: Sink>(imp: &S, data: &[u8], chunk: usize) -> Judgement {
     let (meter, mut writer) = (Meter::new(), MemoryWriter::default());
     let chunks = Chunks::of(data, chunk);
     let largest = chunks.largest() as u64;
@@ -36,7 +36,7 @@ pub fn upload<S: Sink>(imp: &S, data: &[u8], chunk: usize) -> Verdict {
 
 /// One body of 100,003 bytes in every chunking from one byte at a time to one chunk, and the
 /// empty body.
-pub fn every_chunking<S: Sink>(imp: &S) -> Verdict {
+pub fn every_chunking<S: Sink>(imp: &S) -> Judgement {
     let data = body(100_003, 12);
     for chunk in [1, 7, 4_096, 65_537, data.len()] {
         upload(imp, &data, chunk)?;
@@ -46,7 +46,7 @@ pub fn every_chunking<S: Sink>(imp: &S) -> Verdict {
 
 /// Bodies of 1, 16 and 256 chunks of `chunk` bytes: what a sink holds at once stays one chunk
 /// as the body grows.
-pub fn memory_flat_in_body_size<S: Sink>(imp: &S, chunk: usize) -> Verdict {
+pub fn memory_flat_in_body_size<S: Sink>(imp: &S, chunk: usize) -> Judgement {
     for chunks in [1, 16, 256] {
         upload(imp, &body(chunks * chunk, chunks as u64), chunk)?;
     }
@@ -61,7 +61,7 @@ pub fn concurrent_uploads<S: Sink + 'static>(
     threads: usize,
     chunks: usize,
     chunk: usize,
-) -> Verdict {
+) -> Judgement {
     let meter = Arc::new(Meter::new());
     let shared = Arc::clone(&meter);
     let verdicts = burst(threads, move |i| {
@@ -71,6 +71,6 @@ pub fn concurrent_uploads<S: Sink + 'static>(
             .expect("in-memory upload");
         invariant::stored_whole(&data, &stored, &writer.bytes)
     });
-    verdicts.into_iter().collect::<Verdict>()?;
+    verdicts.into_iter().collect::<Judgement>()?;
     invariant::held_bounded(meter.peak(), (threads * chunk) as u64, (threads * chunks * chunk) as u64)
 }

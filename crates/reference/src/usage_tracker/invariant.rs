@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::clock::Millis;
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 use crate::store::Ttl;
 
 use super::{Admission, COMPONENT, DAY_GRACE, DAY_MS, HOUR_MS, Usage, UsageLimits};
 
 /// Of the requests granted at `granted_at`, no UTC day holds more than `per_day` and no UTC
 /// hour more than `per_hour`.
-pub fn never_over_limits(limits: UsageLimits, granted_at: &[Millis]) -> Verdict {
+pub fn never_over_limits(limits: UsageLimits, granted_at: &[Millis]) -> Judgement {
     for (name, period, limit) in [("day", DAY_MS, limits.per_day), ("hour", HOUR_MS, limits.per_hour)] {
         let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
         for at in granted_at {
@@ -30,7 +30,7 @@ pub fn never_over_limits(limits: UsageLimits, granted_at: &[Millis]) -> Verdict 
 
 /// Of a burst of concurrent requests at one instant, exactly `expected` (what the day's and
 /// the hour's remaining quota allow) were granted.
-pub fn burst_grants_exactly(expected: u64, admissions: &[Admission]) -> Verdict {
+pub fn burst_grants_exactly(expected: u64, admissions: &[Admission]) -> Judgement {
     let calls = admissions.len() as u64;
     let granted = admissions.iter().filter(|a| matches!(a, Admission::Granted(_))).count() as u64;
     let evidence =
@@ -43,7 +43,7 @@ pub fn burst_grants_exactly(expected: u64, admissions: &[Admission]) -> Verdict 
 }
 
 /// The counters read back equal what was granted and finished: nothing lost, nothing extra.
-pub fn counters_conserved(granted: Usage, observed: Usage) -> Verdict {
+pub fn counters_conserved(granted: Usage, observed: Usage) -> Judgement {
     if granted == observed {
         return Ok(());
     }
@@ -55,7 +55,7 @@ pub fn counters_conserved(granted: Usage, observed: Usage) -> Verdict {
 }
 
 /// Every key of the tracker carries a TTL, none longer than a day and its grace.
-pub fn keys_carry_ttl(keys: &[(String, Ttl)]) -> Verdict {
+pub fn keys_carry_ttl(keys: &[(String, Ttl)]) -> Judgement {
     let longest = Duration::from_millis(DAY_MS) + DAY_GRACE;
     match keys.iter().find(|(_, ttl)| !matches!(ttl, Ttl::Remaining(left) if *left <= longest)) {
         None => Ok(()),

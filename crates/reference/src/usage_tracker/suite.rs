@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, ManualClock, Millis};
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::store::Store;
 use crate::sync::block_on;
 use crate::testing::burst;
@@ -33,7 +33,7 @@ pub fn contention<T: UsageTracking + 'static, S: Store>(
     limits: UsageLimits,
     prefix: &str,
     load: Load,
-) -> Verdict {
+) -> Judgement {
     // (granted at, the day it was counted in, finished successfully)
     let mut granted: Vec<(Millis, u64, bool)> = Vec::new();
     for _ in 0..load.rounds {

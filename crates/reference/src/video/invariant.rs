@@ -1,13 +1,13 @@
 //! The get-or-create invariants as checks over what was observed.
 
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
 use super::{COMPONENT, GetOrCreate, Status, Video};
 
 /// Judges C concurrent `get_or_create` calls for one (user, url) whose record had status
 /// `before` (`None`: it did not exist): a new record is created by exactly one caller; a new or
 /// failed one is claimed for processing by exactly one caller; any other is claimed by none.
-pub fn claims(before: Option<Status>, outcomes: &[GetOrCreate]) -> Verdict {
+pub fn claims(before: Option<Status>, outcomes: &[GetOrCreate]) -> Judgement {
     let calls = outcomes.len();
     let created = outcomes.iter().filter(|o| o.created).count();
     let claimed = outcomes.iter().filter(|o| o.should_process).count();
@@ -54,7 +54,7 @@ pub fn claims(before: Option<Status>, outcomes: &[GetOrCreate]) -> Verdict {
 
 /// Of C concurrent requests to leave one status (for `to`: "processing", "completed or
 /// failed"), exactly one was applied (`Some`: the record after it; `None`: refused).
-pub fn one_transition(to: &str, applied: &[Option<Video>]) -> Verdict {
+pub fn one_transition(to: &str, applied: &[Option<Video>]) -> Judgement {
     let calls = applied.len();
     let won = applied.iter().flatten().count();
     match won {
@@ -73,7 +73,7 @@ pub fn one_transition(to: &str, applied: &[Option<Video>]) -> Verdict {
 }
 
 /// A transition from `from` to `to` was applied only if the state machine has that edge.
-pub fn transition_legal(from: Option<Status>, to: Status, applied: bool) -> Verdict {
+pub fn transition_legal(from: Option<Status>, to: Status, applied: bool) -> Judgement {
     if !applied || from.is_some_and(|from| from.can_become(to)) {
         return Ok(());
     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::sync::block_on;
 use crate::testing::burst;
 
@@ -41,7 +41,7 @@ fn prepare<R: VideoRegistry>(registry: &R, url: &str, status: Status) {
 
 /// `rounds` bursts of `threads` concurrent requests, each for a new URL: exactly one creates
 /// the record and exactly one is told to process it.
-pub fn new_url<R: VideoRegistry + 'static>(registry: Arc<R>, threads: usize, rounds: usize) -> Verdict {
+pub fn new_url<R: VideoRegistry + 'static>(registry: Arc<R>, threads: usize, rounds: usize) -> Judgement {
     for round in 0..rounds {
         invariant::claims(None, &requests(&registry, &url("new", round), threads))?;
     }
@@ -49,7 +49,11 @@ pub fn new_url<R: VideoRegistry + 'static>(registry: Arc<R>, threads: usize, rou
 }
 
 /// `rounds` bursts of `threads` concurrent retries of a failed video: exactly one claims it.
-pub fn failed_retry<R: VideoRegistry + 'static>(registry: Arc<R>, threads: usize, rounds: usize) -> Verdict {
+pub fn failed_retry<R: VideoRegistry + 'static>(
+    registry: Arc<R>,
+    threads: usize,
+    rounds: usize,
+) -> Judgement {
     for round in 0..rounds {
         let url = url("failed", round);
         prepare(&*registry, &url, Status::Failed);
@@ -60,7 +64,7 @@ pub fn failed_retry<R: VideoRegistry + 'static>(registry: Arc<R>, threads: usize
 
 /// Concurrent requests for a completed, a processing and a pending video: none is told to
 /// process it.
-pub fn settled<R: VideoRegistry + 'static>(registry: Arc<R>, threads: usize) -> Verdict {
+pub fn settled<R: VideoRegistry + 'static>(registry: Arc<R>, threads: usize) -> Judgement {
     for status in [Status::Completed, Status::Processing, Status::Pending] {
         let url = url(status.as_str(), 0);
         prepare(&*registry, &url, status);
@@ -84,7 +88,7 @@ pub fn one_transition_wins<R: VideoRegistry + 'static>(
     registry: Arc<R>,
     threads: usize,
     rounds: usize,
-) -> Verdict {
+) -> Judgement {
     for round in 0..rounds {
         let url = url("transition", round);
         prepare(&*registry, &url, Status::Pending);
@@ -107,7 +111,7 @@ pub fn one_transition_wins<R: VideoRegistry + 'static>(
 
 /// Every transition from every status (and from a missing record): only the state machine's
 /// edges are applied.
-pub fn refuses_illegal_transitions<R: VideoRegistry>(registry: &R) -> Verdict {
+pub fn refuses_illegal_transitions<R: VideoRegistry>(registry: &R) -> Judgement {
     for (n, from) in Status::ALL.into_iter().map(Some).chain([None]).enumerate() {
         for to in [Status::Processing, Status::Completed, Status::Failed] {
             let url = url(&format!("edge-{n}"), to as usize);

@@ -3,14 +3,14 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::clock::{Millis, millis};
-use crate::invariant::{Verdict, Violation};
+use crate::invariant::{Judgement, Violation};
 
 use super::COMPONENT;
 use super::batcher::BatchConfig;
 
 /// Of one burst of `admitted.len()` concurrent connects of one user holding no slot, exactly
 /// `min(M, max)` were admitted.
-pub fn exactly_min_admitted(max: usize, admitted: &[bool]) -> Verdict {
+pub fn exactly_min_admitted(max: usize, admitted: &[bool]) -> Judgement {
     let (calls, count) = (admitted.len(), admitted.iter().filter(|a| **a).count());
     let expected = calls.min(max);
     match count.cmp(&expected) {
@@ -30,7 +30,7 @@ pub fn exactly_min_admitted(max: usize, admitted: &[bool]) -> Verdict {
 
 /// A user never has more than `max` live connections (admitted, not disconnected, lease kept
 /// up by heartbeats).
-pub fn within_limit(user: &str, max: usize, live: usize) -> Verdict {
+pub fn within_limit(user: &str, max: usize, live: usize) -> Judgement {
     if live <= max {
         return Ok(());
     }
@@ -43,7 +43,7 @@ pub fn within_limit(user: &str, max: usize, live: usize) -> Verdict {
 
 /// Once every connection of a user has disconnected, a burst of `admitted.len()` connects is
 /// admitted exactly as on a fresh user: disconnects gave every slot back.
-pub fn slots_freed(max: usize, admitted: &[bool]) -> Verdict {
+pub fn slots_freed(max: usize, admitted: &[bool]) -> Judgement {
     match exactly_min_admitted(max, admitted) {
         Err(v) if v.rule == "false-refusal" => Err(Violation::new(
             COMPONENT,
@@ -72,7 +72,7 @@ pub enum Event {
 /// socket last became free, whichever is later (given polls at the batcher's deadlines),
 /// refusals exactly at `bound` pending. With `settled` (the driver freed the socket and waited
 /// out every deadline at the end) every accepted message must have been delivered.
-pub fn batches(config: BatchConfig, events: &[Event], settled: bool) -> Verdict {
+pub fn batches(config: BatchConfig, events: &[Event], settled: bool) -> Judgement {
     let fail = |rule, evidence: String| Err(Violation::new(COMPONENT, rule, evidence));
     let max_wait = millis(config.max_wait);
     let mut accepted: Vec<u64> = Vec::new();

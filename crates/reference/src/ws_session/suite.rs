@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::clock::{ManualClock, Millis, millis};
 use crate::fixed_window;
-use crate::invariant::Verdict;
+use crate::invariant::Judgement;
 use crate::limit::RateLimiter;
 use crate::sync::block_on;
 use crate::testing::burst;
@@ -23,7 +23,7 @@ pub fn concurrent_connects<C: Connections + 'static>(
     max: usize,
     threads: usize,
     rounds: usize,
-) -> Verdict {
+) -> Judgement {
     for round in 0..rounds {
         let (c, user) = (Arc::clone(&conns), format!("user-{round}"));
         let admitted =
@@ -35,7 +35,11 @@ pub fn concurrent_connects<C: Connections + 'static>(
 
 /// `rounds` rounds on fresh users: a user holding all `max` slots closes every connection at
 /// once, one thread each; afterwards `max` connects, one after the other, are all admitted.
-pub fn concurrent_disconnects<C: Connections + 'static>(conns: Arc<C>, max: usize, rounds: usize) -> Verdict {
+pub fn concurrent_disconnects<C: Connections + 'static>(
+    conns: Arc<C>,
+    max: usize,
+    rounds: usize,
+) -> Judgement {
     for round in 0..rounds {
         let user = format!("user-{round}");
         for i in 0..max {
@@ -57,7 +61,7 @@ pub fn heartbeats_hold_slots<C: Connections>(
     clock: &ManualClock,
     max: usize,
     lease: Duration,
-) -> Verdict {
+) -> Judgement {
     let user = "heartbeating";
     let ids: Vec<String> = (0..max).map(|i| format!("c{i}")).collect();
     let admitted: Vec<bool> =
@@ -85,7 +89,7 @@ pub fn lapsed_slots_freed<C: Connections>(
     clock: &ManualClock,
     max: usize,
     lease: Duration,
-) -> Verdict {
+) -> Judgement {
     let user = "crashed";
     for i in 0..max {
         block_on(conns.connect(user, &format!("old{i}"))).expect("store call");
@@ -108,7 +112,7 @@ pub fn message_limits<L: RateLimiter + 'static>(
     threads: usize,
     per_thread: usize,
     rounds: usize,
-) -> Verdict {
+) -> Judgement {
     for round in 0..rounds {
         let (l, user) = (Arc::clone(&limits), format!("user-{round}"));
         let decisions: Vec<_> = burst(threads, move |_| {
@@ -243,7 +247,12 @@ impl<B: Batching<u64>> Driver<B> {
 
 /// A steady trickle: `messages` messages `gap` apart on a socket that writes at once, then
 /// settled. No message may wait more than `max_wait`.
-pub fn trickle<B: Batching<u64>>(batcher: B, config: BatchConfig, gap: Duration, messages: usize) -> Verdict {
+pub fn trickle<B: Batching<u64>>(
+    batcher: B,
+    config: BatchConfig,
+    gap: Duration,
+    messages: usize,
+) -> Judgement {
     let mut driver = Driver::new(batcher, 0, true);
     for _ in 0..messages {
         driver.push();
@@ -257,7 +266,7 @@ pub fn trickle<B: Batching<u64>>(batcher: B, config: BatchConfig, gap: Duration,
 /// A stalled socket: one batch goes on the wire and is not written while `bound + 1` more
 /// messages arrive; the last is refused, and once the socket drains, the `bound` accepted ones
 /// all leave, in order.
-pub fn stalled_socket<B: Batching<u64>>(batcher: B, config: BatchConfig) -> Verdict {
+pub fn stalled_socket<B: Batching<u64>>(batcher: B, config: BatchConfig) -> Judgement {
     let mut driver = Driver::new(batcher, 0, false);
     driver.push();
     driver.advance_to(millis(config.max_wait));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use reference::circuit_breaker::{
-    Breaker, CallError, CircuitBreaker, Outcome, Phase, Policy, State, call, invariant, mutants, seed,
+    Breaker, CallError, CallOutcome, CircuitBreaker, Phase, Policy, State, call, invariant, mutants, seed,
 };
 use reference::clock::{Clock, ManualClock};
 use reference::store::MemoryStore;
@@ -237,7 +237,7 @@ fn against_model<B: Breaker>(
             Op::End { index, ok } => {
                 if !held.is_empty() {
                     let (permit, ticket) = held.remove(index % held.len());
-                    let outcome = if ok { Outcome::Success } else { Outcome::Failure };
+                    let outcome = if ok { CallOutcome::Success } else { CallOutcome::Failure };
                     block_on(breaker.record(permit, outcome)).map_err(|e| e.to_string())?;
                     model.record(ticket, ok, now);
                 }

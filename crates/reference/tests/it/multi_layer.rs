@@ -288,7 +288,7 @@ type HookedNode = MultiLayer<LocalBus, Hooked, Hooked>;
 fn promotion_races_invalidation<C: Layered + 'static>(
     layer: Layer,
     wrap: impl Fn(HookedNode) -> C,
-) -> reference::invariant::Verdict {
+) -> reference::invariant::Judgement {
     let rig = rig();
     let l2 = Hooked { inner: rig.l2.clone(), hook: Arc::default() };
     let l3 = Hooked { inner: rig.l3.clone(), hook: Arc::default() };

@@ -34,7 +34,7 @@ fn fixed_window_as_sliding(
 // --- contention: real threads -------------------------------------------------------------
 
 /// 16 threads, 300 bursts, the clock moving 7 s between them: the window slides across bursts.
-fn contention<L: RateLimiter + 'static>(limiter: L, clock: &ManualClock) -> reference::invariant::Verdict {
+fn contention<L: RateLimiter + 'static>(limiter: L, clock: &ManualClock) -> reference::invariant::Judgement {
     suite::contention(Arc::new(limiter), clock, seed::USER_TOKEN, 16, 300, Duration::from_secs(7))
 }
 

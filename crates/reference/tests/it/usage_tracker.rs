@@ -48,7 +48,7 @@ fn contention<T: UsageTracking + 'static>(
     clock: &ManualClock,
     limits: UsageLimits,
     rounds: usize,
-) -> reference::invariant::Verdict {
+) -> reference::invariant::Judgement {
     let load = Load { threads: 16, calls_per_thread: 4, rounds, step: Duration::from_secs(60 * 60) };
     suite::contention(Arc::new(tracker), store, clock, limits, "api", load)
 }

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use loom::thread;
 use reference::Violation;
-use reference::invariant::Verdict;
+use reference::invariant::Judgement;
 use reference::limit::{Decision, RateLimiter};
 use reference::sync::block_on;
 
@@ -56,7 +56,7 @@ pub(crate) fn assert_caught(violations: &[Violation], rule: &str) {
 pub(crate) fn three_callers<L: RateLimiter + 'static>(
     limiter: L,
     found: &Found,
-    judge: fn(&[Decision]) -> Verdict,
+    judge: fn(&[Decision]) -> Judgement,
 ) {
     let limiter = Arc::new(limiter);
     let spawned: Vec<_> = (0..2)

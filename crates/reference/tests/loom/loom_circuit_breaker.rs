@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use loom::thread;
-use reference::circuit_breaker::{Breaker, CircuitBreaker, Outcome, invariant, mutants, seed};
+use reference::circuit_breaker::{Breaker, CallOutcome, CircuitBreaker, invariant, mutants, seed};
 use reference::clock::ManualClock;
 use reference::store::MemoryStore;
 use reference::sync::block_on;
@@ -17,7 +17,7 @@ fn opened() -> (MemoryStore, Arc<ManualClock>) {
     let breaker = CircuitBreaker::new(store.clone(), clock.clone(), "cb", seed::POLICY);
     for _ in 0..seed::POLICY.failure_threshold {
         let permit = block_on(breaker.acquire()).unwrap().unwrap();
-        block_on(breaker.record(permit, Outcome::Failure)).unwrap();
+        block_on(breaker.record(permit, CallOutcome::Failure)).unwrap();
     }
     clock.advance(seed::POLICY.open_for);
     (store, clock)
@@ -60,16 +60,16 @@ fn concurrent_failures(found: &Found) {
     let breaker = Arc::new(correct(&store, &clock));
     let permits: Vec<_> = (0..4).map(|_| block_on(breaker.acquire()).unwrap().unwrap()).collect();
     let mut permits = permits.into_iter();
-    block_on(breaker.record(permits.next().unwrap(), Outcome::Failure)).unwrap();
+    block_on(breaker.record(permits.next().unwrap(), CallOutcome::Failure)).unwrap();
     let spawned: Vec<_> = permits
         .by_ref()
         .take(2)
         .map(|permit| {
             let breaker = Arc::clone(&breaker);
-            thread::spawn(move || block_on(breaker.record(permit, Outcome::Failure)).unwrap())
+            thread::spawn(move || block_on(breaker.record(permit, CallOutcome::Failure)).unwrap())
         })
         .collect();
-    block_on(breaker.record(permits.next().unwrap(), Outcome::Failure)).unwrap();
+    block_on(breaker.record(permits.next().unwrap(), CallOutcome::Failure)).unwrap();
     for handle in spawned {
         handle.join().unwrap();
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reference::clock::ManualClock;
 use reference::fixed_window::{FixedWindow, invariant, mutants};
-use reference::invariant::Verdict;
+use reference::invariant::Judgement;
 use reference::limit::{Decision, Limit};
 use reference::store::MemoryStore;
 
@@ -14,7 +14,7 @@ use crate::common::{assert_caught, assert_holds, explore, three_callers};
 const LIMIT: Limit = Limit::new(2, Duration::from_secs(60));
 
 /// Three simultaneous calls on an idle key: exactly the limit is admitted.
-fn judge(decisions: &[Decision]) -> Verdict {
+fn judge(decisions: &[Decision]) -> Judgement {
     invariant::exactly_min_allowed(LIMIT.max, decisions)
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reference::clock::ManualClock;
-use reference::invariant::Verdict;
+use reference::invariant::Judgement;
 use reference::limit::{Decision, Limit};
 use reference::sliding_window::{SlidingWindow, invariant};
 use reference::store::MemoryStore;
@@ -16,7 +16,7 @@ use crate::common::{assert_holds, explore, three_callers};
 const LIMIT: Limit = Limit::new(2, Duration::from_secs(60));
 
 /// Three simultaneous calls on an idle key: exactly the limit admitted.
-fn judge(decisions: &[Decision]) -> Verdict {
+fn judge(decisions: &[Decision]) -> Judgement {
     invariant::burst_fills_free_slots(LIMIT.max, 0, decisions)
 }
 

@@ -13,7 +13,7 @@ use stack::{Mutant, Settings};
 use crate::support::{self, Answer, Stack, send};
 
 /// What a check concluded: `Ok` or what is wrong.
-pub(crate) type Verdict = Result<(), String>;
+pub(crate) type Judgement = Result<(), String>;
 
 /// Responses smaller than this are sent as they are (the stack's compression threshold).
 const COMPRESS_ABOVE: usize = 1024;
@@ -23,7 +23,7 @@ const COMPRESS_ABOVE: usize = 1024;
 /// same JSON, and carry `Vary: Accept-Encoding` (else a shared cache may hand the gzip bytes to
 /// a client that cannot read them, or the plain bytes to every client); the plain one must
 /// not be encoded.
-pub(crate) fn compression_verdict(plain: &Answer, gzipped: &Answer) -> Verdict {
+pub(crate) fn compression_verdict(plain: &Answer, gzipped: &Answer) -> Judgement {
     if plain.status != 200 || gzipped.status != 200 {
         return Err(format!("not both 200: {} and {}", plain.status, gzipped.status));
     }
@@ -72,7 +72,7 @@ pub(crate) fn compression_verdict(plain: &Answer, gzipped: &Answer) -> Verdict {
 /// #18: `pages` are `(limit, items, X-DB-Queries)` of `GET /v1/videos?limit=L` for several L,
 /// each page full. The query count must be the same for every size: a list that reads each
 /// row on its own (N + 1) grows with L.
-pub(crate) fn query_budget_verdict(pages: &[(usize, usize, Option<u32>)]) -> Verdict {
+pub(crate) fn query_budget_verdict(pages: &[(usize, usize, Option<u32>)]) -> Judgement {
     if pages.len() < 2 {
         return Err("fewer than two page sizes: nothing to compare".to_owned());
     }
@@ -92,7 +92,7 @@ pub(crate) fn query_budget_verdict(pages: &[(usize, usize, Option<u32>)]) -> Ver
 
 /// #14 on one instance: two reads in a row of a dashboard nobody read before; the first is
 /// computed (`X-Cache: MISS`), the second answered by the process's own L1, with the same body.
-pub(crate) fn cache_verdict(first: &Answer, second: &Answer) -> Verdict {
+pub(crate) fn cache_verdict(first: &Answer, second: &Answer) -> Judgement {
     let layers = (first.header("x-cache"), second.header("x-cache"));
     if (first.status, second.status) != (200, 200) {
         return Err(format!("not both 200: {first} and {second}"));
@@ -138,7 +138,7 @@ async fn get(stack: &Stack, path: &str, token: &str, gzip: bool) -> Answer {
 }
 
 /// The verdicts of #16 on the dashboard and on a page of the list.
-async fn compression_verdicts(stack: &Stack, token: &str, project: u64) -> Vec<(String, Verdict)> {
+async fn compression_verdicts(stack: &Stack, token: &str, project: u64) -> Vec<(String, Judgement)> {
     let mut verdicts = Vec::new();
     for path in [format!("/v1/projects/{project}/dashboard"), "/v1/videos?limit=20".to_owned()] {
         let plain = get(stack, &path, token, false).await;
