@@ -108,7 +108,9 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
     let profile_name = profile.name.clone();
     let spec = profile.load.clone().expect("profiles::load checked it");
     let objectives = profile.objectives.clone();
-    let reached = crate::target::reach(&args.stack, &run, profile, Reach::default()).await?;
+    let reached =
+        crate::target::reach(&args.stack, &run, profile, Reach { command: "capacity", ..Reach::default() })
+            .await?;
     let urls = reached.urls.clone();
     let open = spec.model == Model::Open;
     println!(

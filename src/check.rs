@@ -67,7 +67,8 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let started_at_ms = crate::meta::now_ms();
     let profile_name = profile.name.clone();
     let reach = Reach {
-        tuning: checks::tuning(&checks, &profile.defaults),
+        command: "check",
+        tuning: checks::tuning(&checks, &profile.defaults).map_err(anyhow::Error::msg)?,
         mutant: args.mutant,
         upstream_control: args.upstream_control.clone(),
     };
@@ -83,27 +84,16 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let stop = crate::exit::interrupt();
     let checked = run_checks(&reached.target, &checks, stop).await;
     let description = reached.description();
-    let Checked { verdicts, complete, misconfigured } = match checked {
+    let checked = match checked {
         Ok(checked) => checked,
         Err(e) => {
             reached.shutdown("check").await;
             return Err(e);
         }
     };
-    let passed = complete && verdicts.iter().all(|v| v.passed);
-    let report = ChecksReport {
-        schema: report::checks::SCHEMA.to_owned(),
-        stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
-        run_id: run.clone(),
-        started_at_ms,
-        finished_at_ms: crate::meta::now_ms(),
-        complete,
-        profile: profile_name,
-        target: urls,
-        embedded: description,
-        passed,
-        verdicts,
-    };
+    let (complete, misconfigured) = (checked.complete, checked.misconfigured);
+    let report = checked.report(&run, started_at_ms, profile_name, urls, description);
+    let passed = report.passed;
     let dir = args.stack.reports.join(&run);
     let written = report::checks::write(&dir, &report).with_context(|| format!("write {}", dir.display()));
     reached.shutdown("check").await;
@@ -131,6 +121,32 @@ pub(crate) struct Checked {
     pub(crate) complete: bool,
     /// A check could not run as configured (exit code 2).
     pub(crate) misconfigured: bool,
+}
+
+impl Checked {
+    /// The run's checks report: passed when every check held and none was interrupted.
+    pub(crate) fn report(
+        self,
+        run: &str,
+        started_at_ms: u64,
+        profile: String,
+        target: Vec<String>,
+        embedded: Option<serde_json::Value>,
+    ) -> ChecksReport {
+        ChecksReport {
+            schema: report::checks::SCHEMA.to_owned(),
+            stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
+            run_id: run.to_owned(),
+            started_at_ms,
+            finished_at_ms: crate::meta::now_ms(),
+            complete: self.complete,
+            profile,
+            target,
+            embedded,
+            passed: self.complete && self.verdicts.iter().all(|v| v.passed),
+            verdicts: self.verdicts,
+        }
+    }
 }
 
 /// Runs `checks` against `target` in order, printing a line each, until `stop`.

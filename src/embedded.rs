@@ -21,7 +21,7 @@ pub(crate) struct Embedded {
 const UNBOUNDED_PLAN: u64 = 1_000_000;
 
 /// What stacks to start: how many, on which shared backends (memory without), which mutant.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Setup {
     pub(crate) instances: u16,
     pub(crate) redis: Option<String>,
@@ -32,6 +32,8 @@ pub(crate) struct Setup {
 /// Starts the stacks `setup` describes with `tuning`'s settings; `run` names their namespace on
 /// shared servers.
 pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::Result<Embedded> {
+    let refresh = reference::token_refresh::Policy::new(tuning.refresh_period, tuning.token_lifetime)
+        .context("refresh policy")?;
     let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config {
         access_token_lifetime: tuning.token_lifetime,
         control_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -55,6 +57,7 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         ..upstream::UpstreamConfig::SEED
     };
     let mut stacks = Vec::new();
+    let mut failed = None;
     for i in 0..setup.instances {
         let mut config = stack::StackConfig::default();
         config.backends.redis = setup.redis.clone();
@@ -79,14 +82,22 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
             url: fake.url(),
             client_id: "stampede".to_owned(),
             refresh_token: account.refresh_token.clone(),
-            refresh: reference::token_refresh::Policy::new(tuning.refresh_period, tuning.token_lifetime)
-                .context("refresh policy")?,
+            refresh,
         });
-        let running =
-            stack::start(config).await.with_context(|| format!("start embedded stack instance {i}"))?;
-        stacks.push(running);
+        match stack::start(config).await {
+            Ok(running) => stacks.push(running),
+            Err(e) => {
+                failed = Some(anyhow::Error::new(e).context(format!("start embedded stack instance {i}")));
+                break;
+            }
+        }
     }
-    let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
+    if let Some(e) = failed {
+        // What started goes down with the one that did not.
+        Embedded { stacks, fake, description: serde_json::Value::Null }.shutdown("stampede").await;
+        return Err(e);
+    }
+    let ms = human;
     let description = serde_json::json!({
         "instances": setup.instances,
         "backend": match (&setup.redis, &setup.database) {
@@ -121,6 +132,16 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         "namespace": namespace,
     });
     Ok(Embedded { stacks, fake, description })
+}
+
+/// `d` as the description writes it: `3s`, `1.5s`, `250ms`.
+fn human(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ if ms % 100 == 0 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => format!("{ms}ms"),
+    }
 }
 
 impl Embedded {

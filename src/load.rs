@@ -69,7 +69,9 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     let profile_name = profile.name.clone();
     let spec = profile.load.clone().expect("profiles::load checked it");
     let objectives = profile.objectives.clone();
-    let reached = crate::target::reach(&args.stack, &run, profile, Reach::default()).await?;
+    let reached =
+        crate::target::reach(&args.stack, &run, profile, Reach { command: "load", ..Reach::default() })
+            .await?;
     let urls = reached.urls.clone();
     let what = match spec.model {
         Model::Open => match spec.ramp_to {

@@ -10,12 +10,16 @@ use profile::load::Model;
 /// The reference stack's profile, used when `--profile` is not given.
 pub(crate) const REFERENCE_PROFILE: &str = include_str!("../scenarios/reference.toml");
 
-/// The profile at `path`, or the built-in reference one.
+/// The profile at `path`, or the built-in reference one; its checks are read as their kinds
+/// too, so a command that runs none (`load`, `capacity`, `report compare`) still refuses a
+/// profile with a mistake in one.
 pub(crate) fn read(path: Option<&Path>) -> anyhow::Result<Profile> {
-    Ok(match path {
+    let profile = match path {
         Some(path) => Profile::load(path)?,
         None => Profile::parse(Path::new("scenarios/reference.toml (built in)"), REFERENCE_PROFILE)?,
-    })
+    };
+    checks::read(&profile)?;
+    Ok(profile)
 }
 
 /// Which checks run, and their bursts.

@@ -16,7 +16,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use profile::Profile;
 use report::{Report, Tolerance};
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +128,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
 /// The tolerance: the flags over the profile's `[compare]` over the defaults.
 fn tolerance(args: &CompareArgs) -> anyhow::Result<Tolerance> {
     let mut t = match &args.profile {
-        Some(path) => Profile::load(path)?.compare.unwrap_or_default(),
+        Some(path) => crate::profiles::read(Some(path))?.compare.unwrap_or_default(),
         None => Tolerance::default(),
     };
     if let Some(relative) = args.tolerance {

@@ -5,7 +5,8 @@
 //! interrupted.
 //!
 //! Exit codes: 0 every check held and every target was met, 1 a violation or a missed target,
-//! 2 bad usage or configuration, 3 a target unreachable.
+//! 2 bad usage or configuration, 3 a target unreachable — every instance, and the
+//! `--upstream-control` API when one is named, is probed before anything runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,10 +14,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use report::checks::ChecksReport;
 use report::{Report, RunMeta};
 
-use crate::check::Checked;
 use crate::exit::Failure;
 use crate::profiles::{LoadOverrides, Selection};
 use crate::target::{Reach, TargetArgs};
@@ -75,7 +74,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let spec = profile.load.clone().expect("profiles::load checked it");
     let objectives = profile.objectives.clone();
     let reach = Reach {
-        tuning: checks::tuning(&checks, &profile.defaults),
+        command: "run",
+        tuning: checks::tuning(&checks, &profile.defaults).map_err(anyhow::Error::msg)?,
         mutant: None,
         upstream_control: args.upstream_control.clone(),
     };
@@ -90,28 +90,18 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
 
     println!("checks:");
     let checked = crate::check::run_checks(&target, &checks, stop.clone()).await;
-    let Checked { verdicts, complete: checks_complete, misconfigured } = match checked {
+    let checked = match checked {
         Ok(checked) => checked,
         Err(e) => {
             reached.shutdown("run").await;
             return Err(e);
         }
     };
-    let checks_passed = checks_complete && verdicts.iter().all(|v| v.passed);
+    let (checks_complete, misconfigured) = (checked.complete, checked.misconfigured);
     let description = reached.description();
-    let checks_report = ChecksReport {
-        schema: report::checks::SCHEMA.to_owned(),
-        stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
-        run_id: run.clone(),
-        started_at_ms,
-        finished_at_ms: crate::meta::now_ms(),
-        complete: checks_complete,
-        profile: profile_name.clone(),
-        target: urls.clone(),
-        embedded: description.clone(),
-        passed: checks_passed,
-        verdicts,
-    };
+    let checks_report =
+        checked.report(&run, started_at_ms, profile_name.clone(), urls.clone(), description.clone());
+    let checks_passed = checks_report.passed;
     let dir = args.stack.reports.join(&run);
     if let Err(e) = report::checks::write(&dir, &checks_report) {
         reached.shutdown("run").await;

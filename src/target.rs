@@ -33,7 +33,7 @@ pub(crate) struct TargetArgs {
     /// Where `<run-id>/` (the run's reports) goes.
     #[arg(long, default_value = "reports")]
     pub(crate) reports: PathBuf,
-    /// The run's id (default: the start time and a random suffix).
+    /// The run's id (default: the start time and a suffix from the process id).
     #[arg(long)]
     pub(crate) run_id: Option<String>,
 }
@@ -41,6 +41,8 @@ pub(crate) struct TargetArgs {
 /// How to reach the stack beyond its URLs.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Reach {
+    /// The command reaching it (`check`, `load`, …), for its messages.
+    pub(crate) command: &'static str,
     /// The embedded stack's settings (the defaults when no check asks for others).
     pub(crate) tuning: Tuning,
     /// The embedded stack runs this mutant.
@@ -101,14 +103,14 @@ pub(crate) async fn reach(
         Ok(target) => Arc::new(target.with_upstream_control(control)),
         Err(e) => {
             if let Some(embedded) = embedded {
-                embedded.shutdown("stampede").await;
+                embedded.shutdown(reach.command).await;
             }
             return Err(anyhow::Error::new(e).context("build the HTTP client").into());
         }
     };
     let reached = Reached { embedded, urls, target };
     if let Err(e) = probe(&reached, reach.upstream_control.as_deref()).await {
-        reached.shutdown("stampede").await;
+        reached.shutdown(reach.command).await;
         return Err(e);
     }
     Ok(reached)

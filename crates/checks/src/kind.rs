@@ -13,24 +13,24 @@ use report::checks::Verdict;
 use serde::de::DeserializeOwned;
 
 /// The placeholders a check's requests may use; each kind fills those it documents.
-pub const PLACEHOLDERS: &[&str] = &["name", "seq", "unique", "id", "run", "value", "limit"];
+pub(crate) const PLACEHOLDERS: &[&str] = &["name", "seq", "unique", "id", "run", "value", "limit"];
 
 /// A setting that no type refuses: the field (a dotted path in the check's table) and why.
 #[derive(Debug, Clone)]
-pub struct Invalid {
+pub struct FieldError {
     pub field: &'static str,
     pub message: String,
 }
 
-impl Invalid {
+impl FieldError {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
         Self { field, message: message.into() }
     }
 }
 
 /// `Err` naming `field` when `value` is 0.
-pub(crate) fn at_least_one(field: &'static str, value: u64) -> Result<(), Invalid> {
-    if value == 0 { Err(Invalid::new(field, format!("{field} must be at least 1"))) } else { Ok(()) }
+pub(crate) fn at_least_one(field: &'static str, value: u64) -> Result<(), FieldError> {
+    if value == 0 { Err(FieldError::new(field, format!("{field} must be at least 1"))) } else { Ok(()) }
 }
 
 /// A check kind: the configuration one `[[check]]` table holds, and its behaviour.
@@ -55,7 +55,7 @@ pub trait Kind: DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'stat
     }
 
     /// What no type refuses: zeros, bounds that contradict each other, ….
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         Ok(())
     }
 
@@ -67,7 +67,9 @@ pub trait Kind: DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'stat
     }
 
     /// What it needs of a reference stack stampede starts (its windows, timeouts, pool).
-    fn tune(&self, _stack: &mut Tuning) {}
+    fn needs(&self) -> Vec<Need> {
+        Vec::new()
+    }
 
     /// Drives the target and judges what it recorded.
     fn run(&self, target: &Target) -> impl Future<Output = Result<Verdict, TargetError>> + Send;
@@ -84,7 +86,7 @@ pub fn read<K: Kind>(table: &CheckTable) -> Result<K, ProfileError> {
         profile::template::validate_pointer(pointer)
             .map_err(|e| table.invalid_at(&[field], format!("{field} {e}")))?;
     }
-    check.validate().map_err(|Invalid { field, message }| {
+    check.validate().map_err(|FieldError { field, message }| {
         let path: Vec<&str> = field.split('.').collect();
         table.invalid_at(&path, message)
     })?;
@@ -140,5 +142,107 @@ impl Default for Tuning {
             token_lifetime: Duration::from_secs(8),
             upstream_plan: None,
         }
+    }
+}
+
+/// One thing a check needs of a reference stack stampede starts. A setting is needed at one
+/// value (two checks that need it at two values cannot both be judged on one stack), or at
+/// least at one (the largest need wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The breaker stays open this long.
+    BreakerOpen(Duration),
+    /// A half-open trial may take at least this long.
+    BreakerTrialTimeout(Duration),
+    /// A taken task is visible again after this long.
+    TaskVisibility(Duration),
+    /// A task's processing is abandoned after this long.
+    TaskTimeLimit(Duration),
+    /// The upstream pool per instance: connections open at most, idle ones kept.
+    UpstreamPool { connections: usize, idle: usize },
+    /// The credential is refreshed this often.
+    RefreshPeriod(Duration),
+    /// The fake upstream's access tokens live at least this long.
+    TokenLifetime(Duration),
+    /// The check holds an upstream call this long while its task must stay with its worker:
+    /// the tasks' visibility timeout must outlast it.
+    UpstreamHold(Duration),
+}
+
+impl Need {
+    /// The setting it is about, for conflicts.
+    fn setting(self) -> &'static str {
+        match self {
+            Need::BreakerOpen(_) => "breaker open period",
+            Need::BreakerTrialTimeout(_) => "breaker trial timeout",
+            Need::TaskVisibility(_) => "tasks' visibility timeout",
+            Need::TaskTimeLimit(_) => "tasks' hard time limit",
+            Need::UpstreamPool { .. } => "upstream pool",
+            Need::RefreshPeriod(_) => "refresh period",
+            Need::TokenLifetime(_) => "access token lifetime",
+            Need::UpstreamHold(_) => "longest held upstream call",
+        }
+    }
+}
+
+impl Tuning {
+    /// The defaults with `needs` (each with the check that has it) applied: exact needs that
+    /// disagree, and a held upstream call that outlasts the tasks' visibility timeout, are
+    /// errors naming the checks.
+    pub(crate) fn with(needs: &[(&str, Need)]) -> Result<Self, String> {
+        let mut stack = Tuning::default();
+        let mut exact: Vec<(&'static str, Need, &str)> = Vec::new();
+        let mut hold: Option<(Duration, &str)> = None;
+        for &(check, need) in needs {
+            match need {
+                Need::BreakerTrialTimeout(d) => {
+                    stack.breaker_trial_timeout = stack.breaker_trial_timeout.max(d)
+                }
+                Need::TokenLifetime(d) => stack.token_lifetime = stack.token_lifetime.max(d),
+                Need::UpstreamHold(d) => {
+                    if hold.is_none_or(|(longest, _)| d > longest) {
+                        hold = Some((d, check));
+                    }
+                }
+                _ => {
+                    if let Some((_, other, by)) =
+                        exact.iter().find(|(s, n, _)| *s == need.setting() && *n != need)
+                    {
+                        return Err(format!(
+                            "checks {by:?} and {check:?} need the embedded stack's {} at different values \
+                             ({other:?} and {need:?}); give them the same, or run them apart with --only",
+                            need.setting()
+                        ));
+                    }
+                    exact.push((need.setting(), need, check));
+                    match need {
+                        Need::BreakerOpen(d) => stack.breaker_open = d,
+                        Need::TaskVisibility(d) => stack.task_visibility = d,
+                        Need::TaskTimeLimit(d) => stack.task_time_limit = d,
+                        Need::UpstreamPool { connections, idle } => {
+                            stack.upstream_connections = connections;
+                            stack.upstream_idle = idle;
+                        }
+                        Need::RefreshPeriod(d) => stack.refresh_period = d,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if let Some((held, check)) = hold
+            && held >= stack.task_visibility
+        {
+            let by = exact
+                .iter()
+                .find(|(s, _, _)| *s == Need::TaskVisibility(Duration::ZERO).setting())
+                .map_or("the default", |(_, _, by)| by);
+            return Err(format!(
+                "check {check:?} holds upstream calls {held:?}, as long as or longer than the tasks' \
+                 visibility timeout ({:?}, set by {by:?}): the held calls' tasks would be delivered \
+                 again mid-check",
+                stack.task_visibility
+            ));
+        }
+        Ok(stack)
     }
 }

@@ -29,6 +29,6 @@ pub mod history;
 pub mod kind;
 pub mod upstream;
 
-pub use checkers::{Check, KINDS, read, tuning};
-pub use kind::{Kind, Tuning};
+pub use checkers::{Check, read, tuning};
+pub use kind::{Kind, Need, Tuning};
 pub use report::checks::Verdict;

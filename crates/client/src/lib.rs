@@ -146,12 +146,11 @@ impl Target {
         Ok(())
     }
 
-    /// The text of `path` on `instance` (a Prometheus endpoint), or why it could not be read;
-    /// [`profile::prometheus`] reads it.
+    /// The text of `path` on `instance` (a Prometheus endpoint), or why it could not be read
+    /// within the target's timeout; [`profile::prometheus`] reads it.
     pub async fn metrics_text(&self, instance: usize, path: &str) -> Result<String, String> {
         let url = format!("{}{path}", self.urls[instance]);
-        let response =
-            self.http.get(url).timeout(Duration::from_secs(5)).send().await.map_err(|e| e.to_string())?;
+        let response = self.http.get(url).send().await.map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("answered {}", response.status()));
         }
@@ -269,7 +268,8 @@ impl Target {
             let shared = tokens[0].clone();
             let valid = match &self.profile.users.verify {
                 Some(verify) => {
-                    let answer = self.send(instance, Some(&shared), verify, &[("name", &name)]).await;
+                    let vars = [("name", name.as_str()), ("run", self.run.as_str())];
+                    let answer = self.send(instance, Some(&shared), verify, &vars).await;
                     answer.status.is_some_and(|s| (200..300).contains(&s))
                 }
                 None => true,

@@ -3,7 +3,6 @@
 //! crate reads it with [`CheckTable::parse`]). Errors inside a table name the line of the
 //! field, not of the first `[[check]]`.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -76,27 +75,12 @@ impl CheckTable {
     }
 
     /// `message` about the field at `path` in the table (`["memory", "max_bytes"]`), at its
-    /// line; at the check's first line when it is not there.
+    /// line; at the check's `[[check]]` line when it is not there.
     pub fn invalid_at(&self, path: &[&str], message: impl Into<String>) -> ProfileError {
         let mut steps = vec![Step::Key("check"), Step::Index(self.index)];
         steps.extend(path.iter().map(|key| Step::Key(key)));
         let message = format!("check {:?}: {}", self.name, message.into());
-        self.source.error(self.span(&steps), message)
-    }
-
-    /// The span of `steps`, or of the check's first key when the path is not in the table.
-    fn span(&self, steps: &[Step<'_>]) -> Option<Range<usize>> {
-        match self.source.locate(steps) {
-            // The array element's span: its first key is where the table begins.
-            Some(span) if steps.len() <= 2 => Some(self.first_key().unwrap_or(span)),
-            other => other,
-        }
-    }
-
-    fn first_key(&self) -> Option<Range<usize>> {
-        let root = DeTable::parse(&self.source.text).ok()?;
-        let table = check_table(root.get_ref(), self.index)?;
-        table.iter().map(|(k, _)| k.span()).min_by_key(|span| span.start)
+        self.source.error(self.source.locate(&steps), message)
     }
 }
 

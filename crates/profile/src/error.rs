@@ -42,6 +42,10 @@ impl fmt::Display for Invalid {
     }
 }
 
+/// A mistake found by validation: the field it is at (as far as the path goes), and what is
+/// wrong.
+pub type Located = (Vec<Step<'static>>, String);
+
 /// One step of a path into the document: a key, or an index into an array of tables.
 #[derive(Debug, Clone, Copy)]
 pub enum Step<'a> {

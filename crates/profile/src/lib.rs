@@ -96,7 +96,7 @@ pub struct UserSetup {
 }
 
 /// The placeholders of `[users]`' requests.
-pub const USER_PLACEHOLDERS: &[&str] = &["name", "run"];
+pub(crate) const USER_PLACEHOLDERS: &[&str] = &["name", "run"];
 
 fn default_auth_header() -> String {
     "authorization".to_owned()
@@ -204,7 +204,7 @@ impl Profile {
                 ));
             }
         }
-        self.objectives.validate().map_err(|e| source.error_at(&[Step::Key("targets")], e))?;
+        self.objectives.validate().map_err(|(path, message)| source.error_at(&path, message))?;
         if let Some(compare) = &self.compare {
             compare
                 .validate()

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::error::Step;
+use crate::error::{Located, Step};
 use crate::objectives::Objectives;
 use crate::template::{Recognise, RequestTemplate};
 
@@ -150,13 +150,10 @@ fn default_hold_ms() -> u64 {
 }
 
 /// The placeholders a mix request may use.
-pub const PLACEHOLDERS: &[&str] = &["project", "video", "unique", "seq"];
+pub(crate) const PLACEHOLDERS: &[&str] = &["project", "video", "unique", "seq"];
 
 /// The placeholders `[load.setup]`'s requests may use: a new value each, and the same as a name.
-pub const SETUP_PLACEHOLDERS: &[&str] = &["unique", "name", "value"];
-
-/// A mistake found by validation: the field it is at, and what is wrong.
-pub type Located = (Vec<Step<'static>>, String);
+pub(crate) const SETUP_PLACEHOLDERS: &[&str] = &["unique", "name", "value"];
 
 fn at(path: &[Step<'static>], message: impl Into<String>) -> Located {
     (path.to_vec(), message.into())
@@ -263,8 +260,9 @@ impl Load {
         if self.requests.iter().all(|e| e.weight == 0) {
             return Err(at(&[LOAD, Step::Key("request")], "load.request weights are all 0"));
         }
+        // The first mix entry that uses `{what}`.
         let uses = |what: &str| {
-            self.requests.iter().any(|e| {
+            self.requests.iter().position(|e| {
                 e.request.uses(what)
                     || e.websocket
                         .iter()
@@ -287,11 +285,21 @@ impl Load {
             crate::template::validate_pointer(pointer)
                 .map_err(|e| at(&setup(key), format!("load.setup.{key}: {e}")))?;
         }
-        if uses("project") && self.setup.project.is_none() {
-            return Err(at(&[LOAD], "a load.request uses {project}, and load.setup has no project"));
+        if let Some(i) = uses("project")
+            && self.setup.project.is_none()
+        {
+            return Err(at(
+                &entry_at(i, "request"),
+                "a load.request uses {project}, and load.setup has no project",
+            ));
         }
-        if uses("video") && (self.setup.video.is_none() || self.setup.videos == 0) {
-            return Err(at(&[LOAD], "a load.request uses {video}, and load.setup makes no videos"));
+        if let Some(i) = uses("video")
+            && (self.setup.video.is_none() || self.setup.videos == 0)
+        {
+            return Err(at(
+                &entry_at(i, "request"),
+                "a load.request uses {video}, and load.setup makes no videos",
+            ));
         }
         if objectives.min_ws_sessions.is_some() && !self.requests.iter().any(|e| e.websocket.is_some()) {
             return Err(at(

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::error::{Located, Step};
+
 /// `[targets]`: the objectives a load run must meet (the section keeps the name users know;
 /// in code, "target" is the stack under test). The latency bounds apply to every endpoint unless
 /// `[targets.endpoint.NAME]` says otherwise; the defaults are seed 004's.
@@ -106,40 +108,59 @@ fn default_metrics_path() -> String {
 }
 
 impl Objectives {
-    /// Bounds that cannot be met or mean nothing, and metric selectors that do not parse.
-    pub fn validate(&self) -> Result<(), String> {
-        let positive = |what: String, v: f64| {
-            if v > 0.0 && v.is_finite() { Ok(()) } else { Err(format!("{what} must be above 0")) }
+    /// Bounds that cannot be met or mean nothing, and metric selectors that do not parse; each
+    /// at the field it is about.
+    pub fn validate(&self) -> Result<(), Located> {
+        let at = |path: Vec<Step<'static>>, message: String| (path, message);
+        let targets = |key: &'static str| vec![Step::Key("targets"), Step::Key(key)];
+        let positive = |path: Vec<Step<'static>>, what: String, v: f64| {
+            if v > 0.0 && v.is_finite() { Ok(()) } else { Err(at(path, format!("{what} must be above 0"))) }
         };
-        positive("targets.p50_ms".into(), self.p50_ms)?;
-        positive("targets.p95_ms".into(), self.p95_ms)?;
-        positive("targets.p99_ms".into(), self.p99_ms)?;
+        positive(targets("p50_ms"), "targets.p50_ms".into(), self.p50_ms)?;
+        positive(targets("p95_ms"), "targets.p95_ms".into(), self.p95_ms)?;
+        positive(targets("p99_ms"), "targets.p99_ms".into(), self.p99_ms)?;
         if !(0.0..=1.0).contains(&self.max_error_rate) {
-            return Err("targets.max_error_rate must be within 0 and 1".to_owned());
+            return Err(at(
+                targets("max_error_rate"),
+                "targets.max_error_rate must be within 0 and 1".to_owned(),
+            ));
         }
         for (name, e) in &self.endpoint {
+            // The endpoint's table; its name is the user's, so the path stops there.
+            let endpoint = vec![Step::Key("targets"), Step::Key("endpoint")];
             for (what, v) in [("p50_ms", e.p50_ms), ("p95_ms", e.p95_ms), ("p99_ms", e.p99_ms)] {
                 if let Some(v) = v {
-                    positive(format!("targets.endpoint.{name}.{what}"), v)?;
+                    positive(endpoint.clone(), format!("targets.endpoint.{name}.{what}"), v)?;
                 }
             }
             if e.max_error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
-                return Err(format!("targets.endpoint.{name}.max_error_rate must be within 0 and 1"));
-            }
-        }
-        for m in &self.metrics {
-            if m.min.is_none() && m.max.is_none() {
-                return Err(format!("targets.metric {:?}: give min, max or both", m.name));
-            }
-            if m.numerator.is_empty() || m.denominator.is_empty() {
-                return Err(format!(
-                    "targets.metric {:?}: numerator and denominator must name series",
-                    m.name
+                return Err(at(
+                    endpoint,
+                    format!("targets.endpoint.{name}.max_error_rate must be within 0 and 1"),
                 ));
             }
-            for selector in m.numerator.iter().chain(&m.denominator) {
-                crate::prometheus::Series::parse(selector)
-                    .map_err(|e| format!("targets.metric {:?}: {e}", m.name))?;
+        }
+        for (i, m) in self.metrics.iter().enumerate() {
+            let metric = |key: &'static str| {
+                vec![Step::Key("targets"), Step::Key("metric"), Step::Index(i), Step::Key(key)]
+            };
+            if m.min.is_none() && m.max.is_none() {
+                return Err(at(
+                    metric("name"),
+                    format!("targets.metric {:?}: give min, max or both", m.name),
+                ));
+            }
+            for (key, selectors) in [("numerator", &m.numerator), ("denominator", &m.denominator)] {
+                if selectors.is_empty() {
+                    return Err(at(
+                        metric(key),
+                        format!("targets.metric {:?}: numerator and denominator must name series", m.name),
+                    ));
+                }
+                for selector in selectors {
+                    crate::prometheus::Series::parse(selector)
+                        .map_err(|e| at(metric(key), format!("targets.metric {:?}: {e}", m.name)))?;
+                }
             }
         }
         Ok(())

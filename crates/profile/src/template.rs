@@ -95,7 +95,7 @@ pub fn validate_text(text: &str, known: &[&str]) -> Result<(), String> {
 }
 
 /// Every `{placeholder}` in the strings of `value` (object keys included) is one of `known`.
-pub fn validate_json(value: &Value, known: &[&str]) -> Result<(), String> {
+pub(crate) fn validate_json(value: &Value, known: &[&str]) -> Result<(), String> {
     let mut texts = Vec::new();
     collect_strings(value, &mut texts);
     texts.iter().try_for_each(|text| validate_text(text, known))

@@ -99,7 +99,7 @@ fn summary(report: &Report) -> Markup {
         header class={ "verdict " (class) } {
             h1 { span class={ "badge " (class) } { (word) } " stampede run " code { (run.id) } }
             p {
-                @if let Some((held, all)) = report.checks.as_ref().and_then(checks::tally) {
+                @if let Some((held, all)) = report.checks.as_ref().map(checks::tally) {
                     (held) " of " (all) " checks held · "
                 }
                 (met) " of " (report.targets.len()) " targets met · "

@@ -51,7 +51,7 @@ pub use junit::junit;
 pub use merge::{MergeError, merge};
 
 /// The schema's identifier; bumped on any incompatible change.
-pub const SCHEMA: &str = "stampede.report/2";
+pub const SCHEMA: &str = "stampede.report/3";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {

@@ -22,19 +22,19 @@
 
 use std::time::Duration;
 
+use client::{Target, TargetError, User};
 use fake_upstream::{Fault, OutageMode};
+use profile::Defaults;
+use profile::prometheus;
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use client::{Target, TargetError, User};
 use crate::history::{Op, Outcome};
+use crate::kind::{FieldError, Kind, Need, at_least_one};
 use crate::upstream::{self, Control};
-use profile::prometheus;
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use profile::Defaults;
-use crate::kind::{Invalid, Kind, Tuning, at_least_one};
 
 pub const KIND: &str = "breaker";
 
@@ -993,13 +993,13 @@ impl Kind for BreakerCheck {
         vec![("id", &self.id), ("state", &self.state), ("error", &self.error)]
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         at_least_one("open_ms", self.open_ms)?;
         at_least_one("trial_hold_ms", self.trial_hold_ms)?;
         at_least_one("step_ms", self.step_ms)?;
         // NaN too.
         if self.max_rejection_ms.is_nan() || self.max_rejection_ms <= 0.0 {
-            return Err(Invalid::new("max_rejection_ms", "max_rejection_ms must be above 0"));
+            return Err(FieldError::new("max_rejection_ms", "max_rejection_ms must be above 0"));
         }
         Ok(())
     }
@@ -1011,13 +1011,15 @@ impl Kind for BreakerCheck {
             / self.step_ms.max(1)
     }
 
-    /// The breaker open as long as the check expects, and a trial allowed to outlast the hold.
-    fn tune(&self, stack: &mut Tuning) {
-        stack.breaker_open = Duration::from_millis(self.open_ms);
+    /// The breaker open as long as the check expects, a trial allowed to outlast the hold, and
+    /// the held trial's task kept by its worker.
+    fn needs(&self) -> Vec<Need> {
         let hold = Duration::from_millis(self.trial_hold_ms);
-        if stack.breaker_trial_timeout <= hold {
-            stack.breaker_trial_timeout = 2 * hold;
-        }
+        vec![
+            Need::BreakerOpen(Duration::from_millis(self.open_ms)),
+            Need::BreakerTrialTimeout(2 * hold),
+            Need::UpstreamHold(hold),
+        ]
     }
 
     async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {

@@ -9,17 +9,17 @@
 //! A counter that loses increments (a get-then-set, an increment that `SET`s a missing key)
 //! reads below the accepted units; one counted per process reads differently per instance.
 
+use client::{Target, TargetError};
+use profile::Defaults;
+use profile::template::{Recognise, RequestTemplate};
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::burst;
 use crate::checkers::support::{self, pointer_u64};
-use client::{Target, TargetError};
 use crate::history::{Op, Outcome, Record};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::{Recognise, RequestTemplate};
-use profile::Defaults;
-use crate::kind::{Invalid, Kind, at_least_one};
+use crate::kind::{FieldError, Kind, at_least_one};
 
 pub const KIND: &str = "counter";
 
@@ -83,7 +83,8 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     for &round in &rounds {
         let consumes: Vec<&Op> =
             history.iter().filter(|op| op.process == round && op.action == "consume").collect();
-        let reads: Vec<&Op> = history.iter().filter(|op| op.process == round && op.action == "read").collect();
+        let reads: Vec<&Op> =
+            history.iter().filter(|op| op.process == round && op.action == "read").collect();
         let accepted: Vec<&Op> = consumes.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect();
         let unknown = consumes.iter().filter(|op| op.outcome == Outcome::Unknown).count();
         let accepted_units: u64 = accepted.iter().map(|op| units(op)).sum();
@@ -341,7 +342,7 @@ impl Kind for CounterCheck {
         pointers
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         at_least_one("units", self.units)
     }
 

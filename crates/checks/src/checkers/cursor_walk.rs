@@ -9,16 +9,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use client::{Target, TargetError, User};
+use profile::Defaults;
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::checkers::support::{self, Through, pointer_string};
-use client::{Target, TargetError, User};
 use crate::history::{Op, Outcome, Record};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use profile::Defaults;
-use crate::kind::{Invalid, Kind, at_least_one};
+use crate::kind::{FieldError, Kind, at_least_one};
 
 pub const KIND: &str = "cursor-walk";
 
@@ -329,7 +329,7 @@ impl Kind for CursorWalkCheck {
         vec![("id", &self.id), ("items", &self.items), ("item_id", &self.item_id), ("next", &self.next)]
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         at_least_one("rows", self.rows as u64)
     }
 

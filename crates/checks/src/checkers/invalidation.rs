@@ -9,15 +9,15 @@
 //! of its own, `not-visible`: a stack whose instances do not share the resource cannot be said
 //! to invalidate it everywhere.
 
+use client::{Answer, Target, TargetError};
+use profile::template::{Recognise, RequestTemplate};
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::burst;
 use crate::checkers::support::{self, pointer_string};
-use client::{Answer, Target, TargetError};
 use crate::history::{Op, Outcome, Record};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::{Recognise, RequestTemplate};
 use crate::kind::Kind;
 
 pub const KIND: &str = "invalidation";

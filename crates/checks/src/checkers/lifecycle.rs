@@ -27,18 +27,18 @@
 
 use std::time::Duration;
 
+use client::{Target, TargetError, User};
 use fake_upstream::{Fault, OutageMode};
+use profile::template::{Recognise, RequestTemplate};
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::burst;
-use client::{Target, TargetError, User};
 use crate::history::{Op, Outcome, Record};
+use crate::kind::{FieldError, Kind, Need, at_least_one};
 use crate::upstream::{self, Control};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::{Recognise, RequestTemplate};
-use crate::kind::{Invalid, Kind, Tuning, at_least_one};
 
 pub const KIND: &str = "import-lifecycle";
 
@@ -507,7 +507,16 @@ mod tests {
     use crate::history::{Op, Outcome};
 
     fn op(f: &'static str, outcome: Outcome, value: Value) -> Op {
-        Op { process: 0, instance: 0, action: f.into(), invoke_us: 0, complete_us: 1, status: Some(200), outcome, value }
+        Op {
+            process: 0,
+            instance: 0,
+            action: f.into(),
+            invoke_us: 0,
+            complete_us: 1,
+            status: Some(200),
+            outcome,
+            value,
+        }
     }
 
     fn final_read(phase: &str, id: &str, state: &str, times: u64, result: bool, error: bool) -> Op {
@@ -566,7 +575,11 @@ mod tests {
         h[last] = final_read(RACE, "c", "processing", 0, false, false);
         let verdict = judge("import-lifecycle", &h);
         assert_eq!(verdict.rules(), ["lost-task"], "{:?}", verdict.violations);
-        assert!(verdict.violations[0].detail.contains("1 of 3 imports never ended"), "{:?}", verdict.violations);
+        assert!(
+            verdict.violations[0].detail.contains("1 of 3 imports never ended"),
+            "{:?}",
+            verdict.violations
+        );
         assert_eq!(verdict.offending.len(), 1);
     }
 
@@ -598,7 +611,11 @@ mod tests {
         }
         let verdict = judge("import-lifecycle", &h);
         assert_eq!(verdict.rules(), ["duplicate-retry-claim"], "{:?}", verdict.violations);
-        assert!(verdict.violations[0].detail.contains("8 of 8 concurrent re-imports"), "{:?}", verdict.violations);
+        assert!(
+            verdict.violations[0].detail.contains("8 of 8 concurrent re-imports"),
+            "{:?}",
+            verdict.violations
+        );
         assert_eq!(verdict.offending.len(), 8);
     }
 
@@ -707,11 +724,11 @@ impl Kind for ImportLifecycleCheck {
         ]
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         at_least_one("held", self.held as u64)?;
         at_least_one("step_ms", self.step_ms)?;
         if !(self.visibility_ms < self.hold_ms && self.hold_ms < self.time_limit_ms) {
-            return Err(Invalid::new(
+            return Err(FieldError::new(
                 "hold_ms",
                 format!(
                     "hold_ms {} must lie between visibility_ms {} and time_limit_ms {}: a held task \
@@ -724,9 +741,11 @@ impl Kind for ImportLifecycleCheck {
     }
 
     /// The lease and the hard time limit the check's phases are timed against.
-    fn tune(&self, stack: &mut Tuning) {
-        stack.task_visibility = Duration::from_millis(self.visibility_ms);
-        stack.task_time_limit = Duration::from_millis(self.time_limit_ms);
+    fn needs(&self) -> Vec<Need> {
+        vec![
+            Need::TaskVisibility(Duration::from_millis(self.visibility_ms)),
+            Need::TaskTimeLimit(Duration::from_millis(self.time_limit_ms)),
+        ]
     }
 
     async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {

@@ -7,19 +7,19 @@
 //! `max_ttl_s`: a merge that writes the value back without its TTL (a plain `SET` inside the
 //! transaction) leaves a status that is never forgotten, which only its lifetime shows.
 
+use client::{Target, TargetError};
+use profile::Defaults;
+use profile::template::fill;
+use profile::template::validate_text;
+use profile::template::{Recognise, RequestTemplate};
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::burst;
 use crate::checkers::support::{self, pointer_string};
-use client::{Target, TargetError};
 use crate::history::{Op, Outcome, Record};
-use profile::template::{fill};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::{Recognise, RequestTemplate};
-use profile::Defaults;
-use crate::kind::{Invalid, Kind, PLACEHOLDERS, at_least_one};
-use profile::template::validate_text;
+use crate::kind::{FieldError, Kind, PLACEHOLDERS, at_least_one};
 
 pub const KIND: &str = "merge";
 
@@ -316,17 +316,18 @@ impl Kind for MergeCheck {
         pointers
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
-        validate_text(&self.field, PLACEHOLDERS).map_err(|e| Invalid::new("field", format!("field: {e}")))?;
+    fn validate(&self) -> Result<(), FieldError> {
+        validate_text(&self.field, PLACEHOLDERS)
+            .map_err(|e| FieldError::new("field", format!("field: {e}")))?;
         if !self.field.contains("{seq}") {
-            return Err(Invalid::new(
+            return Err(FieldError::new(
                 "field",
                 format!("field {:?} must contain {{seq}}: each merge sets its own field", self.field),
             ));
         }
         match (&self.expires, self.max_ttl_s) {
-            (Some(_), None) => Err(Invalid::new("expires", "expires and max_ttl_s go together")),
-            (None, Some(_)) => Err(Invalid::new("max_ttl_s", "expires and max_ttl_s go together")),
+            (Some(_), None) => Err(FieldError::new("expires", "expires and max_ttl_s go together")),
+            (None, Some(_)) => Err(FieldError::new("max_ttl_s", "expires and max_ttl_s go together")),
             (_, Some(ttl)) => at_least_one("max_ttl_s", ttl),
             (None, None) => Ok(()),
         }

@@ -12,7 +12,7 @@ use client::{Target, TargetError};
 use profile::{CheckTable, Defaults, Profile, ProfileError};
 use report::checks::Verdict;
 
-use crate::kind::{Kind, Tuning};
+use crate::kind::{Kind, Need, Tuning};
 
 pub mod support;
 
@@ -27,7 +27,7 @@ macro_rules! kinds {
         }
 
         /// Every kind, as profiles name it.
-        pub const KINDS: &[&str] = &[$(<$module::$config as Kind>::KIND,)*];
+        pub(crate) const KINDS: &[&str] = &[$(<$module::$config as Kind>::KIND,)*];
 
         impl Check {
             /// Reads `table` as the kind it names.
@@ -67,8 +67,8 @@ macro_rules! kinds {
             }
 
             /// What it needs of a reference stack stampede starts.
-            pub fn tune(&self, stack: &mut Tuning) {
-                match self { $(Check::$variant(c) => c.tune(stack),)* }
+            pub fn needs(&self) -> Vec<Need> {
+                match self { $(Check::$variant(c) => c.needs(),)* }
             }
 
             /// Drives the target and judges what it recorded.
@@ -130,15 +130,16 @@ fn plan_last(checks: &[Check], tables: &[CheckTable]) -> Result<(), ProfileError
 /// What a reference stack stampede starts needs for `checks`: each kind's settings, and, with
 /// a check that spends the upstream plan, a plan sized from the calls of the checks before it
 /// (half as many again, for a slow machine's longer phases) and its own: enough that no check
-/// before it is refused, little enough that it spends the rest within seconds.
-pub fn tuning(checks: &[Check], defaults: &Defaults) -> Tuning {
-    let mut stack = Tuning::default();
-    for check in checks {
-        check.tune(&mut stack);
-    }
+/// before it is refused, little enough that it spends the rest within seconds. Two checks that
+/// need one setting at different values cannot both be judged on one stack: an error naming
+/// them, as is a visibility timeout shorter than an upstream call a check holds.
+pub fn tuning(checks: &[Check], defaults: &Defaults) -> Result<Tuning, String> {
+    let needs: Vec<(&str, Need)> =
+        checks.iter().flat_map(|c| c.needs().into_iter().map(move |n| (c.name(), n))).collect();
+    let mut stack = Tuning::with(&needs)?;
     if let Some(plan) = checks.iter().position(Check::spends_plan) {
         let before: u64 = checks[..plan].iter().map(|c| c.upstream_calls(defaults)).sum();
         stack.upstream_plan = Some(before * 3 / 2 + checks[plan].upstream_calls(defaults));
     }
-    stack
+    Ok(stack)
 }

@@ -4,16 +4,16 @@
 //! the number of rows served. A list that loads each row's record on its own (N + 1 queries)
 //! grows with the page.
 
+use client::{Target, TargetError};
+use profile::Defaults;
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::checkers::support::{self, Through};
-use client::{Target, TargetError};
 use crate::history::{Op, Outcome, Record};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use profile::Defaults;
-use crate::kind::{Invalid, Kind};
+use crate::kind::{FieldError, Kind};
 
 pub const KIND: &str = "query-budget";
 
@@ -232,9 +232,9 @@ impl Kind for QueryBudgetCheck {
         vec![("items", &self.items)]
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         if self.sizes.len() < 2 || self.sizes.contains(&0) {
-            return Err(Invalid::new("sizes", "sizes must list at least two page sizes, none 0"));
+            return Err(FieldError::new("sizes", "sizes must list at least two page sizes, none 0"));
         }
         Ok(())
     }

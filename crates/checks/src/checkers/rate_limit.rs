@@ -7,14 +7,14 @@
 
 use std::time::Duration;
 
+use client::{Answer, Target, TargetError};
+use profile::template::{Recognise, RequestTemplate};
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::burst;
-use client::{Answer, Target, TargetError};
 use crate::history::{Op, Outcome, Record};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::{Recognise, RequestTemplate};
 use crate::kind::Kind;
 
 pub const KIND: &str = "rate-limit";

@@ -1,12 +1,11 @@
 //! What several checkers share: how an answer becomes an outcome, JSON pointers built from
 //! names, and rows inserted before a check begins.
 
+use client::{Answer, Target, User};
+use profile::template::{Recognise, RequestTemplate};
 use serde_json::{Value, json};
 
 use crate::burst;
-use client::{Answer, Target, User};
-use profile::template::{Recognise, RequestTemplate};
-
 use crate::history::{Op, Outcome, Record};
 
 /// A write's outcome by its status alone: 2xx took effect, 4xx did not, anything else (5xx,

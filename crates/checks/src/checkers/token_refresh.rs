@@ -15,17 +15,17 @@
 
 use std::time::Duration;
 
+use client::{Target, TargetError};
+use profile::Defaults;
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use client::{Target, TargetError};
 use crate::history::{Op, Outcome, Record};
+use crate::kind::{FieldError, Kind, Need, at_least_one};
 use crate::upstream::{Control, Snapshot};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use profile::Defaults;
-use crate::kind::{Invalid, Kind, Tuning, at_least_one};
 
 pub const KIND: &str = "token-refresh";
 
@@ -402,7 +402,7 @@ impl Kind for TokenRefreshCheck {
         vec![("import", &self.import)]
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         at_least_one("period_ms", self.period_ms)?;
         at_least_one("periods", self.periods as u64)?;
         at_least_one("import_every_ms", self.import_every_ms)
@@ -413,9 +413,9 @@ impl Kind for TokenRefreshCheck {
     }
 
     /// The refresh period the check observes; access tokens that outlive several of them.
-    fn tune(&self, stack: &mut Tuning) {
-        stack.refresh_period = Duration::from_millis(self.period_ms);
-        stack.token_lifetime = stack.token_lifetime.max(4 * stack.refresh_period);
+    fn needs(&self) -> Vec<Need> {
+        let period = Duration::from_millis(self.period_ms);
+        vec![Need::RefreshPeriod(period), Need::TokenLifetime(4 * period)]
     }
 
     async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {

@@ -4,15 +4,15 @@
 //! must find it. Unknown answers (timeouts) widen the bounds: at most one, at least one minus
 //! the unknowns.
 
+use client::{Target, TargetError};
+use profile::Defaults;
+use profile::template::{Recognise, RequestTemplate};
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::burst;
-use client::{Target, TargetError};
 use crate::history::{Op, Outcome, Record};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::{Recognise, RequestTemplate};
-use profile::Defaults;
 use crate::kind::Kind;
 
 pub const KIND: &str = "unique-creation";

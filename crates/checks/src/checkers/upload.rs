@@ -13,17 +13,17 @@
 //! the most upload bytes it held at once: a stack that streams holds a few socket reads, one
 //! that buffers holds the whole body.
 
+use client::{Target, TargetError};
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::burst;
 use crate::checkers::support::{self, hex, pointer_string, pointer_u64};
-use client::{Target, TargetError};
 use crate::history::{Op, Outcome, Record};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use crate::kind::{Invalid, Kind, at_least_one};
+use crate::kind::{FieldError, Kind, at_least_one};
 
 pub const KIND: &str = "upload";
 
@@ -416,17 +416,17 @@ impl Kind for UploadCheck {
         vec![("id", &self.id), ("bytes", &self.bytes), ("sha256", &self.sha256)]
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         if self.sizes.is_empty() {
-            return Err(Invalid::new("sizes", "sizes and chunk_sizes must not be empty"));
+            return Err(FieldError::new("sizes", "sizes and chunk_sizes must not be empty"));
         }
         if self.chunk_sizes.is_empty() {
-            return Err(Invalid::new("chunk_sizes", "sizes and chunk_sizes must not be empty"));
+            return Err(FieldError::new("chunk_sizes", "sizes and chunk_sizes must not be empty"));
         }
         let Some(memory) = &self.memory else { return Ok(()) };
         at_least_one("memory.max_bytes", memory.max_bytes)?;
         if memory.size <= memory.max_bytes.saturating_mul(2) {
-            return Err(Invalid::new(
+            return Err(FieldError::new(
                 "memory.max_bytes",
                 format!(
                     "memory.max_bytes {} must be under half of memory.size ({}), or a stack holding \

@@ -20,18 +20,18 @@
 
 use std::time::Duration;
 
+use client::{Target, TargetError};
 use fake_upstream::{Fault, OutageMode};
+use profile::Defaults;
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::checkers::support::{self, Through};
-use client::{Target, TargetError};
 use crate::history::{Op, Outcome};
+use crate::kind::{FieldError, Kind, Need, at_least_one};
 use crate::upstream::{self, Control, Ending};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use profile::Defaults;
-use crate::kind::{Invalid, Kind, Tuning, at_least_one};
 
 pub const KIND: &str = "upstream-pool";
 
@@ -411,11 +411,11 @@ impl Kind for UpstreamPoolCheck {
         vec![("id", &self.id), ("state", &self.state)]
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         at_least_one("max_connections", self.max_connections)?;
         at_least_one("max_in_flight", self.max_in_flight)?;
         if self.max_in_flight > self.max_connections {
-            return Err(Invalid::new(
+            return Err(FieldError::new(
                 "max_in_flight",
                 format!(
                     "max_in_flight {} must not exceed max_connections {}",
@@ -424,11 +424,14 @@ impl Kind for UpstreamPoolCheck {
             ));
         }
         if self.imports == Some(0) {
-            return Err(Invalid::new("imports", "imports must be at least 1"));
+            return Err(FieldError::new("imports", "imports must be at least 1"));
         }
         // NaN too.
         if self.min_requests_per_connection.is_nan() || self.min_requests_per_connection <= 1.0 {
-            return Err(Invalid::new("min_requests_per_connection", "min_requests_per_connection must be above 1"));
+            return Err(FieldError::new(
+                "min_requests_per_connection",
+                "min_requests_per_connection must be above 1",
+            ));
         }
         Ok(())
     }
@@ -439,9 +442,11 @@ impl Kind for UpstreamPoolCheck {
 
     /// The pool the check's bounds describe: its connections, of which those not allowed in
     /// flight are kept idle.
-    fn tune(&self, stack: &mut Tuning) {
-        stack.upstream_connections = self.max_connections as usize;
-        stack.upstream_idle = (self.max_connections - self.max_in_flight) as usize;
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::UpstreamPool {
+            connections: self.max_connections as usize,
+            idle: (self.max_connections - self.max_in_flight) as usize,
+        }]
     }
 
     async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {

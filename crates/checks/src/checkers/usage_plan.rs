@@ -27,18 +27,18 @@
 
 use std::time::Duration;
 
+use client::{Target, TargetError, User};
 use fake_upstream::{Fault, OutageMode};
+use profile::Defaults;
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::checkers::support::{self, Through, pointer_u64};
-use client::{Target, TargetError, User};
 use crate::history::{Op, Outcome, Record};
+use crate::kind::{FieldError, Kind, at_least_one};
 use crate::upstream::{self, Control, Ending};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use profile::Defaults;
-use crate::kind::{Invalid, Kind, at_least_one};
 
 pub const KIND: &str = "usage-plan";
 
@@ -322,7 +322,8 @@ fn numbers(value: &Value) -> Vec<u64> {
 /// Judges one run's reads of the plan and the upstream's count.
 pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let reads: Vec<&Op> = history.iter().filter(|op| op.action == "usage" && op.outcome == Outcome::Ok).collect();
+    let reads: Vec<&Op> =
+        history.iter().filter(|op| op.action == "usage" && op.outcome == Outcome::Ok).collect();
     // The first instance's reads: every other instance is read only at the start and the end.
     let first_instance: Vec<&Op> = reads.iter().copied().filter(|op| op.instance == 0).collect();
     let (Some(observed), Some(first), Some(last)) =
@@ -370,7 +371,8 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         let (a, b) = (numbers(&pair[0].value["used"]), numbers(&pair[1].value["used"]));
         a.iter().zip(&b).any(|(a, b)| b < a)
     });
-    let submitted = history.iter().filter(|op| op.action == "import" && op.outcome == Outcome::Ok).count() as u64;
+    let submitted =
+        history.iter().filter(|op| op.action == "import" && op.outcome == Outcome::Ok).count() as u64;
     let unended: Vec<Op> =
         history.iter().filter(|op| op.action == "status" && op.value["ended"] != true).cloned().collect();
     if !rolled {
@@ -590,10 +592,10 @@ impl Kind for UsagePlanCheck {
         pointers
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         at_least_one("max_calls", self.max_calls)?;
         if self.used.is_empty() || self.used.len() != self.limits.len() {
-            return Err(Invalid::new(
+            return Err(FieldError::new(
                 "limits",
                 format!(
                     "used and limits must name the same number of periods, at least one ({} and {})",

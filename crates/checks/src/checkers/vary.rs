@@ -6,17 +6,17 @@
 
 use std::io::Read;
 
+use client::{Answer, Target, TargetError};
+use profile::Defaults;
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, VARY};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::checkers::support::{self, Through, hex};
-use client::{Answer, Target, TargetError};
 use crate::history::{Op, Outcome, Record};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use profile::Defaults;
 use crate::kind::Kind;
 
 pub const KIND: &str = "vary";
@@ -109,8 +109,11 @@ fn varies_on_encoding(vary: &Value) -> bool {
 /// Judges per instance an `identity` request (no `Accept-Encoding`) and a `gzip` one.
 pub fn judge(name: &str, min_bytes: usize, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let mut instances: Vec<usize> =
-        history.iter().filter(|op| op.action == "identity" || op.action == "gzip").map(|op| op.instance).collect();
+    let mut instances: Vec<usize> = history
+        .iter()
+        .filter(|op| op.action == "identity" || op.action == "gzip")
+        .map(|op| op.instance)
+        .collect();
     instances.sort_unstable();
     instances.dedup();
     let mut judged = 0;

@@ -8,16 +8,16 @@
 
 use std::time::Duration;
 
+use client::{Target, TargetError, User, WsError, WsSocket as Socket};
 use futures_util::StreamExt;
+use profile::template::RequestTemplate;
+use report::checks::Verdict;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::burst;
-use client::{Target, TargetError, User, WsError, WsSocket as Socket};
 use crate::history::{Op, Outcome};
-use report::checks::Verdict;
-use serde::Deserialize;
-use profile::template::RequestTemplate;
-use crate::kind::{Invalid, Kind, at_least_one};
+use crate::kind::{FieldError, Kind, at_least_one};
 
 pub const KIND: &str = "ws-connections";
 
@@ -162,7 +162,8 @@ async fn close(target: &Target, round: usize, instance: usize, mut socket: Socke
 /// Judges rounds of handshakes against `limit` connections per user.
 pub fn judge(name: &str, limit: usize, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let mut rounds: Vec<usize> = history.iter().filter(|op| op.action == "connect").map(|op| op.process).collect();
+    let mut rounds: Vec<usize> =
+        history.iter().filter(|op| op.action == "connect").map(|op| op.process).collect();
     rounds.sort_unstable();
     rounds.dedup();
     let mut over = Vec::new();
@@ -170,7 +171,8 @@ pub fn judge(name: &str, limit: usize, history: &[Op]) -> Verdict {
     let mut not_freed = Vec::new();
     let mut per_round = Vec::new();
     for &round in &rounds {
-        let ops: Vec<&Op> = history.iter().filter(|op| op.action == "connect" && op.process == round).collect();
+        let ops: Vec<&Op> =
+            history.iter().filter(|op| op.action == "connect" && op.process == round).collect();
         let count = |outcome| ops.iter().filter(|op| op.outcome == outcome).count();
         let (accepted, refused, unknown) =
             (count(Outcome::Ok), count(Outcome::Fail), count(Outcome::Unknown));
@@ -361,7 +363,7 @@ impl Kind for WsConnectionsCheck {
         vec![("project_id", &self.project_id)]
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> Result<(), FieldError> {
         at_least_one("limit", self.limit as u64)
     }
 

@@ -2,6 +2,7 @@
 //! gets for its mistakes.
 
 use std::path::Path;
+use std::time::Duration;
 
 use checks::Check;
 use profile::Profile;
@@ -178,4 +179,45 @@ fn the_upstream_checks_refuse_what_they_cannot_run_with() {
     assert!(err.contains("\"import-lifecycle\": hold_ms 1200 must lie between visibility_ms 1500"), "{err}");
     let err = parse(&REFERENCE.replace("held = 32\n", "held = 0\n")).unwrap_err();
     assert!(err.contains("held must be at least 1"), "{err}");
+}
+
+#[test]
+fn the_reference_profile_tunes_the_embedded_stack_as_its_checks_expect() {
+    let profile = reference_profile();
+    let tuning = checks::tuning(&reference_checks(&profile), &profile.defaults).unwrap();
+    let s = Duration::from_secs;
+    let ms = Duration::from_millis;
+    assert_eq!((tuning.publish_limit, tuning.publish_window), (5, s(3)));
+    assert_eq!((tuning.breaker_failures, tuning.breaker_open, tuning.breaker_trial_timeout), (5, s(2), s(2)));
+    assert_eq!((tuning.task_visibility, tuning.task_time_limit), (ms(1500), s(3)));
+    assert_eq!((tuning.workers, tuning.upstream_connections, tuning.upstream_idle), (32, 24, 12));
+    assert_eq!((tuning.refresh_period, tuning.token_lifetime), (s(2), s(8)));
+    // The plan: the calls of the checks before the plan's, at 32 a burst and 3 rounds —
+    // unique-creation 3, counter 96, merge 3, cursor-walk 60, query-budget 50, vary 50,
+    // breaker (3 + 1) × 3,000 ms / 50 ms = 240, token-refresh 5 × 2,000 / 250 = 40,
+    // upstream-pool 96: 638 — half as many again (957), and the plan check's 2 × 100 + 50.
+    assert_eq!(tuning.upstream_plan, Some(1_207));
+}
+
+#[test]
+fn checks_that_need_one_setting_at_two_values_are_refused_naming_both() {
+    let breaker = REFERENCE.find("[[check]]\nname = \"upstream-breaker\"").unwrap();
+    let end = breaker + REFERENCE[breaker..].find("\n\n").unwrap();
+    let second = REFERENCE[breaker..end]
+        .replace("upstream-breaker", "slow-breaker")
+        .replace("open_ms = 2000", "open_ms = 5000");
+    let text = format!("{}\n{second}\n{}", &REFERENCE[..end], &REFERENCE[end..]);
+    let profile = Profile::parse(Path::new("p.toml"), &text).unwrap();
+    let error = checks::tuning(&checks::read(&profile).unwrap(), &profile.defaults).unwrap_err();
+    assert!(
+        error.contains("\"upstream-breaker\"")
+            && error.contains("\"slow-breaker\"")
+            && error.contains("breaker open period"),
+        "{error}"
+    );
+    // A trial held longer than the tasks stay with their workers.
+    let held = REFERENCE.replace("trial_hold_ms = 1000", "trial_hold_ms = 1600");
+    let profile = Profile::parse(Path::new("p.toml"), &held).unwrap();
+    let error = checks::tuning(&checks::read(&profile).unwrap(), &profile.defaults).unwrap_err();
+    assert!(error.contains("\"upstream-breaker\"") && error.contains("visibility timeout"), "{error}");
 }

@@ -7,8 +7,8 @@ use super::{badge, pass_fail};
 use crate::checks::{ChecksReport, Op};
 
 /// How many checks held, of how many.
-pub(super) fn tally(checks: &ChecksReport) -> Option<(usize, usize)> {
-    Some((checks.verdicts.len() - checks.failed(), checks.verdicts.len()))
+pub(super) fn tally(checks: &ChecksReport) -> (usize, usize) {
+    (checks.verdicts.len() - checks.failed(), checks.verdicts.len())
 }
 
 /// Every check's verdict, failed ones open: its summary, violations, evidence and the
