@@ -3,9 +3,13 @@
 //! the upstream the stack calls use a fake upstream's control API: the embedded stack's, or
 //! the one `--upstream-control` names for a running stack.
 //!
-//! Exit codes: 0 every check passed, 1 a check found a violation, 2 bad usage or
-//! configuration (a malformed profile names file, line and field; a check that needs
-//! `--upstream-control` without it), 3 a target unreachable.
+//! Every check ends held, violated or inconclusive (the evidence it needs could not be
+//! gathered: never reported as held).
+//!
+//! Exit codes: 0 every check held, 1 a check found a violation (it wins over everything), 2 bad
+//! usage or configuration (a malformed profile names file, line and field; a check that needs
+//! `--upstream-control` without it), 3 a target unreachable, 4 a check inconclusive (unless
+//! `--allow-inconclusive` names it).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,9 +19,9 @@ use anyhow::Context;
 use checks::Check;
 use clap::Args;
 use client::{Target, TargetError};
-use report::checks::{ChecksReport, Verdict};
+use report::checks::{ChecksReport, Status, Verdict};
 
-use crate::exit::Failure;
+use crate::exit::{Failure, Findings};
 use crate::profiles::Selection;
 use crate::target::{Reach, TargetArgs};
 
@@ -45,6 +49,15 @@ pub(crate) struct CheckArgs {
     /// Bursts per check (overrides the profile).
     #[arg(long)]
     pub(crate) rounds: Option<usize>,
+    /// The longest a check waits for a phase to come, e.g. a rate limit's window to end
+    /// (overrides the profile's `max_wait_ms`; default 120s). Further off, the check is
+    /// inconclusive.
+    #[arg(long, value_name = "DURATION", value_parser = crate::args::parse_duration)]
+    pub(crate) max_wait: Option<std::time::Duration>,
+    /// Let this check end inconclusive without failing the run (exit 4): one the stack
+    /// knowingly cannot exercise. Recorded in the report. Repeatable.
+    #[arg(long = "allow-inconclusive", value_name = "CHECK")]
+    pub(crate) allow_inconclusive: Vec<String>,
     /// Embedded stack: run this mutant (see `stampede serve --help`).
     #[arg(long, value_name = "NAME", value_parser = stack::Mutant::parse, conflicts_with = "targets")]
     pub(crate) mutant: Option<stack::Mutant>,
@@ -59,8 +72,10 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let selection = Selection {
         only: args.only.clone(),
         skip: args.skip.clone(),
+        allow_inconclusive: args.allow_inconclusive.clone(),
         concurrency: args.concurrency,
         rounds: args.rounds,
+        max_wait: args.max_wait,
     };
     let checks = crate::profiles::checks(&mut profile, &selection)?;
     let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);
@@ -82,7 +97,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     );
 
     let stop = crate::exit::interrupt();
-    let checked = run_checks(&reached.target, &checks, stop).await;
+    let checked = run_checks(&reached.target, &checks, &args.allow_inconclusive, stop).await;
     let description = reached.description();
     let checked = match checked {
         Ok(checked) => checked,
@@ -91,27 +106,20 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
             return Err(e);
         }
     };
-    let (complete, misconfigured) = (checked.complete, checked.misconfigured);
+    let findings = checked.findings();
+    let complete = checked.complete;
     let report = checked.report(&run, started_at_ms, profile_name, urls, description);
-    let passed = report.passed;
     let dir = args.stack.reports.join(&run);
     let written = report::checks::write(&dir, &report).with_context(|| format!("write {}", dir.display()));
     reached.shutdown("check").await;
     let path = written?;
     println!(
-        "stampede check: {} of {} checks passed{}; verdicts in {}",
-        report.verdicts.len() - report.failed(),
-        report.verdicts.len(),
+        "stampede check: {}{}; verdicts in {}",
+        report.tally(),
         if complete { "" } else { " (interrupted)" },
         path.display()
     );
-    Ok(if misconfigured {
-        ExitCode::from(2)
-    } else if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(findings.code())
 }
 
 /// What running a profile's checks came to.
@@ -124,7 +132,18 @@ pub(crate) struct Checked {
 }
 
 impl Checked {
-    /// The run's checks report: passed when every check held and none was interrupted.
+    /// What the checks found, for the exit code.
+    pub(crate) fn findings(&self) -> Findings {
+        Findings {
+            violated: self.verdicts.iter().any(Verdict::violated),
+            misconfigured: self.misconfigured,
+            inconclusive: self.verdicts.iter().any(|v| !v.acceptable() && !v.violated()),
+            interrupted: !self.complete,
+        }
+    }
+
+    /// The run's checks report: passed when every check held (or was inconclusive and allowed
+    /// to be) and none was interrupted.
     pub(crate) fn report(
         self,
         run: &str,
@@ -143,16 +162,18 @@ impl Checked {
             profile,
             target,
             embedded,
-            passed: self.complete && self.verdicts.iter().all(|v| v.passed),
+            passed: self.complete && !self.misconfigured && self.verdicts.iter().all(Verdict::acceptable),
             verdicts: self.verdicts,
         }
     }
 }
 
-/// Runs `checks` against `target` in order, printing a line each, until `stop`.
+/// Runs `checks` against `target` in order, printing a line each, until `stop`; a check named
+/// in `allowed` may end inconclusive.
 pub(crate) async fn run_checks(
     target: &Target,
     checks: &[Check],
+    allowed: &[String],
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Checked, Failure> {
     let mut verdicts = Vec::new();
@@ -169,27 +190,36 @@ pub(crate) async fn run_checks(
                 break;
             }
         };
-        let verdict = match verdict {
+        let mut verdict = match verdict {
             Ok(verdict) => verdict,
             Err(e @ TargetError::Unreachable { .. }) => return Err(e.into()),
             Err(e @ TargetError::Configuration { .. }) => {
                 // Not a verdict on the target: the check could not run as configured.
                 misconfigured = true;
                 let mut v = Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
-                v.violate("configuration", e.to_string(), []);
-                v.summarize(format!("not run: {e}"))
+                v.require("configured", false, e.to_string(), "");
+                v.summarize("never")
             }
             Err(e) => {
-                // The target refused to set the check up: report it as a failed check.
+                // The target refused what the check sets up first (users, a project): nothing
+                // was judged.
                 let mut v = Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
-                v.violate("setup", e.to_string(), []);
-                v.summarize(e.to_string())
+                v.require(
+                    "set-up",
+                    false,
+                    e.to_string(),
+                    "the stack must accept what the check sets up first",
+                );
+                v.summarize("never")
             }
         };
-        let label = match verdict.rules().first() {
-            _ if verdict.passed => "pass",
-            Some(&"configuration") => "ERROR",
-            _ => "FAIL",
+        verdict.allowed = verdict.inconclusive() && allowed.iter().any(|n| n == check.name());
+        let label = match verdict.status {
+            Status::Held => "held",
+            Status::Violated => "VIOLATED",
+            Status::Inconclusive if verdict.requirements.iter().any(|r| r.name == "configured") => "ERROR",
+            Status::Inconclusive if verdict.allowed => "inconclusive (allowed)",
+            Status::Inconclusive => "INCONCLUSIVE",
         };
         println!("{label}  {}", verdict.summary);
         verdicts.push(verdict);

@@ -38,6 +38,38 @@ impl From<load::LoadError> for Failure {
     }
 }
 
+/// What a run found, for its exit code.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Findings {
+    /// A check violated, or an objective missed.
+    pub(crate) violated: bool,
+    /// A check could not run as configured.
+    pub(crate) misconfigured: bool,
+    /// A check inconclusive that the run was not told may be.
+    pub(crate) inconclusive: bool,
+    /// Ctrl-C ended the run early.
+    pub(crate) interrupted: bool,
+}
+
+impl Findings {
+    /// 1 for a violation or a missed objective, whatever else; 2 for a check that could not run
+    /// as configured; 1 for an interrupted run; 4 for a check that could not gather its
+    /// evidence; 0 when every check held and every objective was met.
+    pub(crate) fn code(self) -> ExitCode {
+        if self.violated {
+            ExitCode::from(1)
+        } else if self.misconfigured {
+            ExitCode::from(2)
+        } else if self.interrupted {
+            ExitCode::from(1)
+        } else if self.inconclusive {
+            ExitCode::from(4)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 /// Runs `command`'s future on a multi-threaded runtime: its exit code, or 2 or 3 with the
 /// failure said on stderr as `stampede <command>: …`.
 pub(crate) fn execute(command: &str, future: impl Future<Output = Result<ExitCode, Failure>>) -> ExitCode {

@@ -1,5 +1,6 @@
 //! The `stampede` binary: argument parsing and wiring only.
 
+mod args;
 mod capacity;
 mod check;
 mod embedded;

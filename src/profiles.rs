@@ -27,8 +27,12 @@ pub(crate) fn read(path: Option<&Path>) -> anyhow::Result<Profile> {
 pub(crate) struct Selection {
     pub(crate) only: Vec<String>,
     pub(crate) skip: Vec<String>,
+    /// Checks that may end inconclusive without failing the run.
+    pub(crate) allow_inconclusive: Vec<String>,
     pub(crate) concurrency: Option<usize>,
     pub(crate) rounds: Option<usize>,
+    /// The longest a check waits for a phase (overrides the profile's `max_wait_ms`).
+    pub(crate) max_wait: Option<std::time::Duration>,
 }
 
 /// `profile`'s checks read as their kinds (every one, so a mistake in a check left out is
@@ -36,7 +40,11 @@ pub(crate) struct Selection {
 /// profile does not have is an error that lists those it has.
 pub(crate) fn checks(profile: &mut Profile, selection: &Selection) -> anyhow::Result<Vec<Check>> {
     let mut checks = checks::read(profile)?;
-    for (flag, names) in [("--only", &selection.only), ("--skip", &selection.skip)] {
+    for (flag, names) in [
+        ("--only", &selection.only),
+        ("--skip", &selection.skip),
+        ("--allow-inconclusive", &selection.allow_inconclusive),
+    ] {
         for name in names {
             if profile.check(name).is_none() {
                 let known: Vec<&str> = profile.checks.iter().map(|c| c.name.as_str()).collect();
@@ -57,6 +65,9 @@ pub(crate) fn checks(profile: &mut Profile, selection: &Selection) -> anyhow::Re
     if let Some(r) = selection.rounds {
         anyhow::ensure!(r >= 1, "--rounds must be at least 1");
         profile.defaults.rounds = r;
+    }
+    if let Some(wait) = selection.max_wait {
+        profile.defaults.max_wait_ms = wait.as_millis() as u64;
     }
     Ok(checks)
 }

@@ -4,9 +4,10 @@
 //! the files rendered from it), atomically; on Ctrl-C with what was measured, marked
 //! interrupted.
 //!
-//! Exit codes: 0 every check held and every target was met, 1 a violation or a missed target,
-//! 2 bad usage or configuration, 3 a target unreachable — every instance, and the
-//! `--upstream-control` API when one is named, is probed before anything runs.
+//! Exit codes: 0 every check held and every target was met, 1 a violation or a missed target
+//! (it wins over everything), 2 bad usage or configuration, 3 a target unreachable — every
+//! instance, and the `--upstream-control` API when one is named, is probed before anything
+//! runs — 4 a check inconclusive (unless `--allow-inconclusive` names it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,12 @@ pub(crate) struct RunArgs {
     /// Leave these checks out (repeatable).
     #[arg(long = "skip", value_name = "CHECK")]
     pub(crate) skip: Vec<String>,
+    /// The longest a check waits for a phase to come (overrides the profile's `max_wait_ms`).
+    #[arg(long, value_name = "DURATION", value_parser = crate::args::parse_duration)]
+    pub(crate) max_wait: Option<std::time::Duration>,
+    /// Let this check end inconclusive without failing the run (exit 4). Repeatable.
+    #[arg(long = "allow-inconclusive", value_name = "CHECK")]
+    pub(crate) allow_inconclusive: Vec<String>,
     /// `open` or `closed`; overrides the profile's load model.
     #[arg(long, value_parser = ["open", "closed"])]
     pub(crate) model: Option<String>,
@@ -57,7 +64,13 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
 
 async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let mut profile = crate::profiles::read(args.profile.as_deref())?;
-    let selection = Selection { only: args.only.clone(), skip: args.skip.clone(), ..Selection::default() };
+    let selection = Selection {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+        allow_inconclusive: args.allow_inconclusive.clone(),
+        max_wait: args.max_wait,
+        ..Selection::default()
+    };
     let checks = crate::profiles::checks(&mut profile, &selection)?;
     let overrides = LoadOverrides {
         model: args.model.clone(),
@@ -89,7 +102,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     );
 
     println!("checks:");
-    let checked = crate::check::run_checks(&target, &checks, stop.clone()).await;
+    let checked = crate::check::run_checks(&target, &checks, &args.allow_inconclusive, stop.clone()).await;
     let checked = match checked {
         Ok(checked) => checked,
         Err(e) => {
@@ -97,7 +110,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
             return Err(e);
         }
     };
-    let (checks_complete, misconfigured) = (checked.complete, checked.misconfigured);
+    let checks_complete = checked.complete;
+    let mut findings = checked.findings();
     let description = reached.description();
     let checks_report =
         checked.report(&run, started_at_ms, profile_name.clone(), urls.clone(), description.clone());
@@ -123,6 +137,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         None => (None, Vec::new()),
     };
     let passed = complete && checks_passed && target_verdicts.iter().all(|t| t.passed);
+    findings.violated |= target_verdicts.iter().any(|t| !t.passed);
+    findings.interrupted = !complete;
     let report = Report {
         schema: report::SCHEMA.to_owned(),
         run: RunMeta {
@@ -149,21 +165,14 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let path = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?.html;
     crate::load::print_summary(&report);
     let checks_report = report.checks.as_ref().expect("set above");
-    let held = checks_report.verdicts.len() - checks_report.failed();
     let met = report.targets.iter().filter(|t| t.passed).count();
     println!(
-        "stampede run: {} — {held} of {} checks held, {met} of {} targets met{}; report in {}",
+        "stampede run: {} — {}, {met} of {} targets met{}; report in {}",
         if passed { "PASS" } else { "FAIL" },
-        checks_report.verdicts.len(),
+        checks_report.tally(),
         report.targets.len(),
         if complete { "" } else { " (interrupted)" },
         path.display()
     );
-    Ok(if misconfigured {
-        ExitCode::from(2)
-    } else if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(findings.code())
 }

@@ -35,7 +35,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "15/24h", value_parser = parse_limit)]
     pub(crate) upload_limit: Limit,
     /// How long a computed dashboard stays cached.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration)]
     pub(crate) dashboard_ttl: Duration,
     /// IANA time zone whose midnight resets the daily quota.
     #[arg(long, default_value = "UTC")]
@@ -56,29 +56,29 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "TOKEN", requires = "upstream")]
     pub(crate) upstream_refresh_token: Option<String>,
     /// How often the platform credential is refreshed (seed: 30m).
-    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, default_value = "30m", value_parser = crate::args::parse_duration)]
     pub(crate) refresh_period: Duration,
     /// How long the upstream's access tokens live (seed: 1h); at least two refresh periods.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = crate::args::parse_duration)]
     pub(crate) token_lifetime: Duration,
     /// The upstream API plan the usage tracker enforces, `PER_DAY/PER_HOUR` (seed: 100/20).
     #[arg(long, default_value = "100/20", value_parser = parse_plan)]
     pub(crate) upstream_plan: reference::usage_tracker::UsageLimits,
     /// How long the upstream circuit breaker stays open before it lets one trial call through
     /// (seed: 60s).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration)]
     pub(crate) breaker_open: Duration,
     /// Import processors per process.
     #[arg(long, default_value_t = 2)]
     pub(crate) workers: usize,
     /// How long a taken import task stays invisible to other workers before it is redelivered
     /// (seed: 360s, the hard time limit plus a minute).
-    #[arg(long, default_value = "360s", value_parser = parse_duration)]
+    #[arg(long, default_value = "360s", value_parser = crate::args::parse_duration)]
     pub(crate) task_visibility: Duration,
     /// The hard time limit of one import task: past it the task is abandoned unacknowledged,
     /// as if its worker had died, and redelivered after its visibility timeout (seed: 300s).
     /// A visibility timeout below it lets a task still running reach a second worker.
-    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    #[arg(long, default_value = "300s", value_parser = crate::args::parse_duration)]
     pub(crate) task_time_limit: Duration,
     /// Connections the pooled upstream client keeps open at once, busy or idle (seed: 100).
     /// Requests in flight are capped at this less `--upstream-idle`.
@@ -90,7 +90,7 @@ pub(crate) struct ServeArgs {
     pub(crate) upstream_idle: usize,
     /// Delay every API answer by this long (default 0): a deliberately slowed stack, to see
     /// `stampede report compare` flag the regression against a baseline.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "0s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) added_latency: Duration,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
@@ -101,12 +101,6 @@ pub(crate) struct ServeArgs {
     /// Shut down when standard input closes (how a parent stops its instances gracefully).
     #[arg(long, hide = true)]
     pub(crate) stop_on_stdin_eof: bool,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration =
-        text.parse().map_err(|e| format!("{text:?} is not a duration like 60s, 5m or 1h: {e}"))?;
-    Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
 }
 
 fn parse_plan(text: &str) -> Result<reference::usage_tracker::UsageLimits, String> {
@@ -143,7 +137,7 @@ fn parse_mutant(text: &str) -> Result<stack::Mutant, String> {
 fn parse_limit(text: &str) -> Result<Limit, String> {
     let (count, window) = text.split_once('/').ok_or_else(|| format!("{text:?} is not COUNT/DURATION"))?;
     let count: u64 = count.trim().parse().map_err(|_| format!("{count:?} is not a count"))?;
-    let window = parse_duration(window.trim())?;
+    let window = crate::args::parse_duration(window.trim())?;
     if count == 0 || window.is_zero() {
         return Err(format!("{text:?}: count and duration must be positive"));
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 mod support;
 
@@ -96,7 +96,9 @@ fn check_passes_on_the_embedded_stack() {
     let report = report.expect("checks.json written");
     assert_eq!(report["passed"], true);
     assert_eq!(report["complete"], true);
-    assert!(text(&out).contains("checks passed"), "{}", text(&out));
+    assert!(text(&out).contains("checks: ") && text(&out).contains(" held"), "{}", text(&out));
+    let verdicts = report["verdicts"].as_array().unwrap();
+    assert!(verdicts.iter().all(|v| v["status"] == "held"), "{report:#}");
 }
 
 #[test]
@@ -424,6 +426,102 @@ fn check_target_runs_the_same_checks_against_a_stack_in_another_process() {
     assert!(report["embedded"].is_null());
     let verdicts = report["verdicts"].as_array().unwrap();
     for name in ["upstream-breaker", "import-lifecycle"] {
-        assert!(verdicts.iter().any(|v| v["check"] == name && v["passed"] == true), "{name}: {report:#}");
+        assert!(verdicts.iter().any(|v| v["check"] == name && v["status"] == "held"), "{name}: {report:#}");
     }
+}
+
+#[test]
+fn check_a_window_longer_than_the_wait_exits_4_naming_the_window() {
+    // The seed's limit, 6 a minute: the window is not waited out within 5 s.
+    let served = support::Served::start(&["--publish-limit", "6/60s"]);
+    let (out, report) =
+        stampede_check(&["--target", &served.url, "--only", "publish-rate-limit", "--max-wait", "5s"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let report = report.unwrap();
+    assert_eq!(report["passed"], false);
+    let rate_limit = verdict(&report, "publish-rate-limit");
+    assert_eq!(rate_limit["status"], "inconclusive", "{rate_limit:#}");
+    let summary = rate_limit["summary"].as_str().unwrap();
+    assert!(summary.contains("window was not waited out (at most 5 s)"), "{summary}");
+    assert!(text(&out).contains("INCONCLUSIVE"), "{}", text(&out));
+    // Allowed: recorded, and the run passes.
+    let (out, report) = stampede_check(&[
+        "--target",
+        &served.url,
+        "--only",
+        "publish-rate-limit",
+        "--max-wait",
+        "5s",
+        "--allow-inconclusive",
+        "publish-rate-limit",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = report.unwrap();
+    assert_eq!(
+        (report["passed"].clone(), verdict(&report, "publish-rate-limit")["allowed"].clone()),
+        (json!(true), json!(true))
+    );
+}
+
+/// A `redis-server` of the test's own on a free port, stopped on drop (never the shared one).
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!("redis-server: {e}"),
+            Err(e) => {
+                eprintln!("skipping: no redis-server ({e}); set CI=true to fail instead");
+                return None;
+            }
+        };
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self { child, url });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("redis-server on {port} did not start");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn check_against_a_stack_whose_redis_is_gone_holds_nothing_and_does_not_exit_0() {
+    let Some(mut redis) = OwnRedis::start() else { return };
+    let served = support::Served::start(&["--redis", &redis.url]);
+    // Redis gone: every request that needs it fails.
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let (out, report) = stampede_check(&[
+        "--target",
+        &served.url,
+        "--upstream-control",
+        &served.upstream,
+        "--rounds",
+        "1",
+        "--max-wait",
+        "5s",
+    ]);
+    assert!(matches!(out.status.code(), Some(1 | 4)), "{}", text(&out));
+    let report = report.unwrap();
+    let verdicts = report["verdicts"].as_array().unwrap();
+    let held: Vec<&Value> = verdicts.iter().filter(|v| v["status"] == "held").collect();
+    assert!(held.is_empty(), "checks held with Redis gone: {held:#?}");
 }

@@ -119,6 +119,10 @@ pub struct Defaults {
     /// A request unanswered after this long is recorded as `unknown`.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// The longest a check waits for a phase to come (a rate-limit window's end, say); a phase
+    /// further off leaves the check inconclusive.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
 }
 
 impl Default for Defaults {
@@ -127,6 +131,7 @@ impl Default for Defaults {
             concurrency: default_concurrency(),
             rounds: default_rounds(),
             timeout_ms: default_timeout_ms(),
+            max_wait_ms: default_max_wait_ms(),
         }
     }
 }
@@ -141,6 +146,10 @@ fn default_rounds() -> usize {
 
 fn default_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_max_wait_ms() -> u64 {
+    120_000
 }
 
 impl Profile {

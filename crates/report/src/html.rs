@@ -99,8 +99,8 @@ fn summary(report: &Report) -> Markup {
         header class={ "verdict " (class) } {
             h1 { span class={ "badge " (class) } { (word) } " stampede run " code { (run.id) } }
             p {
-                @if let Some((held, all)) = report.checks.as_ref().map(checks::tally) {
-                    (held) " of " (all) " checks held · "
+                @if let Some(tally) = report.checks.as_ref().map(checks::tally) {
+                    (tally) " · "
                 }
                 (met) " of " (report.targets.len()) " targets met · "
                 @if run.complete {
@@ -288,7 +288,7 @@ fn utc(ms: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
 }
 const CSS: &str = r##"
-:root { --pass: #1a7f37; --fail: #c62828; --muted: #666; --line: #ddd; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1f2328; }
+:root { --pass: #1a7f37; --fail: #c62828; --unknown: #b26a00; --muted: #666; --line: #ddd; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1f2328; }
 body { margin: 0 auto; max-width: 1200px; padding: 0 24px 40px; line-height: 1.45; font-size: 15px; }
 h1 { font-size: 24px; margin: 0 0 6px; } h2 { font-size: 19px; margin: 30px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { font-size: 16px; margin: 18px 0 6px; } h4 { margin: 12px 0 4px; font-size: 14px; }
@@ -296,7 +296,7 @@ header.verdict { margin: 20px 0 0; padding: 16px 20px; border-radius: 8px; borde
 header.pass { background: #e9f6ec; border-color: var(--pass); } header.fail { background: #fdecec; border-color: var(--fail); }
 header p { margin: 0; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.8em; font-weight: 700; color: #fff; vertical-align: middle; letter-spacing: 0.03em; }
-.badge.pass { background: var(--pass); } .badge.fail { background: var(--fail); }
+.badge.pass { background: var(--pass); } .badge.fail { background: var(--fail); } .badge.unknown { background: var(--unknown); }
 h1 .badge { font-size: 18px; padding: 3px 12px; }
 .interrupted, .warn, .bad { color: var(--fail); font-weight: 600; } .complete { color: var(--pass); font-weight: 600; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; } dt { color: var(--muted); } dd { margin: 0; }
@@ -317,7 +317,8 @@ ul.legend { list-style: none; padding: 0; margin: 4px 0 0 70px; display: flex; f
 ul.legend .line { display: inline-block; width: 22px; height: 0; margin-right: 6px; vertical-align: middle; }
 select { font: inherit; padding: 2px 4px; } button { font: inherit; font-size: 13px; }
 details.check { border: 1px solid var(--line); border-radius: 6px; margin: 6px 0; padding: 6px 12px; }
-details.check.fail { border-left: 5px solid var(--fail); } details.check.pass { border-left: 5px solid var(--pass); }
+details.check.fail { border-left: 5px solid var(--fail); } details.check.pass { border-left: 5px solid var(--pass); } details.check.unknown { border-left: 5px solid var(--unknown); }
+ul.requirements li.unmet { color: #8a5a00; }
 details.check summary { cursor: pointer; } .kind { color: var(--muted); font-size: 13px; }
 pre { background: #f6f8fa; padding: 8px 10px; border-radius: 4px; overflow-x: auto; max-height: 320px; margin: 4px 0; }
 ul.violations li { color: var(--fail); }

@@ -41,19 +41,32 @@
 use std::fmt::Write as _;
 
 use crate::Report;
-use crate::checks::ChecksReport;
+use crate::checks::{ChecksReport, Status};
 
 /// One test case: its class, name, and the failure (message, body) when it failed.
 struct Case {
     classname: &'static str,
     name: String,
     failure: Option<(String, String)>,
+    /// What `failure` is written as.
+    tag: Tag,
+}
+
+/// How a case that did not pass is written: a `<failure>` (a finding: a rule broken, a target
+/// missed), an `<error>` (no finding could be made: a check inconclusive or misconfigured), or
+/// `<skipped>` (inconclusive, and the run was told it may be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Failure,
+    Error,
+    Skipped,
 }
 
 /// The report as JUnit XML.
 pub fn junit(report: &Report) -> String {
     let run = vec![Case {
         classname: "run",
+        tag: Tag::Failure,
         name: "complete".to_owned(),
         failure: (!report.run.complete).then(|| {
             let why = report.run.interrupted.clone().unwrap_or_else(|| "the run did not complete".to_owned());
@@ -65,6 +78,7 @@ pub fn junit(report: &Report) -> String {
         .iter()
         .map(|t| Case {
             classname: "targets",
+            tag: Tag::Failure,
             name: t.name.clone(),
             failure: (!t.passed).then(|| (t.detail.clone(), t.detail.clone())),
         })
@@ -75,6 +89,7 @@ pub fn junit(report: &Report) -> String {
             .iter()
             .map(|change| Case {
                 classname: "comparison",
+                tag: Tag::Failure,
                 name: format!("{} {}", change.endpoint, change.percentile),
                 failure: change.regressed.then(|| {
                     (
@@ -96,12 +111,14 @@ pub fn junit(report: &Report) -> String {
             .filter(|(_, step)| step.passed)
             .map(|(i, step)| Case {
                 classname: "capacity",
+                tag: Tag::Failure,
                 name: format!("step {}: {} {}", i + 1, step.offered, c.unit),
                 failure: None,
             })
             .collect();
         cases.push(Case {
             classname: "capacity",
+            tag: Tag::Failure,
             name: "sustainable step".to_owned(),
             failure: c.sustainable.is_none().then(|| {
                 let misses = c.steps.first().map(|s| s.missed.join("\n")).unwrap_or_default();
@@ -124,20 +141,26 @@ pub fn junit(report: &Report) -> String {
         suites.push(("capacity", capacity, held));
     }
     let tests: usize = suites.iter().map(|s| s.1.len()).sum();
-    let failures: usize = suites.iter().map(|s| s.1.iter().filter(|c| c.failure.is_some()).count()).sum();
+    let count =
+        |cases: &[Case], tag: Tag| cases.iter().filter(|c| c.failure.is_some() && c.tag == tag).count();
+    let failures: usize = suites.iter().map(|s| count(&s.1, Tag::Failure)).sum();
+    let errors: usize = suites.iter().map(|s| count(&s.1, Tag::Error)).sum();
+    let skipped: usize = suites.iter().map(|s| count(&s.1, Tag::Skipped)).sum();
 
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
-        r#"<testsuites name="{}" tests="{tests}" failures="{failures}" errors="0" skipped="0" time="{duration_s:.3}">"#,
+        r#"<testsuites name="{}" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{duration_s:.3}">"#,
         escape_attr(&format!("stampede run {}", report.run.id))
     );
     for (name, cases, time) in &suites {
-        let failed = cases.iter().filter(|c| c.failure.is_some()).count();
         let _ = writeln!(
             s,
-            r#"  <testsuite name="{name}" tests="{}" failures="{failed}" errors="0" skipped="0" time="{time:.3}" timestamp="{}" hostname="{}">"#,
+            r#"  <testsuite name="{name}" tests="{}" failures="{}" errors="{}" skipped="{}" time="{time:.3}" timestamp="{}" hostname="{}">"#,
             cases.len(),
+            count(cases, Tag::Failure),
+            count(cases, Tag::Error),
+            count(cases, Tag::Skipped),
             timestamp(report.run.started_at_ms),
             escape_attr(&report.run.host)
         );
@@ -162,10 +185,14 @@ pub fn junit(report: &Report) -> String {
             );
             match &case.failure {
                 None => s.push_str("/>\n"),
+                Some((message, _)) if case.tag == Tag::Skipped => {
+                    let _ = writeln!(s, r#"><skipped message="{}"/></testcase>"#, escape_attr(message));
+                }
                 Some((message, body)) => {
+                    let tag = if case.tag == Tag::Error { "error" } else { "failure" };
                     let _ = writeln!(
                         s,
-                        r#"><failure message="{}" type="{}">{}</failure></testcase>"#,
+                        r#"><{tag} message="{}" type="{}">{}</{tag}></testcase>"#,
                         escape_attr(message),
                         case.classname,
                         escape_text(body)
@@ -179,22 +206,32 @@ pub fn junit(report: &Report) -> String {
     s
 }
 
-/// A case per check verdict of `checks` (`checks.json`'s document): failed when the check did
-/// not hold, with its summary as the message and its violations, one a line, as the body.
+/// A case per check verdict of `checks` (`checks.json`'s document): a violated check fails
+/// (its summary the message, its violations, one a line, the body); an inconclusive one is an
+/// error (the evidence it missed, one a line), skipped when the run allowed it.
 fn check_cases(checks: &ChecksReport) -> Vec<Case> {
     checks
         .verdicts
         .iter()
         .map(|v| {
-            let violations: Vec<String> =
-                v.violations.iter().map(|x| format!("{}: {}", x.rule, x.detail)).collect();
+            let (tag, body) = match v.status {
+                Status::Violated => (
+                    Tag::Failure,
+                    v.violations
+                        .iter()
+                        .map(|x| format!("{}: {}", x.rule, x.detail))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+                Status::Inconclusive if v.allowed => (Tag::Skipped, String::new()),
+                _ => (Tag::Error, v.missing_line().replace("; ", "\n")),
+            };
+            let body = if body.is_empty() { v.summary.clone() } else { body };
             Case {
                 classname: "checks",
                 name: v.check.clone(),
-                failure: (!v.passed).then(|| {
-                    let body = if violations.is_empty() { v.summary.clone() } else { violations.join("\n") };
-                    (v.summary.clone(), body)
-                }),
+                failure: (!v.held()).then(|| (v.summary.clone(), body)),
+                tag,
             }
         })
         .collect()
@@ -326,12 +363,47 @@ mod tests {
             target: vec!["http://127.0.0.1:1".to_owned()],
             embedded: None,
             passed: false,
-            verdicts: vec![held, violated.summarize("2 records for 1 key")],
+            // A summary of the judge's own words, which the case's message carries.
+            verdicts: vec![
+                held,
+                crate::checks::Verdict { summary: "2 records for 1 key".to_owned(), ..violated },
+            ],
         }
     }
 
     fn parse(xml: &str) -> roxmltree::Document<'_> {
         roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}\n{xml}"))
+    }
+
+    #[test]
+    fn an_inconclusive_check_is_an_error_and_an_allowed_one_skipped() {
+        let mut report = checks();
+        let mut unknown = crate::checks::Verdict::new("dead-stack", "counter", 97, json!({}));
+        unknown.bound_unknown(&[], 0.05);
+        let mut allowed = crate::checks::Verdict::new("long-window", "rate-limit", 3, json!({}));
+        allowed.require(
+            "recovery-observed",
+            false,
+            "the 60 s window was not waited out",
+            "pass --max-wait 70s",
+        );
+        allowed.allowed = true;
+        report.verdicts.push(unknown.summarize("never"));
+        report.verdicts.push(allowed.summarize("never"));
+        let xml = junit(&self::report(true, Some(report)));
+        let doc = parse(&xml);
+        let suite = doc.descendants().find(|n| n.attribute("name") == Some("checks")).unwrap();
+        let counts =
+            ["tests", "failures", "errors", "skipped"].map(|a| suite.attribute(a).unwrap().to_owned());
+        assert_eq!(counts, ["4", "1", "1", "1"], "{xml}");
+        let case = |name: &str| suite.children().find(|n| n.attribute("name") == Some(name)).unwrap();
+        let error = case("dead-stack").children().find(|n| n.has_tag_name("error")).expect("an error");
+        assert!(error.attribute("message").unwrap().contains("no operation was recorded"), "{xml}");
+        assert!(case("long-window").children().any(|n| n.has_tag_name("skipped")), "{xml}");
+        assert!(
+            !case("long-window").children().any(|n| n.has_tag_name("failure") || n.has_tag_name("error"))
+        );
+        assert_eq!(doc.root_element().attribute("errors"), Some("1"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use client::{Target, TargetError, User};
 use profile::Defaults;
 use profile::template::RequestTemplate;
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -152,10 +152,9 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         }
         let last = pages.last();
         match last {
-            None => {
-                verdict.violate("walk-broken", format!("round {round}: no page was requested"), []);
-                continue;
-            }
+            // No page, or a page with no usable answer: the walk gathered nothing (required below).
+            None => continue,
+            Some(last) if last.outcome == Outcome::Unknown => continue,
             Some(last) if last.outcome != Outcome::Ok => {
                 verdict.violate(
                     "walk-broken",
@@ -201,20 +200,28 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             );
         }
     }
+    verdict.require(
+        "walks-complete",
+        walks_complete > 0,
+        format!("{walks_complete} of {} walks reached their last page", rounds.len()),
+        "the list must answer 2xx page after page, with its next cursor at `next` (null on the last)",
+    );
+    verdict.require(
+        "inserts-during-walk",
+        inserted_during > 0,
+        format!("{inserted_during} rows inserted while walks were under way"),
+        "the insert request must answer 2xx: rows inserted between pages are what a cursor must survive",
+    );
+    verdict.bound_unknown(history, MAX_UNKNOWN);
     verdict.evidence = json!({
         "rounds": rounds.len(),
         "walks_complete": walks_complete,
         "rows_served": served_total,
         "inserted_during_walks": inserted_during,
     });
-    let summary = if verdict.passed {
-        format!(
-            "{walks_complete} walks: every row served exactly once while {inserted_during} rows were inserted"
-        )
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(format!(
+        "{walks_complete} walks: every row served exactly once while {inserted_during} rows were inserted"
+    ))
 }
 
 #[cfg(test)]
@@ -240,7 +247,7 @@ mod tests {
         h.push(page(1, &["c", "b"], Some("b")));
         h.push(page(2, &["a"], None));
         let verdict = judge("w", &h);
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
     }
 
     #[test]
@@ -275,6 +282,23 @@ mod tests {
         h.push(page(0, &["b"], Some("b")));
         h.push(page(1, &[], Some("b")));
         assert_eq!(judge("w", &h).rules(), ["walk-endless"]);
+    }
+
+    #[test]
+    fn a_walk_without_inserts_or_answers_is_inconclusive() {
+        // Every row once, but nothing was inserted during the walk: the race never ran.
+        let mut h = seeds(&["b", "a"]);
+        h.push(page(0, &["b"], Some("b")));
+        h.push(page(1, &["a"], None));
+        let verdict = judge("w", &h);
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["inserts-during-walk"]));
+        // A page with no answer (503): no walk completed, nothing violated.
+        let mut h = seeds(&["b", "a"]);
+        h.push(op(0, 0, "insert", 10, Outcome::Ok, json!({ "id": "c" })));
+        h.push(op(0, 1, "page", 11, Outcome::Unknown, json!({ "page": 0, "ids": null, "next": null })));
+        let verdict = judge("w", &h);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert!(verdict.missing().contains(&"walks-complete"), "{:?}", verdict.missing());
     }
 }
 

@@ -11,7 +11,7 @@
 
 use client::{Answer, Target, TargetError};
 use profile::template::{Recognise, RequestTemplate};
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -37,7 +37,10 @@ fn record(
 ) -> Op {
     let served = answer.body.pointer(&check.value).cloned().unwrap_or(Value::Null);
     let cache = answer.header(&check.cache_header).map(str::to_owned);
-    let value = json!({ "expected": expected, "older": older, "served": served, "cache": cache });
+    let cached =
+        cache.as_deref().is_some_and(|layer| !check.miss.iter().any(|miss| miss.eq_ignore_ascii_case(layer)));
+    let value =
+        json!({ "expected": expected, "older": older, "served": served, "cache": cache, "cached": cached });
     answer.op(round, instance, f, support::read(answer), value)
 }
 
@@ -63,10 +66,7 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
                 let answer =
                     target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
                 let op = record(check, &answer, round, instance, "warm", &current, &older);
-                let cached = op.value["cache"]
-                    .as_str()
-                    .is_some_and(|layer| !check.miss.iter().any(|miss| miss.eq_ignore_ascii_case(layer)));
-                let done = cached || op.outcome != Outcome::Ok;
+                let done = op.value["cached"] == true || op.outcome != Outcome::Ok;
                 history.push(op);
                 if done {
                     break;
@@ -108,15 +108,16 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
 pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
     if let Some(create) = history.iter().find(|op| op.action == "create" && op.outcome != Outcome::Ok) {
-        verdict.violate(
-            "create-failed",
+        verdict.require(
+            "resource-created",
+            false,
             format!(
                 "creating the resource answered {}",
                 create.status.map_or("nothing".to_owned(), |s| s.to_string())
             ),
-            [create.clone()],
+            "the create request must answer 2xx with the id at `id`",
         );
-        return verdict.summarize("creating the resource failed");
+        return verdict.summarize("never");
     }
     let (mut judged_after_write, mut stale, mut writes) = (0, 0, 0);
     for op in history {
@@ -179,20 +180,26 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             _ => {}
         }
     }
-    if judged_after_write == 0 && verdict.passed {
-        verdict.violate("nothing-judged", "no read after an acknowledged write could be judged", []);
-    }
+    let cached = history.iter().filter(|op| op.action == "warm" && op.value["cached"] == true).count();
+    verdict.require(
+        "cache-warmed",
+        cached > 0,
+        format!("{cached} warming reads were served from a cache"),
+        "the read must be cached (its cache header naming a layer that is not a miss) for an invalidation to be tested",
+    );
+    verdict.require(
+        "reads-after-write",
+        judged_after_write > 0,
+        format!("{writes} writes acknowledged, {judged_after_write} reads after them judged"),
+        "the write must be acknowledged (recognised by `written`) and the read answer 2xx",
+    );
+    verdict.bound_unknown(history, MAX_UNKNOWN);
     verdict.evidence = json!({
         "writes": writes,
         "reads_after_write": judged_after_write,
         "stale_reads": stale,
     });
-    let summary = if verdict.passed {
-        format!("{writes} writes: every instance served the new value right after each")
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(format!("{writes} writes: every instance served the new value right after each"))
 }
 
 #[cfg(test)]
@@ -209,7 +216,7 @@ mod tests {
             f,
             at,
             Outcome::Ok,
-            json!({ "expected": expected, "older": older, "served": served, "cache": "L1" }),
+            json!({ "expected": expected, "older": older, "served": served, "cache": "L1", "cached": true }),
         )
     }
 
@@ -227,7 +234,7 @@ mod tests {
     #[test]
     fn the_new_value_everywhere_passes() {
         let verdict = judge("i", &history(["b", "b"]));
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
     }
 
     #[test]
@@ -257,14 +264,36 @@ mod tests {
         h[4].value["expected"] = json!("a");
         h[5].value["expected"] = json!("a");
         assert_eq!(judge("i", &h).rules(), ["write-refused"]);
+        // A resource never created: nothing is judged, nothing is violated.
         let h = vec![op(0, 0, "create", 0, Outcome::Fail, json!({ "id": null }))];
-        assert_eq!(judge("i", &h).rules(), ["create-failed"]);
+        let verdict = judge("i", &h);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["resource-created"]);
+        assert!(verdict.summary.contains("answered 404"), "{}", verdict.summary);
     }
 
     #[test]
     fn no_read_after_a_write_judges_nothing() {
         let h = history(["b", "b"])[..4].to_vec();
-        assert_eq!(judge("i", &h).rules(), ["nothing-judged"]);
+        let verdict = judge("i", &h);
+        assert!(verdict.inconclusive(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["reads-after-write"]);
+    }
+
+    #[test]
+    fn reads_never_served_from_a_cache_test_no_invalidation() {
+        let mut h = history(["b", "b"]);
+        for op in h.iter_mut().filter(|op| op.action == "warm") {
+            op.value["cached"] = json!(false);
+        }
+        let verdict = judge("i", &h);
+        assert!(verdict.inconclusive(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["cache-warmed"]);
+        // A stale read is a violation whatever is missing.
+        let mut h = history(["b", "a"]);
+        h[1].value["cached"] = json!(false);
+        h[2].value["cached"] = json!(false);
+        assert!(judge("i", &h).violated());
     }
 }
 

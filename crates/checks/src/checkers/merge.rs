@@ -12,7 +12,7 @@ use profile::Defaults;
 use profile::template::fill;
 use profile::template::validate_text;
 use profile::template::{Recognise, RequestTemplate};
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -89,15 +89,8 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
     let (mut acknowledged, mut lost_total, mut reads_judged) = (0, 0, 0);
     for &round in &rounds {
         let ops: Vec<&Op> = history.iter().filter(|op| op.process == round).collect();
-        if let Some(create) = ops.iter().find(|op| op.action == "create" && op.outcome != Outcome::Ok) {
-            verdict.violate(
-                "create-failed",
-                format!(
-                    "round {round}: creating the resource answered {}",
-                    create.status.map_or("nothing".to_owned(), |s| s.to_string())
-                ),
-                [(*create).clone()],
-            );
+        if ops.iter().any(|op| op.action == "create" && op.outcome != Outcome::Ok) {
+            // Nothing to merge into: the round gathers no evidence (the requirement below).
             continue;
         }
         let merges: Vec<&Op> = ops.iter().copied().filter(|op| op.action == "merge").collect();
@@ -177,21 +170,40 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
             }
         }
     }
-    if reads_judged == 0 && verdict.passed {
-        verdict.violate("not-visible", "no read-back could be judged", []);
-    }
+    let creates: Vec<&Op> = history.iter().filter(|op| op.action == "create").collect();
+    let failed: Vec<String> = creates
+        .iter()
+        .filter(|op| op.outcome != Outcome::Ok)
+        .map(|op| op.status.map_or("no answer".to_owned(), |s| s.to_string()))
+        .collect();
+    verdict.require(
+        "resources-created",
+        failed.is_empty(),
+        format!(
+            "{} of {} creations answered: {}",
+            creates.len() - failed.len(),
+            creates.len(),
+            failed.join(", ")
+        ),
+        "the create request must answer 2xx with the id at `id`",
+    );
+    verdict.require(
+        "reads-judged",
+        reads_judged > 0 && acknowledged > 0,
+        format!("{acknowledged} merges acknowledged, {reads_judged} read-backs judged"),
+        "merges must be acknowledged (recognised by `merged`) and read back 2xx",
+    );
+    verdict.bound_unknown(history, MAX_UNKNOWN);
     verdict.evidence = json!({
         "rounds": rounds.len(),
         "acknowledged_merges": acknowledged,
         "reads_judged": reads_judged,
         "lost_fields": lost_total,
     });
-    let summary = if verdict.passed {
-        format!("{} rounds: all {acknowledged} acknowledged fields read back on every instance", rounds.len())
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(format!(
+        "{} rounds: all {acknowledged} acknowledged fields read back on every instance",
+        rounds.len()
+    ))
 }
 
 #[cfg(test)]
@@ -213,7 +225,7 @@ mod tests {
     #[test]
     fn every_field_read_back_passes() {
         let verdict = judge("m", None, &history(&["state", "f0", "f1"]));
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
     }
 
     #[test]
@@ -228,7 +240,9 @@ mod tests {
     fn an_unacknowledged_merge_may_be_missing() {
         let mut h = history(&["f0"]);
         h[2].outcome = Outcome::Unknown;
-        assert!(judge("m", None, &h).passed);
+        let verdict = judge("m", None, &h);
+        assert!(verdict.rules().is_empty(), "{:?}", verdict.violations);
+        assert_eq!(verdict.missing(), ["unknown-within-bound"], "one of a handful of operations unknown");
     }
 
     #[test]
@@ -242,7 +256,7 @@ mod tests {
     fn a_read_back_without_a_lifetime_never_expires() {
         let mut h = history(&["f0", "f1"]);
         h[3].value["expires_s"] = json!(86_400);
-        assert!(judge("m", Some(86_400), &h).passed);
+        assert!(judge("m", Some(86_400), &h).held());
         // MergeWithoutTtl: the merge's SET dropped the TTL.
         h[3].value["expires_s"] = json!(null);
         let verdict = judge("m", Some(86_400), &h);
@@ -253,7 +267,7 @@ mod tests {
         h[3].value["expires_s"] = json!(86_401);
         assert_eq!(judge("m", Some(86_400), &h).rules(), ["lifetime-over-bound"]);
         // Without the bound the lifetime is not judged.
-        assert!(judge("m", None, &h).passed);
+        assert!(judge("m", None, &h).held());
     }
 
     #[test]
@@ -262,7 +276,9 @@ mod tests {
         h[2].outcome = Outcome::Fail;
         assert_eq!(judge("m", None, &h).rules(), ["merge-refused"]);
         let h = vec![op(0, 0, "create", 0, Outcome::Fail, json!({ "id": null }))];
-        assert_eq!(judge("m", None, &h).rules(), ["create-failed"]);
+        let verdict = judge("m", None, &h);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["resources-created", "reads-judged"]);
     }
 }
 

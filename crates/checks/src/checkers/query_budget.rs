@@ -7,7 +7,7 @@
 use client::{Target, TargetError};
 use profile::Defaults;
 use profile::template::RequestTemplate;
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -63,29 +63,11 @@ pub fn judge(name: &str, budget: u64, history: &[Op]) -> Verdict {
     for instance in instances {
         let mut judged: Vec<(u64, u64, &Op)> = Vec::new();
         for op in lists.iter().copied().filter(|op| op.instance == instance) {
+            // A failed list, or one without a count, is evidence missing (the requirements below).
             if op.outcome != Outcome::Ok {
-                verdict.violate(
-                    "request-failed",
-                    format!(
-                        "instance {instance}: the list of page size {} answered {}",
-                        op.value["size"],
-                        op.status.map_or("nothing".to_owned(), |s| s.to_string())
-                    ),
-                    [op.clone()],
-                );
                 continue;
             }
-            let Some(queries) = op.value["queries"].as_u64() else {
-                verdict.violate(
-                    "missing-header",
-                    format!(
-                        "instance {instance}: the list of page size {} reports no query count",
-                        op.value["size"]
-                    ),
-                    [op.clone()],
-                );
-                continue;
-            };
+            let Some(queries) = op.value["queries"].as_u64() else { continue };
             let items = op.value["items"].as_u64().unwrap_or(0);
             counts.push(
                 json!({ "instance": instance, "size": op.value["size"], "items": items, "queries": queries }),
@@ -118,20 +100,35 @@ pub fn judge(name: &str, budget: u64, history: &[Op]) -> Verdict {
             );
         }
     }
-    if counts.is_empty() && verdict.passed {
-        verdict.violate("request-failed", "no list request could be judged", []);
-    }
+    let answered = lists.iter().filter(|op| op.outcome == Outcome::Ok).count();
+    verdict.require(
+        "lists-answered",
+        answered == lists.len() && !lists.is_empty(),
+        format!("{answered} of {} list requests answered 2xx", lists.len()),
+        "the list request must answer 2xx",
+    );
+    verdict.require(
+        "counts-reported",
+        counts.len() == answered && !counts.is_empty(),
+        format!("{} of {answered} answered lists reported their query count", counts.len()),
+        "the stack must report each request's query count in the profile's `header` (X-DB-Queries)",
+    );
+    let mut sizes: Vec<u64> = counts.iter().filter_map(|c| c["items"].as_u64()).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    verdict.require(
+        "page-sizes-differ",
+        sizes.len() >= 2,
+        format!("pages of {} distinct row counts ({sizes:?})", sizes.len()),
+        "insert enough rows (`rows`) that the page sizes return different numbers of rows",
+    );
+    verdict.bound_unknown(history, MAX_UNKNOWN);
     let most = counts.iter().filter_map(|c| c["queries"].as_u64()).max().unwrap_or(0);
     verdict.evidence = json!({ "budget": budget, "lists": counts });
-    let summary = if verdict.passed {
-        format!(
-            "{} pages: at most {most} queries each (budget {budget}), whatever the page size",
-            counts.len()
-        )
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(format!(
+        "{} pages: at most {most} queries each (budget {budget}), whatever the page size",
+        counts.len()
+    ))
 }
 
 #[cfg(test)]
@@ -149,7 +146,7 @@ mod tests {
     fn constant_queries_within_budget_pass() {
         let h = vec![list(5, 5, Some(2)), list(20, 20, Some(2)), list(100, 100, Some(2))];
         let verdict = judge("q", 10, &h);
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
     }
 
     #[test]
@@ -168,15 +165,22 @@ mod tests {
     fn more_queries_for_the_same_rows_do_not_grow() {
         // Fewer rows than the page sizes: both pages hold the same rows.
         let h = vec![list(20, 7, Some(2)), list(100, 7, Some(3))];
-        assert!(judge("q", 10, &h).passed);
+        let verdict = judge("q", 10, &h);
+        assert!(verdict.rules().is_empty(), "{:?}", verdict.violations);
+        // Nor can growth be judged: inconclusive, for want of pages of different sizes.
+        assert_eq!(verdict.missing(), ["page-sizes-differ"]);
     }
 
     #[test]
     fn a_missing_count_and_a_failed_request_are_reported() {
         let h = vec![list(5, 5, Some(2)), list(20, 20, None)];
-        assert_eq!(judge("q", 10, &h).rules(), ["missing-header"]);
+        let verdict = judge("q", 10, &h);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["counts-reported", "page-sizes-differ"]);
         let h = vec![list(5, 5, Some(2)), op(0, 0, "list", 20, Outcome::Fail, json!({ "size": 20 }))];
-        assert_eq!(judge("q", 10, &h).rules(), ["request-failed"]);
+        let verdict = judge("q", 10, &h);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["lists-answered", "page-sizes-differ"]);
     }
 }
 

@@ -4,12 +4,17 @@
 //! boundary. Then the window must end: the user keeps asking, one request at a time, and must
 //! be admitted again within the advertised reset plus a grace period — a window that never ends
 //! (a key without TTL, an expiry pushed by every hit) fails here.
+//!
+//! Evidence it needs: windows whose limit the answers state (`windows-judged`), a window asked
+//! more than its limit (`limit-reached`: else the cap was never tested), the window's end
+//! observed (`recovery-observed`: the probe runs when the reset is known and within the
+//! profile's `max_wait_ms`, `--max-wait`), and few answers nothing recognised.
 
 use std::time::Duration;
 
 use client::{Answer, Target, TargetError};
 use profile::template::{Recognise, RequestTemplate};
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,8 +24,6 @@ use crate::kind::Kind;
 
 pub const KIND: &str = "rate-limit";
 
-/// Longest window end a recovery probe waits for.
-pub const MAX_RECOVERY_WAIT: Duration = Duration::from_secs(15);
 /// Slack beyond the advertised reset: its second rounding plus a round trip.
 pub const RECOVERY_GRACE: Duration = Duration::from_millis(1_500);
 /// Windows whose estimated ends differ by more than this are different windows.
@@ -73,23 +76,31 @@ pub async fn run(target: &Target, check: &RateLimitCheck) -> Result<Verdict, Tar
         history.extend(answers);
         // Only the last round probes recovery: the others would wait a window each.
         if round + 1 == rounds {
-            recoveries = recover(target, check, &user.tokens, round).await;
+            let max_wait = Duration::from_millis(defaults.max_wait_ms);
+            recoveries = recover(target, check, &user.tokens, round, max_wait).await;
         }
     }
     Ok(judge(&check.name, &history, &recoveries))
 }
 
 /// After the burst, one request at a time until admitted or the advertised window (plus
-/// grace) has passed.
-async fn recover(target: &Target, check: &RateLimitCheck, tokens: &[String], round: usize) -> Vec<Op> {
+/// grace) has passed; not at all past `max_wait` (the first probe records it, for the judge).
+async fn recover(
+    target: &Target,
+    check: &RateLimitCheck,
+    tokens: &[String],
+    round: usize,
+    max_wait: Duration,
+) -> Vec<Op> {
     let mut probes = Vec::new();
     let first =
         target.send(0, Some(&tokens[0]), &check.request, &[("seq", &format!("{round}-probe-0"))]).await;
-    let op = record(check, &first, round, 0, "probe");
+    let mut op = record(check, &first, round, 0, "probe");
+    op.value["max_wait_s"] = json!(max_wait.as_secs_f64());
     let admitted = op.outcome == Outcome::Ok;
     let reset = first.header_u64(&check.reset_header).map(Duration::from_secs);
     probes.push(op);
-    let Some(reset) = reset.filter(|r| !admitted && *r <= MAX_RECOVERY_WAIT) else {
+    let Some(reset) = reset.filter(|r| !admitted && *r <= max_wait) else {
         return probes;
     };
     let deadline = tokio::time::Instant::now() + reset + RECOVERY_GRACE;
@@ -121,6 +132,7 @@ async fn recover(target: &Target, check: &RateLimitCheck, tokens: &[String], rou
 /// unknown answers counted either way; and the last probe sequence ends admitted.
 pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
     let mut windows_judged = 0;
+    let mut reached = 0;
     let mut over = 0;
     let mut under = 0;
     let mut unknown = 0;
@@ -147,10 +159,16 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
             last_end = Some(end);
         }
         for window in windows {
+            // A window whose answers state no limit cannot be judged against one.
+            let Some(limit) = window.iter().filter_map(|op| op.value["limit"].as_u64()).max() else {
+                continue;
+            };
             windows_judged += 1;
-            let limit = window.iter().filter_map(|op| op.value["limit"].as_u64()).max().unwrap_or(0);
             let admitted = window.iter().filter(|op| op.outcome == Outcome::Ok).count() as u64;
             let refused = window.iter().filter(|op| op.outcome == Outcome::Fail).count() as u64;
+            if window.len() as u64 > limit {
+                reached += 1;
+            }
             if admitted > limit {
                 over += 1;
                 let shown = window.iter().filter(|op| op.outcome == Outcome::Ok).map(|op| (*op).clone());
@@ -180,8 +198,42 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
             probes.iter().cloned(),
         );
     }
+    verdict.require(
+        "windows-judged",
+        windows_judged > 0,
+        format!("{windows_judged} windows with their limit and reset stated"),
+        "answers must state the window's limit and seconds to reset: map limit_header and reset_header",
+    );
+    verdict.require(
+        "limit-reached",
+        reached > 0,
+        format!("{reached} of {windows_judged} windows were asked more than their limit"),
+        "release more requests at once than the limit (concurrency)",
+    );
+    let first = probes.first();
+    let reset_s = first.and_then(|p| p.value["reset_s"].as_u64());
+    let max_wait_s = first.and_then(|p| p.value["max_wait_s"].as_f64());
+    let (observed, remedy) = match (first, reset_s) {
+        _ if recovered => (format!("admitted again after {} probes", probes.len()), String::new()),
+        (None, _) => ("no probe was sent".to_owned(), "run at least one round".to_owned()),
+        _ if waited => ("refused through the advertised reset plus grace".to_owned(), String::new()),
+        (Some(_), None) => (
+            "the refused probe stated no reset, so the window's end could not be waited for".to_owned(),
+            "map reset_header to the header with the seconds to the window's end".to_owned(),
+        ),
+        (Some(_), Some(reset)) => (
+            format!(
+                "the {reset} s window was not waited out (at most {} s)",
+                max_wait_s.map_or("?".to_owned(), |w| format!("{w:.0}"))
+            ),
+            format!("serve with a shorter limit window, or pass --max-wait {}s", reset + 10),
+        ),
+    };
+    verdict.require("recovery-observed", recovered || waited, observed, remedy);
+    verdict.bound_unknown(history.iter().chain(probes), MAX_UNKNOWN);
     verdict.evidence = json!({
         "windows": windows_judged,
+        "windows_at_limit": reached,
         "over_admission_windows": over,
         "false_denial_windows": under,
         "unknown": unknown,
@@ -189,12 +241,12 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
         "recovery_checked": recovered || waited,
         "recovered": recovered,
     });
-    let summary = if verdict.passed {
-        format!("{windows_judged} windows exactly at their limit; admitted again after the window")
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(format!(
+        "{windows_judged} windows exactly at their limit ({reached} asked past it); admitted again {} after the burst",
+        probes.first().zip(probes.iter().find(|p| p.outcome == Outcome::Ok)).map_or("?".to_owned(), |(a, b)| {
+            format!("{} ms", b.complete_us.saturating_sub(a.invoke_us) / 1000)
+        })
+    ))
 }
 
 /// Exactly N admitted per window: C requests of one user released together, R rounds, the

@@ -117,8 +117,13 @@ fn observation(account: &str, start: &Snapshot, end: &Snapshot) -> Vec<Op> {
 pub fn judge(name: &str, params: &Params, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
     let Some(observed) = history.iter().find(|op| op.action == "observe") else {
-        verdict.violate("no-observation", "the fake upstream's counts were not read", []);
-        return verdict.summarize("no observation");
+        verdict.require(
+            "observed",
+            false,
+            "the fake upstream's counts were not read",
+            "the fake upstream's control API must answer",
+        );
+        return verdict.summarize("never");
     };
     let (start, end) = (ms(&observed.value["start_ms"]), ms(&observed.value["end_ms"]));
     let period = params.period_ms.max(1);
@@ -211,13 +216,18 @@ pub fn judge(name: &str, params: &Params, history: &[Op]) -> Verdict {
         );
     }
     let calls = account["api_calls"].as_u64().unwrap_or(0);
-    if calls == 0 && expired == 0 {
-        verdict.violate(
-            "no-upstream-calls",
-            format!("the stack made no upstream call with {}'s credential while observed", params.account),
-            [],
-        );
-    }
+    verdict.require(
+        "upstream-calls",
+        calls > 0 || expired > 0,
+        format!("{calls} upstream calls with {}'s credential while observed", params.account),
+        "imports must make the stack call the upstream (is its plan spent, or its workers stopped?)",
+    );
+    verdict.require(
+        "periods-observed",
+        elapsed >= 2.0,
+        format!("{elapsed:.1} refresh periods observed"),
+        "observe at least two periods (`periods`), the stack's refresh period being `period_ms`",
+    );
     let imports = history.iter().filter(|op| op.action == "import").count();
     verdict.evidence = json!({
         "observed_ms": end.saturating_sub(start),
@@ -234,15 +244,12 @@ pub fn judge(name: &str, params: &Params, history: &[Op]) -> Verdict {
         "upstream_calls": calls,
         "imports": imports,
     });
-    let summary = if verdict.passed {
-        format!(
-            "{} refreshes in {elapsed:.1} periods, one per period; no token reused; {calls} upstream calls, none expired",
-            granted.len()
-        )
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(
+    format!(
+        "{} refreshes in {elapsed:.1} periods, one per period; no token reused; {calls} upstream calls, none expired",
+        granted.len()
+    )
+    )
 }
 
 fn ms(value: &Value) -> u64 {
@@ -306,7 +313,7 @@ mod tests {
     #[test]
     fn one_refresh_per_period_passes() {
         let verdict = judge("token-refresh", &params(), &correct());
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
         assert_eq!(verdict.evidence["refreshes"], 5);
     }
 
@@ -347,7 +354,10 @@ mod tests {
         let mut history = correct();
         history.retain(|op| op.action != "observe");
         history.push(observe(10_300, 20_300, 0, 0, 0));
-        assert_eq!(rules(&history), ["no-upstream-calls"]);
+        // No call: whether an expired token would have been used is not known.
+        let verdict = judge("token-refresh", &params(), &history);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["upstream-calls"]);
     }
 
     #[test]
@@ -356,7 +366,7 @@ mod tests {
         let mut other = refresh(14_190, "refreshed");
         other.value["account"] = json!("someone-else");
         history.push(other);
-        assert!(judge("token-refresh", &params(), &history).passed);
+        assert!(judge("token-refresh", &params(), &history).held());
     }
 }
 

@@ -7,7 +7,7 @@
 use client::{Target, TargetError};
 use profile::Defaults;
 use profile::template::{Recognise, RequestTemplate};
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -134,14 +134,27 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             );
         }
     }
-    verdict.evidence =
-        json!({ "rounds": rounds.len(), "duplicate_rounds": duplicates, "rounds_without_creation": missing });
-    let summary = if verdict.passed {
-        format!("{} rounds: one creation, one processor, visible everywhere", rounds.len())
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    let judged = rounds
+        .iter()
+        .filter(|round| {
+            let creates = history.iter().filter(|op| op.process == **round && op.action == "create");
+            creates.clone().any(|op| op.outcome != Outcome::Unknown)
+        })
+        .count();
+    verdict.require(
+        "rounds-judged",
+        judged > 0,
+        format!("{judged} of {} rounds had a recognised answer to the creation", rounds.len()),
+        "the create request must answer with `created` and `should_process` recognisable",
+    );
+    verdict.bound_unknown(history, MAX_UNKNOWN);
+    verdict.evidence = json!({
+        "rounds": rounds.len(),
+        "rounds_judged": judged,
+        "duplicate_rounds": duplicates,
+        "rounds_without_creation": missing,
+    });
+    verdict.summarize(format!("{} rounds: one creation, one processor, visible everywhere", rounds.len()))
 }
 
 /// Exactly one `created` and one `should_process` among C concurrent creations of one

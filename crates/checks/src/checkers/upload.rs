@@ -15,7 +15,7 @@
 
 use client::{Target, TargetError};
 use profile::template::RequestTemplate;
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -242,9 +242,14 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             _ => {}
         }
     }
-    if stored == 0 && verdict.passed {
-        verdict.violate("refused", "no upload was stored", []);
-    }
+    let uploads = history.iter().filter(|op| op.action == "upload").count();
+    verdict.require(
+        "uploads-stored",
+        stored > 0,
+        format!("{stored} of {uploads} uploads stored"),
+        "the upload must answer 2xx with its id, size and digest at `id`, `bytes`, `sha256`",
+    );
+    verdict.bound_unknown(history, MAX_UNKNOWN);
     let peaks: Vec<&serde_json::Value> =
         history.iter().filter(|op| op.action == "memory").map(|op| &op.value["peak_bytes"]).collect();
     verdict.evidence = json!({
@@ -253,12 +258,9 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         "unknown": unknown,
         "peak_held_bytes_per_instance": peaks,
     });
-    let summary = if verdict.passed {
-        format!("{stored} streamed uploads: size and SHA-256 as sent, the same on {read_backs} read-backs")
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(format!(
+        "{stored} streamed uploads: size and SHA-256 as sent, the same on {read_backs} read-backs"
+    ))
 }
 
 #[cfg(test)]
@@ -293,7 +295,17 @@ mod tests {
     #[test]
     fn what_was_sent_everywhere_passes() {
         let verdict = judge("u", &[upload(5, "ab"), read_back(0, 5, "ab"), read_back(1, 5, "ab")]);
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn uploads_nobody_answered_are_inconclusive() {
+        let mut lost = upload(5, "ab");
+        lost.outcome = Outcome::Unknown;
+        lost.status = Some(503);
+        let verdict = judge("u", &[lost.clone(), lost]);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["uploads-stored", "unknown-within-bound"]);
     }
 
     #[test]
@@ -324,7 +336,7 @@ mod tests {
     #[test]
     fn a_stack_holding_a_whole_body_breaks_the_memory_bound() {
         let streaming = [upload(5, "ab"), memory(65_536)];
-        assert!(judge("u", &streaming).passed);
+        assert!(judge("u", &streaming).held());
         // WholeBodyBuffered: three 1 MiB bodies collected at once.
         let buffered = judge("u", &[upload(5, "ab"), memory(3 * 1_048_583)]);
         assert_eq!(buffered.rules(), ["body-held-in-memory"]);

@@ -119,31 +119,20 @@ pub async fn run(target: &Target, check: &UpstreamPoolCheck) -> Result<Verdict, 
         max_in_flight: check.max_in_flight,
         min_requests_per_connection: check.min_requests_per_connection,
     };
-    let verdict = judge(&check.name, params, &history);
-    if verdict.rules().contains(&"pool-not-filled") {
-        return Err(TargetError::Configuration {
-            check: check.name.clone(),
-            reason: format!(
-                "{}; the stack needs more import workers than its pool lets call at once for the cap \
-                 to show (stampede serve: --workers above --upstream-connections less \
-                 --upstream-idle), or the profile's max_in_flight is not the stack's",
-                verdict
-                    .violations
-                    .iter()
-                    .find(|v| v.rule == "pool-not-filled")
-                    .map_or(String::new(), |v| format!("{}: {}", v.rule, v.detail))
-            ),
-        });
-    }
-    Ok(verdict)
+    Ok(judge(&check.name, params, &history))
 }
 
 /// Judges one burst's counts.
 pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
     let Some(observed) = history.iter().find(|op| op.action == "observe") else {
-        verdict.violate("no-observation", "the fake upstream's counts were not read", []);
-        return verdict.summarize("no observation");
+        verdict.require(
+            "observed",
+            false,
+            "the fake upstream's counts were not read",
+            "the fake upstream's control API must answer",
+        );
+        return verdict.summarize("never");
     };
     let o = &observed.value;
     let n = |key: &str| o[key].as_u64().unwrap_or(0);
@@ -195,27 +184,30 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
         .filter(|op| op.action == "status" && op.value["ended"] == true && op.value["completed"] != true)
         .cloned()
         .collect();
-    if !failed.is_empty() {
-        verdict.violate(
-            "imports-failed",
-            format!(
-                "{} of {submitted} imports failed although the upstream answered every call (state {})",
+    verdict.require(
+        "imports-completed",
+        failed.is_empty(),
+        match failed.first() {
+            None => format!("every one of {submitted} ended imports completed"),
+            Some(first) => format!(
+                "{} of {submitted} imports failed although the upstream answered every call (state {}, {})",
                 failed.len(),
-                failed[0].value["state"]
+                first.value["state"],
+                first.value["error"]
             ),
-            failed,
-        );
-    }
-    if peak_in_flight < max_in_flight && verdict.passed {
-        verdict.violate(
-            "pool-not-filled",
-            format!(
-                "the burst of {imports} imports had at most {peak_in_flight} upstream calls in flight at \
-                 once, never the cap of {max_in_flight}: a pool without its cap would look the same"
-            ),
-            [observed.clone()],
-        );
-    }
+        },
+        "the imports must be able to complete: is the stack's upstream plan spent (restart it, or run usage-plan last)?",
+    );
+    verdict.require(
+        "pool-filled",
+        peak_in_flight >= max_in_flight,
+        format!(
+            "the burst of {imports} imports had at most {peak_in_flight} upstream calls in flight at once, \
+             against the cap of {max_in_flight} (a pool without its cap looks the same until it is reached)"
+        ),
+        "the stack needs more import workers than its pool lets call at once (stampede serve: --workers \
+         above --upstream-connections less --upstream-idle), or the profile's max_in_flight is not the stack's",
+    );
     if !unended.is_empty() {
         verdict.violate(
             "imports-unfinished",
@@ -237,15 +229,10 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
         "open_at_start": o["open_at_start"],
         "requests_per_connection": if per_connection.is_finite() { json!((per_connection * 100.0).round() / 100.0) } else { Value::Null },
     });
-    let summary = if verdict.passed {
-        format!(
-            "{peak_in_flight} in flight at most (cap {max_in_flight}), {peak_open} open (max \
-             {max_connections}); {requests} requests over {accepted} new connections"
-        )
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(format!(
+        "{peak_in_flight} in flight at most (cap {max_in_flight}), {peak_open} open (max \
+         {max_connections}); {requests} requests over {accepted} new connections"
+    ))
 }
 
 #[cfg(test)]
@@ -294,7 +281,7 @@ mod tests {
     fn a_capped_pool_that_reuses_its_connections_passes() {
         // 24 calls and a refresh over the 3 connections the cap lets open.
         let verdict = judge("pool", params(), &history(25, 3, 3, 3));
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
         assert_eq!(verdict.evidence["requests_per_connection"], 8.33);
     }
 
@@ -320,7 +307,7 @@ mod tests {
     #[test]
     fn the_caps_are_per_instance() {
         let three = Params { instances: 3, ..params() };
-        assert!(judge("pool", three, &history(75, 9, 9, 9)).passed);
+        assert!(judge("pool", three, &history(75, 9, 9, 9)).held());
         assert_eq!(
             judge("pool", three, &history(75, 24, 24, 24)).rules(),
             ["too-many-in-flight", "too-many-connections"]
@@ -331,7 +318,9 @@ mod tests {
     fn a_burst_that_never_fills_the_pool_cannot_be_judged() {
         // Two workers under a cap of three: a pool without a cap would look the same.
         let verdict = judge("pool", params(), &history(25, 2, 2, 2));
-        assert_eq!(verdict.rules(), ["pool-not-filled"]);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["pool-filled"]);
+        assert!(verdict.summary.contains("--workers"), "{}", verdict.summary);
     }
 
     #[test]
@@ -342,7 +331,9 @@ mod tests {
             op.value["state"] = json!("failed");
             op.value["completed"] = json!(false);
         }
-        assert_eq!(judge("pool", params(), &ops).rules(), ["imports-failed"]);
+        let verdict = judge("pool", params(), &ops);
+        assert!(verdict.missing().contains(&"imports-completed"), "{verdict:?}");
+        assert!(!verdict.violated(), "{verdict:?}");
     }
 
     #[test]
@@ -351,7 +342,8 @@ mod tests {
         ops[30].value["ended"] = json!(false);
         assert_eq!(judge("pool", params(), &ops).rules(), ["imports-unfinished"]);
         ops.retain(|op| op.action != "observe");
-        assert_eq!(judge("pool", params(), &ops).rules(), ["no-observation"]);
+        let verdict = judge("pool", params(), &ops);
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["observed"]));
     }
 }
 

@@ -31,7 +31,7 @@ use client::{Target, TargetError, User};
 use fake_upstream::{Fault, OutageMode};
 use profile::Defaults;
 use profile::template::RequestTemplate;
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -329,8 +329,13 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let (Some(observed), Some(first), Some(last)) =
         (history.iter().find(|op| op.action == "observe"), first_instance.first(), first_instance.last())
     else {
-        verdict.violate("no-observation", "the plan's counters or the upstream's count were not read", []);
-        return verdict.summarize("no observation");
+        verdict.require(
+            "observed",
+            false,
+            "the plan's counters or the upstream's count were not read",
+            "`usage` must answer 2xx with the counters at `used` and `limits`; the fake upstream's control API must answer",
+        );
+        return verdict.summarize("never");
     };
     let limits = numbers(&first.value["limits"]);
     let (start, end) = (numbers(&first.value["used"]), numbers(&last.value["used"]));
@@ -415,6 +420,25 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             unended,
         );
     }
+    verdict.require(
+        "plan-left",
+        left > 0,
+        format!("the plan had {left} calls left at the start (used {start:?} of {limits:?})"),
+        "the plan is spent for its period: restart the stack, or run the check once its period has ended",
+    );
+    verdict.require(
+        "limit-crossed",
+        submitted > left,
+        format!("{submitted} imports against {left} calls left"),
+        "submit more imports than the plan has left (max_calls, probe)",
+    );
+    verdict.require(
+        "period-intact",
+        !rolled,
+        if rolled { "a counter's period ended during the check" } else { "no period ended during the check" },
+        "run the check away from the plan's period boundaries (the hour's turn)",
+    );
+    verdict.bound_unknown(history.iter().filter(|op| op.action == "import"), MAX_UNKNOWN);
     verdict.evidence = json!({
         "limits": limits,
         "used_at_start": start,
@@ -427,14 +451,11 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         "reads_over_limit": over.len(),
         "period_ended": rolled,
     });
-    let summary = if verdict.passed {
-        format!(
-            "{calls} calls granted of {left} left, the plan exhausted at {end:?} of {limits:?}; counters conserved"
-        )
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(
+    format!(
+        "{calls} calls granted of {left} left, the plan exhausted at {end:?} of {limits:?}; counters conserved"
+    )
+    )
 }
 
 #[cfg(test)]
@@ -476,7 +497,7 @@ mod tests {
     fn a_plan_driven_to_its_limit_exactly_passes() {
         let verdict =
             judge("plan", &history(&[(200, 200), (208, 208), (291, 291), (299, 299), (300, 300)], 100));
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
         assert_eq!(verdict.evidence["left_at_start"], 100);
     }
 
@@ -503,8 +524,9 @@ mod tests {
     #[test]
     fn an_hour_ending_mid_check_leaves_only_the_limits_to_judge() {
         let verdict = judge("plan", &history(&[(200, 200), (250, 250), (300, 50)], 100));
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.rules().is_empty(), "{:?}", verdict.violations);
         assert_eq!(verdict.evidence["period_ended"], true);
+        assert_eq!(verdict.missing(), ["period-intact"], "the rest could not be judged");
         let verdict = judge("plan", &history(&[(200, 200), (250, 250), (301, 51)], 101));
         assert_eq!(verdict.rules(), ["over-limit"]);
     }
@@ -526,7 +548,8 @@ mod tests {
         ops[5].value["ended"] = json!(false);
         ops[5].action = "status".into();
         assert_eq!(judge("plan", &ops).rules(), ["imports-unfinished"]);
-        assert_eq!(judge("plan", &[]).rules(), ["no-observation"]);
+        let verdict = judge("plan", &[]);
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["observed"]));
     }
 }
 

@@ -9,7 +9,7 @@ use std::io::Read;
 use client::{Answer, Target, TargetError};
 use profile::Defaults;
 use profile::template::RequestTemplate;
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, VARY};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -118,24 +118,14 @@ pub fn judge(name: &str, min_bytes: usize, history: &[Op]) -> Verdict {
     instances.dedup();
     let mut judged = 0;
     let mut sizes = Vec::new();
+    let (mut unanswered, mut small) = (Vec::new(), Vec::new());
     for instance in instances {
         // The last attempt: earlier ones were retried because their bodies differed.
         let find = |f: &str| history.iter().rev().find(|op| op.instance == instance && op.action == f);
         let (Some(identity), Some(gzip)) = (find("identity"), find("gzip")) else { continue };
-        let failed: Vec<&Op> = [identity, gzip].into_iter().filter(|op| op.outcome != Outcome::Ok).collect();
-        if !failed.is_empty() {
-            verdict.violate(
-                "request-failed",
-                format!(
-                    "instance {instance}: answered {}",
-                    failed
-                        .iter()
-                        .map(|op| op.status.map_or("nothing".to_owned(), |s| s.to_string()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                failed.into_iter().cloned(),
-            );
+        // A failed request is evidence missing (the requirement below).
+        if identity.outcome != Outcome::Ok || gzip.outcome != Outcome::Ok {
+            unanswered.push(instance);
             continue;
         }
         let plain = identity.value["decoded_bytes"].as_u64().unwrap_or(0) as usize;
@@ -152,11 +142,7 @@ pub fn judge(name: &str, min_bytes: usize, history: &[Op]) -> Verdict {
             continue;
         }
         if plain <= min_bytes {
-            verdict.violate(
-                "too-small",
-                format!("instance {instance}: the response is {plain} bytes, not over {min_bytes}: nothing to judge"),
-                [identity.clone()],
-            );
+            small.push(plain);
             continue;
         }
         judged += 1;
@@ -194,16 +180,23 @@ pub fn judge(name: &str, min_bytes: usize, history: &[Op]) -> Verdict {
             );
         }
     }
-    if judged == 0 && verdict.passed {
-        verdict.violate("request-failed", "no response could be judged", []);
-    }
+    verdict.require(
+        "responses-answered",
+        unanswered.is_empty() && (judged > 0 || !small.is_empty()),
+        format!("the request answered 2xx with and without gzip on all but instances {unanswered:?}"),
+        "the request must answer 2xx",
+    );
+    verdict.require(
+        "large-enough",
+        small.is_empty() && judged > 0,
+        format!("{judged} responses over {min_bytes} bytes; {} not ({small:?} bytes)", small.len()),
+        "insert more rows first (`insert`, `rows`) so the response is over min_bytes",
+    );
+    verdict.bound_unknown(history, MAX_UNKNOWN);
     verdict.evidence = json!({ "min_bytes": min_bytes, "responses": sizes });
-    let summary = if verdict.passed {
-        format!("{judged} instances: gzip on request only, same bytes decoded, Vary: Accept-Encoding")
-    } else {
-        verdict.violations_line()
-    };
-    verdict.summarize(summary)
+    verdict.summarize(format!(
+        "{judged} instances: gzip on request only, same bytes decoded, Vary: Accept-Encoding"
+    ))
 }
 
 #[cfg(test)]
@@ -239,7 +232,7 @@ mod tests {
     fn gzip_on_request_with_vary_passes() {
         let h = vec![identity(2000, None), gzip(Some("gzip"), Some("accept-encoding"), "aa")];
         let verdict = judge("v", 1024, &h);
-        assert!(verdict.passed, "{:?}", verdict.violations);
+        assert!(verdict.held(), "{:?}", verdict.violations);
     }
 
     #[test]
@@ -259,7 +252,7 @@ mod tests {
             identity(2000, None),
             gzip(Some("gzip"), Some("accept-encoding"), "aa"),
         ];
-        assert!(judge("v", 1024, &h).passed);
+        assert!(judge("v", 1024, &h).held());
     }
 
     #[test]
@@ -270,13 +263,19 @@ mod tests {
         assert_eq!(judge("v", 1024, &h).rules(), ["body-differs"]);
         let h = vec![identity(2000, Some("gzip")), gzip(Some("gzip"), Some("accept-encoding"), "aa")];
         assert_eq!(judge("v", 1024, &h).rules(), ["compressed-unasked"]);
+        // Too small to judge, or failed: nothing said either way.
         let h = vec![identity(500, None), gzip(None, None, "aa")];
-        assert_eq!(judge("v", 1024, &h).rules(), ["too-small"]);
+        let verdict = judge("v", 1024, &h);
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["large-enough"]));
         let mut bad = gzip(Some("gzip"), Some("accept-encoding"), "aa");
         bad.value["decode_error"] = json!("invalid gzip header");
         assert_eq!(judge("v", 1024, &[identity(2000, None), bad]).rules(), ["undecodable"]);
         let failed = op(0, 0, "gzip", 1, Outcome::Fail, json!({}));
-        assert_eq!(judge("v", 1024, &[identity(2000, None), failed]).rules(), ["request-failed"]);
+        let verdict = judge("v", 1024, &[identity(2000, None), failed]);
+        assert_eq!(
+            (verdict.inconclusive(), verdict.missing()),
+            (true, vec!["responses-answered", "large-enough"])
+        );
     }
 }
 

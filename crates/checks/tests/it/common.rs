@@ -95,7 +95,7 @@ pub async fn run(name: &str, setup: Setup) -> Option<Verdict> {
     if let Some(backends) = backends {
         backends.purge().await.expect("remove the run's namespace");
     }
-    println!("{name} {setup:?}: {} {}", if verdict.passed { "pass" } else { "FAIL" }, verdict.summary);
+    println!("{name} {setup:?}: {} {}", if verdict.held() { "pass" } else { "FAIL" }, verdict.summary);
     Some(verdict)
 }
 
@@ -128,11 +128,11 @@ async fn start(run: &str, setup: Setup) -> Option<Vec<RunningStack>> {
 
 /// Asserts the verdict passed, showing its violations when not.
 pub fn assert_passed(verdict: &Verdict) {
-    assert!(verdict.passed, "{}: {:#?}", verdict.check, verdict.violations);
+    assert!(verdict.held(), "{}: {:#?}", verdict.check, verdict.violations);
 }
 
 /// Asserts the verdict failed, `rule` among the rules it broke.
 pub fn assert_broke(verdict: &Verdict, rule: &str) {
-    assert!(!verdict.passed, "{} passed: {}", verdict.check, verdict.summary);
+    assert!(!verdict.held(), "{} passed: {}", verdict.check, verdict.summary);
     assert!(verdict.rules().contains(&rule), "{} broke {:?}, not {rule}", verdict.check, verdict.rules());
 }

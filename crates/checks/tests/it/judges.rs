@@ -45,7 +45,7 @@ fn rate_limit_exactly_the_limit_per_window_passes() {
     let mut history = burst(0, 0, 32, 5, 5, 3);
     history.extend(burst(1, 10_000_000, 32, 5, 5, 3));
     let verdict = rate_limit::judge("p", &history, &recovered(20_000_000));
-    assert!(verdict.passed, "{:?}", verdict.violations);
+    assert!(verdict.held(), "{:?}", verdict.violations);
     assert_eq!(verdict.evidence["windows"], 2);
 }
 
@@ -55,7 +55,7 @@ fn rate_limit_a_burst_straddling_two_windows_is_judged_per_window() {
     let mut history = burst(0, 0, 10, 5, 5, 3);
     history.extend(burst(0, 2_900_000, 10, 5, 5, 3));
     let verdict = rate_limit::judge("p", &history, &recovered(20_000_000));
-    assert!(verdict.passed, "{:?}", verdict.violations);
+    assert!(verdict.held(), "{:?}", verdict.violations);
     assert_eq!(verdict.evidence["windows"], 2);
 }
 
@@ -86,11 +86,70 @@ fn rate_limit_mutant_incr_without_ttl_history_is_a_window_that_never_ends() {
 
 #[test]
 fn rate_limit_an_unknown_answer_is_neither_admission_nor_refusal() {
+    let mut history = burst(0, 0, 32, 5, 5, 3);
+    history[5].outcome = Outcome::Unknown;
+    let verdict = rate_limit::judge("p", &history, &recovered(20_000_000));
+    assert!(verdict.held(), "{:?}", verdict.violations);
+    assert_eq!(verdict.evidence["unknown"], 1);
+    // A handful of requests with one unknown is more than may be unknown: nothing judged.
     let mut history = burst(0, 0, 6, 5, 5, 3);
     history[5].outcome = Outcome::Unknown;
     let verdict = rate_limit::judge("p", &history, &recovered(20_000_000));
-    assert!(verdict.passed, "{:?}", verdict.violations);
-    assert_eq!(verdict.evidence["unknown"], 1);
+    assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["unknown-within-bound"]));
+}
+
+/// The first probe refused, stating a reset of `reset_s` (or none), with `max_wait_s` allowed.
+fn unwaited(reset_s: Option<u64>, max_wait_s: f64) -> Vec<Op> {
+    vec![op(9, "probe", 20_000_000, Outcome::Fail, json!({ "reset_s": reset_s, "max_wait_s": max_wait_s }))]
+}
+
+#[test]
+fn rate_limit_a_window_longer_than_the_wait_is_inconclusive_naming_it() {
+    let history = burst(0, 0, 32, 6, 6, 60);
+    let verdict = rate_limit::judge("p", &history, &unwaited(Some(60), 5.0));
+    assert!(verdict.inconclusive(), "{verdict:?}");
+    assert_eq!(verdict.missing(), ["recovery-observed"]);
+    assert!(
+        verdict.summary.contains("the 60 s window was not waited out (at most 5 s)"),
+        "{}",
+        verdict.summary
+    );
+    assert!(verdict.summary.contains("--max-wait 70s"), "{}", verdict.summary);
+    // No stated reset: nothing to wait for.
+    let verdict = rate_limit::judge("p", &history, &unwaited(None, 120.0));
+    assert_eq!(verdict.missing(), ["recovery-observed"]);
+    assert!(verdict.summary.contains("stated no reset"), "{}", verdict.summary);
+    // A broken rule still wins.
+    let history = burst(0, 0, 32, 9, 6, 60);
+    assert!(rate_limit::judge("p", &history, &unwaited(Some(60), 5.0)).violated());
+}
+
+#[test]
+fn rate_limit_evidence_that_is_not_there_is_said_so() {
+    // Bursts below the limit never test the cap.
+    let history = burst(0, 0, 4, 4, 5, 3);
+    let verdict = rate_limit::judge("p", &history, &recovered(20_000_000));
+    assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["limit-reached"]));
+    // Answers without the limit: no window to judge (and no over-admission against a limit of 0).
+    let mut history = burst(0, 0, 32, 6, 5, 3);
+    history.iter_mut().for_each(|op| op.value["limit"] = json!(null));
+    let verdict = rate_limit::judge("p", &history, &recovered(20_000_000));
+    assert!(!verdict.violated(), "{:?}", verdict.violations);
+    assert_eq!(verdict.missing(), ["windows-judged", "limit-reached"]);
+    // A dead stack: every answer 503.
+    let mut history = burst(0, 0, 32, 0, 5, 3);
+    history.iter_mut().for_each(|op| {
+        op.outcome = Outcome::Unknown;
+        op.status = Some(503);
+        op.value = json!({ "limit": null, "reset_s": null, "window_end_us": null });
+    });
+    let verdict = rate_limit::judge("p", &history, &unwaited(None, 120.0));
+    assert!(verdict.inconclusive(), "{verdict:?}");
+    assert!(
+        verdict.summary.contains("32 of 33 operations had no usable answer (503 ×32)"),
+        "{}",
+        verdict.summary
+    );
 }
 
 fn create(round: usize, created: bool, process: bool, id: &str) -> Op {
@@ -107,7 +166,7 @@ fn unique_one_creation_one_processor_passes() {
     history.extend((0..31).map(|_| create(0, false, false, "v1")));
     history.push(read_back(0, Outcome::Ok));
     let verdict = unique::judge("u", &history);
-    assert!(verdict.passed, "{:?}", verdict.violations);
+    assert!(verdict.held(), "{:?}", verdict.violations);
 }
 
 #[test]
@@ -143,4 +202,14 @@ fn unique_no_creation_without_unknowns_is_a_violation() {
     let history = vec![create(0, false, false, "v1"), read_back(0, Outcome::Ok)];
     let verdict = unique::judge("u", &history);
     assert_eq!(verdict.rules(), ["no-creation"], "{:?}", verdict.violations);
+}
+
+#[test]
+fn unique_creations_nobody_answered_are_inconclusive() {
+    let unanswered = |round| Op { status: Some(503), ..op(round, "create", 0, Outcome::Unknown, json!({})) };
+    let history: Vec<Op> = (0..3).flat_map(|round| (0..8).map(move |_| unanswered(round))).collect();
+    let verdict = unique::judge("u", &history);
+    assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+    assert_eq!(verdict.missing(), ["rounds-judged", "unknown-within-bound"]);
+    assert!(verdict.summary.contains("0 of 3 rounds"), "{}", verdict.summary);
 }

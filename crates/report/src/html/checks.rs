@@ -3,12 +3,21 @@
 
 use maud::{Markup, html};
 
-use super::{badge, pass_fail};
-use crate::checks::{ChecksReport, Op};
+use crate::checks::{ChecksReport, Op, Status, Verdict};
 
-/// How many checks held, of how many.
-pub(super) fn tally(checks: &ChecksReport) -> (usize, usize) {
-    (checks.verdicts.len() - checks.failed(), checks.verdicts.len())
+/// `3 held, 1 violated, 2 inconclusive` for the header.
+pub(super) fn tally(checks: &ChecksReport) -> String {
+    checks.tally()
+}
+
+/// A verdict's class (its colour) and badge word.
+fn state(v: &Verdict) -> (&'static str, &'static str) {
+    match v.status {
+        Status::Held => ("pass", "held"),
+        Status::Violated => ("fail", "violated"),
+        Status::Inconclusive if v.allowed => ("unknown", "inconclusive, allowed"),
+        Status::Inconclusive => ("unknown", "inconclusive"),
+    }
 }
 
 /// Every check's verdict, failed ones open: its summary, violations, evidence and the
@@ -22,16 +31,17 @@ pub(super) fn section(checks: Option<&ChecksReport>) -> Markup {
         section id="checks" {
             h2 { "Checks" }
             p {
-                (verdicts.len() - checks.failed()) " of " (verdicts.len()) " checks held"
+                (checks.tally())
                 @if !checks.complete { " (the checks were interrupted)" }
                 ". "
                 button type="button" data-details="open" { "expand all" } " "
                 button type="button" data-details="close" { "collapse all" }
             }
             @for v in verdicts {
-                details class={ "check " (pass_fail(v.passed)) } open[!v.passed] {
+                @let (class, word) = state(v);
+                details class={ "check " (class) } open[!v.held()] {
                     summary {
-                        (badge(v.passed, "held", "violated")) " " b { (v.check) } " "
+                        span class={ "badge " (class) } { (word) } " " b { (v.check) } " "
                         span.kind { (v.kind) } " — " (v.summary)
                     }
                     @if !v.violations.is_empty() {
@@ -39,6 +49,17 @@ pub(super) fn section(checks: Option<&ChecksReport>) -> Markup {
                         ul.violations {
                             @for violation in &v.violations {
                                 li { (violation.rule) ": " (violation.detail) }
+                            }
+                        }
+                    }
+                    @if !v.requirements.is_empty() {
+                        h4 { "Evidence required" }
+                        ul.requirements {
+                            @for r in &v.requirements {
+                                li class=(if r.met { "met" } else { "unmet" }) {
+                                    (if r.met { "✓ " } else { "✗ " }) b { (r.name) } ": " (r.observed)
+                                    @if let Some(remedy) = &r.remedy { " — " em { (remedy) } }
+                                }
                             }
                         }
                     }

@@ -179,7 +179,7 @@ pub fn built() -> Report {
             sources: Vec::new(),
         },
         checks: Some(serde_json::from_value(json!({
-            "schema": "stampede.checks/2",
+            "schema": "stampede.checks/3",
             "stampede_version": "0.1.0",
             "run_id": "20261123T101500Z-7f3a",
             "started_at_ms": 1_795_422_900_000u64,

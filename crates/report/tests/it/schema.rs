@@ -65,7 +65,7 @@ fn the_schema_rejects_malformed_reports() {
     let good = serde_json::to_value(sample::built()).unwrap();
     validate(&good).unwrap();
     type Breaking = fn(&mut Value);
-    let broken: [(&str, Breaking); 13] = [
+    let broken: [(&str, Breaking); 15] = [
         ("no verdict", |r| {
             r.as_object_mut().unwrap().remove("passed");
         }),
@@ -87,7 +87,14 @@ fn the_schema_rejects_malformed_reports() {
         }),
         ("a field the schema does not know", |r| r["load"]["endpoints"][1]["apdex"] = json!(0.9)),
         // Through the $ref into checks.schema.json: a check that held with violations.
-        ("a held check with violations", |r| r["checks"]["verdicts"][1]["passed"] = json!(true)),
+        ("a held check with violations", |r| r["checks"]["verdicts"][1]["status"] = json!("held")),
+        ("an inconclusive check with nothing missing", |r| {
+            r["checks"]["verdicts"][0]["status"] = json!("inconclusive")
+        }),
+        ("a held check with evidence missing", |r| {
+            r["checks"]["verdicts"][0]["requirements"] =
+                json!([{ "name": "windows-judged", "met": false, "observed": "no window" }])
+        }),
     ];
     for (what, breaking) in broken {
         let mut report = good.clone();
