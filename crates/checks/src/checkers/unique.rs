@@ -201,3 +201,101 @@ impl Kind for UniqueCreationCheck {
         run(target, self).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The judge on synthetic histories: what the correct stack produces holds, each rule is
+    //! shown broken on the history its mutant produces, and missing evidence is inconclusive.
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn op(process: usize, f: &'static str, at: u64, outcome: Outcome, value: serde_json::Value) -> Op {
+        Op {
+            process,
+            instance: 0,
+            action: f.into(),
+            invoke_us: at,
+            complete_us: at + 500,
+            status: Some(200),
+            outcome,
+            value,
+        }
+    }
+
+    fn create(round: usize, created: bool, process: bool, id: &str) -> Op {
+        op(
+            round,
+            "create",
+            0,
+            Outcome::Ok,
+            json!({ "created": created, "should_process": process, "id": id }),
+        )
+    }
+
+    fn read_back(round: usize, outcome: Outcome) -> Op {
+        op(round, "read-back", 1_000, outcome, json!({ "id": "v1" }))
+    }
+
+    #[test]
+    fn unique_one_creation_one_processor_passes() {
+        let mut history = vec![create(0, true, true, "v1")];
+        history.extend((0..31).map(|_| create(0, false, false, "v1")));
+        history.push(read_back(0, Outcome::Ok));
+        let verdict = judge("u", &history);
+        assert!(verdict.held(), "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn unique_mutant_check_then_insert_history_is_duplicate_creation() {
+        let mut history: Vec<Op> = (0..3).map(|_| create(0, true, true, "v1")).collect();
+        history.extend((0..29).map(|_| create(0, false, false, "v1")));
+        history.push(read_back(0, Outcome::Ok));
+        let verdict = judge("u", &history);
+        assert_eq!(
+            verdict.rules(),
+            ["duplicate-creation", "duplicate-processing"],
+            "{:?}",
+            verdict.violations
+        );
+    }
+
+    #[test]
+    fn unique_a_retry_claimed_twice_is_duplicate_processing() {
+        let history =
+            vec![create(0, false, true, "v1"), create(0, false, true, "v1"), read_back(0, Outcome::Ok)];
+        let verdict = judge("u", &history);
+        assert!(verdict.rules().contains(&"duplicate-processing"), "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn unique_two_ids_and_an_invisible_resource_are_violations() {
+        let history = vec![
+            create(0, true, true, "v1"),
+            create(0, false, false, "v2"),
+            read_back(0, Outcome::Ok),
+            read_back(0, Outcome::Fail),
+        ];
+        let verdict = judge("u", &history);
+        assert_eq!(verdict.rules(), ["several-resources", "not-visible"], "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn unique_no_creation_without_unknowns_is_a_violation() {
+        let history = vec![create(0, false, false, "v1"), read_back(0, Outcome::Ok)];
+        let verdict = judge("u", &history);
+        assert_eq!(verdict.rules(), ["no-creation"], "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn unique_creations_nobody_answered_are_inconclusive() {
+        let unanswered =
+            |round| Op { status: Some(503), ..op(round, "create", 0, Outcome::Unknown, json!({})) };
+        let history: Vec<Op> = (0..3).flat_map(|round| (0..8).map(move |_| unanswered(round))).collect();
+        let verdict = judge("u", &history);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["rounds-judged", "unknown-within-bound"]);
+        assert!(verdict.summary.contains("0 of 3 rounds"), "{}", verdict.summary);
+    }
+}

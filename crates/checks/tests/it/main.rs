@@ -12,7 +12,6 @@ mod common;
 mod counter;
 mod cursor_walk;
 mod invalidation;
-mod judges;
 mod merge;
 mod profile;
 mod profiles;
