@@ -18,9 +18,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Exit codes of `check`, `load`, `run` and `capacity`, printed under their `--help`.
+const EXIT_CODES: &str = "Exit codes: 0 every check held and every target was met; 1 a check \
+was violated or a target missed (it wins over everything); 2 bad usage or configuration; 3 a \
+target unreachable; 4 a check inconclusive: it could not gather the evidence it needs (never \
+reported as held; --allow-inconclusive NAME lets one pass)";
+
 /// A load-testing and correctness harness for a video-platform backend stack.
 #[derive(Debug, Parser)]
-#[command(name = "stampede", version, about)]
+#[command(name = "stampede", version, about, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,13 +43,17 @@ enum Command {
     /// Serve the reference stack: the HTTP API over the reference components.
     Serve(Box<serve::ServeArgs>),
     /// Run the black-box invariant checks of a target profile against a stack.
+    #[command(after_help = EXIT_CODES)]
     Check(Box<check::CheckArgs>),
     /// The main job: the checks, then the load, the targets judged, the reports written.
+    #[command(after_help = EXIT_CODES)]
     Run(Box<run::RunArgs>),
     /// Offer the profile's load mix to a stack, time every response, judge the targets.
+    #[command(after_help = EXIT_CODES)]
     Load(Box<load::LoadArgs>),
     /// Step the load up until a target breaks: the highest sustainable step, the Universal
     /// Scalability Law fitted to the steps, the instances a users goal needs.
+    #[command(after_help = EXIT_CODES)]
     Capacity(Box<capacity::CapacityArgs>),
     /// Work on written reports: merge several generators', compare with a baseline, render.
     #[command(subcommand)]

@@ -36,3 +36,29 @@ fn serve_with_an_unknown_mutant_exits_2_naming_the_ones_it_can_run() {
         assert!(stderr.contains(name), "{name} missing from:\n{stderr}");
     }
 }
+
+#[test]
+fn help_names_every_exit_code_of_the_commands_that_judge() {
+    for command in ["check", "run", "load", "capacity"] {
+        let out = stampede(&[command, "--help"]);
+        assert!(out.status.success(), "{out:?}");
+        // Words, whatever the terminal width wrapped.
+        let text = String::from_utf8(out.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+        for code in ["0 every check held", "1 a check", "2 bad usage", "3 a", "4 a check inconclusive"] {
+            assert!(text.contains(code), "{command} --help does not say {code:?}:\n{text}");
+        }
+    }
+    let text = String::from_utf8(stampede(&["check", "--help"]).stdout).unwrap();
+    assert!(text.contains("--allow-inconclusive") && text.contains("--max-wait"), "{text}");
+}
+
+#[test]
+fn components_lists_eighteen_numbered_components() {
+    let text = String::from_utf8(stampede(&["components"]).stdout).unwrap();
+    let mut numbers: Vec<u8> = reference::catalog::COMPONENTS.iter().map(|c| c.number).collect();
+    numbers.dedup();
+    assert_eq!(numbers, (1..=18).collect::<Vec<u8>>());
+    for n in 1..=18 {
+        assert!(text.lines().any(|l| l.starts_with(&format!("#{n:<2} "))), "#{n} missing:\n{text}");
+    }
+}
