@@ -115,6 +115,10 @@ fn report_html_of_a_built_report_renders_without_console_errors_and_keeps_names_
     assert!(loaded.dom.contains("&lt;img src=x onerror=\"alert(1)\"&gt;&amp;'quoted'"), "{}", loaded.dom);
     // Failed checks are open, held ones closed; the idle endpoint is named as such.
     assert!(loaded.dom.contains(r#"<details class="check fail" open="">"#), "{}", loaded.dom);
+    // An inconclusive check is open too, apart from the failed one, with what it missed.
+    assert!(loaded.dom.contains(r#"<details class="check unknown" open="">"#), "{}", loaded.dom);
+    assert!(loaded.dom.contains("pass --max-wait 70s"), "{}", loaded.dom);
+    assert!(loaded.dom.contains("1 of 3 checks: 1 held, 1 violated, 1 inconclusive"), "{}", loaded.dom);
     assert!(loaded.dom.contains("This endpoint had no requests."));
     assert!(loaded.dom.contains("at most 110 open at once"), "the sampled WebSocket sessions show");
     assert!(

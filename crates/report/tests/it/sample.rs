@@ -208,6 +208,19 @@ pub fn built() -> Report {
                           "status": 201, "outcome": "ok", "value": { "id": "r2", "key": HOSTILE } }
                     ],
                     "operations": 32
+                },
+                {
+                    "check": "publish-limit-served", "kind": "rate-limit", "status": "inconclusive",
+                    "allowed": false,
+                    "summary": "recovery-observed: the 60 s window was not waited out (at most 5 s)",
+                    "violations": [],
+                    "requirements": [
+                        { "name": "windows-judged", "met": true, "observed": "3 windows" },
+                        { "name": "recovery-observed", "met": false,
+                          "observed": "the 60 s window was not waited out (at most 5 s)",
+                          "remedy": "serve with a shorter limit window, or pass --max-wait 70s" }
+                    ],
+                    "evidence": { "windows": 3 }, "offending": [], "operations": 97
                 }
             ]
         }))
