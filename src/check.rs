@@ -204,20 +204,21 @@ pub(crate) async fn run_checks(
                 // The target refused what the check sets up first (users, a project): nothing
                 // was judged.
                 let mut v = Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
-                v.require(
-                    "set-up",
-                    false,
-                    e.to_string(),
-                    "the stack must accept what the check sets up first",
-                );
+                let remedy = match &e {
+                    TargetError::Control { .. } => "the fake upstream's control API must answer",
+                    TargetError::Users { .. } => "the stack must create users as `[users]` says",
+                    _ => "the stack must accept what the check sets up first (a project, a resource)",
+                };
+                v.require("set-up", false, e.to_string(), remedy);
                 v.summarize("never")
             }
         };
-        verdict.allowed = verdict.inconclusive() && allowed.iter().any(|n| n == check.name());
+        let configured = !verdict.requirements.iter().any(|r| r.name == "configured");
+        verdict.allowed = verdict.inconclusive() && configured && allowed.iter().any(|n| n == check.name());
         let label = match verdict.status {
             Status::Held => "held",
             Status::Violated => "VIOLATED",
-            Status::Inconclusive if verdict.requirements.iter().any(|r| r.name == "configured") => "ERROR",
+            Status::Inconclusive if !configured => "ERROR",
             Status::Inconclusive if verdict.allowed => "inconclusive (allowed)",
             Status::Inconclusive => "INCONCLUSIVE",
         };

@@ -104,3 +104,22 @@ pub(crate) fn interrupt() -> tokio::sync::watch::Receiver<bool> {
     });
     rx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Findings;
+
+    fn code(violated: bool, misconfigured: bool, inconclusive: bool, interrupted: bool) -> String {
+        format!("{:?}", Findings { violated, misconfigured, inconclusive, interrupted }.code())
+    }
+
+    #[test]
+    fn a_violation_wins_then_configuration_then_interruption_then_inconclusive() {
+        let exit = |n: u8| format!("{:?}", std::process::ExitCode::from(n));
+        assert_eq!(code(true, true, true, true), exit(1));
+        assert_eq!(code(false, true, true, true), exit(2));
+        assert_eq!(code(false, false, true, true), exit(1));
+        assert_eq!(code(false, false, true, false), exit(4));
+        assert_eq!(code(false, false, false, false), exit(0));
+    }
+}

@@ -18,11 +18,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes of `check`, `load`, `run` and `capacity`, printed under their `--help`.
+/// Exit codes of `check` and `run`, printed under their `--help` and the top level's.
 const EXIT_CODES: &str = "Exit codes: 0 every check held and every target was met; 1 a check \
 was violated or a target missed (it wins over everything); 2 bad usage or configuration; 3 a \
 target unreachable; 4 a check inconclusive: it could not gather the evidence it needs (never \
 reported as held; --allow-inconclusive NAME lets one pass)";
+
+/// Exit codes of `load` and `capacity`, which judge targets and run no check.
+const LOAD_EXIT_CODES: &str = "Exit codes: 0 every target was met (capacity: a step was \
+sustainable); 1 a target missed (capacity: no step sustainable); 2 bad usage or configuration; \
+3 a target unreachable";
 
 /// A load-testing and correctness harness for a video-platform backend stack.
 #[derive(Debug, Parser)]
@@ -49,11 +54,11 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Run(Box<run::RunArgs>),
     /// Offer the profile's load mix to a stack, time every response, judge the targets.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = LOAD_EXIT_CODES)]
     Load(Box<load::LoadArgs>),
     /// Step the load up until a target breaks: the highest sustainable step, the Universal
     /// Scalability Law fitted to the steps, the instances a users goal needs.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = LOAD_EXIT_CODES)]
     Capacity(Box<capacity::CapacityArgs>),
     /// Work on written reports: merge several generators', compare with a baseline, render.
     #[command(subcommand)]

@@ -519,9 +519,10 @@ fn check_against_a_stack_whose_redis_is_gone_holds_nothing_and_does_not_exit_0()
         "--max-wait",
         "5s",
     ]);
-    assert!(matches!(out.status.code(), Some(1 | 4)), "{}", text(&out));
+    // Nothing the stack did was judged: no check holds, and none is violated for it either.
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let report = report.unwrap();
     let verdicts = report["verdicts"].as_array().unwrap();
-    let held: Vec<&Value> = verdicts.iter().filter(|v| v["status"] == "held").collect();
-    assert!(held.is_empty(), "checks held with Redis gone: {held:#?}");
+    let judged: Vec<&Value> = verdicts.iter().filter(|v| v["status"] != "inconclusive").collect();
+    assert!(judged.is_empty(), "checks judged with Redis gone: {judged:#?}");
 }

@@ -39,14 +39,24 @@ fn serve_with_an_unknown_mutant_exits_2_naming_the_ones_it_can_run() {
 
 #[test]
 fn help_names_every_exit_code_of_the_commands_that_judge() {
-    for command in ["check", "run", "load", "capacity"] {
+    let help = |command: &str| {
         let out = stampede(&[command, "--help"]);
         assert!(out.status.success(), "{out:?}");
         // Words, whatever the terminal width wrapped.
-        let text = String::from_utf8(out.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+        String::from_utf8(out.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    for command in ["check", "run"] {
+        let text = help(command);
         for code in ["0 every check held", "1 a check", "2 bad usage", "3 a", "4 a check inconclusive"] {
             assert!(text.contains(code), "{command} --help does not say {code:?}:\n{text}");
         }
+    }
+    for command in ["load", "capacity"] {
+        let text = help(command);
+        for code in ["0 every target was met", "1 a target missed", "2 bad usage", "3 a target unreachable"] {
+            assert!(text.contains(code), "{command} --help does not say {code:?}:\n{text}");
+        }
+        assert!(!text.contains("inconclusive"), "{command} runs no check:\n{text}");
     }
     let text = String::from_utf8(stampede(&["check", "--help"]).stdout).unwrap();
     assert!(text.contains("--allow-inconclusive") && text.contains("--max-wait"), "{text}");

@@ -150,7 +150,14 @@ pub async fn await_ended(
             let answer = answer.expect("every import's status was read at least once");
             let state = answer.body.pointer(ending.state).cloned().unwrap_or(Value::Null);
             let completed = state.as_str() == Some(ending.completed);
-            let outcome = if ended { Outcome::Ok } else { Outcome::Unknown };
+            // Ended; read and not ended (the import pending still); or not read at all.
+            let outcome = match () {
+                _ if ended => Outcome::Ok,
+                _ if answer.status.is_some_and(|s| (200..300).contains(&s)) && state.is_string() => {
+                    Outcome::Fail
+                }
+                _ => Outcome::Unknown,
+            };
             answer.op(
                 0,
                 *instance,

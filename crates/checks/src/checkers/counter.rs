@@ -94,30 +94,11 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         let mut values = Vec::new();
         let mut limit = None;
         for read in &reads {
-            match read.outcome {
-                Outcome::Ok => {}
-                Outcome::Fail => {
-                    verdict.violate(
-                        "unreadable",
-                        format!(
-                            "round {round}: the counter read on instance {} answered {}",
-                            read.instance,
-                            read.status.map_or("nothing".to_owned(), |s| s.to_string())
-                        ),
-                        [(*read).clone()],
-                    );
-                    continue;
-                }
-                Outcome::Unknown => continue,
-            }
-            let Some(value) = read.value["value"].as_u64() else {
-                verdict.violate(
-                    "unreadable",
-                    format!("round {round}: no counter value in the read on instance {}", read.instance),
-                    [(*read).clone()],
-                );
+            // A read that found nothing, or no counter in it, judges nothing (`reads-judged`).
+            if read.outcome != Outcome::Ok {
                 continue;
-            };
+            }
+            let Some(value) = read.value["value"].as_u64() else { continue };
             reads_judged += 1;
             values.push((read.instance, value));
             limit = limit.or(read.value["limit"].as_u64());
@@ -304,10 +285,20 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_read_is_unreadable() {
+    fn a_read_that_found_nothing_leaves_its_instance_unjudged() {
         let history =
             vec![consume(0, Outcome::Ok), read(0, 5, 3), op(0, 1, "read", 5, Outcome::Fail, json!({}))];
-        assert_eq!(judge("c", &history).rules(), ["unreadable"]);
+        let verdict = judge("c", &history);
+        assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["reads-judged"]);
+        assert!(verdict.summary.contains("on 1 of 2 instances"), "{}", verdict.summary);
+    }
+
+    #[test]
+    fn nothing_accepted_is_nothing_counted() {
+        let history = vec![consume(0, Outcome::Fail), consume(0, Outcome::Fail), read(0, 5, 0)];
+        let verdict = judge("c", &history);
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["units-accepted"]));
     }
 }
 

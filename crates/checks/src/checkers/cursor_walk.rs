@@ -99,7 +99,11 @@ async fn walk(target: &Target, check: &CursorWalkCheck, user: &User, round: usiz
                 items.iter().map(|item| pointer_string(item, &check.item_id).unwrap_or_default()).collect()
             });
         let next = pointer_string(&answer.body, &check.next).filter(|c| !c.is_empty());
-        let outcome = if ids.is_some() { support::read(&answer) } else { Outcome::Fail };
+        // A page that answered without rows at `items` is unreadable, not an answer about them.
+        let outcome = match support::read(&answer) {
+            Outcome::Ok if ids.is_none() => Outcome::Unknown,
+            outcome => outcome,
+        };
         ops.push(answer.op(
             round,
             instance,
@@ -121,7 +125,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut rounds: Vec<usize> = history.iter().map(|op| op.process).collect();
     rounds.sort_unstable();
     rounds.dedup();
-    let (mut served_total, mut inserted_during, mut walks_complete) = (0, 0, 0);
+    let (mut served_total, mut inserted_during, mut walks_complete, mut walks_paged) = (0, 0, 0, 0);
     for &round in &rounds {
         let ops: Vec<&Op> = history.iter().filter(|op| op.process == round).collect();
         let seeded: Vec<&str> = ops
@@ -179,7 +183,13 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                 );
                 continue;
             }
-            Some(_) => walks_complete += 1,
+            Some(_) => {
+                walks_complete += 1;
+                // A walk of one page never used a cursor.
+                if pages.len() >= 2 {
+                    walks_paged += 1;
+                }
+            }
         }
         let skipped: Vec<&str> = seeded.iter().copied().filter(|id| !served.contains_key(id)).collect();
         if !skipped.is_empty() {
@@ -205,6 +215,12 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         walks_complete > 0,
         format!("{walks_complete} of {} walks reached their last page", rounds.len()),
         "the list must answer 2xx page after page, with its next cursor at `next` (null on the last)",
+    );
+    verdict.require(
+        "cursor-followed",
+        walks_paged > 0,
+        format!("{walks_paged} walks went past their first page"),
+        "insert more rows than a page holds (`rows`, the page size in `page`)",
     );
     verdict.require(
         "inserts-during-walk",

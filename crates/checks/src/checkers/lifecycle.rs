@@ -372,7 +372,9 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     };
     let imports = |phase: &str| of("import", phase).len();
 
-    let lost: Vec<&Op> = finals.iter().copied().filter(|op| op.value["ended"] != true).collect();
+    // A final status nothing could read says nothing of its task (`finals-read` below).
+    let read: Vec<&Op> = finals.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect();
+    let lost: Vec<&Op> = read.iter().copied().filter(|op| op.value["ended"] != true).collect();
     if !lost.is_empty() {
         let states: Vec<String> =
             lost.iter().map(|op| format!("{} {}", op.value["id"], op.value["state"])).collect();
@@ -388,7 +390,9 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             lost.iter().map(|op| (*op).clone()),
         );
     }
-    let ended: Vec<&Op> = finals.iter().copied().filter(|op| op.value["ended"] == true).collect();
+    let ended: Vec<&Op> = read.iter().copied().filter(|op| op.value["ended"] == true).collect();
+    // No `times_processed` in a status read 2xx is an effect never applied (the stack writes
+    // the count with the effect).
     let times = |op: &Op| op.value["times_processed"].as_u64().unwrap_or(0);
     let repeated: Vec<&Op> = ended.iter().copied().filter(|op| times(op) > 1).collect();
     if !repeated.is_empty() {
@@ -487,6 +491,12 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         !ended.is_empty(),
         format!("{} of {} imports ended", ended.len(), finals.len()),
         "imports must reach a final state (`completed`/`failed` at `state`) once the upstream answers",
+    );
+    verdict.require(
+        "finals-read",
+        read.len() == finals.len(),
+        format!("{} of {} final statuses read", read.len(), finals.len()),
+        "the status request must answer 2xx",
     );
     verdict.require(
         "race-exercised",
@@ -665,7 +675,8 @@ mod tests {
         // within the bound only for a larger run; here it leaves the check inconclusive).
         let verdict = judge("c", &h);
         assert!(verdict.rules().is_empty(), "{:?}", verdict.violations);
-        assert!(verdict.missing().iter().all(|m| *m == "unknown-within-bound"), "{:?}", verdict.missing());
+        assert!(verdict.inconclusive(), "{verdict:?}");
+        assert_eq!(verdict.missing(), ["unknown-within-bound"]);
         let mut h = correct();
         h.retain(|o| o.action != "retry");
         h[5] = op("failed", Outcome::Ok, json!({ "phase": RETRY, "failed": false }));

@@ -87,6 +87,7 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
     rounds.sort_unstable();
     rounds.dedup();
     let (mut acknowledged, mut lost_total, mut reads_judged) = (0, 0, 0);
+    let (mut unreadable, mut unstated, mut most_merged) = (0, 0, 0);
     for &round in &rounds {
         let ops: Vec<&Op> = history.iter().filter(|op| op.process == round).collect();
         if ops.iter().any(|op| op.action == "create" && op.outcome != Outcome::Ok) {
@@ -96,6 +97,7 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
         let merges: Vec<&Op> = ops.iter().copied().filter(|op| op.action == "merge").collect();
         let merged: Vec<&Op> = merges.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect();
         acknowledged += merged.len();
+        most_merged = most_merged.max(merged.len());
         let refused: Vec<&Op> = merges.iter().copied().filter(|op| op.outcome == Outcome::Fail).collect();
         if !refused.is_empty() {
             verdict.violate(
@@ -121,8 +123,15 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
                 }
                 Outcome::Unknown => continue,
             }
+            // A read-back without the fields object cannot show which merges survived.
+            if !read.value["fields"].is_array() {
+                unreadable += 1;
+                continue;
+            }
             reads_judged += 1;
-            if let Some(max) = max_ttl_s {
+            if read.value["expires_s"] == "absent" {
+                unstated += 1;
+            } else if let Some(max) = max_ttl_s {
                 let expires = &read.value["expires_s"];
                 let within = expires.as_u64().is_some_and(|s| s <= max);
                 if !within {
@@ -189,10 +198,24 @@ pub fn judge(name: &str, max_ttl_s: Option<u64>, history: &[Op]) -> Verdict {
     );
     verdict.require(
         "reads-judged",
-        reads_judged > 0 && acknowledged > 0,
-        format!("{acknowledged} merges acknowledged, {reads_judged} read-backs judged"),
-        "merges must be acknowledged (recognised by `merged`) and read back 2xx",
+        reads_judged > 0 && unreadable == 0,
+        format!("{reads_judged} read-backs judged, {unreadable} without the fields object at `fields`"),
+        "the read-back must answer 2xx with the merged fields at `fields`",
     );
+    verdict.require(
+        "merges-concurrent",
+        most_merged >= 2,
+        format!("{acknowledged} merges acknowledged, at most {most_merged} into one resource"),
+        "at least two concurrent merges must be acknowledged (recognised by `merged`) for one to be lost",
+    );
+    if max_ttl_s.is_some() {
+        verdict.require(
+            "lifetimes-stated",
+            unstated == 0,
+            format!("{unstated} read-backs stated no lifetime at `expires`"),
+            "the read-back must carry the seconds left (or null for never) at `expires`",
+        );
+    }
     verdict.bound_unknown(history, MAX_UNKNOWN);
     verdict.evidence = json!({
         "rounds": rounds.len(),
@@ -242,7 +265,11 @@ mod tests {
         h[2].outcome = Outcome::Unknown;
         let verdict = judge("m", None, &h);
         assert!(verdict.rules().is_empty(), "{:?}", verdict.violations);
-        assert_eq!(verdict.missing(), ["unknown-within-bound"], "one of a handful of operations unknown");
+        assert_eq!(
+            verdict.missing(),
+            ["merges-concurrent", "unknown-within-bound"],
+            "one of a handful of operations unknown, and one merge acknowledged: none could be lost"
+        );
     }
 
     #[test]
@@ -262,8 +289,10 @@ mod tests {
         let verdict = judge("m", Some(86_400), &h);
         assert_eq!(verdict.rules(), ["never-expires"]);
         assert!(verdict.violations[0].detail.contains("never expires"), "{:?}", verdict.violations);
+        // A lifetime not stated at all is not "never": nothing to judge it by.
         h[3].value["expires_s"] = json!("absent");
-        assert_eq!(judge("m", Some(86_400), &h).rules(), ["never-expires"]);
+        let verdict = judge("m", Some(86_400), &h);
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["lifetimes-stated"]));
         h[3].value["expires_s"] = json!(86_401);
         assert_eq!(judge("m", Some(86_400), &h).rules(), ["lifetime-over-bound"]);
         // Without the bound the lifetime is not judged.
@@ -278,7 +307,7 @@ mod tests {
         let h = vec![op(0, 0, "create", 0, Outcome::Fail, json!({ "id": null }))];
         let verdict = judge("m", None, &h);
         assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
-        assert_eq!(verdict.missing(), ["resources-created", "reads-judged"]);
+        assert_eq!(verdict.missing(), ["resources-created", "reads-judged", "merges-concurrent"]);
     }
 }
 

@@ -18,12 +18,13 @@ pub fn by_status(answer: &Answer) -> Outcome {
     }
 }
 
-/// A read's outcome: 2xx found it, any other status did not, no answer is unknown.
+/// A read's outcome: 2xx found it, 404 or 410 says it is not there, anything else (a 5xx, a
+/// 4xx that is no "not found", no answer) says nothing either way.
 pub fn read(answer: &Answer) -> Outcome {
     match answer.status {
         Some(s) if (200..300).contains(&s) => Outcome::Ok,
-        Some(_) => Outcome::Fail,
-        None => Outcome::Unknown,
+        Some(404 | 410) => Outcome::Fail,
+        _ => Outcome::Unknown,
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use client::{Target, TargetError};
 use profile::Defaults;
 use profile::template::RequestTemplate;
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -229,6 +229,7 @@ pub fn judge(name: &str, params: &Params, history: &[Op]) -> Verdict {
         "observe at least two periods (`periods`), the stack's refresh period being `period_ms`",
     );
     let imports = history.iter().filter(|op| op.action == "import").count();
+    verdict.bound_unknown(history.iter().filter(|op| op.action == "import"), MAX_UNKNOWN);
     verdict.evidence = json!({
         "observed_ms": end.saturating_sub(start),
         "periods_elapsed": (elapsed * 10.0).round() / 10.0,
@@ -303,6 +304,12 @@ mod tests {
         let mut history: Vec<Op> =
             [12_050, 14_180, 16_020, 18_110, 20_090].iter().map(|at| refresh(*at, "refreshed")).collect();
         history.push(observe(10_300, 20_300, 0, 0, 40));
+        // The imports that made the calls, every one answered.
+        history.extend((0..40).map(|i| Op {
+            action: "import".into(),
+            status: Some(201),
+            ..refresh(10_300 + i * 250, "n/a")
+        }));
         history
     }
 
@@ -358,6 +365,14 @@ mod tests {
         let verdict = judge("token-refresh", &params(), &history);
         assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
         assert_eq!(verdict.missing(), ["upstream-calls"]);
+        // Imports the stack did not answer: nothing said of the calls they should have made.
+        let mut history = correct();
+        history
+            .iter_mut()
+            .filter(|op| op.action == "import")
+            .take(10)
+            .for_each(|op| op.outcome = Outcome::Unknown);
+        assert_eq!(judge("token-refresh", &params(), &history).missing(), ["unknown-within-bound"]);
     }
 
     #[test]

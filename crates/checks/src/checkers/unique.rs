@@ -111,7 +111,10 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                 processing.iter().map(|op| (*op).clone()),
             );
         }
-        if created.is_empty() && unknown == 0 {
+        // Answered and none created: a creation lost. Every one refused (4xx): nothing to
+        // judge (`rounds-judged`).
+        let refused = creates.iter().filter(|op| op.outcome == Outcome::Fail).count();
+        if created.is_empty() && unknown == 0 && refused < creates.len() {
             missing += 1;
             verdict.violate("no-creation", format!("round {round}: no request created the resource"), []);
         }
@@ -138,9 +141,16 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         .iter()
         .filter(|round| {
             let creates = history.iter().filter(|op| op.process == **round && op.action == "create");
-            creates.clone().any(|op| op.outcome != Outcome::Unknown)
+            creates.clone().any(|op| op.outcome == Outcome::Ok)
         })
         .count();
+    let read_back = history.iter().filter(|op| op.action == "read-back" && op.outcome == Outcome::Ok).count();
+    verdict.require(
+        "read-back",
+        read_back > 0,
+        format!("{read_back} read-backs found the created resource"),
+        "the answers must name the resource's id at `id`, and `read_back` answer 2xx",
+    );
     verdict.require(
         "rounds-judged",
         judged > 0,
@@ -295,7 +305,7 @@ mod tests {
         let history: Vec<Op> = (0..3).flat_map(|round| (0..8).map(move |_| unanswered(round))).collect();
         let verdict = judge("u", &history);
         assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
-        assert_eq!(verdict.missing(), ["rounds-judged", "unknown-within-bound"]);
+        assert_eq!(verdict.missing(), ["read-back", "rounds-judged", "unknown-within-bound"]);
         assert!(verdict.summary.contains("0 of 3 rounds"), "{}", verdict.summary);
     }
 }

@@ -163,7 +163,12 @@ pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, Target
 /// and what was answered (`answered_bytes`, `answered_sha256`).
 pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let (mut stored, mut read_backs, mut unknown) = (0, 0, 0);
+    let (mut stored, mut read_backs, mut unknown, mut undescribed) = (0, 0, 0, 0);
+    let describes = |op: &Op| {
+        op.value["id"].is_string()
+            && op.value["answered_bytes"].is_u64()
+            && op.value["answered_sha256"].is_string()
+    };
     let status = |op: &Op| op.status.map_or("nothing".to_owned(), |s| s.to_string());
     for op in history {
         let what = format!("{} bytes in chunks of {}", op.value["size"], op.value["chunk"]);
@@ -174,11 +179,10 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             ("upload", Outcome::Fail) => {
                 verdict.violate("refused", format!("{what}: answered {}", status(op)), [op.clone()]);
             }
+            // An answer that states no id, size or digest cannot be compared (`answers-describe`).
+            ("upload" | "read-back", Outcome::Ok) if !describes(op) => undescribed += 1,
             ("upload", Outcome::Ok) => {
                 stored += 1;
-                if op.value["id"].is_null() {
-                    verdict.violate("no-id", format!("{what}: the answer names no upload id"), [op.clone()]);
-                }
                 if !agrees {
                     verdict.violate(
                         "size-mismatch",
@@ -247,7 +251,19 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         "uploads-stored",
         stored > 0,
         format!("{stored} of {uploads} uploads stored"),
-        "the upload must answer 2xx with its id, size and digest at `id`, `bytes`, `sha256`",
+        "the upload must answer 2xx",
+    );
+    verdict.require(
+        "answers-describe",
+        undescribed == 0,
+        format!("{undescribed} answers stated no id, size or digest"),
+        "the upload's answer and its read-back must carry the id, size and digest at `id`, `bytes`, `sha256`",
+    );
+    verdict.require(
+        "read-backs",
+        read_backs > 0,
+        format!("{read_backs} read-backs of the stored uploads"),
+        "`read_back` must answer 2xx with the upload's metadata",
     );
     verdict.bound_unknown(history, MAX_UNKNOWN);
     let peaks: Vec<&serde_json::Value> =
@@ -305,7 +321,7 @@ mod tests {
         lost.status = Some(503);
         let verdict = judge("u", &[lost.clone(), lost]);
         assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
-        assert_eq!(verdict.missing(), ["uploads-stored", "unknown-within-bound"]);
+        assert_eq!(verdict.missing(), ["uploads-stored", "read-backs", "unknown-within-bound"]);
     }
 
     #[test]
@@ -317,9 +333,14 @@ mod tests {
         assert_eq!(judge("u", &[upload(5, "ab"), lost]).rules(), ["not-visible"]);
         let refused = op(0, 0, "upload", 0, Outcome::Fail, json!({ "size": 5 }));
         assert_eq!(judge("u", &[upload(5, "ab"), refused]).rules(), ["refused"]);
+        // An answer naming no upload cannot be compared: nothing violated, nothing held.
         let mut anonymous = upload(5, "ab");
         anonymous.value["id"] = json!(null);
-        assert_eq!(judge("u", &[anonymous]).rules(), ["no-id"]);
+        let verdict = judge("u", &[anonymous, read_back(0, 5, "ab")]);
+        assert_eq!(
+            (verdict.inconclusive(), verdict.missing()),
+            (true, vec!["uploads-stored", "answers-describe"])
+        );
     }
 
     fn memory(peak: u64) -> Op {
@@ -335,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_stack_holding_a_whole_body_breaks_the_memory_bound() {
-        let streaming = [upload(5, "ab"), memory(65_536)];
+        let streaming = [upload(5, "ab"), read_back(0, 5, "ab"), memory(65_536)];
         assert!(judge("u", &streaming).held());
         // WholeBodyBuffered: three 1 MiB bodies collected at once.
         let buffered = judge("u", &[upload(5, "ab"), memory(3 * 1_048_583)]);

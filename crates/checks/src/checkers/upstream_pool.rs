@@ -11,12 +11,12 @@
 //!   per instance;
 //! - `no-connection-reuse` — fewer requests per connection accepted than
 //!   `min_requests_per_connection`: a client made per request opens a connection per call;
-//! - `imports-failed` — an import that did not complete, although the upstream answered every
-//!   call once the hold was lifted.
+//! - `imports-unfinished` — an import that had not ended when the check stopped waiting.
 //!
-//! A burst that never filled the pools (the stack has no more import workers than its cap, or
-//! the imports never reached the upstream) cannot tell a capped pool from an uncapped one: the
-//! check then fails to run as configured (exit code 2) rather than pass.
+//! Evidence it needs: the upstream's counts (`observed`), the pools filled to their cap
+//! (`pool-filled`: a burst that never filled them — the stack has no more import workers than
+//! its cap, or the imports never reached the upstream — cannot tell a capped pool from an
+//! uncapped one), and every import completed (`imports-completed`).
 
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use client::{Target, TargetError};
 use fake_upstream::{Fault, OutageMode};
 use profile::Defaults;
 use profile::template::RequestTemplate;
-use report::checks::Verdict;
+use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -142,8 +142,11 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
     let max_connections = params.max_connections * params.instances;
     let imports = history.iter().filter(|op| op.action == "import").count();
     let submitted = history.iter().filter(|op| op.action == "import" && op.outcome == Outcome::Ok).count();
-    let unended: Vec<Op> =
-        history.iter().filter(|op| op.action == "status" && op.value["ended"] != true).cloned().collect();
+    let unended: Vec<Op> = history
+        .iter()
+        .filter(|op| op.action == "status" && op.outcome != Outcome::Unknown && op.value["ended"] != true)
+        .cloned()
+        .collect();
     let per_connection = if accepted == 0 { f64::INFINITY } else { requests as f64 / accepted as f64 };
 
     if peak_in_flight > max_in_flight {
@@ -184,9 +187,11 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
         .filter(|op| op.action == "status" && op.value["ended"] == true && op.value["completed"] != true)
         .cloned()
         .collect();
+    let statuses =
+        history.iter().filter(|op| op.action == "status" && op.outcome != Outcome::Unknown).count();
     verdict.require(
         "imports-completed",
-        failed.is_empty(),
+        failed.is_empty() && submitted > 0 && statuses >= submitted,
         match failed.first() {
             None => format!("every one of {submitted} ended imports completed"),
             Some(first) => format!(
@@ -196,8 +201,9 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
                 first.value["error"]
             ),
         },
-        "the imports must be able to complete: is the stack's upstream plan spent (restart it, or run usage-plan last)?",
+        "the imports must be accepted and complete: is the stack's upstream plan spent (restart it, or run usage-plan last)?",
     );
+    verdict.bound_unknown(history.iter().filter(|op| op.action == "import"), MAX_UNKNOWN);
     verdict.require(
         "pool-filled",
         peak_in_flight >= max_in_flight,

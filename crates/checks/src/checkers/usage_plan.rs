@@ -378,8 +378,11 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
     });
     let submitted =
         history.iter().filter(|op| op.action == "import" && op.outcome == Outcome::Ok).count() as u64;
-    let unended: Vec<Op> =
-        history.iter().filter(|op| op.action == "status" && op.value["ended"] != true).cloned().collect();
+    let unended: Vec<Op> = history
+        .iter()
+        .filter(|op| op.action == "status" && op.outcome != Outcome::Unknown && op.value["ended"] != true)
+        .cloned()
+        .collect();
     if !rolled {
         if calls > left {
             verdict.violate(

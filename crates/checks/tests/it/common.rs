@@ -128,7 +128,7 @@ async fn start(run: &str, setup: Setup) -> Option<Vec<RunningStack>> {
 
 /// Asserts the verdict passed, showing its violations when not.
 pub fn assert_passed(verdict: &Verdict) {
-    assert!(verdict.held(), "{}: {:#?}", verdict.check, verdict.violations);
+    assert!(verdict.held(), "{}: {} {:#?}", verdict.check, verdict.summary, verdict.violations);
 }
 
 /// Asserts the verdict failed, `rule` among the rules it broke.
