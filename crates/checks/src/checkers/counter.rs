@@ -235,6 +235,10 @@ mod tests {
         let history = vec![consume(0, Outcome::Ok), consume(0, Outcome::Unknown), read(0, 5, 6)];
         let verdict = judge("c", &history);
         assert!(verdict.rules().is_empty() && verdict.inconclusive(), "{verdict:?}");
+        assert_eq!(
+            (verdict.evidence["unknown"].clone(), verdict.evidence["refused"].clone()),
+            (json!(1), json!(0))
+        );
         assert!(verdict.summary.contains("1 of 3 operations had no usable answer"), "{}", verdict.summary);
     }
 
@@ -286,8 +290,12 @@ mod tests {
 
     #[test]
     fn a_read_that_found_nothing_leaves_its_instance_unjudged() {
-        let history =
-            vec![consume(0, Outcome::Ok), read(0, 5, 3), op(0, 1, "read", 5, Outcome::Fail, json!({}))];
+        // A 404 that happens to carry a number is no read of the counter.
+        let history = vec![
+            consume(0, Outcome::Ok),
+            read(0, 5, 3),
+            op(0, 1, "read", 5, Outcome::Fail, json!({ "value": 3 })),
+        ];
         let verdict = judge("c", &history);
         assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
         assert_eq!(verdict.missing(), ["reads-judged"]);
@@ -299,6 +307,34 @@ mod tests {
         let history = vec![consume(0, Outcome::Fail), consume(0, Outcome::Fail), read(0, 5, 0)];
         let verdict = judge("c", &history);
         assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["units-accepted"]));
+        assert_eq!(
+            (verdict.evidence["refused"].clone(), verdict.evidence["accepted"].clone()),
+            (json!(2), json!(0))
+        );
+        // Nothing at all: nothing read either.
+        assert!(judge("c", &[]).missing().contains(&"reads-judged"));
+    }
+
+    #[test]
+    fn the_bounds_of_a_read_are_strict_at_its_edges() {
+        // A consume that completed the instant the read began may not be in it: 3 is within.
+        let history = vec![consume(0, Outcome::Ok), consume(4, Outcome::Ok), read(0, 5, 3)];
+        assert!(judge("c", &history).held(), "{:?}", judge("c", &history).violations);
+        // One that began the instant the read completed cannot be in it: 6 is too many.
+        let history = vec![consume(0, Outcome::Ok), consume(6, Outcome::Ok), read(0, 5, 6)];
+        assert_eq!(judge("c", &history).rules(), ["phantom-units"]);
+        // Reads that overlap a consume may differ: not quiescent, not diverging.
+        let history = vec![consume(0, Outcome::Ok), read(0, 1, 3), read(1, 1, 0)];
+        assert!(judge("c", &history).held(), "{:?}", judge("c", &history).violations);
+    }
+
+    #[test]
+    fn exactly_the_limit_is_within_it() {
+        let history = vec![
+            consume(0, Outcome::Ok),
+            op(0, 0, "read", 5, Outcome::Ok, json!({ "value": 3, "limit": 3 })),
+        ];
+        assert!(judge("c", &history).held(), "{:?}", judge("c", &history).violations);
     }
 }
 

@@ -380,6 +380,10 @@ mod tests {
         let verdict = judge("p", &history, &recovered(20_000_000));
         assert_eq!(verdict.rules(), ["over-admission"], "{:?}", verdict.violations);
         assert_eq!(verdict.offending.len(), 9);
+        assert_eq!(verdict.evidence["over_admission_windows"], 1);
+        assert_eq!(verdict.evidence["false_denial_windows"], 0);
+        // Every request and probe counted.
+        assert_eq!(verdict.operations, 34);
     }
 
     #[test]
@@ -387,6 +391,23 @@ mod tests {
         let history = burst(0, 0, 32, 3, 5, 3);
         let verdict = judge("p", &history, &recovered(20_000_000));
         assert_eq!(verdict.rules(), ["false-denial"], "{:?}", verdict.violations);
+        assert_eq!(verdict.evidence["false_denial_windows"], 1);
+        assert_eq!(verdict.evidence["over_admission_windows"], 0);
+        // The refusals show it, not the admissions.
+        assert_eq!(verdict.offending.len(), 20);
+        assert!(verdict.offending.iter().all(|op| op.outcome == Outcome::Fail));
+    }
+
+    #[test]
+    fn rate_limit_a_window_asked_exactly_its_limit_never_tested_the_cap() {
+        let history = burst(0, 0, 5, 5, 5, 3);
+        let verdict = judge("p", &history, &recovered(20_000_000));
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["limit-reached"]));
+        let history = burst(0, 0, 6, 5, 5, 3);
+        let verdict = judge("p", &history, &recovered(20_000_000));
+        assert!(verdict.held(), "{verdict:?}");
+        let observed = &verdict.requirements.iter().find(|r| r.name == "recovery-observed").unwrap().observed;
+        assert_eq!(observed, "admitted again after 2 probes");
     }
 
     #[test]
@@ -397,6 +418,26 @@ mod tests {
         let verdict = judge("p", &history, &probes);
         assert_eq!(verdict.rules(), ["window-never-ends"], "{:?}", verdict.violations);
         assert_eq!(verdict.evidence["recovered"], false);
+        // From the first probe's invocation to the last one's completion.
+        assert!(
+            verdict.violations[0].detail.starts_with("still refused 5000 ms"),
+            "{:?}",
+            verdict.violations
+        );
+        let observed = &verdict.requirements.iter().find(|r| r.name == "recovery-observed").unwrap().observed;
+        assert_eq!(observed, "refused through the advertised reset plus grace");
+    }
+
+    #[test]
+    fn rate_limit_probes_nobody_answered_never_make_a_window_endless() {
+        let history = burst(0, 0, 32, 5, 5, 3);
+        let mut probes: Vec<Op> =
+            (0..4).map(|i| op(9, "probe", 5_000_000 + i * 1_000_000, Outcome::Unknown, json!({}))).collect();
+        probes[0].outcome = Outcome::Fail;
+        let verdict = judge("p", &history, &probes);
+        assert!(verdict.rules().is_empty(), "{:?}", verdict.violations);
+        assert!(verdict.missing().contains(&"recovery-observed"), "{:?}", verdict.missing());
+        assert!(verdict.summary.contains("3 of 4 probes had no usable answer"), "{}", verdict.summary);
     }
 
     #[test]
