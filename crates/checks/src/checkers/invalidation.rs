@@ -180,11 +180,23 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             _ => {}
         }
     }
-    let cached = history.iter().filter(|op| op.action == "warm" && op.value["cached"] == true).count();
+    // Every instance's cache warmed at least once: an instance never served from its cache
+    // cannot show a stale entry surviving the write.
+    let instances = |cached: bool| {
+        let mut seen: Vec<usize> = history
+            .iter()
+            .filter(|op| op.action == "warm" && (!cached || op.value["cached"] == true))
+            .map(|op| op.instance)
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    };
+    let (warmed, cached) = (instances(false), instances(true));
     verdict.require(
         "cache-warmed",
-        cached > 0,
-        format!("{cached} warming reads were served from a cache"),
+        !cached.is_empty() && cached.len() == warmed.len(),
+        format!("{} of {} instances served a warming read from a cache", cached.len(), warmed.len()),
         "the read must be cached (its cache header naming a layer that is not a miss) for an invalidation to be tested",
     );
     verdict.require(
@@ -289,6 +301,11 @@ mod tests {
         let verdict = judge("i", &h);
         assert!(verdict.inconclusive(), "{verdict:?}");
         assert_eq!(verdict.missing(), ["cache-warmed"]);
+        assert!(verdict.summary.contains("0 of 2 instances"), "{}", verdict.summary);
+        // One instance's cache never warmed: its invalidation was not tested.
+        let mut h = history(["b", "b"]);
+        h[2].value["cached"] = json!(false);
+        assert_eq!(judge("i", &h).missing(), ["cache-warmed"]);
         // A stale read is a violation whatever is missing.
         let mut h = history(["b", "a"]);
         h[1].value["cached"] = json!(false);
