@@ -925,6 +925,22 @@ mod tests {
         let p99 = verdict.evidence["rejection_p99_ms_at_most"].as_f64().unwrap();
         assert!((p99 - 5.0).abs() < 1e-9, "{p99}");
     }
+
+    #[test]
+    fn the_evidence_counts_what_the_correct_breaker_did() {
+        let verdict = judge("breaker", PARAMS, &correct().build());
+        let e = &verdict.evidence;
+        assert_eq!((e["imports"].clone(), e["completed_before_faults"].clone()), (json!(181), json!(10)));
+        assert_eq!((e["refused_open"].clone(), e["refused_half_open"].clone()), (json!(123), json!(38)));
+        assert_eq!(
+            e["upstream_calls_by_end_of"],
+            json!({ "closed": 10, "trip": 15, "probe": 17, "recover": 20 })
+        );
+        let submitted: Vec<&Value> =
+            e["episodes"].as_array().unwrap().iter().map(|e| &e["imports_submitted"]).collect();
+        assert_eq!(submitted, [&json!(22), &json!(22)]);
+        assert_eq!(verdict.requirements[0].observed, "10 of 10 imports completed with a healthy upstream");
+    }
 }
 
 /// The upstream circuit breaker (#7), judged from the fake upstream's counts: with the

@@ -239,6 +239,7 @@ mod tests {
             (verdict.evidence["unknown"].clone(), verdict.evidence["refused"].clone()),
             (json!(1), json!(0))
         );
+        assert_eq!(verdict.evidence["rounds"][0]["unknown"], 1);
         assert!(verdict.summary.contains("1 of 3 operations had no usable answer"), "{}", verdict.summary);
     }
 

@@ -316,6 +316,35 @@ mod tests {
         assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
         assert!(verdict.missing().contains(&"walks-complete"), "{:?}", verdict.missing());
     }
+
+    #[test]
+    fn the_evidence_counts_rows_walks_and_inserts() {
+        let mut h = seeds(&["e", "d", "c", "b", "a"]);
+        h.push(page(0, &["e", "d"], Some("d")));
+        h.push(op(0, 0, "insert", 10, Outcome::Ok, json!({ "id": "f" })));
+        h.push(page(1, &["c", "b"], Some("b")));
+        h.push(page(2, &["a"], None));
+        let verdict = judge("w", &h);
+        assert_eq!(
+            verdict.evidence,
+            json!({ "inserted_during_walks": 1, "rounds": 1, "rows_served": 5, "walks_complete": 1 })
+        );
+        // A walk of one page followed no cursor.
+        let mut h = seeds(&["b", "a"]);
+        h.push(op(0, 0, "insert", 10, Outcome::Ok, json!({ "id": "c" })));
+        h.push(page(0, &["b", "a"], None));
+        assert_eq!(judge("w", &h).missing(), ["cursor-followed"]);
+    }
+
+    #[test]
+    fn a_skipped_row_is_shown_by_its_seed() {
+        let mut h = seeds(&["e", "d", "c", "b", "a"]);
+        h.push(page(0, &["e", "d"], Some("d")));
+        h.push(page(1, &["b", "a"], None));
+        let verdict = judge("w", &h);
+        let shown: Vec<&str> = verdict.offending.iter().filter_map(|op| op.value["id"].as_str()).collect();
+        assert_eq!(shown, ["c"]);
+    }
 }
 
 /// A cursor walk serves every row exactly once (#15): rows inserted, then the list walked page

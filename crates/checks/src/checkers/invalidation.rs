@@ -312,6 +312,26 @@ mod tests {
         h[2].value["cached"] = json!(false);
         assert!(judge("i", &h).violated());
     }
+
+    #[test]
+    fn the_evidence_counts_writes_reads_and_stale_ones() {
+        assert_eq!(
+            judge("i", &history(["b", "b"])).evidence,
+            json!({ "reads_after_write": 2, "stale_reads": 0, "writes": 1 })
+        );
+        let stale = judge("i", &history(["b", "a"]));
+        assert_eq!(stale.evidence["stale_reads"], 1);
+        assert!(stale.violations[0].detail.contains("after the write answered"), "{:?}", stale.violations);
+        // A warming read older than the round's value: stale before the write.
+        let mut h = history(["b", "b"]);
+        h[2] = read("warm", 1, 2, "z", "a", &["z"]);
+        let verdict = judge("i", &h);
+        assert!(
+            verdict.violations[0].detail.contains("before the round's write"),
+            "{:?}",
+            verdict.violations
+        );
+    }
 }
 
 /// Cache invalidation seen by every instance (#14): a cached read warmed on every instance,

@@ -697,6 +697,35 @@ mod tests {
         assert_eq!(verdict.missing(), ["race-exercised"]);
         assert!(verdict.summary.contains("--task-visibility"), "{}", verdict.summary);
     }
+
+    #[test]
+    fn the_evidence_and_requirements_say_what_the_correct_run_did() {
+        let verdict = judge("c", &correct());
+        let e = &verdict.evidence;
+        assert_eq!(e["timeline_ms"], json!({ "end": 0 }), "no phase markers in this history");
+        assert_eq!((e["ended"].clone(), e["lost"].clone()), (json!(3), json!(0)));
+        let observed: Vec<&str> = verdict.requirements.iter().map(|r| r.observed.as_str()).collect();
+        assert!(observed.contains(&"every one of 12 operations had a recognised answer"), "{observed:?}");
+    }
+
+    #[test]
+    fn the_race_counts_two_deliveries_a_task_and_the_retry_needs_re_imports() {
+        let race = |tasks: u64, arrived: u64| {
+            let mut h = correct();
+            for o in h.iter_mut().filter(|o| o.action == "release") {
+                o.value["tasks"] = json!(tasks);
+                o.value["arrived"] = json!(arrived);
+            }
+            judge("c", &h).missing().contains(&"race-exercised")
+        };
+        assert!(race(0, 0), "no task held: no race");
+        assert!(race(2, 3), "three deliveries for two tasks: one task raced at most");
+        assert!(!race(2, 4));
+        // The import failed, but nobody re-imported it.
+        let mut h = correct();
+        h.retain(|o| o.action != "retry");
+        assert_eq!(judge("c", &h).missing(), ["retry-exercised"]);
+    }
 }
 
 /// The import pipeline's workers (#10) and retry claims (#5), judged from the imports'

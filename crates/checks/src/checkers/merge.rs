@@ -309,6 +309,31 @@ mod tests {
         assert!(verdict.inconclusive() && verdict.rules().is_empty(), "{verdict:?}");
         assert_eq!(verdict.missing(), ["resources-created", "reads-judged", "merges-concurrent"]);
     }
+
+    #[test]
+    fn the_evidence_counts_merges_reads_and_lost_fields() {
+        assert_eq!(
+            judge("m", None, &history(&["f0", "f1"])).evidence,
+            json!({ "acknowledged_merges": 2, "lost_fields": 0, "reads_judged": 1, "rounds": 1 })
+        );
+        assert_eq!(judge("m", None, &history(&["f1"])).evidence["lost_fields"], 1);
+        // A read-back without the fields object: counted apart, judged for nothing.
+        let mut h = history(&["f0", "f1"]);
+        h.push(op(0, 2, "read", 5, Outcome::Ok, json!({ "fields": null })));
+        let verdict = judge("m", None, &h);
+        assert!(
+            verdict.summary.contains("1 read-backs judged, 1 without the fields object"),
+            "{}",
+            verdict.summary
+        );
+        // A lifetime over the bound says it.
+        let mut h = history(&["f0", "f1"]);
+        h[3].value["expires_s"] = json!(86_401);
+        let verdict = judge("m", Some(86_400), &h);
+        assert!(verdict.violations[0].detail.contains("expires in 86401 s"), "{:?}", verdict.violations);
+        h[3].value["expires_s"] = json!("absent");
+        assert!(judge("m", Some(86_400), &h).summary.contains("1 read-backs stated no lifetime"));
+    }
 }
 
 /// No lost merge (#6): C concurrent merges into one resource, each setting a field of its own,

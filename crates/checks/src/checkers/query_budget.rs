@@ -147,6 +147,9 @@ mod tests {
         let h = vec![list(5, 5, Some(2)), list(20, 20, Some(2)), list(100, 100, Some(2))];
         let verdict = judge("q", 10, &h);
         assert!(verdict.held(), "{:?}", verdict.violations);
+        // Exactly the budget is within it.
+        let h = vec![list(5, 5, Some(10)), list(20, 20, Some(10))];
+        assert!(judge("q", 10, &h).held());
     }
 
     #[test]
