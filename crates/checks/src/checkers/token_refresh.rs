@@ -383,6 +383,22 @@ mod tests {
         history.push(other);
         assert!(judge("token-refresh", &params(), &history).held());
     }
+
+    #[test]
+    fn the_evidence_and_summary_say_what_was_seen() {
+        let v = judge("token-refresh", &params(), &correct());
+        assert_eq!(
+            v.evidence,
+            json!({ "expired_token_calls": 0, "imports": 40, "observed_ms": 10000, "periods_elapsed": 5.0,
+                    "refresh_attempts": 5, "refreshed_at_ms": [1750, 3880, 5720, 7810, 9790], "refreshes": 5,
+                    "reused_refresh_tokens": 0, "upstream_calls": 40, "whole_windows_without": 0, "windows": 6,
+                    "windows_with_several": 0 })
+        );
+        assert_eq!(
+            v.summary,
+            "5 refreshes in 5.0 periods, one per period; no token reused; 40 upstream calls, none expired"
+        );
+    }
 }
 
 /// Single-flight token refresh (#11), judged from the fake upstream's refresh log: one

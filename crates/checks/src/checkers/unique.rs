@@ -308,4 +308,42 @@ mod tests {
         assert_eq!(verdict.missing(), ["read-back", "rounds-judged", "unknown-within-bound"]);
         assert!(verdict.summary.contains("0 of 3 rounds"), "{}", verdict.summary);
     }
+
+    #[test]
+    fn the_evidence_and_summary_say_what_was_seen() {
+        let mut history = vec![create(0, true, true, "v1")];
+        history.extend((0..31).map(|_| create(0, false, false, "v1")));
+        history.push(read_back(0, Outcome::Ok));
+        let v = judge("u", &history);
+        assert_eq!(
+            v.evidence,
+            json!({ "duplicate_rounds": 0, "rounds": 1, "rounds_judged": 1, "rounds_without_creation": 0 })
+        );
+        assert_eq!(v.summary, "1 rounds: one creation, one processor, visible everywhere");
+        assert_eq!(
+            v.requirements.iter().map(|r| r.observed.as_str()).collect::<Vec<_>>(),
+            [
+                "1 read-backs found the created resource",
+                "1 of 1 rounds had a recognised answer to the creation",
+                "every one of 33 operations had a recognised answer"
+            ]
+        );
+        let mut h: Vec<Op> = (0..3).map(|_| create(0, true, true, "v1")).collect();
+        h.push(read_back(0, Outcome::Ok));
+        assert_eq!(judge("u", &h).evidence["duplicate_rounds"], 1);
+        // Rounds are told apart: another round's creation is not this one's.
+        let mut h = vec![create(0, true, true, "v1"), create(1, true, true, "v2"), read_back(0, Outcome::Ok)];
+        h.push(read_back(1, Outcome::Ok));
+        assert!(judge("u", &h).held(), "{:?}", judge("u", &h).violations);
+        // Refused to a man (4xx): nothing judged; one answered without creating: a creation lost.
+        let refused = |round| op(round, "create", 0, Outcome::Fail, json!({}));
+        let verdict = judge("u", &[refused(0), refused(0)]);
+        assert!(verdict.rules().is_empty(), "{:?}", verdict.violations);
+        let verdict = judge("u", &[refused(0), create(0, false, false, "v1"), read_back(0, Outcome::Ok)]);
+        assert_eq!(verdict.rules(), ["no-creation"]);
+        assert_eq!(verdict.evidence["rounds_without_creation"], 1);
+        // A read-back that found nothing is no evidence of the resource.
+        let verdict = judge("u", &[create(0, true, true, "v1"), read_back(0, Outcome::Unknown)]);
+        assert!(verdict.missing().contains(&"read-back"), "{:?}", verdict.missing());
+    }
 }

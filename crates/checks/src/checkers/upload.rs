@@ -375,6 +375,34 @@ mod tests {
         assert_eq!(chunks(&sent, 0).len(), 1);
         assert_eq!(chunks(&[], 997), vec![Vec::<u8>::new()]);
     }
+
+    #[test]
+    fn the_evidence_and_summary_say_what_was_seen() {
+        let v = judge("u", &[upload(5, "ab"), read_back(0, 5, "ab"), read_back(1, 5, "ab")]);
+        assert_eq!(
+            v.evidence,
+            json!({ "peak_held_bytes_per_instance": [], "read_backs": 2, "stored": 1, "unknown": 0 })
+        );
+        assert_eq!(v.summary, "1 streamed uploads: size and SHA-256 as sent, the same on 2 read-backs");
+        let mut lost = upload(5, "ab");
+        lost.outcome = Outcome::Unknown;
+        let v = judge("u", &[upload(5, "ab"), lost, read_back(0, 5, "ab")]);
+        assert_eq!(v.evidence["unknown"], 1);
+        assert!(
+            v.summary.contains("1 of 2 uploads stored") || v.summary.contains("1 of 3 operations"),
+            "{}",
+            v.summary
+        );
+        // The gauge exactly at its bound is within it; its peaks travel in the evidence.
+        let v = judge("u", &[upload(5, "ab"), read_back(0, 5, "ab"), memory(262_144)]);
+        assert!(v.held(), "{:?}", v.violations);
+        assert_eq!(v.evidence["peak_held_bytes_per_instance"], json!([262_144]));
+        // An answer naming no size or digest is counted apart.
+        let mut vague = upload(5, "ab");
+        vague.value["answered_sha256"] = json!(null);
+        let v = judge("u", &[upload(5, "ab"), vague, read_back(0, 5, "ab")]);
+        assert!(v.summary.contains("1 answers stated no id, size or digest"), "{}", v.summary);
+    }
 }
 
 /// Streamed uploads arrive whole (#12): bodies of several sizes, each streamed in several

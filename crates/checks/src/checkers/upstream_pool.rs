@@ -351,6 +351,28 @@ mod tests {
         let verdict = judge("pool", params(), &ops);
         assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["observed"]));
     }
+
+    #[test]
+    fn the_evidence_and_summary_say_what_was_seen() {
+        let v = judge("pool", params(), &history(25, 3, 3, 3));
+        assert_eq!(
+            v.evidence,
+            json!({ "connections_accepted": 3, "held_in_flight": 3, "imports": 24, "max_connections": 6,
+                    "max_in_flight": 3, "open_at_start": null, "peak_in_flight": 3, "peak_open": 3,
+                    "requests_per_connection": 8.33, "route_requests": 24, "submitted": 24, "upstream_requests": 25 })
+        );
+        assert_eq!(
+            v.summary,
+            "3 in flight at most (cap 3), 3 open (max 6); 25 requests over 3 new connections"
+        );
+        assert_eq!(
+            v.requirements.iter().map(|r| r.observed.as_str()).collect::<Vec<_>>()[..2],
+            ["every one of 24 ended imports completed", "every one of 24 operations had a recognised answer"]
+        );
+        // At the caps and the reuse floor exactly (6 open of 6, 2 requests a connection): within them.
+        let verdict = judge("pool", params(), &history(12, 6, 6, 3));
+        assert!(verdict.rules().is_empty(), "{:?}", verdict.violations);
+    }
 }
 
 /// The pooled upstream client (#8), judged from the fake upstream's connection counts: a burst

@@ -554,6 +554,36 @@ mod tests {
         let verdict = judge("plan", &[]);
         assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["observed"]));
     }
+
+    #[test]
+    fn the_evidence_and_summary_say_what_was_seen() {
+        let v = judge("plan", &history(&[(200, 200), (208, 208), (291, 291), (299, 299), (300, 300)], 100));
+        assert_eq!(
+            v.evidence,
+            json!({ "imports": 120, "left_at_start": 100, "limits": [300, 300], "period_ended": false, "reads": 5,
+                    "reads_over_limit": 0, "upstream_calls": 100, "used_at_end": [300, 300],
+                    "used_at_start": [200, 200], "workers": 8 })
+        );
+        assert_eq!(
+            v.summary,
+            "100 calls granted of 100 left, the plan exhausted at [300, 300] of [300, 300]; counters conserved"
+        );
+        assert_eq!(
+            v.requirements.iter().map(|r| r.observed.as_str()).collect::<Vec<_>>(),
+            [
+                "the plan had 100 calls left at the start (used [200, 200] of [300, 300])",
+                "120 imports against 100 calls left",
+                "no period ended during the check",
+                "every one of 120 operations had a recognised answer"
+            ]
+        );
+        // A counter read equal to an earlier one is no period ending.
+        let v = judge("plan", &history(&[(200, 200), (200, 200), (300, 300)], 100));
+        assert_eq!(v.evidence["period_ended"], false);
+        // A plan spent before the check: nothing to cross.
+        let v = judge("plan", &history(&[(300, 300), (300, 300)], 0));
+        assert!(v.missing().contains(&"plan-left"), "{:?}", v.missing());
+    }
 }
 
 /// The upstream API plan (#4), Jepsen counter-style: the plan driven to its limit by

@@ -277,6 +277,22 @@ mod tests {
             (true, vec!["responses-answered", "large-enough"])
         );
     }
+
+    #[test]
+    fn the_evidence_and_requirements_say_what_was_seen() {
+        let h = vec![identity(2000, None), gzip(Some("gzip"), Some("accept-encoding"), "aa")];
+        let v = judge("v", 1024, &h);
+        assert_eq!(
+            v.evidence,
+            json!({ "min_bytes": 1024, "responses": [{ "gzip": 400, "instance": 0, "plain": 2000 }] })
+        );
+        assert_eq!(v.summary, "1 instances: gzip on request only, same bytes decoded, Vary: Accept-Encoding");
+        // Nothing asked for at all: nothing answered.
+        assert!(judge("v", 1024, &[]).missing().contains(&"responses-answered"));
+        // Only small responses: answered, too small.
+        let h = vec![identity(500, None), gzip(None, None, "aa")];
+        assert_eq!(judge("v", 1024, &h).missing(), ["large-enough"]);
+    }
 }
 
 /// Compression and `Vary` (#16): a response over `min_bytes` asked for with `Accept-Encoding:

@@ -335,6 +335,44 @@ mod tests {
         assert!(verdict.summary.contains("14 of 24 operations"), "{}", verdict.summary);
         assert!(!verdict.summary.contains("refused as declared"), "{}", verdict.summary);
     }
+
+    #[test]
+    fn the_evidence_and_summary_say_what_was_seen() {
+        let v = judge("ws", 5, &history(&[5, 5], 0));
+        assert_eq!(
+            v.evidence,
+            json!({ "close_timeouts": 0, "closed": 0, "limit": 5, "rounds": [
+                { "accepted": 5, "refused": 7, "round": 0, "unknown": 0 },
+                { "accepted": 5, "refused": 7, "round": 1, "unknown": 0 }] })
+        );
+        assert_eq!(
+            v.summary,
+            "2 rounds of 12 connections: at most 5 accepted, 14 refused as declared; slots freed on close"
+        );
+        // Exactly the limit opened together never tests it.
+        let v = judge("ws", 12, &history(&[12, 12], 0));
+        assert_eq!(v.missing(), ["limit-reached"]);
+        // One round only: no second shows the slots freed.
+        assert_eq!(judge("ws", 5, &history(&[5], 0)).missing(), ["rounds-after-close"]);
+        // The over-admitted connections are shown, not the refused ones.
+        let v = judge("ws", 5, &history(&[7, 5], 0));
+        assert!(v.offending.iter().all(|op| op.outcome == Outcome::Ok) && v.offending.len() == 7);
+        // The refusals below the limit are shown.
+        let v = judge("ws", 5, &history(&[3, 5], 0));
+        assert!(v.offending.iter().all(|op| op.outcome == Outcome::Fail) && v.offending.len() == 9);
+    }
+
+    #[test]
+    fn closes_that_time_out_are_counted() {
+        let mut h = history(&[5, 5], 0);
+        h.push(Op { action: "close".into(), outcome: Outcome::Unknown, ..connect(0, 0, Outcome::Ok) });
+        h.push(Op { action: "close".into(), ..connect(0, 1, Outcome::Ok) });
+        let v = judge("ws", 5, &h);
+        assert_eq!(
+            (v.evidence["closed"].clone(), v.evidence["close_timeouts"].clone()),
+            (json!(2), json!(1))
+        );
+    }
 }
 
 /// WebSocket connections per user (#17): C connections of one user opened together over
