@@ -31,6 +31,13 @@ pub(crate) struct ServeArgs {
     /// The publish limit per user, `COUNT/DURATION` (e.g. `6/60s`, `100/1h`).
     #[arg(long, default_value = "6/60s", value_parser = parse_limit)]
     pub(crate) publish_limit: Limit,
+    /// How rate-limited answers state their window: `ietf` (`RateLimit-Limit`, `-Remaining`,
+    /// `-Reset` in seconds to go), `structured` (`RateLimit: limit=6, remaining=3, reset=41`),
+    /// `x-ratelimit` (`X-RateLimit-*`, the reset in epoch seconds), `retry-after` or
+    /// `retry-after-date` (only `Retry-After` on a refusal, in seconds or as an HTTP date):
+    /// the conventions a profile's rate-limit check can read.
+    #[arg(long, default_value = "ietf", value_name = "STYLE", value_parser = parse_headers)]
+    pub(crate) rate_limit_headers: stack::RateLimitHeaders,
     /// Uploads per user, `COUNT/DURATION`.
     #[arg(long, default_value = "15/24h", value_parser = parse_limit)]
     pub(crate) upload_limit: Limit,
@@ -101,6 +108,10 @@ pub(crate) struct ServeArgs {
     /// Shut down when standard input closes (how a parent stops its instances gracefully).
     #[arg(long, hide = true)]
     pub(crate) stop_on_stdin_eof: bool,
+}
+
+fn parse_headers(text: &str) -> Result<stack::RateLimitHeaders, String> {
+    text.parse()
 }
 
 fn parse_plan(text: &str) -> Result<reference::usage_tracker::UsageLimits, String> {
@@ -185,6 +196,7 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.backends.application_name = format!("stampede-{instance}");
     config.settings.instance = instance;
     config.settings.publish_limit = args.publish_limit;
+    config.settings.rate_limit_headers = args.rate_limit_headers;
     config.settings.upload_limit = args.upload_limit;
     config.settings.dashboard_ttl = args.dashboard_ttl;
     config.settings.quota_zone = zone;
@@ -355,6 +367,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(&args.namespace)
             .arg("--publish-limit")
             .arg(format!("{}/{}ms", args.publish_limit.max, args.publish_limit.window.as_millis()))
+            .arg("--rate-limit-headers")
+            .arg(args.rate_limit_headers.name())
             .arg("--upload-limit")
             .arg(format!("{}/{}ms", args.upload_limit.max, args.upload_limit.window.as_millis()))
             .arg("--dashboard-ttl")

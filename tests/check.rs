@@ -526,3 +526,100 @@ fn check_against_a_stack_whose_redis_is_gone_holds_nothing_and_does_not_exit_0()
     let judged: Vec<&Value> = verdicts.iter().filter(|v| v["status"] != "inconclusive").collect();
     assert!(judged.is_empty(), "checks judged with Redis gone: {judged:#?}");
 }
+
+/// The profile's users and defaults with one rate-limit check of the publish route, reading
+/// the window as `mapping` (TOML fields of the check) says.
+fn publish_only_profile(label: &str, mapping: &str) -> PathBuf {
+    let text = std::fs::read_to_string(support::test_profile()).unwrap();
+    let head = &text[..text.find("[[check]]").expect("the profile has checks")];
+    let check = format!(
+        "[[check]]\nname = \"publish-rate-limit\"\nkind = \"rate-limit\"\n\
+         request = {{ method = \"POST\", path = \"/v1/publish\", body = {{ video_id = \"v-{{seq}}\", platform = \"youtube\" }} }}\n\
+         allowed = {{ status = [202] }}\nlimited = {{ status = [429] }}\n{mapping}\n"
+    );
+    let path = reports().join(format!("publish-{label}-{}.toml", rand_suffix()));
+    std::fs::write(&path, format!("{head}{check}")).unwrap();
+    path
+}
+
+#[test]
+fn check_reads_the_rate_limit_window_in_every_convention_stacks_send() {
+    // Each convention against the real limiter, read without naming a header (auto-detected);
+    // a stack that states its window only on refusals has its limit and length declared.
+    // The correct limiter holds; a window pushed back by every hit is caught by the recovery
+    // probe, which waits for the reset as each convention writes it.
+    let styles: [(&str, &str); 4] = [
+        ("structured", ""),
+        ("x-ratelimit", ""),
+        ("retry-after", "limit = 5\nwindow_s = 3"),
+        ("retry-after-date", "limit = 5\nwindow_s = 3"),
+    ];
+    let runs: Vec<_> = styles
+        .into_iter()
+        .map(|(style, mapping)| {
+            std::thread::spawn(move || {
+                let profile = publish_only_profile(style, mapping);
+                let profile = profile.to_str().unwrap();
+                let mut mutants = vec![("fixed_window::mutants::ExpireEveryHit", "window-never-ends")];
+                if style == "retry-after" {
+                    mutants.push(("fixed_window::mutants::GetThenSet", "over-admission"));
+                }
+                let served =
+                    support::Served::start(&["--publish-limit", "5/3s", "--rate-limit-headers", style]);
+                let (out, report) = stampede_check(&["--target", &served.url, "--profile", profile]);
+                assert_eq!(out.status.code(), Some(0), "{style}: {}", text(&out));
+                let report = report.unwrap();
+                let held = verdict(&report, "publish-rate-limit");
+                assert_eq!(held["status"], "held", "{style}: {held:#}");
+                assert!(held["evidence"]["windows"].as_u64().unwrap() >= 3, "{style}: {held:#}");
+                assert_eq!(held["evidence"]["recovered"], true, "{style}: {held:#}");
+                drop(served);
+                for (mutant, rule) in mutants {
+                    let served = support::Served::start(&[
+                        "--publish-limit",
+                        "5/3s",
+                        "--rate-limit-headers",
+                        style,
+                        "--mutant",
+                        mutant,
+                    ]);
+                    let (out, report) = stampede_check(&["--target", &served.url, "--profile", profile]);
+                    assert_eq!(out.status.code(), Some(1), "{style} {mutant}: {}", text(&out));
+                    let report = report.unwrap();
+                    assert!(
+                        rules(verdict(&report, "publish-rate-limit")).contains(&rule.to_owned()),
+                        "{style} {mutant}: {:#}",
+                        verdict(&report, "publish-rate-limit")
+                    );
+                }
+            })
+        })
+        .collect();
+    for run in runs {
+        run.join().expect("a convention's run");
+    }
+}
+
+#[test]
+fn check_a_reset_whose_format_cannot_be_told_exits_2_naming_the_header() {
+    // An epoch reset declared as seconds to go reads as a window of decades: the check waits
+    // for nothing and says so; the same header read as an HTTP date is refused with its value.
+    let served = support::Served::start(&["--publish-limit", "5/3s", "--rate-limit-headers", "x-ratelimit"]);
+    let profile = publish_only_profile("http-date", "reset_format = \"http-date\"");
+    let (out, _) = stampede_check(&["--target", &served.url, "--profile", profile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("x-ratelimit-reset"), "{}", text(&out));
+    assert!(text(&out).contains("is not an HTTP date"), "{}", text(&out));
+    let profile = publish_only_profile("delta", "reset_format = \"delta\"");
+    let (out, report) = stampede_check(&[
+        "--target",
+        &served.url,
+        "--profile",
+        profile.to_str().unwrap(),
+        "--max-wait",
+        "5s",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let verdict = verdict(report.as_ref().unwrap(), "publish-rate-limit");
+    assert!(verdict["summary"].as_str().unwrap().contains("window was not waited out"), "{verdict:#}");
+}

@@ -9,6 +9,7 @@
 //! - [`checkers`] — the kinds, one file each, and the one list ([`checkers::Check`]) every
 //!   dispatch comes from;
 //! - [`burst`] — barrier-released bursts; [`history`] — answers recorded as operations;
+//! - [`window`] — a rate-limit window as answers state it, in each convention stacks send;
 //! - [`upstream`] — the fake upstream the target calls, driven through its control API by the
 //!   checks that need upstream faults and counts.
 //!
@@ -21,13 +22,14 @@
 //! bodies as they came off the wire, which reqwest's own decompression would hide;
 //! fake-upstream's control client and stats types are the control API's own;
 //! tokio-tungstenite reads and closes the WebSocket connections the `ws-connections` check
-//! opens.
+//! opens; httpdate reads a `Retry-After` date (hyper's own reader, already built).
 
 pub mod burst;
 pub mod checkers;
 pub mod history;
 pub mod kind;
 pub mod upstream;
+pub mod window;
 
 pub use checkers::{Check, read, tuning};
 pub use kind::{Kind, Need, Tuning};

@@ -48,8 +48,20 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         // Observed too, so that unknown routes carry `X-DB-Queries` and show in the metrics.
         .fallback(not_found.layer(middleware::from_fn_with_state(state.clone(), observe)))
-        .layer(middleware::from_fn_with_state(state.clone(), compress));
+        .layer(middleware::from_fn_with_state(state.clone(), compress))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit_headers));
     router.with_state(state)
+}
+
+/// The rate-limit fields restated in the convention the stack was started with.
+async fn rate_limit_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    crate::error::restate(
+        state.settings.rate_limit_headers,
+        response.headers_mut(),
+        std::time::SystemTime::now(),
+    );
+    response
 }
 
 /// #16: every response whose size is known, encoded as the compression policy says (gzip

@@ -1,9 +1,9 @@
 //! The one error type of the API: every failure is a status and a JSON body
 //! `{"error": {"code": …, "message": …}}`, never a bare text or an empty body.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reference::daily_quota::QuotaError;
 use reference::pagination::PageError;
@@ -11,6 +11,8 @@ use reference::status_tracker::StatusError;
 use reference::store::StoreError;
 use reference::video::VideoError;
 use serde_json::json;
+
+use crate::settings::RateLimitHeaders;
 
 /// What a rate-limited response tells the client (the IETF `RateLimit` header fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,45 @@ impl RateLimitInfo {
         headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
         headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
         headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs()));
+    }
+}
+
+/// Restates the `RateLimit-*` fields and `Retry-After` of a response in `style`, `now` being
+/// when it is sent.
+pub(crate) fn restate(style: RateLimitHeaders, headers: &mut HeaderMap, now: SystemTime) {
+    let number = |headers: &HeaderMap, name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    };
+    let limit = number(headers, "ratelimit-limit");
+    let remaining = number(headers, "ratelimit-remaining");
+    let reset = number(headers, "ratelimit-reset");
+    if style == RateLimitHeaders::Ietf {
+        return;
+    }
+    for name in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        headers.remove(name);
+    }
+    let (Some(limit), Some(remaining), Some(reset)) = (limit, remaining, reset) else {
+        return;
+    };
+    match style {
+        RateLimitHeaders::Ietf | RateLimitHeaders::RetryAfter => {}
+        RateLimitHeaders::Structured => {
+            let value = format!("limit={limit}, remaining={remaining}, reset={reset}");
+            headers.insert("ratelimit", HeaderValue::from_str(&value).expect("digits and separators"));
+        }
+        RateLimitHeaders::XRateLimit => {
+            let epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() + reset;
+            headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+            headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+            headers.insert("x-ratelimit-reset", HeaderValue::from(epoch));
+        }
+        RateLimitHeaders::RetryAfterDate => {
+            if let Some(after) = number(headers, "retry-after") {
+                let date = httpdate::fmt_http_date(now + Duration::from_secs(after));
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&date).expect("an HTTP date"));
+            }
+        }
     }
 }
 

@@ -47,5 +47,5 @@ pub use app::router;
 pub use backend::{BackendConfig, Backends};
 pub use components::Mutant;
 pub use server::{RunningStack, StackConfig, start};
-pub use settings::{Settings, UpstreamLink};
+pub use settings::{RateLimitHeaders, Settings, UpstreamLink};
 pub use state::AppState;

@@ -21,6 +21,8 @@ pub struct Settings {
     pub instance: String,
     /// #1 the third-party publish limit per user (seed: 6 a minute).
     pub publish_limit: Limit,
+    /// How rate-limited answers state their window (the IETF draft's fields by default).
+    pub rate_limit_headers: RateLimitHeaders,
     /// #3 the daily quota; days are local days in `quota_zone`.
     pub quota: QuotaPolicy,
     pub quota_zone: TimeZone,
@@ -66,6 +68,7 @@ impl Default for Settings {
         Self {
             instance: "stack-0".to_owned(),
             publish_limit: Limit::new(6, Duration::from_secs(60)),
+            rate_limit_headers: RateLimitHeaders::Ietf,
             quota: reference::daily_quota::SEED,
             quota_zone: TimeZone::UTC,
             usage: UsageLimits::SEED,
@@ -85,6 +88,52 @@ impl Default for Settings {
             workers: 2,
             upstream_pool: upstream::UpstreamConfig::SEED,
         }
+    }
+}
+
+/// How answers state a rate-limit window: each convention stacks in the field send, so that a
+/// check's reading of every one is tested against a real limiter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RateLimitHeaders {
+    /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds to go), and
+    /// `Retry-After` on a refusal.
+    #[default]
+    Ietf,
+    /// One structured field, `RateLimit: limit=6, remaining=3, reset=41`, and `Retry-After`
+    /// on a refusal.
+    Structured,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` as epoch seconds
+    /// (GitHub's), and `Retry-After` on a refusal.
+    XRateLimit,
+    /// Only `Retry-After` (seconds), only on a refusal.
+    RetryAfter,
+    /// Only `Retry-After` as an HTTP date, only on a refusal.
+    RetryAfterDate,
+}
+
+impl RateLimitHeaders {
+    pub const ALL: [(&str, RateLimitHeaders); 5] = [
+        ("ietf", RateLimitHeaders::Ietf),
+        ("structured", RateLimitHeaders::Structured),
+        ("x-ratelimit", RateLimitHeaders::XRateLimit),
+        ("retry-after", RateLimitHeaders::RetryAfter),
+        ("retry-after-date", RateLimitHeaders::RetryAfterDate),
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, style)| *style == self).map_or("ietf", |(name, _)| name)
+    }
+}
+
+impl std::str::FromStr for RateLimitHeaders {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::ALL.iter().find(|(name, _)| *name == text).map(|(_, style)| *style).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|(name, _)| *name).collect();
+            format!("{text:?} is none of {}", names.join(", "))
+        })
     }
 }
 

@@ -10,7 +10,7 @@
 //! observed (`recovery-observed`: the probe runs when the reset is known and within the
 //! profile's `max_wait_ms`, `--max-wait`), and few answers nothing recognised.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use client::{Answer, Target, TargetError};
 use profile::template::{Recognise, RequestTemplate};
@@ -20,12 +20,15 @@ use serde_json::json;
 
 use crate::burst;
 use crate::history::{Op, Outcome, Record};
-use crate::kind::Kind;
+use crate::kind::{FieldError, Kind, at_least_one};
+use crate::window::{Convention, ResetFormat};
 
 pub const KIND: &str = "rate-limit";
 
 /// Slack beyond the advertised reset: its second rounding plus a round trip.
 pub const RECOVERY_GRACE: Duration = Duration::from_millis(1_500);
+/// A reset in whole seconds (`Retry-After`) places a window's end up to this late.
+const RESET_RESOLUTION_US: u64 = 1_000_000;
 /// Windows whose estimated ends differ by more than this are different windows.
 const SAME_WINDOW_US: u64 = 1_500_000;
 
@@ -37,19 +40,33 @@ fn classify(check: &RateLimitCheck, answer: &Answer) -> Outcome {
     }
 }
 
-fn record(check: &RateLimitCheck, answer: &Answer, process: usize, instance: usize, f: &'static str) -> Op {
+/// An answer as an operation: its outcome and the window it states (its limit, the seconds to
+/// its reset and its length), placed on the run's clock; an error when its reset cannot be read.
+fn record(
+    check: &RateLimitCheck,
+    answer: &Answer,
+    process: usize,
+    instance: usize,
+    f: &'static str,
+) -> Result<Op, String> {
     let outcome = classify(check, answer);
-    let limit = answer.header_u64(&check.limit_header);
-    let reset = answer.header_u64(&check.reset_header);
+    let stated = check.convention().read(&answer.headers, SystemTime::now())?;
+    let limit = stated.limit.or(check.limit);
+    let reset = stated.reset_s;
     // The window's end as this answer places it, in µs of the run's clock.
-    let window_end_us = reset.map(|r| answer.complete_us + r * 1_000_000);
-    answer.op(
+    let window_end_us = reset.map(|r| answer.complete_us + (r * 1e6) as u64);
+    Ok(answer.op(
         process,
         instance,
         f,
         outcome,
-        json!({ "limit": limit, "reset_s": reset, "window_end_us": window_end_us }),
-    )
+        json!({
+            "limit": limit,
+            "reset_s": reset,
+            "window_s": stated.window_s.or(check.window_s),
+            "window_end_us": window_end_us,
+        }),
+    ))
 }
 
 /// Runs the check against `target`.
@@ -73,11 +90,13 @@ pub async fn run(target: &Target, check: &RateLimitCheck) -> Result<Verdict, Tar
             }
         })
         .await;
-        history.extend(answers);
+        for answer in answers {
+            history.push(answer.map_err(|reason| check.unreadable(reason))?);
+        }
         // Only the last round probes recovery: the others would wait a window each.
         if round + 1 == rounds {
             let max_wait = Duration::from_millis(defaults.max_wait_ms);
-            recoveries = recover(target, check, &user.tokens, round, max_wait).await;
+            recoveries = recover(target, check, &user.tokens, round, max_wait).await?;
         }
     }
     Ok(judge(&check.name, &history, &recoveries))
@@ -91,17 +110,17 @@ async fn recover(
     tokens: &[String],
     round: usize,
     max_wait: Duration,
-) -> Vec<Op> {
+) -> Result<Vec<Op>, TargetError> {
     let mut probes = Vec::new();
     let first =
         target.send(0, Some(&tokens[0]), &check.request, &[("seq", &format!("{round}-probe-0"))]).await;
-    let mut op = record(check, &first, round, 0, "probe");
+    let mut op = record(check, &first, round, 0, "probe").map_err(|reason| check.unreadable(reason))?;
     op.value["max_wait_s"] = json!(max_wait.as_secs_f64());
     let admitted = op.outcome == Outcome::Ok;
-    let reset = first.header_u64(&check.reset_header).map(Duration::from_secs);
+    let reset = op.value["reset_s"].as_f64().map(Duration::from_secs_f64);
     probes.push(op);
     let Some(reset) = reset.filter(|r| !admitted && *r <= max_wait) else {
-        return probes;
+        return Ok(probes);
     };
     let deadline = tokio::time::Instant::now() + reset + RECOVERY_GRACE;
     let step = (reset / 4).clamp(Duration::from_millis(100), Duration::from_secs(2));
@@ -117,7 +136,8 @@ async fn recover(
                 &[("seq", &format!("{round}-probe-{n}"))],
             )
             .await;
-        let op = record(check, &answer, round, instance, "probe");
+        let op =
+            record(check, &answer, round, instance, "probe").map_err(|reason| check.unreadable(reason))?;
         let done = op.outcome == Outcome::Ok;
         probes.push(op);
         if done {
@@ -125,7 +145,7 @@ async fn recover(
         }
         n += 1;
     }
-    probes
+    Ok(probes)
 }
 
 /// Judges a history: per user (process) and window, admitted == min(requests, limit) with
@@ -140,18 +160,24 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
     let mut processes: Vec<usize> = history.iter().map(|op| op.process).collect();
     processes.sort_unstable();
     processes.dedup();
+    let mut unplaced = 0;
+    let mut windows_seen = 0;
+    let mut placed_over = Vec::new();
     for process in processes {
-        let mut ops: Vec<&Op> = history.iter().filter(|op| op.process == process).collect();
+        let ops: Vec<&Op> = history.iter().filter(|op| op.process == process).collect();
         // The user's answers nothing recognised: each may have been admitted in any of its
         // windows, so each window's count may be short by all of them.
         let unknown_here = ops.iter().filter(|op| op.outcome == Outcome::Unknown).count() as u64;
         unknown += unknown_here as usize;
-        ops.retain(|op| op.value["window_end_us"].is_u64());
-        ops.sort_by_key(|op| op.value["window_end_us"].as_u64());
+        let (mut placed, loose): (Vec<&Op>, Vec<&Op>) =
+            ops.into_iter().partition(|op| op.value["window_end_us"].is_u64());
+        // Those nothing recognised are counted above, wherever they fell.
+        let mut loose: Vec<&Op> = loose.into_iter().filter(|op| op.outcome != Outcome::Unknown).collect();
+        placed.sort_by_key(|op| op.value["window_end_us"].as_u64());
         // Cut into windows where the estimated ends jump.
         let mut windows: Vec<Vec<&Op>> = Vec::new();
         let mut last_end = None;
-        for op in ops {
+        for op in placed {
             let end = op.value["window_end_us"].as_u64().unwrap_or(0);
             match last_end {
                 Some(prev) if end.saturating_sub(prev) <= SAME_WINDOW_US => {
@@ -161,18 +187,83 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
             }
             last_end = Some(end);
         }
-        for window in windows {
+        // An answer that stated no reset (an admission, when only refusals carry Retry-After)
+        // belongs to the window that began before it was sent and ended after it was answered,
+        // when the window's length is known (within the reset's one-second resolution); else to
+        // none that can be named.
+        let mut by_length = vec![0u64; windows.len()];
+        loose.retain(|op| {
+            let home = windows.iter().position(|window| {
+                let end = window[0].value["window_end_us"].as_u64().unwrap_or(0);
+                let length_us =
+                    window.iter().find_map(|w| w.value["window_s"].as_u64()).map(|w| w * 1_000_000);
+                length_us.is_some_and(|length| {
+                    end.saturating_sub(length + RESET_RESOLUTION_US) <= op.invoke_us && op.complete_us <= end
+                })
+            });
+            home.map(|i| {
+                windows[i].push(op);
+                by_length[i] += u64::from(op.outcome == Outcome::Ok);
+            })
+            .is_none()
+        });
+        unplaced += loose.len();
+        // Whatever the windows' alignment, a span shorter than one window meets at most two of
+        // them: more than twice the limit admitted within it is over-admission for certain.
+        let stray: Vec<&Op> = loose.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect();
+        let limit = stray.iter().find_map(|op| op.value["limit"].as_u64());
+        let length_us = stray.iter().find_map(|op| op.value["window_s"].as_u64()).map(|w| w * 1_000_000);
+        let first = stray.iter().map(|op| op.invoke_us).min().unwrap_or(0);
+        let span_us = stray.iter().map(|op| op.complete_us).max().unwrap_or(0).saturating_sub(first);
+        if let (Some(limit), Some(length_us)) = (limit, length_us)
+            && span_us < length_us
+            && stray.len() as u64 > 2 * limit
+        {
+            over += 1;
+            verdict.violate(
+                "over-admission",
+                format!(
+                    "user {process}: {} admitted within {} ms, less than one window, which no two windows of limit \
+                     {limit} admit",
+                    stray.len(),
+                    span_us / 1000
+                ),
+                stray.iter().map(|op| (*op).clone()),
+            );
+        }
+        // Admissions in no named window may have been in any: they excuse a window's refusals
+        // as unknown answers do, and the user's windows are not judged whole.
+        let unplaced_admitted = loose.iter().filter(|op| op.outcome == Outcome::Ok).count() as u64;
+        let unknown_here = unknown_here + unplaced_admitted;
+        for (window, by_length) in windows.into_iter().zip(by_length) {
             // A window whose answers state no limit cannot be judged against one.
             let Some(limit) = window.iter().filter_map(|op| op.value["limit"].as_u64()).max() else {
                 continue;
             };
-            windows_judged += 1;
+            windows_seen += 1;
+            if unplaced_admitted == 0 {
+                windows_judged += 1;
+            }
             let admitted = window.iter().filter(|op| op.outcome == Outcome::Ok).count() as u64;
             let refused = window.iter().filter(|op| op.outcome == Outcome::Fail).count() as u64;
             if window.len() as u64 > limit {
                 reached += 1;
             }
-            if admitted > limit {
+            if admitted > limit && admitted - by_length <= limit {
+                // Over only with admissions placed by the window's length: a burst across the
+                // boundary of windows aligned to the clock reads the same; a second such window
+                // confirms it.
+                placed_over.push((
+                    process,
+                    admitted,
+                    limit,
+                    window
+                        .iter()
+                        .filter(|op| op.outcome == Outcome::Ok)
+                        .map(|op| (*op).clone())
+                        .collect::<Vec<Op>>(),
+                ));
+            } else if admitted > limit {
                 over += 1;
                 let shown = window.iter().filter(|op| op.outcome == Outcome::Ok).map(|op| (*op).clone());
                 verdict.violate(
@@ -191,6 +282,20 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
             }
         }
     }
+    let confirmed = placed_over.len() >= 2;
+    if confirmed {
+        for (process, admitted, limit, shown) in placed_over.iter().cloned() {
+            over += 1;
+            verdict.violate(
+                "over-admission",
+                format!(
+                    "user {process}: {admitted} admitted in one window of limit {limit} (admissions placed by the \
+                     window's length)"
+                ),
+                shown,
+            );
+        }
+    }
     let recovered = probes.iter().any(|op| op.outcome == Outcome::Ok);
     // Waited out, every probe a recognised refusal: a window that never ends. A probe nothing
     // recognised may have been the admission.
@@ -206,17 +311,35 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
     verdict.require(
         "windows-judged",
         windows_judged > 0,
-        format!("{windows_judged} windows with their limit and reset stated"),
-        "answers must state the window's limit and seconds to reset: map limit_header and reset_header",
+        match unplaced {
+            0 => format!("{windows_judged} windows with their limit and reset stated"),
+            n => format!(
+                "{windows_judged} windows with their limit and reset stated; {n} answers stated no reset and could \
+                 not be placed in a window"
+            ),
+        },
+        "answers must state the window's limit and reset (map limit_header and reset_header, or declare limit); \
+         when only refusals state a reset (Retry-After), declare the window's length, window_s",
     );
     verdict.require(
         "limit-reached",
         reached > 0,
-        format!("{reached} of {windows_judged} windows were asked more than their limit"),
+        format!("{reached} of {windows_seen} windows were asked more than their limit"),
         "release more requests at once than the limit (concurrency)",
     );
+    verdict.require(
+        "over-admission-confirmed",
+        placed_over.len() != 1,
+        match placed_over.len() {
+            1 => "1 window admitted more than its limit only when admissions without a reset are placed by the \
+                  window's length, which a burst across a boundary of clock-aligned windows also does"
+                .to_owned(),
+            n => format!("{n} windows over their limit by admissions placed by the window's length"),
+        },
+        "run more rounds: a second such window confirms it",
+    );
     let first = probes.first();
-    let reset_s = first.and_then(|p| p.value["reset_s"].as_u64());
+    let reset_s = first.and_then(|p| p.value["reset_s"].as_f64()).map(|r| r.ceil() as u64);
     let max_wait_s = first.and_then(|p| p.value["max_wait_s"].as_f64());
     let (observed, remedy) = match (first, reset_s) {
         _ if recovered => (format!("admitted again after {} probes", probes.len()), String::new()),
@@ -250,6 +373,7 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
         "over_admission_windows": over,
         "false_denial_windows": under,
         "unknown": unknown,
+        "unplaced": unplaced,
         "recovery_probes": probes.len(),
         "recovery_checked": recovered || waited,
         "recovered": recovered,
@@ -273,23 +397,46 @@ pub struct RateLimitCheck {
     pub request: RequestTemplate,
     pub allowed: Recognise,
     pub limited: Recognise,
-    /// Response headers with the window's limit and the seconds until it resets.
-    #[serde(default = "default_limit_header")]
-    pub limit_header: String,
-    #[serde(default = "default_reset_header")]
-    pub reset_header: String,
+    /// The response header with the window's limit; none: `RateLimit` (`limit=`),
+    /// `RateLimit-Limit`, `X-RateLimit-Limit`, then `RateLimit-Policy`, the first found.
+    #[serde(default)]
+    pub limit_header: Option<String>,
+    /// The response header with the window's reset; none: `RateLimit` (`reset=` or `t=`),
+    /// `RateLimit-Reset`, `X-RateLimit-Reset`, then `Retry-After`, the first found.
+    #[serde(default)]
+    pub reset_header: Option<String>,
+    /// How the reset is written: "delta" (seconds to go), "epoch" (seconds since 1970),
+    /// "http-date"; by default told apart value by value, an error when it cannot be.
+    #[serde(default)]
+    pub reset_format: ResetFormat,
+    /// The window's limit, for a stack whose answers do not state it.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// The window's length in seconds, for a stack whose admissions state no reset (only
+    /// its refusals carry `Retry-After`): an admission is then placed in the window that
+    /// spans it. A `RateLimit-Policy` with `w=` states it too.
+    #[serde(default)]
+    pub window_s: Option<u64>,
     #[serde(default)]
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub rounds: Option<usize>,
 }
 
-fn default_limit_header() -> String {
-    "ratelimit-limit".to_owned()
-}
+impl RateLimitCheck {
+    /// Where the answers state the window.
+    fn convention(&self) -> Convention<'_> {
+        Convention {
+            limit_header: self.limit_header.as_deref(),
+            reset_header: self.reset_header.as_deref(),
+            reset_format: self.reset_format,
+        }
+    }
 
-fn default_reset_header() -> String {
-    "ratelimit-reset".to_owned()
+    /// A reset that could not be read stops the check: its format must be declared.
+    fn unreadable(&self, reason: String) -> TargetError {
+        TargetError::Configuration { check: self.name.clone(), reason }
+    }
 }
 
 impl Kind for RateLimitCheck {
@@ -301,6 +448,11 @@ impl Kind for RateLimitCheck {
 
     fn requests(&self) -> Vec<(&'static str, &RequestTemplate)> {
         vec![("request", &self.request)]
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        self.limit.map_or(Ok(()), |limit| at_least_one("limit", limit))?;
+        self.window_s.map_or(Ok(()), |window| at_least_one("window_s", window))
     }
 
     async fn run(&self, target: &Target) -> Result<Verdict, TargetError> {
@@ -452,6 +604,110 @@ mod tests {
         history[5].outcome = Outcome::Unknown;
         let verdict = judge("p", &history, &recovered(20_000_000));
         assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["unknown-within-bound"]));
+    }
+
+    /// A burst as a stack that states its window only on refusals (`Retry-After`) answers it:
+    /// the admissions carry no reset; every answer carries `window_s` when it is known.
+    fn retry_after_only(n: usize, admitted: usize, limit: u64, window_s: Option<u64>) -> Vec<Op> {
+        let mut history = burst(0, 0, n, admitted, limit, 3);
+        for op in history.iter_mut() {
+            op.value["window_s"] = json!(window_s);
+            if op.outcome == Outcome::Ok {
+                op.value["reset_s"] = json!(null);
+                op.value["window_end_us"] = json!(null);
+            }
+        }
+        history
+    }
+
+    #[test]
+    fn rate_limit_admissions_without_a_reset_are_placed_by_the_windows_length() {
+        // The window's length known: the admissions are placed and judged.
+        let verdict = judge("p", &retry_after_only(32, 6, 6, Some(60)), &recovered(20_000_000));
+        assert!(verdict.held(), "{verdict:?}");
+        assert_eq!(
+            (verdict.evidence["windows"].as_u64(), verdict.evidence["unplaced"].as_u64()),
+            (Some(1), Some(0))
+        );
+        // Over the limit only by admissions so placed: one window could be a burst across a
+        // boundary of clock-aligned windows; a second confirms it.
+        let verdict = judge("p", &retry_after_only(32, 9, 6, Some(60)), &recovered(20_000_000));
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["over-admission-confirmed"]));
+        let mut history = retry_after_only(32, 9, 6, Some(60));
+        history.extend(retry_after_only(32, 9, 6, Some(60)).into_iter().map(|mut op| {
+            op.process = 1;
+            op
+        }));
+        let verdict = judge("p", &history, &recovered(20_000_000));
+        assert_eq!(verdict.rules(), ["over-admission", "over-admission"], "{verdict:?}");
+        assert_eq!(verdict.evidence["over_admission_windows"], 2);
+        assert!(
+            verdict.violations[0].detail.contains("placed by the window's length"),
+            "{:?}",
+            verdict.violations
+        );
+        // Placed within the reset's one-second resolution of the window's start, not further.
+        let mut history = retry_after_only(32, 6, 6, Some(3));
+        let verdict = judge("p", &history, &recovered(20_000_000));
+        assert_eq!(verdict.evidence["unplaced"], 0, "{verdict:?}");
+        history.iter_mut().for_each(|op| op.value["window_s"] = json!(1));
+        let verdict = judge("p", &history, &recovered(20_000_000));
+        assert_eq!(verdict.evidence["unplaced"], 6, "{verdict:?}");
+        // A window shorter than the time since the admissions were sent does not hold them.
+        let verdict = judge("p", &retry_after_only(32, 9, 6, Some(1)), &recovered(20_000_000));
+        assert!(!verdict.violated(), "{verdict:?}");
+        assert_eq!(verdict.evidence["unplaced"], 9);
+    }
+
+    #[test]
+    fn rate_limit_more_than_two_limits_admitted_within_one_windows_length_is_over_admission() {
+        // Nothing refused, so no window stated: within less than one window's length at most two
+        // windows' limits can be admitted, however the windows are aligned.
+        let verdict = judge("p", &retry_after_only(32, 32, 6, Some(60)), &recovered(20_000_000));
+        assert_eq!(verdict.rules(), ["over-admission"], "{verdict:?}");
+        assert!(
+            verdict.violations[0].detail.starts_with("user 0: 32 admitted within"),
+            "{:?}",
+            verdict.violations
+        );
+        assert!(
+            !verdict.offending.is_empty() && verdict.offending.iter().all(|op| op.outcome == Outcome::Ok)
+        );
+        // Twice the limit is what a burst across a boundary may admit; a longer span than the
+        // window, or no length known, proves nothing.
+        assert!(!judge("p", &retry_after_only(12, 12, 6, Some(60)), &recovered(20_000_000)).violated());
+        assert!(!judge("p", &retry_after_only(13, 13, 6, None), &recovered(20_000_000)).violated());
+        let mut spread = retry_after_only(13, 13, 6, Some(2));
+        spread.iter_mut().enumerate().for_each(|(i, op)| op.invoke_us += i as u64 * 200_000);
+        spread.iter_mut().for_each(|op| op.complete_us = op.invoke_us + 500);
+        assert!(!judge("p", &spread, &recovered(20_000_000)).violated());
+        assert!(judge("p", &retry_after_only(13, 13, 6, Some(60)), &recovered(20_000_000)).violated());
+    }
+
+    #[test]
+    fn rate_limit_admissions_that_cannot_be_placed_are_no_false_denial_and_judge_nothing() {
+        // Only the refusals state a window: they must not be read as refused below the limit.
+        let verdict = judge("p", &retry_after_only(32, 6, 6, None), &recovered(20_000_000));
+        assert!(!verdict.violated(), "{:?}", verdict.violations);
+        assert_eq!(verdict.missing(), ["windows-judged"]);
+        assert_eq!(verdict.evidence["unplaced"], 6);
+        let windows = verdict.requirements.iter().find(|r| r.name == "windows-judged").unwrap();
+        assert!(windows.observed.contains("6 answers stated no reset"), "{}", windows.observed);
+        assert!(windows.remedy.as_deref().unwrap_or("").contains("window_s"), "{:?}", windows.remedy);
+        // Refusals with no admission anywhere are still refusals below the limit.
+        let verdict = judge("p", &retry_after_only(32, 0, 6, None), &recovered(20_000_000));
+        assert_eq!(verdict.rules(), ["false-denial"], "{verdict:?}");
+    }
+
+    #[test]
+    fn rate_limit_reads_a_fractional_reset() {
+        let mut history = burst(0, 0, 32, 6, 6, 60);
+        history.iter_mut().for_each(|op| op.value["reset_s"] = json!(59.2));
+        let verdict = judge("p", &history, &unwaited(Some(60), 5.0));
+        let mut probes = unwaited(None, 5.0);
+        probes[0].value["reset_s"] = json!(59.2);
+        let fractional = judge("p", &history, &probes);
+        assert_eq!(verdict.summary, fractional.summary);
     }
 
     /// The first probe refused, stating a reset of `reset_s` (or none), with `max_wait_s` allowed.
