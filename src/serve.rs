@@ -38,6 +38,10 @@ pub(crate) struct ServeArgs {
     /// the conventions a profile's rate-limit check can read.
     #[arg(long, default_value = "ietf", value_name = "STYLE", value_parser = parse_headers)]
     pub(crate) rate_limit_headers: stack::RateLimitHeaders,
+    /// Refuse a chat connection over the limit by accepting the upgrade and closing it at once
+    /// with this close code (e.g. 4429), instead of answering 429 to the handshake.
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(1000..=4999))]
+    pub(crate) chat_refuse_close: Option<u16>,
     /// Uploads per user, `COUNT/DURATION`.
     #[arg(long, default_value = "15/24h", value_parser = parse_limit)]
     pub(crate) upload_limit: Limit,
@@ -197,6 +201,7 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.instance = instance;
     config.settings.publish_limit = args.publish_limit;
     config.settings.rate_limit_headers = args.rate_limit_headers;
+    config.settings.chat.refuse_with_close = args.chat_refuse_close;
     config.settings.upload_limit = args.upload_limit;
     config.settings.dashboard_ttl = args.dashboard_ttl;
     config.settings.quota_zone = zone;
@@ -369,6 +374,11 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(format!("{}/{}ms", args.publish_limit.max, args.publish_limit.window.as_millis()))
             .arg("--rate-limit-headers")
             .arg(args.rate_limit_headers.name())
+            .args(
+                args.chat_refuse_close
+                    .iter()
+                    .flat_map(|code| ["--chat-refuse-close".to_owned(), code.to_string()]),
+            )
             .arg("--upload-limit")
             .arg(format!("{}/{}ms", args.upload_limit.max, args.upload_limit.window.as_millis()))
             .arg("--dashboard-ttl")

@@ -623,3 +623,42 @@ fn check_a_reset_whose_format_cannot_be_told_exits_2_naming_the_header() {
     let verdict = verdict(report.as_ref().unwrap(), "publish-rate-limit");
     assert!(verdict["summary"].as_str().unwrap().contains("window was not waited out"), "{verdict:#}");
 }
+
+/// The test profile's users and defaults with only its check `name`, `extra` (TOML fields)
+/// added to it.
+fn only_check_profile(name: &str, extra: &str) -> PathBuf {
+    let text = std::fs::read_to_string(support::test_profile()).unwrap();
+    let head = &text[..text.find("[[check]]").expect("the profile has checks")];
+    let block = text
+        .split("[[check]]")
+        .skip(1)
+        .find(|block| block.contains(&format!("name = \"{name}\"")))
+        .unwrap_or_else(|| panic!("no check {name}"));
+    // Up to the next table or comment block.
+    let end = block.find("\n#").into_iter().chain(block.find("\n[")).min().unwrap_or(block.len());
+    let path = reports().join(format!("{name}-{}.toml", rand_suffix()));
+    std::fs::write(&path, format!("{head}[[check]]{}\n{extra}\n", &block[..end])).unwrap();
+    path
+}
+
+#[test]
+fn check_recognises_a_websocket_refused_by_a_close_right_after_the_upgrade() {
+    let served = support::Served::start(&["--chat-refuse-close", "4429"]);
+    let mapped = only_check_profile("chat-connections", "refused_close = [4429]");
+    let (out, report) = stampede_check(&["--target", &served.url, "--profile", mapped.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let held = verdict(report.as_ref().unwrap(), "chat-connections");
+    assert_eq!(held["status"], "held", "{held:#}");
+    assert_eq!(held["evidence"]["rounds"][0]["refused"], 13, "{held:#}");
+    // Unmapped, the closed connections read as accepted: the profile must name the close code.
+    let unmapped = only_check_profile("chat-connections", "");
+    let (out, report) = stampede_check(&["--target", &served.url, "--profile", unmapped.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(rules(verdict(report.as_ref().unwrap(), "chat-connections")), ["over-admission"]);
+    // A close code the profile does not name is no refusal either: unknown, and too many.
+    let other = only_check_profile("chat-connections", "refused_close = [1008]");
+    let (out, report) = stampede_check(&["--target", &served.url, "--profile", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let verdict = verdict(report.as_ref().unwrap(), "chat-connections");
+    assert!(verdict["summary"].as_str().unwrap().contains("no usable answer"), "{verdict:#}");
+}

@@ -31,6 +31,6 @@ pub mod kind;
 pub mod upstream;
 pub mod window;
 
-pub use checkers::{Check, read, tuning};
+pub use checkers::{Check, KINDS, read, tuning};
 pub use kind::{Kind, Need, Tuning};
 pub use report::checks::Verdict;

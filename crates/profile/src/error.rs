@@ -92,8 +92,25 @@ impl Source {
     }
 
     /// A TOML parser's or deserializer's error, at the span it names.
+    /// A value's error names its field (the key before the value's span on its line):
+    /// `refused: invalid type: map, expected a sequence`.
     pub(crate) fn toml_error(&self, error: &toml::de::Error) -> ProfileError {
-        self.error(error.span(), error.message().trim_end())
+        let message = error.message().trim_end();
+        match error.span().and_then(|span| self.key_before(span.start)) {
+            Some(key) if !message.contains(&format!("`{key}`")) => {
+                self.error(error.span(), format!("{key}: {message}"))
+            }
+            _ => self.error(error.span(), message),
+        }
+    }
+
+    /// The key whose value starts at `at`: on `at`'s line, the last `key =` before it.
+    fn key_before(&self, at: usize) -> Option<&str> {
+        let line_start = self.text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+        let before = &self.text[line_start..at];
+        let (keyed, _) = before.rsplit_once('=')?;
+        let key = keyed.rsplit(['{', ',']).next()?.trim().trim_matches('"');
+        (!key.is_empty() && !key.contains(char::is_whitespace)).then_some(key)
     }
 
     /// `message` at the field `path` names (the key's span), or at the deepest part of the

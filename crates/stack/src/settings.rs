@@ -154,6 +154,9 @@ pub struct ChatSettings {
     pub max_message_bytes: usize,
     /// How long a closed session's socket may take to deliver its close frame.
     pub close_grace: Duration,
+    /// Refuse a connection over the limit by accepting the upgrade and closing at once with
+    /// this close code (as stacks that decide after the upgrade do), instead of answering 429.
+    pub refuse_with_close: Option<u16>,
 }
 
 impl Default for ChatSettings {
@@ -164,6 +167,7 @@ impl Default for ChatSettings {
             batch: BatchConfig::SEED,
             max_message_bytes: 64 * 1024,
             close_grace: Duration::from_secs(5),
+            refuse_with_close: None,
         }
     }
 }

@@ -42,7 +42,7 @@ macro_rules! kinds {
         }
 
         /// Every kind, as profiles name it.
-        pub(crate) const KINDS: &[&str] = &[$(<$module::$config as Kind>::KIND,)*];
+        pub const KINDS: &[&str] = &[$(<$module::$config as Kind>::KIND,)*];
 
         impl Check {
             /// Reads `table` as the kind it names.

@@ -14,6 +14,7 @@ use profile::template::RequestTemplate;
 use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::burst;
 use crate::history::{Op, Outcome};
@@ -127,7 +128,33 @@ async fn connect(
         value,
     };
     match result {
-        Ok((socket, status)) => (op(Some(status), Outcome::Ok, json!({})), Some(socket)),
+        Ok((socket, status)) if check.refused_close.is_empty() => {
+            (op(Some(status), Outcome::Ok, json!({})), Some(socket))
+        }
+        Ok((mut socket, status)) => {
+            // A stack that refuses by closing right after the upgrade: a close frame within
+            // `close_within_ms` is the refusal when its code is one the profile names.
+            let within = Duration::from_millis(check.close_within_ms);
+            let first = tokio::time::timeout(within, socket.next()).await;
+            let complete_us = target.clock.now_us();
+            let op = |outcome: Outcome, value: Value| Op { complete_us, ..op(Some(status), outcome, value) };
+            match first {
+                Err(_) => (op(Outcome::Ok, json!({})), Some(socket)),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    let code = frame.as_ref().map(|f| u16::from(f.code));
+                    let reason = frame.as_ref().map(|f| f.reason.to_string());
+                    let outcome = match code {
+                        Some(code) if check.refused_close.contains(&code) => Outcome::Fail,
+                        _ => Outcome::Unknown,
+                    };
+                    (op(outcome, json!({ "close_code": code, "close_reason": reason })), None)
+                }
+                // The connection lived on (a message came first): accepted.
+                Ok(Some(Ok(_))) => (op(Outcome::Ok, json!({})), Some(socket)),
+                Ok(Some(Err(e))) => (op(Outcome::Unknown, json!({ "error": e.to_string() })), None),
+                Ok(None) => (op(Outcome::Unknown, json!({ "error": "closed without a close frame" })), None),
+            }
+        }
         Err(WsError::Http(response)) => {
             let status = response.status().as_u16();
             let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
@@ -396,9 +423,17 @@ pub struct WsConnectionsCheck {
     pub token_param: Option<String>,
     /// Live connections allowed per user, across instances.
     pub limit: usize,
-    /// The answer of a refused handshake.
+    /// The statuses of a refused handshake.
     #[serde(default = "default_refused")]
     pub refused: Vec<u16>,
+    /// Close codes of a refusal by accepting the upgrade and closing at once (`4429`, `1008`,
+    /// `1013`): with them, a connection closed with one of these within `close_within_ms` is
+    /// refused, not accepted.
+    #[serde(default)]
+    pub refused_close: Vec<u16>,
+    /// How long after the upgrade a close still counts as a refusal.
+    #[serde(default = "default_close_within_ms")]
+    pub close_within_ms: u64,
     #[serde(default)]
     pub concurrency: Option<usize>,
     /// Rounds of connect-then-close; at least two, so the second shows the slots were freed.
@@ -408,6 +443,10 @@ pub struct WsConnectionsCheck {
 
 fn default_refused() -> Vec<u16> {
     vec![429]
+}
+
+fn default_close_within_ms() -> u64 {
+    500
 }
 
 impl Kind for WsConnectionsCheck {

@@ -181,3 +181,60 @@ fn a_mistake_in_a_later_check_names_its_own_line() {
     let error = parse(&text).unwrap_err();
     assert!(error.contains(&format!("line {line}")) && error.contains("limited"), "{error}");
 }
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_field() {
+    let text = format!(
+        "{USERS}\n[[check]]\nname = \"p\"\nkind = \"rate-limit\"\nrequest = {{ method = \"POST\", path = \"/p\" }}\n\
+         allowed = {{ status = \"202\" }}\nlimited = {{ status = [429] }}\n"
+    );
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains("status: invalid type: string"), "{error}");
+    let text = format!(
+        "{USERS}\n[[check]]\nname = \"p\"\nkind = \"rate-limit\"\nrequest = {{ method = \"POST\", path = \"/p\" }}\n\
+         allowed = {{ status = [202] }}\nlimited = {{ status = [429] }}\nrounds = {{ n = 3 }}\n"
+    );
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains("rounds: invalid type: map"), "{error}");
+}
+
+/// The fields a kind's table accepts, as its parser lists them when it meets one it does not.
+fn fields_of(kind: &str) -> Vec<String> {
+    let text = format!("{USERS}\n[[check]]\nname = \"x\"\nkind = \"{kind}\"\nzz_no_such_field = 1\n");
+    let error = parse(&text).unwrap_err();
+    let (_, expected) = error
+        .split_once("expected one of ")
+        .or_else(|| error.split_once("expected "))
+        .unwrap_or_else(|| panic!("{kind}: the error lists no fields: {error}"));
+    let list = expected.lines().next().unwrap();
+    list.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn every_field_every_kind_accepts_is_in_docs_profile_md() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/profile.md")).unwrap();
+    let mut missing = Vec::new();
+    for kind in checks::KINDS {
+        let heading = format!("### `{kind}`");
+        let Some(start) = docs.find(&heading) else {
+            missing.push(format!("{kind}: no section {heading}"));
+            continue;
+        };
+        let rest = &docs[start + heading.len()..];
+        let section =
+            &rest[..rest.find("\n## ").into_iter().chain(rest.find("\n### ")).min().unwrap_or(rest.len())];
+        let fields = fields_of(kind);
+        assert!(fields.len() >= 3 && fields.contains(&"name".to_owned()), "{kind}: {fields:?}");
+        for field in fields.iter().filter(|f| *f != "name") {
+            if !section.contains(&format!("`{field}`")) {
+                missing.push(format!("{kind}: `{field}`"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "fields the parser accepts that docs/profile.md does not name:\n{}",
+        missing.join("\n")
+    );
+}

@@ -3,9 +3,10 @@
 //! Everything that can refuse a connection is decided before the upgrade, as a JSON error:
 //! no or a bad token (401), a project the caller is not a member of (404), not a WebSocket
 //! handshake (400), the user's connections at the limit (429 with `RateLimit-*` and
-//! `Retry-After`).
+//! `Retry-After`; or, with `refuse_with_close`, the upgrade accepted and closed at once with
+//! that close code, as stacks that decide after the upgrade do).
 
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, State};
 use axum::response::Response;
 
@@ -29,6 +30,7 @@ pub(crate) async fn connect(
     let settings = *state.chat.settings();
     let ticket = match state.chat.admit(caller.id, id).await? {
         Ok(ticket) => ticket,
+        Err(_) if let Some(code) = settings.refuse_with_close => return Ok(refuse_with_close(upgrade, code)),
         Err(reset_after) => {
             let limit = settings.max_connections as u64;
             let info = RateLimitInfo { limit, remaining: 0, reset_after };
@@ -41,4 +43,12 @@ pub(crate) async fn connect(
         .on_upgrade(
             move |socket| async move { chat::run(&state.chat, &state.metrics, socket, ticket).await },
         ))
+}
+
+/// A connection over the limit accepted and closed at once with `code`.
+fn refuse_with_close(upgrade: WebSocketUpgrade, code: u16) -> Response {
+    upgrade.on_upgrade(move |mut socket| async move {
+        let frame = CloseFrame { code, reason: "too many connections".into() };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    })
 }
