@@ -627,6 +627,12 @@ fn check_a_reset_whose_format_cannot_be_told_exits_2_naming_the_header() {
 /// The test profile's users and defaults with only its check `name`, `extra` (TOML fields)
 /// added to it.
 fn only_check_profile(name: &str, extra: &str) -> PathBuf {
+    only_check_profile_with(name, &[], extra)
+}
+
+/// As [`only_check_profile`], the check's lines starting with each `(prefix, line)`'s prefix
+/// replaced by its line (removed when it is empty).
+fn only_check_profile_with(name: &str, replace: &[(&str, &str)], extra: &str) -> PathBuf {
     let text = std::fs::read_to_string(support::test_profile()).unwrap();
     let head = &text[..text.find("[[check]]").expect("the profile has checks")];
     let block = text
@@ -637,7 +643,15 @@ fn only_check_profile(name: &str, extra: &str) -> PathBuf {
     // Up to the next table or comment block.
     let end = block.find("\n#").into_iter().chain(block.find("\n[")).min().unwrap_or(block.len());
     let path = reports().join(format!("{name}-{}.toml", rand_suffix()));
-    std::fs::write(&path, format!("{head}[[check]]{}\n{extra}\n", &block[..end])).unwrap();
+    let block: Vec<&str> = block[..end]
+        .lines()
+        .filter_map(|line| match replace.iter().find(|(prefix, _)| line.starts_with(prefix)) {
+            Some((_, "")) => None,
+            Some((_, with)) => Some(*with),
+            None => Some(line),
+        })
+        .collect();
+    std::fs::write(&path, format!("{head}[[check]]{}\n{extra}\n", block.join("\n"))).unwrap();
     path
 }
 
@@ -661,4 +675,33 @@ fn check_recognises_a_websocket_refused_by_a_close_right_after_the_upgrade() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let verdict = verdict(report.as_ref().unwrap(), "chat-connections");
     assert!(verdict["summary"].as_str().unwrap().contains("no usable answer"), "{verdict:#}");
+}
+
+#[test]
+fn check_follows_next_links_in_the_body_and_in_the_link_header() {
+    let served = support::Served::start(&[]);
+    for (follow, replace) in [
+        ("link", [("cursor_param", ""), ("next = ", "next = \"/links/next\"\nfollow = \"link\"")]),
+        ("link-header", [("cursor_param", ""), ("next = ", "follow = \"link-header\"")]),
+    ] {
+        let profile = only_check_profile_with("feed-cursor-walk", &replace, "");
+        let (out, report) =
+            stampede_check(&["--target", &served.url, "--profile", profile.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{follow}: {}", text(&out));
+        let held = verdict(report.as_ref().unwrap(), "feed-cursor-walk");
+        assert_eq!(held["status"], "held", "{follow}: {held:#}");
+    }
+    // A cursor followed as a link: the page it names is not there, and the failure says what
+    // was asked for.
+    let profile = only_check_profile_with(
+        "feed-cursor-walk",
+        &[("cursor_param", ""), ("next = ", "next = \"/next_cursor\"\nfollow = \"link\"")],
+        "",
+    );
+    let (out, report) = stampede_check(&["--target", &served.url, "--profile", profile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let broken = verdict(report.as_ref().unwrap(), "feed-cursor-walk");
+    assert_eq!(rules(broken)[0], "walk-broken");
+    let detail = broken["violations"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("page 1 (asked for with \"") && detail.ends_with("answered 404"), "{detail}");
 }

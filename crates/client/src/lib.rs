@@ -178,6 +178,17 @@ impl Target {
         vars: &[(&str, &str)],
     ) -> reqwest::RequestBuilder {
         let url = format!("{}{}", self.urls[instance], fill(&template.path, vars));
+        self.request_to(url, token, template, vars)
+    }
+
+    /// `template`'s request (method, headers, body; `vars` filled) to `url`.
+    fn request_to(
+        &self,
+        url: String,
+        token: Option<&str>,
+        template: &RequestTemplate,
+        vars: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
         let method =
             Method::from_bytes(template.method.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET);
         let mut request = self.http.request(method, url);
@@ -192,6 +203,24 @@ impl Target {
             request = request.json(&fill_json(body, vars));
         }
         request
+    }
+
+    /// The request `template` makes (its method, headers and body) sent to `link` as given: a
+    /// path on `instance`, or a full URL; `link` is not filled, so an opaque cursor in it
+    /// travels untouched.
+    pub fn request_link(
+        &self,
+        instance: usize,
+        token: Option<&str>,
+        template: &RequestTemplate,
+        link: &str,
+    ) -> reqwest::RequestBuilder {
+        let url = if link.starts_with("http://") || link.starts_with("https://") {
+            link.to_owned()
+        } else {
+            format!("{}/{}", self.urls[instance], link.trim_start_matches('/'))
+        };
+        self.request_to(url, token, template, &[])
     }
 
     /// A WebSocket handshake of `template` (its path and headers, `vars` filled) on

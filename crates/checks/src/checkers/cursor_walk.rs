@@ -82,23 +82,42 @@ async fn insert_while(
     ops
 }
 
-/// Pages until one has no next cursor, one fails, or more pages than rows were served.
+/// Pages until one has no next page, one fails, or more pages than rows were served. The
+/// next page is asked for as `follow` says: the cursor in `cursor_param`, the link in the
+/// body or in the `Link` header followed as given, or the offset past the rows served.
 async fn walk(target: &Target, check: &CursorWalkCheck, user: &User, round: usize) -> Vec<Op> {
     let max_pages = 2 * check.rows + 10;
     let mut ops: Vec<Op> = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut next: Option<String> = None;
+    let mut offset = 0usize;
     for page in 0..max_pages {
         let instance = page % target.instances();
-        let mut request = target.request(instance, Some(&user.tokens[instance]), &check.page, &[]);
-        if let Some(cursor) = &cursor {
-            request = request.query(&[(check.cursor_param.as_str(), cursor.as_str())]);
-        }
+        let token = Some(user.tokens[instance].as_str());
+        let request = match (&next, check.follow) {
+            (None, _) => target.request(instance, token, &check.page, &[]),
+            (Some(link), Follow::Link | Follow::LinkHeader) => {
+                target.request_link(instance, token, &check.page, link)
+            }
+            (Some(value), Follow::Cursor | Follow::Offset) => target
+                .request(instance, token, &check.page, &[])
+                .query(&[(check.cursor_param.as_str(), value.as_str())]),
+        };
         let answer = target.execute(request).await;
         let ids: Option<Vec<String>> =
             answer.body.pointer(&check.items).and_then(Value::as_array).map(|items| {
                 items.iter().map(|item| pointer_string(item, &check.item_id).unwrap_or_default()).collect()
             });
-        let next = pointer_string(&answer.body, &check.next).filter(|c| !c.is_empty());
+        let rows = ids.as_ref().map_or(0, Vec::len);
+        let found = match check.follow {
+            Follow::Cursor | Follow::Link => {
+                check.next.as_deref().and_then(|pointer| pointer_string(&answer.body, pointer))
+            }
+            Follow::LinkHeader => answer.header("link").and_then(next_link),
+            // The last page is the empty one.
+            Follow::Offset => (rows > 0).then(|| (offset + rows).to_string()),
+        }
+        .filter(|c| !c.is_empty());
+        offset += rows;
         // A page that answered without rows at `items` is unreadable, not an answer about them.
         let outcome = match support::read(&answer) {
             Outcome::Ok if ids.is_none() => Outcome::Unknown,
@@ -109,14 +128,32 @@ async fn walk(target: &Target, check: &CursorWalkCheck, user: &User, round: usiz
             instance,
             "page",
             outcome,
-            json!({ "page": page, "ids": ids, "next": next }),
+            json!({ "page": page, "ids": ids, "next": found, "asked": next }),
         ));
-        if outcome != Outcome::Ok || next.is_none() {
+        if outcome != Outcome::Ok || found.is_none() {
             break;
         }
-        cursor = next;
+        next = found;
     }
     ops
+}
+
+/// The `rel="next"` target of a `Link` header (RFC 8288): `<…>; rel="next", <…>; rel="last"`.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let next = params.split(';').any(|param| {
+            param.trim().split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("rel")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            })
+        });
+        next.then(|| target.to_owned())
+    })
 }
 
 /// Judges rounds (processes) of `seed` inserts, `page`s of the walk and `insert`s during it.
@@ -163,8 +200,11 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                 verdict.violate(
                     "walk-broken",
                     format!(
-                        "round {round}: page {} answered {}",
+                        "round {round}: page {}{} answered {}",
                         last.value["page"],
+                        last.value["asked"]
+                            .as_str()
+                            .map_or(String::new(), |asked| format!(" (asked for with {asked:?})")),
                         last.status.map_or("nothing".to_owned(), |s| s.to_string())
                     ),
                     [(*last).clone()],
@@ -292,8 +332,17 @@ mod tests {
     fn a_failed_page_breaks_the_walk_and_a_cursor_without_end_is_endless() {
         let mut h = seeds(&["b", "a"]);
         h.push(page(0, &["b"], Some("b")));
-        h.push(op(0, 1, "page", 11, Outcome::Fail, json!({ "page": 1, "ids": null, "next": null })));
-        assert_eq!(judge("w", &h).rules(), ["walk-broken"]);
+        h.push(op(
+            0,
+            1,
+            "page",
+            11,
+            Outcome::Fail,
+            json!({ "page": 1, "ids": null, "next": null, "asked": "b" }),
+        ));
+        let verdict = judge("w", &h);
+        assert_eq!(verdict.rules(), ["walk-broken"]);
+        assert_eq!(verdict.violations[0].detail, "round 0: page 1 (asked for with \"b\") answered 404");
         let mut h = seeds(&["b", "a"]);
         h.push(page(0, &["b"], Some("b")));
         h.push(page(1, &[], Some("b")));
@@ -337,6 +386,17 @@ mod tests {
     }
 
     #[test]
+    fn the_next_link_is_the_rel_next_target_of_the_link_header() {
+        let header = r#"</v1/videos?page[after]=YWJj%3D>; rel="next", <https://api.example/v1/videos?page=9>; rel="last""#;
+        assert_eq!(next_link(header).as_deref(), Some("/v1/videos?page[after]=YWJj%3D"));
+        let header =
+            r#"<https://api.example/p?page=1>; rel="prev first", <https://api.example/p?page=3>; REL=next"#;
+        assert_eq!(next_link(header).as_deref(), Some("https://api.example/p?page=3"));
+        assert_eq!(next_link(r#"<https://api.example/p?page=1>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
     fn a_skipped_row_is_shown_by_its_seed() {
         let mut h = seeds(&["e", "d", "c", "b", "a"]);
         h.push(page(0, &["e", "d"], Some("d")));
@@ -360,19 +420,41 @@ pub struct CursorWalkCheck {
     pub id: String,
     /// The first page, its page size in the query.
     pub page: RequestTemplate,
-    /// The query parameter a next page's cursor goes in.
+    /// How the next page is asked for (default: a cursor).
+    #[serde(default)]
+    pub follow: Follow,
+    /// The query parameter a next page's cursor (or, with `follow = "offset"`, its offset)
+    /// goes in.
     #[serde(default = "default_cursor_param")]
     pub cursor_param: String,
-    /// JSON pointers: the page's rows, a row's id within a row, the next cursor (absent or
-    /// null on the last page).
+    /// JSON pointers: the page's rows, a row's id within a row, and the next cursor or link
+    /// (absent or null on the last page; not read with `follow = "link-header"` or
+    /// `"offset"`).
     pub items: String,
     pub item_id: String,
-    pub next: String,
+    #[serde(default)]
+    pub next: Option<String>,
     /// Rows inserted before the walk.
     #[serde(default = "default_walk_rows")]
     pub rows: usize,
     #[serde(default)]
     pub rounds: Option<usize>,
+}
+
+/// How a walk asks for the next page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Follow {
+    /// The value at `next`, sent in `cursor_param` (an opaque cursor, untouched).
+    #[default]
+    Cursor,
+    /// The value at `next` is a link, a path or a full URL (JSON:API's `links.next`),
+    /// followed as given.
+    Link,
+    /// The `Link` header's `rel="next"` target, followed as given.
+    LinkHeader,
+    /// `cursor_param` is an offset: the rows served so far; the last page is the empty one.
+    Offset,
 }
 
 fn default_cursor_param() -> String {
@@ -395,11 +477,23 @@ impl Kind for CursorWalkCheck {
     }
 
     fn pointers(&self) -> Vec<(&'static str, &str)> {
-        vec![("id", &self.id), ("items", &self.items), ("item_id", &self.item_id), ("next", &self.next)]
+        let mut pointers = vec![("id", self.id.as_str()), ("items", &self.items), ("item_id", &self.item_id)];
+        pointers.extend(self.next.as_deref().map(|next| ("next", next)));
+        pointers
     }
 
     fn validate(&self) -> Result<(), FieldError> {
-        at_least_one("rows", self.rows as u64)
+        at_least_one("rows", self.rows as u64)?;
+        match (self.follow, &self.next) {
+            (Follow::Cursor | Follow::Link, None) => {
+                Err(FieldError::new("next", "next (the pointer to the next cursor or link) is required"))
+            }
+            (Follow::LinkHeader | Follow::Offset, Some(_)) => Err(FieldError::new(
+                "next",
+                "next is not read when the walk follows the Link header or an offset: remove it",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The rows, and those inserted during the walk.

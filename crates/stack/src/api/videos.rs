@@ -6,7 +6,7 @@
 //! says nothing about another's videos.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reference::daily_quota::Quota as _;
 use reference::pagination::{Cursor, PageResult, Row, RowSet};
@@ -208,7 +208,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<(HeaderMap, Json<Value>)> {
     let cursor = match &query.cursor {
         Some(text) => Some(
             text.parse::<Cursor>()
@@ -237,7 +237,19 @@ pub(crate) async fn list(
             item["status"] = json!(status);
         }
     }
-    Ok(Json(json!({ "items": items, "next_cursor": page.next.map(|c| c.to_string()) })))
+    // The next page three ways, as stacks give it: the cursor, a link in the body (JSON:API's
+    // `links.next`) and a `Link` header (RFC 8288).
+    let cursor = page.next.map(|c| c.to_string());
+    let link = cursor.as_ref().map(|cursor| match query.limit {
+        Some(limit) => format!("/v1/videos?limit={limit}&cursor={cursor}"),
+        None => format!("/v1/videos?cursor={cursor}"),
+    });
+    let mut headers = HeaderMap::new();
+    if let Some(link) = &link {
+        headers
+            .insert(header::LINK, HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")).expect("a path"));
+    }
+    Ok((headers, Json(json!({ "items": items, "next_cursor": cursor, "links": { "next": link } }))))
 }
 
 /// A row's video's current status, read from its records (two queries a row): what the field's
