@@ -58,6 +58,13 @@ pub(crate) struct CheckArgs {
     /// knowingly cannot exercise. Recorded in the report. Repeatable.
     #[arg(long = "allow-inconclusive", value_name = "CHECK")]
     pub(crate) allow_inconclusive: Vec<String>,
+    /// Judge nothing: send each request of each check once to every instance and print what
+    /// came back (method, path, status, the answer's first 200 bytes, rate-limit and paging
+    /// headers) with what each pointer found and whether each recogniser matched — the first
+    /// thing to run while mapping a stack to a profile. Exit 0 when every request was
+    /// answered (any status), 3 when one was not.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Embedded stack: run this mutant (see `stampede serve --help`).
     #[arg(long, value_name = "NAME", value_parser = stack::Mutant::parse, conflicts_with = "targets")]
     pub(crate) mutant: Option<stack::Mutant>,
@@ -96,6 +103,11 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         urls.len()
     );
 
+    if args.dry_run {
+        let answered = dry_run(&reached.target, &checks).await;
+        reached.shutdown("check").await;
+        return answered;
+    }
     let stop = crate::exit::interrupt();
     let checked = run_checks(&reached.target, &checks, &args.allow_inconclusive, stop).await;
     let description = reached.description();
@@ -120,6 +132,29 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         path.display()
     );
     Ok(findings.code())
+}
+
+/// The dry run of every check, printed as it goes; exit 0 when every request was answered.
+async fn dry_run(target: &Target, checks: &[Check]) -> Result<ExitCode, Failure> {
+    let mut unanswered = 0;
+    for check in checks {
+        println!("{} ({})", check.name(), check.kind());
+        let run = checks::dry::dry_run(target, check).await?;
+        for line in &run.lines {
+            println!("  {line}");
+        }
+        unanswered += run.unanswered;
+    }
+    println!(
+        "stampede check --dry-run: {} checks, {}; nothing judged",
+        checks.len(),
+        if unanswered == 0 {
+            "every request answered".to_owned()
+        } else {
+            format!("{unanswered} requests unanswered")
+        }
+    );
+    Ok(if unanswered == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
 /// What running a profile's checks came to.

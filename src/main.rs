@@ -5,6 +5,7 @@ mod capacity;
 mod check;
 mod embedded;
 mod exit;
+mod fake_upstream;
 mod load;
 mod meta;
 mod profiles;
@@ -47,6 +48,9 @@ enum Command {
     },
     /// Serve the reference stack: the HTTP API over the reference components.
     Serve(Box<serve::ServeArgs>),
+    /// Serve the fake YouTube/TikTok upstream alone: point your stack's upstream base URL at
+    /// it and give its control API to `check --upstream-control`.
+    FakeUpstream(fake_upstream::FakeUpstreamArgs),
     /// Run the black-box invariant checks of a target profile against a stack.
     #[command(after_help = EXIT_CODES)]
     Check(Box<check::CheckArgs>),
@@ -78,6 +82,15 @@ fn main() -> ExitCode {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("stampede serve: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::FakeUpstream(args) => {
+            return match fake_upstream::run(args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("stampede fake-upstream: {e:#}");
                     ExitCode::FAILURE
                 }
             };

@@ -130,7 +130,12 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         load_result = Some(result);
     }
     reached.shutdown("run").await;
-    let measured = load_result.transpose()?;
+    // A load that could not run (its accounts refused) still leaves the checks' report, the
+    // HTML page and junit.xml written, the run marked incomplete with the reason.
+    let (measured, load_failed) = match load_result.transpose() {
+        Ok(measured) => (measured, None),
+        Err(e) => (None, Some(e)),
+    };
     let complete = checks_complete && measured.as_ref().is_some_and(|o| !o.interrupted);
     let (load_report, target_verdicts) = match measured {
         Some(o) => (Some(o.load), o.targets),
@@ -152,7 +157,10 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
             started_at_ms,
             finished_at_ms: crate::meta::now_ms(),
             complete,
-            interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+            interrupted: match &load_failed {
+                Some(e) => Some(format!("the load could not run: {e}")),
+                None => (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+            },
             sources: Vec::new(),
         },
         checks: Some(checks_report),
@@ -163,6 +171,10 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         passed,
     };
     let path = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?.html;
+    if let Some(e) = load_failed {
+        println!("stampede run: the reports in {} hold the checks; the load could not run", dir.display());
+        return Err(e.into());
+    }
     crate::load::print_summary(&report);
     let checks_report = report.checks.as_ref().expect("set above");
     let met = report.targets.iter().filter(|t| t.passed).count();

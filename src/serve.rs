@@ -60,6 +60,14 @@ pub(crate) struct ServeArgs {
     /// it, a fake upstream is started in this process and its URL printed.
     #[arg(long, value_name = "URL")]
     pub(crate) upstream: Option<String>,
+    /// Where the in-process fake upstream's API listens (without `--upstream`); a free port by
+    /// default.
+    #[arg(long, value_name = "ADDR", conflicts_with = "upstream")]
+    pub(crate) upstream_listen: Option<SocketAddr>,
+    /// Where the in-process fake upstream's control API listens (without `--upstream`): a
+    /// fixed address to give `stampede check --upstream-control`; a free port by default.
+    #[arg(long, value_name = "ADDR", conflicts_with = "upstream")]
+    pub(crate) upstream_control_listen: Option<SocketAddr>,
     /// OAuth client id of the stack at the upstream.
     #[arg(long, default_value = "stampede")]
     pub(crate) upstream_client_id: String,
@@ -268,11 +276,14 @@ async fn upstream_link(
     }
     // The control API on a listener of its own, so the API listener's connection counts hold
     // the stack's connections alone (what the `upstream-pool` check judges).
-    let config = fake_upstream::Config {
+    let mut config = fake_upstream::Config {
         access_token_lifetime: refresh.lifetime(),
-        control_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        control_listen: Some(args.upstream_control_listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))),
         ..Default::default()
     };
+    if let Some(listen) = args.upstream_listen {
+        config.listen = listen;
+    }
     let fake = fake_upstream::FakeUpstream::start(config).await.context("start the fake upstream")?;
     let account = fake
         .register_account(fake_upstream::NewAccount {
@@ -294,7 +305,7 @@ async fn upstream_link(
 /// Resolves on Ctrl-C or SIGTERM. Registers for both when called, not when first polled: a
 /// signal that arrives in between is neither lost nor, as before any registration, fatal.
 /// Must be called inside the runtime.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

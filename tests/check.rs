@@ -392,7 +392,13 @@ fn check_unknown_check_name_exits_2() {
 
 #[test]
 fn check_target_runs_the_same_checks_against_a_stack_in_another_process() {
+    // The stack calls a `stampede fake-upstream` of its own, as a user's stack would.
+    let upstream = support::StandaloneUpstream::start(&["--client-id", "stampede", "--token-lifetime", "8s"]);
     let served = support::Served::start(&[
+        "--upstream",
+        &upstream.url,
+        "--upstream-refresh-token",
+        &upstream.refresh_token,
         "--publish-limit",
         "5/3s",
         "--refresh-period",
@@ -414,18 +420,24 @@ fn check_target_runs_the_same_checks_against_a_stack_in_another_process() {
         "--upstream-idle",
         "12",
     ]);
-    assert!(served.upstream.starts_with("http://"), "serve names its fake upstream");
-    // The breaker, the token refresh and the import workers are judged through the served
-    // stack's own fake upstream; its breaker opens for the profile's `open_ms`, its tasks are
-    // visible again and abandoned after the profile's `visibility_ms` and `time_limit_ms`.
+    // The breaker, the token refresh, the import workers, the pool and the plan are judged
+    // through the standalone fake upstream's control API; the stack's breaker opens for the
+    // profile's `open_ms`, its tasks are visible again and abandoned after the profile's
+    // `visibility_ms` and `time_limit_ms`.
     let (out, report) =
-        stampede_check(&["--target", &served.url, "--upstream-control", &served.upstream, "--rounds", "2"]);
+        stampede_check(&["--target", &served.url, "--upstream-control", &upstream.control, "--rounds", "2"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report = report.unwrap();
     assert_eq!(report["target"][0], served.url.as_str());
     assert!(report["embedded"].is_null());
     let verdicts = report["verdicts"].as_array().unwrap();
-    for name in ["upstream-breaker", "import-lifecycle"] {
+    for name in [
+        "upstream-breaker",
+        "platform-token-refresh",
+        "import-lifecycle",
+        "upstream-pool",
+        "upstream-usage-plan",
+    ] {
         assert!(verdicts.iter().any(|v| v["check"] == name && v["status"] == "held"), "{name}: {report:#}");
     }
 }
@@ -704,4 +716,119 @@ fn check_follows_next_links_in_the_body_and_in_the_link_header() {
     assert_eq!(rules(broken)[0], "walk-broken");
     let detail = broken["violations"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("page 1 (asked for with \"") && detail.ends_with("answered 404"), "{detail}");
+}
+
+#[test]
+fn serve_fixes_its_fake_upstreams_addresses_when_asked() {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let (api, control) = (free(), free());
+    let served = support::Served::start(&["--upstream-listen", &api, "--upstream-control-listen", &control]);
+    assert_eq!(served.upstream, format!("http://{control}"));
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&control).unwrap();
+    write!(stream, "GET /_control/health HTTP/1.1\r\nHost: {control}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut health = String::new();
+    stream.read_to_string(&mut health).unwrap();
+    assert!(health.starts_with("HTTP/1.1 200") && health.contains("\"ok\""), "{health}");
+    // The API is where it was asked to be: a fake video route answers there (401 without a token).
+    let mut stream = std::net::TcpStream::connect(&api).unwrap();
+    write!(stream, "GET /youtube/v3/videos?id=a HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+#[test]
+fn check_dry_run_shows_each_request_and_what_the_profile_reads_from_it() {
+    let dir = reports();
+    let run_id = format!("dry{}", rand_suffix());
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["check", "--dry-run", "--only", "import-unique", "--only", "publish-rate-limit"])
+        .arg("--profile")
+        .arg(support::test_profile())
+        .args(["--reports", dir.to_str().unwrap(), "--run-id", &run_id])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    for line in [
+        "import-unique (unique-creation)",
+        "POST /v1/videos  instance 0: 201",
+        "matches created yes  should_process yes",
+        "found   id /id = \"",
+        "read_back      GET /v1/videos/",
+        "POST /v1/publish  instance 0: 202",
+        "header  ratelimit-limit: 5",
+        "matches allowed yes  limited no",
+        "every request answered; nothing judged",
+    ] {
+        assert!(shown.contains(line), "{line:?} not in:\n{shown}");
+    }
+    assert!(
+        !dir.join(&run_id).join("checks.json").exists(),
+        "a dry run judges nothing and writes no verdicts"
+    );
+}
+
+/// A server on a free port that answers every request `status` with an HTML body, as a stack
+/// that does not speak the profile would (a static file server, a proxy's error page).
+fn html_server(status: &str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let status = status.to_owned();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "<html><body><h1>Not Implemented</h1>\n<p>no such route</p></body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn check_against_a_stack_that_does_not_speak_the_profile_names_the_request_and_shows_its_text() {
+    let url = html_server("501 Not Implemented");
+    let (out, report) = stampede_check(&["--target", &url, "--only", "import-unique"]);
+    // Nothing could be set up: inconclusive, never held.
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(verdict(report.as_ref().unwrap(), "import-unique")["status"], "inconclusive");
+    let shown = text(&out);
+    assert!(
+        shown.contains(
+            "POST /v1/users answered 501: <html><body><h1>Not Implemented</h1> <p>no such route</p>"
+        ),
+        "{shown}"
+    );
+    // `stampede run`: the load cannot set up its accounts either, and every report is still
+    // written, the run marked incomplete with the reason.
+    let dir = reports();
+    let run_id = format!("html{}", rand_suffix());
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["run", "--target", &url, "--only", "import-unique", "--duration", "1"])
+        .arg("--profile")
+        .arg(support::test_profile())
+        .args(["--reports", dir.to_str().unwrap(), "--run-id", &run_id])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    for file in ["checks.json", "report.json", "report.html", "junit.xml"] {
+        assert!(dir.join(&run_id).join(file).exists(), "{file} not written:\n{}", text(&out));
+    }
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(&run_id).join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["run"]["complete"], false);
+    let why = report["run"]["interrupted"].as_str().unwrap();
+    assert!(
+        why.starts_with("the load could not run") && why.contains("POST /v1/users answered 501"),
+        "{why}"
+    );
 }

@@ -77,6 +77,53 @@ impl Drop for Served {
     }
 }
 
+/// `stampede fake-upstream` in another process, on free ports; killed on drop.
+pub struct StandaloneUpstream {
+    child: std::process::Child,
+    /// The API's base URL, for the stack.
+    pub url: String,
+    /// The control API's, for `stampede check --upstream-control`.
+    pub control: String,
+    /// The registered `platform` account's refresh token.
+    pub refresh_token: String,
+}
+
+impl StandaloneUpstream {
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .arg("fake-upstream")
+            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn stampede fake-upstream");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+        let (mut url, mut control, mut refresh_token) = (None, None, None);
+        while refresh_token.is_none() {
+            let line = lines.next().expect("fake-upstream printed its addresses and account");
+            if let Some(u) = line.strip_prefix("stampede fake-upstream: API on ") {
+                url = Some(u.to_owned());
+            } else if let Some(u) = line.strip_prefix("stampede fake-upstream: control API on ") {
+                control = Some(u.to_owned());
+            } else if let Some(rest) =
+                line.strip_prefix("stampede fake-upstream: account platform refresh token ")
+            {
+                refresh_token = rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        Self { child, url: url.unwrap(), control: control.unwrap(), refresh_token: refresh_token.unwrap() }
+    }
+}
+
+impl Drop for StandaloneUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `dir`'s report.json matches its committed schema (and, through it, checks.schema.json), and
 /// the two renderings were written beside it.
 pub fn assert_written(dir: &std::path::Path) {

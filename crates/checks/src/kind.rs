@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use client::{Target, TargetError};
-use profile::template::RequestTemplate;
+use profile::template::{Recognise, RequestTemplate};
 use profile::{CheckTable, Defaults, ProfileError};
 use report::checks::Verdict;
 use serde::de::DeserializeOwned;
@@ -51,6 +51,11 @@ pub trait Kind: DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'stat
 
     /// Its JSON pointers, by field; each must be empty or start with `/`.
     fn pointers(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
+
+    /// Its recognisers of answers, by field (what the dry run shows matching or not).
+    fn recognisers(&self) -> Vec<(&'static str, &Recognise)> {
         Vec::new()
     }
 

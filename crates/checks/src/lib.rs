@@ -8,6 +8,7 @@
 //!   stack stampede starts ([`kind::Tuning`]);
 //! - [`checkers`] — the kinds, one file each, and the one list ([`checkers::Check`]) every
 //!   dispatch comes from;
+//! - [`dry`] — the dry run: each request sent once, the answers shown, nothing judged;
 //! - [`burst`] — barrier-released bursts; [`history`] — answers recorded as operations;
 //! - [`window`] — a rate-limit window as answers state it, in each convention stacks send;
 //! - [`upstream`] — the fake upstream the target calls, driven through its control API by the
@@ -26,6 +27,7 @@
 
 pub mod burst;
 pub mod checkers;
+pub mod dry;
 pub mod history;
 pub mod kind;
 pub mod upstream;

@@ -310,20 +310,33 @@ impl Target {
 
     async fn create_user(&self, instance: usize, name: &str) -> Result<String, TargetError> {
         let users = &self.profile.users;
-        let answer = self.send(instance, None, &users.create, &[("name", name), ("run", &self.run)]).await;
+        let vars = [("name", name), ("run", self.run.as_str())];
+        let (answer, raw) = self.execute_raw(self.request(instance, None, &users.create, &vars)).await;
+        let request =
+            format!("{} {}", users.create.method.to_ascii_uppercase(), fill(&users.create.path, &vars));
         let fail = |reason: String| TargetError::Users { url: self.urls[instance].clone(), reason };
         match answer.status {
             Some(s) if (200..300).contains(&s) => {}
-            Some(s) => return Err(fail(format!("status {s}: {}", answer.body))),
-            None => return Err(fail(answer.error.unwrap_or_default())),
+            Some(s) => return Err(fail(format!("{request} answered {s}: {}", preview(&raw, 200)))),
+            None => return Err(fail(format!("{request}: {}", answer.error.unwrap_or_default()))),
         }
         answer
             .body
             .pointer(&users.token)
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| fail(format!("no token at {} in {}", users.token, answer.body)))
+            .ok_or_else(|| fail(format!("{request}: no token at {} in {}", users.token, preview(&raw, 200))))
     }
+}
+
+/// The first `max` bytes of a body as text (invalid UTF-8 replaced, line breaks as spaces),
+/// `…` when cut; `(empty)` for none.
+pub fn preview(raw: &[u8], max: usize) -> String {
+    if raw.is_empty() {
+        return "(empty)".to_owned();
+    }
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(max)]).replace(['\r', '\n'], " ");
+    if raw.len() > max { format!("{text}…") } else { text }
 }
 
 /// µs since a run began, on one monotonic clock: every operation's invocation and completion

@@ -380,6 +380,12 @@ impl Kind for CounterCheck {
         vec![("request", &self.request), ("read_back", &self.read_back)]
     }
 
+    fn recognisers(&self) -> Vec<(&'static str, &Recognise)> {
+        let mut recognisers = vec![("accepted", &self.accepted)];
+        recognisers.extend(self.refused.as_ref().map(|refused| ("refused", refused)));
+        recognisers
+    }
+
     fn pointers(&self) -> Vec<(&'static str, &str)> {
         let mut pointers = vec![("value", self.value.as_str())];
         pointers.extend(self.limit.as_deref().map(|l| ("limit", l)));

@@ -381,6 +381,10 @@ impl Kind for InvalidationCheck {
         vec![("create", &self.create), ("read", &self.read), ("write", &self.write)]
     }
 
+    fn recognisers(&self) -> Vec<(&'static str, &Recognise)> {
+        vec![("written", &self.written)]
+    }
+
     fn pointers(&self) -> Vec<(&'static str, &str)> {
         vec![("id", &self.id), ("value", &self.value)]
     }

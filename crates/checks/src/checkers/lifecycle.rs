@@ -794,6 +794,10 @@ impl Kind for ImportLifecycleCheck {
         vec![("import", &self.import), ("status", &self.status)]
     }
 
+    fn recognisers(&self) -> Vec<(&'static str, &Recognise)> {
+        vec![("should_process", &self.should_process)]
+    }
+
     fn pointers(&self) -> Vec<(&'static str, &str)> {
         vec![
             ("id", &self.id),

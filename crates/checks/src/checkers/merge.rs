@@ -380,6 +380,10 @@ impl Kind for MergeCheck {
         vec![("create", &self.create), ("request", &self.request), ("read_back", &self.read_back)]
     }
 
+    fn recognisers(&self) -> Vec<(&'static str, &Recognise)> {
+        vec![("merged", &self.merged)]
+    }
+
     fn pointers(&self) -> Vec<(&'static str, &str)> {
         let mut pointers = vec![("id", self.id.as_str()), ("fields", self.fields.as_str())];
         pointers.extend(self.expires.as_deref().map(|e| ("expires", e)));

@@ -58,6 +58,21 @@ macro_rules! kinds {
                 ))
             }
 
+            /// Its request templates, by field.
+            pub fn requests(&self) -> Vec<(&'static str, &profile::template::RequestTemplate)> {
+                match self { $(Check::$variant(c) => c.requests(),)* }
+            }
+
+            /// Its JSON pointers, by field.
+            pub fn pointers(&self) -> Vec<(&'static str, &str)> {
+                match self { $(Check::$variant(c) => c.pointers(),)* }
+            }
+
+            /// Its recognisers of answers, by field.
+            pub fn recognisers(&self) -> Vec<(&'static str, &profile::template::Recognise)> {
+                match self { $(Check::$variant(c) => c.recognisers(),)* }
+            }
+
             pub fn name(&self) -> &str {
                 match self { $(Check::$variant(c) => c.name(),)* }
             }

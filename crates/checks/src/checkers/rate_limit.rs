@@ -450,6 +450,10 @@ impl Kind for RateLimitCheck {
         vec![("request", &self.request)]
     }
 
+    fn recognisers(&self) -> Vec<(&'static str, &Recognise)> {
+        vec![("allowed", &self.allowed), ("limited", &self.limited)]
+    }
+
     fn validate(&self) -> Result<(), FieldError> {
         self.limit.map_or(Ok(()), |limit| at_least_one("limit", limit))?;
         self.window_s.map_or(Ok(()), |window| at_least_one("window_s", window))

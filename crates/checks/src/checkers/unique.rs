@@ -198,6 +198,10 @@ impl Kind for UniqueCreationCheck {
         vec![("request", &self.request), ("read_back", &self.read_back)]
     }
 
+    fn recognisers(&self) -> Vec<(&'static str, &Recognise)> {
+        vec![("created", &self.created), ("should_process", &self.should_process)]
+    }
+
     fn pointers(&self) -> Vec<(&'static str, &str)> {
         vec![("id", &self.id)]
     }
