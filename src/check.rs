@@ -54,6 +54,11 @@ pub(crate) struct CheckArgs {
     /// inconclusive.
     #[arg(long, value_name = "DURATION", value_parser = crate::args::parse_duration)]
     pub(crate) max_wait: Option<std::time::Duration>,
+    /// Processes behind each `--target` URL (gunicorn/uvicorn workers, a load balancer's
+    /// backends; overrides the profile's `[defaults] processes`): the checks then reach each
+    /// URL through fresh connections, enough that every process answers with 99 % probability.
+    #[arg(long, value_name = "N")]
+    pub(crate) processes: Option<usize>,
     /// Let this check end inconclusive without failing the run (exit 4): one the stack
     /// knowingly cannot exercise. Recorded in the report. Repeatable.
     #[arg(long = "allow-inconclusive", value_name = "CHECK")]
@@ -83,6 +88,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         concurrency: args.concurrency,
         rounds: args.rounds,
         max_wait: args.max_wait,
+        processes: args.processes,
     };
     let checks = crate::profiles::checks(&mut profile, &selection)?;
     let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);
@@ -104,12 +110,12 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     );
 
     if args.dry_run {
-        let answered = dry_run(&reached.target, &checks).await;
+        let answered = dry_run(&reached.target.spread(), &checks).await;
         reached.shutdown("check").await;
         return answered;
     }
     let stop = crate::exit::interrupt();
-    let checked = run_checks(&reached.target, &checks, &args.allow_inconclusive, stop).await;
+    let checked = run_checks(&reached.target.spread(), &checks, &args.allow_inconclusive, stop).await;
     let description = reached.description();
     let checked = match checked {
         Ok(checked) => checked,

@@ -33,6 +33,8 @@ pub(crate) struct Selection {
     pub(crate) rounds: Option<usize>,
     /// The longest a check waits for a phase (overrides the profile's `max_wait_ms`).
     pub(crate) max_wait: Option<std::time::Duration>,
+    /// Processes behind each target URL (overrides the profile's `processes`).
+    pub(crate) processes: Option<usize>,
 }
 
 /// `profile`'s checks read as their kinds (every one, so a mistake in a check left out is
@@ -69,6 +71,14 @@ pub(crate) fn checks(profile: &mut Profile, selection: &Selection) -> anyhow::Re
     if let Some(wait) = selection.max_wait {
         profile.defaults.max_wait_ms = wait.as_millis() as u64;
     }
+    if let Some(p) = selection.processes {
+        profile.defaults.processes = p;
+    }
+    anyhow::ensure!(
+        (1..=64).contains(&profile.defaults.processes),
+        "processes (behind each target URL) must be 1 to 64, not {}",
+        profile.defaults.processes
+    );
     Ok(checks)
 }
 

@@ -41,6 +41,11 @@ pub(crate) struct RunArgs {
     /// The longest a check waits for a phase to come (overrides the profile's `max_wait_ms`).
     #[arg(long, value_name = "DURATION", value_parser = crate::args::parse_duration)]
     pub(crate) max_wait: Option<std::time::Duration>,
+    /// Processes behind each `--target` URL (overrides the profile's `[defaults] processes`):
+    /// the checks reach each URL through fresh connections, enough that every process
+    /// answers with 99 % probability; the load keeps its connections.
+    #[arg(long, value_name = "N")]
+    pub(crate) processes: Option<usize>,
     /// Let this check end inconclusive without failing the run (exit 4). Repeatable.
     #[arg(long = "allow-inconclusive", value_name = "CHECK")]
     pub(crate) allow_inconclusive: Vec<String>,
@@ -69,6 +74,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         skip: args.skip.clone(),
         allow_inconclusive: args.allow_inconclusive.clone(),
         max_wait: args.max_wait,
+        processes: args.processes,
         ..Selection::default()
     };
     let checks = crate::profiles::checks(&mut profile, &selection)?;
@@ -102,7 +108,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     );
 
     println!("checks:");
-    let checked = crate::check::run_checks(&target, &checks, &args.allow_inconclusive, stop.clone()).await;
+    let checked =
+        crate::check::run_checks(&target.spread(), &checks, &args.allow_inconclusive, stop.clone()).await;
     let checked = match checked {
         Ok(checked) => checked,
         Err(e) => {

@@ -25,6 +25,15 @@ pub(crate) struct ServeArgs {
     /// Redis key prefix and PostgreSQL schema, so stacks can share servers.
     #[arg(long, default_value = "stampede")]
     pub(crate) namespace: String,
+    /// With `--instances N`: every instance listens on the one port of `--listen` (a free one
+    /// for port 0), the kernel spreading connections over them (`SO_REUSEPORT`): several
+    /// processes behind one URL, as gunicorn's or uvicorn's workers are. Check such a stack
+    /// with `--processes N`.
+    #[arg(long, requires = "instances")]
+    pub(crate) one_port: bool,
+    /// Listen with SO_REUSEPORT (set by `--one-port` for its children).
+    #[arg(long, hide = true)]
+    pub(crate) reuse_port: bool,
     /// Start this many separate processes sharing the backends.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) instances: u16,
@@ -122,6 +131,19 @@ pub(crate) struct ServeArgs {
     pub(crate) stop_on_stdin_eof: bool,
 }
 
+/// A socket bound with `SO_REUSEPORT` to `at` (a free port for port 0), not listening, and its
+/// port: the instances bind the same port beside it.
+fn reserve_port(at: SocketAddr) -> std::io::Result<(tokio::net::TcpSocket, u16)> {
+    let socket =
+        if at.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(at)?;
+    let port = socket.local_addr()?.port();
+    Ok((socket, port))
+}
+
 fn parse_headers(text: &str) -> Result<stack::RateLimitHeaders, String> {
     text.parse()
 }
@@ -201,7 +223,8 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let zone = jiff::tz::TimeZone::get(&args.quota_zone)
         .with_context(|| format!("--quota-zone {:?} is not an IANA time zone", args.quota_zone))?;
     let instance = args.instance_name.clone().unwrap_or_else(|| "stack-0".to_owned());
-    let mut config = stack::StackConfig { listen: args.listen, ..Default::default() };
+    let mut config =
+        stack::StackConfig { listen: args.listen, reuse_port: args.reuse_port, ..Default::default() };
     config.backends.redis = args.redis.clone();
     config.backends.database = args.database.clone();
     config.backends.namespace = args.namespace.clone();
@@ -368,10 +391,19 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     upstream_pool(args)?;
     // One upstream for every instance: a fake one lives in this process.
     let (fake, link) = runtime.block_on(upstream_link(args, refresh))?;
+    // One port for every instance: held here, bound but not listening (so that it takes no
+    // connection), until they have all stopped.
+    let shared = if args.one_port {
+        Some(reserve_port(args.listen).context("reserve the shared port")?)
+    } else {
+        None
+    };
     let mut children: Vec<Child> = Vec::new();
     for i in 0..args.instances {
         let mut listen = args.listen;
-        if listen.port() != 0 {
+        if let Some((_, port)) = &shared {
+            listen.set_port(*port);
+        } else if listen.port() != 0 {
             listen.set_port(listen.port().checked_add(i).context("port out of range")?);
         }
         let mut command = Command::new(&exe);
@@ -399,6 +431,7 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg("--instance-name")
             .arg(format!("stack-{i}"))
             .arg("--stop-on-stdin-eof")
+            .args(shared.as_ref().map(|_| "--reuse-port"))
             .arg("--upstream")
             .arg(&link.url)
             .arg("--upstream-client-id")

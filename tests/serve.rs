@@ -498,3 +498,79 @@ async fn serve_instances_share_users_limits_records_and_cache_invalidations_thro
     namespace.clean().unwrap();
     assert_eq!(namespace.redis_keys().unwrap(), Vec::<String>::new(), "keys left behind");
 }
+
+/// `stampede check --processes 3` against `url`, only `check`: its exit code and the rules
+/// its verdict broke.
+fn check_behind_one_url(url: &str, check: &str) -> (Option<i32>, Vec<String>, String) {
+    let reports = std::env::temp_dir().join(format!("stampede-oneport-{}", std::process::id()));
+    let run_id = format!(
+        "oneport-{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["check", "--target", url, "--processes", "3", "--only", check])
+        .arg("--profile")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/reference.toml"))
+        .args(["--reports", reports.to_str().unwrap(), "--run-id", &run_id])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = std::fs::read(reports.join(&run_id).join("checks.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let rules = report["verdicts"][0]["violations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["rule"].as_str().map(str::to_owned))
+        .collect();
+    (out.status.code(), rules, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_one_port_puts_three_processes_behind_one_url_and_check_processes_reaches_every_one() {
+    let Some(namespace) = Namespace::open("oneport").await else { return };
+    let (redis, database) = (redis_url(), database_url());
+    for mutant in [None, Some("l1_cache::mutants::MultiLayerLocalOnly")] {
+        let mut args = vec![
+            "--instances",
+            "3",
+            "--one-port",
+            "--listen",
+            "127.0.0.1:0",
+            "--redis",
+            &redis,
+            "--database",
+            &database,
+            "--namespace",
+            &namespace.name,
+        ];
+        args.extend(mutant.iter().flat_map(|m| ["--mutant", *m]));
+        let serve = Serve::spawn(&args);
+        let bound = Duration::from_secs(30);
+        let urls: Vec<String> = (0..3).map(|_| serve.listening_within(bound).0).collect();
+        assert!(urls.iter().all(|u| *u == urls[0]), "one URL for every process: {urls:?}");
+        // Fresh connections reach every process behind it.
+        let fresh = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
+        let mut names = std::collections::BTreeSet::new();
+        for _ in 0..client::reads_to_reach(3) * 2 {
+            names.insert(instance_name(&fresh, &urls[0]).await);
+        }
+        assert_eq!(names.len(), 3, "{names:?}");
+        // The per-process cache (the mutant) is caught through the one URL, run after run; the
+        // shared one holds.
+        let runs = if mutant.is_some() { 3 } else { 1 };
+        for run in 0..runs {
+            let (code, rules, text) = check_behind_one_url(&urls[0], "dashboard-invalidation");
+            match mutant {
+                None => assert_eq!(code, Some(0), "{text}"),
+                Some(_) => {
+                    assert_eq!(code, Some(1), "run {run}: {text}");
+                    assert!(rules.iter().any(|r| r == "stale-read"), "run {run}: {rules:?}\n{text}");
+                }
+            }
+        }
+        drop(serve);
+    }
+}

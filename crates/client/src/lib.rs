@@ -88,14 +88,7 @@ pub struct Target {
 impl Target {
     pub fn new(urls: Vec<String>, profile: Profile, run: String) -> Result<Self, reqwest::Error> {
         let timeout = Duration::from_millis(profile.defaults.timeout_ms);
-        // No transparent decompression, whatever features another crate enables: the checks
-        // judge the bytes on the wire.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .no_gzip()
-            .pool_max_idle_per_host(256)
-            .timeout(timeout)
-            .build()?;
+        let http = client(timeout, 256)?;
         Ok(Self {
             urls: urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect(),
             profile: Arc::new(profile),
@@ -105,6 +98,29 @@ impl Target {
             run,
             upstream_control: None,
         })
+    }
+
+    /// The target as the checks reach it: with `processes` above 1 behind each URL (the
+    /// profile's `[defaults] processes`), each URL repeated [`reads_to_reach`] times and every
+    /// request on a fresh connection, so that a check's "every instance" reaches every process
+    /// (a balancer spreads connections, not the requests of a kept-alive one); else itself.
+    pub fn spread(&self) -> Target {
+        let processes = self.profile.defaults.processes;
+        if processes <= 1 {
+            return self.clone();
+        }
+        let mut spread = self.clone();
+        let reads = reads_to_reach(processes);
+        spread.urls = self.urls.iter().flat_map(|url| std::iter::repeat_n(url.clone(), reads)).collect();
+        if let Ok(http) = client(self.timeout, 0) {
+            spread.http = http;
+        }
+        spread
+    }
+
+    /// Processes behind each URL.
+    pub fn processes(&self) -> usize {
+        self.profile.defaults.processes.max(1)
     }
 
     /// The same target, its fake upstream controlled at `url`.
@@ -329,6 +345,26 @@ impl Target {
     }
 }
 
+/// The HTTP client: no proxy, no transparent decompression (whatever features another crate
+/// enables: the checks judge the bytes on the wire), `idle` kept-alive connections per host (0:
+/// a fresh connection for every request).
+fn client(timeout: Duration, idle: usize) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().no_proxy().no_gzip().pool_max_idle_per_host(idle).timeout(timeout).build()
+}
+
+/// Fresh connections to one URL that reach every one of `processes` behind it with probability
+/// at least 99 %, connections being spread uniformly at random (the kernel's `SO_REUSEPORT`
+/// hash, a random balancer; round robin needs only `processes`): the least k with
+/// processes × (1 − 1/processes)^k ≤ 0.01 — 8 for 2, 15 for 3, 21 for 4, 36 for 6.
+pub fn reads_to_reach(processes: usize) -> usize {
+    if processes <= 1 {
+        return 1;
+    }
+    let n = processes as f64;
+    let miss = 1.0 - 1.0 / n;
+    (1..).find(|&k| n * miss.powi(k as i32) <= 0.01).unwrap_or(1)
+}
+
 /// The first `max` bytes of a body as text (invalid UTF-8 replaced, line breaks as spaces),
 /// `…` when cut; `(empty)` for none.
 pub fn preview(raw: &[u8], max: usize) -> String {
@@ -360,5 +396,25 @@ impl Stopwatch {
     /// µs since the run began.
     pub fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_to_reach_every_process_with_99_percent() {
+        assert_eq!(reads_to_reach(1), 1);
+        assert_eq!(reads_to_reach(2), 8);
+        assert_eq!(reads_to_reach(3), 15);
+        assert_eq!(reads_to_reach(4), 21);
+        assert_eq!(reads_to_reach(6), 36);
+        // The bound holds, and one read fewer misses it.
+        for n in 2..=16 {
+            let k = reads_to_reach(n) as i32;
+            let miss = |k: i32| n as f64 * (1.0 - 1.0 / n as f64).powi(k);
+            assert!(miss(k) <= 0.01 && miss(k - 1) > 0.01, "{n}: {k}");
+        }
     }
 }

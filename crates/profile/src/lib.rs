@@ -123,6 +123,11 @@ pub struct Defaults {
     /// further off leaves the check inconclusive.
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// Processes behind each target URL (gunicorn's or uvicorn's workers, a load balancer's
+    /// backends): above 1, the checks reach a URL through fresh connections, enough that every
+    /// process answers (`client::reads_to_reach`).
+    #[serde(default = "default_processes")]
+    pub processes: usize,
 }
 
 impl Default for Defaults {
@@ -132,6 +137,7 @@ impl Default for Defaults {
             rounds: default_rounds(),
             timeout_ms: default_timeout_ms(),
             max_wait_ms: default_max_wait_ms(),
+            processes: default_processes(),
         }
     }
 }
@@ -146,6 +152,10 @@ fn default_rounds() -> usize {
 
 fn default_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_processes() -> usize {
+    1
 }
 
 fn default_max_wait_ms() -> u64 {

@@ -16,6 +16,9 @@ use crate::workers::Workers;
 #[derive(Debug, Clone)]
 pub struct StackConfig {
     pub listen: SocketAddr,
+    /// Listen with `SO_REUSEPORT`, so that several processes share one port and the kernel
+    /// spreads connections over them (as gunicorn's or uvicorn's workers share a socket).
+    pub reuse_port: bool,
     pub backends: BackendConfig,
     pub settings: Settings,
 }
@@ -24,6 +27,7 @@ impl Default for StackConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            reuse_port: false,
             backends: BackendConfig {
                 namespace: "stampede".to_owned(),
                 application_name: "stampede-stack".to_owned(),
@@ -93,9 +97,17 @@ impl RunningStack {
 pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// A listener on `addr` with [`LISTEN_BACKLOG`].
-fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    #[cfg(not(unix))]
+    if reuse_port {
+        return Err(std::io::Error::other("sharing a port between processes needs SO_REUSEPORT (unix)"));
+    }
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
@@ -108,7 +120,8 @@ pub async fn start(config: StackConfig) -> Result<RunningStack, StartError> {
         Some(link) => Some(crate::workers::start(&state, link, state.settings.workers).await?),
         None => None,
     };
-    let listener = bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let listener = bind(config.listen, config.reuse_port)
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());

@@ -22,8 +22,12 @@ use crate::kind::Kind;
 
 pub const KIND: &str = "invalidation";
 
-/// Reads per instance to warm its cache.
-const WARM_READS: usize = 2;
+/// Reads per instance to warm its cache: a miss fills the cache of the process that answered
+/// it, so with `processes` behind a URL, each reached on a fresh connection, the next read
+/// after `processes` misses is a hit.
+fn warm_reads(processes: usize) -> usize {
+    processes + 1
+}
 
 /// The read as an operation: what it should serve, what it must not, what it served.
 fn record(
@@ -62,7 +66,7 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
     let mut older: Vec<String> = Vec::new();
     for round in 0..rounds {
         for instance in 0..target.instances() {
-            for _ in 0..WARM_READS {
+            for _ in 0..warm_reads(target.processes()) {
                 let answer =
                     target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
                 let op = record(check, &answer, round, instance, "warm", &current, &older);
