@@ -832,3 +832,34 @@ fn check_against_a_stack_that_does_not_speak_the_profile_names_the_request_and_s
         "{why}"
     );
 }
+
+#[test]
+fn check_uploads_as_a_multipart_form_and_reads_the_bytes_back() {
+    // A form's file part, streamed; the answer's id only, the bytes read back and digested.
+    let profile = only_check_profile_with(
+        "upload-integrity",
+        &[
+            ("request = ", "request = { method = \"POST\", path = \"/v1/uploads\" }"),
+            ("bytes = ", ""),
+            ("sha256 = ", ""),
+            ("read_back = ", "read_back = { method = \"GET\", path = \"/v1/uploads/{id}/content\" }"),
+            ("memory = ", ""),
+        ],
+        "multipart = { field = \"video\", filename = \"clip.mp4\", content_type = \"video/mp4\" }\nread_back_as = \"bytes\"",
+    );
+    let (out, report) = stampede_check(&["--profile", profile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let held = verdict(report.as_ref().unwrap(), "upload-integrity");
+    assert_eq!(held["status"], "held", "{held:#}");
+    assert_eq!(held["evidence"]["stored"], 12, "{held:#}");
+    assert_eq!(held["evidence"]["read_backs"], 12, "{held:#}");
+    // The same form with the raw body's Content-Type left in: refused where it is written.
+    let clash = only_check_profile_with(
+        "upload-integrity",
+        &[("bytes = ", ""), ("sha256 = ", ""), ("memory = ", "")],
+        "multipart = { field = \"video\" }\nread_back_as = \"bytes\"",
+    );
+    let (out, _) = stampede_check(&["--profile", clash.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("remove it from request.headers"), "{}", text(&out));
+}

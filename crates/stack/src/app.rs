@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
     // Bodies streamed in and sockets held open: no deadline.
     let streams = Router::new()
         .route("/v1/uploads", post(api::uploads::create))
+        .route("/v1/uploads/{id}/content", get(api::uploads::content))
         .route("/v1/projects/{id}/chat", get(api::chat::connect));
     let router = Router::new()
         .merge(api)

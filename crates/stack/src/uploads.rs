@@ -150,6 +150,11 @@ impl Uploads {
         Ok(stored)
     }
 
+    /// Upload `id`'s stored bytes, opened for reading; none when this process has not stored it.
+    pub(crate) async fn open(&self, id: &str) -> Option<tokio::fs::File> {
+        tokio::fs::File::open(self.dir.join(id)).await.ok()
+    }
+
     /// Removes upload `id`'s bytes, if any.
     pub(crate) async fn remove(&self, id: &str) {
         let _ = tokio::fs::remove_file(self.dir.join(id)).await;

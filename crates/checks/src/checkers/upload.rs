@@ -69,19 +69,17 @@ pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, Target
             let digest = digest.clone();
             async move {
                 let count = parts.len();
-                let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
-                let request = target
-                    .request(instance, Some(&token), &check.request, &[])
-                    .body(reqwest::Body::wrap_stream(stream));
-                let answer = target.execute(request).await;
+                let answer = target.execute(check.upload(&target, instance, &token, parts)).await;
                 let value = json!({
                     "size": size,
                     "sha256": digest,
                     "chunk": chunk,
                     "chunks": count,
                     "id": pointer_string(&answer.body, &check.id),
-                    "answered_bytes": pointer_u64(&answer.body, &check.bytes),
-                    "answered_sha256": pointer_string(&answer.body, &check.sha256),
+                    "answered_bytes": check.bytes.as_deref().and_then(|p| pointer_u64(&answer.body, p)),
+                    "answered_sha256": check.sha256.as_deref().and_then(|p| pointer_string(&answer.body, p)),
+                    "asks_bytes": check.bytes.is_some(),
+                    "asks_sha256": check.sha256.is_some(),
                 });
                 answer.op(s, instance, "upload", support::by_status(&answer), value)
             }
@@ -90,15 +88,26 @@ pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, Target
         for upload in uploads.iter().filter(|op| op.outcome == Outcome::Ok) {
             let Some(id) = upload.value["id"].as_str() else { continue };
             for instance in 0..target.instances() {
-                let answer = target
-                    .send(instance, Some(&user.tokens[instance]), &check.read_back, &[("id", id)])
-                    .await;
+                let request =
+                    target.request(instance, Some(&user.tokens[instance]), &check.read_back, &[("id", id)]);
+                let (answer, raw) = target.execute_raw(request).await;
+                // The bytes themselves, digested here; or the metadata the stack states.
+                let (bytes, sha256) = match check.read_back_as {
+                    ReadBack::Bytes => (
+                        answer.status.map(|_| raw.len() as u64),
+                        answer.status.map(|_| hex(&Sha256::digest(&raw))),
+                    ),
+                    ReadBack::Metadata => (
+                        check.bytes.as_deref().and_then(|p| pointer_u64(&answer.body, p)),
+                        check.sha256.as_deref().and_then(|p| pointer_string(&answer.body, p)),
+                    ),
+                };
                 let value = json!({
                     "id": id,
                     "size": size,
                     "sha256": digest,
-                    "answered_bytes": pointer_u64(&answer.body, &check.bytes),
-                    "answered_sha256": pointer_string(&answer.body, &check.sha256),
+                    "answered_bytes": bytes,
+                    "answered_sha256": sha256,
                 });
                 history.push(answer.op(s, instance, "read-back", support::read(&answer), value));
             }
@@ -113,19 +122,17 @@ pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, Target
         for instance in 0..target.instances() {
             let (chunk, parts) = (MEMORY_CHUNK, chunks(&sent, MEMORY_CHUNK));
             let count = parts.len();
-            let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
-            let request = target
-                .request(instance, Some(&user.tokens[instance]), &check.request, &[])
-                .body(reqwest::Body::wrap_stream(stream));
-            let answer = target.execute(request).await;
+            let answer = target.execute(check.upload(target, instance, &user.tokens[instance], parts)).await;
             let value = json!({
                 "size": memory.size,
                 "sha256": digest,
                 "chunk": chunk,
                 "chunks": count,
                 "id": pointer_string(&answer.body, &check.id),
-                "answered_bytes": pointer_u64(&answer.body, &check.bytes),
-                "answered_sha256": pointer_string(&answer.body, &check.sha256),
+                "answered_bytes": check.bytes.as_deref().and_then(|p| pointer_u64(&answer.body, p)),
+                "answered_sha256": check.sha256.as_deref().and_then(|p| pointer_string(&answer.body, p)),
+                "asks_bytes": check.bytes.is_some(),
+                "asks_sha256": check.sha256.is_some(),
             });
             history.push(answer.op(process, instance, "upload", support::by_status(&answer), value));
             let invoke_us = target.clock.now_us();
@@ -164,16 +171,19 @@ pub async fn run(target: &Target, check: &UploadCheck) -> Result<Verdict, Target
 pub fn judge(name: &str, history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
     let (mut stored, mut read_backs, mut unknown, mut undescribed) = (0, 0, 0, 0);
+    // What the profile asks an answer to state: an upload's size and digest may be left to a
+    // read-back of the bytes (`asks_bytes`, `asks_sha256` false); unmarked, both are asked.
+    let asks = |op: &Op, field: &str| op.value[field] != false;
     let describes = |op: &Op| {
         op.value["id"].is_string()
-            && op.value["answered_bytes"].is_u64()
-            && op.value["answered_sha256"].is_string()
+            && (!asks(op, "asks_bytes") || op.value["answered_bytes"].is_u64())
+            && (!asks(op, "asks_sha256") || op.value["answered_sha256"].is_string())
     };
     let status = |op: &Op| op.status.map_or("nothing".to_owned(), |s| s.to_string());
     for op in history {
         let what = format!("{} bytes in chunks of {}", op.value["size"], op.value["chunk"]);
-        let agrees = op.value["answered_bytes"] == op.value["size"];
-        let same_digest = op.value["answered_sha256"] == op.value["sha256"];
+        let agrees = !asks(op, "asks_bytes") || op.value["answered_bytes"] == op.value["size"];
+        let same_digest = !asks(op, "asks_sha256") || op.value["answered_sha256"] == op.value["sha256"];
         match (op.action.as_str(), op.outcome) {
             (_, Outcome::Unknown) => unknown += 1,
             ("upload", Outcome::Fail) => {
@@ -309,6 +319,24 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_that_states_only_the_id_is_judged_by_the_bytes_read_back() {
+        let mut only_id = upload(0, "");
+        only_id.value["answered_bytes"] = json!(null);
+        only_id.value["answered_sha256"] = json!(null);
+        only_id.value["asks_bytes"] = json!(false);
+        only_id.value["asks_sha256"] = json!(false);
+        let v = judge("u", &[only_id.clone(), read_back(0, 5, "ab")]);
+        assert!(v.held(), "{v:?}");
+        let v = judge("u", &[only_id.clone(), read_back(0, 4, "cd")]);
+        assert_eq!(v.rules(), ["read-back-mismatch"]);
+        // Asked and missing is still an answer that does not describe the upload.
+        let mut missing = only_id;
+        missing.value["asks_bytes"] = json!(true);
+        let v = judge("u", &[missing, read_back(0, 5, "ab")]);
+        assert!(v.missing().contains(&"answers-describe"), "{:?}", v.missing());
+    }
+
+    #[test]
     fn what_was_sent_everywhere_passes() {
         let verdict = judge("u", &[upload(5, "ab"), read_back(0, 5, "ab"), read_back(1, 5, "ab")]);
         assert!(verdict.held(), "{:?}", verdict.violations);
@@ -421,16 +449,85 @@ pub struct UploadCheck {
     #[serde(default = "default_chunk_sizes")]
     pub chunk_sizes: Vec<usize>,
     /// JSON pointers to the upload's id, size and lowercase hex SHA-256, in the upload's answer
-    /// and in the read-back.
+    /// and in a metadata read-back; the size and digest may be left out when the read-back
+    /// is of the bytes.
     pub id: String,
-    pub bytes: String,
-    pub sha256: String,
-    /// Reads the upload's metadata back; `{id}`.
+    #[serde(default)]
+    pub bytes: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Sends the body as the one file part of a multipart/form-data form (Django, DRF, Rails,
+    /// multer) instead of raw.
+    #[serde(default)]
+    pub multipart: Option<MultipartUpload>,
+    /// Reads the upload back; `{id}`.
     pub read_back: RequestTemplate,
+    /// What the read-back answers: the upload's metadata (the size and digest at `bytes` and
+    /// `sha256`; default) or its bytes, which stampede digests.
+    #[serde(default)]
+    pub read_back_as: ReadBack,
     /// The memory the stack holds per upload, read from its metrics after the uploads: a
     /// streaming stack holds a chunk at a time, one that buffers holds the body.
     #[serde(default)]
     pub memory: Option<UploadMemory>,
+}
+
+/// The form an upload is sent in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultipartUpload {
+    /// The form field of the file.
+    #[serde(default = "default_field")]
+    pub field: String,
+    #[serde(default = "default_filename")]
+    pub filename: String,
+    #[serde(default = "default_content_type")]
+    pub content_type: String,
+}
+
+fn default_field() -> String {
+    "file".to_owned()
+}
+
+fn default_filename() -> String {
+    "upload.bin".to_owned()
+}
+
+fn default_content_type() -> String {
+    "application/octet-stream".to_owned()
+}
+
+/// What an upload's read-back answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadBack {
+    #[default]
+    Metadata,
+    Bytes,
+}
+
+impl UploadCheck {
+    /// The upload of `parts` streamed chunk by chunk: the raw body, or the file part of a form.
+    fn upload(
+        &self,
+        target: &Target,
+        instance: usize,
+        token: &str,
+        parts: Vec<Vec<u8>>,
+    ) -> reqwest::RequestBuilder {
+        let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
+        let request = target.request(instance, Some(token), &self.request, &[]);
+        match &self.multipart {
+            None => request.body(reqwest::Body::wrap_stream(stream)),
+            Some(form) => {
+                let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream))
+                    .file_name(form.filename.clone())
+                    .mime_str(&form.content_type)
+                    .expect("multipart.content_type is validated when the profile is read");
+                request.multipart(reqwest::multipart::Form::new().part(form.field.clone(), part))
+            }
+        }
+    }
 }
 
 /// Where a stack reports the most upload body bytes it held at once, and the bound.
@@ -474,7 +571,10 @@ impl Kind for UploadCheck {
     }
 
     fn pointers(&self) -> Vec<(&'static str, &str)> {
-        vec![("id", &self.id), ("bytes", &self.bytes), ("sha256", &self.sha256)]
+        let mut pointers = vec![("id", self.id.as_str())];
+        pointers.extend(self.bytes.as_deref().map(|p| ("bytes", p)));
+        pointers.extend(self.sha256.as_deref().map(|p| ("sha256", p)));
+        pointers
     }
 
     fn validate(&self) -> Result<(), FieldError> {
@@ -483,6 +583,28 @@ impl Kind for UploadCheck {
         }
         if self.chunk_sizes.is_empty() {
             return Err(FieldError::new("chunk_sizes", "sizes and chunk_sizes must not be empty"));
+        }
+        if self.read_back_as == ReadBack::Metadata && (self.bytes.is_none() || self.sha256.is_none()) {
+            return Err(FieldError::new(
+                "read_back_as",
+                "a metadata read-back is compared at `bytes` and `sha256`: give both, or read_back_as = \"bytes\"",
+            ));
+        }
+        if self.multipart.is_some()
+            && self.request.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type"))
+        {
+            return Err(FieldError::new(
+                "request",
+                "with multipart the form sets Content-Type (with its boundary): remove it from request.headers",
+            ));
+        }
+        if let Some(form) = &self.multipart
+            && reqwest::multipart::Part::bytes(Vec::new()).mime_str(&form.content_type).is_err()
+        {
+            return Err(FieldError::new(
+                "multipart.content_type",
+                format!("{:?} is not a media type", form.content_type),
+            ));
         }
         let Some(memory) = &self.memory else { return Ok(()) };
         at_least_one("memory.max_bytes", memory.max_bytes)?;

@@ -61,18 +61,32 @@ fn content_length(headers: &HeaderMap) -> ApiResult<Option<u64>> {
     length.map(Some).ok_or_else(|| ApiError::BadRequest("malformed Content-Length".to_owned()))
 }
 
-fn check_content_type(headers: &HeaderMap) -> ApiResult<()> {
+/// How the body comes: raw, or as the file part of a multipart/form-data form.
+enum Encoding {
+    Raw,
+    /// The form's boundary.
+    Multipart(String),
+}
+
+fn check_content_type(headers: &HeaderMap) -> ApiResult<Encoding> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if essence.eq_ignore_ascii_case("application/octet-stream") {
-        Ok(())
+        Ok(Encoding::Raw)
+    } else if essence.eq_ignore_ascii_case("multipart/form-data") {
+        multer::parse_boundary(content_type)
+            .map(Encoding::Multipart)
+            .map_err(|e| ApiError::BadRequest(format!("multipart/form-data without a usable boundary: {e}")))
     } else {
-        Err(ApiError::BadRequest("expected a body with Content-Type: application/octet-stream".to_owned()))
+        Err(ApiError::BadRequest(
+            "expected a body with Content-Type: application/octet-stream or multipart/form-data".to_owned(),
+        ))
     }
 }
 
 /// `POST /v1/uploads`: 201 `{id, bytes, sha256}` with `Location` and the limit's
-/// `RateLimit-*` fields.
+/// `RateLimit-*` fields. The body is the upload, or a multipart/form-data form whose first
+/// part with a file name is (streamed as it comes, like a raw body).
 ///
 /// A refusal before the body is read (400, 413, 429) says `Connection: close`: the unread
 /// body is still on the connection, so the server closes it after answering, and a client
@@ -83,8 +97,8 @@ pub(crate) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let info = match admit(&state, &caller, &headers).await {
-        Ok(info) => info,
+    let (info, encoding) = match admit(&state, &caller, &headers).await {
+        Ok(admitted) => admitted,
         Err(refusal) => {
             let mut response = refusal.into_response();
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -92,7 +106,24 @@ pub(crate) async fn create(
         }
     };
     let id = format!("{:032x}", rand::random::<u128>());
-    let stored = state.uploads.store(&id, body.into_data_stream()).await.map_err(|e| match e {
+    let stored = match encoding {
+        Encoding::Raw => state.uploads.store(&id, body.into_data_stream()).await,
+        Encoding::Multipart(boundary) => {
+            let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+            let file = loop {
+                match form.next_field().await {
+                    Ok(Some(field)) if field.file_name().is_some() => break field,
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return Err(ApiError::BadRequest("the form has no file part".to_owned())),
+                    Err(e) => {
+                        return Err(ApiError::BadRequest(format!("malformed multipart/form-data: {e}")));
+                    }
+                }
+            };
+            state.uploads.store(&id, Box::pin(file)).await
+        }
+    };
+    let stored = stored.map_err(|e| match e {
         SinkError::TooLarge { max } => ApiError::PayloadTooLarge { max },
         SinkError::Body(message) => ApiError::BadRequest(message),
         SinkError::Write(e) => ApiError::Internal(format!("cannot store upload {id}: {e}")),
@@ -113,13 +144,45 @@ pub(crate) async fn create(
 }
 
 /// The checks before the body: content type, declared length, the per-user limit.
-async fn admit(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiResult<RateLimitInfo> {
-    check_content_type(headers)?;
+async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> ApiResult<(RateLimitInfo, Encoding)> {
+    let encoding = check_content_type(headers)?;
     let max = state.uploads.max_bytes();
     if content_length(headers)?.is_some_and(|length| length > max) {
         return Err(ApiError::PayloadTooLarge { max });
     }
-    RateLimitInfo::admit(state.uploads.limiter().check(&caller.key()).await?, "uploads")
+    Ok((RateLimitInfo::admit(state.uploads.limiter().check(&caller.key()).await?, "uploads")?, encoding))
+}
+
+/// `GET /v1/uploads/{id}/content`: the upload's bytes, streamed from the file, for its owner;
+/// 404 for everyone else, and on a process that did not store it (each keeps its own files).
+pub(crate) async fn content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let record = owned(&state, &caller, &id).await?;
+    let file = state.uploads.open(&record.id).await.ok_or(ApiError::NotFound("upload content"))?;
+    let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(record.bytes));
+    Ok(response)
+}
+
+/// Upload `id` when `caller` owns it; not found otherwise.
+async fn owned(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Upload> {
+    let id = check_id(id)?;
+    let bytes = state.backends.records.get(&record_key(id)).await?.ok_or(ApiError::NotFound("upload"))?;
+    let record: Record = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("upload {id} record is corrupt: {e}")))?;
+    if record.owner != caller.id {
+        return Err(ApiError::NotFound("upload"));
+    }
+    Ok(record.upload)
 }
 
 /// `GET /v1/uploads/{id}`: the upload's metadata for its owner; 404 for everyone else.
@@ -128,12 +191,5 @@ pub(crate) async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Upload>> {
-    let id = check_id(&id)?;
-    let bytes = state.backends.records.get(&record_key(id)).await?.ok_or(ApiError::NotFound("upload"))?;
-    let record: Record = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::Internal(format!("upload {id} record is corrupt: {e}")))?;
-    if record.owner != caller.id {
-        return Err(ApiError::NotFound("upload"));
-    }
-    Ok(Json(record.upload))
+    owned(&state, &caller, &id).await.map(Json)
 }

@@ -498,6 +498,23 @@ async fn drive_healthy(run: &mut Run<'_>) {
     run.call(M::GET, &u, None, Empty, 401).await;
     run.call(M::GET, "/v1/uploads/0123456789abcdef0123456789abcdef", alice, Empty, 404).await;
     run.call(M::GET, "/v1/uploads/not-an-upload", alice, Empty, 404).await;
+    // The bytes read back, for the owner only; a form's file part is an upload too.
+    let content = run.call(M::GET, &format!("{u}/content"), alice, Empty, 200).await;
+    if content.body != b"hello" {
+        run.problems.push(format!("upload content: {:?}, not the bytes sent", content.body));
+    }
+    run.call(M::GET, &format!("{u}/content"), bob, Empty, 404).await;
+    run.call(M::GET, &format!("{u}/content"), None, Empty, 401).await;
+    let form = "--b0undary\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nignored\r\n--b0undary\r\n\
+                Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n\
+                from a form\r\n--b0undary--\r\n";
+    let answer =
+        run.call(M::POST, "/v1/uploads", bob, Raw("multipart/form-data; boundary=b0undary", form), 201).await;
+    if answer.json()["bytes"] != 11 {
+        run.problems.push(format!("multipart upload: {} is not the file part's 11 bytes", answer.json()));
+    }
+    let no_file = "--b0undary\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nx\r\n--b0undary--\r\n";
+    run.call(M::POST, "/v1/uploads", bob, Raw("multipart/form-data; boundary=b0undary", no_file), 400).await;
 
     // Chat: real handshakes; at most 5 connections a user.
     let c = format!("{p}/chat");
@@ -547,6 +564,7 @@ async fn drive_outage(run: &mut Run<'_>, redis: &mut OwnRedis) {
     run.call(M::GET, "/readyz", None, Empty, 503).await;
     run.call(M::POST, "/v1/uploads", t, Body::Octets(b"dark".to_vec()), 503).await;
     run.call(M::GET, "/v1/uploads/0123456789abcdef0123456789abcdef", t, Empty, 503).await;
+    run.call(M::GET, "/v1/uploads/0123456789abcdef0123456789abcdef/content", t, Empty, 503).await;
     run.call(M::GET, &format!("{p}/chat"), t, Empty, 503).await;
     // What needs no backend still answers.
     run.call(M::GET, "/healthz", None, Empty, 200).await;
@@ -661,6 +679,7 @@ const PROBES: &[&str] = &[
     "/v1/usage",
     "/v1/uploads",
     "/v1/uploads/0123456789abcdef0123456789abcdef",
+    "/v1/uploads/0123456789abcdef0123456789abcdef/content",
     "/healthz",
     "/readyz",
     "/metrics",
