@@ -110,7 +110,8 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     );
 
     if args.dry_run {
-        let answered = dry_run(&reached.target.spread(), &checks).await;
+        // Each request once per URL: the dry run shows answers, it does not reach processes.
+        let answered = dry_run(&reached.target, &checks).await;
         reached.shutdown("check").await;
         return answered;
     }

@@ -180,6 +180,11 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let path = report::write_all(&dir, &report).with_context(|| format!("write {}", dir.display()))?.html;
     if let Some(e) = load_failed {
         println!("stampede run: the reports in {} hold the checks; the load could not run", dir.display());
+        // A violation found before wins over everything (exit 1); else the load's failure.
+        if findings.violated {
+            eprintln!("stampede run: {e}");
+            return Ok(findings.code());
+        }
         return Err(e.into());
     }
     crate::load::print_summary(&report);

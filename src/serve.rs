@@ -49,7 +49,7 @@ pub(crate) struct ServeArgs {
     pub(crate) rate_limit_headers: stack::RateLimitHeaders,
     /// Refuse a chat connection over the limit by accepting the upgrade and closing it at once
     /// with this close code (e.g. 4429), instead of answering 429 to the handshake.
-    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(1000..=4999))]
+    #[arg(long, value_name = "CODE", value_parser = parse_close_code)]
     pub(crate) chat_refuse_close: Option<u16>,
     /// Uploads per user, `COUNT/DURATION`.
     #[arg(long, default_value = "15/24h", value_parser = parse_limit)]
@@ -142,6 +142,16 @@ fn reserve_port(at: SocketAddr) -> std::io::Result<(tokio::net::TcpSocket, u16)>
     socket.bind(at)?;
     let port = socket.local_addr()?.port();
     Ok((socket, port))
+}
+
+/// A close code a server may send: 1000 to 4999, less those reserved for the endpoints' own
+/// reports (1005, 1006, 1015) and the unassigned 1016–2999 (RFC 6455 §7.4).
+fn parse_close_code(text: &str) -> Result<u16, String> {
+    let code: u16 = text.parse().map_err(|_| format!("{text:?} is not a close code"))?;
+    match code {
+        1000..=1004 | 1007..=1014 | 3000..=4999 => Ok(code),
+        _ => Err(format!("{code} cannot be sent in a close frame (1000–1004, 1007–1014, 3000–4999)")),
+    }
 }
 
 fn parse_headers(text: &str) -> Result<stack::RateLimitHeaders, String> {

@@ -74,14 +74,28 @@ const LIMIT_KEYS: [&str; 2] = ["limit", "q"];
 const RESET_KEYS: [&str; 2] = ["reset", "t"];
 
 impl Convention<'_> {
-    /// Reads the window an answer's `headers` state, `now` being when it arrived. An error
-    /// names the header and the value whose format could not be told.
+    /// Reads the window an answer's `headers` state, `now` being when it arrived. An epoch or
+    /// date reset is measured from the answer's own `Date` when it has one (the stack's clock,
+    /// whatever stampede's says; to the second, so a reset reads up to a second long), else
+    /// from `now`. An error names the header and the value whose format could not be told, or
+    /// that lies further off than any window ([`DELTA_MAX_S`]).
     pub fn read(&self, headers: &HeaderMap, now: SystemTime) -> Result<Stated, String> {
-        let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let policy = value("ratelimit-policy").map(policy);
+        // A field sent as several lines is one list (RFC 9110 §5.3).
+        let value = |name: &str| {
+            let lines: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+            (!lines.is_empty()).then(|| lines.join(", "))
+        };
+        let now = headers
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .unwrap_or(now);
+        let policy = value("ratelimit-policy").map(|v| policy(&v));
         let limit = match self.limit_header {
-            Some(name) => value(&name.to_ascii_lowercase()).and_then(|v| number_in(v, &LIMIT_KEYS)),
-            None => LIMIT_HEADERS.iter().find_map(|name| value(name).and_then(|v| number_in(v, &LIMIT_KEYS))),
+            Some(name) => value(&name.to_ascii_lowercase()).and_then(|v| number_in(&v, &LIMIT_KEYS)),
+            None => {
+                LIMIT_HEADERS.iter().find_map(|name| value(name).and_then(|v| number_in(&v, &LIMIT_KEYS)))
+            }
         }
         .and_then(|n| (n >= 0.0 && n.fract() == 0.0).then_some(n as u64))
         .or(policy.and_then(|p| p.0));
@@ -95,7 +109,7 @@ impl Convention<'_> {
             }),
         };
         let reset_s = match reset {
-            Some((name, v)) => match reset_text(v) {
+            Some((name, v)) => match reset_text(&v) {
                 Some(text) => Some(self.seconds_to(&name, text, now)?),
                 None => None,
             },
@@ -111,7 +125,10 @@ impl Convention<'_> {
         let date = || httpdate::parse_http_date(text).ok();
         let until = |at: SystemTime| at.duration_since(now).unwrap_or(Duration::ZERO).as_secs_f64();
         let format = match (self.reset_format, number) {
-            (ResetFormat::Auto, Some(_)) if name == "retry-after" => ResetFormat::Delta,
+            // `Retry-After` is seconds or an HTTP date (RFC 9110 §10.2.3), whatever is declared
+            // for the other fields.
+            (_, Some(_)) if name == "retry-after" => ResetFormat::Delta,
+            (_, None) if name == "retry-after" => ResetFormat::HttpDate,
             (ResetFormat::Auto, Some(n)) if n < DELTA_MAX_S => ResetFormat::Delta,
             (ResetFormat::Auto, Some(n)) if n >= now_s - EPOCH_PAST_S && n <= now_s + DELTA_MAX_S => {
                 ResetFormat::Epoch
@@ -131,16 +148,28 @@ impl Convention<'_> {
             }
             (declared, _) => declared,
         };
-        match format {
+        let seconds = match format {
             ResetFormat::Delta | ResetFormat::Epoch => {
                 let n = number.ok_or_else(|| format!("{name}: {text:?} is not a number of seconds"))?;
-                Ok(if format == ResetFormat::Delta { n } else { (n - now_s).max(0.0) })
+                if format == ResetFormat::Epoch && n < now_s - EPOCH_PAST_S {
+                    return Err(format!(
+                        "{name}: {text} read as an epoch time is more than a day ago (now is {now_s:.0}): is the \
+                         reset_format declared right?"
+                    ));
+                }
+                if format == ResetFormat::Delta { n } else { (n - now_s).max(0.0) }
             }
             ResetFormat::HttpDate => {
-                date().map(until).ok_or_else(|| format!("{name}: {text:?} is not an HTTP date"))
+                date().map(until).ok_or_else(|| format!("{name}: {text:?} is not an HTTP date"))?
             }
             ResetFormat::Auto => unreachable!("the format was told apart above"),
+        };
+        if seconds > DELTA_MAX_S {
+            return Err(format!(
+                "{name}: {text} puts the reset {seconds:.0} s away, further than any window stampede waits for"
+            ));
         }
+        Ok(seconds)
     }
 }
 
@@ -255,8 +284,14 @@ mod tests {
         assert_eq!(auto(&[("Retry-After", "41")]), stated(None, Some(41.0), None));
         let date = httpdate::fmt_http_date(now() + Duration::from_secs(41));
         assert_eq!(auto(&[("Retry-After", &date)]), stated(None, Some(41.0), None));
-        // A large Retry-After is still seconds: the header is never an epoch time.
-        assert_eq!(auto(&[("Retry-After", "20000000")]), stated(None, Some(2e7), None));
+        // A large Retry-After is still seconds — the header is never an epoch time — and one
+        // further off than any window is an error, not a wait.
+        assert_eq!(auto(&[("Retry-After", "9000000")]), stated(None, Some(9e6), None));
+        let err = auto(&[("Retry-After", "1e20")]).unwrap_err();
+        assert!(err.contains("further than any window"), "{err}");
+        // Declared epoch for the other fields, `Retry-After` stays seconds.
+        let declared = Convention { reset_format: ResetFormat::Epoch, ..Convention::default() };
+        assert_eq!(declared.read(&headers(&[("Retry-After", "41")]), now()), stated(None, Some(41.0), None));
     }
 
     #[test]
@@ -266,13 +301,32 @@ mod tests {
         assert!(err.contains("declare reset_format"), "{err}");
         let err = auto(&[("RateLimit-Reset", "soon")]).unwrap_err();
         assert!(err.contains("neither seconds, an epoch time nor an HTTP date"), "{err}");
-        // Declared, the value is read as declared: a small epoch time is long past.
+        // Declared, the value is read as declared: a small epoch time is long past, an error.
         let declared = Convention { reset_format: ResetFormat::Epoch, ..Convention::default() };
-        let read = declared.read(&headers(&[("X-RateLimit-Reset", "123456789")]), now());
-        assert_eq!(read, stated(None, Some(0.0), None));
+        let err = declared.read(&headers(&[("X-RateLimit-Reset", "123456789")]), now()).unwrap_err();
+        assert!(err.contains("more than a day ago"), "{err}");
         let declared = Convention { reset_format: ResetFormat::HttpDate, ..Convention::default() };
-        let err = declared.read(&headers(&[("Retry-After", "41")]), now()).unwrap_err();
+        let err = declared.read(&headers(&[("X-RateLimit-Reset", "41")]), now()).unwrap_err();
         assert!(err.contains("is not an HTTP date"), "{err}");
+    }
+
+    #[test]
+    fn an_epoch_reset_is_measured_on_the_stacks_clock_when_it_sends_its_date() {
+        // The stack's clock 10 s behind stampede's: its Date says so, and the reset is 41 s away
+        // by its own clock.
+        let date = httpdate::fmt_http_date(now() - Duration::from_secs(10));
+        let reset = (NOW_S - 10 + 41).to_string();
+        let read = auto(&[("Date", &date), ("X-RateLimit-Reset", &reset)]);
+        assert_eq!(read, stated(None, Some(41.0), None));
+        // Without a Date, stampede's clock: the same header reads 31 s.
+        assert_eq!(auto(&[("X-RateLimit-Reset", &reset)]), stated(None, Some(31.0), None));
+    }
+
+    #[test]
+    fn a_field_sent_as_several_lines_is_one_list() {
+        let mut map = headers(&[("RateLimit", "limit=6")]);
+        map.append("ratelimit", HeaderValue::from_static("remaining=3, reset=41"));
+        assert_eq!(Convention::default().read(&map, now()), stated(Some(6), Some(41.0), None));
     }
 
     #[test]

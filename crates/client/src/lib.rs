@@ -112,8 +112,11 @@ impl Target {
         let mut spread = self.clone();
         let reads = reads_to_reach(processes);
         spread.urls = self.urls.iter().flat_map(|url| std::iter::repeat_n(url.clone(), reads)).collect();
-        if let Ok(http) = client(self.timeout, 0) {
-            spread.http = http;
+        match client(self.timeout, 0) {
+            Ok(http) => spread.http = http,
+            Err(e) => eprintln!(
+                "stampede: no client without kept-alive connections ({e}): the processes may not all be reached"
+            ),
         }
         spread
     }
@@ -121,6 +124,16 @@ impl Target {
     /// Processes behind each URL.
     pub fn processes(&self) -> usize {
         self.profile.defaults.processes.max(1)
+    }
+
+    /// The stack's processes in all: its distinct URLs times the processes behind each (a
+    /// spread target's instances are connections, not processes: per-process caps and work
+    /// are counted with this).
+    pub fn stack_processes(&self) -> usize {
+        let mut urls: Vec<&String> = self.urls.iter().collect();
+        urls.sort();
+        urls.dedup();
+        urls.len() * self.processes()
     }
 
     /// The same target, its fake upstream controlled at `url`.
@@ -221,21 +234,23 @@ impl Target {
         request
     }
 
-    /// The request `template` makes (its method, headers and body) sent to `link` as given: a
-    /// path on `instance`, or a full URL; `link` is not filled, so an opaque cursor in it
-    /// travels untouched.
-    pub fn request_link(
+    /// Where a `link` (a next page's, as a stack gave it: a full URL, an absolute or relative
+    /// path, a query) leads when followed from the page at `from`, asked of `instance`: the
+    /// link resolved against `from` (RFC 3986), its path and query on the instance's origin —
+    /// so a walk keeps going round the instances, and a token never goes to another host.
+    /// The link's path and query are taken as they are: an opaque cursor in it is not
+    /// re-encoded. None when `from` or the link is no URL.
+    pub fn link_url(&self, instance: usize, from: &str, link: &str) -> Option<String> {
+        link_on(&self.urls[instance], from, link)
+    }
+
+    /// The request `template` makes (its method, headers and body), sent to `url`.
+    pub fn request_url(
         &self,
-        instance: usize,
+        url: String,
         token: Option<&str>,
         template: &RequestTemplate,
-        link: &str,
     ) -> reqwest::RequestBuilder {
-        let url = if link.starts_with("http://") || link.starts_with("https://") {
-            link.to_owned()
-        } else {
-            format!("{}/{}", self.urls[instance], link.trim_start_matches('/'))
-        };
         self.request_to(url, token, template, &[])
     }
 
@@ -345,6 +360,15 @@ impl Target {
     }
 }
 
+/// `link` followed from the page at `from`, on the origin of `instance_url`.
+fn link_on(instance_url: &str, from: &str, link: &str) -> Option<String> {
+    let resolved = reqwest::Url::parse(from).ok()?.join(link).ok()?;
+    let mut at = reqwest::Url::parse(instance_url).ok()?;
+    at.set_path(resolved.path());
+    at.set_query(resolved.query());
+    Some(at.to_string())
+}
+
 /// The HTTP client: no proxy, no transparent decompression (whatever features another crate
 /// enables: the checks judge the bytes on the wire), `idle` kept-alive connections per host (0:
 /// a fresh connection for every request).
@@ -402,6 +426,23 @@ impl Stopwatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_is_resolved_against_its_page_and_asked_of_the_instance() {
+        let from = "http://a:1/api/v1/videos?limit=7";
+        let on = |link: &str| link_on("http://b:2/api", from, link);
+        // A path, a relative path, a query alone, a full URL naming another host.
+        assert_eq!(
+            on("/api/v1/videos?page[after]=YWJj%3D").as_deref(),
+            Some("http://b:2/api/v1/videos?page[after]=YWJj%3D")
+        );
+        assert_eq!(on("videos?cursor=2").as_deref(), Some("http://b:2/api/v1/videos?cursor=2"));
+        assert_eq!(on("?page=2").as_deref(), Some("http://b:2/api/v1/videos?page=2"));
+        assert_eq!(
+            on("https://elsewhere.example/api/v1/videos?page=3").as_deref(),
+            Some("http://b:2/api/v1/videos?page=3")
+        );
+    }
 
     #[test]
     fn reads_to_reach_every_process_with_99_percent() {

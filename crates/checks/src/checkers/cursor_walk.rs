@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use client::{Target, TargetError, User};
 use profile::Defaults;
-use profile::template::RequestTemplate;
+use profile::template::{RequestTemplate, fill};
 use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -90,14 +90,35 @@ async fn walk(target: &Target, check: &CursorWalkCheck, user: &User, round: usiz
     let mut ops: Vec<Op> = Vec::new();
     let mut next: Option<String> = None;
     let mut offset = 0usize;
+    // The URL of the page a link came in, which a relative link is resolved against.
+    let mut from = format!("{}{}", target.urls[0], fill(&check.page.path, &[]));
     for page in 0..max_pages {
         let instance = page % target.instances();
         let token = Some(user.tokens[instance].as_str());
         let request = match (&next, check.follow) {
             (None, _) => target.request(instance, token, &check.page, &[]),
-            (Some(link), Follow::Link | Follow::LinkHeader) => {
-                target.request_link(instance, token, &check.page, link)
-            }
+            (Some(link), Follow::Link | Follow::LinkHeader) => match target.link_url(instance, &from, link) {
+                Some(url) => {
+                    from = url.clone();
+                    target.request_url(url, token, &check.page)
+                }
+                None => {
+                    // A link that is no URL: the page cannot be asked for (an answer nothing
+                    // recognises, so the walk judges nothing).
+                    let now = target.clock.now_us();
+                    ops.push(Op {
+                        process: round,
+                        instance,
+                        action: "page".into(),
+                        invoke_us: now,
+                        complete_us: now,
+                        status: None,
+                        outcome: Outcome::Unknown,
+                        value: json!({ "page": page, "ids": null, "next": null, "asked": link, "error": "not a link" }),
+                    });
+                    break;
+                }
+            },
             (Some(value), Follow::Cursor | Follow::Offset) => target
                 .request(instance, token, &check.page, &[])
                 .query(&[(check.cursor_param.as_str(), value.as_str())]),
@@ -109,10 +130,17 @@ async fn walk(target: &Target, check: &CursorWalkCheck, user: &User, round: usiz
             });
         let rows = ids.as_ref().map_or(0, Vec::len);
         let found = match check.follow {
-            Follow::Cursor | Follow::Link => {
-                check.next.as_deref().and_then(|pointer| pointer_string(&answer.body, pointer))
+            Follow::Cursor => check.next.as_deref().and_then(|pointer| pointer_string(&answer.body, pointer)),
+            // A link as a string, or a JSON:API link object's `href`.
+            Follow::Link => check.next.as_deref().and_then(|pointer| {
+                pointer_string(&answer.body, pointer)
+                    .or_else(|| pointer_string(&answer.body, &format!("{pointer}/href")))
+            }),
+            Follow::LinkHeader => {
+                let lines: Vec<&str> =
+                    answer.headers.get_all("link").iter().filter_map(|v| v.to_str().ok()).collect();
+                next_link(&lines.join(", "))
             }
-            Follow::LinkHeader => answer.header("link").and_then(next_link),
             // The last page is the empty one.
             Follow::Offset => (rows > 0).then(|| (offset + rows).to_string()),
         }
@@ -139,11 +167,16 @@ async fn walk(target: &Target, check: &CursorWalkCheck, user: &User, round: usiz
 }
 
 /// The `rel="next"` target of a `Link` header (RFC 8288): `<…>; rel="next", <…>; rel="last"`.
+/// Targets are read between `<` and `>`, so commas and semicolons in them are theirs.
 fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|link| {
-        let (target, params) = link.trim().split_once(';')?;
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        let next = params.split(';').any(|param| {
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let target = &after[..close];
+        let params = &after[close + 1..];
+        let params = &params[..params.find('<').unwrap_or(params.len())];
+        let next = params.split([';', ',']).any(|param| {
             param.trim().split_once('=').is_some_and(|(k, v)| {
                 k.trim().eq_ignore_ascii_case("rel")
                     && v.trim()
@@ -152,8 +185,12 @@ fn next_link(header: &str) -> Option<String> {
                         .any(|rel| rel.eq_ignore_ascii_case("next"))
             })
         });
-        next.then(|| target.to_owned())
-    })
+        if next {
+            return Some(target.to_owned());
+        }
+        rest = &after[close + 1..];
+    }
+    None
 }
 
 /// Judges rounds (processes) of `seed` inserts, `page`s of the walk and `insert`s during it.
@@ -394,6 +431,9 @@ mod tests {
         assert_eq!(next_link(header).as_deref(), Some("https://api.example/p?page=3"));
         assert_eq!(next_link(r#"<https://api.example/p?page=1>; rel="prev""#), None);
         assert_eq!(next_link("garbage"), None);
+        // Commas and semicolons inside a target are the target's.
+        let header = r#"</p?ids=1,2;x=3>; rel="next""#;
+        assert_eq!(next_link(header).as_deref(), Some("/p?ids=1,2;x=3"));
     }
 
     #[test]

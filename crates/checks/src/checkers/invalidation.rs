@@ -23,8 +23,9 @@ use crate::kind::Kind;
 pub const KIND: &str = "invalidation";
 
 /// Reads per instance to warm its cache: a miss fills the cache of the process that answered
-/// it, so with `processes` behind a URL, each reached on a fresh connection, the next read
-/// after `processes` misses is a hit.
+/// it, so with `processes` behind a URL at most `processes` misses come before every process
+/// is warm — as long as each read reaches a process, which fresh connections do at random;
+/// the instances (each URL repeated as often as reaches every process) warm the rest.
 fn warm_reads(processes: usize) -> usize {
     processes + 1
 }

@@ -211,9 +211,10 @@ impl Driver<'_> {
         self.push_op("phase", now, now, Outcome::Ok, json!({ "phase": phase, "faults": faults }));
     }
 
-    /// `per_instance` imports to every instance, released together; how many were accepted.
+    /// `per_instance` imports for every process of the stack, released together over its
+    /// instances; how many were accepted.
     async fn submit(&mut self, phase: &'static str, per_instance: usize) -> usize {
-        let count = per_instance * self.target.instances();
+        let count = per_instance * self.target.stack_processes();
         let first = self.imports.len();
         let answers = burst::release(count, |i| {
             let target = self.target.clone();

@@ -51,10 +51,15 @@ fn record(
 ) -> Result<Op, String> {
     let outcome = classify(check, answer);
     let stated = check.convention().read(&answer.headers, SystemTime::now())?;
-    let limit = stated.limit.or(check.limit);
+    // What the profile declares wins over what the answers state: a header may describe
+    // another limit than the one under check (GitHub's primary quota beside a secondary limit).
+    let limit = check.limit.or(stated.limit);
     let reset = stated.reset_s;
-    // The window's end as this answer places it, in µs of the run's clock.
-    let window_end_us = reset.map(|r| answer.complete_us + (r * 1e6) as u64);
+    // The window's end as this answer places it, in µs of the run's clock; only an answer
+    // recognised as an admission or a refusal places one (a 503's `Retry-After` is no window).
+    let window_end_us = reset
+        .filter(|_| outcome != Outcome::Unknown)
+        .map(|r| answer.complete_us.saturating_add((r * 1e6) as u64));
     Ok(answer.op(
         process,
         instance,
@@ -63,7 +68,7 @@ fn record(
         json!({
             "limit": limit,
             "reset_s": reset,
-            "window_s": stated.window_s.or(check.window_s),
+            "window_s": check.window_s.or(stated.window_s),
             "window_end_us": window_end_us,
         }),
     ))
@@ -195,10 +200,13 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
         loose.retain(|op| {
             let home = windows.iter().position(|window| {
                 let end = window[0].value["window_end_us"].as_u64().unwrap_or(0);
-                let length_us =
-                    window.iter().find_map(|w| w.value["window_s"].as_u64()).map(|w| w * 1_000_000);
+                let length_us = window
+                    .iter()
+                    .find_map(|w| w.value["window_s"].as_u64())
+                    .map(|w| w.saturating_mul(1_000_000));
                 length_us.is_some_and(|length| {
-                    end.saturating_sub(length + RESET_RESOLUTION_US) <= op.invoke_us && op.complete_us <= end
+                    end.saturating_sub(length.saturating_add(RESET_RESOLUTION_US)) <= op.invoke_us
+                        && op.complete_us <= end
                 })
             });
             home.map(|i| {
@@ -212,12 +220,13 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
         // them: more than twice the limit admitted within it is over-admission for certain.
         let stray: Vec<&Op> = loose.iter().copied().filter(|op| op.outcome == Outcome::Ok).collect();
         let limit = stray.iter().find_map(|op| op.value["limit"].as_u64());
-        let length_us = stray.iter().find_map(|op| op.value["window_s"].as_u64()).map(|w| w * 1_000_000);
+        let length_us =
+            stray.iter().find_map(|op| op.value["window_s"].as_u64()).map(|w| w.saturating_mul(1_000_000));
         let first = stray.iter().map(|op| op.invoke_us).min().unwrap_or(0);
         let span_us = stray.iter().map(|op| op.complete_us).max().unwrap_or(0).saturating_sub(first);
         if let (Some(limit), Some(length_us)) = (limit, length_us)
             && span_us < length_us
-            && stray.len() as u64 > 2 * limit
+            && stray.len() as u64 > limit.saturating_mul(2)
         {
             over += 1;
             verdict.violate(
@@ -249,7 +258,9 @@ pub fn judge(name: &str, history: &[Op], probes: &[Op]) -> Verdict {
             if window.len() as u64 > limit {
                 reached += 1;
             }
-            if admitted > limit && admitted - by_length <= limit {
+            // More than twice the limit needs no placement to be certain: two windows at most
+            // meet the span of one burst.
+            if admitted > limit && admitted - by_length <= limit && admitted <= limit.saturating_mul(2) {
                 // Over only with admissions placed by the window's length: a burst across the
                 // boundary of windows aligned to the clock reads the same; a second such window
                 // confirms it.
@@ -650,6 +661,9 @@ mod tests {
             "{:?}",
             verdict.violations
         );
+        // More than twice the limit needs no second window.
+        let verdict = judge("p", &retry_after_only(32, 13, 6, Some(60)), &recovered(20_000_000));
+        assert_eq!(verdict.rules(), ["over-admission"], "{verdict:?}");
         // Placed within the reset's one-second resolution of the window's start, not further.
         let mut history = retry_after_only(32, 6, 6, Some(3));
         let verdict = judge("p", &history, &recovered(20_000_000));
@@ -661,6 +675,45 @@ mod tests {
         let verdict = judge("p", &retry_after_only(32, 9, 6, Some(1)), &recovered(20_000_000));
         assert!(!verdict.violated(), "{verdict:?}");
         assert_eq!(verdict.evidence["unplaced"], 9);
+    }
+
+    #[test]
+    fn rate_limit_only_a_recognised_answer_places_a_window() {
+        let check: RateLimitCheck = serde_json::from_value(json!({
+            "name": "p",
+            "request": { "method": "POST", "path": "/p" },
+            "allowed": { "status": [202] },
+            "limited": { "status": [429] },
+        }))
+        .unwrap();
+        let answer = |status: u16| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert("retry-after", reqwest::header::HeaderValue::from_static("1"));
+            Answer {
+                status: Some(status),
+                headers,
+                body: json!({}),
+                invoke_us: 0,
+                complete_us: 10,
+                error: None,
+            }
+        };
+        // A 503's Retry-After says when to come back, not where a window ends.
+        let unavailable = record(&check, &answer(503), 0, 0, "request").unwrap();
+        assert_eq!(
+            (unavailable.outcome, unavailable.value["window_end_us"].clone()),
+            (Outcome::Unknown, json!(null))
+        );
+        let refused = record(&check, &answer(429), 0, 0, "request").unwrap();
+        assert_eq!(
+            (refused.outcome, refused.value["window_end_us"].clone()),
+            (Outcome::Fail, json!(1_000_010))
+        );
+        // A declared limit wins over the one the headers state.
+        let check = RateLimitCheck { limit: Some(6), ..check };
+        let mut stated = answer(202);
+        stated.headers.insert("ratelimit-limit", reqwest::header::HeaderValue::from_static("5000"));
+        assert_eq!(record(&check, &stated, 0, 0, "request").unwrap().value["limit"], 6);
     }
 
     #[test]

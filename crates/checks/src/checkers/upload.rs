@@ -515,12 +515,16 @@ impl UploadCheck {
         token: &str,
         parts: Vec<Vec<u8>>,
     ) -> reqwest::RequestBuilder {
+        let length: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let stream = futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::io::Error>));
         let request = target.request(instance, Some(token), &self.request, &[]);
         match &self.multipart {
             None => request.body(reqwest::Body::wrap_stream(stream)),
             Some(form) => {
-                let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream))
+                // Its length known, the form goes with a Content-Length: servers that read no
+                // chunked body (WSGI's) take it too; the bytes still go chunk by chunk.
+                let body = reqwest::Body::wrap_stream(stream);
+                let part = reqwest::multipart::Part::stream_with_length(body, length)
                     .file_name(form.filename.clone())
                     .mime_str(&form.content_type)
                     .expect("multipart.content_type is validated when the profile is read");

@@ -114,7 +114,8 @@ pub async fn run(target: &Target, check: &UpstreamPoolCheck) -> Result<Verdict, 
         }),
     });
     let params = Params {
-        instances: target.instances() as u64,
+        // The caps are per process, however many connections reach them.
+        instances: target.stack_processes() as u64,
         max_connections: check.max_connections,
         max_in_flight: check.max_in_flight,
         min_requests_per_connection: check.min_requests_per_connection,

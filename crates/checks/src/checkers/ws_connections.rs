@@ -133,26 +133,33 @@ async fn connect(
         }
         Ok((mut socket, status)) => {
             // A stack that refuses by closing right after the upgrade: a close frame within
-            // `close_within_ms` is the refusal when its code is one the profile names.
-            let within = Duration::from_millis(check.close_within_ms);
-            let first = tokio::time::timeout(within, socket.next()).await;
+            // `close_within_ms` is the refusal when its code is one the profile names (an
+            // error text sent before it changes nothing); the connection lives on otherwise.
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(check.close_within_ms);
+            let verdict = loop {
+                match tokio::time::timeout_at(deadline, socket.next()).await {
+                    Err(_) => break None,
+                    Ok(Some(Ok(Message::Close(frame)))) => {
+                        let code = frame.as_ref().map(|f| u16::from(f.code));
+                        let reason = frame.as_ref().map(|f| f.reason.to_string());
+                        let outcome = match code {
+                            Some(code) if check.refused_close.contains(&code) => Outcome::Fail,
+                            _ => Outcome::Unknown,
+                        };
+                        break Some((outcome, json!({ "close_code": code, "close_reason": reason })));
+                    }
+                    Ok(Some(Ok(_))) => continue,
+                    Ok(Some(Err(e))) => break Some((Outcome::Unknown, json!({ "error": e.to_string() }))),
+                    Ok(None) => {
+                        break Some((Outcome::Unknown, json!({ "error": "closed without a close frame" })));
+                    }
+                }
+            };
             let complete_us = target.clock.now_us();
             let op = |outcome: Outcome, value: Value| Op { complete_us, ..op(Some(status), outcome, value) };
-            match first {
-                Err(_) => (op(Outcome::Ok, json!({})), Some(socket)),
-                Ok(Some(Ok(Message::Close(frame)))) => {
-                    let code = frame.as_ref().map(|f| u16::from(f.code));
-                    let reason = frame.as_ref().map(|f| f.reason.to_string());
-                    let outcome = match code {
-                        Some(code) if check.refused_close.contains(&code) => Outcome::Fail,
-                        _ => Outcome::Unknown,
-                    };
-                    (op(outcome, json!({ "close_code": code, "close_reason": reason })), None)
-                }
-                // The connection lived on (a message came first): accepted.
-                Ok(Some(Ok(_))) => (op(Outcome::Ok, json!({})), Some(socket)),
-                Ok(Some(Err(e))) => (op(Outcome::Unknown, json!({ "error": e.to_string() })), None),
-                Ok(None) => (op(Outcome::Unknown, json!({ "error": "closed without a close frame" })), None),
+            match verdict {
+                None => (op(Outcome::Ok, json!({})), Some(socket)),
+                Some((outcome, value)) => (op(outcome, value), None),
             }
         }
         Err(WsError::Http(response)) => {

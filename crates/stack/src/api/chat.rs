@@ -30,8 +30,10 @@ pub(crate) async fn connect(
     let settings = *state.chat.settings();
     let ticket = match state.chat.admit(caller.id, id).await? {
         Ok(ticket) => ticket,
-        Err(_) if let Some(code) = settings.refuse_with_close => return Ok(refuse_with_close(upgrade, code)),
         Err(reset_after) => {
+            if let Some(code) = settings.refuse_with_close {
+                return Ok(refuse_with_close(upgrade, code));
+            }
             let limit = settings.max_connections as u64;
             let info = RateLimitInfo { limit, remaining: 0, reset_after };
             return Err(ApiError::RateLimited { what: "WebSocket connections", info });
