@@ -37,6 +37,12 @@ pub(crate) struct ServeArgs {
     /// Start this many separate processes sharing the backends.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) instances: u16,
+    /// The API to serve the components behind: `reference` (crates/stack/openapi.json,
+    /// mapped by scenarios/reference.toml) or `partner` (written the way another team writes
+    /// one: its own routes, an API key, numeric ids, `X-RateLimit-*`, next links, 403 for
+    /// WebSockets over the limit; mapped by scenarios/partner.toml).
+    #[arg(long, default_value = "reference", value_name = "SHAPE", value_parser = parse_shape)]
+    pub(crate) shape: stack::Shape,
     /// The publish limit per user, `COUNT/DURATION` (e.g. `6/60s`, `100/1h`).
     #[arg(long, default_value = "6/60s", value_parser = parse_limit)]
     pub(crate) publish_limit: Limit,
@@ -51,6 +57,11 @@ pub(crate) struct ServeArgs {
     /// with this close code (e.g. 4429), instead of answering 429 to the handshake.
     #[arg(long, value_name = "CODE", value_parser = parse_close_code)]
     pub(crate) chat_refuse_close: Option<u16>,
+    /// Where upload bodies are stored: by default a directory of the process's own under the
+    /// temporary directory; `--instances` gives all its instances one, as workers behind one
+    /// port share a volume, so that any of them serves an upload's bytes.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) upload_dir: Option<std::path::PathBuf>,
     /// Uploads per user, `COUNT/DURATION`.
     #[arg(long, default_value = "15/24h", value_parser = parse_limit)]
     pub(crate) upload_limit: Limit,
@@ -185,6 +196,13 @@ fn upstream_pool(args: &ServeArgs) -> anyhow::Result<upstream::UpstreamConfig> {
     Ok(pool)
 }
 
+fn parse_shape(text: &str) -> Result<stack::Shape, String> {
+    stack::Shape::ALL.iter().find(|(name, _)| *name == text).map(|(_, shape)| *shape).ok_or_else(|| {
+        let names: Vec<&str> = stack::Shape::ALL.iter().map(|(name, _)| *name).collect();
+        format!("no shape {text:?}; one of {}", names.join(", "))
+    })
+}
+
 fn parse_mutant(text: &str) -> Result<stack::Mutant, String> {
     stack::Mutant::parse(text)
 }
@@ -240,6 +258,10 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.backends.namespace = args.namespace.clone();
     config.backends.application_name = format!("stampede-{instance}");
     config.settings.instance = instance;
+    config.settings.shape = args.shape;
+    if let Some(dir) = &args.upload_dir {
+        config.settings.upload_dir = dir.clone();
+    }
     config.settings.publish_limit = args.publish_limit;
     config.settings.rate_limit_headers = args.rate_limit_headers;
     config.settings.chat.refuse_with_close = args.chat_refuse_close;
@@ -408,6 +430,10 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let upload_dir = args
+        .upload_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("stampede-uploads-{}", std::process::id())));
     let mut children: Vec<Child> = Vec::new();
     for i in 0..args.instances {
         let mut listen = args.listen;
@@ -423,6 +449,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(listen.to_string())
             .arg("--namespace")
             .arg(&args.namespace)
+            .arg("--shape")
+            .arg(args.shape.name())
             .arg("--publish-limit")
             .arg(format!("{}/{}ms", args.publish_limit.max, args.publish_limit.window.as_millis()))
             .arg("--rate-limit-headers")
@@ -434,6 +462,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             )
             .arg("--upload-limit")
             .arg(format!("{}/{}ms", args.upload_limit.max, args.upload_limit.window.as_millis()))
+            .arg("--upload-dir")
+            .arg(&upload_dir)
             .arg("--dashboard-ttl")
             .arg(format!("{}ms", args.dashboard_ttl.as_millis()))
             .arg("--quota-zone")

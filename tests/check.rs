@@ -856,3 +856,87 @@ fn check_uploads_as_a_multipart_form_and_reads_the_bytes_back() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("remove it from request.headers"), "{}", text(&out));
 }
+
+/// `scenarios/partner.toml` against `stampede serve --shape partner`: a stack written the way
+/// another team writes its API (its own routes, an API key without prefix, numeric ids,
+/// `X-RateLimit-*` with epoch resets, Link-header pages with an opaque cursor, multipart
+/// uploads read back as bytes, 403 for WebSockets over the limit), three processes behind one
+/// port on shared Redis and PostgreSQL. The correct stack holds every check; each mutant the
+/// profile maps a check for is caught by it.
+#[test]
+fn check_the_partner_shape_holds_and_its_mutants_are_caught() {
+    let Some((redis, database)) = servers() else { return };
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/partner.toml");
+    let profile = profile.to_str().unwrap();
+    let serve = |mutant: Option<&str>| {
+        let mut args = vec![
+            "--shape",
+            "partner",
+            "--instances",
+            "3",
+            "--one-port",
+            "--publish-limit",
+            "5/3s",
+            "--redis",
+            &redis,
+            "--database",
+            &database,
+        ];
+        args.extend(mutant.iter().flat_map(|m| ["--mutant", m]));
+        support::Served::start(&args)
+    };
+    let served = serve(None);
+    let (out, report) = stampede_check(&["--target", &served.url, "--profile", profile]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = report.unwrap();
+    let verdicts = report["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 7, "{report:#}");
+    assert!(verdicts.iter().all(|v| v["status"] == "held"), "{report:#}");
+    // Numeric ids read back; 403s recognised as refusals; bytes read back on every process.
+    assert!(verdict(&report, "media-unique")["operations"].as_u64().unwrap() > 72, "{report:#}");
+    assert_eq!(verdict(&report, "live-connections")["evidence"]["rounds"][0]["refused"], 13, "{report:#}");
+    assert_eq!(verdict(&report, "file-integrity")["evidence"]["read_backs"], 12 * 15, "{report:#}");
+    drop(served);
+    let mutants = [
+        ("fixed_window::mutants::GetThenSet", "publish-rate-limit", "over-admission"),
+        ("fixed_window::mutants::ExpireEveryHit", "publish-rate-limit", "window-never-ends"),
+        ("daily_quota::mutants::IncrOrSet", "quota-counter", "lost-units"),
+        ("video::mutants::CheckThenInsert", "media-unique", "duplicate-creation"),
+        ("l1_cache::mutants::MultiLayerLocalOnly", "summary-invalidation", "stale-read"),
+    ];
+    // Two at a time: each is three stack processes and a check on a two-core machine.
+    let misses: Vec<String> = mutants
+        .chunks(2)
+        .flat_map(|pair| {
+            std::thread::scope(|scope| {
+                let runs: Vec<_> = pair
+                    .iter()
+                    .map(|&(mutant, check, rule)| {
+                        let serve = &serve;
+                        scope.spawn(move || {
+                            let served = serve(Some(mutant));
+                            let (out, report) = stampede_check(&[
+                                "--target",
+                                &served.url,
+                                "--profile",
+                                profile,
+                                "--only",
+                                check,
+                            ]);
+                            let broken =
+                                report.as_ref().map(|r| rules(verdict(r, check))).unwrap_or_default();
+                            (out.status.code() != Some(1) || !broken.iter().any(|r| r == rule)).then(|| {
+                                format!(
+                                    "{mutant}: {check} exited {:?} breaking {broken:?}, not {rule:?}",
+                                    out.status.code()
+                                )
+                            })
+                        })
+                    })
+                    .collect();
+                runs.into_iter().filter_map(|run| run.join().unwrap()).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    assert!(misses.is_empty(), "{}", misses.join("\n"));
+}

@@ -8,6 +8,8 @@
 //! - [`state`] — the components over the backends, built from the settings, that every
 //!   handler, worker and middleware reaches;
 //! - [`app`] — the router and the middleware (query count, deadline, metrics, compression);
+//! - [`partner`] — the same components behind an API written the way another team writes
+//!   one (`--shape partner`), for testing stampede's mapping of a stack it did not write;
 //! - `api` — the handlers;
 //! - [`uploads`] — streaming upload bodies to disk through the upload sink (#12);
 //! - `queries` — the per-request query count (#18);
@@ -19,7 +21,8 @@
 //! Why these dependencies: axum (with hyper and tower) is the field's Rust HTTP server, and its
 //! `ws` feature the WebSocket server (#16's gzip and `Vary` are `reference::compression`'s
 //! policy, applied by a middleware of `app`); prometheus-client is the Prometheus project's own client for `/metrics`; sha2 derives
-//! video ids and hashes uploads; rand's thread CSPRNG makes bearer tokens and upload ids;
+//! video ids and hashes uploads; rand's thread CSPRNG makes bearer tokens and upload ids; base64 (already built for
+//! reqwest) spells the partner shape's opaque page cursors;
 //! tracing is the structured log; futures-util's `sink` feature splits a WebSocket into halves
 //! so one task writes frames while the session reads; tokio's `fs` and `io-util` write upload
 //! bodies. For the tests: tokio-tungstenite is the WebSocket client (the crate axum's server
@@ -36,6 +39,7 @@ pub mod chat;
 pub mod components;
 pub(crate) mod error;
 pub mod metrics;
+pub mod partner;
 pub(crate) mod queries;
 pub mod server;
 pub mod settings;
@@ -47,5 +51,5 @@ pub use app::router;
 pub use backend::{BackendConfig, Backends};
 pub use components::Mutant;
 pub use server::{RunningStack, StackConfig, start};
-pub use settings::{RateLimitHeaders, Settings, UpstreamLink};
+pub use settings::{RateLimitHeaders, Settings, Shape, UpstreamLink};
 pub use state::AppState;

@@ -124,7 +124,10 @@ pub async fn start(config: StackConfig) -> Result<RunningStack, StartError> {
         .map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = router(state.clone());
+    let app = match state.settings.shape {
+        crate::settings::Shape::Reference => router(state.clone()),
+        crate::settings::Shape::Partner => crate::partner::router(state.clone()),
+    };
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

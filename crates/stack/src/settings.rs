@@ -19,6 +19,8 @@ use crate::components::Mutant;
 pub struct Settings {
     /// This process's name in logs, leases and metrics.
     pub instance: String,
+    /// The API the components are served behind.
+    pub shape: Shape,
     /// #1 the third-party publish limit per user (seed: 6 a minute).
     pub publish_limit: Limit,
     /// How rate-limited answers state their window (the IETF draft's fields by default).
@@ -67,6 +69,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             instance: "stack-0".to_owned(),
+            shape: Shape::Reference,
             publish_limit: Limit::new(6, Duration::from_secs(60)),
             rate_limit_headers: RateLimitHeaders::Ietf,
             quota: reference::daily_quota::SEED,
@@ -88,6 +91,25 @@ impl Default for Settings {
             workers: 2,
             upstream_pool: upstream::UpstreamConfig::SEED,
         }
+    }
+}
+
+/// The API the stack serves its components behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    /// The reference API (`crates/stack/openapi.json`), which `scenarios/reference.toml` maps.
+    #[default]
+    Reference,
+    /// An API written the way another team writes one (`crate::partner`), which
+    /// `scenarios/partner.toml` maps.
+    Partner,
+}
+
+impl Shape {
+    pub const ALL: [(&str, Shape); 2] = [("reference", Shape::Reference), ("partner", Shape::Partner)];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, s)| *s == self).map_or("?", |(n, _)| n)
     }
 }
 

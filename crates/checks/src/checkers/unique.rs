@@ -9,9 +9,10 @@ use profile::Defaults;
 use profile::template::{Recognise, RequestTemplate};
 use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::burst;
+use crate::checkers::support;
 use crate::history::{Op, Outcome, Record};
 use crate::kind::Kind;
 
@@ -42,7 +43,8 @@ pub async fn run(target: &Target, check: &UniqueCreationCheck) -> Result<Verdict
                 };
                 let created = answer.status.is_some_and(|s| check.created.matches(s, &answer.body));
                 let process = answer.status.is_some_and(|s| check.should_process.matches(s, &answer.body));
-                let id = answer.body.pointer(&check.id).cloned().unwrap_or(Value::Null);
+                // A numeric id (`"pk": 17`) as its text, so numbers and strings compare alike.
+                let id = support::pointer_string(&answer.body, &check.id);
                 answer.op(
                     round,
                     instance,
