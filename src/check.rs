@@ -59,6 +59,11 @@ pub(crate) struct CheckArgs {
     /// URL through fresh connections, enough that every process answers with 99 % probability.
     #[arg(long, value_name = "N")]
     pub(crate) processes: Option<usize>,
+    /// The answer header in which the stack names the process that answered (`X-Served-By`,
+    /// overrides the profile's `[defaults] instance_header`): the checks that read every
+    /// process then read until each has answered, and are inconclusive when one never did.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) instance_header: Option<String>,
     /// Let this check end inconclusive without failing the run (exit 4): one the stack
     /// knowingly cannot exercise. Recorded in the report. Repeatable.
     #[arg(long = "allow-inconclusive", value_name = "CHECK")]
@@ -89,6 +94,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         rounds: args.rounds,
         max_wait: args.max_wait,
         processes: args.processes,
+        instance_header: args.instance_header.clone(),
     };
     let checks = crate::profiles::checks(&mut profile, &selection)?;
     let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);

@@ -35,6 +35,8 @@ pub(crate) struct Selection {
     pub(crate) max_wait: Option<std::time::Duration>,
     /// Processes behind each target URL (overrides the profile's `processes`).
     pub(crate) processes: Option<usize>,
+    /// The answer header naming the process (overrides the profile's `instance_header`).
+    pub(crate) instance_header: Option<String>,
 }
 
 /// `profile`'s checks read as their kinds (every one, so a mistake in a check left out is
@@ -73,6 +75,16 @@ pub(crate) fn checks(profile: &mut Profile, selection: &Selection) -> anyhow::Re
     }
     if let Some(p) = selection.processes {
         profile.defaults.processes = p;
+    }
+    if let Some(header) = &selection.instance_header {
+        profile.defaults.instance_header = Some(header.clone());
+    }
+    if let Some(header) = &profile.defaults.instance_header {
+        anyhow::ensure!(
+            !header.is_empty()
+                && header.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)),
+            "instance_header {header:?} is not a header name"
+        );
     }
     anyhow::ensure!(
         (1..=64).contains(&profile.defaults.processes),

@@ -46,6 +46,10 @@ pub(crate) struct RunArgs {
     /// answers with 99 % probability; the load keeps its connections.
     #[arg(long, value_name = "N")]
     pub(crate) processes: Option<usize>,
+    /// The answer header naming the process that answered (overrides the profile's
+    /// `[defaults] instance_header`; see `stampede check --help`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) instance_header: Option<String>,
     /// Let this check end inconclusive without failing the run (exit 4). Repeatable.
     #[arg(long = "allow-inconclusive", value_name = "CHECK")]
     pub(crate) allow_inconclusive: Vec<String>,
@@ -75,6 +79,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         allow_inconclusive: args.allow_inconclusive.clone(),
         max_wait: args.max_wait,
         processes: args.processes,
+        instance_header: args.instance_header.clone(),
         ..Selection::default()
     };
     let checks = crate::profiles::checks(&mut profile, &selection)?;

@@ -896,6 +896,22 @@ fn check_the_partner_shape_holds_and_its_mutants_are_caught() {
     assert!(verdict(&report, "media-unique")["operations"].as_u64().unwrap() > 72, "{report:#}");
     assert_eq!(verdict(&report, "live-connections")["evidence"]["rounds"][0]["refused"], 13, "{report:#}");
     assert_eq!(verdict(&report, "file-integrity")["evidence"]["read_backs"], 12 * 15, "{report:#}");
+    assert_eq!(verdict(&report, "summary-invalidation")["evidence"]["processes_reached"], true, "{report:#}");
+    // A fourth process declared that no answer names: inconclusive, the missing one said.
+    let (out, report) = stampede_check(&[
+        "--target",
+        &served.url,
+        "--profile",
+        profile,
+        "--only",
+        "summary-invalidation",
+        "--processes",
+        "4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let summary =
+        verdict(report.as_ref().unwrap(), "summary-invalidation")["summary"].as_str().unwrap().to_owned();
+    assert!(summary.contains("3 of 4 processes answered a read after the write"), "{summary}");
     drop(served);
     let mutants = [
         ("fixed_window::mutants::GetThenSet", "publish-rate-limit", "over-admission"),

@@ -107,7 +107,7 @@ fn default_auth_prefix() -> String {
 }
 
 /// Burst sizes and timeouts, unless a check says otherwise.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     /// Requests released together per burst.
@@ -128,6 +128,11 @@ pub struct Defaults {
     /// process answers (`client::reads_to_reach`).
     #[serde(default = "default_processes")]
     pub processes: usize,
+    /// An answer header naming the process that gave it (`X-Served-By`, `X-Instance`): with it,
+    /// the checks that read every process see which ones they reached, read on until each has
+    /// answered, and are inconclusive when one never did.
+    #[serde(default)]
+    pub instance_header: Option<String>,
 }
 
 impl Default for Defaults {
@@ -138,6 +143,7 @@ impl Default for Defaults {
             timeout_ms: default_timeout_ms(),
             max_wait_ms: default_max_wait_ms(),
             processes: default_processes(),
+            instance_header: None,
         }
     }
 }

@@ -24,7 +24,7 @@ pub const KIND: &str = "cursor-walk";
 
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &CursorWalkCheck) -> Result<Verdict, TargetError> {
-    let defaults = target.profile.defaults;
+    let defaults = &target.profile.defaults;
     let rounds = check.rounds.unwrap_or(defaults.rounds);
     let mut history = Vec::new();
     for round in 0..rounds {

@@ -5,6 +5,11 @@
 //! older than the one written: an instance that keeps its own copy without hearing of the
 //! write (a local-only invalidation, a per-process cache) serves the old one.
 //!
+//! With `[defaults] instance_header` (an answer header naming the process that gave it), the
+//! reads are known to have reached every process: the warming reads go on until every process
+//! has served from its cache, the reads after a write until every process has answered, each
+//! within a bound; a process never reached leaves the check inconclusive.
+//!
 //! An instance that cannot find the resource at all (records kept per process) breaks a rule
 //! of its own, `not-visible`: a stack whose instances do not share the resource cannot be said
 //! to invalidate it everywhere.
@@ -30,9 +35,28 @@ fn warm_reads(processes: usize) -> usize {
     processes + 1
 }
 
-/// The read as an operation: what it should serve, what it must not, what it served.
+/// How the reads know which process answered: the header naming it, and the processes there
+/// are (the target's URLs times the processes behind each).
+#[derive(Debug, Clone)]
+struct Reach {
+    header: String,
+    processes: usize,
+}
+
+impl Reach {
+    /// Reads beyond the planned ones, at most, spent finding a process not yet reached: enough
+    /// that a process the connections reach at random is missed with probability below 10⁻⁶.
+    fn extra_reads(&self) -> usize {
+        3 * client::reads_to_reach(self.processes)
+    }
+}
+
+/// The read as an operation: what it should serve, what it must not, what it served, and —
+/// with an instance header — which process served it.
+#[allow(clippy::too_many_arguments)]
 fn record(
     check: &InvalidationCheck,
+    reach: Option<&Reach>,
     answer: &Answer,
     round: usize,
     instance: usize,
@@ -44,14 +68,38 @@ fn record(
     let cache = answer.header(&check.cache_header).map(str::to_owned);
     let cached =
         cache.as_deref().is_some_and(|layer| !check.miss.iter().any(|miss| miss.eq_ignore_ascii_case(layer)));
-    let value =
+    let mut value =
         json!({ "expected": expected, "older": older, "served": served, "cache": cache, "cached": cached });
+    if let Some(reach) = reach {
+        value["served_by"] = json!(answer.header(&reach.header));
+        value["processes"] = json!(reach.processes);
+    }
     answer.op(round, instance, f, support::read(answer), value)
+}
+
+/// The processes named by the `action` reads of `round` that answered (and, with `cached`,
+/// served from a cache).
+fn reached<'a>(history: &'a [Op], round: usize, action: &str, cached: bool) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = history
+        .iter()
+        .filter(|op| op.process == round && op.action == action && op.outcome == Outcome::Ok)
+        .filter(|op| !cached || op.value["cached"] == true)
+        .filter_map(|op| op.value["served_by"].as_str())
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
 }
 
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, TargetError> {
     let rounds = check.rounds.unwrap_or(target.profile.defaults.rounds);
+    let reach = target
+        .profile
+        .defaults
+        .instance_header
+        .clone()
+        .map(|header| Reach { header, processes: target.stack_processes() });
     let user = target.user(&check.name).await?;
     let value_of = |k: usize| format!("{}-{}-v{k}", check.name, target.run);
     let mut history = Vec::new();
@@ -70,12 +118,24 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
             for _ in 0..warm_reads(target.processes()) {
                 let answer =
                     target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
-                let op = record(check, &answer, round, instance, "warm", &current, &older);
+                let op = record(check, reach.as_ref(), &answer, round, instance, "warm", &current, &older);
                 let done = op.value["cached"] == true || op.outcome != Outcome::Ok;
                 history.push(op);
                 if done {
                     break;
                 }
+            }
+        }
+        // Until every process has served from its cache.
+        if let Some(reach) = &reach {
+            for extra in 0..reach.extra_reads() {
+                if reached(&history, round, "warm", true).len() >= reach.processes {
+                    break;
+                }
+                let instance = extra % target.instances();
+                let answer =
+                    target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
+                history.push(record(check, Some(reach), &answer, round, instance, "warm", &current, &older));
             }
         }
         let writer = round % target.instances();
@@ -97,13 +157,27 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
             let token = user.tokens[instance].clone();
             let current = current.clone();
             let older = older.clone();
+            let reach = reach.clone();
             async move {
                 let answer = target.send(instance, Some(&token), &check.read, &[("id", &id)]).await;
-                record(&check, &answer, round, instance, "read", &current, &older)
+                record(&check, reach.as_ref(), &answer, round, instance, "read", &current, &older)
             }
         })
         .await;
         history.extend(reads);
+        // Until every process has answered a read after the write (a stale entry stays stale:
+        // a later read is judged alike).
+        if let Some(reach) = &reach {
+            for extra in 0..reach.extra_reads() {
+                if reached(&history, round, "read", false).len() >= reach.processes {
+                    break;
+                }
+                let instance = extra % target.instances();
+                let answer =
+                    target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
+                history.push(record(check, Some(reach), &answer, round, instance, "read", &current, &older));
+            }
+        }
     }
     Ok(judge(&check.name, &history))
 }
@@ -210,12 +284,57 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         format!("{writes} writes acknowledged, {judged_after_write} reads after them judged"),
         "the write must be acknowledged (recognised by `written`) and the read answer 2xx",
     );
+    // With an instance header: every process warmed, and read after every write.
+    let declared = history.iter().find_map(|op| op.value["processes"].as_u64());
+    let mut processes_reached = None;
+    if let Some(processes) = declared {
+        let rounds: std::collections::BTreeSet<usize> =
+            history.iter().filter(|op| op.action == "write").map(|op| op.process).collect();
+        let short: Vec<String> = rounds
+            .iter()
+            .flat_map(|&round| {
+                let warmed = reached(history, round, "warm", true);
+                let read = reached(history, round, "read", false);
+                [("served a warming read from a cache", warmed), ("answered a read after the write", read)]
+                    .into_iter()
+                    .filter(|(_, seen)| (seen.len() as u64) < processes)
+                    .map(move |(what, seen)| {
+                        format!(
+                            "round {round}: {} of {processes} processes {what} ({})",
+                            seen.len(),
+                            seen.join(", ")
+                        )
+                    })
+            })
+            .collect();
+        processes_reached = Some(short.is_empty());
+        let named = history.iter().any(|op| op.value["served_by"].is_string());
+        verdict.require(
+            "processes-reached",
+            short.is_empty() && !rounds.is_empty(),
+            if !named {
+                "no answer named the process that gave it in `instance_header`".to_owned()
+            } else if short.is_empty() {
+                format!("every one of {processes} processes warmed and read after each write")
+            } else {
+                short.join("; ")
+            },
+            if named {
+                "every process must answer: are `processes` and the URLs right?"
+            } else {
+                "set `instance_header` to the header the stack names its process in, or leave it out"
+            },
+        );
+    }
     verdict.bound_unknown(history, MAX_UNKNOWN);
     verdict.evidence = json!({
         "writes": writes,
         "reads_after_write": judged_after_write,
         "stale_reads": stale,
     });
+    if let Some(reached) = processes_reached {
+        verdict.evidence["processes_reached"] = json!(reached);
+    }
     verdict.summarize(format!("{writes} writes: every instance served the new value right after each"))
 }
 
@@ -246,6 +365,45 @@ mod tests {
             read("read", 0, 5, after[0], "b", &["a"]),
             read("read", 1, 5, after[1], "b", &["a"]),
         ]
+    }
+
+    /// `history(["b", "b"])` with each read naming its process (of `processes`) as `by` says.
+    fn named(by: [Option<&str>; 4], processes: u64) -> Vec<Op> {
+        let mut history = history(["b", "b"]);
+        for (op, name) in
+            history.iter_mut().filter(|op| op.action != "create" && op.action != "write").zip(by)
+        {
+            op.value["served_by"] = json!(name);
+            op.value["processes"] = json!(processes);
+        }
+        history
+    }
+
+    #[test]
+    fn with_an_instance_header_every_process_must_be_reached() {
+        let verdict = judge("i", &named([Some("p0"), Some("p1"), Some("p1"), Some("p0")], 2));
+        assert!(verdict.held(), "{:?}", verdict.requirements);
+        assert_eq!(verdict.evidence["processes_reached"], true);
+        // p1 never served a warming read from its cache: its invalidation went untested.
+        let verdict = judge("i", &named([Some("p0"), Some("p0"), Some("p1"), Some("p0")], 2));
+        assert!(verdict.inconclusive() && !verdict.violated(), "{:?}", verdict.requirements);
+        let unmet = verdict.requirements.iter().find(|r| !r.met).unwrap();
+        assert_eq!(unmet.name, "processes-reached");
+        assert_eq!(unmet.observed, "round 0: 1 of 2 processes served a warming read from a cache (p0)");
+        // Three declared, two answered the reads after the write.
+        let verdict = judge("i", &named([Some("p0"), Some("p1"), Some("p2"), Some("p0")], 3));
+        let unmet = verdict.requirements.iter().find(|r| !r.met).unwrap();
+        assert_eq!(
+            unmet.observed,
+            "round 0: 2 of 3 processes served a warming read from a cache (p0, p1); \
+             round 0: 2 of 3 processes answered a read after the write (p0, p2)"
+        );
+        // A header no answer carries.
+        let verdict = judge("i", &named([None; 4], 2));
+        let unmet = verdict.requirements.iter().find(|r| !r.met).unwrap();
+        assert_eq!(unmet.observed, "no answer named the process that gave it in `instance_header`");
+        // Without the header nothing is asked of the processes.
+        assert!(judge("i", &history(["b", "b"])).requirements.iter().all(|r| r.name != "processes-reached"));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub const KIND: &str = "merge";
 
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &MergeCheck) -> Result<Verdict, TargetError> {
-    let defaults = target.profile.defaults;
+    let defaults = &target.profile.defaults;
     let concurrency = check.concurrency.unwrap_or(defaults.concurrency);
     let rounds = check.rounds.unwrap_or(defaults.rounds);
     let user = target.user(&check.name).await?;

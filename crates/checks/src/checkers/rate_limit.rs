@@ -76,7 +76,7 @@ fn record(
 
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &RateLimitCheck) -> Result<Verdict, TargetError> {
-    let defaults = target.profile.defaults;
+    let defaults = &target.profile.defaults;
     let concurrency = check.concurrency.unwrap_or(defaults.concurrency);
     let rounds = check.rounds.unwrap_or(defaults.rounds);
     let mut history = Vec::new();

@@ -20,7 +20,7 @@ pub const KIND: &str = "unique-creation";
 
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &UniqueCreationCheck) -> Result<Verdict, TargetError> {
-    let defaults = target.profile.defaults;
+    let defaults = &target.profile.defaults;
     let concurrency = check.concurrency.unwrap_or(defaults.concurrency);
     let rounds = check.rounds.unwrap_or(defaults.rounds);
     let user = target.user(&check.name).await?;

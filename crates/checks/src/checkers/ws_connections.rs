@@ -29,7 +29,7 @@ const BETWEEN_ROUNDS: Duration = Duration::from_millis(250);
 
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &WsConnectionsCheck) -> Result<Verdict, TargetError> {
-    let defaults = target.profile.defaults;
+    let defaults = &target.profile.defaults;
     let concurrency = check.concurrency.unwrap_or(defaults.concurrency);
     let rounds = check.rounds.unwrap_or(defaults.rounds).max(2);
     let user = target.user(&check.name).await?;

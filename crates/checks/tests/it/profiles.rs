@@ -44,7 +44,7 @@ fn every_profile_shipped_in_scenarios_parses() {
         }
     }
     parsed.sort();
-    assert_eq!(parsed, ["chat-connections.toml", "reference.toml"]);
+    assert_eq!(parsed, ["chat-connections.toml", "partner.toml", "reference.toml"]);
 }
 
 #[test]
