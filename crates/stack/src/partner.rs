@@ -136,24 +136,30 @@ fn restate_error(error: ApiError) -> Response {
 }
 
 /// The query string as `T`, or 400 naming what is wrong with it.
-fn query<T: serde::de::DeserializeOwned>(text: Option<&str>) -> Result<T, Response> {
+fn query<T: serde::de::DeserializeOwned>(text: Option<&str>) -> Result<T, Rejection> {
     serde_urlencoded::from_str(text.unwrap_or(""))
-        .map_err(|e| detail(StatusCode::BAD_REQUEST, format!("malformed query string: {e}")))
+        .map_err(|e| Rejection(StatusCode::BAD_REQUEST, format!("malformed query string: {e}")))
 }
 
 /// A JSON body as `T`, or 400.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
     serde_json::from_slice(bytes)
-        .map_err(|e| detail(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
+        .map_err(|e| Rejection(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
 }
 
 /// A `pk` in the path: a decimal number in its one spelling; anything else is 404.
-fn pk(text: &str) -> Result<u64, Response> {
-    api::parse_id(text, "object").map_err(|_| not_found_now())
+fn pk(text: &str) -> Result<u64, Rejection> {
+    api::parse_id(text, "object").map_err(|_| Rejection(StatusCode::NOT_FOUND, "Not found.".to_owned()))
 }
 
-fn not_found_now() -> Response {
-    detail(StatusCode::NOT_FOUND, "Not found.")
+/// A request refused before any component sees it.
+#[derive(Debug)]
+struct Rejection(StatusCode, String);
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        detail(self.0, self.1)
+    }
 }
 
 /// A reference video id (16 hex digits) as this API's numeric `pk`.
@@ -175,7 +181,7 @@ struct Registration {
 async fn register(State(state): State<AppState>, bytes: axum::body::Bytes) -> Response {
     let registration: Registration = match body(&bytes) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let answer = users::create(State(state), Json(users::NewUser { name: registration.username })).await;
     restated(
@@ -211,7 +217,7 @@ async fn publish(
 ) -> Response {
     let publication: Publication = match body(&bytes) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let request = limits::Publish { video_id: publication.media_ref, platform: publication.network };
     let answer = limits::publish(State(state), caller, Json(request)).await;
@@ -233,7 +239,7 @@ fn media_json(video: &Value) -> Value {
 async fn import(State(state): State<AppState>, ApiKey(caller): ApiKey, bytes: axum::body::Bytes) -> Response {
     let media: NewMedia = match body(&bytes) {
         Ok(m) => m,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let request = videos::Import { url: media.source, project_id: None };
     let answer = videos::import(State(state), caller, Json(request)).await.into_response();
@@ -252,7 +258,7 @@ async fn import(State(state): State<AppState>, ApiKey(caller): ApiKey, bytes: ax
 async fn media(State(state): State<AppState>, ApiKey(caller): ApiKey, Path(text): Path<String>) -> Response {
     let id = match pk(&text) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let answer = videos::get(State(state), caller, Path(format!("{id:016x}"))).await;
     restated(answer.into_response(), |video| media_json(&video)).await
@@ -272,7 +278,7 @@ struct PageQuery {
 async fn feed(State(state): State<AppState>, ApiKey(caller): ApiKey, RawQuery(text): RawQuery) -> Response {
     let page: PageQuery = match query(text.as_deref()) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let cursor = match page.after.as_deref().map(|after| URL_SAFE_NO_PAD.decode(after)) {
         None => None,
@@ -326,7 +332,7 @@ async fn create_project(
 ) -> Response {
     let titled: Titled = match body(&bytes) {
         Ok(t) => t,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let request = projects::NewProject { name: titled.title, members: Vec::new() };
     let answer = projects::create(State(state), caller, Json(request)).await.into_response();
@@ -343,7 +349,7 @@ async fn project(
 ) -> Response {
     let id = match pk(&text) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let answer = projects::get(State(state), caller, Path(id.to_string())).await;
     restated(answer.into_response(), |project| project_json(&project)).await
@@ -359,7 +365,7 @@ async fn rename_project(
 ) -> Response {
     let (id, titled) = match (pk(&text), body::<Titled>(&bytes)) {
         (Ok(id), Ok(titled)) => (id, titled),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(rejection), _) | (_, Err(rejection)) => return rejection.into_response(),
     };
     let change = projects::ProjectChange { name: titled.title };
     let answer = projects::update(State(state), caller, Path(id.to_string()), Json(change)).await;
@@ -375,7 +381,7 @@ async fn summary(
 ) -> Response {
     let id = match pk(&text) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let answer = projects::dashboard(State(state), caller, Path(id.to_string())).await.into_response();
     let layer = answer.headers().get("x-cache").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -409,7 +415,7 @@ async fn live(
     let key = match query::<KeyQuery>(raw.as_deref()) {
         Ok(KeyQuery { api_key: Some(key) }) => key,
         Ok(_) => return detail(StatusCode::UNAUTHORIZED, "Authentication credentials were not provided."),
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let caller = match Caller::from_token(&state, &key).await {
         Ok(caller) => caller,
@@ -418,7 +424,7 @@ async fn live(
     };
     let id = match pk(&text) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     match chat::connect(State(state), SocketCaller(caller), Path(id.to_string()), upgrade).await {
         Ok(response) => response,
@@ -471,7 +477,7 @@ mod tests {
     fn a_pk_has_one_spelling() {
         assert_eq!(pk("17").ok(), Some(17));
         for bad in ["017", "+17", "", "x", "18446744073709551616"] {
-            assert_eq!(pk(bad).map_err(|r| r.status()).err(), Some(StatusCode::NOT_FOUND), "{bad}");
+            assert_eq!(pk(bad).map_err(|r| r.0).err(), Some(StatusCode::NOT_FOUND), "{bad}");
         }
     }
 }
