@@ -59,9 +59,9 @@ pub(crate) struct CheckArgs {
     /// URL through fresh connections, enough that every process answers with 99 % probability.
     #[arg(long, value_name = "N")]
     pub(crate) processes: Option<usize>,
-    /// The answer header in which the stack names the process that answered (`X-Served-By`,
-    /// overrides the profile's `[defaults] instance_header`): the checks that read every
-    /// process then read until each has answered, and are inconclusive when one never did.
+    /// The answer header in which the stack names the process that answered (`X-Served-By`;
+    /// overrides the profile's `[defaults] instance_header`, `''` for none): the invalidation
+    /// check then reads until each process has answered, and is inconclusive when one never did.
     #[arg(long, value_name = "NAME")]
     pub(crate) instance_header: Option<String>,
     /// Let this check end inconclusive without failing the run (exit 4): one the stack

@@ -77,7 +77,8 @@ pub(crate) fn checks(profile: &mut Profile, selection: &Selection) -> anyhow::Re
         profile.defaults.processes = p;
     }
     if let Some(header) = &selection.instance_header {
-        profile.defaults.instance_header = Some(header.clone());
+        // `''` clears the profile's.
+        profile.defaults.instance_header = Some(header.clone()).filter(|h| !h.is_empty());
     }
     if let Some(header) = &profile.defaults.instance_header {
         anyhow::ensure!(

@@ -218,6 +218,11 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.shape == stack::Shape::Reference || args.rate_limit_headers == stack::RateLimitHeaders::Ietf,
+        "--rate-limit-headers is the reference shape's: --shape {} states its windows as X-RateLimit-*",
+        args.shape.name()
+    );
     init_logs(args.log_json);
     if args.instances > 1 {
         return supervise(&args);

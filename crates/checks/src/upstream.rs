@@ -93,7 +93,8 @@ pub async fn import(
 ) -> (Answer, Option<String>) {
     let answer = target.send(instance, Some(token), template, &[("unique", unique)]).await;
     let ok = answer.status.is_some_and(|s| (200..300).contains(&s));
-    let id = if ok { answer.body.pointer(id).and_then(Value::as_str).map(str::to_owned) } else { None };
+    // A numeric id as its text, like every id a check reads.
+    let id = if ok { crate::checkers::support::pointer_string(&answer.body, id) } else { None };
     (answer, id)
 }
 

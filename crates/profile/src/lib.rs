@@ -129,8 +129,8 @@ pub struct Defaults {
     #[serde(default = "default_processes")]
     pub processes: usize,
     /// An answer header naming the process that gave it (`X-Served-By`, `X-Instance`): with it,
-    /// the checks that read every process see which ones they reached, read on until each has
-    /// answered, and are inconclusive when one never did.
+    /// the invalidation check sees which processes it reached, reads on until each has
+    /// answered, and is inconclusive when one never did (or more answered than declared).
     #[serde(default)]
     pub instance_header: Option<String>,
 }

@@ -68,7 +68,7 @@ async fn rate_limit_headers(State(state): State<AppState>, request: Request, nex
 /// #16: every response whose size is known, encoded as the compression policy says (gzip
 /// above 1 KiB when asked for and worth it, `Vary: Accept-Encoding` on every compressible
 /// response); a body of unknown size (a stream) passes as it is, never buffered.
-async fn compress(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn compress(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let accept: Vec<String> = request
         .headers()
         .get_all(header::ACCEPT_ENCODING)
@@ -114,7 +114,7 @@ async fn compress(State(state): State<AppState>, request: Request, next: Next) -
 }
 
 /// Counts the request's queries into `X-DB-Queries` and records its duration.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request
@@ -130,7 +130,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 
 /// A request that takes longer than the deadline is answered 503: a stalled backend never
 /// holds a client.
-async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.settings.request_timeout;
     let added = state.settings.added_latency;
     let handled = async move {
@@ -175,7 +175,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     state.sample().await;
     let mut response = (StatusCode::OK, state.metrics.encode()).into_response();
     response.headers_mut().insert(

@@ -5,7 +5,9 @@
 //! field uses and a profile must be able to state:
 //! - its own routes, with trailing slashes (`/api/media/`, `/api/projects/{pk}/summary/`);
 //! - an API key in `X-Api-Key` with no prefix (`?api_key=` on a WebSocket handshake);
-//! - numeric ids (`pk`), media's included (the reference video id read as a number);
+//! - numeric ids (`pk`), media's included (the reference video id read as a number: most are
+//!   above 2^53, as Twitter's and Discord's snowflakes are, which a client that reads JSON
+//!   numbers as doubles corrupts; stampede keeps them exact);
 //! - rate-limit windows as GitHub states them (`X-RateLimit-*`, the reset in epoch seconds);
 //! - the feed paged by a `Link: <…>; rel="next"` header whose `page[after]` is an opaque
 //!   base64 cursor;
@@ -14,13 +16,16 @@
 //! - the dashboard's cache layer in `X-Cache-Status: HIT | MISS`; errors as `{"detail": …}`;
 //! - every answer names the process that gave it in `X-Served-By`.
 //!
-//! Each handler restates a reference handler's request and answer, so every component and
-//! every `--mutant` runs here exactly as behind the reference API.
+//! Each handler restates a reference handler's request and answer, so every component the
+//! routes reach, and its `--mutant`, runs as behind the reference API. Not here: the
+//! dashboard's full body, video statuses, the usage read-out, `/readyz`, `/openapi.json`;
+//! rate-limit windows are always `X-RateLimit-*` (`--rate-limit-headers` is refused with it).
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
+use axum::handler::Handler as _;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -32,14 +37,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{self, Json, Query, chat, limits, projects, uploads, users, videos};
+use crate::app;
 use crate::auth::{Caller, SocketCaller};
 use crate::error::{ApiError, restate};
 use crate::settings::RateLimitHeaders;
 use crate::state::AppState;
 
 /// The whole partner-shaped service.
+///
+/// The reference API's middleware runs here too: the deadline (and `--added-latency`) on
+/// everything but streams, the query count and metrics, the compression policy.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/health/", get(health))
         .route("/api/accounts/", post(register))
         .route("/api/account/quota/", get(quota))
@@ -49,10 +58,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/projects/", post(create_project))
         .route("/api/projects/{pk}/", get(project).put(rename_project))
         .route("/api/projects/{pk}/summary/", get(summary))
+        .route_layer(middleware::from_fn_with_state(state.clone(), app::deadline));
+    // Bodies streamed in and sockets held open: no deadline.
+    let streams = Router::new()
         .route("/api/projects/{pk}/live/", get(live))
         .route("/api/files/", post(upload))
-        .route("/api/files/{pk}/raw/", get(download))
-        .fallback(not_found)
+        .route("/api/files/{pk}/raw/", get(download));
+    Router::new()
+        .merge(api)
+        .merge(streams)
+        .route("/metrics", get(app::metrics))
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn_with_state(state.clone(), app::observe))
+        .fallback(not_found.layer(middleware::from_fn_with_state(state.clone(), app::observe)))
+        .layer(middleware::from_fn_with_state(state.clone(), app::compress))
         .layer(middleware::from_fn_with_state(state.clone(), conventions))
         .with_state(state)
 }
@@ -76,6 +95,11 @@ fn detail(status: StatusCode, message: impl Into<String>) -> Response {
 
 async fn not_found() -> Response {
     detail(StatusCode::NOT_FOUND, "Not found.")
+}
+
+/// A known route asked with another method (axum adds `Allow`).
+async fn method_not_allowed() -> Response {
+    detail(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
 }
 
 /// The largest reference answer restated (a feed page of 100 is a few KiB).
@@ -231,7 +255,12 @@ struct NewMedia {
 }
 
 fn media_json(video: &Value) -> Value {
-    json!({ "pk": media_pk(&video["id"]), "source": video["url"], "state": video["status"] })
+    json!({
+        "pk": media_pk(&video["id"]),
+        "source": video["url"],
+        "state": video["status"],
+        "attempt": video["attempt"],
+    })
 }
 
 /// `POST /api/media/ {"source"}` → 201 (created) or 200 `{"pk", "source", "state", "created",
@@ -428,8 +457,14 @@ async fn live(
     };
     match chat::connect(State(state), SocketCaller(caller), Path(id.to_string()), upgrade).await {
         Ok(response) => response,
-        Err(ApiError::RateLimited { .. }) => {
-            detail(StatusCode::FORBIDDEN, "You have too many live connections open.")
+        Err(limited @ ApiError::RateLimited { .. }) => {
+            // 403, its `Retry-After` and rate-limit fields kept.
+            let mut refused = restate_error(limited);
+            *refused.status_mut() = StatusCode::FORBIDDEN;
+            let body = json!({ "detail": "You have too many live connections open." });
+            *refused.body_mut() = Body::from(serde_json::to_vec(&body).unwrap_or_default());
+            refused.headers_mut().remove(header::CONTENT_LENGTH);
+            refused
         }
         Err(e) => restate_error(e),
     }

@@ -19,6 +19,7 @@ use profile::template::{Recognise, RequestTemplate};
 use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::burst;
 use crate::checkers::support::{self, pointer_string};
@@ -35,12 +36,14 @@ fn warm_reads(processes: usize) -> usize {
     processes + 1
 }
 
-/// How the reads know which process answered: the header naming it, and the processes there
-/// are (the target's URLs times the processes behind each).
+/// How the reads know which process answered: the header naming it, and the processes behind
+/// each target URL.
 #[derive(Debug, Clone)]
 struct Reach {
     header: String,
     processes: usize,
+    /// The target's distinct URLs.
+    urls: Vec<String>,
 }
 
 impl Reach {
@@ -49,7 +52,15 @@ impl Reach {
     fn extra_reads(&self) -> usize {
         3 * client::reads_to_reach(self.processes)
     }
+
+    /// Whether every URL's every process is among `seen`.
+    fn covered(&self, seen: &Reached<'_>) -> bool {
+        self.urls.iter().all(|url| seen.get(url.as_str()).is_some_and(|names| names.len() >= self.processes))
+    }
 }
+
+/// The processes named behind each URL.
+type Reached<'a> = BTreeMap<&'a str, BTreeSet<&'a str>>;
 
 /// The read as an operation: what it should serve, what it must not, what it served, and —
 /// with an instance header — which process served it.
@@ -57,6 +68,7 @@ impl Reach {
 fn record(
     check: &InvalidationCheck,
     reach: Option<&Reach>,
+    url: &str,
     answer: &Answer,
     round: usize,
     instance: usize,
@@ -73,33 +85,41 @@ fn record(
     if let Some(reach) = reach {
         value["served_by"] = json!(answer.header(&reach.header));
         value["processes"] = json!(reach.processes);
+        value["url"] = json!(url);
     }
     answer.op(round, instance, f, support::read(answer), value)
 }
 
-/// The processes named by the `action` reads of `round` that answered (and, with `cached`,
-/// served from a cache).
-fn reached<'a>(history: &'a [Op], round: usize, action: &str, cached: bool) -> Vec<&'a str> {
-    let mut seen: Vec<&str> = history
-        .iter()
-        .filter(|op| op.process == round && op.action == action && op.outcome == Outcome::Ok)
-        .filter(|op| !cached || op.value["cached"] == true)
-        .filter_map(|op| op.value["served_by"].as_str())
-        .collect();
-    seen.sort_unstable();
-    seen.dedup();
+/// The processes named behind each URL by the reads `pick` selects that answered (and, with
+/// `cached`, served from a cache).
+fn reached<'a>(history: &'a [Op], pick: impl Fn(&Op) -> bool, cached: bool) -> Reached<'a> {
+    let mut seen = Reached::new();
+    for op in history.iter().filter(|op| pick(op) && op.outcome == Outcome::Ok) {
+        if cached && op.value["cached"] != true {
+            continue;
+        }
+        if let (Some(url), Some(name)) = (op.value["url"].as_str(), op.value["served_by"].as_str()) {
+            seen.entry(url).or_default().insert(name);
+        }
+    }
     seen
+}
+
+/// `round`'s reads of `action`.
+fn of(round: usize, action: &'static str) -> impl Fn(&Op) -> bool {
+    move |op| op.process == round && op.action == action
 }
 
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, TargetError> {
     let rounds = check.rounds.unwrap_or(target.profile.defaults.rounds);
-    let reach = target
-        .profile
-        .defaults
-        .instance_header
-        .clone()
-        .map(|header| Reach { header, processes: target.stack_processes() });
+    let reach =
+        target.profile.defaults.instance_header.clone().filter(|header| !header.is_empty()).map(|header| {
+            let mut urls = target.urls.clone();
+            urls.sort();
+            urls.dedup();
+            Reach { header, processes: target.processes(), urls }
+        });
     let user = target.user(&check.name).await?;
     let value_of = |k: usize| format!("{}-{}-v{k}", check.name, target.run);
     let mut history = Vec::new();
@@ -118,7 +138,17 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
             for _ in 0..warm_reads(target.processes()) {
                 let answer =
                     target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
-                let op = record(check, reach.as_ref(), &answer, round, instance, "warm", &current, &older);
+                let op = record(
+                    check,
+                    reach.as_ref(),
+                    &target.urls[instance],
+                    &answer,
+                    round,
+                    instance,
+                    "warm",
+                    &current,
+                    &older,
+                );
                 let done = op.value["cached"] == true || op.outcome != Outcome::Ok;
                 history.push(op);
                 if done {
@@ -126,16 +156,27 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
                 }
             }
         }
-        // Until every process has served from its cache.
+        // Until every process has served from its cache (when the answers name them at all).
         if let Some(reach) = &reach {
             for extra in 0..reach.extra_reads() {
-                if reached(&history, round, "warm", true).len() >= reach.processes {
+                let seen = reached(&history, of(round, "warm"), false);
+                if seen.is_empty() || reach.covered(&reached(&history, of(round, "warm"), true)) {
                     break;
                 }
                 let instance = extra % target.instances();
                 let answer =
                     target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
-                history.push(record(check, Some(reach), &answer, round, instance, "warm", &current, &older));
+                history.push(record(
+                    check,
+                    Some(reach),
+                    &target.urls[instance],
+                    &answer,
+                    round,
+                    instance,
+                    "warm",
+                    &current,
+                    &older,
+                ));
             }
         }
         let writer = round % target.instances();
@@ -160,7 +201,17 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
             let reach = reach.clone();
             async move {
                 let answer = target.send(instance, Some(&token), &check.read, &[("id", &id)]).await;
-                record(&check, reach.as_ref(), &answer, round, instance, "read", &current, &older)
+                record(
+                    &check,
+                    reach.as_ref(),
+                    &target.urls[instance],
+                    &answer,
+                    round,
+                    instance,
+                    "read",
+                    &current,
+                    &older,
+                )
             }
         })
         .await;
@@ -169,13 +220,24 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
         // a later read is judged alike).
         if let Some(reach) = &reach {
             for extra in 0..reach.extra_reads() {
-                if reached(&history, round, "read", false).len() >= reach.processes {
+                let seen = reached(&history, of(round, "read"), false);
+                if seen.is_empty() || reach.covered(&seen) {
                     break;
                 }
                 let instance = extra % target.instances();
                 let answer =
                     target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
-                history.push(record(check, Some(reach), &answer, round, instance, "read", &current, &older));
+                history.push(record(
+                    check,
+                    Some(reach),
+                    &target.urls[instance],
+                    &answer,
+                    round,
+                    instance,
+                    "read",
+                    &current,
+                    &older,
+                ));
             }
         }
     }
@@ -284,43 +346,69 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
         format!("{writes} writes acknowledged, {judged_after_write} reads after them judged"),
         "the write must be acknowledged (recognised by `written`) and the read answer 2xx",
     );
-    // With an instance header: every process warmed, and read after every write.
+    // With an instance header: every process warmed, and read after every acknowledged write;
+    // and no more processes named than declared (the rest would go unread).
     let declared = history.iter().find_map(|op| op.value["processes"].as_u64());
     let mut processes_reached = None;
     if let Some(processes) = declared {
-        let rounds: std::collections::BTreeSet<usize> =
-            history.iter().filter(|op| op.action == "write").map(|op| op.process).collect();
-        let short: Vec<String> = rounds
+        let processes = processes as usize;
+        let everywhere = reached(history, |op| matches!(op.action.as_str(), "warm" | "read"), false);
+        let urls: BTreeSet<&str> = history.iter().filter_map(|op| op.value["url"].as_str()).collect();
+        let behind = |url: &str| if urls.len() > 1 { format!(" behind {url}") } else { String::new() };
+        let mut short: Vec<String> = everywhere
             .iter()
-            .flat_map(|&round| {
-                let warmed = reached(history, round, "warm", true);
-                let read = reached(history, round, "read", false);
-                [("served a warming read from a cache", warmed), ("answered a read after the write", read)]
-                    .into_iter()
-                    .filter(|(_, seen)| (seen.len() as u64) < processes)
-                    .map(move |(what, seen)| {
-                        format!(
-                            "round {round}: {} of {processes} processes {what} ({})",
-                            seen.len(),
-                            seen.join(", ")
-                        )
-                    })
+            .filter(|(_, names)| names.len() > processes)
+            .map(|(url, names)| {
+                format!(
+                    "{} processes named{} ({}), {processes} declared: set processes = {}",
+                    names.len(),
+                    behind(url),
+                    names.iter().copied().collect::<Vec<_>>().join(", "),
+                    names.len()
+                )
             })
             .collect();
+        let rounds: BTreeSet<usize> = history
+            .iter()
+            .filter(|op| op.action == "write" && op.outcome == Outcome::Ok)
+            .map(|op| op.process)
+            .collect();
+        for &round in &rounds {
+            let warmed = reached(history, of(round, "warm"), true);
+            let read = reached(history, of(round, "read"), false);
+            for (what, seen) in
+                [("served a warming read from a cache", warmed), ("answered a read after the write", read)]
+            {
+                for url in &urls {
+                    let names: Vec<&str> =
+                        seen.get(url).map(|n| n.iter().copied().collect()).unwrap_or_default();
+                    if names.len() < processes {
+                        short.push(format!(
+                            "round {round}: {} of {processes} processes{} {what} ({})",
+                            names.len(),
+                            behind(url),
+                            names.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
         processes_reached = Some(short.is_empty());
-        let named = history.iter().any(|op| op.value["served_by"].is_string());
+        let named = !everywhere.is_empty();
         verdict.require(
             "processes-reached",
-            short.is_empty() && !rounds.is_empty(),
+            named && short.is_empty() && !rounds.is_empty(),
             if !named {
                 "no answer named the process that gave it in `instance_header`".to_owned()
+            } else if rounds.is_empty() {
+                "no write was acknowledged, so no read after one could reach the processes".to_owned()
             } else if short.is_empty() {
                 format!("every one of {processes} processes warmed and read after each write")
             } else {
                 short.join("; ")
             },
             if named {
-                "every process must answer: are `processes` and the URLs right?"
+                "every process must answer, and no more than `processes` may: are `processes` and the URLs right?"
             } else {
                 "set `instance_header` to the header the stack names its process in, or leave it out"
             },
@@ -375,6 +463,7 @@ mod tests {
         {
             op.value["served_by"] = json!(name);
             op.value["processes"] = json!(processes);
+            op.value["url"] = json!("http://a");
         }
         history
     }
@@ -402,6 +491,27 @@ mod tests {
         let verdict = judge("i", &named([None; 4], 2));
         let unmet = verdict.requirements.iter().find(|r| !r.met).unwrap();
         assert_eq!(unmet.observed, "no answer named the process that gave it in `instance_header`");
+        // Fewer declared than answer: the others would go unread.
+        let verdict = judge("i", &named([Some("p0"), Some("p1"), Some("p1"), Some("p0")], 1));
+        let unmet = verdict.requirements.iter().find(|r| !r.met).unwrap();
+        assert_eq!(unmet.observed, "2 processes named (p0, p1), 1 declared: set processes = 2");
+        // Two URLs whose processes have the same names are counted apart.
+        let mut two = named([Some("p0"), Some("p0"), Some("p0"), Some("p0")], 1);
+        for op in two.iter_mut().filter(|op| op.instance == 1) {
+            op.value["url"] = json!("http://b");
+        }
+        assert!(judge("i", &two).held(), "{:?}", judge("i", &two).requirements);
+        // No write acknowledged: nothing reached after one.
+        let mut unknown = named([Some("p0"), Some("p1"), Some("p1"), Some("p0")], 2);
+        unknown.retain(|op| op.action != "read");
+        unknown.iter_mut().filter(|op| op.action == "write").for_each(|op| op.outcome = Outcome::Unknown);
+        let verdict = judge("i", &unknown);
+        assert!(!verdict.held());
+        let unmet = verdict.requirements.iter().find(|r| r.name == "processes-reached").unwrap();
+        assert_eq!(
+            unmet.observed,
+            "no write was acknowledged, so no read after one could reach the processes"
+        );
         // Without the header nothing is asked of the processes.
         assert!(judge("i", &history(["b", "b"])).requirements.iter().all(|r| r.name != "processes-reached"));
     }

@@ -9,7 +9,7 @@ use profile::Defaults;
 use profile::template::{Recognise, RequestTemplate};
 use report::checks::{MAX_UNKNOWN, Verdict};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::burst;
 use crate::checkers::support;
@@ -45,13 +45,11 @@ pub async fn run(target: &Target, check: &UniqueCreationCheck) -> Result<Verdict
                 let process = answer.status.is_some_and(|s| check.should_process.matches(s, &answer.body));
                 // A numeric id (`"pk": 17`) as its text, so numbers and strings compare alike.
                 let id = support::pointer_string(&answer.body, &check.id);
-                answer.op(
-                    round,
-                    instance,
-                    "create",
-                    outcome,
-                    json!({ "created": created, "should_process": process, "id": id }),
-                )
+                let mut value = json!({ "created": created, "should_process": process, "id": id });
+                if let Some(attempt) = &check.attempt {
+                    value["attempt"] = json!(support::pointer_string(&answer.body, attempt));
+                }
+                answer.op(round, instance, "create", outcome, value)
             }
         })
         .await;
@@ -106,12 +104,22 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
                 created.iter().map(|op| (*op).clone()),
             );
         }
-        if processing.len() > 1 {
-            verdict.violate(
-                "duplicate-processing",
-                format!("round {round}: {} requests were told to process it", processing.len()),
-                processing.iter().map(|op| (*op).clone()),
-            );
+        // One processor per attempt: a stack whose processing failed within the burst may
+        // rightly hand a retry (the next attempt) to a later request.
+        let mut attempts: Vec<&Value> = processing.iter().map(|op| &op.value["attempt"]).collect();
+        attempts.sort_by_key(|a| a.to_string());
+        attempts.dedup();
+        for attempt in attempts {
+            let same: Vec<&Op> =
+                processing.iter().copied().filter(|op| &op.value["attempt"] == attempt).collect();
+            if same.len() > 1 {
+                let what = if attempt.is_null() { "it".to_owned() } else { format!("attempt {attempt}") };
+                verdict.violate(
+                    "duplicate-processing",
+                    format!("round {round}: {} requests were told to process {what}", same.len()),
+                    same.iter().map(|op| (*op).clone()),
+                );
+            }
         }
         // Answered and none created: a creation lost. Every one refused (4xx): nothing to
         // judge (`rounds-judged`).
@@ -181,6 +189,11 @@ pub struct UniqueCreationCheck {
     pub should_process: Recognise,
     /// JSON pointer to the created resource's id in the answer.
     pub id: String,
+    /// JSON pointer to the processing attempt the answer is about: with it, one processor is
+    /// required per attempt, so a retry claimed after a failure within the burst is no
+    /// duplicate.
+    #[serde(default)]
+    pub attempt: Option<String>,
     /// `{id}` is the id read from the answers.
     pub read_back: RequestTemplate,
     #[serde(default)]
@@ -205,7 +218,9 @@ impl Kind for UniqueCreationCheck {
     }
 
     fn pointers(&self) -> Vec<(&'static str, &str)> {
-        vec![("id", &self.id)]
+        let mut pointers = vec![("id", self.id.as_str())];
+        pointers.extend(self.attempt.as_deref().map(|a| ("attempt", a)));
+        pointers
     }
 
     /// One import a round.
@@ -261,6 +276,32 @@ mod tests {
         history.push(read_back(0, Outcome::Ok));
         let verdict = judge("u", &history);
         assert!(verdict.held(), "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn a_retry_claimed_after_a_failure_in_the_burst_is_no_duplicate_when_attempts_are_read() {
+        // The first processing failed within the burst; a later request claimed attempt 2.
+        let with_attempt = |op: Op, attempt: u32| {
+            let mut op = op;
+            op.value["attempt"] = json!(attempt.to_string());
+            op
+        };
+        let mut history = vec![with_attempt(create(0, true, true, "v1"), 1)];
+        history.extend((0..20).map(|_| with_attempt(create(0, false, false, "v1"), 1)));
+        history.push(with_attempt(create(0, false, true, "v1"), 2));
+        history.push(read_back(0, Outcome::Ok));
+        let verdict = judge("u", &history);
+        assert!(verdict.held(), "{:?}", verdict.violations);
+        // Two processors of one attempt are a duplicate, named by the attempt.
+        history.push(with_attempt(create(0, false, true, "v1"), 2));
+        let verdict = judge("u", &history);
+        assert_eq!(verdict.rules(), ["duplicate-processing"]);
+        assert_eq!(verdict.violations[0].detail, "round 0: 2 requests were told to process attempt \"2\"");
+        // Without attempts read, two processors in a round are a duplicate whatever the cause.
+        let mut unread = vec![create(0, true, true, "v1"), create(0, false, true, "v1")];
+        unread.push(read_back(0, Outcome::Ok));
+        let verdict = judge("u", &unread);
+        assert_eq!(verdict.violations[0].detail, "round 0: 2 requests were told to process it");
     }
 
     #[test]

@@ -238,3 +238,55 @@ fn every_field_every_kind_accepts_is_in_docs_profile_md() {
         missing.join("\n")
     );
 }
+
+/// The fields a table accepts, as the parser lists them when `text` gives it one it does not.
+fn fields_listed(text: &str) -> Vec<String> {
+    let error = parse(text).unwrap_err();
+    let (_, expected) = error
+        .split_once("expected one of ")
+        .or_else(|| error.split_once("expected "))
+        .unwrap_or_else(|| panic!("the error lists no fields: {error}"));
+    expected.lines().next().unwrap().split('`').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn every_field_of_users_defaults_and_nested_tables_is_in_docs_profile_md() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/profile.md")).unwrap();
+    // The text between a heading (or a line starting with `from`) and the next heading.
+    let section = |from: &str| -> &str {
+        let start = docs.find(from).unwrap_or_else(|| panic!("docs/profile.md has no {from:?}"));
+        let rest = &docs[start + from.len()..];
+        &rest[..rest.find("\n## ").into_iter().chain(rest.find("\n### ")).min().unwrap_or(rest.len())]
+    };
+    let upload = "kind = \"upload\"\nrequest = { method = \"POST\", path = \"/u\" }\nsizes = [1]\nid = \"/id\"\n\
+                  read_back = { method = \"GET\", path = \"/u/{id}\" }\n";
+    let cases: [(&str, String, &str); 4] = [
+        ("[users]", "name = \"m\"\n[users]\nzz_no_such_field = 1\n".to_owned(), "## `[users]`"),
+        ("[defaults]", format!("{USERS}\n[defaults]\nzz_no_such_field = 1\n"), "| `[defaults]` |"),
+        (
+            "upload's multipart",
+            format!("{USERS}\n[[check]]\nname = \"u\"\n{upload}multipart = {{ zz_no_such_field = 1 }}\n"),
+            "### `upload`",
+        ),
+        (
+            "upload's memory",
+            format!("{USERS}\n[[check]]\nname = \"u\"\n{upload}memory = {{ zz_no_such_field = 1 }}\n"),
+            "### `upload`",
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (table, text, heading) in cases {
+        let fields = fields_listed(&text);
+        assert!(fields.len() >= 2, "{table}: {fields:?}");
+        let section = section(heading);
+        missing.extend(
+            fields.iter().filter(|f| !section.contains(f.as_str())).map(|f| format!("{table}: `{f}`")),
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "fields the parser accepts that docs/profile.md does not name:\n{}",
+        missing.join("\n")
+    );
+}
