@@ -68,6 +68,14 @@ fn rules(verdict: &Value) -> Vec<String> {
     verdict["violations"].as_array().unwrap().iter().map(|v| v["rule"].as_str().unwrap().to_owned()).collect()
 }
 
+/// Held by each test that serves several stack processes on the shared PostgreSQL: each
+/// process's pool may open 30 connections, and two such tests at once can pass the server's
+/// `max_connections` (100), whose refusals the checks rightly report as 503s.
+fn shared_database() -> std::sync::MutexGuard<'static, ()> {
+    static SHARED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The shared servers, or `None` (after a notice) outside CI when one is unreachable.
 fn servers() -> Option<(String, String)> {
     let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
@@ -114,6 +122,7 @@ fn check_memory_backend_over_three_instances_violates_the_cross_instance_invaria
 #[test]
 fn check_redis_and_postgres_hold_the_invariants_across_three_instances() {
     let Some((redis, database)) = servers() else { return };
+    let _database = shared_database();
     let (out, report) =
         stampede_check(&["--instances", "3", "--rounds", "2", "--redis", &redis, "--database", &database]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -241,6 +250,7 @@ fn check_every_stack_mutant_is_caught_by_a_check() {
         .chain(tabled.difference(&runnable).map(|name| format!("{name}: named here, not run by the stack")))
         .collect();
     let shared = servers();
+    let _database = shared_database();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let caught = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -866,6 +876,7 @@ fn check_uploads_as_a_multipart_form_and_reads_the_bytes_back() {
 #[test]
 fn check_the_partner_shape_holds_and_its_mutants_are_caught() {
     let Some((redis, database)) = servers() else { return };
+    let _database = shared_database();
     let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/partner.toml");
     let profile = profile.to_str().unwrap();
     let serve = |mutant: Option<&str>| {
