@@ -517,6 +517,29 @@ impl OwnRedis {
     }
 }
 
+impl OwnRedis {
+    /// SIGKILL, and a new server on the same port a moment later (without persistence: empty).
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let port = self.url.rsplit(':').next().unwrap().to_owned();
+        self.child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("restart redis-server");
+        let port: u16 = port.parse().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("redis-server on {port} did not restart");
+    }
+}
+
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -547,6 +570,34 @@ fn check_against_a_stack_whose_redis_is_gone_holds_nothing_and_does_not_exit_0()
     let verdicts = report["verdicts"].as_array().unwrap();
     let judged: Vec<&Value> = verdicts.iter().filter(|v| v["status"] != "inconclusive").collect();
     assert!(judged.is_empty(), "checks judged with Redis gone: {judged:#?}");
+}
+
+#[test]
+fn check_holds_again_after_the_stacks_redis_restarts() {
+    let Some(mut redis) = OwnRedis::start() else { return };
+    let served = support::Served::start(&["--redis", &redis.url, "--publish-limit", "5/3s"]);
+    let ready = |url: &str| {
+        let (host, path) = (url.trim_start_matches("http://"), "/readyz");
+        let mut stream = std::net::TcpStream::connect(host).ok()?;
+        use std::io::{Read, Write};
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        Some(answer.starts_with("HTTP/1.1 200"))
+    };
+    assert_eq!(ready(&served.url), Some(true));
+    redis.restart();
+    // Ready again once its connection is back (it was never before: every Redis-backed
+    // request kept answering 503).
+    let back = std::time::Instant::now();
+    while ready(&served.url) != Some(true) {
+        assert!(back.elapsed() < std::time::Duration::from_secs(15), "not ready 15 s after redis came back");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (out, report) =
+        stampede_check(&["--target", &served.url, "--only", "publish-rate-limit", "--max-wait", "10s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(verdict(report.as_ref().unwrap(), "publish-rate-limit")["status"], "held");
 }
 
 /// The profile's users and defaults with one rate-limit check of the publish route, reading

@@ -12,15 +12,22 @@
 //! A process that subscribed and then stalls is caught by the timeout; one that was not yet
 //! subscribed when `PUBLISH` ran is not counted and holds nothing to drop it could have cached
 //! from the shared layers before the deletion.
+//!
+//! When the server drops the subscription (a restart, `CLIENT KILL`, a reset), invalidations
+//! published until it is back are missed: the bus drops every local entry at once, subscribes
+//! again with backoff (50 ms doubling, at most 2 s apart), and drops every local entry again
+//! once subscribed, since an entry filled meanwhile may predate an invalidation it missed.
+//! What it cannot close is the moment between the drop and its notice: a read served from the
+//! local cache then may be stale. Publishing goes through a connection opened again on its own
+//! (`crate::reconnecting`).
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_core::Stream;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, PubSub};
 use reference::l1_cache::{Applied, InvalidationBus, Subscriber};
 use reference::store::{StoreError, StoreResult};
 use tokio::sync::mpsc;
@@ -50,7 +57,7 @@ pub struct RedisBus {
 struct Inner {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    conn: MultiplexedConnection,
+    conn: ConnectionManager,
     channel: String,
     id: String,
     ack_timeout: Duration,
@@ -113,10 +120,9 @@ impl RedisBus {
         let unreachable = |reason: String| RedisStoreError::Unreachable { url: url.to_owned(), reason };
         let (conn, pubsub) = runtime.block_on(async {
             let connect = async {
-                let conn = client.get_multiplexed_async_connection().await?;
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.subscribe(&channel).await?;
-                pubsub.subscribe(&ack_channel).await?;
+                let config = crate::reconnecting(options.connect_timeout, options.ack_timeout);
+                let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+                let pubsub = subscription(&client, &channel, &ack_channel).await?;
                 Ok::<_, redis::RedisError>((conn, pubsub))
             };
             tokio::time::timeout(options.connect_timeout, connect)
@@ -131,8 +137,9 @@ impl RedisBus {
             channel: channel.clone(),
             ack_channel,
             ack_prefix: format!("{namespace}:ack:"),
+            client,
         };
-        runtime.spawn(listener.run(Box::pin(pubsub.into_on_message())));
+        runtime.spawn(listener.run(pubsub));
         Ok(Self {
             inner: Arc::new(Inner {
                 handle: runtime.handle().clone(),
@@ -204,25 +211,65 @@ impl InvalidationBus for RedisBus {
     }
 }
 
-/// The task that applies received invalidations and routes acknowledgements.
+/// A pub/sub connection subscribed to the invalidation and acknowledgement channels.
+async fn subscription(
+    client: &redis::Client,
+    channel: &str,
+    ack_channel: &str,
+) -> redis::RedisResult<PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    pubsub.subscribe(ack_channel).await?;
+    Ok(pubsub)
+}
+
+/// The task that applies received invalidations and routes acknowledgements, and subscribes
+/// again when the subscription is dropped.
 struct Listener {
     shared: Arc<Shared>,
-    conn: MultiplexedConnection,
+    conn: ConnectionManager,
     channel: String,
     ack_channel: String,
     ack_prefix: String,
+    client: redis::Client,
 }
 
+/// The first and the longest wait between two attempts to subscribe again.
+const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(50);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(2);
+
 impl Listener {
-    async fn run(mut self, mut messages: Pin<Box<impl Stream<Item = redis::Msg>>>) {
-        while let Some(msg) = std::future::poll_fn(|cx| messages.as_mut().poll_next(cx)).await {
-            let Ok(payload) = msg.get_payload::<String>() else { continue };
-            let channel = msg.get_channel_name();
-            if channel == self.channel {
-                self.apply(&payload).await;
-            } else if channel == self.ack_channel {
-                self.route_ack(&payload);
+    /// Runs until the bus's runtime shuts down.
+    async fn run(mut self, mut pubsub: PubSub) {
+        loop {
+            let mut messages = Box::pin(pubsub.into_on_message());
+            while let Some(msg) = std::future::poll_fn(|cx| messages.as_mut().poll_next(cx)).await {
+                let Ok(payload) = msg.get_payload::<String>() else { continue };
+                let channel = msg.get_channel_name();
+                if channel == self.channel {
+                    self.apply(&payload).await;
+                } else if channel == self.ack_channel {
+                    self.route_ack(&payload);
+                }
             }
+            // Deaf until subscribed again: nothing held locally can be trusted.
+            self.shared.apply("*");
+            pubsub = self.resubscribe().await;
+            self.shared.apply("*");
+        }
+    }
+
+    /// Subscribes again, backing off between attempts, until it succeeds.
+    async fn resubscribe(&self) -> PubSub {
+        let mut wait = RESUBSCRIBE_FIRST;
+        loop {
+            // Bounded: a server that accepts and never answers is tried again too.
+            let attempt = subscription(&self.client, &self.channel, &self.ack_channel);
+            if let Ok(Ok(pubsub)) = tokio::time::timeout(RESUBSCRIBE_MAX, attempt).await {
+                return pubsub;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RESUBSCRIBE_MAX);
         }
     }
 

@@ -34,8 +34,8 @@
 //!
 //! # Driving the futures
 //!
-//! The store owns a small multi-thread tokio runtime; the multiplexed connection is created on
-//! it and its driver task runs there. Every primitive is spawned onto that runtime and its
+//! The store owns a small multi-thread tokio runtime; the connection is created on it and its
+//! driver task runs there. Every primitive is spawned onto that runtime and its
 //! `JoinHandle` awaited, so the returned futures can be polled by anything — a tokio task on
 //! another runtime, or `reference::sync::block_on` on a plain thread — without a tokio context.
 //!
@@ -45,6 +45,19 @@
 //!   SCRIPT LOAD fallback, and its multiplexed connection pipelines many concurrent callers over
 //!   one socket, which is what a load harness needs.
 //! - `tokio`: the runtime the `redis` client's async connection requires.
+//!
+//! # Reconnecting
+//!
+//! The connection is `redis`'s `ConnectionManager` (feature `connection-manager`, which brings
+//! `backon` for its backoff and `arc-swap` for the connection it replaces): a multiplexed
+//! connection that, when the server drops it (a restart, `CLIENT KILL`, a network reset),
+//! is opened again in the background: three attempts at most 200 ms apart, then a new round
+//! on the next command. The commands in flight when it drops fail as unavailable, and so do
+//! those sent while the server is away (each within well under a second when the server
+//! refuses connections; each attempt is bounded by the connect timeout when it does not
+//! answer); the first after it is back succeeds. A bare
+//! multiplexed connection stays dead once dropped: every later command fails until the
+//! process restarts.
 
 mod bus;
 mod scripts;
@@ -56,8 +69,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, ScanOptions};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisError, ScanOptions};
 use reference::clock::millis;
 use reference::store::{
     Bump, BumpOutcome, Delivery, GcraOutcome, QueueDepth, SlotOutcome, Store, StoreError, StoreResult, Ttl,
@@ -112,6 +125,22 @@ impl Default for RedisOptions {
     }
 }
 
+/// A connection that is opened again when the server drops it: three attempts at most 200 ms
+/// apart (plus jitter), and a fresh round on the next command after that; each attempt
+/// bounded by `connect`, each reply by `response`. Commands sent meanwhile wait for the round,
+/// so it is short: with the server refusing connections a command fails within well under a
+/// second instead of hanging through a long backoff (the stack's requests are answered 503,
+/// not held). redis-rs hands `factor` to backon as the growth factor over a 1 s first delay,
+/// so the cap is what keeps the delays short.
+pub(crate) fn reconnecting(connect: Duration, response: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_factor(2)
+        .set_max_delay(200)
+        .set_number_of_retries(2)
+        .set_connection_timeout(connect)
+        .set_response_timeout(response)
+}
+
 /// A [`Store`] on one Redis server. Cloning shares the connection and the runtime.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -121,7 +150,7 @@ pub struct RedisStore {
 struct Inner {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    conn: MultiplexedConnection,
+    conn: ConnectionManager,
     url: String,
     /// `{prefix}:`, prepended to every component key.
     data: String,
@@ -163,14 +192,12 @@ impl RedisStore {
             .enable_all()
             .build()
             .map_err(RedisStoreError::Runtime)?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(options.connect_timeout)
-            .set_response_timeout(options.response_timeout);
+        let config = reconnecting(options.connect_timeout, options.response_timeout);
         let unreachable = |reason: String| RedisStoreError::Unreachable { url: url.to_owned(), reason };
         let conn = runtime.block_on(async {
             let mut conn = tokio::time::timeout(
                 options.connect_timeout,
-                client.get_multiplexed_async_connection_with_config(&config),
+                ConnectionManager::new_with_config(client, config),
             )
             .await
             .map_err(|_| unreachable(format!("no connection within {:?}", options.connect_timeout)))?
@@ -206,7 +233,7 @@ impl RedisStore {
     }
 
     /// A connection to the same server, for tests and tools that inspect raw keys.
-    pub fn connection(&self) -> MultiplexedConnection {
+    pub fn connection(&self) -> ConnectionManager {
         self.inner.conn.clone()
     }
 
@@ -219,7 +246,7 @@ impl RedisStore {
     }
 
     /// Runs `op` on the store's runtime, so callers need no tokio context.
-    async fn run<T, F>(&self, op: impl FnOnce(MultiplexedConnection) -> F) -> StoreResult<T>
+    async fn run<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
