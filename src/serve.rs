@@ -37,6 +37,12 @@ pub(crate) struct ServeArgs {
     /// Start this many separate processes sharing the backends.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) instances: u16,
+    /// With `--instances`: how many times a minute each instance that stops on its own (a
+    /// crash, a kill) is started again on its address (a new port when `--listen`'s is 0
+    /// without `--one-port`) before serve stops them all and exits 1; 0 stops them all on the
+    /// first (an orchestrator's job then).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub(crate) restarts: usize,
     /// The API to serve the components behind: `reference` (crates/stack/openapi.json,
     /// mapped by scenarios/reference.toml) or `partner` (written the way another team writes
     /// one: its own routes, an API key, numeric ids, `X-RateLimit-*`, next links, 403 for
@@ -412,8 +418,12 @@ async fn stdin_eof() {
     let _ = rx.await;
 }
 
-/// Starts `--instances` children, relays their listening lines, and stops them all on
-/// Ctrl-C/SIGTERM (by closing their standard input) or when one of them dies.
+/// The window `--restarts` counts an instance's restarts in.
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// Starts `--instances` children, relays their listening lines, starts again one that stops
+/// on its own (at most `--restarts` times a minute each), and stops them all on Ctrl-C/SIGTERM
+/// (by closing their standard input) or when one stops more often than that.
 fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("locate the stampede executable")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
@@ -439,8 +449,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .upload_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("stampede-uploads-{}", std::process::id())));
-    let mut children: Vec<Child> = Vec::new();
-    for i in 0..args.instances {
+    // Instance `i`'s command, to start it and to start it again.
+    let command_for = |i: u16| -> anyhow::Result<Command> {
         let mut listen = args.listen;
         if let Some((_, port)) = &shared {
             listen.set_port(*port);
@@ -518,22 +528,51 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(mutant) = args.mutant {
             command.arg("--mutant").arg(mutant.name());
         }
-        children.push(command.spawn().with_context(|| format!("start instance {i}"))?);
+        Ok(command)
+    };
+    let mut children: Vec<Child> = Vec::new();
+    for i in 0..args.instances {
+        children.push(command_for(i)?.spawn().with_context(|| format!("start instance {i}"))?);
     }
-    let mut failed = None;
+    // When each instance was last started again, within the restart window.
+    let mut restarts: Vec<Vec<std::time::Instant>> = vec![Vec::new(); children.len()];
+    let mut failed: Option<String> = None;
     runtime.block_on(async {
         let mut signal = std::pin::pin!(signal);
-        loop {
+        while failed.is_none() {
             tokio::select! {
                 () = &mut signal => break,
                 () = tokio::time::sleep(Duration::from_millis(200)) => {
                     for (i, child) in children.iter_mut().enumerate() {
-                        if let Ok(Some(status)) = child.try_wait() {
-                            failed = Some((i, status));
+                        let Ok(Some(status)) = child.try_wait() else { continue };
+                        let now = std::time::Instant::now();
+                        restarts[i].retain(|at| now.duration_since(*at) < RESTART_WINDOW);
+                        if restarts[i].len() >= args.restarts {
+                            failed = Some(format!(
+                                "instance {i} stopped on its own ({status}) with {} restarts in the last {} s \
+                                 (--restarts {}); stopped the others",
+                                restarts[i].len(),
+                                RESTART_WINDOW.as_secs(),
+                                args.restarts
+                            ));
+                            break;
                         }
-                    }
-                    if failed.is_some() {
-                        break;
+                        restarts[i].push(now);
+                        eprintln!(
+                            "stampede serve: instance {i} stopped on its own ({status}); starting it again \
+                             ({} of {} restarts in {} s)",
+                            restarts[i].len(),
+                            args.restarts,
+                            RESTART_WINDOW.as_secs()
+                        );
+                        let index = u16::try_from(i).expect("at most 64 instances");
+                        match command_for(index).and_then(|mut c| c.spawn().context("spawn")) {
+                            Ok(again) => *child = again,
+                            Err(e) => {
+                                failed = Some(format!("instance {i} could not be started again: {e:#}; stopped the others"));
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -549,7 +588,7 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(fake.shutdown());
     }
     match failed {
-        Some((i, status)) => bail!("instance {i} stopped on its own ({status}); stopped the others"),
+        Some(why) => bail!("{why}"),
         None => Ok(ExitCode::SUCCESS),
     }
 }

@@ -574,3 +574,55 @@ async fn serve_one_port_puts_three_processes_behind_one_url_and_check_processes_
         drop(serve);
     }
 }
+
+/// The pid of `parent`'s child serving instance `name`.
+fn instance_pid(parent: u32, name: &str) -> Option<u32> {
+    children(parent)
+        .into_iter()
+        .find(|(_, cmdline)| cmdline.contains(&format!("--instance-name {name} ")))
+        .map(|(pid, _)| pid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_instances_start_a_killed_instance_again_within_the_restart_budget() {
+    let mut serve = Serve::spawn(&["--listen", "127.0.0.1:0", "--instances", "2", "--one-port"]);
+    let (url, _) = serve.listening();
+    let _ = serve.listening();
+    let parent = serve.child.id();
+    let killed = instance_pid(parent, "stack-1").expect("stack-1 runs");
+    let status = Command::new("kill").args(["-KILL", &killed.to_string()]).status().unwrap();
+    assert!(status.success());
+    // A fresh connection per request: SO_REUSEPORT spreads them over whichever processes listen.
+    let fresh = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let again = instance_pid(parent, "stack-1").filter(|pid| *pid != killed);
+        if again.is_some() && instance_name(&fresh, &url).await == "stack-1" {
+            break;
+        }
+        assert!(serve.child.try_wait().unwrap().is_none(), "serve exited: {}", serve.stderr_so_far());
+        assert!(Instant::now() < deadline, "stack-1 not answering again 15 s after it was killed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.terminate();
+    let status = serve.wait();
+    let stderr = serve.stderr_after_exit();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("instance 1 stopped on its own") && stderr.contains("starting it again"),
+        "{stderr}"
+    );
+
+    // No budget: the first crash stops them all, and says why.
+    let mut serve =
+        Serve::spawn(&["--listen", "127.0.0.1:0", "--instances", "2", "--one-port", "--restarts", "0"]);
+    let (url, _) = serve.listening();
+    let _ = serve.listening();
+    let killed = instance_pid(serve.child.id(), "stack-1").expect("stack-1 runs");
+    Command::new("kill").args(["-KILL", &killed.to_string()]).status().unwrap();
+    let status = serve.wait();
+    let stderr = serve.stderr_after_exit();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(--restarts 0); stopped the others"), "{stderr}");
+    assert!(stops_answering(&url), "{url} still answers after serve stopped");
+}
