@@ -975,12 +975,14 @@ fn check_the_partner_shape_holds_and_its_mutants_are_caught() {
         verdict(report.as_ref().unwrap(), "summary-invalidation")["summary"].as_str().unwrap().to_owned();
     assert!(summary.contains("3 of 4 processes answered a read after the write"), "{summary}");
     drop(served);
+    // The rounds each runs: IncrOrSet loses units only when a round's first increments race on
+    // a fresh user's key, so it gets ten rounds (as in `CATCHES`).
     let mutants = [
-        ("fixed_window::mutants::GetThenSet", "publish-rate-limit", "over-admission"),
-        ("fixed_window::mutants::ExpireEveryHit", "publish-rate-limit", "window-never-ends"),
-        ("daily_quota::mutants::IncrOrSet", "quota-counter", "lost-units"),
-        ("video::mutants::CheckThenInsert", "media-unique", "duplicate-creation"),
-        ("l1_cache::mutants::MultiLayerLocalOnly", "summary-invalidation", "stale-read"),
+        ("fixed_window::mutants::GetThenSet", "publish-rate-limit", "over-admission", "3"),
+        ("fixed_window::mutants::ExpireEveryHit", "publish-rate-limit", "window-never-ends", "3"),
+        ("daily_quota::mutants::IncrOrSet", "quota-counter", "lost-units", "10"),
+        ("video::mutants::CheckThenInsert", "media-unique", "duplicate-creation", "3"),
+        ("l1_cache::mutants::MultiLayerLocalOnly", "summary-invalidation", "stale-read", "3"),
     ];
     // Two at a time: each is three stack processes and a check on a two-core machine.
     let misses: Vec<String> = mutants
@@ -989,7 +991,7 @@ fn check_the_partner_shape_holds_and_its_mutants_are_caught() {
             std::thread::scope(|scope| {
                 let runs: Vec<_> = pair
                     .iter()
-                    .map(|&(mutant, check, rule)| {
+                    .map(|&(mutant, check, rule, rounds)| {
                         let serve = &serve;
                         scope.spawn(move || {
                             let served = serve(Some(mutant));
@@ -1000,6 +1002,8 @@ fn check_the_partner_shape_holds_and_its_mutants_are_caught() {
                                 profile,
                                 "--only",
                                 check,
+                                "--rounds",
+                                rounds,
                             ]);
                             let broken =
                                 report.as_ref().map(|r| rules(verdict(r, check))).unwrap_or_default();
