@@ -320,9 +320,23 @@ impl Verdict {
         self.violations.iter().map(|v| v.rule.as_str()).collect()
     }
 
-    /// Every violation as `rule: detail`, joined with `; ` (a summary of a failure).
+    /// The first violation of each rule broken, as `rule: detail` joined with `; `, then how
+    /// many more there were: every rule is named, and a check broken a hundred times stays one
+    /// line (`violations`, checks.json and the HTML page hold every one).
     pub fn violations_line(&self) -> String {
-        self.violations.iter().map(|v| format!("{}: {}", v.rule, v.detail)).collect::<Vec<_>>().join("; ")
+        let mut shown: Vec<&Violation> = Vec::new();
+        for violation in &self.violations {
+            if !shown.iter().any(|s| s.rule == violation.rule) {
+                shown.push(violation);
+            }
+        }
+        let mut line =
+            shown.iter().map(|v| format!("{}: {}", v.rule, v.detail)).collect::<Vec<_>>().join("; ");
+        let more = self.violations.len() - shown.len();
+        if more > 0 {
+            line.push_str(&format!("; and {more} more"));
+        }
+        line
     }
 }
 
@@ -369,6 +383,21 @@ pub fn write(dir: &Path, report: &ChecksReport) -> std::io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_violated_summary_names_every_rule_once_and_counts_the_rest() {
+        let mut verdict = Verdict::new("c", "kind", 10, serde_json::json!({}));
+        for i in 0..4 {
+            verdict.violate("stale-read", format!("instance {i} served the old value"), []);
+        }
+        verdict.violate("not-visible", "instance 9 answered 404", []);
+        let verdict = verdict.summarize("never");
+        assert_eq!(
+            verdict.summary,
+            "stale-read: instance 0 served the old value; not-visible: instance 9 answered 404; and 3 more"
+        );
+        assert_eq!(verdict.violations.len(), 5);
+    }
 
     #[test]
     fn a_report_of_the_first_checks_schema_still_reads() {
