@@ -115,18 +115,25 @@ fn load_open_model_shows_a_one_second_stall_in_its_p99_and_the_closed_model_hide
     assert!(missed.iter().any(|n| n.starts_with("p99 of")), "a p99 target is missed: {missed:?}");
 
     // The same stall under 8 closed-model users with no think time: each user has one request
-    // caught in it, among thousands that were not.
-    let (_, closed) = load_with_stall(
-        &served,
-        "stall-closed",
-        &["--model", "closed", "--users", "8", "--duration", "6"],
-        Duration::from_secs(2),
-        stall,
-    );
-    let closed_all = all_requests(&closed);
-    let (p99, max) = (ms(closed_all.value_at_quantile(0.99)), ms(closed_all.max()));
-    eprintln!("closed model: {} requests, p99 {p99} ms, max {max} ms", closed_all.len());
-    assert!(max >= 900.0, "the closed model saw the stall, in its max: {max} ms");
+    // caught in it, among thousands that were not. That the stall fell inside the load (its
+    // max shows it) is the premise, not the finding: on a busy machine the users may start
+    // after it, so a run that never saw it is run again, at most three times.
+    let (closed, p99, max) = (0..3)
+        .map(|attempt| {
+            let (_, closed) = load_with_stall(
+                &served,
+                &format!("stall-closed-{attempt}"),
+                &["--model", "closed", "--users", "8", "--duration", "6"],
+                Duration::from_secs(2),
+                stall,
+            );
+            let closed_all = all_requests(&closed);
+            let (p99, max) = (ms(closed_all.value_at_quantile(0.99)), ms(closed_all.max()));
+            eprintln!("closed model: {} requests, p99 {p99} ms, max {max} ms", closed_all.len());
+            (closed, p99, max)
+        })
+        .find(|(_, _, max)| *max >= 900.0)
+        .expect("the closed model saw the stall, in its max, in one of three runs");
     assert!(p99 < 500.0, "and its p99 under-reports it, below half the stall: {p99} ms");
     assert!(closed["load"]["users_reached"].as_u64() == Some(8), "{}", closed["load"]);
 }
