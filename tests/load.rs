@@ -118,7 +118,7 @@ fn load_open_model_shows_a_one_second_stall_in_its_p99_and_the_closed_model_hide
     // caught in it, among thousands that were not. That the stall fell inside the load (its
     // max shows it) is the premise, not the finding: on a busy machine the users may start
     // after it, so a run that never saw it is run again, at most three times.
-    let (closed, p99, max) = (0..3)
+    let (closed, p99, _) = (0..3)
         .map(|attempt| {
             let (_, closed) = load_with_stall(
                 &served,
