@@ -106,7 +106,8 @@ async fn method_not_allowed() -> Response {
 const MAX_RESTATED: usize = 1 << 20;
 
 /// A reference handler's answer restated: a success's JSON body through `shape`, an error's
-/// as `{"detail": …}`; status and headers kept (`Retry-After`, the rate-limit fields).
+/// as `{"detail": …}`; status and headers kept (`Retry-After`, the rate-limit fields) but
+/// `Location`, which names a reference path.
 async fn restated(answer: Response, shape: impl FnOnce(Value) -> Value) -> Response {
     let (mut parts, body) = answer.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_RESTATED).await {
@@ -122,6 +123,8 @@ async fn restated(answer: Response, shape: impl FnOnce(Value) -> Value) -> Respo
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::WWW_AUTHENTICATE);
+    // A reference path: nothing this API serves.
+    parts.headers.remove(header::LOCATION);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     Response::from_parts(parts, Body::from(bytes))
@@ -272,15 +275,13 @@ async fn import(State(state): State<AppState>, ApiKey(caller): ApiKey, bytes: ax
     };
     let request = videos::Import { url: media.source, project_id: None };
     let answer = videos::import(State(state), caller, Json(request)).await.into_response();
-    let mut answer = restated(answer, |video| {
+    restated(answer, |video| {
         let mut media = media_json(&video);
         media["created"] = video["created"].clone();
         media["enqueued"] = video["should_process"].clone();
         media
     })
-    .await;
-    answer.headers_mut().remove(header::LOCATION);
-    answer
+    .await
 }
 
 /// `GET /api/media/{pk}/`.
@@ -365,9 +366,7 @@ async fn create_project(
     };
     let request = projects::NewProject { name: titled.title, members: Vec::new() };
     let answer = projects::create(State(state), caller, Json(request)).await.into_response();
-    let mut answer = restated(answer, |project| project_json(&project)).await;
-    answer.headers_mut().remove(header::LOCATION);
-    answer
+    restated(answer, |project| project_json(&project)).await
 }
 
 /// `GET /api/projects/{pk}/` → `{"pk", "title"}`, for its members.
@@ -479,9 +478,7 @@ async fn upload(
     body: Body,
 ) -> Response {
     let answer = uploads::create(State(state), caller, headers, body).await.into_response();
-    let mut answer = restated(answer, |upload| json!({ "pk": upload["id"], "size": upload["bytes"] })).await;
-    answer.headers_mut().remove(header::LOCATION);
-    answer
+    restated(answer, |upload| json!({ "pk": upload["id"], "size": upload["bytes"] })).await
 }
 
 /// `GET /api/files/{pk}/raw/`: the stored bytes.

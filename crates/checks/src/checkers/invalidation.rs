@@ -110,6 +110,46 @@ fn of(round: usize, action: &'static str) -> impl Fn(&Op) -> bool {
     move |op| op.process == round && op.action == action
 }
 
+/// The reads beyond the planned ones that an instance header asks for.
+struct Reads<'a> {
+    target: &'a Target,
+    check: &'a InvalidationCheck,
+    reach: &'a Reach,
+    tokens: &'a [String],
+    id: &'a str,
+}
+
+impl Reads<'_> {
+    /// Reads round robin over the instances, recorded as `action` of `round`, until every
+    /// process behind every URL has answered one (a warming read: from its cache), at most
+    /// [`Reach::extra_reads`]; none when no answer of the round names a process.
+    async fn until_covered(
+        &self,
+        history: &mut Vec<Op>,
+        round: usize,
+        action: &'static str,
+        expected: &str,
+        older: &[String],
+    ) {
+        let cached = action == "warm";
+        for extra in 0..self.reach.extra_reads() {
+            if reached(history, of(round, action), false).is_empty()
+                || self.reach.covered(&reached(history, of(round, action), cached))
+            {
+                return;
+            }
+            let instance = extra % self.target.instances();
+            let vars = [("id", self.id)];
+            let answer =
+                self.target.send(instance, Some(&self.tokens[instance]), &self.check.read, &vars).await;
+            let url = &self.target.urls[instance];
+            let op =
+                record(self.check, Some(self.reach), url, &answer, round, instance, action, expected, older);
+            history.push(op);
+        }
+    }
+}
+
 /// Runs the check against `target`.
 pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, TargetError> {
     let rounds = check.rounds.unwrap_or(target.profile.defaults.rounds);
@@ -158,26 +198,8 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
         }
         // Until every process has served from its cache (when the answers name them at all).
         if let Some(reach) = &reach {
-            for extra in 0..reach.extra_reads() {
-                let seen = reached(&history, of(round, "warm"), false);
-                if seen.is_empty() || reach.covered(&reached(&history, of(round, "warm"), true)) {
-                    break;
-                }
-                let instance = extra % target.instances();
-                let answer =
-                    target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
-                history.push(record(
-                    check,
-                    Some(reach),
-                    &target.urls[instance],
-                    &answer,
-                    round,
-                    instance,
-                    "warm",
-                    &current,
-                    &older,
-                ));
-            }
+            let reads = Reads { target, check, reach, tokens: &user.tokens, id: &id };
+            reads.until_covered(&mut history, round, "warm", &current, &older).await;
         }
         let writer = round % target.instances();
         let next = value_of(round + 1);
@@ -219,26 +241,8 @@ pub async fn run(target: &Target, check: &InvalidationCheck) -> Result<Verdict, 
         // Until every process has answered a read after the write (a stale entry stays stale:
         // a later read is judged alike).
         if let Some(reach) = &reach {
-            for extra in 0..reach.extra_reads() {
-                let seen = reached(&history, of(round, "read"), false);
-                if seen.is_empty() || reach.covered(&seen) {
-                    break;
-                }
-                let instance = extra % target.instances();
-                let answer =
-                    target.send(instance, Some(&user.tokens[instance]), &check.read, &[("id", &id)]).await;
-                history.push(record(
-                    check,
-                    Some(reach),
-                    &target.urls[instance],
-                    &answer,
-                    round,
-                    instance,
-                    "read",
-                    &current,
-                    &older,
-                ));
-            }
+            let reads = Reads { target, check, reach, tokens: &user.tokens, id: &id };
+            reads.until_covered(&mut history, round, "read", &current, &older).await;
         }
     }
     Ok(judge(&check.name, &history))
