@@ -212,6 +212,7 @@ pub async fn offer(
         throughput: if elapsed > 0.0 { requests as f64 / elapsed } else { 0.0 },
         endpoints,
         metrics,
+        faults: Vec::new(),
     };
     let mut targets = objectives::judge(targets, &load);
     if load.unsent > 0 && found_full > 0 {

@@ -193,6 +193,7 @@ mod tests {
             throughput: 100.0,
             endpoints,
             metrics: vec![reading("cache-hit-rate", 70.0, 100.0), reading("queries", 0.0, 0.0)],
+            faults: Vec::new(),
         }
     }
 

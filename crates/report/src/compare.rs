@@ -230,6 +230,7 @@ mod tests {
                 throughput: 0.0,
                 endpoints,
                 metrics: vec![],
+                faults: vec![],
             }),
             targets: vec![],
             comparison: None,

@@ -338,6 +338,7 @@ mod tests {
                 throughput: 0.0,
                 endpoints: Vec::new(),
                 metrics: Vec::new(),
+                faults: Vec::new(),
             }),
             targets: vec![target("p99 of import", true), target(NASTY, false), target("throughput", false)],
             comparison: None,

@@ -132,6 +132,36 @@ pub struct LoadReport {
     pub endpoints: Vec<EndpointReport>,
     /// What the target's metrics said over the run (increase of each selected series sum).
     pub metrics: Vec<MetricReading>,
+    /// The faults injected while the load ran (`[[fault]]`), in the order they began.
+    #[serde(default)]
+    pub faults: Vec<FaultWindow>,
+}
+
+/// One fault injected during the load: what, on what, when it began and ended (wall clock, so
+/// it lines up with the timelines' seconds), and the bounds the run is judged by around it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultWindow {
+    /// The `[[fault]]`'s name.
+    pub name: String,
+    /// What it acted on: `link redis`, `link postgres`, `link upstream`, `instance 1`,
+    /// `command`.
+    pub target: String,
+    /// What was done, in words: `down`, `latency 200 ms ± 20 ms`, `kill and restart`, ….
+    pub action: String,
+    /// When it was applied (milliseconds since the Unix epoch).
+    pub started_at_ms: u64,
+    /// When it was removed; null when it never was (the run was interrupted, or removing it
+    /// failed).
+    pub ended_at_ms: Option<u64>,
+    /// Why applying or removing it failed, if it did.
+    pub error: Option<String>,
+    /// After it ends, the per-second error rate must be back under `max_error_rate` within
+    /// this many seconds and stay there to the end of the load.
+    pub recover_within_s: Option<f64>,
+    /// The most failed requests allowed in the seconds it lasted.
+    pub max_errors_during: Option<u64>,
+    /// The per-second error rate counted as recovered (`[targets] max_error_rate`).
+    pub max_error_rate: f64,
 }
 
 impl LoadReport {

@@ -116,6 +116,7 @@ pub fn merge(inputs: &[(String, Report)], id: &str, host: &str, now_ms: u64) -> 
         throughput: if duration_s > 0.0 { requests as f64 / duration_s } else { 0.0 },
         endpoints,
         metrics: longest,
+        faults: Vec::new(),
     };
     let targets = first.targets.iter().map(|t| rejudge(t, &load)).collect();
     let interrupted: Vec<&str> =
@@ -337,6 +338,7 @@ mod tests {
             throughput: 0.0,
             endpoints: vec![endpoint],
             metrics: Vec::new(),
+            faults: Vec::new(),
         };
         let target = |kind, name: &str, cmp: &str, bound, unit: &str| {
             rejudge(

@@ -251,6 +251,7 @@ pub fn built() -> Report {
                     value: None,
                 },
             ],
+            faults: vec![],
         }),
         targets,
         comparison: None,
