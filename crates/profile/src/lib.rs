@@ -17,6 +17,7 @@
 
 pub mod check;
 pub mod error;
+pub mod fault;
 pub mod load;
 pub mod objectives;
 pub mod prometheus;
@@ -31,6 +32,7 @@ use toml::de::{DeTable, DeValue};
 pub use check::CheckTable;
 pub use error::ProfileError;
 use error::{Source, Step};
+pub use fault::Fault;
 pub use load::Load;
 pub use objectives::Objectives;
 pub use template::{Recognise, RequestTemplate};
@@ -45,6 +47,8 @@ pub struct Profile {
     pub checks: Vec<CheckTable>,
     /// What `stampede load` offers the stack (`[load]`).
     pub load: Option<Load>,
+    /// What is done to the stack while the load runs (`[[fault]]`).
+    pub faults: Vec<Fault>,
     /// What a load run must meet (`[targets]`; seed 004's defaults without it).
     pub objectives: Objectives,
     /// What `stampede report compare` counts as a regression against a baseline (`[compare]`).
@@ -67,6 +71,8 @@ struct Document {
     _checks: Vec<serde::de::IgnoredAny>,
     #[serde(default)]
     load: Option<Load>,
+    #[serde(rename = "fault", default)]
+    faults: Vec<Fault>,
     #[serde(default)]
     targets: Objectives,
     #[serde(default)]
@@ -198,6 +204,7 @@ impl Profile {
             defaults: document.defaults,
             checks,
             load: document.load,
+            faults: document.faults,
             objectives: document.targets,
             compare: document.compare,
             capacity: document.capacity,
@@ -242,6 +249,47 @@ impl Profile {
         }
         if let Some(load) = &self.load {
             load.validate(&self.objectives).map_err(|(path, message)| source.error_at(&path, message))?;
+        }
+        self.validate_faults().map_err(|(path, message)| source.error_at(&path, message))?;
+        Ok(())
+    }
+
+    /// Each fault's own mistakes, names used twice, faults the load does not outlast, and
+    /// fault targets without a fault.
+    pub fn validate_faults(&self) -> Result<(), error::Located> {
+        let mut names = std::collections::HashSet::new();
+        for (i, fault) in self.faults.iter().enumerate() {
+            let path = [Step::Key("fault"), Step::Index(i)];
+            fault.validate(&path)?;
+            let field = |key: &'static str| vec![Step::Key("fault"), Step::Index(i), Step::Key(key)];
+            if !names.insert(fault.name.as_str()) {
+                return Err((
+                    field("name"),
+                    format!("fault name {:?} is used twice; names must be unique", fault.name),
+                ));
+            }
+            let Some(load) = &self.load else {
+                return Err((
+                    field("name"),
+                    format!("fault {:?}: faults run during the load; the profile has no [load]", fault.name),
+                ));
+            };
+            fault
+                .fits(load.duration_s, fault.recover_within(self.objectives.recover_within_s))
+                .map_err(|message| (field("at_s"), message))?;
+        }
+        if self.faults.is_empty() {
+            for (key, set) in [
+                ("recover_within_s", self.objectives.recover_within_s.is_some()),
+                ("max_errors_during", self.objectives.max_errors_during.is_some()),
+            ] {
+                if set {
+                    return Err((
+                        vec![Step::Key("targets"), Step::Key(key)],
+                        format!("targets.{key} is judged around faults; the profile has no [[fault]]"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -33,6 +33,13 @@ pub struct Objectives {
     /// every second, all websocket entries together).
     #[serde(default)]
     pub min_ws_sessions: Option<u64>,
+    /// After each fault (`[[fault]]`) ends, the per-second error rate of all endpoints must be
+    /// back under `max_error_rate` within this many seconds and stay there.
+    #[serde(default)]
+    pub recover_within_s: Option<f64>,
+    /// The most failed requests allowed during each fault.
+    #[serde(default)]
+    pub max_errors_during: Option<u64>,
     #[serde(default)]
     pub endpoint: BTreeMap<String, EndpointObjectives>,
     /// Bounds on ratios of the target's own metrics over the run.
@@ -50,6 +57,8 @@ impl Default for Objectives {
             min_throughput: None,
             min_users: None,
             min_ws_sessions: None,
+            recover_within_s: None,
+            max_errors_during: None,
             endpoint: BTreeMap::new(),
             metrics: Vec::new(),
         }
@@ -124,6 +133,9 @@ impl Objectives {
                 targets("max_error_rate"),
                 "targets.max_error_rate must be within 0 and 1".to_owned(),
             ));
+        }
+        if let Some(r) = self.recover_within_s {
+            positive(targets("recover_within_s"), "targets.recover_within_s".into(), r)?;
         }
         for (name, e) in &self.endpoint {
             // The endpoint's table; its name is the user's, so the path stops there.

@@ -290,3 +290,37 @@ fn every_field_of_users_defaults_and_nested_tables_is_in_docs_profile_md() {
         missing.join("\n")
     );
 }
+
+#[test]
+fn a_mistake_in_a_later_fault_names_its_own_line() {
+    let load = "\n[load]\nduration_s = 30\nrate = 5\n[[load.request]]\nname = \"h\"\nweight = 1\nrequest = { method = \"GET\", path = \"/healthz\" }\n";
+    let fault = |name: &str, extra: &str| {
+        format!(
+            "\n[[fault]]\nname = \"{name}\"\nlink = \"redis\"\naction = \"down\"\nat_s = 5\nduration_s = 5\n{extra}"
+        )
+    };
+    let good: String = (1..=3).map(|i| fault(&format!("f{i}"), "")).collect();
+    if let Err(e) = parse(&format!("{USERS}{load}{good}")) {
+        panic!("{e}");
+    }
+    // A field for another action, in the fourth fault: its own line.
+    let text = format!("{USERS}{load}{good}{}", fault("f4", "latency_ms = 200\n"));
+    let line = text.lines().position(|l| l == "latency_ms = 200").unwrap() + 1;
+    let error = parse(&text).unwrap_err();
+    assert!(
+        error.contains(&format!("line {line}")) && error.contains("latency_ms is for action latency"),
+        "{error}"
+    );
+    // One the load does not outlast by its recovery bound: at its `at_s`.
+    let text = format!("{USERS}{load}{good}{}", fault("f4", "recover_within_s = 25\n"));
+    let line = text.lines().enumerate().filter(|(_, l)| *l == "at_s = 5").map(|(i, _)| i + 1).last().unwrap();
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains(&format!("line {line}")) && error.contains("past the load's 30 s"), "{error}");
+    // A misspelt field.
+    let text = format!("{USERS}{load}{good}{}", fault("f4", "durtion = 3\n"));
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains("durtion"), "{error}");
+    // Fault targets without a fault.
+    let error = parse(&format!("{USERS}{load}\n[targets]\nrecover_within_s = 5\n")).unwrap_err();
+    assert!(error.contains("no [[fault]]"), "{error}");
+}
