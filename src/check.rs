@@ -105,6 +105,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         tuning: checks::tuning(&checks, &profile.defaults).map_err(anyhow::Error::msg)?,
         mutant: args.mutant,
         upstream_control: args.upstream_control.clone(),
+        links: false,
     };
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
     let urls = reached.urls.clone();

@@ -14,7 +14,58 @@ use reference::usage_tracker::UsageLimits;
 pub(crate) struct Embedded {
     pub(crate) stacks: Vec<stack::RunningStack>,
     pub(crate) fake: fake_upstream::RunningUpstream,
+    /// The fault proxies between the stacks and their dependencies, when the profile has link
+    /// faults.
+    pub(crate) links: Option<Links>,
     pub(crate) description: serde_json::Value,
+}
+
+/// TCP proxies in front of the embedded stack's dependencies (`redis`, `postgres`,
+/// `upstream`), driven through their Toxiproxy API.
+pub(crate) struct Links {
+    pub(crate) server: faults::RunningProxyServer,
+    /// The link names, as the profile's faults name them.
+    pub(crate) names: Vec<String>,
+}
+
+impl Links {
+    /// A proxy server with a proxy for each dependency `to` names (`(link, host:port)`).
+    async fn start(to: &[(&str, String)]) -> anyhow::Result<(Self, Vec<String>)> {
+        let server = faults::ProxyServer::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .context("start the fault proxies")?;
+        let client = faults::Toxiproxy::new(&server.api_url());
+        let mut listens = Vec::new();
+        for (name, upstream) in to {
+            let spec = faults::ProxySpec {
+                name: (*name).to_owned(),
+                listen: "127.0.0.1:0".to_owned(),
+                upstream: upstream.clone(),
+                enabled: true,
+            };
+            let proxy = client.create_proxy(&spec).await.with_context(|| format!("the {name} fault proxy"))?;
+            listens.push(proxy.listen);
+        }
+        let names = to.iter().map(|(n, _)| (*n).to_owned()).collect();
+        Ok((Self { server, names }, listens))
+    }
+}
+
+/// `url` with its host and port replaced by `listen` (`host:port`).
+fn through(url: &str, listen: &str) -> anyhow::Result<String> {
+    let mut parsed = url::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
+    let (host, port) = listen.rsplit_once(':').context("a proxy's listen address")?;
+    parsed.set_host(Some(host.trim_matches(['[', ']']))).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    parsed.set_port(Some(port.parse().context("a proxy's port")?)).map_err(|()| anyhow::anyhow!("{url}: no port"))?;
+    Ok(parsed.to_string())
+}
+
+/// The `host:port` a URL names (with the scheme's default port).
+fn authority(url: &str, default_port: u16) -> anyhow::Result<String> {
+    let parsed = url::Url::parse(url)
+        .with_context(|| format!("{url:?}: a fault proxy goes in front of a dependency given as a URL"))?;
+    let host = parsed.host_str().with_context(|| format!("{url:?} names no host"))?;
+    Ok(format!("{host}:{}", parsed.port().unwrap_or(default_port)))
 }
 
 /// The upstream plan (#4) when no check spends it: one nothing exhausts.
@@ -27,6 +78,8 @@ pub(crate) struct Setup {
     pub(crate) redis: Option<String>,
     pub(crate) database: Option<String>,
     pub(crate) mutant: Option<stack::Mutant>,
+    /// Put a fault proxy in front of each dependency (the profile has link faults).
+    pub(crate) links: bool,
 }
 
 /// Starts the stacks `setup` describes with `tuning`'s settings; `run` names their namespace on
@@ -50,6 +103,28 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     // The process id too: a run id given again must not find an earlier run's keys (its
     // credential names another fake upstream's refresh token).
     let namespace = format!("stampede-check-{run}-{:x}", std::process::id());
+    // The fault proxies: the stacks reach their dependencies through them.
+    let (mut redis, mut database, mut upstream_url) = (setup.redis.clone(), setup.database.clone(), fake.url());
+    let links = if setup.links {
+        let mut to = vec![("upstream", authority(&upstream_url, 80)?)];
+        if let Some(url) = &redis {
+            to.push(("redis", authority(url, 6379)?));
+        }
+        if let Some(url) = &database {
+            to.push(("postgres", authority(url, 5432)?));
+        }
+        let (links, listens) = Links::start(&to).await?;
+        for ((name, _), listen) in to.iter().zip(&listens) {
+            match *name {
+                "upstream" => upstream_url = through(&upstream_url, listen)?.trim_end_matches('/').to_owned(),
+                "redis" => redis = redis.as_deref().map(|u| through(u, listen)).transpose()?,
+                _ => database = database.as_deref().map(|u| through(u, listen)).transpose()?,
+            }
+        }
+        Some(links)
+    } else {
+        None
+    };
     let plan = tuning.upstream_plan.unwrap_or(UNBOUNDED_PLAN);
     let pool = upstream::UpstreamConfig {
         max_connections: tuning.upstream_connections,
@@ -60,8 +135,8 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     let mut failed = None;
     for i in 0..setup.instances {
         let mut config = stack::StackConfig::default();
-        config.backends.redis = setup.redis.clone();
-        config.backends.database = setup.database.clone();
+        config.backends.redis = redis.clone();
+        config.backends.database = database.clone();
         config.backends.namespace = namespace.clone();
         config.backends.application_name = format!("stampede-check-{i}");
         let settings = &mut config.settings;
@@ -79,7 +154,7 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         settings.upstream_pool = pool;
         settings.usage = UsageLimits { per_day: plan, per_hour: plan };
         settings.upstream = Some(stack::UpstreamLink {
-            url: fake.url(),
+            url: upstream_url.clone(),
             client_id: "stampede".to_owned(),
             refresh_token: account.refresh_token.clone(),
             refresh,
@@ -94,7 +169,7 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     }
     if let Some(e) = failed {
         // What started goes down with the one that did not.
-        Embedded { stacks, fake, description: serde_json::Value::Null }.shutdown("stampede").await;
+        Embedded { stacks, fake, links, description: serde_json::Value::Null }.shutdown("stampede").await;
         return Err(e);
     }
     let ms = human;
@@ -130,8 +205,9 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         "upstream_plan": format!("{plan}/{plan}"),
         "upstream_control": fake.control_url(),
         "namespace": namespace,
+        "fault_proxies": links.as_ref().map(|l| l.server.api_url()),
     });
-    Ok(Embedded { stacks, fake, description })
+    Ok(Embedded { stacks, fake, links, description })
 }
 
 /// `d` as the description writes it: `3s`, `1.5s`, `250ms`.
@@ -153,6 +229,9 @@ impl Embedded {
             let _ = running.shutdown().await;
         }
         self.fake.shutdown().await;
+        if let Some(links) = self.links {
+            links.server.shutdown().await;
+        }
         if let Some(backends) = backends
             && let Err(e) = backends.purge().await
         {

@@ -42,6 +42,8 @@ pub(crate) struct LoadArgs {
     /// Closed model: concurrent users (overrides the profile).
     #[arg(long)]
     pub(crate) users: Option<usize>,
+    #[command(flatten)]
+    pub(crate) faults: crate::schedule::FaultArgs,
 }
 
 pub(crate) fn run(args: LoadArgs) -> ExitCode {
@@ -63,15 +65,24 @@ impl LoadArgs {
 async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     let mut profile = crate::profiles::read(args.profile.as_deref())?;
     crate::profiles::load(&mut profile, &args.overrides())?;
+    args.faults.apply(&mut profile)?;
+    let faults = profile.faults.clone();
     let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);
     let started_at_ms = crate::meta::now_ms();
     let stop = crate::exit::interrupt();
     let profile_name = profile.name.clone();
     let spec = profile.load.clone().expect("profiles::load checked it");
     let objectives = profile.objectives.clone();
-    let reached =
-        crate::target::reach(&args.stack, &run, profile, Reach { command: "load", ..Reach::default() })
-            .await?;
+    let reach = Reach { command: "load", links: crate::schedule::need_links(&faults), ..Reach::default() };
+    let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
+    let schedule =
+        match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await {
+            Ok(schedule) => schedule,
+            Err(e) => {
+                reached.shutdown("load").await;
+                return Err(e.into());
+            }
+        };
     let urls = reached.urls.clone();
     let what = match spec.model {
         Model::Open => match spec.ramp_to {
@@ -87,7 +98,8 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     );
     let plan = load::Plan::new(spec);
     let result =
-        load::run(Arc::clone(&reached.target), &plan, &objectives, stop, crate::progress::reporter()).await;
+        load::run(Arc::clone(&reached.target), &plan, &objectives, stop, schedule, crate::progress::reporter())
+            .await;
     reached.shutdown("load").await;
     let measured = result?;
     let complete = !measured.interrupted;

@@ -12,6 +12,7 @@ mod profiles;
 mod progress;
 mod report_command;
 mod run;
+mod schedule;
 mod serve;
 mod target;
 

@@ -65,6 +65,11 @@ pub(crate) struct RunArgs {
     /// Closed model: concurrent users (overrides the profile).
     #[arg(long)]
     pub(crate) users: Option<usize>,
+    #[command(flatten)]
+    pub(crate) faults: crate::schedule::FaultArgs,
+    /// Embedded stack: run this mutant (see `stampede serve --help`).
+    #[arg(long, value_name = "NAME", value_parser = stack::Mutant::parse, conflicts_with = "targets")]
+    pub(crate) mutant: Option<stack::Mutant>,
 }
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
@@ -91,6 +96,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         users: args.users,
     };
     crate::profiles::load(&mut profile, &overrides)?;
+    args.faults.apply(&mut profile)?;
+    let faults = profile.faults.clone();
     let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);
     let started_at_ms = crate::meta::now_ms();
     let stop = crate::exit::interrupt();
@@ -100,10 +107,19 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let reach = Reach {
         command: "run",
         tuning: checks::tuning(&checks, &profile.defaults).map_err(anyhow::Error::msg)?,
-        mutant: None,
+        mutant: args.mutant,
         upstream_control: args.upstream_control.clone(),
+        links: crate::schedule::need_links(&faults),
     };
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
+    let schedule =
+        match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await {
+            Ok(schedule) => schedule,
+            Err(e) => {
+                reached.shutdown("run").await;
+                return Err(e.into());
+            }
+        };
     let urls = reached.urls.clone();
     let target = Arc::clone(&reached.target);
     println!(
@@ -136,9 +152,13 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
 
     let mut load_result = None;
     if checks_complete {
-        println!("load: {} s", spec.duration_s);
+        println!("load: {} s{}", spec.duration_s, match faults.len() {
+            0 => String::new(),
+            n => format!(", {n} fault(s)"),
+        });
         let plan = load::Plan::new(spec);
-        let result = load::run(target, &plan, &objectives, stop.clone(), crate::progress::reporter()).await;
+        let result =
+            load::run(target, &plan, &objectives, stop.clone(), schedule, crate::progress::reporter()).await;
         load_result = Some(result);
     }
     reached.shutdown("run").await;

@@ -530,6 +530,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(command)
     };
+    // The mutant is the supervisor that gives up on the first crash.
+    let budget = if args.mutant == Some(stack::Mutant::StopAllOnCrash) { 0 } else { args.restarts };
     let mut children: Vec<Child> = Vec::new();
     for i in 0..args.instances {
         children.push(command_for(i)?.spawn().with_context(|| format!("start instance {i}"))?);
@@ -547,13 +549,13 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                         let Ok(Some(status)) = child.try_wait() else { continue };
                         let now = std::time::Instant::now();
                         restarts[i].retain(|at| now.duration_since(*at) < RESTART_WINDOW);
-                        if restarts[i].len() >= args.restarts {
+                        if restarts[i].len() >= budget {
                             failed = Some(format!(
                                 "instance {i} stopped on its own ({status}) with {} restarts in the last {} s \
                                  (--restarts {}); stopped the others",
                                 restarts[i].len(),
                                 RESTART_WINDOW.as_secs(),
-                                args.restarts
+                                budget
                             ));
                             break;
                         }
@@ -562,7 +564,7 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                             "stampede serve: instance {i} stopped on its own ({status}); starting it again \
                              ({} of {} restarts in {} s)",
                             restarts[i].len(),
-                            args.restarts,
+                            budget,
                             RESTART_WINDOW.as_secs()
                         );
                         let index = u16::try_from(i).expect("at most 64 instances");

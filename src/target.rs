@@ -49,6 +49,8 @@ pub(crate) struct Reach {
     pub(crate) mutant: Option<stack::Mutant>,
     /// The control API of the fake upstream a running stack calls (`--upstream-control`).
     pub(crate) upstream_control: Option<String>,
+    /// The embedded stack reaches its dependencies through fault proxies (link faults).
+    pub(crate) links: bool,
 }
 
 /// A stack reached: the embedded one to shut down when the command ends, and the client.
@@ -86,6 +88,7 @@ pub(crate) async fn reach(
             redis: args.redis.clone(),
             database: args.database.clone(),
             mutant: reach.mutant,
+            links: reach.links,
         };
         Some(embedded::start(&setup, run, &reach.tuning).await?)
     } else {

@@ -106,6 +106,7 @@ pub async fn run(
                 &plan,
                 &step_targets,
                 stop.clone(),
+                None,
                 move |p| progress(StepProgress::Load(p)),
             )
             .await?

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use client::{Target, TargetError};
 use profile::Objectives;
 use profile::load::{Load, MixEntry, Model};
-use report::{LoadReport, MetricReading, ObjectiveVerdict};
+use report::{FaultWindow, LoadReport, MetricReading, ObjectiveVerdict};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub use crate::mix::Account;
 use crate::mix::Mix;
@@ -78,17 +79,38 @@ pub struct Measured {
     pub found_full: u64,
 }
 
+/// What runs beside the load from its first moment to its end — the fault schedule: started as
+/// the load begins, with that instant and a flag that turns true when the load has ended;
+/// what it returns (the faults it injected) goes into the report and is judged.
+pub struct Beside(Box<dyn FnOnce(Instant, watch::Receiver<bool>) -> JoinHandle<Vec<FaultWindow>> + Send>);
+
+impl Beside {
+    pub fn new(
+        start: impl FnOnce(Instant, watch::Receiver<bool>) -> JoinHandle<Vec<FaultWindow>> + Send + 'static,
+    ) -> Self {
+        Self(Box::new(start))
+    }
+}
+
+impl std::fmt::Debug for Beside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Beside")
+    }
+}
+
 /// Sets the accounts up, reads the target's metrics, offers the load until the plan ends or
-/// `stop` turns true, reads the metrics again, and judges the targets.
+/// `stop` turns true (with `beside` running alongside), reads the metrics again, and judges
+/// the targets.
 pub async fn run(
     target: Arc<Target>,
     plan: &Plan,
     targets: &Objectives,
     stop: watch::Receiver<bool>,
+    beside: Option<Beside>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> Result<Measured, LoadError> {
     let accounts = prepare(&target, &plan.spec, &progress).await?;
-    offer(target, accounts, plan, targets, stop, progress).await
+    offer(target, accounts, plan, targets, stop, beside, progress).await
 }
 
 /// The accounts the mix's requests are spread over, set up on the target.
@@ -103,12 +125,15 @@ pub async fn prepare(
 
 /// [`run`] with the accounts already set up: reads the target's metrics, offers the load
 /// until the plan ends or `stop` turns true, reads the metrics again, judges the targets.
+/// Metrics unreadable after the load leave their targets not measured (failed, with the
+/// reason); what the load measured is kept.
 pub async fn offer(
     target: Arc<Target>,
     accounts: Arc<Vec<Account>>,
     plan: &Plan,
     targets: &Objectives,
     stop: watch::Receiver<bool>,
+    beside: Option<Beside>,
     progress: impl Fn(Progress) + Send + Sync + 'static,
 ) -> Result<Measured, LoadError> {
     let spec = &plan.spec;
@@ -116,6 +141,13 @@ pub async fn offer(
     let mix = Mix::new(spec);
     let recorder =
         Arc::new(Recorder::new(Instant::now(), now_ms(), spec.requests.iter().map(|e| e.name.clone())));
+    let (ended, beside) = match beside {
+        Some(Beside(start)) => {
+            let (ended, ended_rx) = watch::channel(false);
+            (Some(ended), Some(start(recorder.start(), ended_rx)))
+        }
+        None => (None, None),
+    };
     // A WebSocket entry's sessions open, sampled as each wall-clock second ends.
     let ws_entries: Vec<&MixEntry> = spec.requests.iter().filter(|e| e.websocket.is_some()).collect();
     ws_entries.iter().for_each(|e| recorder.track_sessions(&e.name));
@@ -186,13 +218,32 @@ pub async fn offer(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let interrupted = stopped || *stop.borrow();
-    let after = scrape(&target, targets).await?;
-    let metrics = targets
-        .metrics
-        .iter()
-        .zip(before.iter().zip(&after))
-        .map(|(m, ((n0, d0), (n1, d1)))| objectives::reading(&m.name, n1 - n0, d1 - d0))
-        .collect::<Vec<MetricReading>>();
+    let faults = match (ended, beside) {
+        (Some(ended), Some(beside)) => {
+            let _ = ended.send(true);
+            beside.await.unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    // The metrics after the load: a target or instance that cannot answer now (it crashed at
+    // the end, a fault left it down) costs the metric targets their measurement, not the run.
+    let (after, unread) = match scrape(&target, targets).await {
+        Ok(after) => (after, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let metrics = match &unread {
+        None => targets
+            .metrics
+            .iter()
+            .zip(before.iter().zip(&after))
+            .map(|(m, ((n0, d0), (n1, d1)))| objectives::reading(&m.name, n1 - n0, d1 - d0))
+            .collect::<Vec<MetricReading>>(),
+        Some(_) => targets
+            .metrics
+            .iter()
+            .map(|m| MetricReading { name: m.name.clone(), numerator: 0.0, denominator: 0.0, value: None })
+            .collect(),
+    };
     let endpoints: Vec<_> = recorder.finish(elapsed).into_iter().map(|(e, _)| e).collect();
     let requests = endpoints.iter().map(|e| e.requests).sum();
     let errors = endpoints.iter().map(|e| e.errors).sum();
@@ -212,9 +263,16 @@ pub async fn offer(
         throughput: if elapsed > 0.0 { requests as f64 / elapsed } else { 0.0 },
         endpoints,
         metrics,
-        faults: Vec::new(),
+        faults,
     };
     let mut targets = objectives::judge(targets, &load);
+    if let Some(reason) = &unread {
+        for v in targets.iter_mut().filter(|v| v.kind == report::ObjectiveKind::Metric) {
+            v.passed = false;
+            v.measured = None;
+            v.detail = format!("not measured: the metrics could not be read after the load ({reason})");
+        }
+    }
     if load.unsent > 0 && found_full > 0 {
         for v in targets.iter_mut().filter(|v| v.kind == report::ObjectiveKind::Unsent) {
             v.detail = format!(

@@ -288,6 +288,9 @@ pub struct BackendConfig {
     pub namespace: String,
     /// PostgreSQL `application_name` of this process's pool.
     pub application_name: String,
+    /// The Redis stores keep the one connection they opened and never open another when it is
+    /// lost (the mutant `store_redis::mutants::NoReconnect`).
+    pub redis_never_reconnect: bool,
 }
 
 /// Why a backend could not be opened.
@@ -337,9 +340,10 @@ impl Backends {
                 // The Redis clients connect synchronously, each on a runtime of its own, which
                 // cannot be entered from this async context: connect on a blocking thread.
                 let (at, prefix) = (url.clone(), ns.clone());
+                let options = store_redis::RedisOptions { reconnect: !config.redis_never_reconnect, ..Default::default() };
                 let (kv, cache, bus) = tokio::task::spawn_blocking(move || {
-                    let kv = RedisStore::connect(&at, &prefix)?;
-                    let cache = RedisStore::connect(&at, &format!("{prefix}:cache"))?;
+                    let kv = RedisStore::connect_with(&at, &prefix, &options)?;
+                    let cache = RedisStore::connect_with(&at, &format!("{prefix}:cache"), &options)?;
                     let bus = RedisBus::connect(&at, &prefix, &BusOptions::default())?;
                     Ok::<_, store_redis::RedisStoreError>((kv, cache, bus))
                 })

@@ -65,7 +65,26 @@ pub enum Mutant {
     UploadWholeBodyBuffered,
     MissingVary,
     PerRowQuery,
+    /// The Redis connection is never opened again once lost (not a component: how the stack
+    /// holds its connections; `OPERATIONS`).
+    RedisNoReconnect,
+    /// `stampede serve --instances` stops every instance when one crashes.
+    StopAllOnCrash,
 }
+
+/// The failure modes of how the stack is run rather than of a component: kept as mutants, each
+/// caught by the fault profile (`scenarios/faults.toml`).
+pub const OPERATIONS: &[(&str, &str)] = &[
+    (
+        "store_redis::mutants::NoReconnect",
+        "the Redis connection opened at start is never opened again once lost: every Redis-backed request fails \
+         after a Redis restart or a dropped connection, and readiness never comes back",
+    ),
+    (
+        "supervisor::mutants::StopAllOnCrash",
+        "when one instance of `serve --instances` crashes, its supervisor stops the healthy ones too",
+    ),
+];
 
 impl Mutant {
     /// Every mutant with its catalogue name (`reference::catalog`).
@@ -91,6 +110,8 @@ impl Mutant {
         (Mutant::MissingVary, "compression::mutants::MissingVary"),
         // The list endpoint reads each row's video.
         (Mutant::PerRowQuery, "query_budget::mutants::PerRowQuery"),
+        (Mutant::RedisNoReconnect, "store_redis::mutants::NoReconnect"),
+        (Mutant::StopAllOnCrash, "supervisor::mutants::StopAllOnCrash"),
     ];
 
     pub fn name(self) -> &'static str {
@@ -652,8 +673,9 @@ mod tests {
     fn every_stack_mutant_is_named_by_its_catalogue_name() {
         for (mutant, name) in Mutant::ALL {
             assert_eq!(Mutant::parse(name), Ok(*mutant), "{name}");
-            let listed = reference::catalog::COMPONENTS.iter().any(|c| c.mutants.contains(name));
-            assert!(listed, "{name} is not in the catalogue");
+            let listed = reference::catalog::COMPONENTS.iter().any(|c| c.mutants.contains(name))
+                || super::OPERATIONS.iter().any(|(n, _)| n == name);
+            assert!(listed, "{name} is not in the catalogue nor among the operations' mutants");
         }
     }
 

@@ -113,7 +113,8 @@ fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<TcpList
 }
 
 /// Opens the backends, binds, and serves in the background.
-pub async fn start(config: StackConfig) -> Result<RunningStack, StartError> {
+pub async fn start(mut config: StackConfig) -> Result<RunningStack, StartError> {
+    config.backends.redis_never_reconnect |= config.settings.mutant == Some(crate::Mutant::RedisNoReconnect);
     let backends = Backends::open(&config.backends).await?;
     let state = AppState::new(config.settings, backends);
     let workers = match &state.settings.upstream {

@@ -113,6 +113,10 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// How long one command may wait for its reply before it fails as unavailable.
     pub response_timeout: Duration,
+    /// Open the connection again when the server drops it (true). False is the field's bug,
+    /// kept as the mutant `store_redis::mutants::NoReconnect`: one connection made at start,
+    /// and once it is lost every command fails for the rest of the process's life.
+    pub reconnect: bool,
 }
 
 impl Default for RedisOptions {
@@ -121,6 +125,7 @@ impl Default for RedisOptions {
             worker_threads: 2,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(10),
+            reconnect: true,
         }
     }
 }
@@ -156,6 +161,10 @@ struct Inner {
     data: String,
     /// `{prefix}#`, prepended to the queue's own keys.
     internal: String,
+    /// [`RedisOptions::reconnect`].
+    reconnect: bool,
+    /// Without `reconnect`: the connection was lost once, so it is gone for good.
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -213,6 +222,8 @@ impl RedisStore {
                 url: url.to_owned(),
                 data: format!("{{{prefix}}}:"),
                 internal: format!("{{{prefix}}}#"),
+                reconnect: options.reconnect,
+                lost: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -251,11 +262,22 @@ impl RedisStore {
         T: Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
     {
+        use std::sync::atomic::Ordering;
+        if !self.inner.reconnect && self.inner.lost.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(format!(
+                "the connection to redis at {} was lost and this store does not open another",
+                self.inner.url
+            )));
+        }
         let task = op(self.inner.conn.clone());
-        match self.inner.handle.spawn(task).await {
+        let result = match self.inner.handle.spawn(task).await {
             Ok(result) => result,
             Err(e) => Err(StoreError::Backend(format!("redis call did not finish: {e}"))),
+        };
+        if !self.inner.reconnect && matches!(result, Err(StoreError::Unavailable(_))) {
+            self.inner.lost.store(true, Ordering::Release);
         }
+        result
     }
 
     /// Maps a Redis error on `key` (a component key) to the store's error kinds.

@@ -1,0 +1,371 @@
+//! The fault schedule: a profile's `[[fault]]`s (and `--fault`s) applied beside the load, each
+//! at its second, removed after its duration, and recorded as a [`FaultWindow`] the report
+//! shows and the recovery targets judge.
+//!
+//! Link faults go through a Toxiproxy API: the embedded one `crate::embedded` starts in front
+//! of the embedded stack's Redis, PostgreSQL and upstream, or a user's Toxiproxy (`--toxiproxy
+//! URL`) in front of theirs. Command faults run the user's command at the start and their
+//! `end_command` at the end, their exit status checked. Instance faults kill an instance of a
+//! stack stampede started as processes, whose supervisor must start it again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use profile::fault::{Action, Direction, On};
+use profile::{Fault, Objectives};
+use report::FaultWindow;
+use tokio::sync::watch;
+
+/// The command line's faults.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct FaultArgs {
+    /// A fault to inject during the load, beside the profile's `[[fault]]`s: its fields as a
+    /// TOML inline table's contents, e.g. `--fault 'name = "redis-down", link = "redis",
+    /// action = "down", at_s = 10, duration_s = 5'` (see docs/profile.md). Repeatable.
+    #[arg(long = "fault", value_name = "FIELDS", value_parser = parse_fault)]
+    pub(crate) faults: Vec<Fault>,
+    /// Leave the profile's `[[fault]]`s out (the `--fault`s still run).
+    #[arg(long)]
+    pub(crate) no_faults: bool,
+    /// With `--target`: the Toxiproxy API (`http://host:8474`) whose proxies sit between your
+    /// stack and its dependencies; a link fault names one of its proxies.
+    #[arg(long, value_name = "URL", requires = "targets")]
+    pub(crate) toxiproxy: Option<String>,
+}
+
+fn parse_fault(text: &str) -> Result<Fault, String> {
+    Fault::parse_flag(text)
+}
+
+impl FaultArgs {
+    /// The profile's faults with the command line's: `--no-faults` drops the profile's, each
+    /// `--fault` is added, and the whole is checked again against the load as overridden.
+    pub(crate) fn apply(&self, profile: &mut profile::Profile) -> anyhow::Result<()> {
+        if self.no_faults {
+            profile.faults.clear();
+        }
+        profile.faults.extend(self.faults.iter().cloned());
+        profile.validate_faults().map_err(|(_, e)| anyhow::anyhow!("{e} (with the command line's faults and overrides)"))
+    }
+}
+
+/// Whether `faults` need proxies in front of the embedded stack's dependencies.
+pub(crate) fn need_links(faults: &[Fault]) -> bool {
+    faults.iter().any(|f| matches!(f.on(), On::Link(_)))
+}
+
+/// The schedule of `faults` for the stack `reached`, refused (exit 2) when it cannot be
+/// applied there; none without faults.
+pub(crate) async fn prepare(
+    faults: &[Fault],
+    objectives: &Objectives,
+    args: &FaultArgs,
+    stack: &crate::target::TargetArgs,
+    reached: &crate::target::Reached,
+    run: &str,
+) -> anyhow::Result<Option<load::Beside>> {
+    if faults.is_empty() {
+        return Ok(None);
+    }
+    let (toxiproxy, links) = match (&reached.embedded, &args.toxiproxy) {
+        (Some(embedded), _) => match &embedded.links {
+            Some(links) => (Some(faults::Toxiproxy::new(&links.server.api_url())), links.names.clone()),
+            None => (None, Vec::new()),
+        },
+        (None, Some(url)) => {
+            let client = faults::Toxiproxy::new(url);
+            client.version().await.map_err(|e| anyhow::anyhow!("--toxiproxy {url}: {e}"))?;
+            (Some(client), Vec::new())
+        }
+        (None, None) => (None, Vec::new()),
+    };
+    let values = vec![
+        ("redis".to_owned(), stack.redis.clone().unwrap_or_default()),
+        ("database".to_owned(), stack.database.clone().unwrap_or_default()),
+        ("run".to_owned(), run.to_owned()),
+    ];
+    let injector = Injector { toxiproxy, links, instances: None, values };
+    injector.check(faults).await?;
+    Ok(Some(schedule(faults.to_vec(), objectives, Arc::new(injector))))
+}
+
+/// How long a fault's command may run before it counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the schedule acts through.
+pub(crate) struct Injector {
+    /// The Toxiproxy API the links are proxies of, and the proxy each link name is.
+    pub(crate) toxiproxy: Option<faults::Toxiproxy>,
+    /// Link names the proxies answer to (the embedded stack's; a user's are looked up).
+    pub(crate) links: Vec<String>,
+    /// Killing an instance of a stack stampede runs as processes.
+    pub(crate) instances: Option<Arc<dyn Instances>>,
+    /// A command's placeholders: `redis`, `database`, `run`.
+    pub(crate) values: Vec<(String, String)>,
+}
+
+/// The instances of a stack stampede started as processes.
+pub(crate) trait Instances: Send + Sync {
+    /// How many there are.
+    fn count(&self) -> usize;
+    /// Kills instance `i` (SIGKILL).
+    fn kill(&self, i: usize) -> Result<(), String>;
+    /// Whether instance `i` answers its liveness probe now.
+    fn answers(&self, i: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
+}
+
+impl Injector {
+    /// Refuses faults this injector cannot apply, before anything runs (exit 2).
+    pub(crate) async fn check(&self, faults: &[Fault]) -> anyhow::Result<()> {
+        for fault in faults {
+            match fault.on() {
+                On::Link(link) => {
+                    let Some(toxiproxy) = &self.toxiproxy else {
+                        anyhow::bail!(
+                            "fault {:?} acts on link {link:?}: a stack you run needs --toxiproxy URL, a Toxiproxy \
+                             whose proxy named {link:?} sits between the stack and that dependency",
+                            fault.name
+                        );
+                    };
+                    if self.links.is_empty() {
+                        // A user's Toxiproxy: the proxy must be there.
+                        toxiproxy.proxy(link).await.map_err(|e| {
+                            anyhow::anyhow!("fault {:?}: the Toxiproxy has no proxy {link:?}: {e}", fault.name)
+                        })?;
+                    } else if !self.links.iter().any(|l| l == link) {
+                        anyhow::bail!(
+                            "fault {:?} acts on link {link:?}, which this stack does not have; it has {} (redis and \
+                             postgres with --redis and --database)",
+                            fault.name,
+                            self.links.join(", ")
+                        );
+                    }
+                }
+                On::Instance(i) => match &self.instances {
+                    None => anyhow::bail!(
+                        "fault {:?} kills instance {i}: only a stack stampede starts as processes can be killed \
+                         and restarted (`--processes-per-instance`); for a stack you run, give a command fault \
+                         (`command = [\"docker\", \"kill\", …]`)",
+                        fault.name
+                    ),
+                    Some(instances) if i >= instances.count() => anyhow::bail!(
+                        "fault {:?} kills instance {i}; the stack has {} (0 to {})",
+                        fault.name,
+                        instances.count(),
+                        instances.count().saturating_sub(1)
+                    ),
+                    Some(_) => {}
+                },
+                On::Command => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `fault`; an error says why it could not be.
+    async fn apply(&self, fault: &Fault) -> Result<(), String> {
+        match fault.on() {
+            On::Link(link) => {
+                let toxiproxy = self.toxiproxy.as_ref().ok_or("no Toxiproxy")?;
+                let action = fault.action.ok_or("no action")?;
+                if action == Action::Down {
+                    return toxiproxy.set_enabled(link, false).await.map(drop).map_err(|e| e.to_string());
+                }
+                for toxic in toxics(fault) {
+                    toxiproxy.add_toxic(link, &toxic).await.map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+            On::Instance(i) => self.instances.as_ref().ok_or("no instances")?.kill(i),
+            On::Command => match &fault.command {
+                Some(command) => self.run_command(command).await,
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Ends `fault`: a link is healed, a killed instance must answer again by the end of the
+    /// fault's duration (`deadline`), the end command runs.
+    async fn remove(&self, fault: &Fault, deadline: Instant) -> Result<(), String> {
+        match fault.on() {
+            On::Link(link) => {
+                let toxiproxy = self.toxiproxy.as_ref().ok_or("no Toxiproxy")?;
+                if fault.action == Some(Action::Down) {
+                    return toxiproxy.set_enabled(link, true).await.map(drop).map_err(|e| e.to_string());
+                }
+                let mut failed = Vec::new();
+                for toxic in toxics(fault) {
+                    if let Err(e) = toxiproxy.remove_toxic(link, &toxic.name).await {
+                        failed.push(e.to_string());
+                    }
+                }
+                if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+            }
+            On::Instance(i) => {
+                let instances = self.instances.as_ref().ok_or("no instances")?;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if instances.answers(i).await {
+                        return Ok(());
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "instance {i} did not answer again within the fault's {} s",
+                            fault.duration_s
+                        ));
+                    }
+                }
+            }
+            On::Command => match &fault.end_command {
+                Some(command) => self.run_command(command).await,
+                None => Ok(()),
+            },
+        }
+    }
+
+    async fn run_command(&self, words: &[String]) -> Result<(), String> {
+        let values: Vec<(&str, &str)> = self.values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let words: Vec<String> = words.iter().map(|w| profile::fault::fill(w, &values)).collect();
+        let shown = words.join(" ");
+        let (program, args) = words.split_first().ok_or("an empty command")?;
+        let run = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(COMMAND_TIMEOUT, run)
+            .await
+            .map_err(|_| format!("`{shown}` did not finish within {} s", COMMAND_TIMEOUT.as_secs()))?
+            .map_err(|e| format!("`{shown}` could not run: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            Err(format!("`{shown}` exited with {}: {}", output.status, stderr.trim()))
+        }
+    }
+}
+
+/// The toxics a link fault adds (one per direction it acts in), named after it.
+fn toxics(fault: &Fault) -> Vec<faults::Toxic> {
+    let streams: &[faults::Stream] = match fault.direction {
+        Direction::Both => &[faults::Stream::Upstream, faults::Stream::Downstream],
+        Direction::ToDependency => &[faults::Stream::Upstream],
+        Direction::ToStack => &[faults::Stream::Downstream],
+    };
+    streams
+        .iter()
+        .filter_map(|stream| {
+            let name = format!("{}-{}", fault.name, stream.name());
+            let toxic = match fault.action? {
+                Action::Latency => {
+                    faults::Toxic::latency(&name, fault.latency_ms.unwrap_or(0), fault.jitter_ms.unwrap_or(0))
+                }
+                Action::Bandwidth => faults::Toxic::bandwidth(&name, fault.rate_kbps.unwrap_or(1)),
+                Action::Reset => faults::Toxic::reset_peer(&name, 0),
+                Action::Blackhole => faults::Toxic::timeout(&name, 0),
+                Action::Slicer => {
+                    let size = fault.slice_bytes.unwrap_or(1);
+                    faults::Toxic::slicer(&name, size, size / 2, 0)
+                }
+                Action::Down | Action::Kill => return None,
+            };
+            Some(toxic.on(*stream))
+        })
+        .collect()
+}
+
+/// The schedule of `faults` as something the load runs beside itself; each window carries the
+/// bounds it is judged by (its own, else `[targets]`').
+pub(crate) fn schedule(faults: Vec<Fault>, objectives: &Objectives, injector: Arc<Injector>) -> load::Beside {
+    let (recover, max_errors, rate) =
+        (objectives.recover_within_s, objectives.max_errors_during, objectives.max_error_rate);
+    load::Beside::new(move |began, ended| {
+        tokio::spawn(async move {
+            let tasks: Vec<_> = faults
+                .into_iter()
+                .map(|fault| {
+                    let (injector, ended) = (Arc::clone(&injector), ended.clone());
+                    tokio::spawn(async move {
+                        let mut window = FaultWindow {
+                            name: fault.name.clone(),
+                            target: fault.target(),
+                            action: fault.action_text(),
+                            started_at_ms: 0,
+                            ended_at_ms: None,
+                            error: None,
+                            recover_within_s: fault.recover_within(recover),
+                            max_errors_during: fault.max_errors_during.or(max_errors),
+                            max_error_rate: rate,
+                        };
+                        one(&fault, &injector, began, ended, &mut window).await;
+                        window
+                    })
+                })
+                .collect();
+            let mut windows = Vec::new();
+            for task in tasks {
+                if let Ok(window) = task.await {
+                    windows.push(window);
+                }
+            }
+            windows.sort_by_key(|w| w.started_at_ms);
+            windows
+        })
+    })
+}
+
+/// Runs one fault: waits for its second, applies it, waits out its duration (or the load's
+/// end), removes it. A fault the load ended before is recorded as never applied.
+async fn one(
+    fault: &Fault,
+    injector: &Injector,
+    began: Instant,
+    mut ended: watch::Receiver<bool>,
+    window: &mut FaultWindow,
+) {
+    let start = began + Duration::from_secs_f64(fault.at_s);
+    let end = start + Duration::from_secs_f64(fault.duration_s);
+    let load_ended = async move {
+        let _ = ended.wait_for(|e| *e).await;
+    };
+    tokio::pin!(load_ended);
+    tokio::select! {
+        () = tokio::time::sleep_until(start.into()) => {}
+        () = &mut load_ended => {
+            window.started_at_ms = load::now_ms();
+            window.error = Some("the load ended before the fault was due".to_owned());
+            return;
+        }
+    }
+    window.started_at_ms = load::now_ms();
+    eprintln!("stampede: fault {} — {} on {}", fault.name, window.action, window.target);
+    if let Err(e) = injector.apply(fault).await {
+        eprintln!("stampede: fault {} could not be applied: {e}", fault.name);
+        window.error = Some(format!("could not be applied: {e}"));
+        // Whatever part of it took is undone.
+        let _ = injector.remove(fault, Instant::now()).await;
+        window.ended_at_ms = Some(load::now_ms());
+        return;
+    }
+    // A link or a command is held for the fault's duration; a killed instance's fault lasts
+    // until it answers again (at most the duration).
+    let cut_short = match fault.on() {
+        On::Instance(_) => false,
+        On::Link(_) | On::Command => tokio::select! {
+            () = tokio::time::sleep_until(end.into()) => false,
+            () = &mut load_ended => true,
+        },
+    };
+    match injector.remove(fault, end.max(Instant::now())).await {
+        Ok(()) => window.ended_at_ms = Some(load::now_ms()),
+        Err(e) => {
+            eprintln!("stampede: fault {} could not be removed: {e}", fault.name);
+            window.error = Some(format!("could not be removed: {e}"));
+        }
+    }
+    if cut_short && window.error.is_none() {
+        window.error = Some("the load ended while the fault was on".to_owned());
+    }
+    eprintln!("stampede: fault {} over", fault.name);
+}
