@@ -43,7 +43,8 @@ impl Links {
                 upstream: upstream.clone(),
                 enabled: true,
             };
-            let proxy = client.create_proxy(&spec).await.with_context(|| format!("the {name} fault proxy"))?;
+            let proxy =
+                client.create_proxy(&spec).await.with_context(|| format!("the {name} fault proxy"))?;
             listens.push(proxy.listen);
         }
         let names = to.iter().map(|(n, _)| (*n).to_owned()).collect();
@@ -56,7 +57,9 @@ fn through(url: &str, listen: &str) -> anyhow::Result<String> {
     let mut parsed = url::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
     let (host, port) = listen.rsplit_once(':').context("a proxy's listen address")?;
     parsed.set_host(Some(host.trim_matches(['[', ']']))).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-    parsed.set_port(Some(port.parse().context("a proxy's port")?)).map_err(|()| anyhow::anyhow!("{url}: no port"))?;
+    parsed
+        .set_port(Some(port.parse().context("a proxy's port")?))
+        .map_err(|()| anyhow::anyhow!("{url}: no port"))?;
     Ok(parsed.to_string())
 }
 
@@ -104,7 +107,8 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     // credential names another fake upstream's refresh token).
     let namespace = format!("stampede-check-{run}-{:x}", std::process::id());
     // The fault proxies: the stacks reach their dependencies through them.
-    let (mut redis, mut database, mut upstream_url) = (setup.redis.clone(), setup.database.clone(), fake.url());
+    let (mut redis, mut database, mut upstream_url) =
+        (setup.redis.clone(), setup.database.clone(), fake.url());
     let links = if setup.links {
         let mut to = vec![("upstream", authority(&upstream_url, 80)?)];
         if let Some(url) = &redis {
@@ -229,13 +233,14 @@ impl Embedded {
             let _ = running.shutdown().await;
         }
         self.fake.shutdown().await;
-        if let Some(links) = self.links {
-            links.server.shutdown().await;
-        }
+        // Through the fault proxies, which go last.
         if let Some(backends) = backends
             && let Err(e) = backends.purge().await
         {
             eprintln!("stampede {command}: could not remove the run's namespace from the servers: {e}");
+        }
+        if let Some(links) = self.links {
+            links.server.shutdown().await;
         }
     }
 }

@@ -76,7 +76,8 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     let reach = Reach { command: "load", links: crate::schedule::need_links(&faults), ..Reach::default() };
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
     let schedule =
-        match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await {
+        match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await
+        {
             Ok(schedule) => schedule,
             Err(e) => {
                 reached.shutdown("load").await;
@@ -97,9 +98,15 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         spec.duration_s
     );
     let plan = load::Plan::new(spec);
-    let result =
-        load::run(Arc::clone(&reached.target), &plan, &objectives, stop, schedule, crate::progress::reporter())
-            .await;
+    let result = load::run(
+        Arc::clone(&reached.target),
+        &plan,
+        &objectives,
+        stop,
+        schedule,
+        crate::progress::reporter(),
+    )
+    .await;
     reached.shutdown("load").await;
     let measured = result?;
     let complete = !measured.interrupted;

@@ -113,7 +113,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     };
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
     let schedule =
-        match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await {
+        match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await
+        {
             Ok(schedule) => schedule,
             Err(e) => {
                 reached.shutdown("run").await;
@@ -152,10 +153,14 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
 
     let mut load_result = None;
     if checks_complete {
-        println!("load: {} s{}", spec.duration_s, match faults.len() {
-            0 => String::new(),
-            n => format!(", {n} fault(s)"),
-        });
+        println!(
+            "load: {} s{}",
+            spec.duration_s,
+            match faults.len() {
+                0 => String::new(),
+                n => format!(", {n} fault(s)"),
+            }
+        );
         let plan = load::Plan::new(spec);
         let result =
             load::run(target, &plan, &objectives, stop.clone(), schedule, crate::progress::reporter()).await;

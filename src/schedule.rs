@@ -45,7 +45,9 @@ impl FaultArgs {
             profile.faults.clear();
         }
         profile.faults.extend(self.faults.iter().cloned());
-        profile.validate_faults().map_err(|(_, e)| anyhow::anyhow!("{e} (with the command line's faults and overrides)"))
+        profile
+            .validate_faults()
+            .map_err(|(_, e)| anyhow::anyhow!("{e} (with the command line's faults and overrides)"))
     }
 }
 
@@ -130,7 +132,10 @@ impl Injector {
                     if self.links.is_empty() {
                         // A user's Toxiproxy: the proxy must be there.
                         toxiproxy.proxy(link).await.map_err(|e| {
-                            anyhow::anyhow!("fault {:?}: the Toxiproxy has no proxy {link:?}: {e}", fault.name)
+                            anyhow::anyhow!(
+                                "fault {:?}: the Toxiproxy has no proxy {link:?}: {e}",
+                                fault.name
+                            )
                         })?;
                     } else if !self.links.iter().any(|l| l == link) {
                         anyhow::bail!(
@@ -256,7 +261,7 @@ fn toxics(fault: &Fault) -> Vec<faults::Toxic> {
     streams
         .iter()
         .filter_map(|stream| {
-            let name = format!("{}-{}", fault.name, stream.name());
+            let name = format!("{}-{}", fault.name, stream.as_str());
             let toxic = match fault.action? {
                 Action::Latency => {
                     faults::Toxic::latency(&name, fault.latency_ms.unwrap_or(0), fault.jitter_ms.unwrap_or(0))

@@ -340,7 +340,10 @@ impl Backends {
                 // The Redis clients connect synchronously, each on a runtime of its own, which
                 // cannot be entered from this async context: connect on a blocking thread.
                 let (at, prefix) = (url.clone(), ns.clone());
-                let options = store_redis::RedisOptions { reconnect: !config.redis_never_reconnect, ..Default::default() };
+                let options = store_redis::RedisOptions {
+                    reconnect: !config.redis_never_reconnect,
+                    ..Default::default()
+                };
                 let (kv, cache, bus) = tokio::task::spawn_blocking(move || {
                     let kv = RedisStore::connect_with(&at, &prefix, &options)?;
                     let cache = RedisStore::connect_with(&at, &format!("{prefix}:cache"), &options)?;
