@@ -19,7 +19,7 @@ async fn client_round_trips_every_call() {
             client.add_toxic("echo", &Toxic::latency("lag", 10, 2).on(Stream::Upstream)).await.unwrap();
         assert_eq!(added, Toxic::latency("lag", 10, 2).on(Stream::Upstream));
         let shown = client.proxy("echo").await.unwrap();
-        assert_eq!(shown.toxics, [added.clone()]);
+        assert_eq!(shown.toxics, std::slice::from_ref(&added));
         assert_eq!(client.toxics("echo").await.unwrap(), [added]);
         client.remove_toxic("echo", "lag").await.unwrap();
         assert!(client.proxy("echo").await.unwrap().toxics.is_empty());
