@@ -1,0 +1,230 @@
+//! Faults during the load, end to end: the embedded stack on a Redis of the test's own, a fault
+//! on its Redis link (or on the Redis process itself), and the run judged by how the stack came
+//! back — the reference recovers, `store_redis::mutants::NoReconnect` does not and is named.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn reports() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults-reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// scenarios/faults.toml with its latency targets lifted: these tests judge recovery, not how
+/// fast a debug build is on a busy machine.
+fn profile() -> PathBuf {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/faults.toml")).unwrap();
+    let targets = "p50_ms = 100\np95_ms = 6000\np99_ms = 12000\n";
+    assert!(text.contains(targets), "the fault profile's latency targets moved");
+    let text = text.replace(targets, "p50_ms = 10000\np95_ms = 20000\np99_ms = 30000\n");
+    let path = reports().join(format!("faults-{}-{}.toml", std::process::id(), unique()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A redis-server of the test's own on a free port, without persistence; none (the test
+/// skipped) when redis-server is not installed, unless `CI=true`.
+struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = match redis_server(port).spawn() {
+            Ok(child) => child,
+            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!("redis-server: {e}"),
+            Err(e) => {
+                eprintln!("skipping: no redis-server ({e}); set CI=true to fail instead");
+                return None;
+            }
+        };
+        wait_for(port);
+        Some(Self { child, port })
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+fn redis_server(port: u16) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null());
+    command
+}
+
+fn wait_for(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("redis-server on {port} did not start");
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // A server the test's end command started.
+        let _ = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// `stampede run` of the fault profile's mix for 14 s at 20 requests/s, its own faults
+/// replaced by `faults`, one check before; the exit and report.json.
+fn run_with(redis: &str, faults: &[&str], extra: &[&str]) -> (Output, Value) {
+    let run_id = format!("faults-{}-{}", std::process::id(), unique());
+    let profile = profile();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stampede"));
+    command
+        .args(["run", "--profile"])
+        .arg(&profile)
+        .args([
+            "--redis",
+            redis,
+            "--only",
+            "quota-counter",
+            "--duration",
+            "14",
+            "--rate",
+            "20",
+            "--no-faults",
+        ])
+        .args(["--reports"])
+        .arg(reports())
+        .args(["--run-id", &run_id]);
+    for fault in faults {
+        command.args(["--fault", fault]);
+    }
+    let out = command.args(extra).output().unwrap();
+    let path = reports().join(&run_id).join("report.json");
+    let report =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), text(&out)));
+    (out, serde_json::from_str(&report).unwrap())
+}
+
+fn target<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no target {name:?} in {:#}", report["targets"]))
+}
+
+const REDIS_DOWN: &str =
+    r#"name = "redis-down", link = "redis", action = "down", at_s = 3, duration_s = 3, recover_within_s = 4"#;
+
+#[test]
+fn a_redis_outage_is_recovered_from_and_the_stack_that_never_reconnects_is_named() {
+    let Some(redis) = OwnRedis::start() else { return };
+    let (out, report) = run_with(&redis.url(), &[REDIS_DOWN], &[]);
+    let window = &report["load"]["faults"][0];
+    assert_eq!(window["name"], "redis-down", "{}", text(&out));
+    assert_eq!(window["target"], "link redis");
+    assert!(window["error"].is_null(), "{window:#}");
+    let lasted = window["ended_at_ms"].as_u64().unwrap() - window["started_at_ms"].as_u64().unwrap();
+    assert!((3000..4000).contains(&lasted), "the fault lasted {lasted} ms, not its 3 s");
+    // The outage showed: requests failed while Redis was away.
+    assert!(
+        report["load"]["errors"].as_u64().unwrap() > 0,
+        "no request failed while Redis was down: {}",
+        text(&out)
+    );
+    let recovery = target(&report, "recovery after redis-down");
+    assert_eq!(recovery["passed"], true, "{recovery:#}\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The mutant keeps failing once Redis is back: the recovery target names it.
+    let (out, report) = run_with(&redis.url(), &[REDIS_DOWN], &["--mutant", "NoReconnect"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let recovery = target(&report, "recovery after redis-down");
+    assert_eq!(recovery["passed"], false, "{recovery:#}");
+    assert!(recovery["measured"].is_null(), "{recovery:#}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("recovery after redis-down"), "{}", text(&out));
+}
+
+#[test]
+fn a_redis_killed_and_started_again_empty_is_recovered_from() {
+    let Some(redis) = OwnRedis::start() else { return };
+    let port = redis.port.to_string();
+    // The process itself: shut down without saving, started again (daemonized) 3 s later,
+    // empty — what a crash without persistence does.
+    let fault = format!(
+        r#"name = "redis-restart", command = ["redis-cli", "-p", "{port}", "shutdown", "nosave"], end_command = ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "yes"], at_s = 3, duration_s = 3, recover_within_s = 4"#
+    );
+    let (out, report) = run_with(&redis.url(), &[&fault], &[]);
+    let window = &report["load"]["faults"][0];
+    assert!(window["error"].is_null(), "{window:#}\n{}", text(&out));
+    assert_eq!(window["target"], "command");
+    let recovery = target(&report, "recovery after redis-restart");
+    assert_eq!(recovery["passed"], true, "{recovery:#}\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_fault_the_stack_cannot_take_is_refused_before_anything_runs() {
+    // The memory backend has no Redis link.
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args([
+            "run",
+            "--profile",
+            "scenarios/faults.toml",
+            "--no-faults",
+            "--fault",
+            REDIS_DOWN,
+            "--duration",
+            "14",
+        ])
+        .args(["--only", "quota-counter", "--reports"])
+        .arg(reports())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("link \"redis\", which this stack does not have"),
+        "{}",
+        text(&out)
+    );
+    // A fault the load does not outlast, and a misspelt field, name themselves.
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["run", "--profile", "scenarios/faults.toml", "--duration", "20"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("past the load's 20 s"), "{}", text(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["run", "--fault", r#"name = "x", link = "redis", acton = "down", at_s = 1, duration_s = 1"#])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `acton`"), "{}", text(&out));
+}
