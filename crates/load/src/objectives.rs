@@ -1,6 +1,7 @@
 //! Objectives judged against what a run measured: latency percentiles and error rate per
-//! endpoint, throughput, users reached, and ratios of the target's own metrics. An objective
-//! the run has no measurement for fails, never passes silently.
+//! endpoint, throughput, users reached, ratios of the target's own metrics, and the bounds
+//! around the faults injected during the load ([`faults`]). An objective the run has no
+//! measurement for fails, never passes silently.
 
 use profile::Objectives;
 use profile::prometheus::{self, Series};
@@ -100,7 +101,15 @@ pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<ObjectiveVerdict> {
             verdicts.push(above(ObjectiveKind::Metric, m.name.clone(), None, min, value, "ratio"));
         }
     }
+    verdicts.extend(faults(load));
     verdicts
+}
+
+/// The bounds around every fault window `load` carries: its errors during, its recovery, and a
+/// failed verdict for a fault that could not be applied or removed. The judging itself is
+/// `report::faults`, so a merged report judges the same way.
+pub fn faults(load: &LoadReport) -> Vec<ObjectiveVerdict> {
+    report::faults::judge(load)
 }
 
 fn below(

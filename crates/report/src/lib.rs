@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub mod capacity;
 pub mod checks;
 mod compare;
+pub mod faults;
 mod html;
 mod junit;
 mod merge;
@@ -275,6 +276,20 @@ pub enum ObjectiveKind {
     Sessions,
     /// A ratio of the target's own metrics, by the target's name.
     Metric,
+    /// Seconds from a fault's end until the error rate of every endpoint was back under its
+    /// bound for good ([`faults`]), by the fault's name.
+    Recovery,
+    /// Failed requests of every endpoint in the seconds a fault lasted ([`faults`]).
+    ErrorsDuring,
+    /// A fault that could not be applied or removed: always failed, nothing measured.
+    FaultApplied,
+}
+
+impl ObjectiveKind {
+    /// Judged around a fault window ([`faults`]) rather than over the whole load.
+    pub fn is_fault(self) -> bool {
+        matches!(self, Self::Recovery | Self::ErrorsDuring | Self::FaultApplied)
+    }
 }
 
 impl ObjectiveVerdict {

@@ -16,15 +16,20 @@
 //!   own window: adding them would count the stack twice, so the merged report keeps the
 //!   reading of the generator with the longest window;
 //! - the targets are judged again from the merged figures, with the bounds the first report
-//!   was judged by.
+//!   was judged by;
+//! - the fault windows are the union of the generators' (one window per name and start: the
+//!   first report's, with an error any copy carries, so a fault one generator failed to apply
+//!   never merges into one that happened), and the verdicts around them are judged again by
+//!   [`crate::faults::judge`] from the merged timelines and the windows' own bounds, in place of
+//!   the generators' fault verdicts.
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
 use crate::{
-    EndpointReport, Latency, LoadReport, ObjectiveKind, ObjectiveVerdict, Report, RunMeta, SCHEMA, Second,
-    Source, decode_histogram, encode_histogram,
+    EndpointReport, FaultWindow, Latency, LoadReport, ObjectiveKind, ObjectiveVerdict, Report, RunMeta,
+    SCHEMA, Second, Source, decode_histogram, encode_histogram,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -103,6 +108,18 @@ pub fn merge(inputs: &[(String, Report)], id: &str, host: &str, now_ms: u64) -> 
         .max_by(|a, b| a.2.duration_s.total_cmp(&b.2.duration_s))
         .map(|(_, _, l)| l.metrics.clone())
         .unwrap_or_default();
+    let mut faults: Vec<FaultWindow> = Vec::new();
+    for w in loads.iter().flat_map(|(_, _, l)| &l.faults) {
+        match faults.iter_mut().find(|f| f.name == w.name && f.started_at_ms == w.started_at_ms) {
+            Some(kept) => {
+                if kept.error.is_none() {
+                    kept.error.clone_from(&w.error);
+                }
+            }
+            None => faults.push(w.clone()),
+        }
+    }
+    faults.sort_by_key(|w| w.started_at_ms);
     let load = LoadReport {
         model: first_load.model.clone(),
         rate: first_load.rate.map(|_| [sum_rate(0), sum_rate(1)]),
@@ -116,9 +133,15 @@ pub fn merge(inputs: &[(String, Report)], id: &str, host: &str, now_ms: u64) -> 
         throughput: if duration_s > 0.0 { requests as f64 / duration_s } else { 0.0 },
         endpoints,
         metrics: longest,
-        faults: Vec::new(),
+        faults,
     };
-    let targets = first.targets.iter().map(|t| rejudge(t, &load)).collect();
+    let targets = first
+        .targets
+        .iter()
+        .filter(|t| !t.kind.is_fault())
+        .map(|t| rejudge(t, &load))
+        .chain(crate::faults::judge(&load))
+        .collect();
     let interrupted: Vec<&str> =
         loads.iter().filter(|(_, r, _)| !r.run.complete).map(|(f, _, _)| *f).collect();
     let mut targets_of_runs: Vec<String> = Vec::new();
@@ -188,6 +211,16 @@ fn rejudge(previous: &ObjectiveVerdict, load: &LoadReport) -> ObjectiveVerdict {
         ObjectiveKind::Users => load.users_reached.map(|u| u as f64),
         ObjectiveKind::Sessions => load.open_sessions_peak().map(|n| n as f64),
         ObjectiveKind::Metric => load.metrics.iter().find(|m| m.name == previous.name).and_then(|m| m.value),
+        // Judged by the window's own bounds, which travel with it.
+        ObjectiveKind::Recovery | ObjectiveKind::ErrorsDuring | ObjectiveKind::FaultApplied => {
+            if let Some(v) = crate::faults::judge(load)
+                .into_iter()
+                .find(|v| v.kind == previous.kind && v.name == previous.name)
+            {
+                return v;
+            }
+            None
+        }
     };
     ObjectiveVerdict::judged(
         previous.kind,
