@@ -487,6 +487,62 @@ mod tests {
     }
 
     #[test]
+    fn fault_windows_are_united_and_judged_again_from_the_merged_timelines() {
+        use crate::FaultWindow;
+        let window = |name: &str, error: Option<&str>| FaultWindow {
+            name: name.into(),
+            target: "link redis".into(),
+            action: "down".into(),
+            started_at_ms: 10_000,
+            ended_at_ms: Some(10_500),
+            error: error.map(Into::into),
+            recover_within_s: None,
+            max_errors_during: Some(1),
+            max_error_rate: 0.0,
+        };
+        // Each generator failed one request in second 0, the fault's: within the bound alone,
+        // over it together.
+        let mut a = generator("a", 10_000, &[&[1_000, 1_000], &[1_000]], 1);
+        let mut b = generator("b", 10_000, &[&[1_000, 1_000], &[1_000]], 1);
+        a.load.as_mut().unwrap().faults = vec![window("redis-down", None)];
+        b.load.as_mut().unwrap().faults =
+            vec![window("redis-down", Some("could not remove it")), window("upstream-slow", None)];
+        for r in [&mut a, &mut b] {
+            let own = crate::faults::judge(r.load.as_ref().unwrap());
+            let counted =
+                own.iter().filter(|v| v.kind == ObjectiveKind::ErrorsDuring && v.measured.is_some());
+            assert!(counted.clone().count() >= 1 && counted.clone().all(|v| v.passed), "{own:?}");
+            r.targets.extend(own);
+        }
+        let merged = merge(&[("a".into(), a), ("b".into(), b)], "m", "h", 0).unwrap();
+        let faults = &merged.load.as_ref().unwrap().faults;
+        assert_eq!(
+            faults.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["redis-down", "upstream-slow"]
+        );
+        assert_eq!(
+            faults[0].error.as_deref(),
+            Some("could not remove it"),
+            "an error any copy carries stays"
+        );
+        let judged: Vec<(&str, Option<f64>, bool)> = merged
+            .targets
+            .iter()
+            .filter(|t| t.kind.is_fault())
+            .map(|t| (t.name.as_str(), t.measured, t.passed))
+            .collect();
+        assert_eq!(
+            judged,
+            [
+                ("fault redis-down applied", None, false),
+                ("errors during redis-down", None, false),
+                ("errors during upstream-slow", Some(2.0), false),
+            ]
+        );
+        assert_eq!(merged.targets.len(), 2 + 3, "the other targets stay, the fault verdicts are not doubled");
+    }
+
+    #[test]
     fn an_interrupted_generator_makes_the_merge_incomplete() {
         let a = generator("a", 0, &[&[1_000]], 0);
         let mut b = generator("b", 0, &[&[1_000]], 0);
