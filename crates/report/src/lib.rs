@@ -7,10 +7,12 @@
 //! [`write_all`] writes the three files of a run, each atomically:
 //! - `report.json` — everything: run metadata, the checks' verdicts (`checks.json`'s
 //!   document), per-endpoint percentiles, outcomes, per-second timelines and histograms, the
-//!   targets' verdicts; the machine-readable contract.
+//!   faults injected during the load, the targets' verdicts (those around the faults from
+//!   [`faults`]); the machine-readable contract.
 //! - `report.html` ([`html()`]) — the same for people, one self-contained file: verdict, tables,
 //!   SVG charts (latency percentiles over time, latency by percentile decoded from the
-//!   histograms, throughput and errors), the checks' evidence.
+//!   histograms, throughput and errors; the faults shaded on those over time), the checks'
+//!   evidence.
 //! - `junit.xml` ([`junit()`]) — a test case per target and per check, for CI servers.
 //!
 //! Why these dependencies: hdrhistogram is the card's latency recorder and owns its wire
