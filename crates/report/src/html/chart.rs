@@ -116,8 +116,9 @@ pub(super) fn svg(label: &str, height: f64, x: &Axis, y: &Axis, series: &[Series
     banded(label, height, x, y, series, bars, &[])
 }
 
-/// [`svg`] with `bands` shaded under the data, each labelled at its top left (labels of
-/// consecutive bands on three rows, so bands that begin close together stay legible).
+/// [`svg`] with `bands` shaded under the data, each labelled at its top (left, or right in the
+/// plot's right half; labels of consecutive bands on three rows, so bands that begin close
+/// together stay legible).
 pub(super) fn banded(
     label: &str,
     height: f64,
@@ -160,7 +161,12 @@ pub(super) fn banded(
                         data-from=(band.from) data-to=(to) {
                         title { (band.name) }
                     }
-                    text class="band-label" x=(at(left + 4.0)) y=(at(TOP + 14.0 + 14.0 * (i % 3) as f64)) {
+                    // In the plot's right half, the label ends at the band's right edge, so it
+                    // stays inside the chart.
+                    @let (anchor, label_x) =
+                        if left > LEFT + plot_w / 2.0 { ("end", right - 4.0) } else { ("start", left + 4.0) };
+                    text class="band-label" x=(at(label_x)) y=(at(TOP + 14.0 + 14.0 * (i % 3) as f64))
+                        text-anchor=(anchor) {
                         (band.name)
                     }
                 }

@@ -97,7 +97,7 @@ fn row(load: &LoadReport, w: &FaultWindow) -> Markup {
             }
             td {
                 @if let Some(error) = &w.error {
-                    span.bad { (error) }
+                    span.fault-error { (error) }
                 }
             }
         }
@@ -153,7 +153,7 @@ mod tests {
         );
         assert!(page.contains("0.200 s"), "{page}");
         assert!(page.contains(r#"<span class="bad">never ended</span>"#), "{page}");
-        assert!(page.contains(r#"<span class="bad">removing it failed</span>"#), "{page}");
+        assert!(page.contains(r#"<span class="fault-error">removing it failed</span>"#), "{page}");
         assert!(page.contains("the fault did not happen as planned"), "{page}");
         let bands = bands(&l);
         assert_eq!((bands[0].from, bands[0].to), (3.2, Some(4.8)));
