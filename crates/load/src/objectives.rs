@@ -1,6 +1,7 @@
 //! Objectives judged against what a run measured: latency percentiles and error rate per
-//! endpoint, throughput, users reached, and ratios of the target's own metrics. An objective
-//! the run has no measurement for fails, never passes silently.
+//! endpoint, throughput, users reached, ratios of the target's own metrics, and the bounds
+//! around the faults injected during the load ([`faults`]). An objective the run has no
+//! measurement for fails, never passes silently.
 
 use profile::Objectives;
 use profile::prometheus::{self, Series};
@@ -100,7 +101,15 @@ pub fn judge(targets: &Objectives, load: &LoadReport) -> Vec<ObjectiveVerdict> {
             verdicts.push(above(ObjectiveKind::Metric, m.name.clone(), None, min, value, "ratio"));
         }
     }
+    verdicts.extend(faults(load));
     verdicts
+}
+
+/// The bounds around every fault window `load` carries: its errors during, its recovery, and a
+/// failed verdict for a fault that could not be applied or removed. The judging itself is
+/// `report::faults`, so a merged report judges the same way.
+pub fn faults(load: &LoadReport) -> Vec<ObjectiveVerdict> {
+    report::faults::judge(load)
 }
 
 fn below(
@@ -262,6 +271,61 @@ mod tests {
         });
         let v = judge(&targets, &load(vec![endpoint("e", 1.0, 10, 0)]));
         assert_eq!(failed(&v), ["throughput", "cache-hit-rate"]);
+    }
+
+    /// `e` with 10 requests a second for 12 s, failing all of seconds 3 and 4.
+    fn faulted(mut e: EndpointReport) -> EndpointReport {
+        e.timeline = (0..13u64)
+            .map(|t| report::Second {
+                t,
+                requests: 10,
+                errors: if (3..=4).contains(&t) { 10 } else { 0 },
+                p50: None,
+                p90: None,
+                p99: None,
+                max: None,
+                histogram: String::new(),
+                open: None,
+            })
+            .collect();
+        e
+    }
+
+    fn fault(name: &str, recover_within_s: f64, max_errors_during: u64) -> report::FaultWindow {
+        report::FaultWindow {
+            name: name.into(),
+            target: "link redis".into(),
+            action: "down".into(),
+            started_at_ms: 3_200,
+            ended_at_ms: Some(4_800),
+            error: None,
+            recover_within_s: Some(recover_within_s),
+            max_errors_during: Some(max_errors_during),
+            max_error_rate: 0.0,
+        }
+    }
+
+    #[test]
+    fn judge_ends_with_the_verdicts_around_each_fault() {
+        let mut l = load(vec![faulted(endpoint("e", 1.0, 130, 20))]);
+        l.faults = vec![fault("held", 1.0, 20), fault("broken", 0.1, 19)];
+        let v = judge(&Objectives::default(), &l);
+        let tail: Vec<(&str, ObjectiveKind, bool)> =
+            v[v.len() - 4..].iter().map(|v| (v.name.as_str(), v.kind, v.passed)).collect();
+        assert_eq!(
+            tail,
+            [
+                ("errors during held", ObjectiveKind::ErrorsDuring, true),
+                ("recovery after held", ObjectiveKind::Recovery, true),
+                ("errors during broken", ObjectiveKind::ErrorsDuring, false),
+                ("recovery after broken", ObjectiveKind::Recovery, false),
+            ]
+        );
+        // Recovered at second 5, 0.2 s after the end at 4.8 s.
+        assert!((v[v.len() - 1].measured.unwrap() - 0.2).abs() < 1e-9, "{:?}", v[v.len() - 1]);
+        assert_eq!(faults(&l).len(), 4);
+        l.faults.clear();
+        assert!(faults(&l).is_empty());
     }
 
     #[test]

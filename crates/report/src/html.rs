@@ -13,11 +13,13 @@
 //!
 //! Sections, in the page's order: the verdict and the run ([`summary`]), [`targets`], the
 //! [`comparison`] with a baseline, the [`capacity`] run, the load ([`load`]: the endpoints'
-//! table and three charts) and the [`checks`].
+//! table, the [`faults`] injected during it and three charts, the faults shaded on those over
+//! time) and the [`checks`].
 
 mod capacity;
 mod chart;
 mod checks;
+mod faults;
 mod load;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -313,6 +315,9 @@ svg.chart { width: 100%; height: auto; display: block; background: #fff; }
 svg.chart .grid line { stroke: #e6e6e6; stroke-width: 1; }
 svg.chart .frame { fill: none; stroke: #999; stroke-width: 1; }
 svg.chart text { font-family: inherit; fill: #333; } svg.chart .tick { font-size: 12px; } svg.chart .axis-label { font-size: 13px; fill: #555; }
+svg.chart rect.band { fill: #f2a900; fill-opacity: 0.16; stroke: #c88a00; stroke-opacity: 0.45; stroke-width: 1; }
+svg.chart .band-label { font-size: 12px; fill: #7a5200; }
+.fault-error { color: var(--fail); font-weight: 600; overflow-wrap: anywhere; }
 ul.legend { list-style: none; padding: 0; margin: 4px 0 0 70px; display: flex; flex-wrap: wrap; gap: 4px 18px; font-size: 13px; }
 ul.legend .line { display: inline-block; width: 22px; height: 0; margin-right: 6px; vertical-align: middle; }
 select { font: inherit; padding: 2px 4px; } button { font: inherit; font-size: 13px; }

@@ -1,7 +1,10 @@
 //! `junit.xml`: the run's verdicts in the JUnit XML most CI servers read (GitLab, Jenkins,
 //! GitHub actions that publish test results). A `<testsuites>` root with the counts, then the
 //! suites: `run` (one test case, `complete`, failed when the run was interrupted — so an
-//! interrupted run never looks green), `targets` (one test case per target), `checks` (one per
+//! interrupted run never looks green), `targets` (one test case per target, the verdicts
+//! around the load's faults among them: `errors during NAME` and `recovery after NAME` fail
+//! like any target, a `fault NAME applied` that could not be is an `<error>`, as the run did
+//! not undergo the fault it planned), `checks` (one per
 //! check verdict; the suite is absent when no checks ran), `comparison` when the run was
 //! compared with a baseline (one test case per endpoint and percentile, `<endpoint>
 //! <percentile>`, failed when it regressed beyond the tolerance) and `capacity` for a capacity
@@ -40,8 +43,8 @@
 
 use std::fmt::Write as _;
 
-use crate::Report;
 use crate::checks::{ChecksReport, Status};
+use crate::{ObjectiveKind, Report};
 
 /// One test case: its class, name, and the failure (message, body) when it failed.
 struct Case {
@@ -78,7 +81,7 @@ pub fn junit(report: &Report) -> String {
         .iter()
         .map(|t| Case {
             classname: "targets",
-            tag: Tag::Failure,
+            tag: if t.kind == ObjectiveKind::FaultApplied { Tag::Error } else { Tag::Failure },
             name: t.name.clone(),
             failure: (!t.passed).then(|| (t.detail.clone(), t.detail.clone())),
         })
@@ -434,6 +437,61 @@ mod tests {
         assert!(body.starts_with("unique: key k1 has 2 records\nquoted: a<b>&"), "{body:?}");
         let passed = cases.iter().find(|n| n.attribute("name") == Some("publish-rate-limit")).unwrap();
         assert!(passed.children().all(|n| !n.has_tag_name("failure")));
+    }
+
+    #[test]
+    fn the_verdicts_around_faults_are_target_cases_and_a_fault_not_applied_an_error() {
+        let mut report = report(true, None);
+        let second = |t: u64, errors: u64| crate::Second {
+            t,
+            requests: 10,
+            errors,
+            p50: None,
+            p90: None,
+            p99: None,
+            max: None,
+            histogram: String::new(),
+            open: None,
+        };
+        let load = report.load.as_mut().unwrap();
+        load.duration_s = 9.0;
+        load.endpoints.push(crate::EndpointReport {
+            name: "e".to_owned(),
+            requests: 100,
+            errors: 10,
+            outcomes: Default::default(),
+            throughput: 10.0,
+            latency_ms: crate::Latency::ZERO,
+            histogram: String::new(),
+            timeline: (0..10).map(|t| second(t, if t == 2 { 10 } else { 0 })).collect(),
+        });
+        let window = |name: &str, error: Option<&str>| crate::FaultWindow {
+            name: name.to_owned(),
+            target: "link redis".to_owned(),
+            action: "down".to_owned(),
+            started_at_ms: 3_100,
+            ended_at_ms: Some(3_900),
+            error: error.map(str::to_owned),
+            recover_within_s: Some(2.0),
+            max_errors_during: Some(5),
+            max_error_rate: 0.0,
+        };
+        load.faults = vec![window("redis-down", None), window("pg-down", Some("no such link"))];
+        report.targets = crate::faults::judge(load);
+        let xml = junit(&report);
+        let doc = parse(&xml);
+        let suite = doc.descendants().find(|n| n.attribute("name") == Some("targets")).unwrap();
+        let case = |name: &str| {
+            let case = suite.children().find(|n| n.attribute("name") == Some(name));
+            let case = case.unwrap_or_else(|| panic!("no case {name:?} in {xml}"));
+            case.children().find(|n| n.is_element()).map(|n| n.tag_name().name().to_owned())
+        };
+        assert_eq!(case("recovery after redis-down"), None, "{xml}");
+        assert_eq!(case("errors during redis-down").as_deref(), Some("failure"), "{xml}");
+        assert_eq!(case("fault pg-down applied").as_deref(), Some("error"), "{xml}");
+        assert_eq!(case("recovery after pg-down").as_deref(), Some("failure"), "{xml}");
+        let counts = ["tests", "failures", "errors"].map(|a| suite.attribute(a).unwrap().to_owned());
+        assert_eq!(counts, ["5", "3", "1"], "{xml}");
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! [`write_all`] writes the three files of a run, each atomically:
 //! - `report.json` — everything: run metadata, the checks' verdicts (`checks.json`'s
 //!   document), per-endpoint percentiles, outcomes, per-second timelines and histograms, the
-//!   targets' verdicts; the machine-readable contract.
+//!   faults injected during the load, the targets' verdicts (those around the faults from
+//!   [`faults`]); the machine-readable contract.
 //! - `report.html` ([`html()`]) — the same for people, one self-contained file: verdict, tables,
 //!   SVG charts (latency percentiles over time, latency by percentile decoded from the
-//!   histograms, throughput and errors), the checks' evidence.
+//!   histograms, throughput and errors; the faults shaded on those over time), the checks'
+//!   evidence.
 //! - `junit.xml` ([`junit()`]) — a test case per target and per check, for CI servers.
 //!
 //! Why these dependencies: hdrhistogram is the card's latency recorder and owns its wire
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 pub mod capacity;
 pub mod checks;
 mod compare;
+pub mod faults;
 mod html;
 mod junit;
 mod merge;
@@ -275,6 +278,20 @@ pub enum ObjectiveKind {
     Sessions,
     /// A ratio of the target's own metrics, by the target's name.
     Metric,
+    /// Seconds from a fault's end until the error rate of every endpoint was back under its
+    /// bound for good ([`faults`]), by the fault's name.
+    Recovery,
+    /// Failed requests of every endpoint in the seconds a fault lasted ([`faults`]).
+    ErrorsDuring,
+    /// A fault that could not be applied or removed: always failed, nothing measured.
+    FaultApplied,
+}
+
+impl ObjectiveKind {
+    /// Judged around a fault window ([`faults`]) rather than over the whole load.
+    pub fn is_fault(self) -> bool {
+        matches!(self, Self::Recovery | Self::ErrorsDuring | Self::FaultApplied)
+    }
 }
 
 impl ObjectiveVerdict {

@@ -16,15 +16,20 @@
 //!   own window: adding them would count the stack twice, so the merged report keeps the
 //!   reading of the generator with the longest window;
 //! - the targets are judged again from the merged figures, with the bounds the first report
-//!   was judged by.
+//!   was judged by;
+//! - the fault windows are the union of the generators' (one window per name and start: the
+//!   first report's, with an error any copy carries, so a fault one generator failed to apply
+//!   never merges into one that happened), and the verdicts around them are judged again by
+//!   [`crate::faults::judge`] from the merged timelines and the windows' own bounds, in place of
+//!   the generators' fault verdicts.
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
 use crate::{
-    EndpointReport, Latency, LoadReport, ObjectiveKind, ObjectiveVerdict, Report, RunMeta, SCHEMA, Second,
-    Source, decode_histogram, encode_histogram,
+    EndpointReport, FaultWindow, Latency, LoadReport, ObjectiveKind, ObjectiveVerdict, Report, RunMeta,
+    SCHEMA, Second, Source, decode_histogram, encode_histogram,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -103,6 +108,18 @@ pub fn merge(inputs: &[(String, Report)], id: &str, host: &str, now_ms: u64) -> 
         .max_by(|a, b| a.2.duration_s.total_cmp(&b.2.duration_s))
         .map(|(_, _, l)| l.metrics.clone())
         .unwrap_or_default();
+    let mut faults: Vec<FaultWindow> = Vec::new();
+    for w in loads.iter().flat_map(|(_, _, l)| &l.faults) {
+        match faults.iter_mut().find(|f| f.name == w.name && f.started_at_ms == w.started_at_ms) {
+            Some(kept) => {
+                if kept.error.is_none() {
+                    kept.error.clone_from(&w.error);
+                }
+            }
+            None => faults.push(w.clone()),
+        }
+    }
+    faults.sort_by_key(|w| w.started_at_ms);
     let load = LoadReport {
         model: first_load.model.clone(),
         rate: first_load.rate.map(|_| [sum_rate(0), sum_rate(1)]),
@@ -116,9 +133,15 @@ pub fn merge(inputs: &[(String, Report)], id: &str, host: &str, now_ms: u64) -> 
         throughput: if duration_s > 0.0 { requests as f64 / duration_s } else { 0.0 },
         endpoints,
         metrics: longest,
-        faults: Vec::new(),
+        faults,
     };
-    let targets = first.targets.iter().map(|t| rejudge(t, &load)).collect();
+    let targets = first
+        .targets
+        .iter()
+        .filter(|t| !t.kind.is_fault())
+        .map(|t| rejudge(t, &load))
+        .chain(crate::faults::judge(&load))
+        .collect();
     let interrupted: Vec<&str> =
         loads.iter().filter(|(_, r, _)| !r.run.complete).map(|(f, _, _)| *f).collect();
     let mut targets_of_runs: Vec<String> = Vec::new();
@@ -188,6 +211,16 @@ fn rejudge(previous: &ObjectiveVerdict, load: &LoadReport) -> ObjectiveVerdict {
         ObjectiveKind::Users => load.users_reached.map(|u| u as f64),
         ObjectiveKind::Sessions => load.open_sessions_peak().map(|n| n as f64),
         ObjectiveKind::Metric => load.metrics.iter().find(|m| m.name == previous.name).and_then(|m| m.value),
+        // Judged by the window's own bounds, which travel with it.
+        ObjectiveKind::Recovery | ObjectiveKind::ErrorsDuring | ObjectiveKind::FaultApplied => {
+            if let Some(v) = crate::faults::judge(load)
+                .into_iter()
+                .find(|v| v.kind == previous.kind && v.name == previous.name)
+            {
+                return v;
+            }
+            None
+        }
     };
     ObjectiveVerdict::judged(
         previous.kind,
@@ -451,6 +484,62 @@ mod tests {
         closed.load.as_mut().unwrap().model = "closed".into();
         assert!(merge(&[("a".into(), a), ("d".into(), closed)], "m", "h", 0).is_err());
         assert_eq!(merge(&[], "m", "h", 0).unwrap_err(), MergeError::Empty);
+    }
+
+    #[test]
+    fn fault_windows_are_united_and_judged_again_from_the_merged_timelines() {
+        use crate::FaultWindow;
+        let window = |name: &str, error: Option<&str>| FaultWindow {
+            name: name.into(),
+            target: "link redis".into(),
+            action: "down".into(),
+            started_at_ms: 10_000,
+            ended_at_ms: Some(10_500),
+            error: error.map(Into::into),
+            recover_within_s: None,
+            max_errors_during: Some(1),
+            max_error_rate: 0.0,
+        };
+        // Each generator failed one request in second 0, the fault's: within the bound alone,
+        // over it together.
+        let mut a = generator("a", 10_000, &[&[1_000, 1_000], &[1_000]], 1);
+        let mut b = generator("b", 10_000, &[&[1_000, 1_000], &[1_000]], 1);
+        a.load.as_mut().unwrap().faults = vec![window("redis-down", None)];
+        b.load.as_mut().unwrap().faults =
+            vec![window("redis-down", Some("could not remove it")), window("upstream-slow", None)];
+        for r in [&mut a, &mut b] {
+            let own = crate::faults::judge(r.load.as_ref().unwrap());
+            let counted =
+                own.iter().filter(|v| v.kind == ObjectiveKind::ErrorsDuring && v.measured.is_some());
+            assert!(counted.clone().count() >= 1 && counted.clone().all(|v| v.passed), "{own:?}");
+            r.targets.extend(own);
+        }
+        let merged = merge(&[("a".into(), a), ("b".into(), b)], "m", "h", 0).unwrap();
+        let faults = &merged.load.as_ref().unwrap().faults;
+        assert_eq!(
+            faults.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["redis-down", "upstream-slow"]
+        );
+        assert_eq!(
+            faults[0].error.as_deref(),
+            Some("could not remove it"),
+            "an error any copy carries stays"
+        );
+        let judged: Vec<(&str, Option<f64>, bool)> = merged
+            .targets
+            .iter()
+            .filter(|t| t.kind.is_fault())
+            .map(|t| (t.name.as_str(), t.measured, t.passed))
+            .collect();
+        assert_eq!(
+            judged,
+            [
+                ("fault redis-down applied", None, false),
+                ("errors during redis-down", None, false),
+                ("errors during upstream-slow", Some(2.0), false),
+            ]
+        );
+        assert_eq!(merged.targets.len(), 2 + 3, "the other targets stay, the fault verdicts are not doubled");
     }
 
     #[test]

@@ -96,6 +96,15 @@ pub(super) struct Bars {
     pub(super) points: Vec<(f64, f64)>,
 }
 
+/// A span of the x axis shaded behind the data and labelled (a fault while it lasted), from
+/// `from` to `to` (axis units), or to the axis's end when `to` is none. Each band carries its
+/// span in axis units as `data-from` and `data-to`.
+pub(super) struct Band {
+    pub(super) name: String,
+    pub(super) from: f64,
+    pub(super) to: Option<f64>,
+}
+
 /// A coordinate in user units, to a tenth.
 fn at(v: f64) -> String {
     format!("{v:.1}")
@@ -104,6 +113,21 @@ fn at(v: f64) -> String {
 /// The chart as an `<svg>` element, `height` user units tall, labelled `label` for screen
 /// readers.
 pub(super) fn svg(label: &str, height: f64, x: &Axis, y: &Axis, series: &[Series], bars: &[Bars]) -> Markup {
+    banded(label, height, x, y, series, bars, &[])
+}
+
+/// [`svg`] with `bands` shaded under the data, each labelled at its top (left, or right in the
+/// plot's right half; labels of consecutive bands on three rows, so bands that begin close
+/// together stay legible).
+pub(super) fn banded(
+    label: &str,
+    height: f64,
+    x: &Axis,
+    y: &Axis,
+    series: &[Series],
+    bars: &[Bars],
+    bands: &[Band],
+) -> Markup {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = height - TOP - BOTTOM;
     let sx = |v: f64| LEFT + (v.clamp(x.min, x.max) - x.min) / (x.max - x.min) * plot_w;
@@ -129,6 +153,24 @@ pub(super) fn svg(label: &str, height: f64, x: &Axis, y: &Axis, series: &[Series
             }
             text class="axis-label" transform={"translate(16 " (at(TOP + plot_h / 2.0)) ") rotate(-90)"}
                 text-anchor="middle" { (y.label) }
+            @for (i, band) in bands.iter().enumerate() {
+                @let to = band.to.unwrap_or(x.max).max(band.from);
+                @let (left, right) = (sx(band.from), sx(to));
+                g class="band" {
+                    rect class="band" x=(at(left)) y=(TOP) width=(at((right - left).max(1.0))) height=(at(plot_h))
+                        data-from=(band.from) data-to=(to) {
+                        title { (band.name) }
+                    }
+                    // In the plot's right half, the label ends at the band's right edge, so it
+                    // stays inside the chart.
+                    @let (anchor, label_x) =
+                        if left > LEFT + plot_w / 2.0 { ("end", right - 4.0) } else { ("start", left + 4.0) };
+                    text class="band-label" x=(at(label_x)) y=(at(TOP + 14.0 + 14.0 * (i % 3) as f64))
+                        text-anchor=(anchor) {
+                        (band.name)
+                    }
+                }
+            }
             // Bars under the lines.
             @for b in bars {
                 g fill=(b.color) {
@@ -208,6 +250,26 @@ mod tests {
         let labels: Vec<&str> = a.ticks.iter().map(|t| t.1.as_str()).collect();
         assert_eq!(labels, ["0%", "50%", "90%", "99%", "99.9%"]);
         assert_eq!(a.ticks[4].0, 3.0);
+    }
+
+    #[test]
+    fn bands_span_their_seconds_and_run_to_the_axis_end_when_open() {
+        let x = Axis::linear(0.0, 10.0, "s");
+        let y = Axis::linear(0.0, 10.0, "ms");
+        let bands = [
+            Band { name: "down <x>".to_owned(), from: 2.0, to: Some(4.5) },
+            Band { name: "slow".to_owned(), from: 8.0, to: None },
+        ];
+        let svg = banded("test", 300.0, &x, &y, &[], &[], &bands).into_string();
+        // 870 units of plot from x = 70: second 2 at 244, 4.5 at 461.5, 8 at 766, 10 at 940.
+        assert!(svg.contains(r#"<rect class="band" x="244.0" y="14" width="217.5""#), "{svg}");
+        assert!(
+            svg.contains(r#"x="766.0" y="14" width="174.0" height="240.0" data-from="8" data-to="10""#),
+            "{svg}"
+        );
+        assert!(svg.contains("down &lt;x&gt;</text>"), "{svg}");
+        assert_eq!(svg.matches(r#"<rect class="band""#).count(), 2);
+        assert!(!super::svg("test", 300.0, &x, &y, &[], &[]).into_string().contains("band"));
     }
 
     #[test]

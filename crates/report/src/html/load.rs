@@ -1,11 +1,13 @@
-//! The load's sections: the endpoints' table (with the target's metrics), latency over time,
-//! latency by percentile, and throughput and errors over time.
+//! The load's sections: the endpoints' table (with the target's metrics), the faults injected
+//! during it, latency over time, latency by percentile, and throughput and errors over time;
+//! every chart over time shades the faults' windows.
 
 use std::collections::BTreeMap;
 
 use maud::{Markup, html};
 
-use super::chart::{self, Axis, Bars, Series};
+use super::chart::{self, Axis, Band, Bars, Series};
+use super::faults;
 use super::{ERROR_COLOR, HEADROOM, color, legend, num};
 use crate::{EndpointReport, LoadReport, Second, decode_histogram};
 
@@ -17,6 +19,7 @@ type Pick = fn(&Second) -> Option<f64>;
 pub(super) fn sections(load: &LoadReport) -> Markup {
     html! {
         (endpoints(load))
+        (faults::section(load))
         (latency_over_time(load))
         (distribution(&load.endpoints))
         (throughput(load))
@@ -152,6 +155,7 @@ fn latency_over_time(load: &LoadReport) -> Markup {
         seconds(load),
         "seconds since the load started (each request by the second it was due)",
     );
+    let bands = faults::bands(load);
     html! {
         section id="latency-over-time" {
             h2 { "Latency over time" }
@@ -169,13 +173,13 @@ fn latency_over_time(load: &LoadReport) -> Markup {
                         }
                     }
                 }
-                div.view data-view="all" { (every_p99(load, &x)) }
+                div.view data-view="all" { (every_p99(load, &x, &bands)) }
                 @for (i, e) in load.endpoints.iter().enumerate() {
                     div.view data-view={ "e" (i) } hidden {
                         @if e.requests == 0 {
                             p.none { "This endpoint had no requests." }
                         } @else {
-                            (percentiles(e, &x))
+                            (percentiles(e, &x, &bands))
                         }
                     }
                 }
@@ -186,7 +190,7 @@ fn latency_over_time(load: &LoadReport) -> Markup {
 }
 
 /// Every endpoint's p99 per second, one line each.
-fn every_p99(load: &LoadReport, x: &Axis) -> Markup {
+fn every_p99(load: &LoadReport, x: &Axis, bands: &[Band]) -> Markup {
     let top = load.endpoints.iter().flat_map(|e| e.timeline.iter().filter_map(|t| t.p99)).fold(0.0, f64::max);
     let series: Vec<Series> = load
         .endpoints
@@ -202,20 +206,21 @@ fn every_p99(load: &LoadReport, x: &Axis) -> Markup {
         })
         .collect();
     html! {
-        (chart::svg(
+        (chart::banded(
             "p99 latency per second of every endpoint",
             320.0,
             x,
             &Axis::linear(0.0, top * HEADROOM, "p99 latency (ms)"),
             &series,
             &[],
+            bands,
         ))
         (legend(series.iter().map(|l| (l.name.as_str(), l.color, None))))
     }
 }
 
 /// One endpoint's p50, p90, p99 and max per second.
-fn percentiles(e: &EndpointReport, x: &Axis) -> Markup {
+fn percentiles(e: &EndpointReport, x: &Axis, bands: &[Band]) -> Markup {
     let pick: [(&str, Pick); 4] =
         [("p50", |t| t.p50), ("p90", |t| t.p90), ("p99", |t| t.p99), ("max", |t| t.max)];
     let top = e.timeline.iter().filter_map(|t| t.max).fold(0.0, f64::max);
@@ -231,13 +236,14 @@ fn percentiles(e: &EndpointReport, x: &Axis) -> Markup {
         })
         .collect();
     html! {
-        (chart::svg(
+        (chart::banded(
             &format!("latency percentiles per second of {}", e.name),
             320.0,
             x,
             &Axis::linear(0.0, top * HEADROOM, "latency (ms)"),
             &series,
             &[],
+            bands,
         ))
         (legend(
             pick.iter().zip(PERCENTILE_COLORS).map(|((n, _), c)| (*n, c, (*n == "max").then_some("dashed")))
@@ -323,17 +329,18 @@ fn throughput(load: &LoadReport) -> Markup {
         }
     }
     let errors_total: u64 = total.values().map(|v| v.1).sum();
+    let bands = faults::bands(load);
     html! {
         section id="throughput" {
             h2 { "Throughput and errors over time" }
             @if total.is_empty() {
                 p.none { "No requests fell due." }
             } @else {
-                (requests_chart(load, &total, &x))
+                (requests_chart(load, &total, &x, &bands))
                 // Errors on their own scale: a few per second must not vanish under hundreds of
                 // requests.
                 @if errors_total > 0 {
-                    (errors_chart(&total, &x))
+                    (errors_chart(&total, &x, &bands))
                 }
                 p.note {
                     "Requests by the second they fell due; " (errors_total)
@@ -348,7 +355,7 @@ fn throughput(load: &LoadReport) -> Markup {
 }
 
 /// Requests per second of every endpoint and of all of them, `total` by second.
-fn requests_chart(load: &LoadReport, total: &BTreeMap<u64, (u64, u64)>, x: &Axis) -> Markup {
+fn requests_chart(load: &LoadReport, total: &BTreeMap<u64, (u64, u64)>, x: &Axis, bands: &[Band]) -> Markup {
     let mut series: Vec<Series> = load
         .endpoints
         .iter()
@@ -370,20 +377,21 @@ fn requests_chart(load: &LoadReport, total: &BTreeMap<u64, (u64, u64)>, x: &Axis
     });
     let top = total.values().map(|v| v.0).max().unwrap_or(0) as f64;
     html! {
-        (chart::svg(
+        (chart::banded(
             "requests per second",
             320.0,
             x,
             &Axis::count(top * HEADROOM, "requests per second"),
             &series,
             &[],
+            bands,
         ))
         (legend(series.iter().map(|l| (l.name.as_str(), l.color, None))))
     }
 }
 
 /// Errors per second as bars, `total` by second.
-fn errors_chart(total: &BTreeMap<u64, (u64, u64)>, x: &Axis) -> Markup {
+fn errors_chart(total: &BTreeMap<u64, (u64, u64)>, x: &Axis, bands: &[Band]) -> Markup {
     let errors = Bars {
         name: "errors".to_owned(),
         color: ERROR_COLOR,
@@ -391,12 +399,13 @@ fn errors_chart(total: &BTreeMap<u64, (u64, u64)>, x: &Axis) -> Markup {
         points: total.iter().map(|(t, (_, e))| (*t as f64 + 0.1, *e as f64)).collect(),
     };
     let top = total.values().map(|v| v.1).max().unwrap_or(0) as f64;
-    chart::svg(
+    chart::banded(
         "errors per second",
         220.0,
         x,
         &Axis::count(top * HEADROOM, "errors per second"),
         &[],
         std::slice::from_ref(&errors),
+        bands,
     )
 }

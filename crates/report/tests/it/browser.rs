@@ -179,3 +179,65 @@ fn the_browser_checks_see_script_errors_blocked_fetches_and_blank_pages() {
     assert!(size(&blank.screenshot) > 0 && size(&blank.screenshot) < NOT_BLANK_BYTES);
     assert!(!blank.dom.contains("data-script"));
 }
+
+/// Measures, in the rendered page, where each fault band of a visible chart lies across its
+/// plot: `data-measured="from to"` as fractions of the frame's width.
+const MEASURE_BANDS: &str = r#"<script>
+(function () {
+  var charts = document.querySelectorAll("svg.chart");
+  for (var c = 0; c < charts.length; c++) {
+    var frame = charts[c].querySelector("rect.frame").getBoundingClientRect();
+    if (frame.width === 0) { continue; }
+    var bands = charts[c].querySelectorAll("rect.band");
+    for (var b = 0; b < bands.length; b++) {
+      var r = bands[b].getBoundingClientRect();
+      bands[b].setAttribute("data-measured",
+        ((r.left - frame.left) / frame.width).toFixed(4) + " " + ((r.right - frame.left) / frame.width).toFixed(4));
+    }
+  }
+})();
+</script>"#;
+
+/// The value of attribute `name` in the start tag `tag`.
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    tag.split(&format!(" {name}=\"")).nth(1).and_then(|rest| rest.split('"').next())
+}
+
+#[test]
+fn report_html_shades_each_fault_on_the_charts_over_time_and_lists_it_in_a_table() {
+    let Some(browser) = browser() else { return };
+    let html = report::html(&sample::built()).replace("</body>", &format!("{MEASURE_BANDS}</body>"));
+    let loaded = load(&browser, "faults", &html);
+    assert_renders(&loaded);
+    // The time axis of the sample's 12 s runs from 0 to 12: each band spans its fault's
+    // seconds on it, the one that never ended to the chart's end.
+    let expected: Vec<(f64, f64)> =
+        sample::FAULT_SECONDS.iter().map(|(from, to)| (from / 12.0, to.unwrap_or(12.0) / 12.0)).collect();
+    let mut measured = Vec::new();
+    for tag in loaded.dom.split("<rect class=\"band\"").skip(1).map(|t| t.split('>').next().unwrap()) {
+        let Some(m) = attr(tag, "data-measured") else { continue };
+        let (a, b) = m.split_once(' ').unwrap();
+        measured.push((a.parse::<f64>().unwrap(), b.parse::<f64>().unwrap()));
+    }
+    // Three charts over time in view (every endpoint's p99, requests, errors), two bands each.
+    assert_eq!(measured.len(), 6, "bands measured: {measured:?}");
+    for (i, (from, to)) in measured.iter().enumerate() {
+        let (want_from, want_to) = expected[i % 2];
+        assert!((from - want_from).abs() < 0.005 && (to - want_to).abs() < 0.005, "band {i}: {measured:?}");
+    }
+    // Labelled with their names, the hostile one as text. The browser writes text back with
+    // `&`, `<` and `>` escaped, attributes as the page escapes them.
+    let name = format!("slow upstream {}", sample::HOSTILE);
+    let text = |s: &str| report::escape_html(s).replace("&quot;", "\"");
+    assert!(loaded.dom.contains(&format!(">{}</text>", text(&name))), "{}", loaded.dom);
+    // The table: a row each, the one never ended and the one whose removal failed said so.
+    for part in [
+        "<section id=\"faults\"><h2>Faults</h2>",
+        "<tr class=\"pass\" data-fault=\"redis-down\">",
+        &format!("<tr class=\"fail\" data-fault=\"{}\">", report::escape_html(&name)),
+        "never ended",
+        &format!("removing it failed: {}", text(sample::HOSTILE)),
+    ] {
+        assert!(loaded.dom.contains(part), "{part:?} missing from:\n{}", loaded.dom);
+    }
+}

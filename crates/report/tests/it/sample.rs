@@ -6,8 +6,8 @@
 use hdrhistogram::Histogram;
 use report::capacity::{CapacityReport, Step, Stepping};
 use report::{
-    EndpointReport, Latency, LoadReport, MetricReading, ObjectiveKind, ObjectiveVerdict, Report, RunMeta,
-    Second, Source,
+    EndpointReport, FaultWindow, Latency, LoadReport, MetricReading, ObjectiveKind, ObjectiveVerdict, Report,
+    RunMeta, Second, Source,
 };
 use serde_json::json;
 
@@ -131,6 +131,40 @@ fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &
     }
 }
 
+/// The seconds on the timelines' axis where the sample's two faults begin and end (the second
+/// never ended): the browser test finds their bands there.
+pub const FAULT_SECONDS: [(f64, Option<f64>); 2] = [(3.5, Some(6.25)), (8.0, None)];
+
+/// Two faults of a load whose second 0 began at `second0_ms`: Redis down for 2.75 s, judged
+/// on its errors and its recovery, and latency to the upstream that was never removed.
+fn faults(second0_ms: u64) -> Vec<FaultWindow> {
+    let at = |s: f64| second0_ms + (s * 1000.0) as u64;
+    vec![
+        FaultWindow {
+            name: "redis-down".to_owned(),
+            target: "link redis".to_owned(),
+            action: "down".to_owned(),
+            started_at_ms: at(FAULT_SECONDS[0].0),
+            ended_at_ms: FAULT_SECONDS[0].1.map(at),
+            error: None,
+            recover_within_s: Some(3.0),
+            max_errors_during: Some(50),
+            max_error_rate: 0.05,
+        },
+        FaultWindow {
+            name: format!("slow upstream {HOSTILE}"),
+            target: "link upstream".to_owned(),
+            action: "latency 200 ms ± 20 ms".to_owned(),
+            started_at_ms: at(FAULT_SECONDS[1].0),
+            ended_at_ms: None,
+            error: Some(format!("removing it failed: {HOSTILE}")),
+            recover_within_s: Some(2.0),
+            max_errors_during: None,
+            max_error_rate: 0.05,
+        },
+    ]
+}
+
 /// A failed run with every section filled, merged from two generators, compared with a
 /// baseline (two regressions), with a capacity run's steps, fit and plan.
 pub fn built() -> Report {
@@ -251,13 +285,15 @@ pub fn built() -> Report {
                     value: None,
                 },
             ],
-            faults: vec![],
+            faults: faults(1_795_422_921_000),
         }),
         targets,
         comparison: None,
         capacity: None,
         passed: false,
     };
+    let fault_verdicts = report::faults::judge(report.load.as_ref().unwrap());
+    report.targets.extend(fault_verdicts);
     // Against a baseline where import answered three times faster: its p95 and p99 regressed.
     let mut baseline = report.clone();
     baseline.run.id = "baseline <7>".to_owned();

@@ -65,7 +65,7 @@ fn the_schema_rejects_malformed_reports() {
     let good = serde_json::to_value(sample::built()).unwrap();
     validate(&good).unwrap();
     type Breaking = fn(&mut Value);
-    let broken: [(&str, Breaking); 15] = [
+    let broken: [(&str, Breaking); 18] = [
         ("no verdict", |r| {
             r.as_object_mut().unwrap().remove("passed");
         }),
@@ -80,6 +80,11 @@ fn the_schema_rejects_malformed_reports() {
             r["load"]["endpoints"][0]["timeline"][0].as_object_mut().unwrap().remove("histogram");
         }),
         ("an unknown target kind", |r| r["targets"][0]["kind"] = json!("p42")),
+        ("a fault without its start", |r| {
+            r["load"]["faults"][0].as_object_mut().unwrap().remove("started_at_ms");
+        }),
+        ("a fault that ended before the epoch", |r| r["load"]["faults"][0]["ended_at_ms"] = json!(-1)),
+        ("a fault's field the schema does not know", |r| r["load"]["faults"][1]["severity"] = json!("high")),
         ("passed with a regression", |r| {
             r["targets"] = json!([]);
             r["checks"] = Value::Null;
