@@ -234,8 +234,13 @@ impl Embedded {
         }
         self.fake.shutdown().await;
         // Through the fault proxies, which go last.
+        // Once more when the first finds a connection a fault broke: the next one is new.
+        let purge = async |b: &stack::Backends| match b.purge().await {
+            Err(_) => b.purge().await,
+            done => done,
+        };
         if let Some(backends) = backends
-            && let Err(e) = backends.purge().await
+            && let Err(e) = purge(&backends).await
         {
             eprintln!("stampede {command}: could not remove the run's namespace from the servers: {e}");
         }

@@ -170,16 +170,20 @@ fn a_redis_outage_is_recovered_from_and_the_stack_that_never_reconnects_is_named
     assert!(String::from_utf8_lossy(&out.stdout).contains("recovery after redis-down"), "{}", text(&out));
 }
 
+/// Records (users, their tokens, videos) in PostgreSQL, as the reference stack keeps them with
+/// `--database`; Redis's counters, caches and queue are lost with it.
 #[test]
 fn a_redis_killed_and_started_again_empty_is_recovered_from() {
     let Some(redis) = OwnRedis::start() else { return };
+    let database = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let port = redis.port.to_string();
     // The process itself: shut down without saving, started again (daemonized) 3 s later,
     // empty — what a crash without persistence does.
     let fault = format!(
         r#"name = "redis-restart", command = ["redis-cli", "-p", "{port}", "shutdown", "nosave"], end_command = ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "yes"], at_s = 3, duration_s = 3, recover_within_s = 4"#
     );
-    let (out, report) = run_with(&redis.url(), &[&fault], &[]);
+    let (out, report) = run_with(&redis.url(), &[&fault], &["--database", &database]);
     let window = &report["load"]["faults"][0];
     assert!(window["error"].is_null(), "{window:#}\n{}", text(&out));
     assert_eq!(window["target"], "command");
