@@ -34,7 +34,7 @@ impl Links {
         let server = faults::ProxyServer::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .context("start the fault proxies")?;
-        let client = faults::Toxiproxy::new(&server.api_url());
+        let client = faults::Toxiproxy::new(server.api_url());
         let mut listens = Vec::new();
         for (name, upstream) in to {
             let spec = faults::ProxySpec {

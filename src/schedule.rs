@@ -71,7 +71,7 @@ pub(crate) async fn prepare(
     }
     let (toxiproxy, links) = match (&reached.embedded, &args.toxiproxy) {
         (Some(embedded), _) => match &embedded.links {
-            Some(links) => (Some(faults::Toxiproxy::new(&links.server.api_url())), links.names.clone()),
+            Some(links) => (Some(faults::Toxiproxy::new(links.server.api_url())), links.names.clone()),
             None => (None, Vec::new()),
         },
         (None, Some(url)) => {

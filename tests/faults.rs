@@ -142,7 +142,7 @@ const REDIS_DOWN: &str =
     r#"name = "redis-down", link = "redis", action = "down", at_s = 3, duration_s = 3, recover_within_s = 4"#;
 
 #[test]
-fn a_redis_outage_is_recovered_from_and_the_stack_that_never_reconnects_is_named() {
+fn a_redis_outage_is_recovered_from_and_the_no_reconnect_mutant_is_named_by_its_recovery_target() {
     let Some(redis) = OwnRedis::start() else { return };
     let (out, report) = run_with(&redis.url(), &[REDIS_DOWN], &[]);
     let window = &report["load"]["faults"][0];

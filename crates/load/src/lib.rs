@@ -82,7 +82,10 @@ pub struct Measured {
 /// What runs beside the load from its first moment to its end — the fault schedule: started as
 /// the load begins, with that instant and a flag that turns true when the load has ended;
 /// what it returns (the faults it injected) goes into the report and is judged.
-pub struct Beside(Box<dyn FnOnce(Instant, watch::Receiver<bool>) -> JoinHandle<Vec<FaultWindow>> + Send>);
+pub struct Beside(Box<StartBeside>);
+
+/// How [`Beside`] starts: the load's first instant, and the flag that turns true at its end.
+type StartBeside = dyn FnOnce(Instant, watch::Receiver<bool>) -> JoinHandle<Vec<FaultWindow>> + Send;
 
 impl Beside {
     pub fn new(
