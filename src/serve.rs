@@ -552,10 +552,14 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                         if restarts[i].len() >= budget {
                             failed = Some(format!(
                                 "instance {i} stopped on its own ({status}) with {} restarts in the last {} s \
-                                 (--restarts {}); stopped the others",
+                                 ({}); stopped the others",
                                 restarts[i].len(),
                                 RESTART_WINDOW.as_secs(),
-                                budget
+                                if args.mutant == Some(stack::Mutant::StopAllOnCrash) {
+                                    "supervisor::mutants::StopAllOnCrash".to_owned()
+                                } else {
+                                    format!("--restarts {budget}")
+                                }
                             ));
                             break;
                         }

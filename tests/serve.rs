@@ -626,3 +626,26 @@ async fn serve_instances_start_a_killed_instance_again_within_the_restart_budget
     assert!(stderr.contains("(--restarts 0); stopped the others"), "{stderr}");
     assert!(stops_answering(&url), "{url} still answers after serve stopped");
 }
+
+/// The field's supervisor, kept as a mutant: its budget is none whatever `--restarts` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_the_stop_all_on_crash_mutant_stops_every_instance_on_the_first_crash() {
+    let mut serve = Serve::spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--instances",
+        "2",
+        "--one-port",
+        "--mutant",
+        "supervisor::mutants::StopAllOnCrash",
+    ]);
+    let (url, _) = serve.listening();
+    let _ = serve.listening();
+    let killed = instance_pid(serve.child.id(), "stack-1").expect("stack-1 runs");
+    Command::new("kill").args(["-KILL", &killed.to_string()]).status().unwrap();
+    let status = serve.wait();
+    let stderr = serve.stderr_after_exit();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(supervisor::mutants::StopAllOnCrash); stopped the others"), "{stderr}");
+    assert!(stops_answering(&url), "{url} still answers after serve stopped");
+}
