@@ -278,6 +278,23 @@ impl Profile {
                 .fits(load.duration_s, fault.recover_within(self.objectives.recover_within_s))
                 .map_err(|message| (field("at_s"), message))?;
         }
+        // A fault's recovery is judged up to the next one's start: room for it to be seen.
+        for (i, fault) in self.faults.iter().enumerate() {
+            let end = fault.at_s + fault.duration_s;
+            let needed = end + fault.recover_within(self.objectives.recover_within_s).unwrap_or(0.0);
+            for (j, other) in self.faults.iter().enumerate() {
+                if j != i && other.at_s >= fault.at_s && other.at_s < needed {
+                    return Err((
+                        vec![Step::Key("fault"), Step::Index(j), Step::Key("at_s")],
+                        format!(
+                            "fault {:?} begins at {} s, before fault {:?} has ended and shown its recovery ({needed} \
+                             s): faults are judged one at a time, so space them",
+                            other.name, other.at_s, fault.name
+                        ),
+                    ));
+                }
+            }
+        }
         if self.faults.is_empty() {
             for (key, set) in [
                 ("recover_within_s", self.objectives.recover_within_s.is_some()),

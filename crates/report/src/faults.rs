@@ -83,6 +83,9 @@ struct Seconds {
     last: u64,
     /// The last second that ended before the load did; none when none did.
     last_full: Option<u64>,
+    /// When each fault began (milliseconds since the epoch): a fault's recovery is judged up
+    /// to the next one's beginning, whose errors are its own.
+    starts: Vec<u64>,
 }
 
 impl Seconds {
@@ -99,7 +102,8 @@ impl Seconds {
         let last_full = (end_ms / 1000).checked_sub(base + 1);
         let ran = (end_ms.saturating_sub(1) / 1000).saturating_sub(base);
         let last = totals.keys().next_back().copied().unwrap_or(0).max(ran);
-        Self { base, totals, end_ms, last, last_full }
+        let starts = load.faults.iter().map(|w| w.started_at_ms).collect();
+        Self { base, totals, end_ms, last, last_full, starts }
     }
 
     /// The second `ms` falls in; 0 before the load.
@@ -225,16 +229,26 @@ impl Seconds {
         let Some(ended) = w.ended_at_ms else {
             return Err(format!("the fault never ended before the load did; {shown}"));
         };
-        let after = (self.end_ms as f64 - ended as f64) / 1000.0;
+        let next = self.starts.iter().copied().filter(|s| *s > ended).min();
+        let horizon = next.map_or(self.end_ms, |n| n.min(self.end_ms));
+        let after = (horizon as f64 - ended as f64) / 1000.0;
         if after < bound {
             return Err(if after < 0.0 {
                 format!("the fault ended {} s after the load did; {shown}", secs(-after))
+            } else if horizon < self.end_ms {
+                format!("the next fault began {} s after this one ended; {shown}", secs(after))
             } else {
                 format!("the load ended {} s after the fault ended; {shown}", secs(after))
             });
         }
         let from = self.second(ended);
-        let Some(last) = self.last_full.filter(|l| *l >= from) else {
+        // The last full second before the next fault's, if one follows.
+        let before_next = next.and_then(|n| self.second(n).checked_sub(1));
+        let last_full = match (self.last_full, before_next) {
+            (Some(l), Some(b)) => Some(l.min(b)),
+            (l, _) => l,
+        };
+        let Some(last) = last_full.filter(|l| *l >= from) else {
             return Err(format!(
                 "no full second of the load after the one the fault ended in (second {from}); {shown}"
             ));
@@ -386,6 +400,32 @@ mod tests {
         assert!(!v.passed, "{v:?}");
         assert!((v.measured.unwrap() - 4.6).abs() < 1e-9, "{v:?}");
         assert!(v.detail.contains("misses"), "{}", v.detail);
+    }
+
+    #[test]
+    fn a_later_faults_errors_are_not_an_earlier_ones_slow_recovery() {
+        // Fault one 3.2–5.4, recovered at second 6; fault two 10.1–11.5 fails seconds 10 and
+        // 11: fault one is judged up to second 9.
+        let l = load(
+            17.0,
+            vec![endpoint("e", &timeline(18, &[(4, 10), (5, 10), (10, 10), (11, 10)]))],
+            vec![window("redis-down", 3.2, Some(5.4)), window("pg-down", 10.1, Some(11.5))],
+        );
+        let v = judge(&l);
+        let first = v.iter().find(|v| v.name == "recovery after redis-down").unwrap();
+        assert!(first.passed, "{first:?}");
+        assert!((first.measured.unwrap() - 0.6).abs() < 1e-9, "{first:?}");
+        let second = v.iter().find(|v| v.name == "recovery after pg-down").unwrap();
+        assert!(second.passed, "{second:?}");
+        // A next fault too soon to see the recovery: nothing shown, never a pass.
+        let l = load(
+            17.0,
+            vec![endpoint("e", &timeline(18, &[(4, 10), (5, 10)]))],
+            vec![window("redis-down", 3.2, Some(5.4)), window("pg-down", 7.0, Some(8.0))],
+        );
+        let first = one(&l, ObjectiveKind::Recovery);
+        assert!(!first.passed && first.measured.is_none(), "{first:?}");
+        assert!(first.detail.contains("the next fault began 1.6 s after this one ended"), "{}", first.detail);
     }
 
     #[test]
