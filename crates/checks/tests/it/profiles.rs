@@ -44,7 +44,7 @@ fn every_profile_shipped_in_scenarios_parses() {
         }
     }
     parsed.sort();
-    assert_eq!(parsed, ["chat-connections.toml", "partner.toml", "reference.toml"]);
+    assert_eq!(parsed, ["chat-connections.toml", "faults.toml", "partner.toml", "reference.toml"]);
 }
 
 #[test]
@@ -293,18 +293,20 @@ fn every_field_of_users_defaults_and_nested_tables_is_in_docs_profile_md() {
 
 #[test]
 fn a_mistake_in_a_later_fault_names_its_own_line() {
-    let load = "\n[load]\nduration_s = 30\nrate = 5\n[[load.request]]\nname = \"h\"\nweight = 1\nrequest = { method = \"GET\", path = \"/healthz\" }\n";
-    let fault = |name: &str, extra: &str| {
+    let load = "\n[load]\nduration_s = 60\nrate = 5\n[[load.request]]\nname = \"h\"\nweight = 1\nrequest = { method = \"GET\", path = \"/healthz\" }\n";
+    // Fault i begins at 10 i - 5 s and lasts 5 s: one at a time.
+    let fault = |i: u32, extra: &str| {
         format!(
-            "\n[[fault]]\nname = \"{name}\"\nlink = \"redis\"\naction = \"down\"\nat_s = 5\nduration_s = 5\n{extra}"
+            "\n[[fault]]\nname = \"f{i}\"\nlink = \"redis\"\naction = \"down\"\nat_s = {}\nduration_s = 5\n{extra}",
+            10 * i - 5
         )
     };
-    let good: String = (1..=3).map(|i| fault(&format!("f{i}"), "")).collect();
+    let good: String = (1..=3).map(|i| fault(i, "")).collect();
     if let Err(e) = parse(&format!("{USERS}{load}{good}")) {
         panic!("{e}");
     }
     // A field for another action, in the fourth fault: its own line.
-    let text = format!("{USERS}{load}{good}{}", fault("f4", "latency_ms = 200\n"));
+    let text = format!("{USERS}{load}{good}{}", fault(4, "latency_ms = 200\n"));
     let line = text.lines().position(|l| l == "latency_ms = 200").unwrap() + 1;
     let error = parse(&text).unwrap_err();
     assert!(
@@ -312,12 +314,17 @@ fn a_mistake_in_a_later_fault_names_its_own_line() {
         "{error}"
     );
     // One the load does not outlast by its recovery bound: at its `at_s`.
-    let text = format!("{USERS}{load}{good}{}", fault("f4", "recover_within_s = 25\n"));
-    let line = text.lines().enumerate().filter(|(_, l)| *l == "at_s = 5").map(|(i, _)| i + 1).last().unwrap();
+    let text = format!("{USERS}{load}{good}{}", fault(4, "recover_within_s = 25\n"));
+    let line = text.lines().position(|l| l == "at_s = 35").unwrap() + 1;
     let error = parse(&text).unwrap_err();
-    assert!(error.contains(&format!("line {line}")) && error.contains("past the load's 30 s"), "{error}");
+    assert!(error.contains(&format!("line {line}")) && error.contains("past the load's 60 s"), "{error}");
+    // One that begins before the one before it has shown its recovery: at the later `at_s`.
+    let text = format!("{USERS}{load}{good}{}", fault(4, "").replace("at_s = 35", "at_s = 27"));
+    let line = text.lines().position(|l| l == "at_s = 27").unwrap() + 1;
+    let error = parse(&text).unwrap_err();
+    assert!(error.contains(&format!("line {line}")) && error.contains("space them"), "{error}");
     // A misspelt field.
-    let text = format!("{USERS}{load}{good}{}", fault("f4", "durtion = 3\n"));
+    let text = format!("{USERS}{load}{good}{}", fault(4, "durtion = 3\n"));
     let error = parse(&text).unwrap_err();
     assert!(error.contains("durtion"), "{error}");
     // Fault targets without a fault.
