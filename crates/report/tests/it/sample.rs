@@ -133,7 +133,7 @@ fn target(name: &str, endpoint: Option<&str>, bound: f64, measured: f64, unit: &
 
 /// The seconds on the timelines' axis where the sample's two faults begin and end (the second
 /// never ended): the browser test finds their bands there.
-pub const FAULT_SECONDS: [(f64, Option<f64>); 2] = [(3.5, Some(6.25)), (8.0, None)];
+pub const FAULT_SECONDS: [(f64, Option<f64>); 2] = [(3.5, Some(6.25)), (9.5, None)];
 
 /// Two faults of a load whose second 0 began at `second0_ms`: Redis down for 2.75 s, judged
 /// on its errors and its recovery, and latency to the upstream that was never removed.
