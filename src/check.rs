@@ -106,6 +106,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         mutant: args.mutant,
         upstream_control: args.upstream_control.clone(),
         links: false,
+        processes: false,
     };
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
     let urls = reached.urls.clone();

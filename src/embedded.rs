@@ -13,6 +13,11 @@ use reference::usage_tracker::UsageLimits;
 /// The stacks, the fake upstream, and how they were set up (for the report).
 pub(crate) struct Embedded {
     pub(crate) stacks: Vec<stack::RunningStack>,
+    /// Instead of `stacks`: the instances as processes under `serve`'s supervisor (the
+    /// profile has instance faults).
+    pub(crate) processes: Option<std::sync::Arc<crate::supervised::Supervised>>,
+    /// The backends the instances share, to purge the run's namespace from at the end.
+    backends: Option<stack::BackendConfig>,
     pub(crate) fake: fake_upstream::RunningUpstream,
     /// The fault proxies between the stacks and their dependencies, when the profile has link
     /// faults.
@@ -83,6 +88,8 @@ pub(crate) struct Setup {
     pub(crate) mutant: Option<stack::Mutant>,
     /// Put a fault proxy in front of each dependency (the profile has link faults).
     pub(crate) links: bool,
+    /// Run the instances as processes (the profile has instance faults).
+    pub(crate) processes: bool,
 }
 
 /// Starts the stacks `setup` describes with `tuning`'s settings; `run` names their namespace on
@@ -135,9 +142,73 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         max_idle_per_host: tuning.upstream_idle,
         ..upstream::UpstreamConfig::SEED
     };
+    let backends = stack::BackendConfig {
+        redis: redis.clone(),
+        database: database.clone(),
+        namespace: namespace.clone(),
+        application_name: "stampede-check-purge".to_owned(),
+        ..Default::default()
+    };
     let mut stacks = Vec::new();
     let mut failed = None;
+    let mut processes = None;
+    if setup.processes {
+        anyhow::ensure!(
+            redis.is_some() && database.is_some(),
+            "instance faults run the stack's instances as processes, which share their state only through \
+             --redis and --database: give both"
+        );
+        let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
+        let mut args: Vec<String> = vec![
+            "--namespace".into(),
+            namespace.clone(),
+            "--redis".into(),
+            redis.clone().unwrap_or_default(),
+            "--database".into(),
+            database.clone().unwrap_or_default(),
+            "--upstream".into(),
+            upstream_url.clone(),
+            "--upstream-client-id".into(),
+            "stampede".into(),
+            "--upstream-refresh-token".into(),
+            account.refresh_token.clone(),
+            "--refresh-period".into(),
+            ms(tuning.refresh_period),
+            "--token-lifetime".into(),
+            ms(tuning.token_lifetime),
+            "--publish-limit".into(),
+            format!("{}/{}", tuning.publish_limit, ms(tuning.publish_window)),
+            "--breaker-open".into(),
+            ms(tuning.breaker_open),
+            "--breaker-failures".into(),
+            tuning.breaker_failures.to_string(),
+            "--breaker-trial-timeout".into(),
+            ms(tuning.breaker_trial_timeout),
+            "--task-visibility".into(),
+            ms(tuning.task_visibility),
+            "--task-time-limit".into(),
+            ms(tuning.task_time_limit),
+            "--workers".into(),
+            tuning.workers.to_string(),
+            "--upstream-connections".into(),
+            tuning.upstream_connections.to_string(),
+            "--upstream-idle".into(),
+            tuning.upstream_idle.to_string(),
+            "--upstream-plan".into(),
+            format!("{plan}/{plan}"),
+        ];
+        if let Some(mutant) = setup.mutant {
+            args.extend(["--mutant".to_owned(), mutant.name().to_owned()]);
+        }
+        match crate::supervised::Supervised::start(setup.instances, args).await {
+            Ok(supervised) => processes = Some(std::sync::Arc::new(supervised)),
+            Err(e) => failed = Some(e),
+        }
+    }
     for i in 0..setup.instances {
+        if setup.processes {
+            break;
+        }
         let mut config = stack::StackConfig::default();
         config.backends.redis = redis.clone();
         config.backends.database = database.clone();
@@ -173,7 +244,9 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     }
     if let Some(e) = failed {
         // What started goes down with the one that did not.
-        Embedded { stacks, fake, links, description: serde_json::Value::Null }.shutdown("stampede").await;
+        Embedded { stacks, processes, backends: Some(backends), fake, links, description: serde_json::Value::Null }
+            .shutdown("stampede")
+            .await;
         return Err(e);
     }
     let ms = human;
@@ -210,8 +283,9 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         "upstream_control": fake.control_url(),
         "namespace": namespace,
         "fault_proxies": links.as_ref().map(|l| l.server.api_url()),
+        "processes": setup.processes,
     });
-    Ok(Embedded { stacks, fake, links, description })
+    Ok(Embedded { stacks, processes, backends: Some(backends), fake, links, description })
 }
 
 /// `d` as the description writes it: `3s`, `1.5s`, `250ms`.
@@ -225,12 +299,27 @@ fn human(d: std::time::Duration) -> String {
 }
 
 impl Embedded {
+    /// The instances' URLs.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        match &self.processes {
+            Some(p) => p.urls.clone(),
+            None => self.stacks.iter().map(|s| s.url()).collect(),
+        }
+    }
+
     /// Stops the stacks and the fake upstream, and removes the run's namespace from shared
     /// servers.
     pub(crate) async fn shutdown(self, command: &str) {
-        let backends = self.stacks.first().map(|s| s.state().backends.clone());
+        let mut backends = self.stacks.first().map(|s| s.state().backends.clone());
         for running in self.stacks {
             let _ = running.shutdown().await;
+        }
+        if let Some(processes) = self.processes {
+            processes.shutdown().await;
+            // Opened here: the instances' own went with them.
+            if let Some(config) = self.backends {
+                backends = stack::Backends::open(&config).await.ok();
+            }
         }
         self.fake.shutdown().await;
         // Through the fault proxies, which go last.

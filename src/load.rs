@@ -73,7 +73,12 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     let profile_name = profile.name.clone();
     let spec = profile.load.clone().expect("profiles::load checked it");
     let objectives = profile.objectives.clone();
-    let reach = Reach { command: "load", links: crate::schedule::need_links(&faults), ..Reach::default() };
+    let reach = Reach {
+        command: "load",
+        links: crate::schedule::need_links(&faults),
+        processes: crate::schedule::need_processes(&faults),
+        ..Reach::default()
+    };
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
     let schedule =
         match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await

@@ -14,6 +14,7 @@ mod report_command;
 mod run;
 mod schedule;
 mod serve;
+mod supervised;
 mod target;
 
 use std::process::ExitCode;

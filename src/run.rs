@@ -110,6 +110,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         mutant: args.mutant,
         upstream_control: args.upstream_control.clone(),
         links: crate::schedule::need_links(&faults),
+        processes: crate::schedule::need_processes(&faults),
     };
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
     let schedule =

@@ -56,6 +56,11 @@ pub(crate) fn need_links(faults: &[Fault]) -> bool {
     faults.iter().any(|f| matches!(f.on(), On::Link(_)))
 }
 
+/// Whether `faults` kill instances: the embedded stack then runs them as processes.
+pub(crate) fn need_processes(faults: &[Fault]) -> bool {
+    faults.iter().any(|f| matches!(f.on(), On::Instance(_)))
+}
+
 /// The schedule of `faults` for the stack `reached`, refused (exit 2) when it cannot be
 /// applied there; none without faults.
 pub(crate) async fn prepare(
@@ -86,7 +91,12 @@ pub(crate) async fn prepare(
         ("database".to_owned(), stack.database.clone().unwrap_or_default()),
         ("run".to_owned(), run.to_owned()),
     ];
-    let injector = Injector { toxiproxy, links, instances: None, values };
+    let instances = reached
+        .embedded
+        .as_ref()
+        .and_then(|e| e.processes.clone())
+        .map(|p| p as Arc<dyn Instances>);
+    let injector = Injector { toxiproxy, links, instances, values };
     injector.check(faults).await?;
     Ok(Some(schedule(faults.to_vec(), objectives, Arc::new(injector))))
 }
@@ -148,9 +158,9 @@ impl Injector {
                 }
                 On::Instance(i) => match &self.instances {
                     None => anyhow::bail!(
-                        "fault {:?} kills instance {i}: only a stack stampede starts as processes can be killed \
-                         and restarted (`--processes-per-instance`); for a stack you run, give a command fault \
-                         (`command = [\"docker\", \"kill\", …]`)",
+                        "fault {:?} kills instance {i}: only the stack stampede starts can be killed by instance; \
+                         for a stack you run, give a command fault (`command = [\"docker\", \"kill\", …]`, \
+                         `[\"kubectl\", \"delete\", \"pod\", …]`)",
                         fault.name
                     ),
                     Some(instances) if i >= instances.count() => anyhow::bail!(

@@ -113,6 +113,12 @@ pub(crate) struct ServeArgs {
     /// (seed: 60s).
     #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration)]
     pub(crate) breaker_open: Duration,
+    /// Consecutive upstream failures that open the circuit breaker (seed: 5).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub(crate) breaker_failures: u32,
+    /// How long a half-open trial call may stay unanswered before another may go (seed: 10s).
+    #[arg(long, default_value = "10s", value_parser = crate::args::parse_duration)]
+    pub(crate) breaker_trial_timeout: Duration,
     /// Import processors per process.
     #[arg(long, default_value_t = 2)]
     pub(crate) workers: usize,
@@ -284,6 +290,8 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.upstream_pool = upstream_pool(&args)?;
     config.settings.usage = args.upstream_plan;
     config.settings.breaker.open_for = args.breaker_open;
+    config.settings.breaker.failure_threshold = args.breaker_failures;
+    config.settings.breaker.trial_timeout = args.breaker_trial_timeout;
     config.settings.task_visibility = args.task_visibility;
     config.settings.task_time_limit = args.task_time_limit;
     config.settings.added_latency = args.added_latency;
@@ -507,6 +515,10 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(format!("{}/{}", args.upstream_plan.per_day, args.upstream_plan.per_hour))
             .arg("--breaker-open")
             .arg(format!("{}ms", args.breaker_open.as_millis()))
+            .arg("--breaker-failures")
+            .arg(args.breaker_failures.to_string())
+            .arg("--breaker-trial-timeout")
+            .arg(format!("{}ms", args.breaker_trial_timeout.as_millis()))
             .arg("--task-visibility")
             .arg(format!("{}ms", args.task_visibility.as_millis()))
             .arg("--task-time-limit")

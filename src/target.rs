@@ -51,6 +51,8 @@ pub(crate) struct Reach {
     pub(crate) upstream_control: Option<String>,
     /// The embedded stack reaches its dependencies through fault proxies (link faults).
     pub(crate) links: bool,
+    /// The embedded stack's instances run as processes (instance faults).
+    pub(crate) processes: bool,
 }
 
 /// A stack reached: the embedded one to shut down when the command ends, and the client.
@@ -89,13 +91,14 @@ pub(crate) async fn reach(
             database: args.database.clone(),
             mutant: reach.mutant,
             links: reach.links,
+            processes: reach.processes,
         };
         Some(embedded::start(&setup, run, &reach.tuning).await?)
     } else {
         None
     };
     let urls: Vec<String> = match &embedded {
-        Some(e) => e.stacks.iter().map(|s| s.url()).collect(),
+        Some(e) => e.urls(),
         None => args.targets.clone(),
     };
     let control = match &embedded {

@@ -1,0 +1,179 @@
+//! The embedded stack as processes, for faults that kill an instance: `stampede serve
+//! --instances N` started as a child — its supervisor and N instance processes on consecutive
+//! ports, sharing the run's Redis and PostgreSQL and its fake upstream — so that a kill is a
+//! real SIGKILL of one process, and what follows is the supervisor's to do (start it again on
+//! its port within its restart budget; under `supervisor::mutants::StopAllOnCrash`, stop them
+//! all).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// The supervisor child and its instances' URLs (instance i at the i-th port).
+pub(crate) struct Supervised {
+    child: tokio::sync::Mutex<tokio::process::Child>,
+    /// The supervisor's process id.
+    pid: Option<u32>,
+    pub(crate) urls: Vec<String>,
+}
+
+/// How long the instances may take to say they listen.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Supervised {
+    /// Starts `serve --instances N` with `args` (everything but `--listen` and `--instances`)
+    /// on N consecutive free loopback ports.
+    pub(crate) async fn start(instances: u16, args: Vec<String>) -> anyhow::Result<Self> {
+        let base = free_ports(instances).context("find free ports for the instances")?;
+        let exe = std::env::current_exe().context("locate the stampede executable")?;
+        let mut child = tokio::process::Command::new(exe)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{base}"))
+            .arg("--instances")
+            .arg(instances.to_string())
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start `stampede serve --instances`")?;
+        // The supervisor's own lines (an instance started again, all stopped) are the run's
+        // to show; the instances' logs are not.
+        let stderr = child.stderr.take().expect("piped");
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("stampede serve:") || line.starts_with("Error:") {
+                    eprintln!("{line}");
+                }
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut listening = 0;
+        let waited = tokio::time::timeout(START_TIMEOUT, async {
+            while listening < instances {
+                match lines.next_line().await {
+                    Ok(Some(line)) if line.contains("listening on") => listening += 1,
+                    Ok(Some(_)) => {}
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await;
+        if waited != Ok(true) {
+            let _ = child.kill().await;
+            anyhow::bail!(
+                "the stack's {instances} instance processes did not all start within {} s",
+                START_TIMEOUT.as_secs()
+            );
+        }
+        // Later lines (an instance started again says it listens) are read and dropped, so the
+        // pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let urls = (0..instances).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
+        let pid = child.id();
+        Ok(Self { child: tokio::sync::Mutex::new(child), pid, urls })
+    }
+
+    /// The supervisor's process id while it runs.
+    fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Stops the supervisor (SIGTERM: it stops its instances gracefully), or kills it after
+    /// 15 s; nothing when it has exited already (its mutant stops on the first crash).
+    pub(crate) async fn shutdown(&self) {
+        let mut child = self.child.lock().await;
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = signal(pid, "TERM");
+        }
+        if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// `kill -SIG pid`.
+fn signal(pid: u32, sig: &str) -> Result<(), String> {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("kill: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("kill -{sig} {pid}: {status}")) }
+}
+
+/// The first of `n` consecutive loopback ports nothing listens on (a moment ago).
+fn free_ports(n: u16) -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if first.checked_add(n).is_none() {
+            continue;
+        }
+        let held: Result<Vec<_>, _> =
+            (first..first + n).map(|p| std::net::TcpListener::bind(("127.0.0.1", p))).collect();
+        if held.is_ok() {
+            return Ok(first);
+        }
+    }
+    anyhow::bail!("no {n} consecutive free ports")
+}
+
+/// The process id of the supervisor's child serving as `stack-{i}`: read from `/proc`.
+fn instance_pid(parent: u32, i: usize) -> Option<u32> {
+    let wanted = format!("--instance-name\0stack-{i}\0");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // The parent's pid is the second field after the command's closing parenthesis.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid != Some(parent) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&wanted) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+impl crate::schedule::Instances for Supervised {
+    fn count(&self) -> usize {
+        self.urls.len()
+    }
+
+    fn kill(&self, i: usize) -> Result<(), String> {
+        let parent = self.pid().ok_or("the stack's supervisor has exited")?;
+        let pid = instance_pid(parent, i).ok_or_else(|| format!("instance {i} is not running"))?;
+        signal(pid, "KILL")
+    }
+
+    fn answers(&self, i: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+        let url = self.urls.get(i).cloned().unwrap_or_default();
+        Box::pin(async move { healthy(&url).await })
+    }
+}
+
+/// Whether `url`'s `/healthz` answers 200 within a second.
+async fn healthy(url: &str) -> bool {
+    let host = url.trim_start_matches("http://").to_owned();
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(&host).await.ok()?;
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), probe).await.ok().flatten().unwrap_or(false)
+}
