@@ -244,9 +244,16 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     }
     if let Some(e) = failed {
         // What started goes down with the one that did not.
-        Embedded { stacks, processes, backends: Some(backends), fake, links, description: serde_json::Value::Null }
-            .shutdown("stampede")
-            .await;
+        Embedded {
+            stacks,
+            processes,
+            backends: Some(backends),
+            fake,
+            links,
+            description: serde_json::Value::Null,
+        }
+        .shutdown("stampede")
+        .await;
         return Err(e);
     }
     let ms = human;

@@ -232,3 +232,34 @@ fn a_fault_the_stack_cannot_take_is_refused_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `acton`"), "{}", text(&out));
 }
+
+/// One instance of three killed (SIGKILL) mid-load: the supervisor starts it again and the
+/// run passes; the field's supervisor (`supervisor::mutants::StopAllOnCrash`) stops the other
+/// two, and the recovery target names it — the report written though no instance answers
+/// `/metrics` at the end.
+#[test]
+fn an_instance_killed_is_started_again_and_the_stop_all_mutant_is_named_by_its_recovery_target() {
+    let Some(redis) = OwnRedis::start() else { return };
+    let database =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let kill = r#"name = "instance-killed", instance = 1, action = "kill", at_s = 3, duration_s = 3, recover_within_s = 4"#;
+    let shared = ["--database", &database, "--instances", "3"];
+    let (out, report) = run_with(&redis.url(), &[kill], &shared);
+    let window = &report["load"]["faults"][0];
+    assert_eq!(window["target"], "instance 1", "{}", text(&out));
+    assert!(window["error"].is_null(), "{window:#}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("instance 1 stopped on its own"), "{}", text(&out));
+    assert_eq!(target(&report, "recovery after instance-killed")["passed"], true, "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let mut mutant = shared.to_vec();
+    mutant.extend(["--mutant", "StopAllOnCrash"]);
+    let (out, report) = run_with(&redis.url(), &[kill], &mutant);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let recovery = target(&report, "recovery after instance-killed");
+    assert_eq!(recovery["passed"], false, "{recovery:#}");
+    assert!(recovery["detail"].as_str().unwrap().contains("never recovered"), "{recovery:#}");
+    let metric = target(&report, "queries-per-request");
+    assert_eq!(metric["passed"], false, "{metric:#}");
+    assert!(metric["detail"].as_str().unwrap().contains("not measured"), "{metric:#}");
+}
