@@ -240,8 +240,8 @@ fn a_fault_the_stack_cannot_take_is_refused_before_anything_runs() {
 #[test]
 fn an_instance_killed_is_started_again_and_the_stop_all_mutant_is_named_by_its_recovery_target() {
     let Some(redis) = OwnRedis::start() else { return };
-    let database =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let database = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let kill = r#"name = "instance-killed", instance = 1, action = "kill", at_s = 3, duration_s = 3, recover_within_s = 4"#;
     let shared = ["--database", &database, "--instances", "3"];
     let (out, report) = run_with(&redis.url(), &[kill], &shared);

@@ -284,14 +284,14 @@ impl Fault {
     /// be seen. `recover_within` is the bound that applies to it.
     pub fn fits(&self, load_duration_s: f64, recover_within: Option<f64>) -> Result<(), String> {
         let end = self.at_s + self.duration_s;
-        let needed = end + recover_within.unwrap_or(0.0);
+        let needed = end + room(recover_within);
         if needed > load_duration_s {
             return Err(format!(
                 "fault {:?} ends {end} s into the load{}, past the load's {load_duration_s} s: lengthen the load \
                  (duration_s) or move the fault",
                 self.name,
                 match recover_within {
-                    Some(r) => format!(" and its recovery is judged for {r} s more"),
+                    Some(r) => format!(" and its recovery is judged for {r} s more (and a second, its resolution)"),
                     None => String::new(),
                 }
             ));
@@ -320,6 +320,12 @@ impl Fault {
         one.fault.validate(&[]).map_err(|(_, message)| format!("--fault {text:?}: {message}"))?;
         Ok(one.fault)
     }
+}
+
+/// The seconds after a fault's end its recovery needs to be seen: the bound, and a second more
+/// (the judge's resolution, and the moments applying and removing a fault take).
+pub fn room(recover_within: Option<f64>) -> f64 {
+    recover_within.map_or(0.0, |r| r + 1.0)
 }
 
 /// A command word's `{placeholder}`s must be known ones.
@@ -423,9 +429,9 @@ mod tests {
         let f = flag(r#"name = "r", link = "redis", action = "down", at_s = 10, duration_s = 5"#).unwrap();
         assert!(f.fits(15.0, None).is_ok());
         assert!(f.fits(14.9, None).unwrap_err().contains("ends 15 s into the load"));
-        let e = f.fits(20.0, Some(6.0)).unwrap_err();
+        let e = f.fits(21.0, Some(6.0)).unwrap_err();
         assert!(e.contains("judged for 6 s more"), "{e}");
-        assert!(f.fits(21.0, Some(6.0)).is_ok());
+        assert!(f.fits(22.0, Some(6.0)).is_ok());
     }
 
     #[test]

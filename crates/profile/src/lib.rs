@@ -281,7 +281,7 @@ impl Profile {
         // A fault's recovery is judged up to the next one's start: room for it to be seen.
         for (i, fault) in self.faults.iter().enumerate() {
             let end = fault.at_s + fault.duration_s;
-            let needed = end + fault.recover_within(self.objectives.recover_within_s).unwrap_or(0.0);
+            let needed = end + fault::room(fault.recover_within(self.objectives.recover_within_s));
             for (j, other) in self.faults.iter().enumerate() {
                 if j != i && other.at_s >= fault.at_s && other.at_s < needed {
                     return Err((

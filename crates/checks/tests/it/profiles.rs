@@ -314,7 +314,7 @@ fn a_mistake_in_a_later_fault_names_its_own_line() {
         "{error}"
     );
     // One the load does not outlast by its recovery bound: at its `at_s`.
-    let text = format!("{USERS}{load}{good}{}", fault(4, "recover_within_s = 25\n"));
+    let text = format!("{USERS}{load}{good}{}", fault(4, "recover_within_s = 20\n"));
     let line = text.lines().position(|l| l == "at_s = 35").unwrap() + 1;
     let error = parse(&text).unwrap_err();
     assert!(error.contains(&format!("line {line}")) && error.contains("past the load's 60 s"), "{error}");
