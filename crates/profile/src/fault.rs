@@ -291,7 +291,8 @@ impl Fault {
                  (duration_s) or move the fault",
                 self.name,
                 match recover_within {
-                    Some(r) => format!(" and its recovery is judged for {r} s more (and a second, its resolution)"),
+                    Some(r) =>
+                        format!(" and its recovery is judged for {r} s more (and a second, its resolution)"),
                     None => String::new(),
                 }
             ));
