@@ -10,6 +10,7 @@ mod load;
 mod meta;
 mod profiles;
 mod progress;
+mod proxy;
 mod report_command;
 mod run;
 mod schedule;
@@ -53,6 +54,9 @@ enum Command {
     /// Serve the fake YouTube/TikTok upstream alone: point your stack's upstream base URL at
     /// it and give its control API to `check --upstream-control`.
     FakeUpstream(fake_upstream::FakeUpstreamArgs),
+    /// Serve fault proxies with Toxiproxy's HTTP API, for `run --target … --toxiproxy URL`
+    /// against a stack stampede did not start.
+    Proxy(proxy::ProxyArgs),
     /// Run the black-box invariant checks of a target profile against a stack.
     #[command(after_help = EXIT_CODES)]
     Check(Box<check::CheckArgs>),
@@ -84,6 +88,15 @@ fn main() -> ExitCode {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("stampede serve: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Proxy(args) => {
+            return match proxy::run(args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("stampede proxy: {e:#}");
                     ExitCode::FAILURE
                 }
             };

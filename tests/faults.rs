@@ -98,7 +98,7 @@ impl Drop for OwnRedis {
 
 /// `stampede run` of the fault profile's mix for 14 s at 20 requests/s, its own faults
 /// replaced by `faults`, one check before; the exit and report.json.
-fn run_with(redis: &str, faults: &[&str], extra: &[&str]) -> (Output, Value) {
+fn run_with(stack: &[&str], faults: &[&str], extra: &[&str]) -> (Output, Value) {
     let run_id = format!("faults-{}-{}", std::process::id(), unique());
     let profile = profile();
     let mut command = Command::new(env!("CARGO_BIN_EXE_stampede"));
@@ -144,7 +144,7 @@ const REDIS_DOWN: &str =
 #[test]
 fn a_redis_outage_is_recovered_from_and_the_no_reconnect_mutant_is_named_by_its_recovery_target() {
     let Some(redis) = OwnRedis::start() else { return };
-    let (out, report) = run_with(&redis.url(), &[REDIS_DOWN], &[]);
+    let (out, report) = run_with(&["--redis", &redis.url()], &[REDIS_DOWN], &[]);
     let window = &report["load"]["faults"][0];
     assert_eq!(window["name"], "redis-down", "{}", text(&out));
     assert_eq!(window["target"], "link redis");
@@ -162,7 +162,7 @@ fn a_redis_outage_is_recovered_from_and_the_no_reconnect_mutant_is_named_by_its_
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // The mutant keeps failing once Redis is back: the recovery target names it.
-    let (out, report) = run_with(&redis.url(), &[REDIS_DOWN], &["--mutant", "NoReconnect"]);
+    let (out, report) = run_with(&["--redis", &redis.url()], &[REDIS_DOWN], &["--mutant", "NoReconnect"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let recovery = target(&report, "recovery after redis-down");
     assert_eq!(recovery["passed"], false, "{recovery:#}");
@@ -183,7 +183,7 @@ fn a_redis_killed_and_started_again_empty_is_recovered_from() {
     let fault = format!(
         r#"name = "redis-restart", command = ["redis-cli", "-p", "{port}", "shutdown", "nosave"], end_command = ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "yes"], at_s = 3, duration_s = 3, recover_within_s = 4"#
     );
-    let (out, report) = run_with(&redis.url(), &[&fault], &["--database", &database]);
+    let (out, report) = run_with(&["--redis", &redis.url()], &[&fault], &["--database", &database]);
     let window = &report["load"]["faults"][0];
     assert!(window["error"].is_null(), "{window:#}\n{}", text(&out));
     assert_eq!(window["target"], "command");
@@ -244,7 +244,7 @@ fn an_instance_killed_is_started_again_and_the_stop_all_mutant_is_named_by_its_r
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let kill = r#"name = "instance-killed", instance = 1, action = "kill", at_s = 3, duration_s = 3, recover_within_s = 4"#;
     let shared = ["--database", &database, "--instances", "3"];
-    let (out, report) = run_with(&redis.url(), &[kill], &shared);
+    let (out, report) = run_with(&["--redis", &redis.url()], &[kill], &shared);
     let window = &report["load"]["faults"][0];
     assert_eq!(window["target"], "instance 1", "{}", text(&out));
     assert!(window["error"].is_null(), "{window:#}");
@@ -254,7 +254,7 @@ fn an_instance_killed_is_started_again_and_the_stop_all_mutant_is_named_by_its_r
 
     let mut mutant = shared.to_vec();
     mutant.extend(["--mutant", "StopAllOnCrash"]);
-    let (out, report) = run_with(&redis.url(), &[kill], &mutant);
+    let (out, report) = run_with(&["--redis", &redis.url()], &[kill], &mutant);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let recovery = target(&report, "recovery after instance-killed");
     assert_eq!(recovery["passed"], false, "{recovery:#}");
@@ -262,4 +262,95 @@ fn an_instance_killed_is_started_again_and_the_stop_all_mutant_is_named_by_its_r
     let metric = target(&report, "queries-per-request");
     assert_eq!(metric["passed"], false, "{metric:#}");
     assert!(metric["detail"].as_str().unwrap().contains("not measured"), "{metric:#}");
+}
+
+/// A child process killed when the test ends, and the lines it printed.
+struct Child(std::process::Child, std::io::Lines<std::io::BufReader<std::process::ChildStdout>>);
+
+impl Child {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        Self(child, lines)
+    }
+
+    /// The part after `marker` of the next line holding it.
+    fn after(&mut self, marker: &str) -> String {
+        for line in self.1.by_ref() {
+            let line = line.unwrap();
+            if let Some((_, rest)) = line.split_once(marker) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("the process ended before printing {marker:?}");
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A stack stampede did not start, its Redis behind `stampede proxy` (Toxiproxy's API):
+/// `run --target … --toxiproxy URL` applies the link fault through that API, and a link the
+/// Toxiproxy has no proxy for is refused before anything runs.
+#[test]
+fn a_stack_you_run_is_faulted_through_its_toxiproxy() {
+    let Some(redis) = OwnRedis::start() else { return };
+    let mut proxy = Child::spawn(&[
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--proxy",
+        &format!("redis=127.0.0.1:0=127.0.0.1:{}", redis.port),
+    ]);
+    let api = proxy.after("Toxiproxy API on ");
+    let listen = proxy.after("redis on ");
+    let listen = listen.split_whitespace().next().unwrap().to_owned();
+    let namespace = format!("faults-{}", unique());
+    let mut serve = Child::spawn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        &format!("redis://{listen}"),
+        "--namespace",
+        &namespace,
+    ]);
+    let url = serve.after("listening on ");
+    let (out, report) = run_with(&["--target", &url, "--toxiproxy", &api], &[REDIS_DOWN], &[]);
+    let window = &report["load"]["faults"][0];
+    assert_eq!(window["target"], "link redis", "{}", text(&out));
+    assert!(window["error"].is_null(), "{window:#}");
+    assert!(
+        report["load"]["errors"].as_u64().unwrap() > 0,
+        "no request failed while Redis was down: {}",
+        text(&out)
+    );
+    assert_eq!(target(&report, "recovery after redis-down")["passed"], true, "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["run", "--target", &url, "--toxiproxy", &api, "--profile"])
+        .arg(profile())
+        .args([
+            "--no-faults",
+            "--fault",
+            r#"name = "x", link = "cache", action = "down", at_s = 1, duration_s = 1"#,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the Toxiproxy has no proxy \"cache\""),
+        "{}",
+        text(&out)
+    );
 }
