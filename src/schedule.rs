@@ -16,6 +16,8 @@ use profile::{Fault, Objectives};
 use report::FaultWindow;
 use tokio::sync::watch;
 
+use crate::supervised::Instances;
+
 /// The command line's faults.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct FaultArgs {
@@ -111,16 +113,6 @@ pub(crate) struct Injector {
     pub(crate) instances: Option<Arc<dyn Instances>>,
     /// A command's placeholders: `redis`, `database`, `run`.
     pub(crate) values: Vec<(String, String)>,
-}
-
-/// The instances of a stack stampede started as processes.
-pub(crate) trait Instances: Send + Sync {
-    /// How many there are.
-    fn count(&self) -> usize;
-    /// Kills instance `i` (SIGKILL).
-    fn kill(&self, i: usize) -> Result<(), String>;
-    /// Whether instance `i` answers its liveness probe now.
-    fn answers(&self, i: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
 }
 
 impl Injector {

@@ -128,6 +128,16 @@ fn free_ports(n: u16) -> anyhow::Result<u16> {
     anyhow::bail!("no {n} consecutive free ports")
 }
 
+/// What the fault schedule kills and probes.
+pub(crate) trait Instances: Send + Sync {
+    /// How many there are.
+    fn count(&self) -> usize;
+    /// Kills instance `i` (SIGKILL).
+    fn kill(&self, i: usize) -> Result<(), String>;
+    /// Whether instance `i` answers its liveness probe now.
+    fn answers(&self, i: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
+}
+
 /// The process id of the supervisor's child serving as `stack-{i}`: read from `/proc`.
 fn instance_pid(parent: u32, i: usize) -> Option<u32> {
     let wanted = format!("--instance-name\0stack-{i}\0");
@@ -148,7 +158,7 @@ fn instance_pid(parent: u32, i: usize) -> Option<u32> {
     None
 }
 
-impl crate::schedule::Instances for Supervised {
+impl Instances for Supervised {
     fn count(&self) -> usize {
         self.urls.len()
     }

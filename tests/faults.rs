@@ -105,17 +105,8 @@ fn run_with(stack: &[&str], faults: &[&str], extra: &[&str]) -> (Output, Value) 
     command
         .args(["run", "--profile"])
         .arg(&profile)
-        .args([
-            "--redis",
-            redis,
-            "--only",
-            "quota-counter",
-            "--duration",
-            "14",
-            "--rate",
-            "20",
-            "--no-faults",
-        ])
+        .args(stack)
+        .args(["--only", "quota-counter", "--duration", "14", "--rate", "20", "--no-faults"])
         .args(["--reports"])
         .arg(reports())
         .args(["--run-id", &run_id]);
