@@ -241,8 +241,11 @@ fn check_mutant_unconditional_update_caught_as_conflicting_outcomes() {
 /// time; every miss is reported, not only the first.
 #[test]
 fn check_every_stack_mutant_is_caught_by_a_check() {
+    // The operations' mutants (no reconnect, stop all on a crash) are a run's to catch, by the
+    // fault profile's recovery targets: tests/faults.rs.
+    let operations: Vec<&str> = stack::components::OPERATIONS.iter().map(|(name, _)| *name).collect();
     let runnable: std::collections::BTreeSet<&str> =
-        stack::Mutant::ALL.iter().map(|(_, name)| *name).collect();
+        stack::Mutant::ALL.iter().map(|(_, name)| *name).filter(|name| !operations.contains(name)).collect();
     let tabled: std::collections::BTreeSet<&str> = CATCHES.iter().map(|(name, ..)| *name).collect();
     let mut misses: Vec<String> = runnable
         .difference(&tabled)
