@@ -124,7 +124,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         return answered;
     }
     let stop = crate::exit::interrupt();
-    let checked = run_checks(&reached.target.spread(), &checks, &args.allow_inconclusive, stop).await;
+    let checked = run_checks(&reached.target.spread(), &checks, &args.allow_inconclusive, None, stop).await;
     let description = reached.description();
     let checked = match checked {
         Ok(checked) => checked,
@@ -220,10 +220,41 @@ impl Checked {
 
 /// Runs `checks` against `target` in order, printing a line each, until `stop`; a check named
 /// in `allowed` may end inconclusive.
+/// `verdict` judged across `windows`, the faults that ran beside its check (which began at
+/// `began`, ms since the epoch): one requirement per fault, met when it happened whole while
+/// the check ran; a check its fault missed judged nothing across it (inconclusive).
+fn across(mut verdict: Verdict, windows: &[report::FaultWindow], began: u64) -> Verdict {
+    let into = |ms: u64| ms.saturating_sub(began) as f64 / 1000.0;
+    for w in windows {
+        let when = match w.ended_at_ms {
+            Some(end) => format!("from {:.2} s to {:.2} s into the check", into(w.started_at_ms), into(end)),
+            None => format!("from {:.2} s into the check, never removed", into(w.started_at_ms)),
+        };
+        let (met, observed) = match &w.error {
+            None => (true, format!("{} on {}, {when}", w.action, w.target)),
+            Some(error) => (false, format!("{} on {}: {error}", w.action, w.target)),
+        };
+        verdict.require(
+            &format!("fault {}", w.name),
+            met,
+            observed,
+            "the check must run through its fault: begin the fault earlier, shorten it, or give the check more rounds",
+        );
+    }
+    let summary = verdict.summary.clone();
+    let names: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
+    let mut verdict = verdict.summarize(summary);
+    if verdict.held() {
+        verdict.summary = format!("{} (across fault {})", verdict.summary, names.join(", "));
+    }
+    verdict
+}
+
 pub(crate) async fn run_checks(
     target: &Target,
     checks: &[Check],
     allowed: &[String],
+    around: Option<&crate::schedule::Around>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Checked, Failure> {
     let mut verdicts = Vec::new();
@@ -232,6 +263,9 @@ pub(crate) async fn run_checks(
     for check in checks {
         print!("  {:<28} {:<16} ", check.name(), check.kind());
         let _ = std::io::stdout().flush();
+        // The faults timed against this check run beside it.
+        let faults = around.and_then(|a| a.start(check.name()));
+        let began = load::now_ms();
         let verdict = tokio::select! {
             verdict = check.run(target) => verdict,
             _ = stop.wait_for(|s| *s) => {
@@ -239,6 +273,13 @@ pub(crate) async fn run_checks(
                 complete = false;
                 break;
             }
+        };
+        let windows = match faults {
+            Some((ended, task)) => {
+                let _ = ended.send(true);
+                task.await.unwrap_or_default()
+            }
+            None => Vec::new(),
         };
         let mut verdict = match verdict {
             Ok(verdict) => verdict,
@@ -263,6 +304,9 @@ pub(crate) async fn run_checks(
                 v.summarize("never")
             }
         };
+        if !windows.is_empty() {
+            verdict = across(verdict, &windows, began);
+        }
         let configured = !verdict.requirements.iter().any(|r| r.name == "configured");
         verdict.allowed = verdict.inconclusive() && configured && allowed.iter().any(|n| n == check.name());
         let label = match verdict.status {

@@ -66,7 +66,15 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     let mut profile = crate::profiles::read(args.profile.as_deref())?;
     crate::profiles::load(&mut profile, &args.overrides())?;
     args.faults.apply(&mut profile)?;
-    let faults = profile.faults.clone();
+    // `load` runs no check: a fault timed against one has nothing to run beside.
+    let mut faults = profile.faults.clone();
+    faults.retain(|f| match &f.check {
+        Some(check) => {
+            println!("fault {}: left out (it runs around the check {check}; `stampede load` runs none)", f.name);
+            false
+        }
+        None => true,
+    });
     let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);
     let started_at_ms = crate::meta::now_ms();
     let stop = crate::exit::interrupt();

@@ -132,7 +132,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
 
     println!("checks:");
     let checked =
-        crate::check::run_checks(&target.spread(), &checks, &args.allow_inconclusive, stop.clone()).await;
+        crate::check::run_checks(&target.spread(), &checks, &args.allow_inconclusive, schedule.checks.as_ref(), stop.clone())
+            .await;
     let checked = match checked {
         Ok(checked) => checked,
         Err(e) => {
@@ -164,7 +165,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         );
         let plan = load::Plan::new(spec);
         let result =
-            load::run(target, &plan, &objectives, stop.clone(), schedule, crate::progress::reporter()).await;
+            load::run(target, &plan, &objectives, stop.clone(), schedule.load, crate::progress::reporter()).await;
         load_result = Some(result);
     }
     reached.shutdown("run").await;

@@ -46,6 +46,15 @@ impl FaultArgs {
         if self.no_faults {
             profile.faults.clear();
         }
+        // A profile's fault around a check --only/--skip left out has nothing to run beside.
+        let checks: Vec<String> = profile.checks.iter().map(|c| c.name.clone()).collect();
+        profile.faults.retain(|f| match &f.check {
+            Some(check) if !checks.contains(check) => {
+                println!("fault {}: left out with its check {check}", f.name);
+                false
+            }
+            _ => true,
+        });
         profile.faults.extend(self.faults.iter().cloned());
         profile
             .validate_faults()
@@ -63,8 +72,34 @@ pub(crate) fn need_processes(faults: &[Fault]) -> bool {
     faults.iter().any(|f| matches!(f.on(), On::Instance(_)))
 }
 
+/// The faults to run while checks run, each around its own check.
+pub(crate) struct Around {
+    faults: Vec<Fault>,
+    injector: Arc<Injector>,
+}
+
+impl Around {
+    /// Starts the faults timed against `check` (none: nothing to do), now.
+    pub(crate) fn start(&self, check: &str) -> Option<(watch::Sender<bool>, tokio::task::JoinHandle<Vec<FaultWindow>>)> {
+        let faults: Vec<Fault> = self.faults.iter().filter(|f| f.check.as_deref() == Some(check)).cloned().collect();
+        if faults.is_empty() {
+            return None;
+        }
+        let (ended, ended_rx) = watch::channel(false);
+        let beside = schedule(faults, &Objectives::default(), Arc::clone(&self.injector));
+        Some((ended, beside.start(Instant::now(), ended_rx)))
+    }
+}
+
+/// The faults of a run: those beside the load, those around checks.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    pub(crate) load: Option<load::Beside>,
+    pub(crate) checks: Option<Around>,
+}
+
 /// The schedule of `faults` for the stack `reached`, refused (exit 2) when it cannot be
-/// applied there; none without faults.
+/// applied there; nothing without faults.
 pub(crate) async fn prepare(
     faults: &[Fault],
     objectives: &Objectives,
@@ -72,9 +107,9 @@ pub(crate) async fn prepare(
     stack: &crate::target::TargetArgs,
     reached: &crate::target::Reached,
     run: &str,
-) -> anyhow::Result<Option<load::Beside>> {
+) -> anyhow::Result<Prepared> {
     if faults.is_empty() {
-        return Ok(None);
+        return Ok(Prepared::default());
     }
     let (toxiproxy, links) = match (&reached.embedded, &args.toxiproxy) {
         (Some(embedded), _) => match &embedded.links {
@@ -97,7 +132,12 @@ pub(crate) async fn prepare(
         reached.embedded.as_ref().and_then(|e| e.processes.clone()).map(|p| p as Arc<dyn Instances>);
     let injector = Injector { toxiproxy, links, instances, values };
     injector.check(faults).await?;
-    Ok(Some(schedule(faults.to_vec(), objectives, Arc::new(injector))))
+    let injector = Arc::new(injector);
+    let (around, during): (Vec<Fault>, Vec<Fault>) = faults.iter().cloned().partition(|f| f.check.is_some());
+    Ok(Prepared {
+        load: (!during.is_empty()).then(|| schedule(during, objectives, Arc::clone(&injector))),
+        checks: (!around.is_empty()).then(|| Around { faults: around, injector }),
+    })
 }
 
 /// How long a fault's command may run before it counts as failed.
@@ -342,7 +382,7 @@ async fn one(
         () = tokio::time::sleep_until(start.into()) => {}
         () = &mut load_ended => {
             window.started_at_ms = load::now_ms();
-            window.error = Some("the load ended before the fault was due".to_owned());
+            window.error = Some("what it was timed against (the load, or its check) ended before it was due".to_owned());
             return;
         }
     }
@@ -373,7 +413,7 @@ async fn one(
         }
     }
     if cut_short && window.error.is_none() {
-        window.error = Some("the load ended while the fault was on".to_owned());
+        window.error = Some("what it was timed against (the load, or its check) ended while it was on".to_owned());
     }
     eprintln!("stampede: fault {} over", fault.name);
 }

@@ -88,6 +88,12 @@ pub struct Beside(Box<StartBeside>);
 type StartBeside = dyn FnOnce(Instant, watch::Receiver<bool>) -> JoinHandle<Vec<FaultWindow>> + Send;
 
 impl Beside {
+    /// Starts it now, beside something that began at `began` and signals its end through
+    /// `ended` (the load does this itself; a check's faults are started by whoever runs it).
+    pub fn start(self, began: Instant, ended: watch::Receiver<bool>) -> JoinHandle<Vec<FaultWindow>> {
+        (self.0)(began, ended)
+    }
+
     pub fn new(
         start: impl FnOnce(Instant, watch::Receiver<bool>) -> JoinHandle<Vec<FaultWindow>> + Send + 'static,
     ) -> Self {

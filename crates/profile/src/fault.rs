@@ -17,7 +17,7 @@ use crate::error::{Located, Step};
 pub struct Fault {
     /// Names the fault in the report.
     pub name: String,
-    /// Seconds into the load it begins.
+    /// Seconds into the load it begins (into the check, with `check`).
     pub at_s: f64,
     /// How long it lasts. For `kill`, the longest the instance may take to answer again.
     pub duration_s: f64,
@@ -53,6 +53,11 @@ pub struct Fault {
     /// or `to-stack` (the answers).
     #[serde(default)]
     pub direction: Direction,
+    /// Run the fault while this check runs, `at_s` counted from the check's start, instead of
+    /// during the load: the check judges its invariant across the fault (nothing lost), and is
+    /// inconclusive when the fault did not happen, whole, while it ran.
+    #[serde(default)]
+    pub check: Option<String>,
     /// Overrides `[targets] recover_within_s` for this fault.
     #[serde(default)]
     pub recover_within_s: Option<f64>,
@@ -271,6 +276,16 @@ impl Fault {
             && !(r > 0.0 && r.is_finite())
         {
             return err("recover_within_s", "recover_within_s must be above 0".to_owned());
+        }
+        if self.check.is_some() {
+            for (key, set) in [
+                ("recover_within_s", self.recover_within_s.is_some()),
+                ("max_errors_during", self.max_errors_during.is_some()),
+            ] {
+                if set {
+                    return err(key, format!("{key} judges the load around a fault; a check's fault is judged by its check"));
+                }
+            }
         }
         Ok(())
     }

@@ -268,6 +268,16 @@ impl Profile {
                     format!("fault name {:?} is used twice; names must be unique", fault.name),
                 ));
             }
+            if let Some(check) = &fault.check {
+                if self.check(check).is_none() {
+                    let known: Vec<&str> = self.checks.iter().map(|c| c.name.as_str()).collect();
+                    return Err((
+                        field("check"),
+                        format!("fault {:?}: the profile has no check {check:?}; it has {}", fault.name, known.join(", ")),
+                    ));
+                }
+                continue;
+            }
             let Some(load) = &self.load else {
                 return Err((
                     field("name"),
@@ -283,7 +293,8 @@ impl Profile {
             let end = fault.at_s + fault.duration_s;
             let needed = end + fault::room(fault.recover_within(self.objectives.recover_within_s));
             for (j, other) in self.faults.iter().enumerate() {
-                if j != i && other.at_s >= fault.at_s && other.at_s < needed {
+                // One timeline each: the load's, and each check's.
+                if j != i && other.check == fault.check && other.at_s >= fault.at_s && other.at_s < needed {
                     return Err((
                         vec![Step::Key("fault"), Step::Index(j), Step::Key("at_s")],
                         format!(
@@ -295,7 +306,7 @@ impl Profile {
                 }
             }
         }
-        if self.faults.is_empty() {
+        if self.faults.iter().all(|f| f.check.is_some()) {
             for (key, set) in [
                 ("recover_within_s", self.objectives.recover_within_s.is_some()),
                 ("max_errors_during", self.objectives.max_errors_during.is_some()),
@@ -303,7 +314,7 @@ impl Profile {
                 if set {
                     return Err((
                         vec![Step::Key("targets"), Step::Key(key)],
-                        format!("targets.{key} is judged around faults; the profile has no [[fault]]"),
+                        format!("targets.{key} is judged around the load's faults; the profile has no [[fault]] during the load"),
                     ));
                 }
             }
