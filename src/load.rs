@@ -70,7 +70,10 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
     let mut faults = profile.faults.clone();
     faults.retain(|f| match &f.check {
         Some(check) => {
-            println!("fault {}: left out (it runs around the check {check}; `stampede load` runs none)", f.name);
+            println!(
+                "fault {}: left out (it runs around the check {check}; `stampede load` runs none)",
+                f.name
+            );
             false
         }
         None => true,
@@ -116,7 +119,7 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         &plan,
         &objectives,
         stop,
-        schedule,
+        schedule.load,
         crate::progress::reporter(),
     )
     .await;

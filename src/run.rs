@@ -131,9 +131,14 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     );
 
     println!("checks:");
-    let checked =
-        crate::check::run_checks(&target.spread(), &checks, &args.allow_inconclusive, schedule.checks.as_ref(), stop.clone())
-            .await;
+    let checked = crate::check::run_checks(
+        &target.spread(),
+        &checks,
+        &args.allow_inconclusive,
+        schedule.checks.as_ref(),
+        stop.clone(),
+    )
+    .await;
     let checked = match checked {
         Ok(checked) => checked,
         Err(e) => {
@@ -158,14 +163,15 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         println!(
             "load: {} s{}",
             spec.duration_s,
-            match faults.len() {
+            match faults.iter().filter(|f| f.check.is_none()).count() {
                 0 => String::new(),
                 n => format!(", {n} fault(s)"),
             }
         );
         let plan = load::Plan::new(spec);
         let result =
-            load::run(target, &plan, &objectives, stop.clone(), schedule.load, crate::progress::reporter()).await;
+            load::run(target, &plan, &objectives, stop.clone(), schedule.load, crate::progress::reporter())
+                .await;
         load_result = Some(result);
     }
     reached.shutdown("run").await;

@@ -80,8 +80,12 @@ pub(crate) struct Around {
 
 impl Around {
     /// Starts the faults timed against `check` (none: nothing to do), now.
-    pub(crate) fn start(&self, check: &str) -> Option<(watch::Sender<bool>, tokio::task::JoinHandle<Vec<FaultWindow>>)> {
-        let faults: Vec<Fault> = self.faults.iter().filter(|f| f.check.as_deref() == Some(check)).cloned().collect();
+    pub(crate) fn start(
+        &self,
+        check: &str,
+    ) -> Option<(watch::Sender<bool>, tokio::task::JoinHandle<Vec<FaultWindow>>)> {
+        let faults: Vec<Fault> =
+            self.faults.iter().filter(|f| f.check.as_deref() == Some(check)).cloned().collect();
         if faults.is_empty() {
             return None;
         }
@@ -413,7 +417,8 @@ async fn one(
         }
     }
     if cut_short && window.error.is_none() {
-        window.error = Some("what it was timed against (the load, or its check) ended while it was on".to_owned());
+        window.error =
+            Some("what it was timed against (the load, or its check) ended while it was on".to_owned());
     }
     eprintln!("stampede: fault {} over", fault.name);
 }

@@ -345,3 +345,46 @@ fn a_stack_you_run_is_faulted_through_its_toxiproxy() {
         text(&out)
     );
 }
+
+/// A fault around a check: the check judges its invariant across it (a requirement of its
+/// verdict); a fault the check ended before is no evidence, and the check is inconclusive.
+#[test]
+fn a_check_judges_its_invariant_across_its_fault_and_is_inconclusive_when_the_fault_missed_it() {
+    let Some(redis) = OwnRedis::start() else { return };
+    let run = |check: &str, fault: &str| {
+        let run_id = format!("faults-check-{}-{}", std::process::id(), unique());
+        let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .args(["run", "--profile"])
+            .arg(profile())
+            .args(["--redis", &redis.url(), "--only", check, "--duration", "2"])
+            .args(["--no-faults", "--fault", fault, "--reports"])
+            .arg(reports())
+            .args(["--run-id", &run_id])
+            .output()
+            .unwrap();
+        let path = reports().join(&run_id).join("checks.json");
+        let checks: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        (out, checks["verdicts"][0].clone())
+    };
+    // Redis refused for 2 s while the import workers run: every acknowledged import still ends
+    // with its effect applied once.
+    let (out, verdict) = run(
+        "import-lifecycle",
+        r#"name = "blip", check = "import-lifecycle", link = "redis", action = "down", at_s = 1, duration_s = 2"#,
+    );
+    let requirement =
+        verdict["requirements"].as_array().unwrap().iter().find(|r| r["name"] == "fault blip").cloned();
+    let requirement =
+        requirement.unwrap_or_else(|| panic!("no fault requirement: {verdict:#}\n{}", text(&out)));
+    assert_eq!(requirement["met"], true, "{verdict:#}");
+    assert_eq!(verdict["status"], "held", "{verdict:#}\n{}", text(&out));
+    assert!(verdict["summary"].as_str().unwrap().contains("(across fault blip)"), "{verdict:#}");
+    // Due long after the check ends: nothing was judged across it.
+    let (out, verdict) = run(
+        "quota-counter",
+        r#"name = "late", check = "quota-counter", link = "redis", action = "down", at_s = 60, duration_s = 1"#,
+    );
+    assert_eq!(verdict["status"], "inconclusive", "{verdict:#}");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(verdict["summary"].as_str().unwrap().contains("fault late"), "{verdict:#}");
+}

@@ -283,7 +283,12 @@ impl Fault {
                 ("max_errors_during", self.max_errors_during.is_some()),
             ] {
                 if set {
-                    return err(key, format!("{key} judges the load around a fault; a check's fault is judged by its check"));
+                    return err(
+                        key,
+                        format!(
+                            "{key} judges the load around a fault; a check's fault is judged by its check"
+                        ),
+                    );
                 }
             }
         }

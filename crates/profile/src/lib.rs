@@ -251,6 +251,24 @@ impl Profile {
             load.validate(&self.objectives).map_err(|(path, message)| source.error_at(&path, message))?;
         }
         self.validate_faults().map_err(|(path, message)| source.error_at(&path, message))?;
+        // The recovery bounds of [targets] judge the load's faults: without one, they would judge
+        // nothing (a profile's own mistake; `--no-faults` may leave them idle).
+        if self.faults.iter().all(|f| f.check.is_some()) {
+            for (key, set) in [
+                ("recover_within_s", self.objectives.recover_within_s.is_some()),
+                ("max_errors_during", self.objectives.max_errors_during.is_some()),
+            ] {
+                if set {
+                    return Err(source.error_at(
+                        &[Step::Key("targets"), Step::Key(key)],
+                        format!(
+                            "targets.{key} is judged around the load's faults; the profile has no [[fault]] \
+                             during the load"
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -273,7 +291,11 @@ impl Profile {
                     let known: Vec<&str> = self.checks.iter().map(|c| c.name.as_str()).collect();
                     return Err((
                         field("check"),
-                        format!("fault {:?}: the profile has no check {check:?}; it has {}", fault.name, known.join(", ")),
+                        format!(
+                            "fault {:?}: the profile has no check {check:?}; it has {}",
+                            fault.name,
+                            known.join(", ")
+                        ),
                     ));
                 }
                 continue;
@@ -302,19 +324,6 @@ impl Profile {
                              s): faults are judged one at a time, so space them",
                             other.name, other.at_s, fault.name
                         ),
-                    ));
-                }
-            }
-        }
-        if self.faults.iter().all(|f| f.check.is_some()) {
-            for (key, set) in [
-                ("recover_within_s", self.objectives.recover_within_s.is_some()),
-                ("max_errors_during", self.objectives.max_errors_during.is_some()),
-            ] {
-                if set {
-                    return Err((
-                        vec![Step::Key("targets"), Step::Key(key)],
-                        format!("targets.{key} is judged around the load's faults; the profile has no [[fault]] during the load"),
                     ));
                 }
             }
