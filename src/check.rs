@@ -78,6 +78,10 @@ pub(crate) struct CheckArgs {
     /// Embedded stack: run this mutant (see `stampede serve --help`).
     #[arg(long, value_name = "NAME", value_parser = stack::Mutant::parse, conflicts_with = "targets")]
     pub(crate) mutant: Option<stack::Mutant>,
+    /// Faults around checks (`check = "NAME"`); the profile's faults during the load are left
+    /// out: `check` runs no load.
+    #[command(flatten)]
+    pub(crate) faults: crate::schedule::FaultArgs,
 }
 
 pub(crate) fn run(args: CheckArgs) -> ExitCode {
@@ -97,18 +101,36 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         instance_header: args.instance_header.clone(),
     };
     let checks = crate::profiles::checks(&mut profile, &selection)?;
+    args.faults.apply(&mut profile)?;
+    let mut faults = profile.faults.clone();
+    faults.retain(|f| {
+        if f.check.is_none() {
+            println!("fault {}: left out (it runs during the load; `stampede check` runs none)", f.name);
+        }
+        f.check.is_some()
+    });
     let run = args.stack.run_id.clone().unwrap_or_else(crate::meta::run_id);
     let started_at_ms = crate::meta::now_ms();
     let profile_name = profile.name.clone();
+    let objectives = profile.objectives.clone();
     let reach = Reach {
         command: "check",
         tuning: checks::tuning(&checks, &profile.defaults).map_err(anyhow::Error::msg)?,
         mutant: args.mutant,
         upstream_control: args.upstream_control.clone(),
-        links: false,
-        processes: false,
+        links: crate::schedule::need_links(&faults),
+        processes: crate::schedule::need_processes(&faults),
     };
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
+    let schedule =
+        match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await
+        {
+            Ok(schedule) => schedule,
+            Err(e) => {
+                reached.shutdown("check").await;
+                return Err(e);
+            }
+        };
     let urls = reached.urls.clone();
     println!(
         "stampede check: {} against {} ({} instance(s)), run {run}",
@@ -124,7 +146,14 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         return answered;
     }
     let stop = crate::exit::interrupt();
-    let checked = run_checks(&reached.target.spread(), &checks, &args.allow_inconclusive, None, stop).await;
+    let checked = run_checks(
+        &reached.target.spread(),
+        &checks,
+        &args.allow_inconclusive,
+        schedule.checks.as_ref(),
+        stop,
+    )
+    .await;
     let description = reached.description();
     let checked = match checked {
         Ok(checked) => checked,
@@ -267,19 +296,21 @@ pub(crate) async fn run_checks(
         let faults = around.and_then(|a| a.start(check.name()));
         let began = load::now_ms();
         let verdict = tokio::select! {
-            verdict = check.run(target) => verdict,
-            _ = stop.wait_for(|s| *s) => {
-                println!("interrupted");
-                complete = false;
-                break;
-            }
+            verdict = check.run(target) => Some(verdict),
+            _ = stop.wait_for(|s| *s) => None,
         };
+        // The check's faults end with it, interrupted or not: none is left applied.
         let windows = match faults {
             Some((ended, task)) => {
                 let _ = ended.send(true);
                 task.await.unwrap_or_default()
             }
             None => Vec::new(),
+        };
+        let Some(verdict) = verdict else {
+            println!("interrupted");
+            complete = false;
+            break;
         };
         let mut verdict = match verdict {
             Ok(verdict) => verdict,

@@ -48,9 +48,13 @@ impl Links {
                 upstream: upstream.clone(),
                 enabled: true,
             };
-            let proxy =
-                client.create_proxy(&spec).await.with_context(|| format!("the {name} fault proxy"))?;
-            listens.push(proxy.listen);
+            match client.create_proxy(&spec).await {
+                Ok(proxy) => listens.push(proxy.listen),
+                Err(e) => {
+                    server.shutdown().await;
+                    return Err(anyhow::Error::new(e).context(format!("the {name} fault proxy")));
+                }
+            }
         }
         let names = to.iter().map(|(n, _)| (*n).to_owned()).collect();
         Ok((Self { server, names }, listens))
@@ -97,6 +101,15 @@ pub(crate) struct Setup {
 pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::Result<Embedded> {
     let refresh = reference::token_refresh::Policy::new(tuning.refresh_period, tuning.token_lifetime)
         .context("refresh policy")?;
+    // What can be refused is refused before anything starts.
+    anyhow::ensure!(
+        !setup.processes || (setup.redis.is_some() && setup.database.is_some()),
+        "instance faults run the stack's instances as processes, which share their state only through \
+         --redis and --database: give both"
+    );
+    let redis_at = setup.redis.as_deref().filter(|_| setup.links).map(|u| authority(u, 6379)).transpose()?;
+    let database_at =
+        setup.database.as_deref().filter(|_| setup.links).map(|u| authority(u, 5432)).transpose()?;
     let fake = fake_upstream::FakeUpstream::start(fake_upstream::Config {
         access_token_lifetime: tuning.token_lifetime,
         control_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -117,22 +130,37 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     let (mut redis, mut database, mut upstream_url) =
         (setup.redis.clone(), setup.database.clone(), fake.url());
     let links = if setup.links {
-        let mut to = vec![("upstream", authority(&upstream_url, 80)?)];
-        if let Some(url) = &redis {
-            to.push(("redis", authority(url, 6379)?));
-        }
-        if let Some(url) = &database {
-            to.push(("postgres", authority(url, 5432)?));
-        }
-        let (links, listens) = Links::start(&to).await?;
-        for ((name, _), listen) in to.iter().zip(&listens) {
-            match *name {
-                "upstream" => upstream_url = through(&upstream_url, listen)?.trim_end_matches('/').to_owned(),
-                "redis" => redis = redis.as_deref().map(|u| through(u, listen)).transpose()?,
-                _ => database = database.as_deref().map(|u| through(u, listen)).transpose()?,
+        let linked = async {
+            let mut to = vec![("upstream", authority(&upstream_url, 80)?)];
+            to.extend(redis_at.clone().map(|at| ("redis", at)));
+            to.extend(database_at.clone().map(|at| ("postgres", at)));
+            let (links, listens) = Links::start(&to).await?;
+            let mut urls = (redis.clone(), database.clone(), upstream_url.clone());
+            for ((name, _), listen) in to.iter().zip(&listens) {
+                let rewritten = match *name {
+                    "upstream" => {
+                        through(&urls.2, listen).map(|u| urls.2 = u.trim_end_matches('/').to_owned())
+                    }
+                    "redis" => urls.0.as_deref().map(|u| through(u, listen)).transpose().map(|u| urls.0 = u),
+                    _ => urls.1.as_deref().map(|u| through(u, listen)).transpose().map(|u| urls.1 = u),
+                };
+                if let Err(e) = rewritten {
+                    links.server.shutdown().await;
+                    return Err(e);
+                }
+            }
+            Ok::<_, anyhow::Error>((links, urls))
+        };
+        match linked.await {
+            Ok((links, (r, d, u))) => {
+                (redis, database, upstream_url) = (r, d, u);
+                Some(links)
+            }
+            Err(e) => {
+                fake.shutdown().await;
+                return Err(e);
             }
         }
-        Some(links)
     } else {
         None
     };
@@ -142,9 +170,11 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         max_idle_per_host: tuning.upstream_idle,
         ..upstream::UpstreamConfig::SEED
     };
+    // Straight to the servers, not through the fault proxies: the purge at the end must not
+    // depend on a link a fault may have left down.
     let backends = stack::BackendConfig {
-        redis: redis.clone(),
-        database: database.clone(),
+        redis: setup.redis.clone(),
+        database: setup.database.clone(),
         namespace: namespace.clone(),
         application_name: "stampede-check-purge".to_owned(),
         ..Default::default()
@@ -153,11 +183,6 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     let mut failed = None;
     let mut processes = None;
     if setup.processes {
-        anyhow::ensure!(
-            redis.is_some() && database.is_some(),
-            "instance faults run the stack's instances as processes, which share their state only through \
-             --redis and --database: give both"
-        );
         let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
         let mut args: Vec<String> = vec![
             "--namespace".into(),
@@ -317,19 +342,28 @@ impl Embedded {
     /// Stops the stacks and the fake upstream, and removes the run's namespace from shared
     /// servers.
     pub(crate) async fn shutdown(self, command: &str) {
-        let mut backends = self.stacks.first().map(|s| s.state().backends.clone());
+        // The instances' own backends go through the fault proxies when there are any (and go
+        // with the instances when they are processes): then the servers are opened again,
+        // straight.
+        let straight = self.links.is_some() || self.processes.is_some();
+        let mut backends =
+            if straight { None } else { self.stacks.first().map(|s| s.state().backends.clone()) };
         for running in self.stacks {
             let _ = running.shutdown().await;
         }
         if let Some(processes) = self.processes {
             processes.shutdown().await;
-            // Opened here: the instances' own went with them.
-            if let Some(config) = self.backends {
-                backends = stack::Backends::open(&config).await.ok();
-            }
         }
         self.fake.shutdown().await;
-        // Through the fault proxies, which go last.
+        if straight && let Some(config) = self.backends.filter(|c| c.redis.is_some() || c.database.is_some())
+        {
+            match stack::Backends::open(&config).await {
+                Ok(opened) => backends = Some(opened),
+                Err(e) => eprintln!(
+                    "stampede {command}: could not remove the run's namespace from the servers: {e}"
+                ),
+            }
+        }
         // Once more when the first finds a connection a fault broke: the next one is new.
         let purge = async |b: &stack::Backends| match b.purge().await {
             Err(_) => b.purge().await,

@@ -97,7 +97,7 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
             Ok(schedule) => schedule,
             Err(e) => {
                 reached.shutdown("load").await;
-                return Err(e.into());
+                return Err(e);
             }
         };
     let urls = reached.urls.clone();

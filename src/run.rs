@@ -119,7 +119,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
             Ok(schedule) => schedule,
             Err(e) => {
                 reached.shutdown("run").await;
-                return Err(e.into());
+                return Err(e);
             }
         };
     let urls = reached.urls.clone();

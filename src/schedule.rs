@@ -111,7 +111,7 @@ pub(crate) async fn prepare(
     stack: &crate::target::TargetArgs,
     reached: &crate::target::Reached,
     run: &str,
-) -> anyhow::Result<Prepared> {
+) -> Result<Prepared, crate::exit::Failure> {
     if faults.is_empty() {
         return Ok(Prepared::default());
     }
@@ -122,7 +122,9 @@ pub(crate) async fn prepare(
         },
         (None, Some(url)) => {
             let client = faults::Toxiproxy::new(url);
-            client.version().await.map_err(|e| anyhow::anyhow!("--toxiproxy {url}: {e}"))?;
+            if let Err(e) = client.version().await {
+                return Err(crate::exit::Failure::Unreachable(format!("--toxiproxy {url}: {e}")));
+            }
             (Some(client), Vec::new())
         }
         (None, None) => (None, Vec::new()),
@@ -210,8 +212,9 @@ impl Injector {
         Ok(())
     }
 
-    /// Applies `fault`; an error says why it could not be.
-    async fn apply(&self, fault: &Fault) -> Result<(), String> {
+    /// Applies `fault`; an error says why it could not be. The toxics it added go in `added`
+    /// (so that undoing a half-applied fault removes those, never a toxic of the user's).
+    async fn apply(&self, fault: &Fault, added: &mut Vec<String>) -> Result<(), String> {
         match fault.on() {
             On::Link(link) => {
                 let toxiproxy = self.toxiproxy.as_ref().ok_or("no Toxiproxy")?;
@@ -221,6 +224,7 @@ impl Injector {
                 }
                 for toxic in toxics(fault) {
                     toxiproxy.add_toxic(link, &toxic).await.map_err(|e| e.to_string())?;
+                    added.push(toxic.name);
                 }
                 Ok(())
             }
@@ -232,10 +236,10 @@ impl Injector {
         }
     }
 
-    /// Ends `fault`: a link is healed, the end command runs; a killed instance's fault ends
-    /// when it answers again, or at the end of the fault's duration (`deadline`) when it has
-    /// not (what follows is for the recovery target to judge).
-    async fn remove(&self, fault: &Fault, deadline: Instant) -> Result<(), String> {
+    /// Ends `fault`: a link is healed (the toxics `added` removed), the end command runs; a
+    /// killed instance's fault ends when it answers again, and fails when it has not by the end
+    /// of the fault's duration (`deadline`).
+    async fn remove(&self, fault: &Fault, deadline: Instant, added: &[String]) -> Result<(), String> {
         match fault.on() {
             On::Link(link) => {
                 let toxiproxy = self.toxiproxy.as_ref().ok_or("no Toxiproxy")?;
@@ -243,8 +247,8 @@ impl Injector {
                     return toxiproxy.set_enabled(link, true).await.map(drop).map_err(|e| e.to_string());
                 }
                 let mut failed = Vec::new();
-                for toxic in toxics(fault) {
-                    if let Err(e) = toxiproxy.remove_toxic(link, &toxic.name).await {
+                for name in added {
+                    if let Err(e) = toxiproxy.remove_toxic(link, name).await {
                         failed.push(e.to_string());
                     }
                 }
@@ -258,13 +262,11 @@ impl Injector {
                         return Ok(());
                     }
                     if Instant::now() >= deadline {
-                        // Not the fault's failure but the stack's: the fault ends here, and
-                        // the recovery target judges what follows.
-                        eprintln!(
-                            "stampede: instance {i} did not answer again within the fault's {} s",
+                        return Err(format!(
+                            "instance {i} did not answer again within the fault's {} s: it was not started \
+                             again",
                             fault.duration_s
-                        );
-                        return Ok(());
+                        ));
                     }
                 }
             }
@@ -338,7 +340,8 @@ pub(crate) fn schedule(faults: Vec<Fault>, objectives: &Objectives, injector: Ar
                 .into_iter()
                 .map(|fault| {
                     let (injector, ended) = (Arc::clone(&injector), ended.clone());
-                    tokio::spawn(async move {
+                    let (name, target, action) = (fault.name.clone(), fault.target(), fault.action_text());
+                    let task = tokio::spawn(async move {
                         let mut window = FaultWindow {
                             name: fault.name.clone(),
                             target: fault.target(),
@@ -352,13 +355,27 @@ pub(crate) fn schedule(faults: Vec<Fault>, objectives: &Objectives, injector: Ar
                         };
                         one(&fault, &injector, began, ended, &mut window).await;
                         window
-                    })
+                    });
+                    (name, target, action, task)
                 })
                 .collect();
             let mut windows = Vec::new();
-            for task in tasks {
-                if let Ok(window) = task.await {
-                    windows.push(window);
+            for (name, target, action, task) in tasks {
+                match task.await {
+                    Ok(window) => windows.push(window),
+                    // Never dropped: a fault whose task failed is a fault that did not happen
+                    // as planned.
+                    Err(e) => windows.push(FaultWindow {
+                        name,
+                        target,
+                        action,
+                        started_at_ms: load::now_ms(),
+                        ended_at_ms: None,
+                        error: Some(format!("its task failed: {e}")),
+                        recover_within_s: None,
+                        max_errors_during: None,
+                        max_error_rate: rate,
+                    }),
                 }
             }
             windows.sort_by_key(|w| w.started_at_ms);
@@ -378,6 +395,7 @@ async fn one(
 ) {
     let start = began + Duration::from_secs_f64(fault.at_s);
     let end = start + Duration::from_secs_f64(fault.duration_s);
+    let over = ended.clone();
     let load_ended = async move {
         let _ = ended.wait_for(|e| *e).await;
     };
@@ -392,11 +410,12 @@ async fn one(
     }
     window.started_at_ms = load::now_ms();
     eprintln!("stampede: fault {} — {} on {}", fault.name, window.action, window.target);
-    if let Err(e) = injector.apply(fault).await {
+    let mut added = Vec::new();
+    if let Err(e) = injector.apply(fault, &mut added).await {
         eprintln!("stampede: fault {} could not be applied: {e}", fault.name);
         window.error = Some(format!("could not be applied: {e}"));
         // Whatever part of it took is undone.
-        let _ = injector.remove(fault, Instant::now()).await;
+        let _ = injector.remove(fault, Instant::now(), &added).await;
         window.ended_at_ms = Some(load::now_ms());
         return;
     }
@@ -409,8 +428,16 @@ async fn one(
             () = &mut load_ended => true,
         },
     };
-    match injector.remove(fault, end.max(Instant::now())).await {
+    let removed = injector.remove(fault, end.max(Instant::now()), &added).await;
+    // A killed instance that came back only after the load (or its check) ended did not come
+    // back within it.
+    let cut_short = cut_short || (matches!(fault.on(), On::Instance(_)) && *over.borrow());
+    match removed {
         Ok(()) => window.ended_at_ms = Some(load::now_ms()),
+        Err(e) if matches!(fault.on(), On::Instance(_)) => {
+            eprintln!("stampede: fault {}: {e}", fault.name);
+            window.error = Some(format!("the instance did not come back: {e}"));
+        }
         Err(e) => {
             eprintln!("stampede: fault {} could not be removed: {e}", fault.name);
             window.error = Some(format!("could not be removed: {e}"));

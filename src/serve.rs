@@ -152,6 +152,10 @@ pub(crate) struct ServeArgs {
     /// Shut down when standard input closes (how a parent stops its instances gracefully).
     #[arg(long, hide = true)]
     pub(crate) stop_on_stdin_eof: bool,
+    /// Run the instances as children under the supervisor even when there is one (how `stampede
+    /// run` starts a stack whose instances a fault kills).
+    #[arg(long, hide = true)]
+    pub(crate) supervise: bool,
 }
 
 /// A socket bound with `SO_REUSEPORT` to `at` (a free port for port 0), not listening, and its
@@ -236,7 +240,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.shape.name()
     );
     init_logs(args.log_json);
-    if args.instances > 1 {
+    if args.instances > 1 || args.supervise {
         return supervise(&args);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -553,9 +557,16 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let mut failed: Option<String> = None;
     runtime.block_on(async {
         let mut signal = std::pin::pin!(signal);
+        // With --stop-on-stdin-eof (how `stampede run` starts it), its parent closing the pipe,
+        // or dying, stops it too.
+        let stdin_closed = async {
+            if args.stop_on_stdin_eof { stdin_eof().await } else { std::future::pending().await }
+        };
+        let mut stdin_closed = std::pin::pin!(stdin_closed);
         while failed.is_none() {
             tokio::select! {
                 () = &mut signal => break,
+                () = &mut stdin_closed => break,
                 () = tokio::time::sleep(Duration::from_millis(200)) => {
                     for (i, child) in children.iter_mut().enumerate() {
                         let Ok(Some(status)) = child.try_wait() else { continue };

@@ -14,6 +14,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 /// The supervisor child and its instances' URLs (instance i at the i-th port).
 pub(crate) struct Supervised {
     child: tokio::sync::Mutex<tokio::process::Child>,
+    /// Held open while the run lasts: closed (or the run gone), the supervisor stops.
+    stdin: std::sync::Mutex<Option<tokio::process::ChildStdin>>,
     /// The supervisor's process id.
     pid: Option<u32>,
     pub(crate) urls: Vec<String>,
@@ -34,9 +36,14 @@ impl Supervised {
             .arg(format!("127.0.0.1:{base}"))
             .arg("--instances")
             .arg(instances.to_string())
+            .arg("--stop-on-stdin-eof")
+            .arg("--supervise")
             .args(&args)
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
+            // Its own process group: a Ctrl-C at the terminal is the run's to handle (it stops
+            // the supervisor in its turn), not a signal to the instances mid-run.
+            .process_group(0)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -78,7 +85,8 @@ impl Supervised {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let urls = (0..instances).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
         let pid = child.id();
-        Ok(Self { child: tokio::sync::Mutex::new(child), pid, urls })
+        let stdin = std::sync::Mutex::new(child.stdin.take());
+        Ok(Self { child: tokio::sync::Mutex::new(child), stdin, pid, urls })
     }
 
     /// The supervisor's process id while it runs.
@@ -86,18 +94,22 @@ impl Supervised {
         self.pid
     }
 
-    /// Stops the supervisor (SIGTERM: it stops its instances gracefully), or kills it after
-    /// 15 s; nothing when it has exited already (its mutant stops on the first crash).
+    /// Stops the supervisor (its standard input closed: it stops its instances gracefully),
+    /// or kills it after 15 s; nothing when it has exited already (its mutant stops on the
+    /// first crash).
     pub(crate) async fn shutdown(&self) {
         let mut child = self.child.lock().await;
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        if let Some(pid) = self.pid {
-            let _ = signal(pid, "TERM");
-        }
+        drop(self.stdin.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
         if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
-            let _ = child.kill().await;
+            if let Some(pid) = self.pid {
+                let _ = signal(pid, "TERM");
+            }
+            if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
         }
     }
 }

@@ -84,6 +84,23 @@ pub(crate) async fn reach(
     profile: Profile,
     reach: Reach,
 ) -> Result<Reached, Failure> {
+    // A mutant the stack as started would not run is refused, not run as the reference.
+    match reach.mutant {
+        Some(stack::Mutant::StopAllOnCrash) if !reach.processes => {
+            return Err(anyhow::anyhow!(
+                "--mutant supervisor::mutants::StopAllOnCrash is the processes' supervisor: it runs only with an \
+                 instance fault (`instance = N`, `action = \"kill\"`), which starts the instances as processes"
+            )
+            .into());
+        }
+        Some(stack::Mutant::RedisNoReconnect) if args.redis.is_none() && args.targets.is_empty() => {
+            return Err(anyhow::anyhow!(
+                "--mutant store_redis::mutants::NoReconnect is the Redis connection's: give --redis"
+            )
+            .into());
+        }
+        _ => {}
+    }
     let embedded = if args.targets.is_empty() {
         let setup = embedded::Setup {
             instances: args.instances,

@@ -58,7 +58,12 @@ impl Toxiproxy {
     /// A client for the API at `url`; nothing is sent until a call.
     pub fn new(url: impl Into<String>) -> Toxiproxy {
         let base = url.into().trim_end_matches('/').to_owned();
-        Toxiproxy { base, http: reqwest::Client::new() }
+        // Bounded: a Toxiproxy that accepts and never answers must not hang a run.
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Toxiproxy { base, http }
     }
 
     /// The base URL.

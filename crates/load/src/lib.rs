@@ -150,7 +150,7 @@ pub async fn offer(
     let mix = Mix::new(spec);
     let recorder =
         Arc::new(Recorder::new(Instant::now(), now_ms(), spec.requests.iter().map(|e| e.name.clone())));
-    let (ended, beside) = match beside {
+    let (mut ended, mut beside) = match beside {
         Some(Beside(start)) => {
             let (ended, ended_rx) = watch::channel(false);
             (Some(ended), Some(start(recorder.start(), ended_rx)))
@@ -203,7 +203,7 @@ pub async fn offer(
         }
         Model::Closed => {
             let users = spec.users.unwrap_or(1);
-            let (reached, killed) = closed::run(
+            let users_ran = closed::run(
                 &target,
                 &mix,
                 &accounts,
@@ -216,7 +216,18 @@ pub async fn offer(
                 &recorder,
                 stop.clone(),
             )
-            .await?;
+            .await;
+            let (reached, killed) = match users_ran {
+                Ok(ran) => ran,
+                Err(e) => {
+                    // The faults end with the load, failed or not: none is left applied.
+                    if let (Some(ended), Some(beside)) = (ended.take(), beside.take()) {
+                        let _ = ended.send(true);
+                        let _ = beside.await;
+                    }
+                    return Err(e);
+                }
+            };
             stopped = killed;
             (None, Some(users), Some(reached))
         }
@@ -238,6 +249,7 @@ pub async fn offer(
     // the end, a fault left it down) costs the metric targets their measurement, not the run.
     let (after, unread) = match scrape(&target, targets).await {
         Ok(after) => (after, None),
+        Err(LoadError::Setup { url, reason }) => (Vec::new(), Some(format!("{url}: {reason}"))),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let metrics = match &unread {

@@ -122,6 +122,9 @@ pub enum On<'a> {
     Command,
 }
 
+/// The longest `at_s` or `duration_s` a fault may give: a day.
+pub const MAX_S: f64 = 86_400.0;
+
 /// The links of a stack stampede starts.
 pub const LINKS: &[&str] = &["redis", "postgres", "upstream"];
 
@@ -189,11 +192,11 @@ impl Fault {
         if name.trim().is_empty() {
             return Err((field("name"), "fault: name must not be empty".to_owned()));
         }
-        if !(self.at_s >= 0.0 && self.at_s.is_finite()) {
-            return err("at_s", "at_s must be 0 or more".to_owned());
+        if !(0.0..=MAX_S).contains(&self.at_s) {
+            return err("at_s", format!("at_s must be 0 to {MAX_S} s"));
         }
-        if !(self.duration_s > 0.0 && self.duration_s.is_finite()) {
-            return err("duration_s", "duration_s must be above 0".to_owned());
+        if !(self.duration_s > 0.0 && self.duration_s <= MAX_S) {
+            return err("duration_s", format!("duration_s must be above 0 and at most {MAX_S} s"));
         }
         let targets = [self.link.is_some(), self.instance.is_some(), self.command.is_some()];
         if targets.iter().filter(|t| **t).count() != 1 {
@@ -269,8 +272,11 @@ impl Fault {
                 "must be above 0".into(),
             );
         }
-        if self.direction != Direction::Both && self.link.is_none() {
-            return err("direction", "direction is for link faults".to_owned());
+        if self.direction != Direction::Both && (self.link.is_none() || action == Some(Action::Down)) {
+            return err(
+                "direction",
+                "direction is for link faults other than down (a link is down both ways)".to_owned(),
+            );
         }
         if let Some(r) = self.recover_within_s
             && !(r > 0.0 && r.is_finite())
@@ -307,13 +313,13 @@ impl Fault {
         let needed = end + room(recover_within);
         if needed > load_duration_s {
             return Err(format!(
-                "fault {:?} ends {end} s into the load{}, past the load's {load_duration_s} s: lengthen the load \
-                 (duration_s) or move the fault",
+                "fault {:?} ends {end} s into the load and needs {} s after it ({}), past the load's \
+                 {load_duration_s} s: lengthen the load (duration_s) or move the fault",
                 self.name,
+                room(recover_within),
                 match recover_within {
-                    Some(r) =>
-                        format!(" and its recovery is judged for {r} s more (and a second, its resolution)"),
-                    None => String::new(),
+                    Some(r) => format!("its recovery judged for {r} s, and a second's margin"),
+                    None => "a second's margin to remove it".to_owned(),
                 }
             ));
         }
@@ -343,10 +349,11 @@ impl Fault {
     }
 }
 
-/// The seconds after a fault's end its recovery needs to be seen: the bound, and a second more
-/// (the judge's resolution, and the moments applying and removing a fault take).
+/// The seconds after a fault's end before the load's end or the next fault: its recovery
+/// bound, and a second more (the judge's resolution, and the moments applying and removing a
+/// fault take, so that it is not cut short).
 pub fn room(recover_within: Option<f64>) -> f64 {
-    recover_within.map_or(0.0, |r| r + 1.0)
+    recover_within.unwrap_or(0.0) + 1.0
 }
 
 /// A command word's `{placeholder}`s must be known ones.
@@ -448,10 +455,10 @@ mod tests {
     #[test]
     fn a_fault_must_end_before_the_load_with_room_to_see_recovery() {
         let f = flag(r#"name = "r", link = "redis", action = "down", at_s = 10, duration_s = 5"#).unwrap();
-        assert!(f.fits(15.0, None).is_ok());
-        assert!(f.fits(14.9, None).unwrap_err().contains("ends 15 s into the load"));
+        assert!(f.fits(16.0, None).is_ok());
+        assert!(f.fits(15.5, None).unwrap_err().contains("ends 15 s into the load"));
         let e = f.fits(21.0, Some(6.0)).unwrap_err();
-        assert!(e.contains("judged for 6 s more"), "{e}");
+        assert!(e.contains("judged for 6 s"), "{e}");
         assert!(f.fits(22.0, Some(6.0)).is_ok());
     }
 

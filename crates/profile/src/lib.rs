@@ -313,7 +313,13 @@ impl Profile {
         // A fault's recovery is judged up to the next one's start: room for it to be seen.
         for (i, fault) in self.faults.iter().enumerate() {
             let end = fault.at_s + fault.duration_s;
-            let needed = end + fault::room(fault.recover_within(self.objectives.recover_within_s));
+            // A check's fault is judged by its check, not by the recovery bounds.
+            let bound = if fault.check.is_some() {
+                None
+            } else {
+                fault.recover_within(self.objectives.recover_within_s)
+            };
+            let needed = end + fault::room(bound);
             for (j, other) in self.faults.iter().enumerate() {
                 // One timeline each: the load's, and each check's.
                 if j != i && other.check == fault.check && other.at_s >= fault.at_s && other.at_s < needed {

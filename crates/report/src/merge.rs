@@ -110,11 +110,18 @@ pub fn merge(inputs: &[(String, Report)], id: &str, host: &str, now_ms: u64) -> 
         .unwrap_or_default();
     let mut faults: Vec<FaultWindow> = Vec::new();
     for w in loads.iter().flat_map(|(_, _, l)| &l.faults) {
-        match faults.iter_mut().find(|f| f.name == w.name && f.started_at_ms == w.started_at_ms) {
+        // One fault, by name, however many generators recorded it (each at its own moment):
+        // from the earliest start to the latest end, open if any copy never ended.
+        match faults.iter_mut().find(|f| f.name == w.name) {
             Some(kept) => {
                 if kept.error.is_none() {
                     kept.error.clone_from(&w.error);
                 }
+                kept.started_at_ms = kept.started_at_ms.min(w.started_at_ms);
+                kept.ended_at_ms = match (kept.ended_at_ms, w.ended_at_ms) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
             }
             None => faults.push(w.clone()),
         }
