@@ -1,7 +1,8 @@
 //! The faults injected during a load, judged from the load's per-second timelines: the failed
 //! requests while each fault lasted (`errors during NAME`), how soon after it ended the error
 //! rate was back under its bound and stayed there (`recovery after NAME`), and a failed
-//! `fault NAME applied` when the fault could not be applied or removed.
+//! `fault NAME applied` when the fault could not be applied or removed (or a killed instance
+//! did not come back).
 //!
 //! Pure: it reads the load's figures and the windows it carries, so `load` judges a run with
 //! it and `merge` judges a merged report again from the merged timelines.
@@ -140,10 +141,9 @@ impl Seconds {
                 None,
                 "errors",
             );
-            v.detail = format!(
-                "{} on {} could not be applied or removed: {error}; the run did not undergo the fault it planned",
-                w.action, w.target
-            );
+            // The error says what went wrong: applying it, removing it, or what it acted on not
+            // coming back.
+            v.detail = format!("{} on {}: {error}; the fault did not go as planned", w.action, w.target);
             verdicts.push(v);
         }
         if let Some(bound) = w.max_errors_during {

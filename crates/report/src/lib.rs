@@ -283,7 +283,8 @@ pub enum ObjectiveKind {
     Recovery,
     /// Failed requests of every endpoint in the seconds a fault lasted ([`faults`]).
     ErrorsDuring,
-    /// A fault that could not be applied or removed: always failed, nothing measured.
+    /// A fault that could not be applied or removed, or whose instance did not come back: always
+    /// failed, nothing measured.
     FaultApplied,
 }
 
