@@ -183,7 +183,16 @@ fn load_report_is_written_with_every_endpoint_and_target() {
         .filter(|t| t["passed"] == false)
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(missed, ["throughput"], "{text}");
+    assert!(missed.contains(&"throughput"), "{text}");
+    // In 3 s the cache hit rate sits near its 0.8 bound: each of the 8 accounts' first dashboard
+    // read is a miss (30 hits of 38 reads is 0.789). A miss there is those cold reads, no more.
+    for name in missed.iter().filter(|n| **n != "throughput") {
+        assert_eq!(*name, "cache-hit-rate", "{text}");
+        let rate =
+            load["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "cache-hit-rate").unwrap();
+        let (hits, gets) = (rate["numerator"].as_f64().unwrap(), rate["denominator"].as_f64().unwrap());
+        assert!(gets - hits <= 8.0, "more cache misses than the 8 accounts' first reads: {rate}\n{text}");
+    }
     support::assert_written(&dir.join("plain"));
 }
 
