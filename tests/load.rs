@@ -184,14 +184,33 @@ fn load_report_is_written_with_every_endpoint_and_target() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert!(missed.contains(&"throughput"), "{text}");
-    // In 3 s the cache hit rate sits near its 0.8 bound: each of the 8 accounts' first dashboard
-    // read is a miss (30 hits of 38 reads is 0.789). A miss there is those cold reads, no more.
-    for name in missed.iter().filter(|n| **n != "throughput") {
-        assert_eq!(*name, "cache-hit-rate", "{text}");
-        let rate =
-            load["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "cache-hit-rate").unwrap();
-        let (hits, gets) = (rate["numerator"].as_f64().unwrap(), rate["denominator"].as_f64().unwrap());
-        assert!(gets - hits <= 8.0, "more cache misses than the 8 accounts' first reads: {rate}\n{text}");
+    // The mix is drawn at random: in 3 s a 2 % entry may not come up at all (its targets then
+    // measured nothing, and fail), and the cache hit rate sits near its 0.8 bound, each of the 8
+    // accounts' first dashboard read a miss. Any other miss is one of those, and no more.
+    for t in report["targets"].as_array().unwrap().iter().filter(|t| t["passed"] == false) {
+        match t["name"].as_str().unwrap() {
+            "throughput" => {}
+            "cache-hit-rate" => {
+                let rate = load["metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["name"] == "cache-hit-rate")
+                    .unwrap();
+                let (hits, gets) =
+                    (rate["numerator"].as_f64().unwrap(), rate["denominator"].as_f64().unwrap());
+                assert!(
+                    gets - hits <= 8.0,
+                    "more cache misses than the 8 accounts' first reads: {rate}\n{text}"
+                );
+            }
+            name => {
+                let endpoint = t["endpoint"].as_str().unwrap_or_else(|| panic!("{name} missed\n{text}"));
+                let drawn = endpoints.iter().find(|e| e["name"] == endpoint).unwrap()["requests"].as_u64();
+                assert_eq!(drawn, Some(0), "{name} missed with requests drawn\n{text}");
+                assert!(t["measured"].is_null(), "{t}");
+            }
+        }
     }
     support::assert_written(&dir.join("plain"));
 }
