@@ -16,7 +16,7 @@ use profile::{Fault, Objectives};
 use report::FaultWindow;
 use tokio::sync::watch;
 
-use crate::supervised::Instances;
+use crate::supervised::Supervised;
 
 /// The command line's faults.
 #[derive(Debug, Clone, clap::Args)]
@@ -134,8 +134,7 @@ pub(crate) async fn prepare(
         ("database".to_owned(), stack.database.clone().unwrap_or_default()),
         ("run".to_owned(), run.to_owned()),
     ];
-    let instances =
-        reached.embedded.as_ref().and_then(|e| e.processes.clone()).map(|p| p as Arc<dyn Instances>);
+    let instances = reached.embedded.as_ref().and_then(|e| e.processes.clone());
     let injector = Injector { toxiproxy, links, instances, values };
     injector.check(faults).await?;
     let injector = Arc::new(injector);
@@ -156,7 +155,7 @@ pub(crate) struct Injector {
     /// Link names the proxies answer to (the embedded stack's; a user's are looked up).
     pub(crate) links: Vec<String>,
     /// Killing an instance of a stack stampede runs as processes.
-    pub(crate) instances: Option<Arc<dyn Instances>>,
+    pub(crate) instances: Option<Arc<Supervised>>,
     /// A command's placeholders: `redis`, `database`, `run`.
     pub(crate) values: Vec<(String, String)>,
 }

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The supervisor child and its instances' URLs (instance i at the i-th port).
 pub(crate) struct Supervised {
@@ -19,6 +19,8 @@ pub(crate) struct Supervised {
     /// The supervisor's process id.
     pid: Option<u32>,
     pub(crate) urls: Vec<String>,
+    /// Asks an instance's `/healthz`, a second at most.
+    probe: reqwest::Client,
 }
 
 /// How long the instances may take to say they listen.
@@ -86,7 +88,11 @@ impl Supervised {
         let urls = (0..instances).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
         let pid = child.id();
         let stdin = std::sync::Mutex::new(child.stdin.take());
-        Ok(Self { child: tokio::sync::Mutex::new(child), stdin, pid, urls })
+        let probe = reqwest::Client::builder()
+            .timeout(Duration::from_secs(1))
+            .build()
+            .context("build the instances' health probe")?;
+        Ok(Self { child: tokio::sync::Mutex::new(child), stdin, pid, urls, probe })
     }
 
     /// The supervisor's process id while it runs.
@@ -140,16 +146,6 @@ fn free_ports(n: u16) -> anyhow::Result<u16> {
     anyhow::bail!("no {n} consecutive free ports")
 }
 
-/// What the fault schedule kills and probes.
-pub(crate) trait Instances: Send + Sync {
-    /// How many there are.
-    fn count(&self) -> usize;
-    /// Kills instance `i` (SIGKILL).
-    fn kill(&self, i: usize) -> Result<(), String>;
-    /// Whether instance `i` answers its liveness probe now.
-    fn answers(&self, i: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
-}
-
 /// The process id of the supervisor's child serving as `stack-{i}`: read from `/proc`.
 fn instance_pid(parent: u32, i: usize) -> Option<u32> {
     let wanted = format!("--instance-name\0stack-{i}\0");
@@ -170,33 +166,23 @@ fn instance_pid(parent: u32, i: usize) -> Option<u32> {
     None
 }
 
-impl Instances for Supervised {
-    fn count(&self) -> usize {
+/// What the fault schedule kills and probes.
+impl Supervised {
+    /// How many instances there are.
+    pub(crate) fn count(&self) -> usize {
         self.urls.len()
     }
 
-    fn kill(&self, i: usize) -> Result<(), String> {
+    /// Kills instance `i` (SIGKILL).
+    pub(crate) fn kill(&self, i: usize) -> Result<(), String> {
         let parent = self.pid().ok_or("the stack's supervisor has exited")?;
         let pid = instance_pid(parent, i).ok_or_else(|| format!("instance {i} is not running"))?;
         signal(pid, "KILL")
     }
 
-    fn answers(&self, i: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
-        let url = self.urls.get(i).cloned().unwrap_or_default();
-        Box::pin(async move { healthy(&url).await })
+    /// Whether instance `i` answers its liveness probe (`/healthz`, 200) within a second.
+    pub(crate) async fn answers(&self, i: usize) -> bool {
+        let url = format!("{}/healthz", self.urls.get(i).map_or("", String::as_str));
+        self.probe.get(url).send().await.is_ok_and(|answer| answer.status() == reqwest::StatusCode::OK)
     }
-}
-
-/// Whether `url`'s `/healthz` answers 200 within a second.
-async fn healthy(url: &str) -> bool {
-    let host = url.trim_start_matches("http://").to_owned();
-    let probe = async {
-        let mut stream = tokio::net::TcpStream::connect(&host).await.ok()?;
-        let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.ok()?;
-        Some(head.starts_with(b"HTTP/1.1 200"))
-    };
-    tokio::time::timeout(Duration::from_secs(1), probe).await.ok().flatten().unwrap_or(false)
 }

@@ -276,17 +276,7 @@ mod tests {
     /// `e` with 10 requests a second for 12 s, failing all of seconds 3 and 4.
     fn faulted(mut e: EndpointReport) -> EndpointReport {
         e.timeline = (0..13u64)
-            .map(|t| report::Second {
-                t,
-                requests: 10,
-                errors: if (3..=4).contains(&t) { 10 } else { 0 },
-                p50: None,
-                p90: None,
-                p99: None,
-                max: None,
-                histogram: String::new(),
-                open: None,
-            })
+            .map(|t| report::Second::counted(t, 10, if (3..=4).contains(&t) { 10 } else { 0 }))
             .collect();
         e
     }

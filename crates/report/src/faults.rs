@@ -302,17 +302,7 @@ mod tests {
             timeline: seconds
                 .iter()
                 .enumerate()
-                .map(|(t, &(requests, errors))| Second {
-                    t: t as u64,
-                    requests,
-                    errors,
-                    p50: None,
-                    p90: None,
-                    p99: None,
-                    max: None,
-                    histogram: String::new(),
-                    open: None,
-                })
+                .map(|(t, &(requests, errors))| Second::counted(t as u64, requests, errors))
                 .collect(),
         }
     }

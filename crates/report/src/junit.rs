@@ -442,17 +442,7 @@ mod tests {
     #[test]
     fn the_verdicts_around_faults_are_target_cases_and_a_fault_not_applied_an_error() {
         let mut report = report(true, None);
-        let second = |t: u64, errors: u64| crate::Second {
-            t,
-            requests: 10,
-            errors,
-            p50: None,
-            p90: None,
-            p99: None,
-            max: None,
-            histogram: String::new(),
-            open: None,
-        };
+        let second = |t: u64, errors: u64| crate::Second::counted(t, 10, errors);
         let load = report.load.as_mut().unwrap();
         load.duration_s = 9.0;
         load.endpoints.push(crate::EndpointReport {

@@ -230,6 +230,24 @@ pub struct Second {
     pub open: Option<u64>,
 }
 
+impl Second {
+    /// Second `t` with its counts and nothing measured (no latencies, an empty histogram): what
+    /// the judges of counts per second are tested on.
+    pub fn counted(t: u64, requests: u64, errors: u64) -> Self {
+        Self {
+            t,
+            requests,
+            errors,
+            p50: None,
+            p90: None,
+            p99: None,
+            max: None,
+            histogram: String::new(),
+            open: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricReading {
     pub name: String,
