@@ -99,6 +99,15 @@ pub(crate) async fn reach(
             )
             .into());
         }
+        Some(stack::Mutant::BrokerOnly)
+            if (args.redis.is_none() || args.database.is_none()) && args.targets.is_empty() =>
+        {
+            return Err(anyhow::anyhow!(
+                "--mutant task_queue::mutants::BrokerOnly is the import pipeline's over Redis beside PostgreSQL: \
+                 give --redis and --database"
+            )
+            .into());
+        }
         _ => {}
     }
     let embedded = if args.targets.is_empty() {

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 mod support;
 
+use support::OwnRedis;
+
 fn reports() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("stampede-check-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -488,75 +490,12 @@ fn check_a_window_longer_than_the_wait_exits_4_naming_the_window() {
     );
 }
 
-/// A `redis-server` of the test's own on a free port, stopped on drop (never the shared one).
-struct OwnRedis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl OwnRedis {
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!("redis-server: {e}"),
-            Err(e) => {
-                eprintln!("skipping: no redis-server ({e}); set CI=true to fail instead");
-                return None;
-            }
-        };
-        let url = format!("redis://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Self { child, url });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("redis-server on {port} did not start");
-    }
-}
-
-impl OwnRedis {
-    /// SIGKILL, and a new server on the same port a moment later (without persistence: empty).
-    fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let port = self.url.rsplit(':').next().unwrap().to_owned();
-        self.child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("restart redis-server");
-        let port: u16 = port.parse().unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("redis-server on {port} did not restart");
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn check_against_a_stack_whose_redis_is_gone_holds_nothing_and_does_not_exit_0() {
     let Some(mut redis) = OwnRedis::start() else { return };
     let served = support::Served::start(&["--redis", &redis.url]);
     // Redis gone: every request that needs it fails.
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.kill();
     let (out, report) = stampede_check(&[
         "--target",
         &served.url,

@@ -7,6 +7,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod support;
+
+use support::OwnRedis;
+
 fn reports() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults-reports");
     std::fs::create_dir_all(&dir).unwrap();
@@ -36,64 +40,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// A redis-server of the test's own on a free port, without persistence; none (the test
-/// skipped) when redis-server is not installed, unless `CI=true`.
-struct OwnRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = match redis_server(port).spawn() {
-            Ok(child) => child,
-            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!("redis-server: {e}"),
-            Err(e) => {
-                eprintln!("skipping: no redis-server ({e}); set CI=true to fail instead");
-                return None;
-            }
-        };
-        wait_for(port);
-        Some(Self { child, port })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-fn redis_server(port: u16) -> Command {
-    let mut command = Command::new("redis-server");
-    command
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null());
-    command
-}
-
-fn wait_for(port: u16) {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("redis-server on {port} did not start");
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // A server the test's end command started.
-        let _ = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
 }
 
 /// `stampede run` of the fault profile's mix for 14 s at 20 requests/s, its own faults
@@ -135,7 +81,7 @@ const REDIS_DOWN: &str =
 #[test]
 fn a_redis_outage_is_recovered_from_and_the_no_reconnect_mutant_is_named_by_its_recovery_target() {
     let Some(redis) = OwnRedis::start() else { return };
-    let (out, report) = run_with(&["--redis", &redis.url()], &[REDIS_DOWN], &[]);
+    let (out, report) = run_with(&["--redis", &redis.url], &[REDIS_DOWN], &[]);
     let window = &report["load"]["faults"][0];
     assert_eq!(window["name"], "redis-down", "{}", text(&out));
     assert_eq!(window["target"], "link redis");
@@ -153,7 +99,7 @@ fn a_redis_outage_is_recovered_from_and_the_no_reconnect_mutant_is_named_by_its_
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // The mutant keeps failing once Redis is back: the recovery target names it.
-    let (out, report) = run_with(&["--redis", &redis.url()], &[REDIS_DOWN], &["--mutant", "NoReconnect"]);
+    let (out, report) = run_with(&["--redis", &redis.url], &[REDIS_DOWN], &["--mutant", "NoReconnect"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let recovery = target(&report, "recovery after redis-down");
     assert_eq!(recovery["passed"], false, "{recovery:#}");
@@ -174,7 +120,7 @@ fn a_redis_killed_and_started_again_empty_is_recovered_from() {
     let fault = format!(
         r#"name = "redis-restart", command = ["redis-cli", "-p", "{port}", "shutdown", "nosave"], end_command = ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "yes"], at_s = 3, duration_s = 3, recover_within_s = 4"#
     );
-    let (out, report) = run_with(&["--redis", &redis.url()], &[&fault], &["--database", &database]);
+    let (out, report) = run_with(&["--redis", &redis.url], &[&fault], &["--database", &database]);
     let window = &report["load"]["faults"][0];
     assert!(window["error"].is_null(), "{window:#}\n{}", text(&out));
     assert_eq!(window["target"], "command");
@@ -235,7 +181,7 @@ fn an_instance_killed_is_started_again_and_the_stop_all_mutant_is_named() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let kill = r#"name = "instance-killed", instance = 1, action = "kill", at_s = 3, duration_s = 3, recover_within_s = 4"#;
     let shared = ["--database", &database, "--instances", "3"];
-    let (out, report) = run_with(&["--redis", &redis.url()], &[kill], &shared);
+    let (out, report) = run_with(&["--redis", &redis.url], &[kill], &shared);
     let window = &report["load"]["faults"][0];
     assert_eq!(window["target"], "instance 1", "{}", text(&out));
     assert!(window["error"].is_null(), "{window:#}");
@@ -245,7 +191,7 @@ fn an_instance_killed_is_started_again_and_the_stop_all_mutant_is_named() {
 
     let mut mutant = shared.to_vec();
     mutant.extend(["--mutant", "StopAllOnCrash"]);
-    let (out, report) = run_with(&["--redis", &redis.url()], &[kill], &mutant);
+    let (out, report) = run_with(&["--redis", &redis.url], &[kill], &mutant);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let recovery = target(&report, "recovery after instance-killed");
     assert_eq!(recovery["passed"], false, "{recovery:#}");
@@ -360,7 +306,7 @@ fn a_check_judges_its_invariant_across_its_fault_and_is_inconclusive_when_the_fa
         let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
             .args(["run", "--profile"])
             .arg(profile())
-            .args(["--redis", &redis.url(), "--only", check, "--duration", "2"])
+            .args(["--redis", &redis.url, "--only", check, "--duration", "2"])
             .args(["--no-faults", "--fault", fault, "--reports"])
             .arg(reports())
             .args(["--run-id", &run_id])
@@ -391,4 +337,55 @@ fn a_check_judges_its_invariant_across_its_fault_and_is_inconclusive_when_the_fa
     assert_eq!(verdict["status"], "inconclusive", "{verdict:#}");
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(verdict["summary"].as_str().unwrap().contains("fault late"), "{verdict:#}");
+}
+
+/// Redis shut down without saving and started again empty around `import-lifecycle`, while
+/// every import worker is held and 8 acknowledged imports wait in the queue: the reference
+/// enqueues them again from its ledger in PostgreSQL and each ends with its effect applied
+/// once; `task_queue::mutants::BrokerOnly`, which keeps them only in Redis, loses them and
+/// `lost-task` names them.
+#[test]
+fn a_redis_restarted_empty_loses_no_acknowledged_import_and_the_broker_only_mutant_is_named() {
+    let Some(redis) = OwnRedis::start() else { return };
+    let database = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let port = redis.port.to_string();
+    let fault = format!(
+        r#"name = "restart", check = "import-lifecycle", command = ["redis-cli", "-p", "{port}", "shutdown", "nosave"], end_command = ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "yes"], at_s = 1, duration_s = 1"#
+    );
+    let run = |mutant: &[&str]| {
+        let run_id = format!("faults-ledger-{}-{}", std::process::id(), unique());
+        let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .args(["run", "--profile"])
+            .arg(profile())
+            .args(["--redis", &redis.url, "--database", &database])
+            .args(["--only", "import-lifecycle", "--duration", "2", "--no-faults", "--fault", &fault])
+            .args(mutant)
+            .args(["--reports"])
+            .arg(reports())
+            .args(["--run-id", &run_id])
+            .output()
+            .unwrap();
+        let path = reports().join(&run_id).join("checks.json");
+        let checks: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), text(&out)));
+        (out, checks["verdicts"][0].clone())
+    };
+    let (out, verdict) = run(&[]);
+    assert_eq!(verdict["status"], "held", "{verdict:#}\n{}", text(&out));
+    let requirement =
+        verdict["requirements"].as_array().unwrap().iter().find(|r| r["name"] == "fault restart");
+    assert_eq!(requirement.map(|r| r["met"].clone()), Some(Value::Bool(true)), "{verdict:#}");
+    // More imports than workers: some waited in the queue the restart emptied.
+    assert_eq!(verdict["evidence"]["imports"]["outlive"], 40, "{verdict:#}");
+    assert_eq!(verdict["evidence"]["lost"], 0, "{verdict:#}");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let (out, verdict) = run(&["--mutant", "BrokerOnly"]);
+    assert_eq!(verdict["status"], "violated", "{verdict:#}\n{}", text(&out));
+    let rules: Vec<&str> =
+        verdict["violations"].as_array().unwrap().iter().filter_map(|v| v["rule"].as_str()).collect();
+    assert!(rules.contains(&"lost-task"), "{rules:?}\n{verdict:#}");
+    assert!(verdict["evidence"]["lost"].as_u64().unwrap() >= 1, "{verdict:#}");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }

@@ -12,6 +12,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+mod support;
+
 /// Bounds that only detect hangs; they are not performance targets.
 const START_BOUND: Duration = Duration::from_secs(5);
 const STOP_BOUND: Duration = Duration::from_secs(10);
@@ -648,4 +650,64 @@ async fn serve_with_the_stop_all_on_crash_mutant_stops_every_instance_on_the_fir
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("(supervisor::mutants::StopAllOnCrash); stopped the others"), "{stderr}");
     assert!(stops_answering(&url), "{url} still answers after serve stopped");
+}
+
+/// A Redis restarted without persistence forgets the limiter's counters: what still holds is
+/// at most N admitted per window *per Redis lifetime* — N before the restart, N after it, so
+/// at most N × (restarts + 1) within one window; never more than N from the restart on.
+/// (The user and its token live in PostgreSQL and outlive the restart.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_limit_admits_at_most_n_per_window_per_redis_lifetime() {
+    let Some(mut redis) = support::OwnRedis::start() else { return };
+    let Some(namespace) = Namespace::open("lifetime").await else { return };
+    let database = database_url();
+    let serve = Serve::spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        &redis.url,
+        "--database",
+        &database,
+        "--namespace",
+        &namespace.name,
+        "--publish-limit",
+        "5/60s",
+    ]);
+    let (url, _) = serve.listening_within(Duration::from_secs(30));
+    let client = client();
+    let created = client.post(format!("{url}/v1/users")).json(&serde_json::json!({ "name": "ann" }));
+    let created = created.send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let token = created.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let burst = |round: usize| {
+        let mut requests = tokio::task::JoinSet::new();
+        for i in 0..15 {
+            let request = client
+                .post(format!("{url}/v1/publish"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "video_id": format!("v{round}-{i}"), "platform": "youtube" }));
+            requests.spawn(async move { request.send().await.unwrap().status().as_u16() });
+        }
+        requests.join_all()
+    };
+    let counts = |statuses: &[u16]| {
+        (statuses.iter().filter(|s| **s == 202).count(), statuses.iter().filter(|s| **s == 429).count())
+    };
+    let before = burst(0).await;
+    assert_eq!(counts(&before), (5, 10), "{before:?}");
+
+    redis.restart();
+    let back = Instant::now();
+    loop {
+        let ready = client.get(format!("{url}/readyz")).send().await.map(|r| r.status().as_u16());
+        if matches!(ready, Ok(200)) {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(15), "not ready 15 s after Redis came back: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The same user within the same minute: the counter is gone, N more are admitted — and no
+    // more than N.
+    let after = burst(1).await;
+    assert_eq!(counts(&after), (5, 10), "{after:?}");
 }

@@ -153,3 +153,72 @@ pub fn assert_written(dir: &std::path::Path) {
     let targets = report["targets"].as_array().unwrap().len();
     assert_eq!(junit.matches(r#"classname="targets""#).count(), targets, "{junit}");
 }
+
+/// A `redis-server` of the test's own on a free port, without persistence, stopped on drop
+/// (never the shared one); none (the test skipped) when redis-server is not installed, unless
+/// `CI=true`.
+pub struct OwnRedis {
+    child: std::process::Child,
+    pub port: u16,
+    pub url: String,
+}
+
+impl OwnRedis {
+    pub fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = match redis_server(port).spawn() {
+            Ok(child) => child,
+            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!("redis-server: {e}"),
+            Err(e) => {
+                eprintln!("skipping: no redis-server ({e}); set CI=true to fail instead");
+                return None;
+            }
+        };
+        wait_for_redis(port);
+        Some(Self { child, port, url: format!("redis://127.0.0.1:{port}") })
+    }
+
+    /// SIGKILL: every request that needs it fails.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL, and a new server on the same port a moment later (without persistence: empty).
+    pub fn restart(&mut self) {
+        self.kill();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        self.child = redis_server(self.port).spawn().expect("restart redis-server");
+        wait_for_redis(self.port);
+    }
+}
+
+fn redis_server(port: u16) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null());
+    command
+}
+
+fn wait_for_redis(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("redis-server on {port} did not start");
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+        // A server a test's fault command started in its place.
+        let _ = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}

@@ -423,6 +423,17 @@ impl Backends {
         Ok(())
     }
 
+    /// Where the stack keeps what a Redis restarted empty must not take with it — the import
+    /// ledger, the imports' effects, the processing statuses and the upstream credential: the
+    /// records when they are in PostgreSQL and the hot state in Redis; none otherwise (the memory
+    /// backend, or one server holding both, which lose them together).
+    pub fn durable(&self) -> Option<&AnyStore> {
+        match (&self.kv.backend, &self.records.backend) {
+            (Backend::Redis(_), Backend::Postgres(_)) => Some(&self.records),
+            _ => None,
+        }
+    }
+
     /// One cheap round trip to every configured server: what `/readyz` asks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.kv.get("stampede:ping").await?;

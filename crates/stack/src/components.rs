@@ -70,6 +70,8 @@ pub enum Mutant {
     RedisNoReconnect,
     /// `stampede serve --instances` stops every instance when one crashes.
     StopAllOnCrash,
+    /// The import pipeline keeps everything in Redis: no ledger, no redrive.
+    BrokerOnly,
 }
 
 /// The failure modes of how the stack is run rather than of a component: kept as mutants, each
@@ -83,6 +85,12 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     (
         "supervisor::mutants::StopAllOnCrash",
         "when one instance of `serve --instances` crashes, its supervisor stops the healthy ones too",
+    ),
+    (
+        "task_queue::mutants::BrokerOnly",
+        "the import pipeline keeps its tasks, their effects, the statuses and the upstream credential only in \
+         Redis: a Redis restarted empty loses every import queued or in flight (never processed), the record of \
+         every effect, and the rotated refresh token",
     ),
 ];
 
@@ -112,6 +120,7 @@ impl Mutant {
         (Mutant::PerRowQuery, "query_budget::mutants::PerRowQuery"),
         (Mutant::RedisNoReconnect, "store_redis::mutants::NoReconnect"),
         (Mutant::StopAllOnCrash, "supervisor::mutants::StopAllOnCrash"),
+        (Mutant::BrokerOnly, "task_queue::mutants::BrokerOnly"),
     ];
 
     pub fn name(self) -> &'static str {

@@ -14,6 +14,8 @@
 //! - [`uploads`] — streaming upload bodies to disk through the upload sink (#12);
 //! - `queries` — the per-request query count (#18);
 //! - [`chat`] — the project chat sessions over WebSocket (#17);
+//! - `ledger` — the imports' tasks kept in PostgreSQL beside a Redis broker, enqueued again
+//!   when Redis comes back empty;
 //! - [`server`] — binding, serving and graceful shutdown;
 //! - `openapi.json` — the API's contract (OpenAPI 3.1), served at `/openapi.json`; the
 //!   `tests/api` suite checks the running server against it.
@@ -38,6 +40,7 @@ pub mod backend;
 pub mod chat;
 pub mod components;
 pub(crate) mod error;
+pub(crate) mod ledger;
 pub mod metrics;
 pub mod partner;
 pub(crate) mod queries;

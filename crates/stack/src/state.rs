@@ -34,6 +34,12 @@ pub struct Inner {
     pub statuses: Statuses,
     pub cache: DashboardCache,
     pub queue: TaskQueue<AnyStore>,
+    /// The import ledger's store ([`crate::ledger`]): PostgreSQL beside a Redis, none when the
+    /// broker's store is as durable as anything the stack has.
+    pub ledger: Option<AnyStore>,
+    /// Where the statuses, the imports' effects and the upstream credential live: the ledger's
+    /// store, else the hot store.
+    pub durable: AnyStore,
     pub breaker: UpstreamBreaker,
     /// #16 how responses are encoded.
     pub compression: CompressionSlot,
@@ -72,6 +78,11 @@ impl AppState {
         if let Some(mutant) = mutant {
             tracing::warn!(mutant = mutant.name(), "running a mutant instead of its reference component");
         }
+        let ledger = match mutant {
+            Some(crate::Mutant::BrokerOnly) => None,
+            _ => backends.durable().cloned(),
+        };
+        let durable = ledger.clone().unwrap_or_else(|| kv.clone());
         Self(Arc::new(Inner {
             publish: Publish::new(kv.clone(), "publish", settings.publish_limit, mutant),
             quota: DailyQuotaSlot::new(
@@ -84,9 +95,12 @@ impl AppState {
             ),
             usage: UsageSlot::new(kv.clone(), Arc::clone(&clock), settings.usage, mutant),
             videos: Videos::new(backends.records.clone(), mutant),
-            statuses: Statuses::new(kv.clone(), mutant),
+            statuses: Statuses::new(durable.clone(), mutant),
             cache: DashboardCache::new(MultiLayer::new(l1, backends.l2.clone(), backends.l3.clone()), mutant),
-            queue: TaskQueue::new(kv.clone(), IMPORT_QUEUE, settings.task_visibility),
+            queue: TaskQueue::new(kv.clone(), IMPORT_QUEUE, settings.task_visibility)
+                .with_effects(durable.clone()),
+            ledger,
+            durable,
             breaker: UpstreamBreaker::new(kv, clock, settings.breaker, mutant),
             compression: CompressionSlot::new(mutant),
             listing: ListingSlot::new(mutant),

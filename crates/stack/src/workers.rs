@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use reference::circuit_breaker::{Breaker, CallOutcome};
 use reference::status_tracker::{Fields, StatusTracker};
-use reference::store::Store;
+use reference::store::{Delivery, Store};
 use reference::task_queue::Consumer;
 use reference::token_refresh::{
     self, Credential, Grant, RefreshError, RefreshScheduler, Refresher, Scheduler,
@@ -114,7 +114,7 @@ pub async fn start(state: &AppState, link: &UpstreamLink, count: usize) -> Resul
     bootstrap(state, link).await;
     let refresher = OauthRefresher { client: client.clone(), client_id: link.client_id.clone() };
     let scheduler = RefreshScheduler::new(
-        state.backends.kv.clone(),
+        state.durable.clone(),
         Arc::clone(&state.backends.clock),
         refresher,
         state.settings.instance.clone(),
@@ -146,6 +146,17 @@ pub async fn start(state: &AppState, link: &UpstreamLink, count: usize) -> Resul
             }
         }
     }));
+    if state.ledger.is_some() {
+        let redrive = state.clone();
+        tasks.spawn(every(reap_every, stopped.clone(), move || {
+            let state = redrive.clone();
+            async move {
+                if let Err(e) = crate::ledger::redrive_if_lost(&state).await {
+                    tracing::warn!(error = %e, "driving the import ledger again failed");
+                }
+            }
+        }));
+    }
     for worker in 0..count {
         let consumer = ImportConsumer::new(state.queue.clone(), mutant);
         tasks.spawn(process_imports(state.clone(), consumer, client.clone(), worker, stopped.clone()));
@@ -159,8 +170,7 @@ async fn bootstrap(state: &AppState, link: &UpstreamLink) {
     let credential =
         Credential { access_token: String::new(), refresh_token: link.refresh_token.clone(), expires_at: 0 };
     let stored = state
-        .backends
-        .kv
+        .durable
         .compare_and_set(&token_refresh::token_key(PLATFORM_TOKEN), None, credential.encode(), None)
         .await;
     if let Err(e) = stored {
@@ -233,14 +243,16 @@ async fn process_imports(
                 continue;
             }
         };
-        match consumer.apply(&delivery, task.video.clone().into_bytes()).await {
+        // The effect is the task's, whichever delivery (or ledger redrive) brought it.
+        let effect = Delivery { id: task.identity(), ..delivery.clone() };
+        match consumer.apply(&effect, task.video.clone().into_bytes()).await {
             Ok(true) => {
                 let key = format!("effects:{}:{}", task.user, task.video);
-                if let Ok(n) = state.backends.kv.incr_by(&key, 1).await {
+                if let Ok(n) = state.durable.incr_by(&key, 1).await {
                     let mut fields = Fields::new();
                     fields.insert("times_processed".to_owned(), json!(n));
                     let _ = state.statuses.merge(&format!("{}:{}", task.user, task.video), fields).await;
-                    let _ = state.backends.kv.pexpire(&key, reference::status_tracker::TTL).await;
+                    let _ = state.durable.pexpire(&key, reference::status_tracker::TTL).await;
                 }
             }
             Ok(false) => {}
@@ -252,6 +264,7 @@ async fn process_imports(
         if let Err(e) = consumer.ack(&delivery).await {
             tracing::warn!(worker, error = %e, "acknowledging a task failed; it will be redelivered");
         }
+        crate::ledger::forget(&state, &task).await;
         tracing::debug!(worker, video = %task.video, outcome, "import processed");
     }
 }
@@ -311,7 +324,7 @@ async fn call_upstream(
 ) -> Result<(String, String), String> {
     let now = state.backends.clock.now();
     let credential =
-        token_refresh::credential(&state.backends.kv, PLATFORM_TOKEN).await.map_err(|e| e.to_string())?;
+        token_refresh::credential(&state.durable, PLATFORM_TOKEN).await.map_err(|e| e.to_string())?;
     // A token that expires within a second could expire in flight.
     let Some(credential) = credential.filter(|c| !c.is_expired(now + 1_000)) else {
         count(state, "no_credential");

@@ -383,7 +383,7 @@ pub fn judge(name: &str, history: &[Op]) -> Verdict {
             "lost-task",
             format!(
                 "{} of {} imports never ended once the upstream answered (a task abandoned by its worker \
-                 was not redelivered): {}",
+                 or lost by the queue was never delivered again): {}",
                 lost.len(),
                 finals.len(),
                 states.join(", ")

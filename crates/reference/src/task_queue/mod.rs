@@ -99,14 +99,25 @@ pub trait Consumer: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct TaskQueue<S> {
     store: S,
+    /// Where the effects are recorded: the queue's store unless [`TaskQueue::with_effects`].
+    pub(crate) effects: S,
     name: String,
     visibility: Duration,
 }
 
-impl<S: Store> TaskQueue<S> {
+impl<S: Store + Clone> TaskQueue<S> {
     /// The queue `name`, whose tasks stay hidden for `visibility` once taken.
     pub fn new(store: S, name: impl Into<String>, visibility: Duration) -> Self {
-        Self { store, name: name.into(), visibility }
+        Self { effects: store.clone(), store, name: name.into(), visibility }
+    }
+}
+
+impl<S: Store> TaskQueue<S> {
+    /// The same queue with its effects recorded in `effects`: a broker that loses its data (a
+    /// Redis restarted without persistence) then loses tasks, never the record of which took
+    /// effect, so a task driven again is not applied twice.
+    pub fn with_effects(self, effects: S) -> Self {
+        Self { effects, ..self }
     }
 
     pub fn name(&self) -> &str {
@@ -136,7 +147,7 @@ impl<S: Store> TaskQueue<S> {
 
     /// The effect task `id` took, if it took one.
     pub async fn effect(&self, id: u64) -> StoreResult<Option<Vec<u8>>> {
-        self.store.get(&self.effect_key(id)).await
+        self.effects.get(&self.effect_key(id)).await
     }
 }
 
@@ -146,7 +157,7 @@ impl<S: Store> Consumer for TaskQueue<S> {
     }
 
     async fn apply(&self, delivery: &Delivery, effect: Vec<u8>) -> StoreResult<bool> {
-        self.store.set_nx(&self.effect_key(delivery.id), effect, seed::EFFECT_TTL).await
+        self.effects.set_nx(&self.effect_key(delivery.id), effect, seed::EFFECT_TTL).await
     }
 
     async fn ack(&self, delivery: &Delivery) -> StoreResult<bool> {

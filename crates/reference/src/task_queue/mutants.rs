@@ -43,7 +43,7 @@ impl<S: Store> Consumer for NotIdempotent<S> {
     }
 
     async fn apply(&self, delivery: &Delivery, effect: Vec<u8>) -> StoreResult<bool> {
-        self.queue.store.set(&self.queue.effect_key(delivery.id), effect, Some(seed::EFFECT_TTL)).await?;
+        self.queue.effects.set(&self.queue.effect_key(delivery.id), effect, Some(seed::EFFECT_TTL)).await?;
         Ok(true)
     }
 

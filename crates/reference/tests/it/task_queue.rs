@@ -286,3 +286,37 @@ fn task_queue_mutant_ack_on_receive_rejected_by_model() {
 fn task_queue_mutant_not_idempotent_rejected_by_model() {
     assert!(model_rejects(ops(), |ops| against_model(not_idempotent, ops)));
 }
+
+// --- effects kept apart from the broker -------------------------------------------------------
+
+/// The queue's store lost (a broker restarted empty), the effects' store kept: the same task
+/// delivered again by a new broker is not applied a second time; recorded in the broker, its
+/// effect is lost with it and applied again.
+#[test]
+fn task_queue_effects_kept_apart_outlive_the_brokers_data() {
+    let (clock, records) = rig();
+    let run = |effects: Option<&MemoryStore>| {
+        let broker = MemoryStore::new(clock.clone());
+        let queue = TaskQueue::new(broker, "imports", seed::VISIBILITY);
+        match effects {
+            Some(effects) => queue.with_effects(effects.clone()),
+            None => queue,
+        }
+    };
+    let drive = |queue: &TaskQueue<MemoryStore>| {
+        block_on(async {
+            queue.enqueue(b"video-1".to_vec()).await.unwrap();
+            queue.run_once(|d| d.payload.clone()).await.unwrap().unwrap()
+        })
+    };
+    let first = drive(&run(Some(&records)));
+    assert!(first.applied && first.acked, "{first:?}");
+    // A new, empty broker hands out the same id again: the effect recorded apart holds.
+    let again = drive(&run(Some(&records)));
+    assert_eq!(again.id, first.id);
+    assert!(!again.applied, "applied twice across the broker's loss: {again:?}");
+    // Effects in the broker: lost with it.
+    let (a, b) = (drive(&run(None)), drive(&run(None)));
+    assert_eq!(a.id, b.id);
+    assert!(a.applied && b.applied, "{a:?} {b:?}");
+}

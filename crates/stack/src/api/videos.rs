@@ -91,6 +91,24 @@ pub(crate) struct ImportTask {
     pub attempt: u32,
 }
 
+impl ImportTask {
+    /// The task's own id — one per video and attempt, whichever delivery carries it: what its
+    /// effect is recorded under, so a task enqueued again from the ledger (`crate::ledger`)
+    /// is applied once.
+    pub(crate) fn identity(&self) -> u64 {
+        let digest = Sha256::new()
+            .chain_update(self.user.to_string())
+            .chain_update([0])
+            .chain_update(&self.video)
+            .chain_update([0])
+            .chain_update(self.attempt.to_string())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
+}
+
 /// `POST /v1/videos`: 201 with `created: true` for the request that created the video, 200
 /// for the others; `should_process` is true for exactly one request per attempt (it spent
 /// the quota and enqueued the processing task).
@@ -143,8 +161,9 @@ pub(crate) async fn import(
             url: body.url.clone(),
             attempt: outcome.video.attempt,
         };
-        let task = serde_json::to_vec(&task).map_err(|e| ApiError::Internal(e.to_string()))?;
-        state.queue.enqueue(task).await?;
+        let payload = serde_json::to_vec(&task).map_err(|e| ApiError::Internal(e.to_string()))?;
+        crate::ledger::record(&state, &task, &payload).await?;
+        state.queue.enqueue(payload).await?;
     }
     let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
     let mut body = video_json(id, &outcome.video);

@@ -1,0 +1,111 @@
+//! The import ledger: what the import pipeline must not lose when its broker does.
+//!
+//! The queue (#10) lives in Redis. A Redis restarted without persistence comes back empty: every
+//! task queued or in flight is gone, and with only the broker to go by the imports it
+//! acknowledged never end. So with the records in PostgreSQL ([`crate::Backends::durable`]),
+//! each import's task is written to the ledger there before it is enqueued, and forgotten by the
+//! worker that ends it. The broker's epoch is a marker key in Redis, set by the first beat that
+//! finds it missing: a Redis that lost its data lost the marker too, and the instance that sets
+//! it again re-enqueues every task the ledger holds whose video has not ended (a video ended,
+//! gone or on another attempt only has its entry forgotten). A new stack over an empty Redis
+//! does the same at its first beat, so imports left unfinished by an earlier stack are taken up.
+//!
+//! A task driven again may meet a copy the broker still held (enqueued after the restart,
+//! before the beat): both run, the video's guarded transitions let one outcome through, and the
+//! effect is recorded under the task's identity rather than the delivery's
+//! ([`crate::api::videos::ImportTask::identity`]) in the same durable store, so it is applied
+//! once. (Keyed by the delivery's id it could not be: a Redis that comes back empty numbers its
+//! tasks from 1 again, and a new task would find an old task's effect under its id.) The statuses and the upstream credential (whose refresh token rotates: the one in the
+//! settings is retired after the first refresh) live in that store too.
+//!
+//! Without PostgreSQL beside Redis there is no ledger: the memory backend loses everything with
+//! the process, one server holding both loses them together. The field's way — everything in
+//! the broker — is kept as the mutant `task_queue::mutants::BrokerOnly`.
+
+use std::time::Duration;
+
+use reference::store::{Store, StoreResult};
+use reference::task_queue::seed;
+use reference::video::{Status, VideoRegistry};
+
+use crate::api::videos::ImportTask;
+use crate::state::AppState;
+
+/// The broker's epoch marker, in the broker's store.
+const EPOCH: &str = "imports:epoch";
+/// How long an instance may take to drive the ledger again before another may take over.
+const LEASE: Duration = Duration::from_secs(30);
+const PREFIX: &str = "import-task:";
+
+fn entry(task: &ImportTask) -> String {
+    format!("{PREFIX}{}:{}:{}", task.user, task.video, task.attempt)
+}
+
+/// Writes `task` (serialised as `payload`) to the ledger, before it is enqueued.
+pub(crate) async fn record(state: &AppState, task: &ImportTask, payload: &[u8]) -> StoreResult<()> {
+    if let Some(ledger) = &state.ledger {
+        ledger.set(&entry(task), payload.to_vec(), Some(seed::EFFECT_TTL)).await?;
+    }
+    Ok(())
+}
+
+/// Forgets `task`: its video has ended (or the task is stale).
+pub(crate) async fn forget(state: &AppState, task: &ImportTask) {
+    if let Some(ledger) = &state.ledger
+        && let Err(e) = ledger.del(&entry(task)).await
+    {
+        tracing::warn!(video = %task.video, error = %e, "forgetting an ended import in the ledger failed");
+    }
+}
+
+/// One beat: when the broker has lost its data since the last one, the first instance to see it
+/// enqueues again every import the ledger holds that has not ended. How many, when it did.
+pub(crate) async fn redrive_if_lost(state: &AppState) -> StoreResult<Option<usize>> {
+    let Some(ledger) = &state.ledger else { return Ok(None) };
+    let kv = &state.backends.kv;
+    if kv.get(EPOCH).await?.is_some() {
+        return Ok(None);
+    }
+    let lease = format!("driving:{}", state.settings.instance).into_bytes();
+    if !kv.compare_and_set(EPOCH, None, lease.clone(), Some(LEASE)).await? {
+        return Ok(None);
+    }
+    let mut driven = 0;
+    for key in ledger.keys(&format!("{PREFIX}*")).await? {
+        let Some(payload) = ledger.get(&key).await? else { continue };
+        let task: ImportTask = match serde_json::from_slice(&payload) {
+            Ok(task) => task,
+            Err(e) => {
+                tracing::error!(%key, error = %e, "dropping a malformed ledger entry");
+                ledger.del(&key).await?;
+                continue;
+            }
+        };
+        let video = state.videos.get(&task.user.to_string(), &task.url).await.map_err(store_error)?;
+        let open = video.is_some_and(|v| {
+            v.attempt == task.attempt && !matches!(v.status, Status::Completed | Status::Failed)
+        });
+        if open {
+            state.queue.enqueue(payload).await?;
+            driven += 1;
+        } else {
+            ledger.del(&key).await?;
+        }
+    }
+    let epoch = format!("since:{}", state.settings.instance).into_bytes();
+    kv.compare_and_set(EPOCH, Some(&lease), epoch, None).await?;
+    if driven > 0 {
+        tracing::warn!(
+            driven,
+            "the broker lost its data: imports not ended were enqueued again from the ledger"
+        );
+    }
+    Ok(Some(driven))
+}
+
+fn store_error(e: reference::video::VideoError) -> reference::store::StoreError {
+    match e {
+        reference::video::VideoError::Store(e) => e,
+        other => reference::store::StoreError::Backend(other.to_string()),
+    }
+}
