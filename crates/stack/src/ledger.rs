@@ -13,7 +13,7 @@
 //! A task driven again may meet a copy the broker still held (enqueued after the restart,
 //! before the beat): both run, the video's guarded transitions let one outcome through, and the
 //! effect is recorded under the task's identity rather than the delivery's
-//! ([`crate::api::videos::ImportTask::identity`]) in the same durable store, so it is applied
+//! ([`ImportTask::identity`]) in the same durable store, so it is applied
 //! once. (Keyed by the delivery's id it could not be: a Redis that comes back empty numbers its
 //! tasks from 1 again, and a new task would find an old task's effect under its id.) The statuses and the upstream credential (whose refresh token rotates: the one in the
 //! settings is retired after the first refresh) live in that store too.
@@ -27,9 +27,36 @@ use std::time::Duration;
 use reference::store::{Store, StoreResult};
 use reference::task_queue::seed;
 use reference::video::{Status, VideoRegistry};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use crate::api::videos::ImportTask;
 use crate::state::AppState;
+
+/// The task a worker processes for an import.
+#[derive(Debug, Clone, serde::Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct ImportTask {
+    pub user: u64,
+    pub video: String,
+    pub url: String,
+    pub attempt: u32,
+}
+
+impl ImportTask {
+    /// The task's own id — one per video and attempt, whichever delivery carries it: what its
+    /// effect is recorded under, so a task enqueued again from the ledger is applied once.
+    pub(crate) fn identity(&self) -> u64 {
+        let digest = Sha256::new()
+            .chain_update(self.user.to_string())
+            .chain_update([0])
+            .chain_update(&self.video)
+            .chain_update([0])
+            .chain_update(self.attempt.to_string())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
+}
 
 /// The broker's epoch marker, in the broker's store.
 const EPOCH: &str = "imports:epoch";

@@ -39,8 +39,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use upstream::{Request, Upstream};
 
-use crate::api::videos::ImportTask;
 use crate::components::{ImportConsumer, RefreshSlot, UpstreamSlot};
+use crate::ledger::ImportTask;
 use crate::metrics::RouteLabels;
 use crate::settings::{IMPORT_QUEUE, UpstreamLink};
 use crate::state::AppState;

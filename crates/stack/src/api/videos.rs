@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use super::{Json, Query, projects};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
+use crate::ledger::ImportTask;
 use crate::state::AppState;
 
 /// The id of user `user`'s video of `url`.
@@ -80,33 +81,6 @@ pub(crate) struct Import {
     pub url: String,
     /// The project the video is imported into; the caller must be a member.
     pub project_id: Option<u64>,
-}
-
-/// The task a worker processes for an import.
-#[derive(Debug, Clone, serde::Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct ImportTask {
-    pub user: u64,
-    pub video: String,
-    pub url: String,
-    pub attempt: u32,
-}
-
-impl ImportTask {
-    /// The task's own id — one per video and attempt, whichever delivery carries it: what its
-    /// effect is recorded under, so a task enqueued again from the ledger (`crate::ledger`)
-    /// is applied once.
-    pub(crate) fn identity(&self) -> u64 {
-        let digest = Sha256::new()
-            .chain_update(self.user.to_string())
-            .chain_update([0])
-            .chain_update(&self.video)
-            .chain_update([0])
-            .chain_update(self.attempt.to_string())
-            .finalize();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        u64::from_be_bytes(first)
-    }
 }
 
 /// `POST /v1/videos`: 201 with `created: true` for the request that created the video, 200
