@@ -87,7 +87,9 @@ fn a_redis_outage_is_recovered_from_and_the_no_reconnect_mutant_is_named_by_its_
     assert_eq!(window["target"], "link redis");
     assert!(window["error"].is_null(), "{window:#}");
     let lasted = window["ended_at_ms"].as_u64().unwrap() - window["started_at_ms"].as_u64().unwrap();
-    assert!((3000..4000).contains(&lasted), "the fault lasted {lasted} ms, not its 3 s");
+    // Held 3 s on the monotonic clock; stamped on the wall clock, which a time daemon may slew
+    // by a few milliseconds (one run measured 2,998 ms).
+    assert!((2_990..4_000).contains(&lasted), "the fault lasted {lasted} ms, not its 3 s");
     // The outage showed: requests failed while Redis was away.
     assert!(
         report["load"]["errors"].as_u64().unwrap() > 0,
