@@ -23,6 +23,8 @@ pub(crate) struct Embedded {
     /// faults.
     pub(crate) links: Option<Links>,
     pub(crate) description: serde_json::Value,
+    /// What the stack holds and must never show, each with how a report names it.
+    pub(crate) secrets: Vec<(String, String)>,
 }
 
 /// TCP proxies in front of the embedded stack's dependencies (`redis`, `postgres`,
@@ -74,9 +76,10 @@ fn through(url: &str, listen: &str) -> anyhow::Result<String> {
 
 /// The `host:port` a URL names (with the scheme's default port).
 fn authority(url: &str, default_port: u16) -> anyhow::Result<String> {
+    let shown = reference::store::shown_url(url);
     let parsed = url::Url::parse(url)
-        .with_context(|| format!("{url:?}: a fault proxy goes in front of a dependency given as a URL"))?;
-    let host = parsed.host_str().with_context(|| format!("{url:?} names no host"))?;
+        .with_context(|| format!("{shown:?}: a fault proxy goes in front of a dependency given as a URL"))?;
+    let host = parsed.host_str().with_context(|| format!("{shown:?} names no host"))?;
     Ok(format!("{host}:{}", parsed.port().unwrap_or(default_port)))
 }
 
@@ -187,16 +190,10 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         let mut args: Vec<String> = vec![
             "--namespace".into(),
             namespace.clone(),
-            "--redis".into(),
-            redis.clone().unwrap_or_default(),
-            "--database".into(),
-            database.clone().unwrap_or_default(),
             "--upstream".into(),
             upstream_url.clone(),
             "--upstream-client-id".into(),
             "stampede".into(),
-            "--upstream-refresh-token".into(),
-            account.refresh_token.clone(),
             "--refresh-period".into(),
             ms(tuning.refresh_period),
             "--token-lifetime".into(),
@@ -225,7 +222,11 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         if let Some(mutant) = setup.mutant {
             args.extend(["--mutant".to_owned(), mutant.name().to_owned()]);
         }
-        match crate::supervised::Supervised::start(setup.instances, args).await {
+        // The secrets by environment, never in a command line.
+        let mut secrets = vec![(crate::serve::REFRESH_TOKEN_ENV, account.refresh_token.clone())];
+        secrets.extend(redis.clone().map(|url| (crate::serve::REDIS_ENV, url)));
+        secrets.extend(database.clone().map(|url| (crate::serve::DATABASE_ENV, url)));
+        match crate::supervised::Supervised::start(setup.instances, args, secrets).await {
             Ok(supervised) => processes = Some(std::sync::Arc::new(supervised)),
             Err(e) => failed = Some(e),
         }
@@ -276,6 +277,7 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
             fake,
             links,
             description: serde_json::Value::Null,
+            secrets: Vec::new(),
         }
         .shutdown("stampede")
         .await;
@@ -317,7 +319,16 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         "fault_proxies": links.as_ref().map(|l| l.server.api_url()),
         "processes": setup.processes,
     });
-    Ok(Embedded { stacks, processes, backends: Some(backends), fake, links, description })
+    let mut secrets = vec![("the upstream refresh token".to_owned(), account.refresh_token.clone())];
+    for (flag, url) in [("--redis", &setup.redis), ("--database", &setup.database)] {
+        if let Some(password) = url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| {
+            // The password as the server knows it: the URL's `%XX` escapes decoded.
+            u.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
+        }) {
+            secrets.push((format!("the password in {flag}"), password));
+        }
+    }
+    Ok(Embedded { stacks, processes, backends: Some(backends), fake, links, description, secrets })
 }
 
 /// `d` as the description writes it: `3s`, `1.5s`, `250ms`.

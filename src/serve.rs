@@ -10,17 +10,24 @@ use anyhow::{Context, bail};
 use clap::Args;
 use reference::limit::Limit;
 
+/// The environment variables that carry serve's secrets (its children get them this way).
+pub(crate) const REDIS_ENV: &str = "STAMPEDE_REDIS";
+pub(crate) const DATABASE_ENV: &str = "STAMPEDE_DATABASE";
+pub(crate) const REFRESH_TOKEN_ENV: &str = "STAMPEDE_UPSTREAM_REFRESH_TOKEN";
+
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port. With `--instances N`, instance i
     /// listens on port + i (or its own free port when the port is 0).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
-    /// Keep shared state in this Redis (`redis://host:port`).
-    #[arg(long, value_name = "URL")]
+    /// Keep shared state in this Redis (`redis://host:port`, `redis://:PASSWORD@host:port`).
+    /// Read from STAMPEDE_REDIS when not given: a password kept out of the command line.
+    #[arg(long, value_name = "URL", env = "STAMPEDE_REDIS", hide_env_values = true)]
     pub(crate) redis: Option<String>,
     /// Keep records, feeds and the L3 cache in this PostgreSQL (`postgres://user@host/db`).
-    #[arg(long, value_name = "URL")]
+    /// Read from STAMPEDE_DATABASE when not given.
+    #[arg(long, value_name = "URL", env = "STAMPEDE_DATABASE", hide_env_values = true)]
     pub(crate) database: Option<String>,
     /// Redis key prefix and PostgreSQL schema, so stacks can share servers.
     #[arg(long, default_value = "stampede")]
@@ -97,8 +104,15 @@ pub(crate) struct ServeArgs {
     /// OAuth client id of the stack at the upstream.
     #[arg(long, default_value = "stampede")]
     pub(crate) upstream_client_id: String,
-    /// The platform account's refresh token at the upstream.
-    #[arg(long, value_name = "TOKEN", requires = "upstream")]
+    /// The platform account's refresh token at the upstream. Read from
+    /// STAMPEDE_UPSTREAM_REFRESH_TOKEN when not given.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        requires = "upstream",
+        env = "STAMPEDE_UPSTREAM_REFRESH_TOKEN",
+        hide_env_values = true
+    )]
     pub(crate) upstream_refresh_token: Option<String>,
     /// How often the platform credential is refreshed (seed: 30m).
     #[arg(long, default_value = "30m", value_parser = crate::args::parse_duration)]
@@ -503,8 +517,8 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(&link.url)
             .arg("--upstream-client-id")
             .arg(&link.client_id)
-            .arg("--upstream-refresh-token")
-            .arg(&link.refresh_token)
+            // Secrets by environment, never in the command line `ps` shows everyone.
+            .env(REFRESH_TOKEN_ENV, &link.refresh_token)
             .arg("--refresh-period")
             .arg(format!("{}ms", args.refresh_period.as_millis()))
             .arg("--token-lifetime")
@@ -532,11 +546,11 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        if let Some(url) = &args.redis {
-            command.arg("--redis").arg(url);
-        }
-        if let Some(url) = &args.database {
-            command.arg("--database").arg(url);
+        for (name, value) in [(REDIS_ENV, &args.redis), (DATABASE_ENV, &args.database)] {
+            match value {
+                Some(url) => command.env(name, url),
+                None => command.env_remove(name),
+            };
         }
         if args.log_json {
             command.arg("--log-json");

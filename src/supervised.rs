@@ -28,8 +28,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Supervised {
     /// Starts `serve --instances N` with `args` (everything but `--listen` and `--instances`)
-    /// on N consecutive free loopback ports.
-    pub(crate) async fn start(instances: u16, args: Vec<String>) -> anyhow::Result<Self> {
+    /// on N consecutive free loopback ports, `secrets` in its environment.
+    pub(crate) async fn start(
+        instances: u16,
+        args: Vec<String>,
+        secrets: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Self> {
         let base = free_ports(instances).context("find free ports for the instances")?;
         let exe = std::env::current_exe().context("locate the stampede executable")?;
         let mut child = tokio::process::Command::new(exe)
@@ -41,6 +45,7 @@ impl Supervised {
             .arg("--stop-on-stdin-eof")
             .arg("--supervise")
             .args(&args)
+            .envs(secrets)
             .env("RUST_LOG", "warn")
             // Its own process group: a Ctrl-C at the terminal is the run's to handle (it stops
             // the supervisor in its turn), not a signal to the instances mid-run.

@@ -99,6 +99,13 @@ pub(crate) async fn reach(
             )
             .into());
         }
+        Some(stack::Mutant::CredentialsInErrors) if args.redis.is_none() && args.targets.is_empty() => {
+            return Err(anyhow::anyhow!(
+                "--mutant store_redis::mutants::CredentialsInErrors is the Redis stores': give --redis (with a password \
+                 for it to show)"
+            )
+            .into());
+        }
         Some(stack::Mutant::BrokerOnly)
             if (args.redis.is_none() || args.database.is_none()) && args.targets.is_empty() =>
         {
@@ -132,7 +139,10 @@ pub(crate) async fn reach(
         None => reach.upstream_control.clone(),
     };
     let target = match Target::new(urls.clone(), profile, run.to_owned()) {
-        Ok(target) => Arc::new(target.with_upstream_control(control)),
+        Ok(mut target) => {
+            target.secrets = embedded.as_ref().map(|e| e.secrets.clone()).unwrap_or_default();
+            Arc::new(target.with_upstream_control(control))
+        }
         Err(e) => {
             if let Some(embedded) = embedded {
                 embedded.shutdown(reach.command).await;

@@ -391,3 +391,68 @@ fn a_redis_restarted_empty_loses_no_acknowledged_import_and_the_broker_only_muta
     assert!(verdict["evidence"]["lost"].as_u64().unwrap() >= 1, "{verdict:#}");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
+
+/// The abuse check `secrets` across a fault: Redis (with a password) refused for 1 s while the
+/// check provokes the stack's error paths. The reference names Redis by host and port only;
+/// `store_redis::mutants::CredentialsInErrors` shows the password in its 503 bodies, and the
+/// check names the secret by its place, never by its value.
+#[test]
+fn no_secret_shows_while_redis_is_away_and_the_credentials_in_errors_mutant_is_named() {
+    const PASSWORD: &str = "s3cret-for-the-secrets-check";
+    let Some(redis) = OwnRedis::start_with(&["--requirepass", PASSWORD]) else { return };
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port);
+    let fault =
+        r#"name = "away", check = "no-secrets", link = "redis", action = "down", at_s = 1, duration_s = 2"#;
+    let run = |mutant: &[&str]| {
+        let run_id = format!("faults-secrets-{}-{}", std::process::id(), unique());
+        let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .args(["run", "--profile"])
+            .arg(profile())
+            .args([
+                "--redis",
+                &url,
+                "--only",
+                "no-secrets",
+                "--duration",
+                "2",
+                "--no-faults",
+                "--fault",
+                fault,
+            ])
+            .args(mutant)
+            .args(["--reports"])
+            .arg(reports())
+            .args(["--run-id", &run_id])
+            .output()
+            .unwrap();
+        let dir = reports().join(&run_id);
+        let checks = std::fs::read_to_string(dir.join("checks.json"))
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", dir.display(), text(&out)));
+        // No report names the password, whatever the stack showed.
+        for file in ["checks.json", "report.json", "report.html"] {
+            let written = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            assert!(!written.contains(PASSWORD), "{file} shows the password");
+        }
+        let checks: Value = serde_json::from_str(&checks).unwrap();
+        (out, checks["verdicts"][0].clone())
+    };
+    let (out, verdict) = run(&[]);
+    assert_eq!(verdict["status"], "held", "{verdict:#}\n{}", text(&out));
+    // Nor does anything the reference stack logged.
+    assert!(!text(&out).contains(PASSWORD), "the output shows the password:\n{}", text(&out));
+    let evidence = &verdict["evidence"];
+    assert!(evidence["error_answers"].as_u64().unwrap() > 0, "{verdict:#}");
+    let secrets: Vec<&str> =
+        evidence["secrets"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(secrets.contains(&"the password in --redis"), "{secrets:?}");
+    let requirement = verdict["requirements"].as_array().unwrap().iter().find(|r| r["name"] == "fault away");
+    assert_eq!(requirement.map(|r| r["met"].clone()), Some(Value::Bool(true)), "{verdict:#}");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let (out, verdict) = run(&["--mutant", "CredentialsInErrors"]);
+    assert_eq!(verdict["status"], "violated", "{verdict:#}\n{}", text(&out));
+    assert_eq!(verdict["violations"][0]["rule"], "secret-in-answer", "{verdict:#}");
+    let detail = verdict["violations"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("the password in --redis in the body"), "{detail}");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}

@@ -711,3 +711,48 @@ async fn a_publish_limit_admits_at_most_n_per_window_per_redis_lifetime() {
     let after = burst(1).await;
     assert_eq!(counts(&after), (5, 10), "{after:?}");
 }
+
+/// Secrets stay out of what strangers and other users of the machine see: the instances of
+/// `--instances` get the Redis URL and the upstream refresh token by environment, not in their
+/// command lines (world-readable in `/proc`); with Redis away, `/readyz` and a Redis-backed
+/// route answer 503 naming Redis by host and port, without its password — and nothing the
+/// processes log shows it either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_the_redis_password_and_the_refresh_token_out_of_argv_answers_and_logs() {
+    const PASSWORD: &str = "s3cret-serve-password";
+    let Some(mut redis) = support::OwnRedis::start_with(&["--requirepass", PASSWORD]) else { return };
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port);
+    let mut serve = Serve::spawn(&["--listen", "127.0.0.1:0", "--instances", "2", "--redis", &url]);
+    let bound = Duration::from_secs(30);
+    let (first, _) = serve.listening_within(bound);
+    serve.listening_within(bound);
+    let instances = children(serve.child.id());
+    assert_eq!(instances.len(), 2, "{instances:?}");
+    for (pid, cmdline) in &instances {
+        assert!(!cmdline.contains(PASSWORD), "instance {pid} has the Redis password in its command line");
+        assert!(!cmdline.contains("--upstream-refresh-token"), "instance {pid}: {cmdline}");
+        assert!(!cmdline.contains("--redis"), "instance {pid}: {cmdline}");
+    }
+    let client = client();
+    let created = client.post(format!("{first}/v1/users")).json(&serde_json::json!({ "name": "ann" }));
+    let created = created.send().await.unwrap();
+    assert_eq!(created.status(), 201, "the instances reach the password-protected Redis");
+    let token = created.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+
+    redis.kill();
+    let address = format!("127.0.0.1:{}", redis.port);
+    for (path, authorized) in [("/readyz", false), ("/v1/quota", true)] {
+        let request = client.get(format!("{first}{path}"));
+        let request = if authorized { request.bearer_auth(&token) } else { request };
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        let body = answer.text().await.unwrap();
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(!body.contains(PASSWORD), "{path} shows the Redis password: {body}");
+        assert!(body.contains(&address), "{path} names Redis by its address: {body}");
+    }
+    serve.terminate();
+    serve.wait();
+    let logged = serve.stderr_after_exit();
+    assert!(!logged.contains(PASSWORD), "the logs show the Redis password:\n{logged}");
+}

@@ -165,8 +165,14 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`OwnRedis::start`] with `args` added to redis-server's (`--requirepass PW`); the URL
+    /// stays without a password.
+    pub fn start_with(args: &[&str]) -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = match redis_server(port).spawn() {
+        let child = match redis_server(port).args(args).spawn() {
             Ok(child) => child,
             Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!("redis-server: {e}"),
             Err(e) => {

@@ -83,6 +83,10 @@ pub struct Target {
     /// The control API of the fake upstream the target calls, when it calls one stampede can
     /// drive (the checks that inject upstream faults and read what the upstream saw use it).
     pub upstream_control: Option<String>,
+    /// Strings the target holds and must never show, each with how a report names it (never by
+    /// its value): the passwords in the URLs of the stores a stack stampede started uses, the
+    /// upstream refresh token it handed that stack. The `secrets` check looks for them.
+    pub secrets: Vec<(String, String)>,
 }
 
 impl Target {
@@ -97,6 +101,7 @@ impl Target {
             timeout,
             run,
             upstream_control: None,
+            secrets: Vec::new(),
         })
     }
 

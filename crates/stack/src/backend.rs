@@ -23,7 +23,7 @@ use reference::l1_cache::{Applied, InvalidationBus, LocalBus, Subscriber};
 use reference::pagination::{Cursor, MemoryRows, Page, PageResult, Row, RowSet};
 use reference::store::{
     Bump, BumpOutcome, Delivery, GcraOutcome, MemoryStore, QueueDepth, SlotOutcome, Store, StoreError,
-    StoreResult, Ttl,
+    StoreResult, Ttl, shown_url,
 };
 use reference::sync::{Mutex, lock};
 use store_postgres::{PgPool, PgRows, PgStore, PoolPolicy};
@@ -291,6 +291,9 @@ pub struct BackendConfig {
     /// The Redis stores keep the one connection they opened and never open another when it is
     /// lost (the mutant `store_redis::mutants::NoReconnect`).
     pub redis_never_reconnect: bool,
+    /// The Redis stores name the server in errors with its password (the mutant
+    /// `store_redis::mutants::CredentialsInErrors`).
+    pub redis_credentials_in_errors: bool,
 }
 
 /// Why a backend could not be opened.
@@ -335,13 +338,17 @@ impl Backends {
         let ns = &config.namespace;
         let redis = match &config.redis {
             Some(url) => {
-                let fail =
-                    |e: &dyn std::fmt::Display| OpenError::Redis { url: url.clone(), reason: e.to_string() };
+                let shown = if config.redis_credentials_in_errors { url.clone() } else { shown_url(url) };
+                let fail = |e: &dyn std::fmt::Display| OpenError::Redis {
+                    url: shown.clone(),
+                    reason: e.to_string(),
+                };
                 // The Redis clients connect synchronously, each on a runtime of its own, which
                 // cannot be entered from this async context: connect on a blocking thread.
                 let (at, prefix) = (url.clone(), ns.clone());
                 let options = store_redis::RedisOptions {
                     reconnect: !config.redis_never_reconnect,
+                    credentials_in_errors: config.redis_credentials_in_errors,
                     ..Default::default()
                 };
                 let (kv, cache, bus) = tokio::task::spawn_blocking(move || {
@@ -363,7 +370,7 @@ impl Backends {
         let postgres = match &config.database {
             Some(url) => {
                 let fail = |e: &dyn std::fmt::Display| OpenError::Postgres {
-                    url: url.clone(),
+                    url: shown_url(url),
                     reason: e.to_string(),
                 };
                 let pool = PgPool::new(url, &config.application_name, PoolPolicy::default())

@@ -72,6 +72,8 @@ pub enum Mutant {
     StopAllOnCrash,
     /// The import pipeline keeps everything in Redis: no ledger, no redrive.
     BrokerOnly,
+    /// Errors name the Redis server with its password.
+    CredentialsInErrors,
 }
 
 /// The failure modes of how the stack is run rather than of a component: kept as mutants, each
@@ -91,6 +93,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
         "the import pipeline keeps its tasks, their effects, the statuses and the upstream credential only in \
          Redis: a Redis restarted empty loses every import queued or in flight (never processed), the record of \
          every effect, and the rotated refresh token",
+    ),
+    (
+        "store_redis::mutants::CredentialsInErrors",
+        "errors name the Redis server by the URL as given, password included: a 503 body (`/readyz`, any \
+         Redis-backed request while Redis is away) tells whoever asks the Redis password",
     ),
 ];
 
@@ -121,6 +128,7 @@ impl Mutant {
         (Mutant::RedisNoReconnect, "store_redis::mutants::NoReconnect"),
         (Mutant::StopAllOnCrash, "supervisor::mutants::StopAllOnCrash"),
         (Mutant::BrokerOnly, "task_queue::mutants::BrokerOnly"),
+        (Mutant::CredentialsInErrors, "store_redis::mutants::CredentialsInErrors"),
     ];
 
     pub fn name(self) -> &'static str {

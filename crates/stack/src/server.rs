@@ -115,6 +115,8 @@ fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<TcpList
 /// Opens the backends, binds, and serves in the background.
 pub async fn start(mut config: StackConfig) -> Result<RunningStack, StartError> {
     config.backends.redis_never_reconnect |= config.settings.mutant == Some(crate::Mutant::RedisNoReconnect);
+    config.backends.redis_credentials_in_errors |=
+        config.settings.mutant == Some(crate::Mutant::CredentialsInErrors);
     let backends = Backends::open(&config.backends).await?;
     let state = AppState::new(config.settings, backends);
     let workers = match &state.settings.upstream {

@@ -119,7 +119,7 @@ impl PgPool {
     /// `pg_stat_activity` can count them). Opens no connection yet.
     pub fn new(url: &str, application_name: &str, policy: PoolPolicy) -> Result<Self, PoolError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            PoolError::Url { url: url.to_owned(), reason: e.to_string() }
+            PoolError::Url { url: reference::store::shown_url(url), reason: e.to_string() }
         })?;
         config.application_name(application_name);
         config.connect_timeout(policy.acquire_timeout);

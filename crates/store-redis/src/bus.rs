@@ -106,8 +106,9 @@ impl RedisBus {
     /// Subscribes to the bus `namespace` on the server at `url`.
     pub fn connect(url: &str, namespace: &str, options: &BusOptions) -> Result<Self, RedisStoreError> {
         static BUSES: AtomicU64 = AtomicU64::new(0);
+        let shown = reference::store::shown_url(url);
         let client = redis::Client::open(url)
-            .map_err(|e| RedisStoreError::InvalidUrl { url: url.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| RedisStoreError::InvalidUrl { url: shown.clone(), reason: e.to_string() })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("redis-bus")
@@ -117,7 +118,7 @@ impl RedisBus {
         let id = format!("{}-{}", std::process::id(), BUSES.fetch_add(1, Ordering::Relaxed));
         let channel = format!("{namespace}:invalidate");
         let ack_channel = format!("{namespace}:ack:{id}");
-        let unreachable = |reason: String| RedisStoreError::Unreachable { url: url.to_owned(), reason };
+        let unreachable = |reason: String| RedisStoreError::Unreachable { url: shown.clone(), reason };
         let (conn, pubsub) = runtime.block_on(async {
             let connect = async {
                 let config = crate::reconnecting(options.connect_timeout, options.ack_timeout);

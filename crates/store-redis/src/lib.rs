@@ -74,7 +74,7 @@ use redis::{AsyncCommands, RedisError, ScanOptions};
 use reference::clock::millis;
 use reference::store::{
     Bump, BumpOutcome, Delivery, GcraOutcome, QueueDepth, SlotOutcome, Store, StoreError, StoreResult, Ttl,
-    glob_match,
+    glob_match, shown_url,
 };
 
 /// The Lua sources the store runs, for tools that drive the same scripts directly (the
@@ -117,6 +117,11 @@ pub struct RedisOptions {
     /// kept as the mutant `store_redis::mutants::NoReconnect`: one connection made at start,
     /// and once it is lost every command fails for the rest of the process's life.
     pub reconnect: bool,
+    /// Name the server in errors with the URL as given, user name and password included
+    /// (false: as [`reference::store::shown_url`] shows it). True is the field's bug, kept as the
+    /// mutant `store_redis::mutants::CredentialsInErrors`: a 503 body tells whoever asks the
+    /// Redis password.
+    pub credentials_in_errors: bool,
 }
 
 impl Default for RedisOptions {
@@ -126,6 +131,7 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(10),
             reconnect: true,
+            credentials_in_errors: false,
         }
     }
 }
@@ -156,6 +162,7 @@ struct Inner {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     conn: ConnectionManager,
+    /// The server as errors name it.
     url: String,
     /// `{prefix}:`, prepended to every component key.
     data: String,
@@ -193,8 +200,9 @@ impl RedisStore {
         if prefix.contains(['{', '}']) {
             return Err(RedisStoreError::InvalidPrefix { prefix: prefix.to_owned() });
         }
+        let shown = if options.credentials_in_errors { url.to_owned() } else { shown_url(url) };
         let client = redis::Client::open(url)
-            .map_err(|e| RedisStoreError::InvalidUrl { url: url.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| RedisStoreError::InvalidUrl { url: shown.clone(), reason: e.to_string() })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.worker_threads.max(1))
             .thread_name("store-redis")
@@ -202,7 +210,7 @@ impl RedisStore {
             .build()
             .map_err(RedisStoreError::Runtime)?;
         let config = reconnecting(options.connect_timeout, options.response_timeout);
-        let unreachable = |reason: String| RedisStoreError::Unreachable { url: url.to_owned(), reason };
+        let unreachable = |reason: String| RedisStoreError::Unreachable { url: shown.clone(), reason };
         let conn = runtime.block_on(async {
             let mut conn = tokio::time::timeout(
                 options.connect_timeout,
@@ -219,7 +227,7 @@ impl RedisStore {
                 handle: runtime.handle().clone(),
                 runtime: Some(runtime),
                 conn,
-                url: url.to_owned(),
+                url: shown.clone(),
                 data: format!("{{{prefix}}}:"),
                 internal: format!("{{{prefix}}}#"),
                 reconnect: options.reconnect,

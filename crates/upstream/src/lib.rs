@@ -261,6 +261,7 @@ fn classify(path: &str, timeout: Duration, error: reqwest::Error) -> Error {
     if error.is_timeout() {
         Error::Timeout { path: path.to_owned(), after: timeout }
     } else {
-        Error::Request { path: path.to_owned(), source: error }
+        // The path is in the message; the URL (the upstream's internal address) is not.
+        Error::Request { path: path.to_owned(), source: error.without_url() }
     }
 }

@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod merge;
 pub mod query_budget;
 pub mod rate_limit;
+pub mod secrets;
 pub mod support;
 pub mod token_refresh;
 pub mod unique;
@@ -125,6 +126,7 @@ kinds! {
     ImportLifecycle => lifecycle::ImportLifecycleCheck,
     UpstreamPool => upstream_pool::UpstreamPoolCheck,
     UsagePlan => usage_plan::UsagePlanCheck,
+    Secrets => secrets::SecretsCheck,
 }
 
 /// The profile's checks, each read as its kind, in order.

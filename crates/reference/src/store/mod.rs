@@ -263,9 +263,47 @@ pub fn glob_match(pattern: &str, key: &str) -> bool {
     true
 }
 
+/// A backend's address as it may be shown — in an error, a log line, an answer: without its
+/// user name and password. `scheme://user:password@host:port/db` reads `scheme://host:port/db`;
+/// a key=value connection string (`host=… password=…`) loses its `password`; anything else is
+/// shown as its scheme alone.
+pub fn shown_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        // The authority ends at the first '/', '?' or '#'; a password may hold '@', the host not.
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        // A query string may carry a password too (`?password=…`): shown without one.
+        let tail = tail.split_once('?').map_or(tail, |(path, _)| path);
+        return format!("{scheme}://{host}{tail}");
+    }
+    if url.contains('=') {
+        return url
+            .split_whitespace()
+            .filter(|pair| !pair.to_ascii_lowercase().starts_with("password="))
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    "(an address that is not a URL)".to_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, shown_url};
+
+    #[test]
+    fn shown_urls_carry_no_user_name_or_password() {
+        assert_eq!(shown_url("redis://:s3cr@t@10.0.0.5:6379/2"), "redis://10.0.0.5:6379/2");
+        assert_eq!(shown_url("redis://default:pw@host"), "redis://host");
+        assert_eq!(
+            shown_url("postgres://app:pw@db:5432/videos?sslmode=disable"),
+            "postgres://db:5432/videos"
+        );
+        assert_eq!(shown_url("redis://h:1/0?password=pw"), "redis://h:1/0");
+        assert_eq!(shown_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(shown_url("host=db user=app password=pw dbname=v"), "host=db user=app dbname=v");
+        assert_eq!(shown_url("pw-only"), "(an address that is not a URL)");
+    }
 
     #[test]
     fn glob_matches_like_redis_star() {

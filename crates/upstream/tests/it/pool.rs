@@ -143,8 +143,12 @@ async fn unreachable_upstream_is_a_request_error() {
         format!("http://{}", listener.local_addr().unwrap())
     };
     let client = UpstreamClient::new(&url, UpstreamConfig::SEED).unwrap();
-    let error = client.get_json::<serde_json::Value>("/x").await.unwrap_err();
+    let error = client.get_json::<serde_json::Value>("/x?key=k").await.unwrap_err();
     assert!(matches!(error, Error::Request { .. } | Error::Timeout { .. }), "{error}");
+    // The path says which call; the upstream's address, which an import's status shows its
+    // user, is not in it.
+    let address = url.trim_start_matches("http://");
+    assert!(error.to_string().contains("/x") && !error.to_string().contains(address), "{error}");
 }
 
 #[test]
