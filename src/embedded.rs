@@ -65,12 +65,13 @@ impl Links {
 
 /// `url` with its host and port replaced by `listen` (`host:port`).
 fn through(url: &str, listen: &str) -> anyhow::Result<String> {
-    let mut parsed = url::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
+    let shown = reference::store::shown_url(url);
+    let mut parsed = url::Url::parse(url).with_context(|| format!("{shown:?} is not a URL"))?;
     let (host, port) = listen.rsplit_once(':').context("a proxy's listen address")?;
-    parsed.set_host(Some(host.trim_matches(['[', ']']))).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    parsed.set_host(Some(host.trim_matches(['[', ']']))).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     parsed
         .set_port(Some(port.parse().context("a proxy's port")?))
-        .map_err(|()| anyhow::anyhow!("{url}: no port"))?;
+        .map_err(|()| anyhow::anyhow!("{shown}: no port"))?;
     Ok(parsed.to_string())
 }
 
@@ -321,12 +322,15 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     });
     let mut secrets = vec![("the upstream refresh token".to_owned(), account.refresh_token.clone())];
     for (flag, url) in [("--redis", &setup.redis), ("--database", &setup.database)] {
-        if let Some(password) = url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| {
-            // The password as the server knows it: the URL's `%XX` escapes decoded.
-            u.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
-        }) {
-            secrets.push((format!("the password in {flag}"), password));
+        let Some(written) = url.as_deref().and_then(|u| url::Url::parse(u).ok()) else { continue };
+        let Some(written) = written.password().map(str::to_owned) else { continue };
+        // As the server knows it (`%XX` decoded), and as the URL spells it, which is how a stack
+        // that prints its URL shows it.
+        let decoded = percent_encoding::percent_decode_str(&written).decode_utf8_lossy().into_owned();
+        if decoded != written {
+            secrets.push((format!("the password in {flag} as written"), written));
         }
+        secrets.push((format!("the password in {flag}"), decoded));
     }
     Ok(Embedded { stacks, processes, backends: Some(backends), fake, links, description, secrets })
 }

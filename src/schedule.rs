@@ -276,13 +276,31 @@ impl Injector {
         }
     }
 
-    async fn run_command(&self, words: &[String]) -> Result<(), String> {
+    async fn run_command(&self, template: &[String]) -> Result<(), String> {
         let values: Vec<(&str, &str)> = self.values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let words: Vec<String> = words.iter().map(|w| profile::fault::fill(w, &values)).collect();
-        let shown = words.join(" ");
+        let words: Vec<String> = template.iter().map(|w| profile::fault::fill(w, &values)).collect();
+        // What the report and the terminal show: the URLs without their passwords.
+        let shown_values: Vec<(&str, String)> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), if k == "run" { v.clone() } else { reference::store::shown_url(v) }))
+            .collect();
+        let shown_refs: Vec<(&str, &str)> = shown_values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let shown: String =
+            template.iter().map(|w| profile::fault::fill(w, &shown_refs)).collect::<Vec<_>>().join(" ");
+        let redact = |text: &str| {
+            shown_values.iter().zip(&self.values).fold(text.to_owned(), |text, ((_, shown), (_, raw))| {
+                if raw.is_empty() { text } else { text.replace(raw.as_str(), shown) }
+            })
+        };
         let (program, args) = words.split_first().ok_or("an empty command")?;
         let run = tokio::process::Command::new(program)
             .args(args)
+            // The same values by environment, for a command that would rather not have them in
+            // its command line (`sh -c 'redis-cli -u "$STAMPEDE_REDIS" …'`).
+            .envs(self.values.iter().filter(|(k, _)| k != "run").map(|(k, v)| {
+                (if k == "redis" { crate::serve::REDIS_ENV } else { crate::serve::DATABASE_ENV }, v.as_str())
+            }))
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output();
@@ -293,7 +311,7 @@ impl Injector {
         if output.status.success() {
             Ok(())
         } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr = redact(&String::from_utf8_lossy(&output.stderr));
             Err(format!("`{shown}` exited with {}: {}", output.status, stderr.trim()))
         }
     }

@@ -93,7 +93,11 @@ impl Supervised {
         let urls = (0..instances).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
         let pid = child.id();
         let stdin = std::sync::Mutex::new(child.stdin.take());
+        // Straight to loopback whatever proxy the environment names, and a connection per probe:
+        // a kept-alive one to a killed instance would answer nothing.
         let probe = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(1))
             .build()
             .context("build the instances' health probe")?;

@@ -140,7 +140,8 @@ pub(crate) async fn reach(
     };
     let target = match Target::new(urls.clone(), profile, run.to_owned()) {
         Ok(mut target) => {
-            target.secrets = embedded.as_ref().map(|e| e.secrets.clone()).unwrap_or_default();
+            target.secrets =
+                client::Secrets(embedded.as_ref().map(|e| e.secrets.clone()).unwrap_or_default());
             Arc::new(target.with_upstream_control(control))
         }
         Err(e) => {

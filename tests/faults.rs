@@ -429,8 +429,9 @@ fn no_secret_shows_while_redis_is_away_and_the_credentials_in_errors_mutant_is_n
         let checks = std::fs::read_to_string(dir.join("checks.json"))
             .unwrap_or_else(|e| panic!("{}: {e}\n{}", dir.display(), text(&out)));
         // No report names the password, whatever the stack showed.
-        for file in ["checks.json", "report.json", "report.html"] {
-            let written = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        for file in ["checks.json", "report.json", "report.html", "junit.xml"] {
+            let written = std::fs::read_to_string(dir.join(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}\n{}", text(&out)));
             assert!(!written.contains(PASSWORD), "{file} shows the password");
         }
         let checks: Value = serde_json::from_str(&checks).unwrap();

@@ -28,10 +28,16 @@ struct Serve {
 
 impl Serve {
     fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with(args, &[])
+    }
+
+    /// [`Serve::spawn`] with `env` set for it.
+    fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Self {
         let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
             .arg("serve")
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -722,12 +728,16 @@ async fn serve_keeps_the_redis_password_and_the_refresh_token_out_of_argv_answer
     const PASSWORD: &str = "s3cret-serve-password";
     let Some(mut redis) = support::OwnRedis::start_with(&["--requirepass", PASSWORD]) else { return };
     let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port);
-    let mut serve = Serve::spawn(&["--listen", "127.0.0.1:0", "--instances", "2", "--redis", &url]);
+    // The URL by environment to the parent too: no password in any command line.
+    let mut serve =
+        Serve::spawn_with(&["--listen", "127.0.0.1:0", "--instances", "2"], &[("STAMPEDE_REDIS", &url)]);
     let bound = Duration::from_secs(30);
     let (first, _) = serve.listening_within(bound);
     serve.listening_within(bound);
     let instances = children(serve.child.id());
     assert_eq!(instances.len(), 2, "{instances:?}");
+    // The instances call an upstream (the parent's fake one), whose refresh token they hold.
+    assert!(instances.iter().all(|(_, cmdline)| cmdline.contains("--upstream ")), "{instances:?}");
     for (pid, cmdline) in &instances {
         assert!(!cmdline.contains(PASSWORD), "instance {pid} has the Redis password in its command line");
         assert!(!cmdline.contains("--upstream-refresh-token"), "instance {pid}: {cmdline}");

@@ -86,7 +86,18 @@ pub struct Target {
     /// Strings the target holds and must never show, each with how a report names it (never by
     /// its value): the passwords in the URLs of the stores a stack stampede started uses, the
     /// upstream refresh token it handed that stack. The `secrets` check looks for them.
-    pub secrets: Vec<(String, String)>,
+    pub secrets: Secrets,
+}
+
+/// Secrets by label (`the password in --redis`), the values never shown: `{:?}` prints the
+/// labels alone.
+#[derive(Clone, Default)]
+pub struct Secrets(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(label, _)| label)).finish()
+    }
 }
 
 impl Target {
@@ -101,7 +112,7 @@ impl Target {
             timeout,
             run,
             upstream_control: None,
-            secrets: Vec::new(),
+            secrets: Secrets::default(),
         })
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -129,8 +129,9 @@ impl Proxy {
         if self.running.is_some() {
             return Ok(());
         }
-        let listener =
-            listen(&bindable(&self.listen)).await.map_err(|e| format!("listen tcp {}: {e}", self.listen))?;
+        let listener = TcpListener::bind(bindable(&self.listen))
+            .await
+            .map_err(|e| format!("listen tcp {}: {e}", self.listen))?;
         self.listen =
             listener.local_addr().map_err(|e| format!("listen tcp {}: {e}", self.listen))?.to_string();
         let (stop, stopped) = oneshot::channel();
@@ -211,21 +212,6 @@ impl Proxy {
             had
         });
     }
-}
-
-/// A listener on `addr` with `SO_REUSEADDR`, as Go's `net.Listen` opens one: a proxy disabled
-/// and enabled again gets its port back even while connections it closed linger in TIME_WAIT.
-async fn listen(addr: &str) -> std::io::Result<TcpListener> {
-    let mut last = None;
-    for at in tokio::net::lookup_host(addr).await? {
-        let socket = if at.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        socket.set_reuseaddr(true)?;
-        match socket.bind(at).and_then(|()| socket.listen(1024)) {
-            Ok(listener) => return Ok(listener),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
 }
 
 /// Accepts until stopped, then closes the listener and every connection.

@@ -13,10 +13,11 @@
 //! A task driven again may meet a copy the broker still held (enqueued after the restart,
 //! before the beat): both run, the video's guarded transitions let one outcome through, and the
 //! effect is recorded under the task's identity rather than the delivery's
-//! ([`ImportTask::identity`]) in the same durable store, so it is applied
-//! once. (Keyed by the delivery's id it could not be: a Redis that comes back empty numbers its
-//! tasks from 1 again, and a new task would find an old task's effect under its id.) The statuses and the upstream credential (whose refresh token rotates: the one in the
-//! settings is retired after the first refresh) live in that store too.
+//! ([`ImportTask::identity`]) in the same durable store, so it is applied once. (Keyed by the
+//! delivery's id it could not be: a Redis that comes back empty numbers its tasks from 1 again,
+//! and a new task would find an old task's effect under its id.) The statuses and the upstream
+//! credential (whose refresh token rotates: the one in the settings is retired after the first
+//! refresh) live in that store too.
 //!
 //! Without PostgreSQL beside Redis there is no ledger: the memory backend loses everything with
 //! the process, one server holding both loses them together. The field's way — everything in
@@ -87,6 +88,12 @@ pub(crate) async fn forget(state: &AppState, task: &ImportTask) {
 
 /// One beat: when the broker has lost its data since the last one, the first instance to see it
 /// enqueues again every import the ledger holds that has not ended. How many, when it did.
+///
+/// A store error fails the pass: the lease is given back and the next beat (of any instance)
+/// drives the whole ledger again — tasks already enqueued are enqueued twice, which the effects
+/// keyed by task make harmless — rather than marking the epoch with tasks left behind. An entry
+/// whose video record is corrupt can never be processed; it is dropped with an error, not left to
+/// fail every pass.
 pub(crate) async fn redrive_if_lost(state: &AppState) -> StoreResult<Option<usize>> {
     let Some(ledger) = &state.ledger else { return Ok(None) };
     let kv = &state.backends.kv;
@@ -97,8 +104,39 @@ pub(crate) async fn redrive_if_lost(state: &AppState) -> StoreResult<Option<usiz
     if !kv.compare_and_set(EPOCH, None, lease.clone(), Some(LEASE)).await? {
         return Ok(None);
     }
+    let driven = match drive(state, ledger, &lease).await {
+        Ok(driven) => driven,
+        Err(e) => {
+            if kv.get(EPOCH).await.ok().flatten().as_deref() == Some(lease.as_slice()) {
+                let _ = kv.del(EPOCH).await;
+            }
+            return Err(e);
+        }
+    };
+    let epoch = format!("since:{}", state.settings.instance).into_bytes();
+    if !kv.compare_and_set(EPOCH, Some(&lease), epoch, None).await? {
+        tracing::warn!(
+            "driving the import ledger outlasted its lease: another instance may drive it again (duplicates are applied once)"
+        );
+    }
+    if driven > 0 {
+        tracing::warn!(
+            driven,
+            "the broker lost its data: imports not ended were enqueued again from the ledger"
+        );
+    }
+    Ok(Some(driven))
+}
+
+/// Enqueues every ledger task whose video has not ended, forgets the others; renews `lease`
+/// as it goes.
+async fn drive(state: &AppState, ledger: &crate::backend::AnyStore, lease: &[u8]) -> StoreResult<usize> {
+    let kv = &state.backends.kv;
     let mut driven = 0;
-    for key in ledger.keys(&format!("{PREFIX}*")).await? {
+    for (i, key) in ledger.keys(&format!("{PREFIX}*")).await?.into_iter().enumerate() {
+        if i % 100 == 99 && kv.get(EPOCH).await?.as_deref() == Some(lease) {
+            kv.pexpire(EPOCH, LEASE).await?;
+        }
         let Some(payload) = ledger.get(&key).await? else { continue };
         let task: ImportTask = match serde_json::from_slice(&payload) {
             Ok(task) => task,
@@ -108,7 +146,15 @@ pub(crate) async fn redrive_if_lost(state: &AppState) -> StoreResult<Option<usiz
                 continue;
             }
         };
-        let video = state.videos.get(&task.user.to_string(), &task.url).await.map_err(store_error)?;
+        let video = match state.videos.get(&task.user.to_string(), &task.url).await {
+            Ok(video) => video,
+            Err(reference::video::VideoError::Store(e)) => return Err(e),
+            Err(e) => {
+                tracing::error!(%key, error = %e, "dropping a ledger entry whose video cannot be read");
+                ledger.del(&key).await?;
+                continue;
+            }
+        };
         let open = video.is_some_and(|v| {
             v.attempt == task.attempt && !matches!(v.status, Status::Completed | Status::Failed)
         });
@@ -119,20 +165,5 @@ pub(crate) async fn redrive_if_lost(state: &AppState) -> StoreResult<Option<usiz
             ledger.del(&key).await?;
         }
     }
-    let epoch = format!("since:{}", state.settings.instance).into_bytes();
-    kv.compare_and_set(EPOCH, Some(&lease), epoch, None).await?;
-    if driven > 0 {
-        tracing::warn!(
-            driven,
-            "the broker lost its data: imports not ended were enqueued again from the ledger"
-        );
-    }
-    Ok(Some(driven))
-}
-
-fn store_error(e: reference::video::VideoError) -> reference::store::StoreError {
-    match e {
-        reference::video::VideoError::Store(e) => e,
-        other => reference::store::StoreError::Backend(other.to_string()),
-    }
+    Ok(driven)
 }

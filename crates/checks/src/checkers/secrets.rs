@@ -11,7 +11,8 @@
 //! where (the body, or a header's name), and the text around it with the secret replaced.
 //!
 //! Inconclusive, never held, when there was no secret to look for or no provoking request was
-//! answered with an error (4xx or 5xx): the error paths were not reached.
+//! answered with a failure (5xx): the paths where a stack's secrets leak — a dependency away —
+//! were not reached.
 
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ fn secrets(check: &SecretsCheck, target: &Target) -> Result<Vec<Secret>, TargetE
         }
         found.push(Secret { value, label });
     }
-    for (label, value) in &target.secrets {
+    for (label, value) in &target.secrets.0 {
         if value.chars().count() >= MIN_SECRET && !found.iter().any(|s| s.value == *value) {
             found.push(Secret { value: value.clone(), label: label.clone() });
         }
@@ -89,16 +90,30 @@ fn search(answer: &Answer, body: &[u8], secrets: &[Secret]) -> Vec<Value> {
     }
     let mut found = Vec::new();
     for (where_, text) in &places {
+        if !secrets.iter().any(|s| text.contains(&s.value)) {
+            continue;
+        }
+        // Every secret replaced first, then the text around each one cut: no cut can leave part
+        // of a secret behind.
+        let redacted = secrets
+            .iter()
+            .enumerate()
+            .fold(text.clone(), |text, (j, other)| text.replace(&other.value, &format!("«secret {j}»")));
         for (i, secret) in secrets.iter().enumerate() {
-            let Some(at) = text.find(&secret.value) else { continue };
-            let start = text[..at].char_indices().rev().nth(CONTEXT).map_or(0, |(i, _)| i);
-            let end = at + secret.value.len();
-            let end = text[end..].char_indices().nth(CONTEXT).map_or(text.len(), |(i, _)| end + i);
-            let mut around = text[start..end].to_owned();
-            for (j, other) in secrets.iter().enumerate() {
-                around = around.replace(&other.value, &format!("«secret {j}»"));
+            if !text.contains(&secret.value) {
+                continue;
             }
-            found.push(json!({ "secret": i, "label": secret.label, "where": where_, "around": around }));
+            let mark = format!("«secret {i}»");
+            let Some(at) = redacted.find(&mark) else { continue };
+            let start = redacted[..at].char_indices().rev().nth(CONTEXT - 1).map_or(0, |(i, _)| i);
+            let end = at + mark.len();
+            let end = redacted[end..].char_indices().nth(CONTEXT).map_or(redacted.len(), |(i, _)| end + i);
+            found.push(json!({
+                "secret": i,
+                "label": secret.label,
+                "where": where_,
+                "around": &redacted[start..end],
+            }));
         }
     }
     found
@@ -151,6 +166,8 @@ pub fn judge(name: &str, secrets: &[String], history: &[Op]) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
     let answered: Vec<&Op> = history.iter().filter(|op| op.status.is_some()).collect();
     let errors = answered.iter().filter(|op| op.status.is_some_and(|s| s >= 400)).count();
+    // A stack's failures (a dependency away) are where its secrets leak: a 4xx alone is not them.
+    let failures = answered.iter().filter(|op| op.status.is_some_and(|s| s >= 500)).count();
     let leaking: Vec<&Op> =
         history.iter().filter(|op| op.value["found"].as_array().is_some_and(|f| !f.is_empty())).collect();
     if !leaking.is_empty() {
@@ -180,20 +197,21 @@ pub fn judge(name: &str, secrets: &[String], history: &[Op]) -> Verdict {
         "list the secrets (`secrets = [\"$REDIS_PASSWORD\"]`), or run against a stack stampede starts with a password in --redis or --database",
     );
     verdict.require(
-        "error-paths-reached",
-        errors > 0,
-        format!("{errors} of {} answers were errors (4xx or 5xx)", answered.len()),
-        "provoke requests the stack answers with an error: a malformed body, an unknown route, /readyz with a fault on a dependency around the check",
+        "failures-reached",
+        failures > 0,
+        format!("{failures} of {} answers were failures (5xx), {errors} errors in all", answered.len()),
+        "put a fault around the check (`check = \"NAME\"`, e.g. `link = \"redis\", action = \"down\"`) so /readyz and the routes that need the dependency fail while it runs",
     );
     verdict.evidence = json!({
         "secrets": secrets,
         "answers": answered.len(),
         "error_answers": errors,
+        "failure_answers": failures,
         "unanswered": history.len() - answered.len(),
         "leaking_answers": leaking.len(),
     });
     verdict.summarize(format!(
-        "{} answers ({errors} errors) held none of {} secrets",
+        "{} answers ({failures} failures, {errors} errors in all) held none of {} secrets",
         answered.len(),
         secrets.len()
     ))
@@ -221,7 +239,7 @@ mod tests {
         let h = vec![answer(503, json!([])), answer(400, json!([])), answer(200, json!([]))];
         let verdict = judge("s", &labels(), &h);
         assert!(verdict.held(), "{:?}", verdict.violations);
-        assert_eq!(verdict.summary, "3 answers (2 errors) held none of 1 secrets");
+        assert_eq!(verdict.summary, "3 answers (1 failures, 2 errors in all) held none of 1 secrets");
     }
 
     #[test]
@@ -244,11 +262,12 @@ mod tests {
     fn no_secret_or_no_error_answer_is_inconclusive() {
         let verdict = judge("s", &[], &[answer(503, json!([]))]);
         assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["secrets-known"]));
-        let verdict = judge("s", &labels(), &[answer(200, json!([]))]);
-        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["error-paths-reached"]));
+        // Only 4xx: the stack's failure paths were never reached.
+        let verdict = judge("s", &labels(), &[answer(200, json!([])), answer(404, json!([]))]);
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["failures-reached"]));
         let unanswered = op(0, 0, "provoke", 0, Outcome::Unknown, json!({ "found": [] }));
         let verdict = judge("s", &labels(), &[unanswered]);
-        assert_eq!(verdict.missing(), ["error-paths-reached"]);
+        assert_eq!(verdict.missing(), ["failures-reached"]);
     }
 
     #[test]
@@ -268,6 +287,10 @@ mod tests {
             error: None,
         };
         let found = search(&answer, b"{\"error\":\"redis://:s3cret-pw@db:6379 is down\"}", &secrets);
+        // A second occurrence at the edge of the context leaves no part of the secret behind.
+        let long = format!("{}s3cret-pw{}s3cret-pw", "x".repeat(10), "y".repeat(36));
+        let edge = search(&answer, long.as_bytes(), &secrets);
+        assert!(!edge.iter().any(|f| f.to_string().contains("s3cr")), "{edge:?}");
         let text = found.iter().map(|f| f.to_string()).collect::<String>();
         assert_eq!(found.len(), 2, "{text}");
         assert_eq!(found[0]["where"], "header x-debug");

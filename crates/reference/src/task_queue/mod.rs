@@ -115,7 +115,11 @@ impl<S: Store + Clone> TaskQueue<S> {
 impl<S: Store> TaskQueue<S> {
     /// The same queue with its effects recorded in `effects`: a broker that loses its data (a
     /// Redis restarted without persistence) then loses tasks, never the record of which took
-    /// effect, so a task driven again is not applied twice.
+    /// effect, so a task driven again is not applied twice. The record is keyed by the
+    /// delivery's `id`, and an empty broker numbers its tasks from 1 again: a caller whose
+    /// effects outlive the broker applies them under an id of the task's own (a `Delivery` whose
+    /// `id` is the task's identity, as the reference stack's workers do), or a new task finds an
+    /// old one's effect under its number and is skipped.
     pub fn with_effects(self, effects: S) -> Self {
         Self { effects, ..self }
     }

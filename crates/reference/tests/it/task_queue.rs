@@ -315,6 +315,20 @@ fn task_queue_effects_kept_apart_outlive_the_brokers_data() {
     let again = drive(&run(Some(&records)));
     assert_eq!(again.id, first.id);
     assert!(!again.applied, "applied twice across the broker's loss: {again:?}");
+    // Which is also why an effect kept apart must be keyed by the task, not the broker's number:
+    // another task that an empty broker numbers 1 finds the first one's effect and is skipped.
+    let other = block_on(async {
+        let queue = run(Some(&records));
+        queue.enqueue(b"video-2".to_vec()).await.unwrap();
+        queue.run_once(|d| d.payload.clone()).await.unwrap().unwrap()
+    });
+    assert_eq!(other.id, first.id);
+    assert!(!other.applied, "{other:?}");
+    assert_eq!(
+        block_on(run(Some(&records)).effect(first.id)).unwrap().as_deref(),
+        Some(&b"video-1"[..]),
+        "the record names the first task's effect, not the second's"
+    );
     // Effects in the broker: lost with it.
     let (a, b) = (drive(&run(None)), drive(&run(None)));
     assert_eq!(a.id, b.id);
