@@ -32,7 +32,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/quota", get(api::limits::quota))
         .route("/v1/usage", get(api::limits::usage))
         .route("/v1/uploads/{id}", get(api::uploads::get))
-        .route_layer(middleware::from_fn_with_state(state.clone(), deadline));
+        .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(axum::extract::DefaultBodyLimit::max(api::JSON_BODY_LIMIT));
     // Bodies streamed in and sockets held open: no deadline.
     let streams = Router::new()
         .route("/v1/uploads", post(api::uploads::create))

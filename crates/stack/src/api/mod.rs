@@ -29,10 +29,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// The largest JSON body a handler reads (axum's default body limit, stated).
+pub(crate) const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::BadRequest("expected a body with Content-Type: application/json".to_owned())
+        }
+        // Too large is not malformed: 413, as the upload route answers.
+        other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge { max: JSON_BODY_LIMIT as u64 }
         }
         other => ApiError::BadRequest(format!("malformed JSON body: {}", other.body_text())),
     }

@@ -491,6 +491,18 @@ async fn drive_healthy(run: &mut Run<'_>) {
     run.call(M::POST, "/v1/uploads", alice, Octets(vec![7; MAX_UPLOAD + 1]), 413).await;
     run.call(M::POST, "/v1/uploads", alice, Streamed(vec![7; 2 * MAX_UPLOAD]), 413).await;
     run.call(M::POST, "/v1/uploads", alice, Streamed(vec![7; MAX_UPLOAD]), 201).await;
+    // A JSON body over the 2 MiB limit: 413 on every route that reads one, before its handler.
+    let big = || Json(json!({ "name": "n".repeat(2 * 1024 * 1024 + 1) }));
+    for (method, path) in [
+        (M::POST, "/v1/users"),
+        (M::POST, "/v1/projects"),
+        (M::PATCH, p.as_str()),
+        (M::POST, "/v1/videos"),
+        (M::PATCH, s.as_str()),
+        (M::POST, "/v1/publish"),
+    ] {
+        run.call(method, path, alice, big(), 413).await;
+    }
     run.call(M::POST, "/v1/uploads", alice, Octets(b"fourth".to_vec()), 429).await;
     let u = format!("/v1/uploads/{upload}");
     run.call(M::GET, &u, alice, Empty, 200).await;

@@ -3,6 +3,7 @@
 //! cache on the Redis and PostgreSQL stores the stack deploys it on.
 
 mod backlog;
+mod bounded;
 mod chat;
 mod multi_layer;
 mod support;
