@@ -211,7 +211,7 @@ pub fn judge(name: &str, secrets: &[String], history: &[Op]) -> Verdict {
         "leaking_answers": leaking.len(),
     });
     verdict.summarize(format!(
-        "{} answers ({failures} failures, {errors} errors in all) held none of {} secrets",
+        "{} answers ({errors} errors, {failures} of them 5xx) held none of {} secrets",
         answered.len(),
         secrets.len()
     ))
@@ -239,7 +239,7 @@ mod tests {
         let h = vec![answer(503, json!([])), answer(400, json!([])), answer(200, json!([]))];
         let verdict = judge("s", &labels(), &h);
         assert!(verdict.held(), "{:?}", verdict.violations);
-        assert_eq!(verdict.summary, "3 answers (1 failures, 2 errors in all) held none of 1 secrets");
+        assert_eq!(verdict.summary, "3 answers (2 errors, 1 of them 5xx) held none of 1 secrets");
     }
 
     #[test]
