@@ -75,6 +75,29 @@ fn target<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no target {name:?} in {:#}", report["targets"]))
 }
 
+/// `stampede run` of the fault profile's check `check` alone (a 2 s load), `fault` around it in
+/// place of the profile's faults, with `args` (the stack, a mutant); the exit, the check's
+/// verdict and the run's report directory.
+fn run_check(check: &str, fault: &str, args: &[&str]) -> (Output, Value, PathBuf) {
+    let run_id = format!("faults-{check}-{}-{}", std::process::id(), unique());
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["run", "--profile"])
+        .arg(profile())
+        .args(["--only", check, "--duration", "2", "--no-faults", "--fault", fault])
+        .args(args)
+        .arg("--reports")
+        .arg(reports())
+        .args(["--run-id", &run_id])
+        .output()
+        .unwrap();
+    let dir = reports().join(&run_id);
+    let path = dir.join("checks.json");
+    let checks =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), text(&out)));
+    let checks: Value = serde_json::from_str(&checks).unwrap();
+    (out, checks["verdicts"][0].clone(), dir)
+}
+
 const REDIS_DOWN: &str =
     r#"name = "redis-down", link = "redis", action = "down", at_s = 3, duration_s = 3, recover_within_s = 4"#;
 
@@ -304,19 +327,8 @@ fn a_stack_you_run_is_faulted_through_its_toxiproxy() {
 fn a_check_judges_its_invariant_across_its_fault_and_is_inconclusive_when_the_fault_missed_it() {
     let Some(redis) = OwnRedis::start() else { return };
     let run = |check: &str, fault: &str| {
-        let run_id = format!("faults-check-{}-{}", std::process::id(), unique());
-        let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
-            .args(["run", "--profile"])
-            .arg(profile())
-            .args(["--redis", &redis.url, "--only", check, "--duration", "2"])
-            .args(["--no-faults", "--fault", fault, "--reports"])
-            .arg(reports())
-            .args(["--run-id", &run_id])
-            .output()
-            .unwrap();
-        let path = reports().join(&run_id).join("checks.json");
-        let checks: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        (out, checks["verdicts"][0].clone())
+        let (out, verdict, _) = run_check(check, fault, &["--redis", &redis.url]);
+        (out, verdict)
     };
     // Redis refused for 2 s while the import workers run: every acknowledged import still ends
     // with its effect applied once.
@@ -356,22 +368,9 @@ fn a_redis_restarted_empty_loses_no_acknowledged_import_and_the_broker_only_muta
         r#"name = "restart", check = "import-lifecycle", command = ["redis-cli", "-p", "{port}", "shutdown", "nosave"], end_command = ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "yes"], at_s = 1, duration_s = 1"#
     );
     let run = |mutant: &[&str]| {
-        let run_id = format!("faults-ledger-{}-{}", std::process::id(), unique());
-        let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
-            .args(["run", "--profile"])
-            .arg(profile())
-            .args(["--redis", &redis.url, "--database", &database])
-            .args(["--only", "import-lifecycle", "--duration", "2", "--no-faults", "--fault", &fault])
-            .args(mutant)
-            .args(["--reports"])
-            .arg(reports())
-            .args(["--run-id", &run_id])
-            .output()
-            .unwrap();
-        let path = reports().join(&run_id).join("checks.json");
-        let checks: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), text(&out)));
-        (out, checks["verdicts"][0].clone())
+        let stack = ["--redis", redis.url.as_str(), "--database", database.as_str()];
+        let (out, verdict, _) = run_check("import-lifecycle", &fault, &[&stack[..], mutant].concat());
+        (out, verdict)
     };
     let (out, verdict) = run(&[]);
     assert_eq!(verdict["status"], "held", "{verdict:#}\n{}", text(&out));
@@ -404,38 +403,15 @@ fn no_secret_shows_while_redis_is_away_and_the_credentials_in_errors_mutant_is_n
     let fault =
         r#"name = "away", check = "no-secrets", link = "redis", action = "down", at_s = 1, duration_s = 2"#;
     let run = |mutant: &[&str]| {
-        let run_id = format!("faults-secrets-{}-{}", std::process::id(), unique());
-        let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
-            .args(["run", "--profile"])
-            .arg(profile())
-            .args([
-                "--redis",
-                &url,
-                "--only",
-                "no-secrets",
-                "--duration",
-                "2",
-                "--no-faults",
-                "--fault",
-                fault,
-            ])
-            .args(mutant)
-            .args(["--reports"])
-            .arg(reports())
-            .args(["--run-id", &run_id])
-            .output()
-            .unwrap();
-        let dir = reports().join(&run_id);
-        let checks = std::fs::read_to_string(dir.join("checks.json"))
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", dir.display(), text(&out)));
+        let (out, verdict, dir) =
+            run_check("no-secrets", fault, &[&["--redis", url.as_str()][..], mutant].concat());
         // No report names the password, whatever the stack showed.
         for file in ["checks.json", "report.json", "report.html", "junit.xml"] {
             let written = std::fs::read_to_string(dir.join(file))
                 .unwrap_or_else(|e| panic!("{file}: {e}\n{}", text(&out)));
             assert!(!written.contains(PASSWORD), "{file} shows the password");
         }
-        let checks: Value = serde_json::from_str(&checks).unwrap();
-        (out, checks["verdicts"][0].clone())
+        (out, verdict)
     };
     let (out, verdict) = run(&[]);
     assert_eq!(verdict["status"], "held", "{verdict:#}\n{}", text(&out));
