@@ -129,9 +129,20 @@ impl Proxy {
         if self.running.is_some() {
             return Ok(());
         }
-        let listener = TcpListener::bind(bindable(&self.listen))
-            .await
-            .map_err(|e| format!("listen tcp {}: {e}", self.listen))?;
+        // A proxy enabled again listens on the port it had; while it was disabled that port may
+        // have been in use a moment (it lies in the ephemeral range: another connection's source
+        // port). Asked again for up to 2 s before the error.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(bindable(&self.listen)).await {
+                Ok(listener) => break listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 40 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(format!("listen tcp {}: {e}", self.listen)),
+            }
+        };
         self.listen =
             listener.local_addr().map_err(|e| format!("listen tcp {}: {e}", self.listen))?.to_string();
         let (stop, stopped) = oneshot::channel();
