@@ -102,6 +102,10 @@ pub(crate) struct Setup {
 
 /// Starts the stacks `setup` describes with `tuning`'s settings; `run` names their namespace on
 /// shared servers.
+/// Registrations per client address on a stack stampede starts: every user of the checks and
+/// of the load comes from this one address, so the limit is sized for a load of that many.
+const HARNESS_REGISTRATIONS: Limit = Limit::new(100_000, std::time::Duration::from_secs(60));
+
 pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::Result<Embedded> {
     let refresh = reference::token_refresh::Policy::new(tuning.refresh_period, tuning.token_lifetime)
         .context("refresh policy")?;
@@ -219,7 +223,17 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
             tuning.upstream_idle.to_string(),
             "--upstream-plan".into(),
             format!("{plan}/{plan}"),
+            "--registration-limit".into(),
+            format!("{}/{}", HARNESS_REGISTRATIONS.max, ms(HARNESS_REGISTRATIONS.window)),
         ];
+        if let Some(deadline) = tuning.connection_deadline {
+            args.extend([
+                "--header-timeout".to_owned(),
+                ms(deadline),
+                "--body-grace".to_owned(),
+                ms(deadline),
+            ]);
+        }
         if let Some(mutant) = setup.mutant {
             args.extend(["--mutant".to_owned(), mutant.name().to_owned()]);
         }
@@ -254,6 +268,11 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
         settings.task_time_limit = tuning.task_time_limit;
         settings.workers = tuning.workers;
         settings.upstream_pool = pool;
+        settings.registration_limit = HARNESS_REGISTRATIONS;
+        if let Some(deadline) = tuning.connection_deadline {
+            settings.connections.header_timeout = deadline;
+            settings.connections.body_grace = deadline;
+        }
         settings.usage = UsageLimits { per_day: plan, per_hour: plan };
         settings.upstream = Some(stack::UpstreamLink {
             url: upstream_url.clone(),
@@ -308,6 +327,7 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
             ms(tuning.task_time_limit)
         ),
         "workers": tuning.workers,
+        "connection_deadline": tuning.connection_deadline.map(ms),
         "upstream_pool": format!(
             "{} connections, {} idle, {} in flight",
             pool.max_connections,

@@ -157,6 +157,23 @@ pub(crate) struct ServeArgs {
     /// `stampede report compare` flag the regression against a baseline.
     #[arg(long, default_value = "0s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) added_latency: Duration,
+    /// Registrations per client address (an IPv6 address by its /64), `COUNT/DURATION`.
+    #[arg(long, default_value = "300/60s", value_parser = parse_limit)]
+    pub(crate) registration_limit: Limit,
+    /// Close a connection that has not sent a whole request head this long after the stack
+    /// began waiting for one: a new connection, or a kept-alive one between requests.
+    #[arg(long, default_value = "10s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    pub(crate) header_timeout: Duration,
+    /// Connections each instance serves at once; more are answered 503 with `Retry-After`
+    /// (default: the descriptor limit less 128).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_connections: Option<usize>,
+    /// The slowest average rate an upload body may come at once `--body-grace` has passed,
+    /// bytes a second; a slower one is cut off with 408.
+    #[arg(long, default_value_t = 8192, value_name = "BYTES")]
+    pub(crate) body_floor: u64,
+    #[arg(long, default_value = "10s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    pub(crate) body_grace: Duration,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     pub(crate) log_json: bool,
@@ -313,6 +330,13 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.settings.task_visibility = args.task_visibility;
     config.settings.task_time_limit = args.task_time_limit;
     config.settings.added_latency = args.added_latency;
+    config.settings.registration_limit = args.registration_limit;
+    config.settings.connections = stack::ConnectionLimits {
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
+        body_floor_bytes_per_s: args.body_floor,
+        body_grace: args.body_grace,
+    };
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;
     let (fake, link) = upstream_link(&args, refresh).await?;
@@ -543,6 +567,15 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .arg(format!("{}ms", args.task_time_limit.as_millis()))
             .arg("--added-latency")
             .arg(format!("{}ms", args.added_latency.as_millis()))
+            .arg("--registration-limit")
+            .arg(format!("{}/{}ms", args.registration_limit.max, args.registration_limit.window.as_millis()))
+            .arg("--header-timeout")
+            .arg(format!("{}ms", args.header_timeout.as_millis()))
+            .args(args.max_connections.iter().flat_map(|n| ["--max-connections".to_owned(), n.to_string()]))
+            .arg("--body-floor")
+            .arg(args.body_floor.to_string())
+            .arg("--body-grace")
+            .arg(format!("{}ms", args.body_grace.as_millis()))
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());

@@ -124,6 +124,8 @@ pub struct Tuning {
     pub token_lifetime: Duration,
     /// The upstream plan (#4), per day and per hour alike; none for one no check exhausts.
     pub upstream_plan: Option<u64>,
+    /// The header-read, idle and body-grace deadline of a connection; none: the stack's own.
+    pub connection_deadline: Option<Duration>,
 }
 
 impl Default for Tuning {
@@ -146,6 +148,7 @@ impl Default for Tuning {
             refresh_period: Duration::from_secs(2),
             token_lifetime: Duration::from_secs(8),
             upstream_plan: None,
+            connection_deadline: None,
         }
     }
 }
@@ -172,6 +175,8 @@ pub enum Need {
     /// The check holds an upstream call this long while its task must stay with its worker:
     /// the tasks' visibility timeout must outlast it.
     UpstreamHold(Duration),
+    /// A connection that sends no request head, or a body that stalls, is closed after this.
+    ConnectionDeadline(Duration),
 }
 
 impl Need {
@@ -186,6 +191,7 @@ impl Need {
             Need::RefreshPeriod(_) => "refresh period",
             Need::TokenLifetime(_) => "access token lifetime",
             Need::UpstreamHold(_) => "longest held upstream call",
+            Need::ConnectionDeadline(_) => "connection deadline",
         }
     }
 }
@@ -229,6 +235,7 @@ impl Tuning {
                             stack.upstream_idle = idle;
                         }
                         Need::RefreshPeriod(d) => stack.refresh_period = d,
+                        Need::ConnectionDeadline(d) => stack.connection_deadline = Some(d),
                         _ => {}
                     }
                 }

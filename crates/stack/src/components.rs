@@ -74,6 +74,9 @@ pub enum Mutant {
     BrokerOnly,
     /// Errors name the Redis server with its password.
     CredentialsInErrors,
+    /// Connections are served as `axum::serve` serves them: no header-read or idle deadline,
+    /// no connection cap, no floor on an upload's rate.
+    NoDeadlines,
 }
 
 /// The failure modes of how the stack is run rather than of a component: kept as mutants, each
@@ -98,6 +101,12 @@ pub const OPERATIONS: &[(&str, &str)] = &[
         "store_redis::mutants::CredentialsInErrors",
         "errors name the Redis server by the URL as given, password included: a 503 body (`/readyz`, any \
          Redis-backed request while Redis is away) tells whoever asks the Redis password",
+    ),
+    (
+        "server::mutants::NoDeadlines",
+        "connections are served with no header-read or idle deadline, no cap and no floor on an upload's rate: \
+         sockets that send nothing, half a request head or a body a few bytes a minute are held for ever, and \
+         enough of them take every descriptor the process has",
     ),
 ];
 
@@ -129,6 +138,7 @@ impl Mutant {
         (Mutant::StopAllOnCrash, "supervisor::mutants::StopAllOnCrash"),
         (Mutant::BrokerOnly, "task_queue::mutants::BrokerOnly"),
         (Mutant::CredentialsInErrors, "store_redis::mutants::CredentialsInErrors"),
+        (Mutant::NoDeadlines, "server::mutants::NoDeadlines"),
     ];
 
     pub fn name(self) -> &'static str {

@@ -97,6 +97,10 @@ pub(crate) enum ApiError {
     RateLimited { what: &'static str, info: RateLimitInfo },
     #[error("body larger than the limit of {max} bytes")]
     PayloadTooLarge { max: u64 },
+    #[error(
+        "the body came slower than {floor} bytes/s after a grace of {grace_s} s; the connection is closed"
+    )]
+    SlowBody { floor: u64, grace_s: u64 },
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -112,6 +116,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,6 +130,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::SlowBody { .. } => "request_timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -147,6 +153,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(_) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body is still coming: the connection cannot be kept.
+            ApiError::SlowBody { .. } => {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             ApiError::Internal(message) => tracing::error!(%message, "internal error"),
             _ => {}

@@ -54,5 +54,5 @@ pub use app::router;
 pub use backend::{BackendConfig, Backends};
 pub use components::Mutant;
 pub use server::{RunningStack, StackConfig, start};
-pub use settings::{RateLimitHeaders, Settings, Shape, UpstreamLink};
+pub use settings::{ConnectionLimits, RateLimitHeaders, Settings, Shape, UpstreamLink};
 pub use state::AppState;

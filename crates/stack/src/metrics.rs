@@ -55,6 +55,8 @@ pub struct Metrics {
     pub upload_held_bytes: Gauge,
     pub upload_held_bytes_peak: Gauge,
     pub upstream_calls: Family<RouteLabels, Counter>,
+    pub connections_open: Gauge,
+    pub connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -129,6 +131,18 @@ impl Metrics {
         );
         let upstream_calls = Family::<RouteLabels, Counter>::default();
         registry.register("upstream_calls", "Calls to the upstream by outcome", upstream_calls.clone());
+        let connections_open = Gauge::default();
+        registry.register(
+            "http_connections_open",
+            "HTTP connections this process serves now (under its connection cap)",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections answered 503 or closed because the connection cap was reached",
+            connections_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -143,6 +157,8 @@ impl Metrics {
             upload_held_bytes,
             upload_held_bytes_peak,
             upstream_calls,
+            connections_open,
+            connections_refused,
         }
     }
 

@@ -205,12 +205,17 @@ struct Registration {
 }
 
 /// `POST /api/accounts/ {"username"}` → 201 `{"pk", "username", "api_key"}`.
-async fn register(State(state): State<AppState>, bytes: axum::body::Bytes) -> Response {
+async fn register(
+    State(state): State<AppState>,
+    address: users::ClientAddress,
+    bytes: axum::body::Bytes,
+) -> Response {
     let registration: Registration = match body(&bytes) {
         Ok(r) => r,
         Err(rejection) => return rejection.into_response(),
     };
-    let answer = users::create(State(state), Json(users::NewUser { name: registration.username })).await;
+    let answer =
+        users::create(State(state), address, Json(users::NewUser { name: registration.username })).await;
     restated(
         answer.into_response(),
         |user| json!({ "pk": user["id"], "username": user["name"], "api_key": user["token"] }),

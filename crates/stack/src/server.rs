@@ -1,13 +1,24 @@
 //! Binding, serving and graceful shutdown of one stack process.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::oneshot;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use crate::app::router;
 use crate::backend::{BackendConfig, Backends, OpenError};
+use crate::error::ApiError;
+use crate::settings::ConnectionLimits;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::workers::Workers;
@@ -131,13 +142,131 @@ pub async fn start(mut config: StackConfig) -> Result<RunningStack, StartError> 
         crate::settings::Shape::Reference => router(state.clone()),
         crate::settings::Shape::Partner => crate::partner::router(state.clone()),
     };
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let limits = state.settings.connections;
+    let bounded = state.settings.mutant != Some(crate::Mutant::NoDeadlines);
+    let task = tokio::spawn(serve(listener, app, limits, bounded, state.clone(), stopped));
     tracing::info!(%addr, backends = ?state.backends, "stack serving");
     Ok(RunningStack { addr, state, stop: Some(stop), task, workers })
+}
+
+/// Connections over the cap that are answered 503 at once; past these, one is closed unanswered.
+const REFUSALS: usize = 64;
+
+/// How long a connection over the cap has to send its request head before it is closed.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The cap on connections when none is kept (the `NoDeadlines` mutant).
+const UNCAPPED: usize = 1 << 20;
+
+/// The accept loop: every connection served by hyper's HTTP/1 with the header-read (and idle)
+/// deadline, at most the cap at once; one over the cap answered 503 with `Retry-After` and
+/// closed. `bounded` false is the `NoDeadlines` mutant: no deadline and no cap, as
+/// `axum::serve` serves. On `stopped`: no more accepts, every connection asked to close once
+/// its request in flight is answered, and waited for.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    bounded: bool,
+    state: AppState,
+    mut stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let cap = if bounded { limits.connection_cap() } else { UNCAPPED };
+    let slots = Arc::new(Semaphore::new(cap));
+    let refusals = Arc::new(Semaphore::new(REFUSALS));
+    let (closing, closed) = watch::channel(false);
+    tracing::debug!(cap, header_timeout_ms = limits.header_timeout.as_millis() as u64, "accepting");
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors (or a connection reset before it was accepted): the
+                    // cap should keep the first from happening; wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => {
+                state.metrics.connections_open.inc();
+                let connection = Connection {
+                    app: app.clone(),
+                    header_timeout: bounded.then_some(limits.header_timeout),
+                    closed: closed.clone(),
+                    state: state.clone(),
+                    _slot: slot,
+                };
+                tokio::spawn(connection.serve(stream, peer));
+            }
+            Err(_) => {
+                state.metrics.connections_refused.inc();
+                match Arc::clone(&refusals).try_acquire_owned() {
+                    Ok(refusal) => {
+                        tokio::spawn(refuse(stream, cap, refusal));
+                    }
+                    Err(_) => drop(stream),
+                }
+            }
+        }
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    let _ = slots.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX)).await;
+    Ok(())
+}
+
+/// One accepted connection and what it holds: its slot under the cap.
+struct Connection {
+    app: Router,
+    header_timeout: Option<Duration>,
+    closed: watch::Receiver<bool>,
+    state: AppState,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+        let app = self.app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(self.header_timeout);
+        let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        tokio::pin!(connection);
+        let mut closed = self.closed.clone();
+        let closing = async move {
+            let _ = closed.wait_for(|closing| *closing).await;
+        };
+        let served = tokio::select! {
+            served = connection.as_mut() => served,
+            () = closing => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = served {
+            tracing::debug!(%peer, error = %e, "connection ended");
+        }
+        self.state.metrics.connections_open.dec();
+    }
+}
+
+/// Answers a connection over the cap 503 with `Retry-After` (after reading its request head,
+/// so the client reads the answer rather than a reset) and closes it.
+async fn refuse(stream: TcpStream, cap: usize, _refusal: OwnedSemaphorePermit) {
+    let service = hyper::service::service_fn(move |_request: hyper::Request<Incoming>| async move {
+        let refusal = ApiError::Unavailable(format!("the stack serves {cap} connections at once; retry"));
+        Ok::<_, Infallible>(refusal.into_response())
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(REFUSAL_TIMEOUT).keep_alive(false);
+    let _ =
+        tokio::time::timeout(2 * REFUSAL_TIMEOUT, http.serve_connection(TokioIo::new(stream), service)).await;
 }

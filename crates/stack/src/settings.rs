@@ -32,6 +32,8 @@ pub struct Settings {
     pub usage: UsageLimits,
     /// #12 uploads per user per window (seed: 15 a day) and the size cap.
     pub upload_limit: Limit,
+    /// Registrations per client address (an IPv6 address by its /64), across instances.
+    pub registration_limit: Limit,
     pub max_upload_bytes: u64,
     /// Where upload bodies are stored.
     pub upload_dir: PathBuf,
@@ -51,6 +53,8 @@ pub struct Settings {
     pub breaker: reference::circuit_breaker::Policy,
     /// Any request not answered in this long gets 503 (uploads and WebSockets excepted).
     pub request_timeout: Duration,
+    /// What a connection may hold of the stack: its deadlines and how many are served at once.
+    pub connections: ConnectionLimits,
     /// Added before every API request is handled (inside its deadline): a deliberately slowed
     /// stack, for seeing a baseline comparison flag a regression. Zero by default.
     pub added_latency: Duration,
@@ -76,6 +80,7 @@ impl Default for Settings {
             quota_zone: TimeZone::UTC,
             usage: UsageLimits::SEED,
             upload_limit: Limit::new(15, Duration::from_secs(24 * 60 * 60)),
+            registration_limit: Limit::new(300, Duration::from_secs(60)),
             max_upload_bytes: 64 * 1024 * 1024,
             upload_dir: default_upload_dir(),
             chat: ChatSettings::default(),
@@ -85,6 +90,7 @@ impl Default for Settings {
             task_time_limit: reference::task_queue::seed::HARD_LIMIT,
             breaker: reference::circuit_breaker::seed::POLICY,
             request_timeout: Duration::from_secs(5),
+            connections: ConnectionLimits::default(),
             added_latency: Duration::ZERO,
             mutant: None,
             upstream: None,
@@ -161,6 +167,52 @@ impl std::str::FromStr for RateLimitHeaders {
 
 /// The queue import tasks go through.
 pub const IMPORT_QUEUE: &str = "imports";
+
+/// What a stranger's connection may hold of the stack: a client that opens sockets and sends
+/// nothing, half a request head, or a body a few bytes a minute is cut off within stated times,
+/// and no number of such clients takes the descriptors every other client needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A connection that has not sent a whole request head this long after the stack began
+    /// waiting for one — a new connection, or a kept-alive one between requests — is closed:
+    /// the header-read and the idle deadline in one (hyper times both from the same point).
+    pub header_timeout: Duration,
+    /// Connections served at once; `None`: the process's descriptor limit less
+    /// [`DESCRIPTOR_RESERVE`]. A connection over the cap is answered 503 with `Retry-After` and
+    /// closed, never left waiting in the backlog.
+    pub max_connections: Option<usize>,
+    /// An upload's body must keep up this average rate once `body_grace` has passed (bytes
+    /// received ≥ floor × (elapsed − grace)); a slower one is cut off with 408.
+    pub body_floor_bytes_per_s: u64,
+    pub body_grace: Duration,
+}
+
+/// Descriptors kept out of the connection cap: the backends' connections, the listener,
+/// upload files, the children's pipes, and the refusals answered over the cap.
+pub const DESCRIPTOR_RESERVE: usize = 128;
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            max_connections: None,
+            body_floor_bytes_per_s: 8 * 1024,
+            body_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// The cap on connections served at once: the configured one, else the descriptor limit
+    /// less the reserve (at least 16).
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+            let soft = soft.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+            soft.saturating_sub(DESCRIPTOR_RESERVE).clamp(16, 65_536)
+        })
+    }
+}
 
 /// How the chat behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,8 @@ pub struct Inner {
     pub started: Instant,
     pub uploads: Uploads,
     pub chat: Chat,
+    /// Registrations per client address: what makes the per-user limits bound anything.
+    pub registrations: reference::sliding_window::SlidingWindow<AnyStore>,
 }
 
 impl std::ops::Deref for AppState {
@@ -108,6 +110,12 @@ impl AppState {
             started: Instant::now(),
             uploads: Uploads::new(&settings, &backends),
             chat: Chat::new(&settings, &backends),
+            registrations: reference::sliding_window::SlidingWindow::new(
+                backends.kv.clone(),
+                Arc::clone(&backends.clock),
+                "register",
+                settings.registration_limit,
+            ),
             settings,
             backends,
         }))

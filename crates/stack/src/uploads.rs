@@ -13,7 +13,10 @@
 //! `upload` check reads to tell streaming from buffering.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -21,6 +24,7 @@ use reference::limit::RateLimiter;
 use reference::sliding_window::SlidingWindow;
 use reference::upload_sink::{Body, Meter, Sink, SinkError, Stored, Writer};
 use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::time::Instant;
 
 use crate::backend::{AnyStore, Backends};
 use crate::components::UploadSinkSlot;
@@ -69,6 +73,74 @@ impl Drop for Part {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// The floor on a body's rate: after `grace`, the bytes received must keep up with `rate`
+/// bytes a second on average since the body began; the first chunk that would come later than
+/// that ends the body with an error and marks the floor tripped (shared, so the handler can
+/// tell a slow client from a broken one whatever the reader made of the error).
+#[derive(Debug, Clone)]
+pub(crate) struct Floor {
+    rate: u64,
+    grace: Duration,
+    tripped: Arc<AtomicBool>,
+}
+
+impl Floor {
+    pub(crate) fn new(rate: u64, grace: Duration) -> Self {
+        Self { rate: rate.max(1), grace, tripped: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Whether a body came slower than the floor.
+    pub(crate) fn tripped(&self) -> bool {
+        self.tripped.load(Ordering::Relaxed)
+    }
+
+    /// When the body must have delivered more than `received` bytes, counted from `start`.
+    fn deadline(&self, start: Instant, received: u64) -> Instant {
+        start + self.grace + Duration::from_secs_f64(received as f64 / self.rate as f64)
+    }
+}
+
+/// A body that keeps up with the floor or ends: `body` as it is without one.
+pub(crate) fn with_floor<S, E>(
+    body: S,
+    floor: Option<Floor>,
+) -> Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let start = Instant::now();
+    let body = Box::pin(body);
+    let state = (body, 0u64, floor, false);
+    Box::pin(futures_util::stream::unfold(state, move |(mut body, received, floor, ended)| async move {
+        if ended {
+            return None;
+        }
+        let next = match &floor {
+            Some(f) => match tokio::time::timeout_at(f.deadline(start, received), body.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    f.tripped.store(true, Ordering::Relaxed);
+                    let error = format!(
+                        "{received} bytes in {:.1} s: slower than the floor",
+                        start.elapsed().as_secs_f64()
+                    );
+                    return Some((Err(error), (body, received, floor, true)));
+                }
+            },
+            None => body.next().await,
+        };
+        match next {
+            Some(Ok(chunk)) => {
+                let received = received + chunk.len() as u64;
+                Some((Ok(chunk), (body, received, floor, false)))
+            }
+            Some(Err(e)) => Some((Err(e.to_string()), (body, received, floor, true))),
+            None => None,
+        }
+    }))
 }
 
 /// A request's data stream as the sink reads it.

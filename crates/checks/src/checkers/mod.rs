@@ -24,6 +24,7 @@ pub mod merge;
 pub mod query_budget;
 pub mod rate_limit;
 pub mod secrets;
+pub mod slow_clients;
 pub mod support;
 pub mod token_refresh;
 pub mod unique;
@@ -127,6 +128,7 @@ kinds! {
     UpstreamPool => upstream_pool::UpstreamPoolCheck,
     UsagePlan => usage_plan::UsagePlanCheck,
     Secrets => secrets::SecretsCheck,
+    SlowClients => slow_clients::SlowClientsCheck,
 }
 
 /// The profile's checks, each read as its kind, in order.

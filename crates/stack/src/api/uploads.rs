@@ -106,15 +106,22 @@ pub(crate) async fn create(
         }
     };
     let id = format!("{:032x}", rand::random::<u128>());
+    let limits = state.settings.connections;
+    let floor = (state.settings.mutant != Some(crate::Mutant::NoDeadlines))
+        .then(|| crate::uploads::Floor::new(limits.body_floor_bytes_per_s, limits.body_grace));
+    let slow =
+        || ApiError::SlowBody { floor: limits.body_floor_bytes_per_s, grace_s: limits.body_grace.as_secs() };
+    let data = crate::uploads::with_floor(body.into_data_stream(), floor.clone());
     let stored = match encoding {
-        Encoding::Raw => state.uploads.store(&id, body.into_data_stream()).await,
+        Encoding::Raw => state.uploads.store(&id, data).await,
         Encoding::Multipart(boundary) => {
-            let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+            let mut form = multer::Multipart::new(data, boundary);
             let file = loop {
                 match form.next_field().await {
                     Ok(Some(field)) if field.file_name().is_some() => break field,
                     Ok(Some(_)) => continue,
                     Ok(None) => return Err(ApiError::BadRequest("the form has no file part".to_owned())),
+                    Err(_) if floor.as_ref().is_some_and(|f| f.tripped()) => return Err(slow()),
                     Err(e) => {
                         return Err(ApiError::BadRequest(format!("malformed multipart/form-data: {e}")));
                     }
@@ -124,6 +131,7 @@ pub(crate) async fn create(
         }
     };
     let stored = stored.map_err(|e| match e {
+        _ if floor.as_ref().is_some_and(|f| f.tripped()) => slow(),
         SinkError::TooLarge { max } => ApiError::PayloadTooLarge { max },
         SinkError::Body(message) => ApiError::BadRequest(message),
         SinkError::Write(e) => ApiError::Internal(format!("cannot store upload {id}: {e}")),

@@ -6,5 +6,6 @@ mod backlog;
 mod bounded;
 mod chat;
 mod multi_layer;
+mod slow_clients;
 mod support;
 mod uploads;
