@@ -117,7 +117,11 @@ pub(crate) async fn compress(State(state): State<AppState>, request: Request, ne
 /// Counts the request's queries into `X-DB-Queries` and records its duration.
 pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = match state.settings.mutant {
+        // The field's stack labelled every method as the client wrote it.
+        Some(crate::Mutant::UnboundedLabels) => request.method().as_str().to_owned(),
+        _ => crate::metrics::method_label(request.method().as_str()).to_owned(),
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()

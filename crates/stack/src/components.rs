@@ -77,6 +77,8 @@ pub enum Mutant {
     /// Connections are served as `axum::serve` serves them: no header-read or idle deadline,
     /// no connection cap, no floor on an upload's rate.
     NoDeadlines,
+    /// `/metrics` labels each request by its method as the client wrote it.
+    UnboundedLabels,
 }
 
 /// The failure modes of how the stack is run rather than of a component: kept as mutants, each
@@ -107,6 +109,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
         "connections are served with no header-read or idle deadline, no cap and no floor on an upload's rate: \
          sockets that send nothing, half a request head or a body a few bytes a minute are held for ever, and \
          enough of them take every descriptor the process has",
+    ),
+    (
+        "metrics::mutants::UnboundedLabels",
+        "`/metrics` labels requests by their method as the client wrote it: every invented method adds a \
+         histogram series, and the scrape grows without bound (83 KB to 12.3 MB after 5,000 requests)",
     ),
 ];
 
@@ -139,6 +146,7 @@ impl Mutant {
         (Mutant::BrokerOnly, "task_queue::mutants::BrokerOnly"),
         (Mutant::CredentialsInErrors, "store_redis::mutants::CredentialsInErrors"),
         (Mutant::NoDeadlines, "server::mutants::NoDeadlines"),
+        (Mutant::UnboundedLabels, "metrics::mutants::UnboundedLabels"),
     ];
 
     pub fn name(self) -> &'static str {

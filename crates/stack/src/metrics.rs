@@ -163,13 +163,9 @@ impl Metrics {
     }
 
     /// Records one request. `route` is the matched route (or one value for every unmatched
-    /// path), and methods outside the nine HTTP defines fold into `other`: no client can add a
-    /// series, so the label set — and `/metrics` — stays bounded whatever strangers send.
+    /// path), and `method` one of [`method_label`]'s: no client can add a series, so the label
+    /// set — and `/metrics` — stays bounded whatever strangers send.
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration, queries: u64) {
-        let method = match method {
-            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT" | "TRACE" => method,
-            _ => "other",
-        };
         let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status };
         self.requests.get_or_create(&labels).observe(elapsed.as_secs_f64());
         self.queries.get_or_create(&RouteLabels { route: route.to_owned() }).observe(queries as f64);
@@ -185,5 +181,14 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// A request's method as a label value: the nine HTTP defines, and `other` for every method a
+/// client invents.
+pub fn method_label(method: &str) -> &str {
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT" | "TRACE" => method,
+        _ => "other",
     }
 }

@@ -18,6 +18,7 @@ use crate::kind::{Kind, Need, Tuning};
 pub mod breaker;
 pub mod counter;
 pub mod cursor_walk;
+pub mod growth;
 pub mod invalidation;
 pub mod lifecycle;
 pub mod merge;
@@ -129,6 +130,7 @@ kinds! {
     UsagePlan => usage_plan::UsagePlanCheck,
     Secrets => secrets::SecretsCheck,
     SlowClients => slow_clients::SlowClientsCheck,
+    Growth => growth::GrowthCheck,
 }
 
 /// The profile's checks, each read as its kind, in order.
