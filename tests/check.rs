@@ -964,3 +964,26 @@ fn check_the_partner_shape_holds_and_its_mutants_are_caught() {
         .collect();
     assert!(misses.is_empty(), "{}", misses.join("\n"));
 }
+
+/// The abuse checks of the reference profile hold on the hardened stack, and each catches the
+/// behaviour the stack had before it was hardened, kept as a mutant: `NoDeadlines` (no
+/// header-read, idle or body deadline, no connection cap) and `UnboundedLabels` (a metric
+/// series for every invented method).
+#[test]
+fn check_abuse_checks_hold_and_catch_the_no_deadlines_and_unbounded_labels_mutants() {
+    let (out, report) = stampede_check(&["--only", "slow-clients", "--only", "bounded-growth"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = report.expect("checks.json written");
+    for check in ["slow-clients", "bounded-growth"] {
+        assert_eq!(verdict(&report, check)["status"], "held", "{}", text(&out));
+    }
+    for (mutant, check, rule) in [
+        ("server::mutants::NoDeadlines", "slow-clients", "held-open"),
+        ("metrics::mutants::UnboundedLabels", "bounded-growth", "grew-past-bound"),
+    ] {
+        let (out, report) = stampede_check(&["--mutant", mutant, "--only", check]);
+        assert_eq!(out.status.code(), Some(1), "{mutant}: {}", text(&out));
+        let broken = rules(verdict(&report.expect("checks.json written"), check));
+        assert!(broken.iter().any(|r| r == rule), "{mutant}: {check} broke {broken:?}, not {rule:?}");
+    }
+}

@@ -72,3 +72,22 @@ async fn a_json_body_over_the_limit_is_too_large_not_malformed() {
     })
     .await;
 }
+
+/// The `UnboundedLabels` mutant labels each request by its method as written: every invented
+/// method is a series of its own, and the scrape grows with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_labels_mutant_adds_a_series_per_invented_method() {
+    bounded(async {
+        let harness = Harness::start(|s| s.mutant = Some(stack::Mutant::UnboundedLabels)).await;
+        let (before, series_before) = scrape(&harness).await;
+        for i in 0..200 {
+            let method = reqwest::Method::from_bytes(format!("X{i}").as_bytes()).unwrap();
+            harness.http.request(method, harness.url("/healthz")).send().await.unwrap();
+        }
+        let (after, series_after) = scrape(&harness).await;
+        let added = series_after.difference(&series_before).count();
+        assert!(added >= 200, "{added} series added by 200 invented methods");
+        assert!(after > before + 200 * 1_000, "/metrics grew from {before} to {after} bytes only");
+    })
+    .await;
+}
