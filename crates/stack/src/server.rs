@@ -1,8 +1,10 @@
 //! Binding, serving and graceful shutdown of one stack process.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -11,7 +13,7 @@ use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
@@ -155,14 +157,60 @@ const REFUSALS: usize = 64;
 /// How long a connection over the cap has to send its request head before it is closed.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a new connection at the cap waits for the slot of the idle connection it evicted.
+const EVICTION_WAIT: Duration = Duration::from_millis(50);
+
 /// The cap on connections when none is kept (the `NoDeadlines` mutant).
 const UNCAPPED: usize = 1 << 20;
 
+/// The connections served, oldest first, each with what says whether it is idle.
+#[derive(Default)]
+struct Live {
+    next: u64,
+    connections: BTreeMap<u64, Arc<Tracked>>,
+}
+
+/// One connection as the accept loop sees it.
+#[derive(Default)]
+struct Tracked {
+    /// Requests being handled or their answers being written: the connection is idle at 0.
+    in_flight: AtomicUsize,
+    evict: Notify,
+    evicted: AtomicBool,
+}
+
+impl Live {
+    fn add(&mut self) -> (u64, Arc<Tracked>) {
+        self.next += 1;
+        let tracked = Arc::new(Tracked::default());
+        self.connections.insert(self.next, Arc::clone(&tracked));
+        (self.next, tracked)
+    }
+
+    /// Asks the oldest idle connection not yet asked to close; whether there was one.
+    fn evict_idle(&self) -> bool {
+        let idle = self
+            .connections
+            .values()
+            .find(|c| c.in_flight.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Acquire));
+        match idle {
+            Some(connection) => {
+                connection.evicted.store(true, Ordering::Release);
+                connection.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// The accept loop: every connection served by hyper's HTTP/1 with the header-read (and idle)
-/// deadline, at most the cap at once; one over the cap answered 503 with `Retry-After` and
-/// closed. `bounded` false is the `NoDeadlines` mutant: no deadline and no cap, as
-/// `axum::serve` serves. On `stopped`: no more accepts, every connection asked to close once
-/// its request in flight is answered, and waited for.
+/// deadline, at most the cap at once. At the cap, the oldest idle connection (no request being
+/// handled or answered: a kept-alive one between requests, a silent or half-sent one) is closed
+/// to make room, as a server short of connections reuses its idle ones; with none idle, the new
+/// one is answered 503 with `Retry-After` and closed. `bounded` false is the `NoDeadlines`
+/// mutant: no deadline and no cap, as `axum::serve` serves. On `stopped`: no more accepts,
+/// every connection asked to close once its request in flight is answered, and waited for.
 async fn serve(
     listener: TcpListener,
     app: Router,
@@ -174,6 +222,7 @@ async fn serve(
     let cap = if bounded { limits.connection_cap() } else { UNCAPPED };
     let slots = Arc::new(Semaphore::new(cap));
     let refusals = Arc::new(Semaphore::new(REFUSALS));
+    let live = Arc::new(Mutex::new(Live::default()));
     let (closing, closed) = watch::channel(false);
     tracing::debug!(cap, header_timeout_ms = limits.header_timeout.as_millis() as u64, "accepting");
     loop {
@@ -191,19 +240,30 @@ async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        match Arc::clone(&slots).try_acquire_owned() {
-            Ok(slot) => {
+        let mut slot = Arc::clone(&slots).try_acquire_owned().ok();
+        if slot.is_none() && live.lock().expect("never poisoned").evict_idle() {
+            slot = tokio::time::timeout(EVICTION_WAIT, Arc::clone(&slots).acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok);
+        }
+        match slot {
+            Some(slot) => {
                 state.metrics.connections_open.inc();
+                let (id, tracked) = live.lock().expect("never poisoned").add();
                 let connection = Connection {
                     app: app.clone(),
                     header_timeout: bounded.then_some(limits.header_timeout),
                     closed: closed.clone(),
                     state: state.clone(),
+                    live: Arc::clone(&live),
+                    id,
+                    tracked,
                     _slot: slot,
                 };
                 tokio::spawn(connection.serve(stream, peer));
             }
-            Err(_) => {
+            None => {
                 state.metrics.connections_refused.inc();
                 match Arc::clone(&refusals).try_acquire_owned() {
                     Ok(refusal) => {
@@ -220,21 +280,75 @@ async fn serve(
     Ok(())
 }
 
-/// One accepted connection and what it holds: its slot under the cap.
+/// One accepted connection and what it holds: its slot under the cap, its place among the
+/// live ones.
 struct Connection {
     app: Router,
     header_timeout: Option<Duration>,
     closed: watch::Receiver<bool>,
     state: AppState,
+    live: Arc<Mutex<Live>>,
+    id: u64,
+    tracked: Arc<Tracked>,
     _slot: OwnedSemaphorePermit,
+}
+
+/// A request in flight on a connection, until its answer's body is written or dropped.
+struct InFlight(Arc<Tracked>);
+
+impl InFlight {
+    fn new(tracked: &Arc<Tracked>) -> Self {
+        tracked.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(tracked))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An answer's body that keeps its request in flight until it is written.
+struct Answering {
+    body: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Answering {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 impl Connection {
     async fn serve(self, stream: TcpStream, peer: SocketAddr) {
         let app = self.app.clone();
+        let tracked = Arc::clone(&self.tracked);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
+            let in_flight = InFlight::new(&tracked);
+            let answer = app.clone().oneshot(request);
+            async move {
+                let response = answer.await?;
+                Ok::<_, Infallible>(
+                    response.map(|body| axum::body::Body::new(Answering { body, _in_flight: in_flight })),
+                )
+            }
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(self.header_timeout);
@@ -250,10 +364,21 @@ impl Connection {
                 connection.as_mut().graceful_shutdown();
                 connection.await
             }
+            () = self.tracked.evict.notified() => {
+                // Evicted while idle: closed at once (dropped). A request that began since is
+                // answered first.
+                if self.tracked.in_flight.load(Ordering::Acquire) == 0 {
+                    Ok(())
+                } else {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
         };
         if let Err(e) = served {
             tracing::debug!(%peer, error = %e, "connection ended");
         }
+        self.live.lock().expect("never poisoned").connections.remove(&self.id);
         self.state.metrics.connections_open.dec();
     }
 }

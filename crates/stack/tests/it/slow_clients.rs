@@ -95,22 +95,40 @@ async fn a_stalled_upload_is_cut_off_with_408_after_its_grace() {
     .await;
 }
 
+/// A connection whose request is being handled: an upload that declared 10 MB and sent 4 bytes.
+async fn busy(harness: &Harness, token: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(harness.stack.addr()).await.unwrap();
+    let head = format!(
+        "POST /v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 10000000\r\n\r\nabcd"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+async fn open_connections(harness: &Harness) -> f64 {
+    let metrics = harness.http.get(harness.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("stampede_http_connections_open "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(-1.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_the_connection_cap_a_client_is_answered_503_with_retry_after() {
+async fn at_the_cap_with_every_connection_busy_a_client_is_answered_503_with_retry_after() {
     bounded(async {
         let harness = Harness::start(|s| s.connections.max_connections = Some(4)).await;
-        let addr = harness.stack.addr();
+        let user = harness.user("busy").await;
         let mut held = Vec::new();
         for _ in 0..4 {
-            held.push(TcpStream::connect(addr).await.unwrap());
+            held.push(busy(&harness, &user.token).await);
         }
-        // The four are accepted before the next is: one request on each says so.
-        for stream in &mut held {
-            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-            let mut buf = [0u8; 12];
-            stream.read_exact(&mut buf).await.unwrap();
-            assert_eq!(&buf, b"HTTP/1.1 200");
-        }
+        crate::support::eventually("four uploads in flight", || async {
+            harness.stack.state().uploads.meter().held() > 0
+                || harness.http.get(harness.url("/healthz")).send().await.is_ok_and(|a| a.status() == 503)
+        })
+        .await;
         let started = Instant::now();
         let answer = harness.http.get(harness.url("/healthz")).send().await.unwrap();
         assert_eq!(answer.status(), 503, "a fifth connection");
@@ -129,6 +147,45 @@ async fn over_the_connection_cap_a_client_is_answered_503_with_retry_after() {
             .find_map(|l| l.strip_prefix("stampede_http_connections_refused_total "))
             .and_then(|v| v.trim().parse::<f64>().ok());
         assert!(refused.is_some_and(|n| n >= 1.0), "{refused:?}");
+    })
+    .await;
+}
+
+/// `GET /healthz` on a new connection, kept open: its status line and the connection.
+async fn healthz(addr: std::net::SocketAddr) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 12];
+    stream.read_exact(&mut buf).await.unwrap();
+    (String::from_utf8_lossy(&buf).into_owned(), stream)
+}
+
+/// At the cap, a new client closes the oldest idle connection (silent, or kept alive between
+/// requests) rather than wait for the header timeout: idle sockets cannot lock clients out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_new_connection_evicts_the_oldest_idle_one() {
+    bounded(async {
+        let harness = Harness::start(|s| s.connections.max_connections = Some(4)).await;
+        let user = harness.user("busy").await;
+        let addr = harness.stack.addr();
+        let open = || harness.stack.state().metrics.connections_open.get();
+        // The harness's client keeps the connection it registered with: closed first.
+        let mut oldest = TcpStream::connect(addr).await.unwrap();
+        let (status, mut kept) = healthz(addr).await;
+        assert_eq!(status, "HTTP/1.1 200");
+        let _busy = [busy(&harness, &user.token).await, busy(&harness, &user.token).await];
+        crate::support::eventually("four connections open", || async { open() == 4 }).await;
+        // Each new connection takes an idle one's slot: the oldest first, then the kept-alive
+        // one (the new ones stay open, idle and newer).
+        let mut probes = Vec::new();
+        for (victim, stream) in [("oldest", &mut oldest), ("kept alive", &mut kept)] {
+            let (status, probe) = healthz(addr).await;
+            assert_eq!(status, "HTTP/1.1 200", "a new connection at the cap, evicting the {victim}");
+            probes.push(probe);
+            let (_, closed) = until_closed(stream, Duration::from_secs(1)).await;
+            assert!(closed.is_some(), "the {victim} idle connection was not closed");
+            assert_eq!(open(), 4);
+        }
     })
     .await;
 }
