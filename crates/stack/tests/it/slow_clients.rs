@@ -106,15 +106,6 @@ async fn busy(harness: &Harness, token: &str) -> TcpStream {
     stream
 }
 
-async fn open_connections(harness: &Harness) -> f64 {
-    let metrics = harness.http.get(harness.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("stampede_http_connections_open "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(-1.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_cap_with_every_connection_busy_a_client_is_answered_503_with_retry_after() {
     bounded(async {
