@@ -190,6 +190,11 @@ const CATCHES: &[(&str, &str, &str, Needs)] = &[
     ("usage_tracker::mutants::CheckThenRecord", "upstream-usage-plan", "over-admission", Needs::Redis),
 ];
 
+/// Mutants the stack runs that no check of the profile catches yet, each caught over HTTP by
+/// the stack's own tests instead: `UnboundedStatus` (a status grown past its caps) by
+/// `crates/stack/tests/api/errors.rs`'s `unbounded_status_mutant_lets_a_status_grow_past_the_caps`.
+const NO_CHECK_YET: &[&str] = &["status_tracker::mutants::UnboundedStatus"];
+
 /// The mutants of `CATCHES` with a test of their own below, which the table leaves out so
 /// that they run beside it: the import pipeline's, whose check watches the workers for
 /// seconds, and the upstream client's and plan's.
@@ -246,8 +251,11 @@ fn check_every_stack_mutant_is_caught_by_a_check() {
     // The operations' mutants (no reconnect, stop all on a crash) are a run's to catch, by the
     // fault profile's recovery targets: tests/faults.rs.
     let operations: Vec<&str> = stack::components::OPERATIONS.iter().map(|(name, _)| *name).collect();
-    let runnable: std::collections::BTreeSet<&str> =
-        stack::Mutant::ALL.iter().map(|(_, name)| *name).filter(|name| !operations.contains(name)).collect();
+    let runnable: std::collections::BTreeSet<&str> = stack::Mutant::ALL
+        .iter()
+        .map(|(_, name)| *name)
+        .filter(|name| !operations.contains(name) && !NO_CHECK_YET.contains(name))
+        .collect();
     let tabled: std::collections::BTreeSet<&str> = CATCHES.iter().map(|(name, ..)| *name).collect();
     let mut misses: Vec<String> = runnable
         .difference(&tabled)

@@ -97,6 +97,11 @@ pub(crate) enum ApiError {
     RateLimited { what: &'static str, info: RateLimitInfo },
     #[error("body larger than the limit of {max} bytes")]
     PayloadTooLarge { max: u64 },
+    /// A request that would take something past one of its caps (a video status's fields or
+    /// bytes): 413 like a body too large, the body naming the cap (`cap`) and its value
+    /// (`limit`) beside the message, so a client can tell which one without parsing prose.
+    #[error("{message}")]
+    OverCap { cap: &'static str, limit: u64, message: String },
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -111,7 +116,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::OverCap { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -124,7 +129,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::OverCap { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -133,7 +138,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        if let ApiError::OverCap { cap, limit, .. } = &self {
+            body["error"]["cap"] = json!(cap);
+            body["error"]["limit"] = json!(limit);
+        }
         let mut response = (self.status(), axum::Json(body)).into_response();
         match &self {
             ApiError::Unauthorized => {
@@ -189,6 +198,9 @@ impl From<StatusError> for ApiError {
     fn from(e: StatusError) -> Self {
         match e {
             StatusError::Store(e) => e.into(),
+            StatusError::OverCap { cap, .. } => {
+                ApiError::OverCap { cap: cap.name(), limit: cap.limit() as u64, message: e.to_string() }
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
