@@ -102,6 +102,10 @@ pub(crate) enum ApiError {
     /// (`limit`) beside the message, so a client can tell which one without parsing prose.
     #[error("{message}")]
     OverCap { cap: &'static str, limit: u64, message: String },
+    /// The request cannot be done in the resource's current state (a project's pending
+    /// invitations at their bound, its members at theirs); retrying as is will not help.
+    #[error("{0}")]
+    Conflict(String),
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -117,6 +121,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } | ApiError::OverCap { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -130,6 +135,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge { .. } | ApiError::OverCap { .. } => "payload_too_large",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

@@ -347,7 +347,7 @@ async fn error_cases_leave_stored_data_unchanged() {
     let (_, alice) = stack.user("alice").await;
     let (bob_id, bob) = stack.user("bob").await;
     let (_, carol) = stack.user("carol").await;
-    let project = stack.project(&alice, "launch", &[bob_id]).await;
+    let project = stack.project(&alice, "launch", &[(bob_id, &bob)]).await;
     let video = stack.video(&alice, URL, Some(project)).await;
     let status = format!("/v1/videos/{video}/status");
     let answer =
