@@ -188,6 +188,7 @@ const CATCHES: &[(&str, &str, &str, Needs)] = &[
     ("upstream::mutants::ClientPerRequest", "upstream-pool", "no-connection-reuse", Needs::OneInstance),
     ("upstream::mutants::Uncapped", "upstream-pool", "too-many-connections", Needs::OneInstance),
     ("usage_tracker::mutants::CheckThenRecord", "upstream-usage-plan", "over-admission", Needs::Redis),
+    ("status_tracker::mutants::UnboundedStatus", "bounded-growth", "grew-past-bound", Needs::OneInstance),
 ];
 
 /// The mutants of `CATCHES` with a test of their own below, which the table leaves out so

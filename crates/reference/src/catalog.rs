@@ -65,8 +65,13 @@ pub const COMPONENTS: &[Component] = &[
         number: 6,
         name: super::status_tracker::COMPONENT,
         invariant: "concurrent merges of disjoint fields all survive; the key always carries a TTL <= 24 h; \
-                    an entry disappears 24 h after its last write",
-        mutants: &["status_tracker::mutants::ReadModifyWrite", "status_tracker::mutants::MergeWithoutTtl"],
+                    an entry disappears 24 h after its last write; a client's merges keep it within 64 fields, \
+                    16 KiB a field, 64 KiB in all",
+        mutants: &[
+            "status_tracker::mutants::ReadModifyWrite",
+            "status_tracker::mutants::MergeWithoutTtl",
+            "status_tracker::mutants::UnboundedStatus",
+        ],
     },
     Component {
         number: 7,

@@ -744,6 +744,29 @@ macro_rules! store_conformance {
             assert_eq!(violation.rule, "lost-field", "{violation}");
         }
 
+        #[test]
+        fn status_tracker_contention_capped_merges_stay_within_caps() {
+            use $crate::status_tracker::{self, Tracker};
+            let rig = __conformance_open!("status-caps");
+            let store: &$store = &rig;
+            let tracker = ::std::sync::Arc::new(Tracker::new(store.clone()));
+            status_tracker::suite::capped_merges_stay_within_caps(tracker, $crate::conformance::THREADS, 2, 5)
+                .unwrap();
+        }
+
+        #[test]
+        fn status_tracker_mutant_unbounded_status_caught() {
+            use $crate::status_tracker;
+            let rig = __conformance_open!("status-unbounded");
+            let store: &$store = &rig;
+            let mutant =
+                ::std::sync::Arc::new(status_tracker::mutants::UnboundedStatus { store: store.clone() });
+            let violation =
+                status_tracker::suite::capped_merges_stay_within_caps(mutant, $crate::conformance::THREADS, 2, 1)
+                    .unwrap_err();
+            assert_eq!(violation.rule, "status-over-cap", "{violation}");
+        }
+
         // --- circuit breaker --------------------------------------------------------------
 
         #[test]

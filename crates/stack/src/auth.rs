@@ -34,12 +34,9 @@ pub(crate) async fn create(state: &AppState, name: String) -> ApiResult<(User, S
     let record = serde_json::to_vec(&user).map_err(|e| ApiError::Internal(e.to_string()))?;
     state.backends.records.set(&user_key(user.id), record, None).await?;
     state.backends.records.set(&token_key(&token), user.id.to_string().into_bytes(), None).await?;
+    // Invitations made to this id before it named a user are not theirs.
+    state.backends.records.del(&crate::api::invitations::list_key(user.id)).await?;
     Ok((user, token))
-}
-
-/// Whether user `id` exists.
-pub(crate) async fn exists(state: &AppState, id: u64) -> ApiResult<bool> {
-    Ok(state.backends.records.get(&user_key(id)).await?.is_some())
 }
 
 /// The authenticated user of a request: its id, from the bearer token.

@@ -26,6 +26,10 @@
 //!   behind what is already on its way; the socket is dropped once the client has taken it or
 //!   after `close_grace`. A client that keeps reading loses nothing.
 //!
+//! - **A message over `max_message_bytes`** (one frame, or the frames of one message together)
+//!   is never read whole: the transport refuses it at the limit, and the session ends with a
+//!   close frame 1009 (message too big), its slot freed.
+//!
 //! On connect the client first gets `{"type": "initial_state", "project_id", "members_online",
 //! "connection_id"}`, `members_online` counting the distinct members with a connection to
 //! this process's chat of the project, the new one included.
@@ -252,6 +256,8 @@ enum End {
     Gone,
     /// The server closes it with 1008.
     Policy(&'static str),
+    /// The client sent a message over the size limit: the server closes it with 1009.
+    TooBig,
 }
 
 fn frame(messages: &[Arc<str>]) -> String {
@@ -345,6 +351,7 @@ pub async fn run(chat: &Chat, metrics: &Metrics, socket: WebSocket, ticket: Tick
                     outgoing = Some(serialize(&error("bad_request", "send JSON text frames, not binary")));
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Err(e)) if too_big(&e) => break 'session End::TooBig,
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break 'session End::Gone,
             },
             received = channel.recv() => match received {
@@ -395,6 +402,7 @@ pub async fn run(chat: &Chat, metrics: &Metrics, socket: WebSocket, ticket: Tick
     let close = match end {
         End::Gone => Out::Close(None),
         End::Policy(reason) => Out::Close(Some((close_code::POLICY, reason))),
+        End::TooBig => Out::Close(Some((close_code::SIZE, "message too big"))),
     };
     let _ = out.try_send(close);
     drop(out);
@@ -402,6 +410,14 @@ pub async fn run(chat: &Chat, metrics: &Metrics, socket: WebSocket, ticket: Tick
     if tokio::time::timeout(chat.settings.close_grace, writer).await.is_err() {
         abort.abort();
     }
+}
+
+/// Whether a socket's read failed on a message or frame over the size limit (tungstenite's
+/// capacity error, which axum passes on wrapped).
+fn too_big(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|inner| matches!(inner, tungstenite::Error::Capacity(_)))
 }
 
 /// Hands a due batch to the writer; false if the writer is gone.

@@ -55,6 +55,8 @@ pub enum Mutant {
     VideoUnconditionalUpdate,
     StatusReadModifyWrite,
     StatusMergeWithoutTtl,
+    /// A client's status merges take any number of fields of any size.
+    StatusUnbounded,
     BreakerHalfOpenAdmitsAll,
     CacheLocalOnlyInvalidate,
     QueueAckOnReceive,
@@ -130,6 +132,7 @@ impl Mutant {
         (Mutant::VideoUnconditionalUpdate, "video::mutants::UnconditionalUpdate"),
         (Mutant::StatusReadModifyWrite, "status_tracker::mutants::ReadModifyWrite"),
         (Mutant::StatusMergeWithoutTtl, "status_tracker::mutants::MergeWithoutTtl"),
+        (Mutant::StatusUnbounded, "status_tracker::mutants::UnboundedStatus"),
         (Mutant::BreakerHalfOpenAdmitsAll, "circuit_breaker::mutants::HalfOpenAdmitsAll"),
         (Mutant::CacheLocalOnlyInvalidate, "l1_cache::mutants::MultiLayerLocalOnly"),
         (Mutant::QueueAckOnReceive, "task_queue::mutants::AckOnReceive"),
@@ -362,6 +365,7 @@ pub enum Statuses {
     Reference(Tracker<AnyStore>),
     ReadModifyWrite(status_tracker::mutants::ReadModifyWrite<AnyStore>),
     MergeWithoutTtl(status_tracker::mutants::MergeWithoutTtl<AnyStore>),
+    Unbounded(status_tracker::mutants::UnboundedStatus<AnyStore>),
 }
 
 impl Statuses {
@@ -372,6 +376,9 @@ impl Statuses {
             }
             Some(Mutant::StatusMergeWithoutTtl) => {
                 Self::MergeWithoutTtl(status_tracker::mutants::MergeWithoutTtl { store })
+            }
+            Some(Mutant::StatusUnbounded) => {
+                Self::Unbounded(status_tracker::mutants::UnboundedStatus { store })
             }
             _ => Self::Reference(Tracker::new(store)),
         }
@@ -386,6 +393,7 @@ impl StatusTracker for Statuses {
             Self::Reference(t) => t.store(),
             Self::ReadModifyWrite(t) => t.store(),
             Self::MergeWithoutTtl(t) => t.store(),
+            Self::Unbounded(t) => t.store(),
         }
     }
 
@@ -394,6 +402,16 @@ impl StatusTracker for Statuses {
             Self::Reference(t) => t.merge(video_id, fields).await,
             Self::ReadModifyWrite(t) => t.merge(video_id, fields).await,
             Self::MergeWithoutTtl(t) => t.merge(video_id, fields).await,
+            Self::Unbounded(t) => t.merge(video_id, fields).await,
+        }
+    }
+
+    async fn merge_capped(&self, video_id: &str, fields: Fields) -> StatusResult<Fields> {
+        match self {
+            Self::Reference(t) => t.merge_capped(video_id, fields).await,
+            Self::ReadModifyWrite(t) => t.merge_capped(video_id, fields).await,
+            Self::MergeWithoutTtl(t) => t.merge_capped(video_id, fields).await,
+            Self::Unbounded(t) => t.merge_capped(video_id, fields).await,
         }
     }
 }

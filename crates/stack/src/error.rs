@@ -101,6 +101,15 @@ pub(crate) enum ApiError {
         "the body came slower than {floor} bytes/s after a grace of {grace_s} s; the connection is closed"
     )]
     SlowBody { floor: u64, grace_s: u64 },
+    /// A request that would take something past one of its caps (a video status's fields or
+    /// bytes): 413 like a body too large, the body naming the cap (`cap`) and its value
+    /// (`limit`) beside the message, so a client can tell which one without parsing prose.
+    #[error("{message}")]
+    OverCap { cap: &'static str, limit: u64, message: String },
+    /// The request cannot be done in the resource's current state (a project's pending
+    /// invitations at their bound, its members at theirs); retrying as is will not help.
+    #[error("{0}")]
+    Conflict(String),
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -115,7 +124,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::OverCap { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -129,7 +139,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::OverCap { .. } => "payload_too_large",
+            ApiError::Conflict(_) => "conflict",
             ApiError::SlowBody { .. } => "request_timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -139,7 +150,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        if let ApiError::OverCap { cap, limit, .. } = &self {
+            body["error"]["cap"] = json!(cap);
+            body["error"]["limit"] = json!(limit);
+        }
         let mut response = (self.status(), axum::Json(body)).into_response();
         match &self {
             ApiError::Unauthorized => {
@@ -199,6 +214,9 @@ impl From<StatusError> for ApiError {
     fn from(e: StatusError) -> Self {
         match e {
             StatusError::Store(e) => e.into(),
+            StatusError::OverCap { cap, .. } => {
+                ApiError::OverCap { cap: cap.name(), limit: cap.limit() as u64, message: e.to_string() }
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::invariant::{Judgement, Violation};
 use crate::store::Ttl;
 
-use super::{COMPONENT, Fields, TTL};
+use super::{COMPONENT, Fields, MAX_FIELDS, MAX_STATUS_BYTES, TTL, encode};
 
 /// After merges of disjoint fields, the stored status holds every one of them.
 pub fn merges_survive(key: &str, merged: &Fields, stored: Option<&Fields>) -> Judgement {
@@ -57,4 +57,40 @@ pub fn lives_a_day(key: &str, since_write: Duration, stored: Option<&Fields>) ->
             format!("status {key} still there {since_write:?} after its last write"),
         )),
     }
+}
+
+/// A status written only by capped merges holds at most [`MAX_FIELDS`] fields and
+/// [`MAX_STATUS_BYTES`] bytes of JSON.
+pub fn within_caps(key: &str, stored: Option<&Fields>) -> Judgement {
+    let Some(stored) = stored else { return Ok(()) };
+    let bytes = encode(stored).len();
+    if stored.len() <= MAX_FIELDS && bytes <= MAX_STATUS_BYTES {
+        return Ok(());
+    }
+    Err(Violation::new(
+        COMPONENT,
+        "status-over-cap",
+        format!(
+            "status {key} holds {} fields, {bytes} bytes of JSON: over the caps of {MAX_FIELDS} fields, \
+             {MAX_STATUS_BYTES} bytes",
+            stored.len()
+        ),
+    ))
+}
+
+/// A merge refused for a cap wrote nothing: none of its fields is in the stored status.
+pub fn refused_not_written(key: &str, refused: &[String], stored: Option<&Fields>) -> Judgement {
+    let written: Vec<&str> = refused
+        .iter()
+        .filter(|name| stored.is_some_and(|s| s.contains_key(*name)))
+        .map(String::as_str)
+        .collect();
+    if written.is_empty() {
+        return Ok(());
+    }
+    Err(Violation::new(
+        COMPONENT,
+        "refused-field-written",
+        format!("{key} holds fields of merges refused for a cap: {}", written.join(", ")),
+    ))
 }

@@ -8,7 +8,12 @@
 //!
 //! - concurrent merges of disjoint fields all survive;
 //! - the key always carries a TTL of at most 24 h;
-//! - an entry disappears 24 h after its last write.
+//! - an entry disappears 24 h after its last write;
+//! - a status merged with [`StatusTracker::merge_capped`] (what a client asks for) stays within
+//!   [`MAX_FIELDS`] fields, [`MAX_FIELD_BYTES`] a value and [`MAX_STATUS_BYTES`] in all: the
+//!   caps are checked on the merged status inside the compare-and-set loop, so the status
+//!   written is exactly the one checked, whatever merges run beside it; a merge that would break
+//!   one writes nothing. (The seed's merge took anything: one status once grew to 45 MB.)
 //!
 //! The seed's other variant, a per-process dict behind a lock, is correct inside one process
 //! and wrong across instances; it is caught by the network-layer checks against several stack
@@ -31,8 +36,60 @@ pub const COMPONENT: &str = "status-tracker";
 /// How long a status lives after its last write.
 pub const TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The most fields a capped merge leaves in a status. A processing status is a handful of
+/// fields (state, attempt, progress, title, …); 64 leave room for a client's own without
+/// letting one status become a store of its own.
+pub const MAX_FIELDS: usize = 64;
+
+/// The largest one field's value may be in a capped merge, as JSON: a title, an error message
+/// or a small object fit many times over; anything larger is content, not a status.
+pub const MAX_FIELD_BYTES: usize = 16 * 1024;
+
+/// The largest a status may be after a capped merge, as stored (its JSON, names included):
+/// what one status can cost the store, and every reader of it.
+pub const MAX_STATUS_BYTES: usize = 64 * 1024;
+
 /// A status: a JSON object.
 pub type Fields = Map<String, Value>;
+
+/// One of the caps of a capped merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// [`MAX_FIELDS`].
+    Fields,
+    /// [`MAX_FIELD_BYTES`].
+    FieldBytes,
+    /// [`MAX_STATUS_BYTES`].
+    StatusBytes,
+}
+
+impl Cap {
+    /// The cap's name, as an API reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cap::Fields => "max_fields",
+            Cap::FieldBytes => "max_field_bytes",
+            Cap::StatusBytes => "max_status_bytes",
+        }
+    }
+
+    /// The cap's value: fields for [`Cap::Fields`], bytes of JSON for the others.
+    pub fn limit(self) -> usize {
+        match self {
+            Cap::Fields => MAX_FIELDS,
+            Cap::FieldBytes => MAX_FIELD_BYTES,
+            Cap::StatusBytes => MAX_STATUS_BYTES,
+        }
+    }
+
+    /// What the cap counts.
+    fn unit(self) -> &'static str {
+        match self {
+            Cap::Fields => "fields",
+            Cap::FieldBytes | Cap::StatusBytes => "bytes of JSON",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StatusError {
@@ -40,6 +97,10 @@ pub enum StatusError {
     Store(#[from] StoreError),
     #[error("status {key} is not a JSON object: {reason}")]
     Corrupt { key: String, reason: String },
+    /// A capped merge refused, nothing written: `found` is what the status (or, for
+    /// [`Cap::FieldBytes`], the field `what` names) would have been.
+    #[error("{what} would be {found} {}, over the cap {} of {}; nothing was merged", .cap.unit(), .cap.name(), .cap.limit())]
+    OverCap { cap: Cap, what: String, found: usize },
 }
 
 pub type StatusResult<T> = Result<T, StatusError>;
@@ -57,8 +118,19 @@ pub trait StatusTracker: Send + Sync {
     }
 
     /// Sets `fields` in the status of `video_id` (creating it if missing), keeping its other
-    /// fields; the status after the merge.
+    /// fields; the status after the merge. Not capped: for the fields a service writes itself
+    /// (a state, an attempt, a result), whose sizes it chooses.
     fn merge(&self, video_id: &str, fields: Fields) -> impl Future<Output = StatusResult<Fields>> + Send;
+
+    /// [`StatusTracker::merge`] of fields a client chose, within the caps: refused with
+    /// [`StatusError::OverCap`], nothing written, when a value is over [`MAX_FIELD_BYTES`] or
+    /// the status after the merge would hold more than [`MAX_FIELDS`] fields or
+    /// [`MAX_STATUS_BYTES`] bytes.
+    fn merge_capped(
+        &self,
+        video_id: &str,
+        fields: Fields,
+    ) -> impl Future<Output = StatusResult<Fields>> + Send;
 
     fn get(&self, video_id: &str) -> impl Future<Output = StatusResult<Option<Fields>>> + Send {
         async move {
@@ -91,7 +163,12 @@ impl<S: Store> StatusTracker for Tracker<S> {
     }
 
     async fn merge(&self, video_id: &str, fields: Fields) -> StatusResult<Fields> {
-        optimistic_merge(&self.store, video_id, &fields, Some(TTL)).await
+        optimistic_merge(&self.store, video_id, &fields, Some(TTL), Caps::None).await
+    }
+
+    async fn merge_capped(&self, video_id: &str, fields: Fields) -> StatusResult<Fields> {
+        check_request(&fields)?;
+        optimistic_merge(&self.store, video_id, &fields, Some(TTL), Caps::Enforced).await
     }
 }
 
@@ -99,22 +176,81 @@ pub fn key(video_id: &str) -> String {
     format!("processing_status:{video_id}")
 }
 
+/// Whether a merge checks the merged status against the caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caps {
+    None,
+    Enforced,
+}
+
 /// Merges `fields` into the status of `video_id` with a compare-and-set retry loop (WATCH/MULTI
-/// on Redis), writing it with `ttl`; the merged status.
+/// on Redis), writing it with `ttl`; the merged status. With [`Caps::Enforced`] each merged
+/// status is checked before its compare-and-set, so what is written is exactly what was
+/// checked.
 pub(crate) async fn optimistic_merge<S: Store>(
     store: &S,
     video_id: &str,
     fields: &Fields,
     ttl: Option<Duration>,
+    caps: Caps,
 ) -> StatusResult<Fields> {
     let key = key(video_id);
     loop {
         let current = store.get(&key).await?;
         let merged = merged(&key, current.as_deref(), fields)?;
-        if store.compare_and_set(&key, current.as_deref(), encode(&merged), ttl).await? {
+        let encoded = encode(&merged);
+        if caps == Caps::Enforced {
+            check_status(&merged, &encoded)?;
+        }
+        if store.compare_and_set(&key, current.as_deref(), encoded, ttl).await? {
             return Ok(merged);
         }
     }
+}
+
+/// The caps `fields` break whatever status they are merged into, checked before the status
+/// is read: a value over [`MAX_FIELD_BYTES`], more fields than a status holds, more bytes than
+/// a status holds (the merged status holds every field of `fields`, so its JSON is at least as
+/// long as theirs).
+pub fn check_request(fields: &Fields) -> StatusResult<()> {
+    for (name, value) in fields {
+        let bytes = json_len(value);
+        if bytes > MAX_FIELD_BYTES {
+            return Err(StatusError::OverCap {
+                cap: Cap::FieldBytes,
+                what: format!("field {name:?}"),
+                found: bytes,
+            });
+        }
+    }
+    if fields.len() > MAX_FIELDS {
+        return Err(over(Cap::Fields, fields.len()));
+    }
+    let bytes = encode(fields).len();
+    if bytes > MAX_STATUS_BYTES {
+        return Err(over(Cap::StatusBytes, bytes));
+    }
+    Ok(())
+}
+
+/// The caps the status `merged`, encoded as `encoded`, breaks.
+pub(crate) fn check_status(merged: &Fields, encoded: &[u8]) -> StatusResult<()> {
+    if merged.len() > MAX_FIELDS {
+        return Err(over(Cap::Fields, merged.len()));
+    }
+    if encoded.len() > MAX_STATUS_BYTES {
+        return Err(over(Cap::StatusBytes, encoded.len()));
+    }
+    Ok(())
+}
+
+fn over(cap: Cap, found: usize) -> StatusError {
+    StatusError::OverCap { cap, what: "the status".to_owned(), found }
+}
+
+/// The length of `value` as JSON.
+fn json_len(value: &Value) -> usize {
+    serde_json::to_vec(value).map(|bytes| bytes.len()).unwrap_or(usize::MAX)
 }
 
 /// The stored status `current` (`None`: missing) with `fields` set over it.

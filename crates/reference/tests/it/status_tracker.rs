@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use reference::clock::{Clock, ManualClock, Millis, millis};
-use reference::status_tracker::{Fields, StatusTracker, TTL, Tracker, invariant, key, mutants, suite};
+use reference::status_tracker::{
+    Cap, Fields, MAX_FIELD_BYTES, MAX_FIELDS, MAX_STATUS_BYTES, StatusError, StatusTracker, TTL, Tracker,
+    invariant, key, mutants, suite,
+};
 use reference::store::{MemoryStore, Store, Ttl};
 use reference::sync::block_on;
 use serde_json::json;
@@ -74,6 +77,85 @@ fn status_tracker_merge_keeps_other_fields() {
         Fields::from_iter([("stage".into(), json!("transcribing")), ("progress".into(), json!(55))]);
     assert_eq!(merged, expected);
     assert_eq!(block_on(tracker.get("v1")).unwrap(), Some(expected));
+}
+
+// --- caps ----------------------------------------------------------------------------------
+
+/// `count` fields named `{prefix}{n}`, each a string of `chars` characters.
+fn capped_fields(prefix: &str, count: usize, chars: usize) -> Fields {
+    (0..count).map(|n| (format!("{prefix}{n}"), json!("x".repeat(chars)))).collect()
+}
+
+fn refused_for(result: Result<Fields, StatusError>) -> Cap {
+    match result {
+        Err(StatusError::OverCap { cap, .. }) => cap,
+        other => panic!("expected a refusal for a cap, got {other:?}"),
+    }
+}
+
+#[test]
+fn status_tracker_capped_merge_takes_each_cap_exactly_and_refuses_one_more_writing_nothing() {
+    let (_, store) = rig();
+    let tracker = correct(&store);
+    // One field's value: exactly MAX_FIELD_BYTES of JSON passes, one byte more does not.
+    block_on(tracker.merge_capped("v1", capped_fields("big", 1, MAX_FIELD_BYTES - 2))).unwrap();
+    assert_eq!(
+        refused_for(block_on(tracker.merge_capped("v1", capped_fields("bigger", 1, MAX_FIELD_BYTES - 1)))),
+        Cap::FieldBytes
+    );
+    // Fields: up to MAX_FIELDS in the status, not one more, whether asked at once or merged in.
+    block_on(tracker.merge_capped("v2", capped_fields("f", MAX_FIELDS, 1))).unwrap();
+    let before = block_on(tracker.get("v2")).unwrap();
+    assert_eq!(refused_for(block_on(tracker.merge_capped("v2", capped_fields("g", 1, 1)))), Cap::Fields);
+    assert_eq!(
+        refused_for(block_on(tracker.merge_capped("v3", capped_fields("f", MAX_FIELDS + 1, 1)))),
+        Cap::Fields
+    );
+    assert_eq!(block_on(tracker.get("v3")).unwrap(), None, "a refused request writes nothing");
+    // Replacing fields a full status holds is not growing it.
+    block_on(tracker.merge_capped("v2", capped_fields("f", 2, 3))).unwrap();
+    assert_eq!(block_on(tracker.get("v2")).unwrap().unwrap().len(), MAX_FIELDS);
+    assert_ne!(block_on(tracker.get("v2")).unwrap(), before);
+    // Bytes: fields within their own cap that together pass the status's.
+    let quarter = capped_fields("q", 4, MAX_FIELD_BYTES - 2);
+    assert_eq!(refused_for(block_on(tracker.merge_capped("v4", quarter.clone()))), Cap::StatusBytes);
+    for (name, value) in quarter.iter().take(3) {
+        block_on(tracker.merge_capped("v4", Fields::from_iter([(name.clone(), value.clone())]))).unwrap();
+    }
+    let full = block_on(tracker.get("v4")).unwrap();
+    let last = Fields::from_iter(quarter.into_iter().skip(3));
+    assert_eq!(refused_for(block_on(tracker.merge_capped("v4", last))), Cap::StatusBytes);
+    assert_eq!(block_on(tracker.get("v4")).unwrap(), full, "a refused merge changes nothing");
+    assert!(serde_json::to_vec(&full).unwrap().len() <= MAX_STATUS_BYTES);
+    // The service's own merges are not capped.
+    block_on(tracker.merge("v2", capped_fields("service", 1, 1))).unwrap();
+    assert_eq!(block_on(tracker.get("v2")).unwrap().unwrap().len(), MAX_FIELDS + 1);
+}
+
+#[test]
+fn status_tracker_refusal_names_the_cap_and_its_value() {
+    let (_, store) = rig();
+    let error =
+        block_on(correct(&store).merge_capped("v1", capped_fields("f", 1, MAX_FIELD_BYTES))).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("max_field_bytes") && text.contains(&MAX_FIELD_BYTES.to_string()), "{text}");
+    assert!(text.contains("\"f0\""), "names the field: {text}");
+}
+
+#[test]
+fn status_tracker_mutant_unbounded_status_grows_past_every_cap() {
+    let (_, store) = rig();
+    let mutant = mutants::UnboundedStatus { store: store.clone() };
+    block_on(mutant.merge_capped("v1", capped_fields("huge", 1, 4 * MAX_FIELD_BYTES))).unwrap();
+    block_on(mutant.merge_capped("v1", capped_fields("f", MAX_FIELDS, 1))).unwrap();
+    let stored = block_on(mutant.get("v1")).unwrap();
+    let violation = invariant::within_caps(&key("v1"), stored.as_ref()).unwrap_err();
+    assert_eq!(violation.rule, "status-over-cap", "{violation}");
+    // The suite catches it too, and passes the correct tracker.
+    let violation = suite::capped_merges_stay_within_caps(Arc::new(mutant), 8, 2, 1).unwrap_err();
+    assert_eq!(violation.rule, "status-over-cap", "{violation}");
+    let (_, fresh) = rig();
+    suite::capped_merges_stay_within_caps(Arc::new(correct(&fresh)), 8, 2, 20).unwrap();
 }
 
 // --- model-based ---------------------------------------------------------------------------

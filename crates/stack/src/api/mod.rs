@@ -1,6 +1,7 @@
 //! The handlers, one module per resource.
 
 pub(crate) mod chat;
+pub(crate) mod invitations;
 pub(crate) mod limits;
 pub(crate) mod projects;
 pub(crate) mod uploads;

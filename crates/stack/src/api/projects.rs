@@ -1,5 +1,8 @@
 //! Projects, their members, and the dashboard behind the multi-layer cache (#14, #18).
 //!
+//! A project's members are its owner and the users who accepted an invitation to it (see
+//! [`super::invitations`]); creating a project with `members` invites them, it adds no one.
+//!
 //! A project is visible to its members only; to anyone else it does not exist (404, never
 //! 403, so ids leak nothing). The dashboard is computed from the records (the project, its
 //! video count, its ten latest videos: three queries; the project is read on every request,
@@ -16,8 +19,8 @@ use reference::store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Json, parse_id};
-use crate::auth::{self, Caller};
+use super::{Json, invitations, parse_id};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -26,7 +29,7 @@ pub(crate) struct Project {
     pub id: u64,
     pub name: String,
     pub owner: u64,
-    /// The owner included.
+    /// The owner first, then the users who accepted an invitation, in the order they did.
     pub members: Vec<u64>,
 }
 
@@ -49,7 +52,7 @@ pub(crate) fn feed_name(id: u64) -> String {
     format!("project:{id}")
 }
 
-fn dashboard_key(id: u64) -> String {
+pub(crate) fn dashboard_key(id: u64) -> String {
     format!("dashboard:project:{id}")
 }
 
@@ -65,7 +68,8 @@ pub(crate) async fn load(state: &AppState, caller: Caller, id: u64) -> ApiResult
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewProject {
     pub name: String,
-    /// Other members besides the caller, who owns the project.
+    /// Users to invite (at most [`invitations::MAX_PENDING`]): each becomes a member on
+    /// accepting, not before. An id that names no user is invited all the same.
     #[serde(default)]
     pub members: Vec<u64>,
 }
@@ -78,29 +82,28 @@ fn check_name(name: &str) -> ApiResult<String> {
     Ok(name.to_owned())
 }
 
-/// `POST /v1/projects`: 201 with the project and its `Location`.
+/// `POST /v1/projects`: 201 with the project and its `Location`; its members are the caller
+/// alone, and `members` are invited.
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<NewProject>,
 ) -> ApiResult<(StatusCode, [(HeaderName, String); 1], Json<Project>)> {
     let name = check_name(&body.name)?;
-    if body.members.len() > 100 {
-        return Err(ApiError::BadRequest("at most 100 members".to_owned()));
-    }
-    let mut members = vec![caller.id];
-    for member in body.members {
-        if !members.contains(&member) {
-            if !auth::exists(&state, member).await? {
-                return Err(ApiError::BadRequest(format!("no user {member}")));
-            }
-            members.push(member);
-        }
+    if body.members.len() > invitations::MAX_PENDING {
+        return Err(ApiError::BadRequest(format!("at most {} members to invite", invitations::MAX_PENDING)));
     }
     let id = state.backends.records.incr_by("seq:project", 1).await? as u64;
-    let project = Project { id, name, owner: caller.id, members };
+    let project = Project { id, name, owner: caller.id, members: vec![caller.id] };
     let record = serde_json::to_vec(&project).map_err(|e| ApiError::Internal(e.to_string()))?;
     state.backends.records.set(&project_key(id), record, None).await?;
+    let mut invited = Vec::new();
+    for user in body.members {
+        if !project.is_member(user) && !invited.contains(&user) {
+            invitations::invite(&state, &project, caller.id, user).await?;
+            invited.push(user);
+        }
+    }
     let location = [(header::LOCATION, format!("/v1/projects/{id}"))];
     Ok((StatusCode::CREATED, location, Json(project)))
 }

@@ -301,6 +301,14 @@ pub(crate) struct StatusPatch {
 
 /// `PATCH /v1/videos/{id}/status`: merges `fields` into the status; concurrent merges of
 /// disjoint fields all survive. Answers the merged status, shaped like the `GET`'s.
+///
+/// The merge is capped (`reference::status_tracker::{MAX_FIELDS, MAX_FIELD_BYTES,
+/// MAX_STATUS_BYTES}`: 64 fields, 16 KiB of JSON a value, 64 KiB in all): a merge that would
+/// break one answers 413 naming the cap and its value, and changes nothing. The caps are
+/// checked on the merged status inside the tracker's compare-and-set, so they hold whatever
+/// merges run at once. The stack's own writes to a status (the import's `state` and `attempt`,
+/// the workers' results) are not capped: a status a client filled still records its
+/// processing, and may pass the byte cap by those few fields.
 pub(crate) async fn merge_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -312,6 +320,6 @@ pub(crate) async fn merge_status(
     }
     let (id, video) = load(&state, caller, &id).await?;
     let key = status_id(caller.id, id);
-    let merged = state.statuses.merge(&key, body.fields).await?;
+    let merged = state.statuses.merge_capped(&key, body.fields).await?;
     status_body(&state, &key, id, &video, merged).await
 }

@@ -367,7 +367,7 @@ async fn drive_healthy(run: &mut Run<'_>) {
     use Method as M;
     let (_, alice) = run.stack.user("alice").await;
     let (bob_id, bob) = run.stack.user("bob").await;
-    let (_, carol) = run.stack.user("carol").await;
+    let (carol_id, carol) = run.stack.user("carol").await;
     let (alice, bob, carol) = (Some(alice.as_str()), Some(bob.as_str()), Some(carol.as_str()));
     let bad = Some("0123456789abcdef0123456789abcdef");
 
@@ -384,8 +384,51 @@ async fn drive_healthy(run: &mut Run<'_>) {
     let project = answer.json()["id"].as_u64().unwrap_or(0);
     let p = format!("/v1/projects/{project}");
     run.call(M::POST, "/v1/projects", alice, Raw("text/plain", "{}"), 400).await;
-    run.call(M::POST, "/v1/projects", alice, Json(json!({ "name": "x", "members": [999_999] })), 400).await;
+    // An id that names no user is invited like any other: nothing tells which ids exist.
+    run.call(M::POST, "/v1/projects", alice, Json(json!({ "name": "x", "members": [999_999] })), 201).await;
     run.call(M::POST, "/v1/projects", None, Json(json!({ "name": "x" })), 401).await;
+
+    // Invitations: bob was invited, and is a member once he accepts.
+    run.call(M::GET, &p, bob, Empty, 404).await;
+    run.call(M::GET, "/v1/invitations", bob, Empty, 200).await;
+    run.call(M::GET, "/v1/invitations", None, Empty, 401).await;
+    let accept = |project: u64| format!("/v1/invitations/{project}/accept");
+    let decline = |project: u64| format!("/v1/invitations/{project}/decline");
+    run.call(M::POST, &accept(project), carol, Empty, 404).await;
+    run.call(M::POST, &accept(project), None, Empty, 401).await;
+    run.call(M::POST, &accept(project), bob, Empty, 200).await;
+    let invitations = format!("{p}/invitations");
+    run.call(M::POST, &invitations, bob, Json(json!({ "user": carol_id })), 202).await;
+    run.call(M::POST, &invitations, alice, Json(json!({ "user": 999_999 })), 202).await;
+    run.call(M::POST, &invitations, alice, Json(json!({ "user": bob_id })), 200).await;
+    run.call(M::POST, &invitations, alice, Json(json!({ "user": "bob" })), 400).await;
+    run.call(M::POST, &invitations, None, Json(json!({ "user": carol_id })), 401).await;
+    run.call(M::POST, "/v1/projects/999999/invitations", alice, Json(json!({ "user": carol_id })), 404).await;
+    run.call(M::POST, &decline(project), carol, Empty, 200).await;
+    run.call(M::POST, &decline(project), carol, Empty, 404).await;
+    run.call(M::POST, &decline(project), None, Empty, 401).await;
+    // A project's pending invitations are bounded: 100.
+    let crowd: Vec<u64> = (1_000_000..1_000_100).collect();
+    let answer = run
+        .call(M::POST, "/v1/projects", carol, Json(json!({ "name": "crowd", "members": crowd })), 201)
+        .await;
+    let crowded = answer.json()["id"].as_u64().unwrap_or(0);
+    let c_inv = format!("/v1/projects/{crowded}/invitations");
+    run.call(M::POST, &c_inv, carol, Json(json!({ "user": bob_id })), 409).await;
+    // And its members: 101, the owner and 100 who accepted; the next to accept is refused.
+    let (_, owner) = run.stack.user("full-owner").await;
+    let mut joined = Vec::new();
+    for n in 0..100 {
+        joined.push(run.stack.user(&format!("joiner-{n}")).await);
+    }
+    let full = run
+        .stack
+        .project(&owner, "full", &joined.iter().map(|(id, t)| (*id, t.as_str())).collect::<Vec<_>>())
+        .await;
+    let (late_id, late) = run.stack.user("late").await;
+    let f_inv = format!("/v1/projects/{full}/invitations");
+    run.call(M::POST, &f_inv, Some(owner.as_str()), Json(json!({ "user": late_id })), 202).await;
+    run.call(M::POST, &accept(full), Some(late.as_str()), Empty, 409).await;
     run.call(M::GET, &p, alice, Empty, 200).await;
     run.call(M::GET, &p, bob, Empty, 200).await;
     run.call(M::GET, &p, carol, Empty, 404).await;
@@ -453,6 +496,8 @@ async fn drive_healthy(run: &mut Run<'_>) {
     run.call(M::GET, &s, bad, Empty, 401).await;
     run.call(M::PATCH, &s, alice, Json(json!({ "fields": { "progress": 40 } })), 200).await;
     run.call(M::PATCH, &s, alice, Json(json!({ "fields": {} })), 400).await;
+    let over = "x".repeat(16 * 1024);
+    run.call(M::PATCH, &s, alice, Json(json!({ "fields": { "big": over } })), 413).await;
     run.call(M::PATCH, &s, None, Json(json!({ "fields": { "progress": 1 } })), 401).await;
     run.call(M::PATCH, &s, bob, Json(json!({ "fields": { "progress": 1 } })), 404).await;
 
@@ -500,6 +545,7 @@ async fn drive_healthy(run: &mut Run<'_>) {
         (M::POST, "/v1/videos"),
         (M::PATCH, s.as_str()),
         (M::POST, "/v1/publish"),
+        (M::POST, invitations.as_str()),
     ] {
         run.call(method, path, alice, big(), 413).await;
     }
@@ -578,6 +624,10 @@ async fn drive_outage(run: &mut Run<'_>, redis: &mut OwnRedis) {
     run.call(M::GET, "/v1/uploads/0123456789abcdef0123456789abcdef", t, Empty, 503).await;
     run.call(M::GET, "/v1/uploads/0123456789abcdef0123456789abcdef/content", t, Empty, 503).await;
     run.call(M::GET, &format!("{p}/chat"), t, Empty, 503).await;
+    run.call(M::POST, &format!("{p}/invitations"), t, Json(json!({ "user": 1 })), 503).await;
+    run.call(M::GET, "/v1/invitations", t, Empty, 503).await;
+    run.call(M::POST, &format!("/v1/invitations/{project}/accept"), t, Empty, 503).await;
+    run.call(M::POST, &format!("/v1/invitations/{project}/decline"), t, Empty, 503).await;
     // What needs no backend still answers.
     run.call(M::GET, "/healthz", None, Empty, 200).await;
     run.call(M::GET, "/openapi.json", None, Empty, 200).await;
@@ -674,6 +724,7 @@ fn sample(template: &str) -> String {
         .replace("/v1/projects/{id}", "/v1/projects/1")
         .replace("/v1/videos/{id}", "/v1/videos/0123456789abcdef")
         .replace("/v1/uploads/{id}", "/v1/uploads/0123456789abcdef0123456789abcdef")
+        .replace("/v1/invitations/{project}", "/v1/invitations/1")
 }
 
 /// The routes the stack is known to serve, and others it could plausibly answer.
@@ -683,6 +734,10 @@ const PROBES: &[&str] = &[
     "/v1/projects/1",
     "/v1/projects/1/dashboard",
     "/v1/projects/1/chat",
+    "/v1/projects/1/invitations",
+    "/v1/invitations",
+    "/v1/invitations/1/accept",
+    "/v1/invitations/1/decline",
     "/v1/videos",
     "/v1/videos/0123456789abcdef",
     "/v1/videos/0123456789abcdef/status",
@@ -701,6 +756,8 @@ const PROBES: &[&str] = &[
     "/v1/users/1",
     "/v1/users/me",
     "/v1/projects/1/members",
+    "/v1/projects/1/invitations/2",
+    "/v1/invitations/1",
     "/v1/projects/1/videos",
     "/v1/videos/0123456789abcdef/process",
     "/v1/videos/0123456789abcdef/publish",

@@ -347,7 +347,7 @@ async fn error_cases_leave_stored_data_unchanged() {
     let (_, alice) = stack.user("alice").await;
     let (bob_id, bob) = stack.user("bob").await;
     let (_, carol) = stack.user("carol").await;
-    let project = stack.project(&alice, "launch", &[bob_id]).await;
+    let project = stack.project(&alice, "launch", &[(bob_id, &bob)]).await;
     let video = stack.video(&alice, URL, Some(project)).await;
     let status = format!("/v1/videos/{video}/status");
     let answer =
@@ -371,6 +371,17 @@ async fn error_cases_leave_stored_data_unchanged() {
         (json_as(&stack, Method::PATCH, &p, &carol, json!({ "name": "x" })).await, 404),
         (json_as(&stack, Method::PATCH, &status, &bob, json!({ "fields": { "progress": 0 } })).await, 404),
         (json_as(&stack, Method::PATCH, &status, &alice, json!({ "fields": {} })).await, 400),
+        (
+            json_as(
+                &stack,
+                Method::PATCH,
+                &status,
+                &alice,
+                json!({ "fields": { "big": "x".repeat(16 * 1024) } }),
+            )
+            .await,
+            413,
+        ),
         (json_as(&stack, Method::PATCH, &status, &alice, json!({ "fields": { "a": 1 }, "b": 2 })).await, 400),
         (
             raw(
@@ -435,4 +446,112 @@ async fn error_cases_leave_stored_data_unchanged() {
     for ((path, was), (_, is)) in before.iter().zip(&after) {
         assert_eq!(was, is, "{path} changed");
     }
+}
+
+/// The caps of a video status, as the API states them.
+const MAX_FIELDS: usize = 64;
+const MAX_FIELD_BYTES: usize = 16 * 1024;
+const MAX_STATUS_BYTES: usize = 64 * 1024;
+
+#[test]
+fn the_status_caps_are_the_documented_ones() {
+    use reference::status_tracker as caps;
+    assert_eq!(
+        (caps::MAX_FIELDS, caps::MAX_FIELD_BYTES, caps::MAX_STATUS_BYTES),
+        (MAX_FIELDS, MAX_FIELD_BYTES, MAX_STATUS_BYTES)
+    );
+}
+
+/// `PATCH {"fields": fields}` on `path` as `token`'s user.
+async fn patch_status(stack: &Stack, path: &str, token: &str, fields: Value) -> Answer {
+    json_as(stack, Method::PATCH, path, token, json!({ "fields": fields })).await
+}
+
+/// `count` fields named `{prefix}{n}`, each a string of `chars` characters (`chars + 2` bytes
+/// of JSON).
+fn string_fields(prefix: &str, count: usize, chars: usize) -> Value {
+    Value::Object((0..count).map(|n| (format!("{prefix}{n}"), json!("x".repeat(chars)))).collect())
+}
+
+/// The status's fields as `GET` answers them.
+async fn status_fields(stack: &Stack, path: &str, token: &str) -> serde_json::Map<String, Value> {
+    let answer = stack.get(path, token).await;
+    assert_eq!(answer.status, 200, "{answer}");
+    answer.json()["fields"].as_object().expect("fields").clone()
+}
+
+/// A 413 naming `cap` and `limit`, in the body's fields and its message.
+fn assert_over_cap(answer: &Answer, cap: &str, limit: usize) {
+    assert_eq!(answer.status, 413, "{answer}");
+    assert_eq!(answer.error_code(), "payload_too_large");
+    let error = &answer.json()["error"];
+    assert_eq!(error["cap"], cap, "{answer}");
+    assert_eq!(error["limit"], limit, "{answer}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains(cap) && message.contains(&limit.to_string()), "{answer}");
+}
+
+#[tokio::test]
+async fn a_status_patch_over_a_cap_is_413_naming_it_and_changes_nothing() {
+    let stack = stack().await;
+    let (_, alice) = stack.user("alice").await;
+    let video = stack.video(&alice, URL, None).await;
+    let path = format!("/v1/videos/{video}/status");
+    // One value: exactly the cap is taken, a byte more is not.
+    let answer = patch_status(&stack, &path, &alice, string_fields("big", 1, MAX_FIELD_BYTES - 1)).await;
+    assert_over_cap(&answer, "max_field_bytes", MAX_FIELD_BYTES);
+    assert!(answer.json()["error"]["message"].as_str().unwrap().contains("\"big0\""), "{answer}");
+    for n in 0..3 {
+        let fields = string_fields(&format!("f{n}-"), 1, MAX_FIELD_BYTES - 2);
+        let answer = patch_status(&stack, &path, &alice, fields).await;
+        assert_eq!(answer.status, 200, "{answer}");
+    }
+    // A fourth such field takes the status past its bytes.
+    let before = status_fields(&stack, &path, &alice).await;
+    let answer = patch_status(&stack, &path, &alice, string_fields("f3-", 1, MAX_FIELD_BYTES - 2)).await;
+    assert_over_cap(&answer, "max_status_bytes", MAX_STATUS_BYTES);
+    let after = status_fields(&stack, &path, &alice).await;
+    assert_eq!(after, before, "a refused merge changes nothing");
+    assert!(serde_json::to_vec(&after).unwrap().len() <= MAX_STATUS_BYTES);
+
+    // Fields: filled to the cap in requests of at most 50, then not one more.
+    let video = stack.video(&alice, "https://example.com/many-fields", None).await;
+    let path = format!("/v1/videos/{video}/status");
+    let mut room = MAX_FIELDS - status_fields(&stack, &path, &alice).await.len();
+    let mut batch = 0;
+    while room > 0 {
+        let count = room.min(50);
+        let answer =
+            patch_status(&stack, &path, &alice, string_fields(&format!("b{batch}-"), count, 1)).await;
+        assert_eq!(answer.status, 200, "{answer}");
+        (room, batch) = (room - count, batch + 1);
+    }
+    assert_eq!(status_fields(&stack, &path, &alice).await.len(), MAX_FIELDS);
+    let answer = patch_status(&stack, &path, &alice, json!({ "one-more": 1 })).await;
+    assert_over_cap(&answer, "max_fields", MAX_FIELDS);
+    // Changing fields it holds is not growing it.
+    let answer = patch_status(&stack, &path, &alice, json!({ "b0-0": "changed" })).await;
+    assert_eq!(answer.status, 200, "{answer}");
+    let fields = status_fields(&stack, &path, &alice).await;
+    assert_eq!((fields.len(), &fields["b0-0"]), (MAX_FIELDS, &json!("changed")));
+}
+
+/// Under `status_tracker::mutants::UnboundedStatus` the status takes what the correct stack
+/// refuses and grows past every cap: the 413s above are the caps at work, not an accident.
+#[tokio::test]
+async fn unbounded_status_mutant_lets_a_status_grow_past_the_caps() {
+    let settings = Settings { mutant: Some(stack::Mutant::StatusUnbounded), ..Settings::default() };
+    let stack = support::start(settings).await;
+    let (_, alice) = stack.user("alice").await;
+    let video = stack.video(&alice, URL, None).await;
+    let path = format!("/v1/videos/{video}/status");
+    for n in 0..4 {
+        let fields = string_fields(&format!("f{n}-"), 50, MAX_FIELD_BYTES);
+        let answer = patch_status(&stack, &path, &alice, fields).await;
+        assert_eq!(answer.status, 200, "{answer}");
+    }
+    let fields = status_fields(&stack, &path, &alice).await;
+    assert!(fields.len() > MAX_FIELDS, "{} fields", fields.len());
+    let bytes = serde_json::to_vec(&fields).unwrap().len();
+    assert!(bytes > 40 * MAX_STATUS_BYTES, "{bytes} bytes");
 }

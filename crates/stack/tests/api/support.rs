@@ -47,12 +47,20 @@ impl Stack {
         (body["id"].as_u64().unwrap(), body["token"].as_str().unwrap().to_owned())
     }
 
-    /// Creates a project owned by `token`'s user with `members`; its id.
-    pub(crate) async fn project(&self, token: &str, name: &str, members: &[u64]) -> u64 {
+    /// Creates a project owned by `token`'s user with `members` (id and token each) invited at
+    /// its creation and each accepting; its id.
+    pub(crate) async fn project(&self, token: &str, name: &str, members: &[(u64, &str)]) -> u64 {
+        let ids: Vec<u64> = members.iter().map(|(id, _)| *id).collect();
         let request = self.request(Method::POST, "/v1/projects").bearer_auth(token);
-        let answer = send(request.json(&json!({ "name": name, "members": members }))).await;
+        let answer = send(request.json(&json!({ "name": name, "members": ids }))).await;
         assert_eq!(answer.status, 201, "create project {name}: {answer}");
-        answer.json()["id"].as_u64().unwrap()
+        let project = answer.json()["id"].as_u64().unwrap();
+        for (id, member) in members {
+            let path = format!("/v1/invitations/{project}/accept");
+            let answer = send(self.request(Method::POST, &path).bearer_auth(member)).await;
+            assert_eq!(answer.status, 200, "user {id} accepts project {project}: {answer}");
+        }
+        project
     }
 
     /// Imports `url` for `token`'s user; the video's id.

@@ -350,3 +350,51 @@ async fn a_client_that_stops_reading_is_closed_with_1008_and_frees_its_slot() {
     })
     .await;
 }
+
+/// The close frame that ends `ws`, skipping what comes before it; panics if the connection
+/// fails or ends without one.
+async fn close_code(ws: &mut Ws) -> (Option<CloseCode>, String) {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Close(frame))) => {
+                return (
+                    frame.as_ref().map(|f| f.code),
+                    frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                );
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("the connection failed instead of closing: {e}"),
+            None => panic!("the connection ended without a close frame"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_closed_with_1009_and_frees_its_slot() {
+    bounded(async {
+        let h = Harness::start(|_| {}).await;
+        let owner = h.user("owner").await;
+        let project = h.project(&owner, &[]).await;
+        let chat = &h.stack.state().chat;
+        let limit = chat.settings().max_message_bytes;
+        // At the limit a message is read: not JSON, it gets an error back on an open socket.
+        let (mut ws, _) = connect(&h, project, &owner).await;
+        ws.send(Message::text("x".repeat(limit))).await.expect("the stack reads");
+        let reply = next_batch(&mut ws).await;
+        assert_eq!(reply[0]["code"], "bad_request", "{reply:?}");
+        close(ws).await;
+        // One byte over, and far over: closed with 1009 and a reason.
+        for size in [limit + 1, 4 * limit] {
+            let (mut ws, _) = connect(&h, project, &owner).await;
+            assert_eq!(chat.live(owner.id).await.unwrap(), 1);
+            ws.send(Message::text("x".repeat(size))).await.expect("the frame is sent");
+            let (code, reason) = close_code(&mut ws).await;
+            assert_eq!(code, Some(CloseCode::Size), "{size} bytes: closed with {code:?} {reason:?}");
+            assert_eq!(reason, "message too big");
+            eventually("the slot is freed", || async { chat.live(owner.id).await.unwrap() == 0 }).await;
+        }
+        eventually("the gauge is back to 0", || async { h.stack.state().metrics.ws_connections.get() == 0 })
+            .await;
+    })
+    .await;
+}

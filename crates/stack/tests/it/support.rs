@@ -70,19 +70,31 @@ impl Harness {
         User { id: body["id"].as_u64().unwrap(), token: body["token"].as_str().unwrap().to_owned() }
     }
 
-    /// A project owned by `owner` with `members` besides.
+    /// A project owned by `owner` with `members` besides: invited at its creation, each then
+    /// accepting.
     pub(crate) async fn project(&self, owner: &User, members: &[&User]) -> u64 {
-        let members: Vec<u64> = members.iter().map(|m| m.id).collect();
+        let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
         let response = self
             .http
             .post(self.url("/v1/projects"))
             .bearer_auth(&owner.token)
-            .json(&json!({ "name": "chat", "members": members }))
+            .json(&json!({ "name": "chat", "members": ids }))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 201);
-        response.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+        let project = response.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+        for member in members {
+            let response = self
+                .http
+                .post(self.url(&format!("/v1/invitations/{project}/accept")))
+                .bearer_auth(&member.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "user {} accepts project {project}", member.id);
+        }
+        project
     }
 
     /// The names in the upload directory (none if it was never created).
