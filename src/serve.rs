@@ -162,17 +162,19 @@ pub(crate) struct ServeArgs {
     pub(crate) registration_limit: Limit,
     /// Close a connection that has not sent a whole request head this long after the stack
     /// began waiting for one: a new connection, or a kept-alive one between requests.
-    #[arg(long, default_value = "10s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "5s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) header_timeout: Duration,
-    /// Connections each instance serves at once; more are answered 503 with `Retry-After`
-    /// (default: the descriptor limit less 128).
+    /// Connections each instance serves at once (default: the descriptor limit less 128). At the
+    /// cap a new connection closes the oldest idle one; with none idle it is answered 503 with
+    /// `Retry-After`.
     #[arg(long, value_name = "N")]
     pub(crate) max_connections: Option<usize>,
     /// The slowest average rate an upload body may come at once `--body-grace` has passed,
     /// bytes a second; a slower one is cut off with 408.
     #[arg(long, default_value_t = 8192, value_name = "BYTES")]
     pub(crate) body_floor: u64,
-    #[arg(long, default_value = "10s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    /// How long an upload body may come slower than `--body-floor` before the floor applies.
+    #[arg(long, default_value = "5s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) body_grace: Duration,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]

@@ -178,8 +178,9 @@ pub struct ConnectionLimits {
     /// the header-read and the idle deadline in one (hyper times both from the same point).
     pub header_timeout: Duration,
     /// Connections served at once; `None`: the process's descriptor limit less
-    /// [`DESCRIPTOR_RESERVE`]. A connection over the cap is answered 503 with `Retry-After` and
-    /// closed, never left waiting in the backlog.
+    /// [`DESCRIPTOR_RESERVE`]. At the cap a new connection closes the oldest idle one (no
+    /// request being handled or answered); with none idle it is answered 503 with
+    /// `Retry-After` and closed, never left waiting in the backlog.
     pub max_connections: Option<usize>,
     /// An upload's body must keep up this average rate once `body_grace` has passed (bytes
     /// received ≥ floor × (elapsed − grace)); a slower one is cut off with 408.
@@ -194,10 +195,10 @@ pub const DESCRIPTOR_RESERVE: usize = 128;
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
             max_connections: None,
             body_floor_bytes_per_s: 8 * 1024,
-            body_grace: Duration::from_secs(10),
+            body_grace: Duration::from_secs(5),
         }
     }
 }
