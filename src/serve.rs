@@ -338,6 +338,7 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_connections: args.max_connections,
         body_floor_bytes_per_s: args.body_floor,
         body_grace: args.body_grace,
+        ..stack::ConnectionLimits::default()
     };
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;

@@ -443,6 +443,7 @@ async fn live(
     State(state): State<AppState>,
     Path(text): Path<String>,
     RawQuery(raw): RawQuery,
+    slot: crate::server::HeldSlot,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let key = match query::<KeyQuery>(raw.as_deref()) {
@@ -459,7 +460,7 @@ async fn live(
         Ok(id) => id,
         Err(rejection) => return rejection.into_response(),
     };
-    match chat::connect(State(state), SocketCaller(caller), Path(id.to_string()), upgrade).await {
+    match chat::connect(State(state), SocketCaller(caller), Path(id.to_string()), slot, upgrade).await {
         Ok(response) => response,
         Err(limited @ ApiError::RateLimited { .. }) => {
             // 403, its `Retry-After` and rate-limit fields kept.

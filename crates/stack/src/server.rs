@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,6 +14,7 @@ use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -163,6 +166,12 @@ const EVICTION_WAIT: Duration = Duration::from_millis(50);
 /// The cap on connections when none is kept (the `NoDeadlines` mutant).
 const UNCAPPED: usize = 1 << 20;
 
+/// How long shutdown waits for the answers in flight.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// How often a connection looks at its own write stall.
+const STALL_TICK: Duration = Duration::from_millis(500);
+
 /// The connections served, oldest first, each with what says whether it is idle.
 #[derive(Default)]
 struct Live {
@@ -171,28 +180,62 @@ struct Live {
 }
 
 /// One connection as the accept loop sees it.
-#[derive(Default)]
 struct Tracked {
-    /// Requests being handled or their answers being written: the connection is idle at 0.
+    since: std::time::Instant,
+    /// Requests being handled or their answers' bodies being produced.
     in_flight: AtomicUsize,
+    /// When (ms after `since`, plus one) a write of the connection's last began to wait on a
+    /// client that does not read; 0 while its writes go through.
+    blocked_at: AtomicU64,
     evict: Notify,
     evicted: AtomicBool,
+}
+
+impl Tracked {
+    fn new() -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            blocked_at: AtomicU64::new(0),
+            evict: Notify::new(),
+            evicted: AtomicBool::new(false),
+        }
+    }
+
+    /// No request in flight and nothing waiting to be written: closing it loses nothing.
+    fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0 && self.blocked_at.load(Ordering::Acquire) == 0
+    }
+
+    fn wrote(&self, blocked: bool) {
+        if blocked {
+            let now = self.since.elapsed().as_millis() as u64 + 1;
+            let _ = self.blocked_at.compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+        } else {
+            self.blocked_at.store(0, Ordering::Release);
+        }
+    }
+
+    /// How long its writes have waited on the client.
+    fn stalled_for(&self) -> Duration {
+        match self.blocked_at.load(Ordering::Acquire) {
+            0 => Duration::ZERO,
+            at => self.since.elapsed().saturating_sub(Duration::from_millis(at - 1)),
+        }
+    }
 }
 
 impl Live {
     fn add(&mut self) -> (u64, Arc<Tracked>) {
         self.next += 1;
-        let tracked = Arc::new(Tracked::default());
+        let tracked = Arc::new(Tracked::new());
         self.connections.insert(self.next, Arc::clone(&tracked));
         (self.next, tracked)
     }
 
     /// Asks the oldest idle connection not yet asked to close; whether there was one.
     fn evict_idle(&self) -> bool {
-        let idle = self
-            .connections
-            .values()
-            .find(|c| c.in_flight.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Acquire));
+        let idle = self.connections.values().find(|c| c.idle() && !c.evicted.load(Ordering::Acquire));
         match idle {
             Some(connection) => {
                 connection.evicted.store(true, Ordering::Release);
@@ -204,13 +247,84 @@ impl Live {
     }
 }
 
+/// A connection's socket, watched: whether a write waits on a client that does not read.
+struct Watched {
+    stream: TcpStream,
+    tracked: Arc<Tracked>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.tracked.wrote(polled.is_pending());
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.tracked.wrote(polled.is_pending());
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The slot under the cap of the connection a request came on, in its extensions: a
+/// WebSocket session keeps it (`api/chat.rs`), so an upgraded socket stays counted after the
+/// HTTP connection has handed it over.
+#[derive(Clone)]
+pub(crate) struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// The request's [`ConnectionSlot`], when it came over the accept loop (none for a router
+/// called in process).
+pub(crate) struct HeldSlot(pub Option<ConnectionSlot>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for HeldSlot {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Infallible> {
+        Ok(HeldSlot(parts.extensions.get::<ConnectionSlot>().cloned()))
+    }
+}
+
 /// The accept loop: every connection served by hyper's HTTP/1 with the header-read (and idle)
-/// deadline, at most the cap at once. At the cap, the oldest idle connection (no request being
-/// handled or answered: a kept-alive one between requests, a silent or half-sent one) is closed
-/// to make room, as a server short of connections reuses its idle ones; with none idle, the new
-/// one is answered 503 with `Retry-After` and closed. `bounded` false is the `NoDeadlines`
-/// mutant: no deadline and no cap, as `axum::serve` serves. On `stopped`: no more accepts,
-/// every connection asked to close once its request in flight is answered, and waited for.
+/// deadline, at most the cap at once (WebSocket sessions included). At the cap, the oldest
+/// idle connection (no request being handled, no answer waiting on its client: a kept-alive
+/// one between requests, a silent or half-sent one) is closed to make room, as a server short
+/// of connections reuses its idle ones; with none idle, the new one is answered 503 with
+/// `Retry-After`. A connection whose answer its client does not read for
+/// `limits.write_stall` is closed. `bounded` false is the `NoDeadlines` mutant: no deadline and no cap, as
+/// `axum::serve` serves. On `stopped`: no more accepts, every connection asked to close once
+/// its request in flight is answered, and waited for up to [`DRAIN`].
 async fn serve(
     listener: TcpListener,
     app: Router,
@@ -224,10 +338,13 @@ async fn serve(
     let refusals = Arc::new(Semaphore::new(REFUSALS));
     let live = Arc::new(Mutex::new(Live::default()));
     let (closing, closed) = watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     tracing::debug!(cap, header_timeout_ms = limits.header_timeout.as_millis() as u64, "accepting");
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut stopped => break,
+            // Ended connections' tasks, reaped so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -249,19 +366,19 @@ async fn serve(
         }
         match slot {
             Some(slot) => {
-                state.metrics.connections_open.inc();
                 let (id, tracked) = live.lock().expect("never poisoned").add();
                 let connection = Connection {
                     app: app.clone(),
                     header_timeout: bounded.then_some(limits.header_timeout),
+                    write_stall: bounded.then_some(limits.write_stall),
                     closed: closed.clone(),
-                    state: state.clone(),
                     live: Arc::clone(&live),
                     id,
                     tracked,
-                    _slot: slot,
+                    slot: ConnectionSlot(Arc::new(slot)),
+                    _open: Open::new(&state),
                 };
-                tokio::spawn(connection.serve(stream, peer));
+                connections.spawn(connection.serve(stream, peer));
             }
             None => {
                 state.metrics.connections_refused.inc();
@@ -276,24 +393,49 @@ async fn serve(
     }
     drop(listener);
     let _ = closing.send(true);
-    let _ = slots.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX)).await;
+    while connections.join_next().await.is_some() {}
     Ok(())
 }
 
+/// A connection counted open in the metrics, until it is dropped however its task ends.
+struct Open(AppState);
+
+impl Open {
+    fn new(state: &AppState) -> Self {
+        state.metrics.connections_open.inc();
+        Self(state.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.metrics.connections_open.dec();
+    }
+}
+
 /// One accepted connection and what it holds: its slot under the cap, its place among the
-/// live ones.
+/// live ones (left when it is dropped, however its task ends).
 struct Connection {
     app: Router,
     header_timeout: Option<Duration>,
+    write_stall: Option<Duration>,
     closed: watch::Receiver<bool>,
-    state: AppState,
     live: Arc<Mutex<Live>>,
     id: u64,
     tracked: Arc<Tracked>,
-    _slot: OwnedSemaphorePermit,
+    slot: ConnectionSlot,
+    _open: Open,
 }
 
-/// A request in flight on a connection, until its answer's body is written or dropped.
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Ok(mut live) = self.live.lock() {
+            live.connections.remove(&self.id);
+        }
+    }
+}
+
+/// A request in flight on a connection, until its answer's body is produced or dropped.
 struct InFlight(Arc<Tracked>);
 
 impl InFlight {
@@ -309,7 +451,8 @@ impl Drop for InFlight {
     }
 }
 
-/// An answer's body that keeps its request in flight until it is written.
+/// An answer's body that keeps its request in flight until hyper has taken all of it; what it
+/// has taken and not yet written shows as a blocked write ([`Watched`]).
 struct Answering {
     body: axum::body::Body,
     _in_flight: InFlight,
@@ -320,10 +463,10 @@ impl http_body::Body for Answering {
     type Error = axum::Error;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -339,8 +482,10 @@ impl Connection {
     async fn serve(self, stream: TcpStream, peer: SocketAddr) {
         let app = self.app.clone();
         let tracked = Arc::clone(&self.tracked);
+        let slot = self.slot.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(slot.clone());
             let in_flight = InFlight::new(&tracked);
             let answer = app.clone().oneshot(request);
             async move {
@@ -352,34 +497,46 @@ impl Connection {
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(self.header_timeout);
-        let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let io = TokioIo::new(Watched { stream, tracked: Arc::clone(&self.tracked) });
+        let connection = http.serve_connection(io, service).with_upgrades();
         tokio::pin!(connection);
         let mut closed = self.closed.clone();
         let closing = async move {
             let _ = closed.wait_for(|closing| *closing).await;
         };
-        let served = tokio::select! {
-            served = connection.as_mut() => served,
-            () = closing => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-            () = self.tracked.evict.notified() => {
-                // Evicted while idle: closed at once (dropped). A request that began since is
-                // answered first.
-                if self.tracked.in_flight.load(Ordering::Acquire) == 0 {
-                    Ok(())
-                } else {
+        tokio::pin!(closing);
+        let mut tick = tokio::time::interval(STALL_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut asked_to_close = false;
+        let served = loop {
+            tokio::select! {
+                served = connection.as_mut() => break served,
+                () = &mut closing => {
                     connection.as_mut().graceful_shutdown();
-                    connection.await
+                    break tokio::time::timeout(DRAIN, connection.as_mut()).await.unwrap_or(Ok(()));
+                }
+                () = self.tracked.evict.notified() => {
+                    // Evicted while idle: closed at once (dropped). A request that began since,
+                    // or an answer still being written, is finished first.
+                    if self.tracked.idle() {
+                        break Ok(());
+                    }
+                    if !asked_to_close {
+                        asked_to_close = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+                _ = tick.tick(), if self.write_stall.is_some() => {
+                    if self.write_stall.is_some_and(|bound| self.tracked.stalled_for() > bound) {
+                        tracing::debug!(%peer, "closing a connection whose client does not read its answer");
+                        break Ok(());
+                    }
                 }
             }
         };
         if let Err(e) = served {
             tracing::debug!(%peer, error = %e, "connection ended");
         }
-        self.live.lock().expect("never poisoned").connections.remove(&self.id);
-        self.state.metrics.connections_open.dec();
     }
 }
 

@@ -186,6 +186,9 @@ pub struct ConnectionLimits {
     /// received ≥ floor × (elapsed − grace)); a slower one is cut off with 408.
     pub body_floor_bytes_per_s: u64,
     pub body_grace: Duration,
+    /// A connection whose client has not read its answer for this long (the stack's writes
+    /// blocked) is closed: a client that stops reading holds no connection for ever.
+    pub write_stall: Duration,
 }
 
 /// Descriptors kept out of the connection cap: the backends' connections, the listener,
@@ -199,6 +202,7 @@ impl Default for ConnectionLimits {
             max_connections: None,
             body_floor_bytes_per_s: 8 * 1024,
             body_grace: Duration::from_secs(5),
+            write_stall: Duration::from_secs(30),
         }
     }
 }

@@ -76,9 +76,11 @@ impl Drop for Part {
 }
 
 /// The floor on a body's rate: after `grace`, the bytes received must keep up with `rate`
-/// bytes a second on average since the body began; the first chunk that would come later than
-/// that ends the body with an error and marks the floor tripped (shared, so the handler can
-/// tell a slow client from a broken one whatever the reader made of the error).
+/// bytes a second on average since the body began, and no two chunks may be further apart
+/// than `grace` (a client that sent fast cannot bank the credit to stall for hours); the first
+/// chunk that would come later than that ends the body with an error and marks the floor
+/// tripped (shared, so the handler can tell a slow client from a broken one whatever the
+/// reader made of the error).
 #[derive(Debug, Clone)]
 pub(crate) struct Floor {
     rate: u64,
@@ -96,9 +98,11 @@ impl Floor {
         self.tripped.load(Ordering::Relaxed)
     }
 
-    /// When the body must have delivered more than `received` bytes, counted from `start`.
-    fn deadline(&self, start: Instant, received: u64) -> Instant {
-        start + self.grace + Duration::from_secs_f64(received as f64 / self.rate as f64)
+    /// When the next chunk must have come: the average's deadline for more than `received`
+    /// bytes since `start`, or `grace` after the `last` chunk, whichever is sooner.
+    fn deadline(&self, start: Instant, last: Instant, received: u64) -> Instant {
+        let average = start + self.grace + Duration::from_secs_f64(received as f64 / self.rate as f64);
+        average.min(last + self.grace)
     }
 }
 
@@ -113,34 +117,39 @@ where
 {
     let start = Instant::now();
     let body = Box::pin(body);
-    let state = (body, 0u64, floor, false);
-    Box::pin(futures_util::stream::unfold(state, move |(mut body, received, floor, ended)| async move {
-        if ended {
-            return None;
-        }
-        let next = match &floor {
-            Some(f) => match tokio::time::timeout_at(f.deadline(start, received), body.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    f.tripped.store(true, Ordering::Relaxed);
-                    let error = format!(
-                        "{received} bytes in {:.1} s: slower than the floor",
-                        start.elapsed().as_secs_f64()
-                    );
-                    return Some((Err(error), (body, received, floor, true)));
-                }
-            },
-            None => body.next().await,
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                let received = received + chunk.len() as u64;
-                Some((Ok(chunk), (body, received, floor, false)))
+    let state = (body, 0u64, start, floor, false);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        move |(mut body, received, last, floor, ended)| async move {
+            if ended {
+                return None;
             }
-            Some(Err(e)) => Some((Err(e.to_string()), (body, received, floor, true))),
-            None => None,
-        }
-    }))
+            let next = match &floor {
+                Some(f) => {
+                    match tokio::time::timeout_at(f.deadline(start, last, received), body.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            f.tripped.store(true, Ordering::Relaxed);
+                            let error = format!(
+                                "{received} bytes in {:.1} s: slower than the floor",
+                                start.elapsed().as_secs_f64()
+                            );
+                            return Some((Err(error), (body, received, last, floor, true)));
+                        }
+                    }
+                }
+                None => body.next().await,
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    let received = received + chunk.len() as u64;
+                    Some((Ok(chunk), (body, received, Instant::now(), floor, false)))
+                }
+                Some(Err(e)) => Some((Err(e.to_string()), (body, received, last, floor, true))),
+                None => None,
+            }
+        },
+    ))
 }
 
 /// A request's data stream as the sink reads it.

@@ -208,6 +208,15 @@ pub fn judge(name: &str, bounds: &[(String, u64)], max_latency_ms: u64, history:
         }));
     }
     let created = history.iter().filter(|op| op.action == "create").all(|op| op.outcome == Outcome::Ok);
+    // A grow request never accepted (a wrong template: 400, 404) enlarged nothing, so no cap
+    // was reached either: the resource's bound was not tested.
+    let grown = grows.iter().filter(|op| op.status.is_some_and(|s| (200..300).contains(&s))).count();
+    verdict.require(
+        "resource-grown",
+        grows.is_empty() || grown > 0,
+        format!("{grown} of {} growing requests accepted", grows.len()),
+        "the grow request must be accepted (2xx) at least once: check its path and body against the API",
+    );
     verdict.require(
         "resource-created",
         created,
@@ -440,6 +449,11 @@ mod tests {
         failed[0].outcome = Outcome::Fail;
         h.extend(failed);
         assert!(judge("g", &bounds(), 500, &h).missing().contains(&"resource-created"));
+        // Every growing request refused as malformed: the resource never grew.
+        let mut h = vec![watched("before", 0, 1, 1), watched("before", 1, 1, 1)];
+        h.extend(sent("grow", Some(400), 10));
+        h.extend([watched("after", 0, 1, 1), watched("after", 1, 1, 1)]);
+        assert_eq!(judge("g", &bounds(), 500, &h).missing(), ["resource-grown"]);
     }
 
     #[test]

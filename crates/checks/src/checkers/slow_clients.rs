@@ -83,21 +83,24 @@ fn stalled_head(request: &reqwest::Request, declared: u64) -> Vec<u8> {
     head.into_bytes()
 }
 
-/// Opens one connection of `shape` and holds it until the stack closes it or `until`.
+/// Opens one connection of `shape` and holds it until the stack closes it or `close_within`
+/// and a second more have passed since it was opened (connected and its first bytes sent: no
+/// connect time, however long a busy backlog made it, is charged to the stack).
 async fn hold(
     addr: String,
     shape: &'static str,
     instance: usize,
     first: Vec<u8>,
     start: Instant,
-    until: Instant,
+    close_within: Duration,
 ) -> Option<Held> {
-    let opened = Instant::now();
     let mut stream =
         tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr)).await.ok()?.ok()?;
     if !first.is_empty() && stream.write_all(&first).await.is_err() {
         return None;
     }
+    let opened = Instant::now();
+    let until = opened + close_within + Duration::from_secs(1);
     let opened_us = opened.duration_since(start).as_micros() as u64;
     let mut seen = Vec::new();
     let mut buf = [0u8; 1024];
@@ -131,8 +134,7 @@ pub async fn run(target: &Target, check: &SlowClientsCheck) -> Result<Verdict, T
     let instances = target.instances();
     let start = Instant::now();
     let close_within = Duration::from_millis(check.close_within_ms);
-    // Held a second past the bound: a connection still open then is past it on any clock.
-    let until = start + close_within + Duration::from_secs(1);
+    // Each held a second past the bound: a connection still open then is past it on any clock.
     let mut holders = tokio::task::JoinSet::new();
     let mut asked = 0usize;
     for (shape, count) in SHAPES.into_iter().zip([check.idle, check.half_sent, check.stalled]) {
@@ -172,7 +174,7 @@ pub async fn run(target: &Target, check: &SlowClientsCheck) -> Result<Verdict, T
                 }
                 _ => Vec::new(),
             };
-            holders.spawn(hold(addr, shape, instance, first, start, until));
+            holders.spawn(hold(addr, shape, instance, first, start, close_within));
         }
         asked += count;
     }
@@ -264,23 +266,40 @@ pub fn judge(
     history: &[Op],
 ) -> Verdict {
     let mut verdict = Verdict::new(name, KIND, history.len(), json!({}));
-    let held: Vec<&Op> = history.iter().filter(|op| op.action == "hold").collect();
+    let all_held: Vec<&Op> = history.iter().filter(|op| op.action == "hold").collect();
+    // A stalled request answered before its body stalled (401, 413, 429: refused at once) never
+    // tested the body deadline: not evidence, whatever closed it.
+    let refused_early = |op: &Op| {
+        op.value["shape"] == "stalled"
+            && op.value["answer"].as_str().is_some_and(|line| !line.starts_with("HTTP/1.1 408"))
+    };
+    let held: Vec<&Op> = all_held.iter().copied().filter(|op| !refused_early(op)).collect();
     let probes: Vec<&Op> = history.iter().filter(|op| op.action == "probe").collect();
     let closed_after = |op: &Op| op.value["closed_after_ms"].as_u64();
     let mut kept_open = Vec::new();
     let mut by_shape = Vec::new();
+    let mut short = Vec::new();
+    let mut observed = Vec::new();
     for (shape, asked) in SHAPES.into_iter().zip(asked) {
         let ops: Vec<&Op> = held.iter().copied().filter(|op| op.value["shape"] == shape).collect();
+        let refused = all_held.iter().filter(|op| op.value["shape"] == shape && refused_early(op)).count();
         let late: Vec<&Op> =
             ops.iter().copied().filter(|op| closed_after(op).is_none_or(|ms| ms > close_within_ms)).collect();
         let longest = ops.iter().filter_map(|op| closed_after(op)).max();
         if !late.is_empty() {
             kept_open.push(format!("{} of {} {shape}", late.len(), ops.len()));
         }
+        if asked > 0 && (ops.len() as f64) < HELD_ENOUGH * asked as f64 {
+            short.push(format!("{} of {asked} {shape}", ops.len()));
+        }
+        if !ops.is_empty() {
+            observed.push(format!("{} {shape}", ops.len()));
+        }
         by_shape.push(json!({
             "shape": shape,
             "asked": asked,
-            "opened": ops.len(),
+            "opened": ops.len() + refused,
+            "refused_before_stalling": refused,
             "closed_late_or_never": late.len(),
             "longest_ms": longest,
         }));
@@ -326,9 +345,14 @@ pub fn judge(
     let total_asked: usize = asked.iter().sum();
     verdict.require(
         "connections-held",
-        total_asked > 0 && held.len() as f64 >= HELD_ENOUGH * total_asked as f64,
-        format!("{} of {total_asked} connections opened and held", held.len()),
-        "raise stampede's descriptor limit (`ulimit -n`) or ask for fewer connections; a stall needs `stall`",
+        total_asked > 0 && short.is_empty(),
+        if short.is_empty() {
+            format!("{} of {total_asked} connections opened and held", held.len())
+        } else {
+            format!("opened and held only {}", short.join(", "))
+        },
+        "raise stampede's descriptor limit (`ulimit -n`) or ask for fewer connections; a stalled upload \
+         refused at once (401, 413, 429: e.g. over the user's upload limit) holds nothing",
     );
     verdict.require(
         "probes-sent",
@@ -350,13 +374,7 @@ pub fn judge(
         "{} held connections ({}) all closed by the stack within {longest} ms (bound {close_within_ms}); \
          {} probes answered, the slowest in {slowest_ms} ms (bound {probe_within_ms}), {refused} of them 503",
         held.len(),
-        SHAPES
-            .iter()
-            .zip(asked)
-            .filter(|(_, n)| *n > 0)
-            .map(|(s, n)| format!("{n} {s}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        observed.join(", "),
         probes.len(),
     ))
 }
@@ -540,6 +558,21 @@ mod tests {
         assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["connections-held"]));
         let verdict = judge("s", [1, 0, 0], 6000, 1000, &[hold_op("idle", Some(100))]);
         assert_eq!(verdict.missing(), ["probes-sent"]);
+    }
+
+    #[test]
+    fn stalled_uploads_refused_at_once_are_no_evidence_and_each_shape_must_be_held() {
+        let mut refused = hold_op("stalled", Some(3));
+        refused.value["answer"] = json!("HTTP/1.1 429 Too Many Requests");
+        let mut timed_out = hold_op("stalled", Some(2004));
+        timed_out.value["answer"] = json!("HTTP/1.1 408 Request Timeout");
+        let mut h: Vec<Op> = (0..20).map(|_| hold_op("idle", Some(2000))).collect();
+        h.extend([refused.clone(), refused, timed_out, probe(Some(200), false, 1)]);
+        // 20 of 20 idle, but 1 of 3 stalled: the body deadline was barely asked.
+        let verdict = judge("s", [20, 0, 3], 6000, 1000, &h);
+        assert_eq!((verdict.inconclusive(), verdict.missing()), (true, vec!["connections-held"]));
+        assert!(verdict.summary.contains("1 of 3 stalled"), "{}", verdict.summary);
+        assert_eq!(verdict.evidence["connections"][2]["refused_before_stalling"], 2);
     }
 
     #[test]

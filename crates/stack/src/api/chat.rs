@@ -14,12 +14,14 @@ use super::{parse_id, projects};
 use crate::auth::SocketCaller;
 use crate::chat;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
+use crate::server::HeldSlot;
 use crate::state::AppState;
 
 pub(crate) async fn connect(
     State(state): State<AppState>,
     SocketCaller(caller): SocketCaller,
     Path(id): Path<String>,
+    HeldSlot(slot): HeldSlot,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id, "project")?;
@@ -42,9 +44,11 @@ pub(crate) async fn connect(
     Ok(upgrade
         .max_message_size(settings.max_message_bytes)
         .max_frame_size(settings.max_message_bytes)
-        .on_upgrade(
-            move |socket| async move { chat::run(&state.chat, &state.metrics, socket, ticket).await },
-        ))
+        .on_upgrade(move |socket| async move {
+            // The session holds its connection's slot under the cap until it ends.
+            let _slot = slot;
+            chat::run(&state.chat, &state.metrics, socket, ticket).await
+        }))
 }
 
 /// A connection over the limit accepted and closed at once with `code`.

@@ -398,3 +398,24 @@ async fn a_message_over_the_size_limit_is_closed_with_1009_and_frees_its_slot() 
     })
     .await;
 }
+
+/// A WebSocket session keeps its connection's slot under the cap after the upgrade: with a cap
+/// of one, a session open leaves no room for another connection (503), and its end frees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_session_holds_its_connection_slot_under_the_cap() {
+    bounded(async {
+        let h = Harness::start(|s| s.connections.max_connections = Some(1)).await;
+        let owner = h.user("owner").await;
+        let project = h.project(&owner, &[]).await;
+        // The harness client's kept-alive connection is idle: the session's evicts it.
+        let (ws, _) = connect(&h, project, &owner).await;
+        let answer = reqwest::Client::new().get(h.url("/healthz")).send().await.unwrap();
+        assert_eq!(answer.status(), 503, "a connection while the session holds the only slot");
+        drop(ws);
+        eventually("the session's slot is free", || async {
+            reqwest::Client::new().get(h.url("/healthz")).send().await.is_ok_and(|a| a.status() == 200)
+        })
+        .await;
+    })
+    .await;
+}

@@ -228,3 +228,92 @@ async fn no_deadlines_mutant_holds_silent_connections_and_serves_past_the_cap() 
     })
     .await;
 }
+
+/// Stores a 32 MiB upload for `user`: more than loopback's socket buffers hold, so a client
+/// that does not read its download keeps the stack's writes blocked. Its id.
+async fn large_upload(harness: &Harness, user: &crate::support::User) -> String {
+    let body = crate::support::bytes(32 << 20, 7);
+    let answer = harness
+        .http
+        .post(harness.url("/v1/uploads"))
+        .bearer_auth(&user.token)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    answer.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// A download's request on a new connection, nothing of its answer read yet.
+async fn download(addr: std::net::SocketAddr, id: &str, token: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head =
+        format!("GET /v1/uploads/{id}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// At the cap, a connection whose answer is still being written is not idle: a new client is
+/// answered 503 rather than cutting the download short, and the download completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_download_still_being_written_is_not_evicted() {
+    bounded(async {
+        let harness = Harness::start(|s| s.connections.max_connections = Some(2)).await;
+        let user = harness.user("reader").await;
+        let id = large_upload(&harness, &user).await;
+        let addr = harness.stack.addr();
+        let mut slow = download(addr, &id, &user.token).await;
+        let open = || harness.stack.state().metrics.connections_open.get();
+        // The harness client's idle connection is evicted by a stalled upload; the download's
+        // writes are blocked on its unread socket by then.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _uploading = busy(&harness, &user.token).await;
+        crate::support::eventually("the upload took the idle connection's slot", || async { open() == 2 })
+            .await;
+        // Its request head read and its handler waiting on the body.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, _third) = healthz(addr).await;
+        assert_eq!(status, "HTTP/1.1 503", "the download and the upload are open, neither idle");
+        let mut received = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match slow.read(&mut buf).await.unwrap() {
+                0 => break,
+                n => received += n,
+            }
+            if received >= 32 << 20 {
+                break;
+            }
+        }
+        assert!(received >= 32 << 20, "the download was cut after {received} bytes");
+    })
+    .await;
+}
+
+/// A client that stops reading its answer is closed once the stack's writes have waited on it
+/// for the write-stall bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answer_is_closed_after_the_write_stall() {
+    bounded(async {
+        let harness = Harness::start(|s| s.connections.write_stall = Duration::from_millis(500)).await;
+        let user = harness.user("stalled-reader").await;
+        let id = large_upload(&harness, &user).await;
+        let mut stream = download(harness.stack.addr(), &id, &user.token).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut received = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        let ended = loop {
+            match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                Err(_) => break false,
+                Ok(Ok(0)) | Ok(Err(_)) => break true,
+                Ok(Ok(n)) => received += n,
+            }
+        };
+        assert!(ended, "the connection is still open");
+        assert!(received < 32 << 20, "the whole answer was written: {received} bytes");
+        println!("a client that stopped reading got {received} bytes before the stack closed it");
+    })
+    .await;
+}
