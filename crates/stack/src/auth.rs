@@ -35,7 +35,7 @@ pub(crate) async fn create(state: &AppState, name: String) -> ApiResult<(User, S
     state.backends.records.set(&user_key(user.id), record, None).await?;
     state.backends.records.set(&token_key(&token), user.id.to_string().into_bytes(), None).await?;
     // Invitations made to this id before it named a user are not theirs.
-    state.backends.records.del(&crate::api::invitations::list_key(user.id)).await?;
+    state.backends.records.del(&invitations_key(user.id)).await?;
     Ok((user, token))
 }
 
@@ -97,4 +97,10 @@ impl FromRequestParts<AppState> for SocketCaller {
         let token = query.0.token.ok_or(ApiError::Unauthorized)?;
         Caller::from_token(state, &token).await.map(SocketCaller)
     }
+}
+
+/// The invitations to projects of user id `user` (`api::projects::invitations`): cleared when
+/// the id is registered, so a user never finds an invitation made before they existed.
+pub(crate) fn invitations_key(user: u64) -> String {
+    format!("user-invitations:{user}")
 }

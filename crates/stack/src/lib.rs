@@ -46,6 +46,7 @@ pub mod partner;
 pub(crate) mod queries;
 pub mod server;
 pub mod settings;
+pub(crate) mod slot;
 pub mod state;
 pub mod uploads;
 pub mod workers;

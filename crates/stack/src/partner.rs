@@ -443,7 +443,7 @@ async fn live(
     State(state): State<AppState>,
     Path(text): Path<String>,
     RawQuery(raw): RawQuery,
-    slot: crate::server::HeldSlot,
+    slot: crate::slot::HeldSlot,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let key = match query::<KeyQuery>(raw.as_deref()) {

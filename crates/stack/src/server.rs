@@ -25,6 +25,7 @@ use crate::backend::{BackendConfig, Backends, OpenError};
 use crate::error::ApiError;
 use crate::settings::ConnectionLimits;
 use crate::settings::Settings;
+use crate::slot::ConnectionSlot;
 use crate::state::AppState;
 use crate::workers::Workers;
 
@@ -295,27 +296,6 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// The slot under the cap of the connection a request came on, in its extensions: a
-/// WebSocket session keeps it (`api/chat.rs`), so an upgraded socket stays counted after the
-/// HTTP connection has handed it over.
-#[derive(Clone)]
-pub(crate) struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
-
-/// The request's [`ConnectionSlot`], when it came over the accept loop (none for a router
-/// called in process).
-pub(crate) struct HeldSlot(pub Option<ConnectionSlot>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for HeldSlot {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Infallible> {
-        Ok(HeldSlot(parts.extensions.get::<ConnectionSlot>().cloned()))
-    }
-}
-
 /// The accept loop: every connection served by hyper's HTTP/1 with the header-read (and idle)
 /// deadline, at most the cap at once (WebSocket sessions included). At the cap, the oldest
 /// idle connection (no request being handled, no answer waiting on its client: a kept-alive
@@ -375,7 +355,7 @@ async fn serve(
                     live: Arc::clone(&live),
                     id,
                     tracked,
-                    slot: ConnectionSlot(Arc::new(slot)),
+                    slot: ConnectionSlot::new(slot),
                     _open: Open::new(&state),
                 };
                 connections.spawn(connection.serve(stream, peer));

@@ -14,7 +14,7 @@ use super::{parse_id, projects};
 use crate::auth::SocketCaller;
 use crate::chat;
 use crate::error::{ApiError, ApiResult, RateLimitInfo};
-use crate::server::HeldSlot;
+use crate::slot::HeldSlot;
 use crate::state::AppState;
 
 pub(crate) async fn connect(

@@ -1,7 +1,6 @@
 //! The handlers, one module per resource.
 
 pub(crate) mod chat;
-pub(crate) mod invitations;
 pub(crate) mod limits;
 pub(crate) mod projects;
 pub(crate) mod uploads;

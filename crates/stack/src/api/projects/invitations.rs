@@ -36,9 +36,9 @@ use reference::store::{SlotOutcome, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::projects::{self, Project};
-use super::{Json, parse_id};
-use crate::auth::Caller;
+use super::{self as projects, Project};
+use crate::api::{Json, parse_id};
+use crate::auth::{Caller, invitations_key as list_key};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -59,11 +59,6 @@ pub(crate) const MAX_LISTED: usize = 100;
 /// A project's pending invitations.
 fn pending_key(project: u64) -> String {
     format!("project-invitations:{project}")
-}
-
-/// The invitations of user id `user`.
-pub(crate) fn list_key(user: u64) -> String {
-    format!("user-invitations:{user}")
 }
 
 /// One invitation on a user's list.

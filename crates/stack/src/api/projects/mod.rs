@@ -1,7 +1,7 @@
 //! Projects, their members, and the dashboard behind the multi-layer cache (#14, #18).
 //!
 //! A project's members are its owner and the users who accepted an invitation to it (see
-//! [`super::invitations`]); creating a project with `members` invites them, it adds no one.
+//! [`invitations`]); creating a project with `members` invites them, it adds no one.
 //!
 //! A project is visible to its members only; to anyone else it does not exist (404, never
 //! 403, so ids leak nothing). The dashboard is computed from the records (the project, its
@@ -9,6 +9,8 @@
 //! cached or not, as the membership check) and cached in L1/L2/L3 for
 //! `dashboard_ttl`; `X-Cache` says which layer answered. Changing a project invalidates its
 //! dashboard on every instance before the change is acknowledged.
+
+pub(crate) mod invitations;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -19,7 +21,7 @@ use reference::store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Json, invitations, parse_id};
+use crate::api::{Json, parse_id};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
