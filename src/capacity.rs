@@ -8,8 +8,9 @@
 //! sustainable step's), report.html (a "Capacity" section with the throughput and latency
 //! against load, the fitted curve and the knee) and junit.xml.
 //!
-//! Exit codes: 0 a sustainable step was found, 1 none was (the first step broke a target) or
-//! the run was interrupted, 2 bad usage or configuration, 3 a target unreachable.
+//! Exit codes: 0 a sustainable step was found, 1 none was (the first step broke a target), 2
+//! bad usage or configuration, 3 a target unreachable, 130 a signal stopped the run (the steps
+//! measured are reported).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -143,7 +144,7 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
             started_at_ms,
             finished_at_ms: crate::meta::now_ms(),
             complete,
-            interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+            interrupted: (!complete).then(crate::exit::interrupted_by),
             sources: Vec::new(),
         },
         checks: None,
@@ -166,7 +167,13 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
         },
         written.json.display()
     );
-    Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if !complete {
+        ExitCode::from(crate::exit::INTERRUPTED)
+    } else if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn reporter() -> impl Fn(load::capacity::StepProgress) + Send + Sync + 'static {

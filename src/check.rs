@@ -164,6 +164,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     };
     let findings = checked.findings();
     let complete = checked.complete;
+    let interrupted = not_run_note(&checked.not_run);
     let report = checked.report(&run, started_at_ms, profile_name, urls, description);
     let dir = args.stack.reports.join(&run);
     let written = report::checks::write(&dir, &report).with_context(|| format!("write {}", dir.display()));
@@ -172,10 +173,19 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     println!(
         "stampede check: {}{}; verdicts in {}",
         report.tally(),
-        if complete { "" } else { " (interrupted)" },
+        if complete { String::new() } else { interrupted },
         path.display()
     );
     Ok(findings.code())
+}
+
+/// What a summary line adds for a run a signal stopped: the checks it kept from running.
+pub(crate) fn not_run_note(not_run: &[String]) -> String {
+    match not_run.len() {
+        0 => " (interrupted)".to_owned(),
+        1 => format!(" (interrupted: 1 check not run: {})", not_run[0]),
+        n => format!(" (interrupted: {n} checks not run: {})", not_run.join(", ")),
+    }
 }
 
 /// The dry run of every check, printed as it goes; exit 0 when every request was answered.
@@ -208,6 +218,8 @@ pub(crate) struct Checked {
     pub(crate) complete: bool,
     /// A check could not run as configured (exit code 2).
     pub(crate) misconfigured: bool,
+    /// The checks a signal kept from running (the one it stopped among them).
+    pub(crate) not_run: Vec<String>,
 }
 
 impl Checked {
@@ -289,7 +301,8 @@ pub(crate) async fn run_checks(
     let mut verdicts = Vec::new();
     let mut complete = true;
     let mut misconfigured = false;
-    for check in checks {
+    let mut not_run = Vec::new();
+    for (i, check) in checks.iter().enumerate() {
         print!("  {:<28} {:<16} ", check.name(), check.kind());
         let _ = std::io::stdout().flush();
         // The faults timed against this check run beside it.
@@ -310,6 +323,7 @@ pub(crate) async fn run_checks(
         let Some(verdict) = verdict else {
             println!("interrupted");
             complete = false;
+            not_run = checks[i..].iter().map(|c| c.name().to_owned()).collect();
             break;
         };
         let mut verdict = match verdict {
@@ -350,5 +364,5 @@ pub(crate) async fn run_checks(
         println!("{label}  {}", verdict.summary);
         verdicts.push(verdict);
     }
-    Ok(Checked { verdicts, complete, misconfigured })
+    Ok(Checked { verdicts, complete, misconfigured, not_run })
 }

@@ -1,5 +1,6 @@
 //! How a command ends: without a verdict — exit 2 (bad usage or configuration) or 3 (a target
-//! unreachable) — or early, on Ctrl-C; and the runtime every networked command runs on.
+//! unreachable) — or early, on SIGINT (Ctrl-C) or SIGTERM (exit 130); and the runtime every
+//! networked command runs on.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -47,21 +48,25 @@ pub(crate) struct Findings {
     pub(crate) misconfigured: bool,
     /// A check inconclusive that the run was not told may be.
     pub(crate) inconclusive: bool,
-    /// Ctrl-C ended the run early.
+    /// SIGINT or SIGTERM ended the run early.
     pub(crate) interrupted: bool,
 }
 
+/// The exit code of a run a signal ended early, as shells report a command SIGINT stopped.
+pub(crate) const INTERRUPTED: u8 = 130;
+
 impl Findings {
-    /// 1 for a violation or a missed objective, whatever else; 2 for a check that could not run
-    /// as configured; 1 for an interrupted run; 4 for a check that could not gather its
-    /// evidence; 0 when every check held and every objective was met.
+    /// 1 for a violation or a missed objective, whatever else (found before a signal, it is
+    /// still found); 2 for a check that could not run as configured; 130 for a run a signal
+    /// ended early; 4 for a check that could not gather its evidence; 0 when every check held
+    /// and every objective was met.
     pub(crate) fn code(self) -> ExitCode {
         if self.violated {
             ExitCode::from(1)
         } else if self.misconfigured {
             ExitCode::from(2)
         } else if self.interrupted {
-            ExitCode::from(1)
+            ExitCode::from(INTERRUPTED)
         } else if self.inconclusive {
             ExitCode::from(4)
         } else {
@@ -93,16 +98,69 @@ pub(crate) fn execute(command: &str, future: impl Future<Output = Result<ExitCod
     }
 }
 
-/// The signal that ends a run early: Ctrl-C.
+/// What ended the run early, for its report: set by [`interrupt`] at the first signal.
+static SIGNALLED: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// How a report says why the run ended early: `interrupted (Ctrl-C, SIGINT)` or
+/// `interrupted (SIGTERM)`.
+pub(crate) fn interrupted_by() -> String {
+    format!("interrupted ({})", SIGNALLED.get().copied().unwrap_or("Ctrl-C, SIGINT"))
+}
+
+/// The signals that end a run early: SIGINT (Ctrl-C) and SIGTERM (what Kubernetes, systemd
+/// and CI runners send to cancel). The first stops the run gracefully — what was measured is
+/// judged and every report written, and the exit code is [`INTERRUPTED`]; a second exits at
+/// once with it, writing nothing more.
 pub(crate) fn interrupt() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stampede: interrupted; writing what was measured");
-            let _ = tx.send(true);
+        let mut signals = match Signals::new() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("stampede: cannot listen for signals ({e}); Ctrl-C will stop at once");
+                return;
+            }
+        };
+        let Some(name) = signals.next().await else { return };
+        let _ = SIGNALLED.set(name);
+        eprintln!("stampede: {name}: stopping and writing what was measured (again to stop at once)");
+        let _ = tx.send(true);
+        if let Some(name) = signals.next().await {
+            eprintln!("stampede: {name} again: stopped at once");
+            std::process::exit(i32::from(INTERRUPTED));
         }
     });
     rx
+}
+
+/// SIGINT and SIGTERM as they come.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal's name; none when they can no longer be received.
+    async fn next(&mut self) -> Option<&'static str> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                c = tokio::signal::ctrl_c() => c.ok().map(|()| "Ctrl-C, SIGINT"),
+                t = self.term.recv() => t.map(|()| "SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,7 +176,7 @@ mod tests {
         let exit = |n: u8| format!("{:?}", std::process::ExitCode::from(n));
         assert_eq!(code(true, true, true, true), exit(1));
         assert_eq!(code(false, true, true, true), exit(2));
-        assert_eq!(code(false, false, true, true), exit(1));
+        assert_eq!(code(false, false, true, true), exit(130));
         assert_eq!(code(false, false, true, false), exit(4));
         assert_eq!(code(false, false, false, false), exit(0));
     }

@@ -1,7 +1,7 @@
 //! `stampede load`: the profile's `[load]` mix offered to a target (`--target URL…`, or the
 //! reference stack started here), every response timed in HdrHistogram, the `[targets]`
 //! judged, and `reports/<run-id>/` written — `report.json`, `report.html`, `junit.xml`
-//! (atomically; on Ctrl-C with what was measured, marked interrupted).
+//! (atomically; on SIGINT or SIGTERM with what was measured, marked interrupted).
 //!
 //! Exit codes: 0 every target met, 1 a target missed, 2 bad usage or configuration (a
 //! malformed profile, a target naming a metric the stack does not expose), 3 a target
@@ -140,7 +140,7 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
             started_at_ms,
             finished_at_ms: crate::meta::now_ms(),
             complete,
-            interrupted: (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+            interrupted: (!complete).then(crate::exit::interrupted_by),
             sources: Vec::new(),
         },
         checks: None,
@@ -160,7 +160,14 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         if complete { "" } else { " (interrupted)" },
         written.json.display()
     );
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if !complete {
+        // Targets judged on part of a run say nothing of the whole: the interruption is the news.
+        ExitCode::from(crate::exit::INTERRUPTED)
+    } else if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The endpoints' figures and the targets missed, as a table.

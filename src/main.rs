@@ -26,12 +26,14 @@ use clap::{Parser, Subcommand};
 const EXIT_CODES: &str = "Exit codes: 0 every check held and every target was met; 1 a check \
 was violated or a target missed (it wins over everything); 2 bad usage or configuration; 3 a \
 target unreachable; 4 a check inconclusive: it could not gather the evidence it needs (never \
-reported as held; --allow-inconclusive NAME lets one pass)";
+reported as held; --allow-inconclusive NAME lets one pass); 130 stopped by SIGINT (Ctrl-C) or \
+SIGTERM, every report written with what was measured (a second signal stops at once)";
 
 /// Exit codes of `load` and `capacity`, which judge targets and run no check.
 const LOAD_EXIT_CODES: &str = "Exit codes: 0 every target was met (capacity: a step was \
 sustainable); 1 a target missed (capacity: no step sustainable); 2 bad usage or configuration; \
-3 a target unreachable";
+3 a target unreachable; 130 stopped by SIGINT (Ctrl-C) or SIGTERM, every report written with what \
+was measured (a second signal stops at once)";
 
 /// A load-testing and correctness harness for a video-platform backend stack.
 #[derive(Debug, Parser)]

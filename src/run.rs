@@ -1,7 +1,7 @@
 //! `stampede run`: the main job. Against the reference stack started here (memory backend by
 //! default: nothing else need be installed) or `--target URL…`: the profile's checks, then its
 //! load, the targets judged, and `reports/<run-id>/` written — `checks.json`, `report.json` (and
-//! the files rendered from it), atomically; on Ctrl-C with what was measured, marked
+//! the files rendered from it), atomically; on SIGINT or SIGTERM with what was measured, marked
 //! interrupted.
 //!
 //! Exit codes: 0 every check held and every target was met, 1 a violation or a missed target
@@ -147,6 +147,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     };
     let checks_complete = checked.complete;
+    let not_run = crate::check::not_run_note(&checked.not_run);
     let mut findings = checked.findings();
     let description = reached.description();
     let checks_report =
@@ -204,7 +205,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
             complete,
             interrupted: match &load_failed {
                 Some(e) => Some(format!("the load could not run: {e}")),
-                None => (!complete).then(|| "interrupted (Ctrl-C)".to_owned()),
+                None => (!complete).then(crate::exit::interrupted_by),
             },
             sources: Vec::new(),
         },
@@ -233,7 +234,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         if passed { "PASS" } else { "FAIL" },
         checks_report.tally(),
         report.targets.len(),
-        if complete { "" } else { " (interrupted)" },
+        if complete { String::new() } else { not_run },
         path.display()
     );
     Ok(findings.code())

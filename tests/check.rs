@@ -988,3 +988,41 @@ fn check_abuse_checks_hold_and_catch_the_no_deadlines_and_unbounded_labels_mutan
         assert!(broken.iter().any(|r| r == rule), "{mutant}: {check} broke {broken:?}, not {rule:?}");
     }
 }
+
+/// SIGTERM (what Kubernetes and CI runners send to cancel) in the middle of the checks: the
+/// check running is stopped, the verdicts reached are written, the summary names the checks
+/// not run, and the exit code is 130 — not 1, which says the stack broke an invariant.
+#[test]
+fn check_stopped_by_sigterm_writes_its_verdicts_names_the_checks_not_run_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    let dir = reports();
+    let run_id = format!("term{}", rand_suffix());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .arg("check")
+        .arg("--profile")
+        .arg(support::test_profile())
+        .args(["--reports", dir.to_str().unwrap(), "--run-id", &run_id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // The first check's verdict is printed: the second is running.
+    while stdout.read_line(&mut line).unwrap() > 0 && !line.contains("publish-rate-limit") {
+        line.clear();
+    }
+    assert!(line.contains("held"), "{line}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("(interrupted: ") && rest.contains("checks not run: "), "{rest}");
+    assert!(rest.contains("upstream-usage-plan"), "the last check is named among those not run: {rest}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(&run_id).join("checks.json")).unwrap()).unwrap();
+    assert_eq!(report["complete"], false);
+    assert!(!report["verdicts"].as_array().unwrap().is_empty(), "the verdict reached is kept");
+}

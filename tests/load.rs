@@ -273,14 +273,20 @@ fn run_checks_then_loads_the_embedded_stack_and_writes_the_report() {
     support::assert_written(&dir.join("main-job"));
 }
 
-/// Ctrl-C in the middle of the load: the report is still written, with what was measured,
-/// marked interrupted — in both models (goose's own Ctrl-C handler stops the closed one).
+/// SIGINT (Ctrl-C) or SIGTERM (what Kubernetes and CI runners send) in the middle of the load:
+/// the report is still written, with what was measured, marked interrupted by that signal, and
+/// the run exits 130 — in both models (goose's own Ctrl-C handler stops the closed one too).
 #[test]
-fn load_interrupted_with_ctrl_c_writes_its_report_marked_interrupted() {
+fn load_interrupted_by_sigint_or_sigterm_writes_its_report_and_exits_130() {
     let served = support::Served::start(&[]);
-    for model in ["open", "closed"] {
+    for (model, sig, said) in [
+        ("open", "-INT", "Ctrl-C"),
+        ("closed", "-INT", "Ctrl-C"),
+        ("open", "-TERM", "SIGTERM"),
+        ("closed", "-TERM", "SIGTERM"),
+    ] {
         let dir = reports();
-        let run_id = format!("interrupted-{model}");
+        let run_id = format!("interrupted-{model}{sig}");
         let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
             .arg("load")
             .args(["--target", &served.url, "--reports", dir.to_str().unwrap(), "--run-id", &run_id])
@@ -293,15 +299,15 @@ fn load_interrupted_with_ctrl_c_writes_its_report_marked_interrupted() {
         assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("offering load")));
         std::thread::sleep(Duration::from_secs(2));
         let interrupted = Instant::now();
-        signal(child.id(), "-INT");
+        signal(child.id(), sig);
         let status = child.wait().unwrap();
-        assert!(interrupted.elapsed() < Duration::from_secs(15), "{model}: stopped promptly");
-        assert_eq!(status.code(), Some(1), "{model}: an interrupted run does not pass");
+        assert!(interrupted.elapsed() < Duration::from_secs(15), "{model} {sig}: stopped promptly");
+        assert_eq!(status.code(), Some(130), "{model} {sig}: an interrupted run exits 130");
         let report: Value =
             serde_json::from_slice(&std::fs::read(dir.join(&run_id).join("report.json")).unwrap()).unwrap();
         assert_eq!(report["run"]["complete"], false, "{model}");
         assert_eq!(report["passed"], false, "{model}");
-        assert!(report["run"]["interrupted"].as_str().is_some_and(|s| s.contains("Ctrl-C")), "{model}");
+        assert!(report["run"]["interrupted"].as_str().is_some_and(|s| s.contains(said)), "{model} {sig}");
         let duration = report["load"]["duration_s"].as_f64().unwrap();
         assert!(duration < 10.0, "{model}: the report covers the {duration} s that ran");
         assert!(report["load"]["requests"].as_u64().unwrap() > 0, "{model}: what was measured is kept");

@@ -85,7 +85,7 @@ pub async fn run(
         }
         if *stop.borrow() {
             interrupted = true;
-            stopped = "interrupted (Ctrl-C) between steps".to_owned();
+            stopped = "interrupted between steps".to_owned();
             break;
         }
         progress(StepProgress::Begin { index, of: levels.len(), offered: level });
@@ -143,7 +143,7 @@ pub async fn run(
         }
         if !complete {
             interrupted = true;
-            stopped = format!("interrupted (Ctrl-C) during the step at {level} {}", unit(open));
+            stopped = format!("interrupted during the step at {level} {}", unit(open));
             break;
         }
         // Unsent requests with the house full are the stack's doing: it held every slot the
