@@ -32,7 +32,7 @@ pub(crate) struct CheckArgs {
     /// The control API of the fake upstream the running stack calls (`http://host:port`), for
     /// the checks that inject upstream faults and read what the upstream saw. The embedded
     /// stack's is used without it.
-    #[arg(long, value_name = "URL", requires = "targets")]
+    #[arg(long, value_name = "URL", requires = "targets", value_parser = crate::args::parse_url)]
     pub(crate) upstream_control: Option<String>,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]

@@ -31,13 +31,13 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_parser = ["open", "closed"])]
     pub(crate) model: Option<String>,
     /// Seconds of load (overrides the profile).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::parse_seconds)]
     pub(crate) duration: Option<f64>,
     /// Open model: requests per second (overrides the profile; with --ramp-to, the start).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::parse_rate)]
     pub(crate) rate: Option<f64>,
     /// Open model: the rate at the end; it ramps linearly.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::parse_rate)]
     pub(crate) ramp_to: Option<f64>,
     /// Closed model: concurrent users (overrides the profile).
     #[arg(long)]

@@ -27,7 +27,7 @@ pub(crate) struct RunArgs {
     pub(crate) stack: TargetArgs,
     /// The control API of the fake upstream the running stack calls, for the checks that
     /// inject upstream faults.
-    #[arg(long, value_name = "URL", requires = "targets")]
+    #[arg(long, value_name = "URL", requires = "targets", value_parser = crate::args::parse_url)]
     pub(crate) upstream_control: Option<String>,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
     #[arg(long, value_name = "FILE")]
@@ -57,10 +57,10 @@ pub(crate) struct RunArgs {
     #[arg(long, value_parser = ["open", "closed"])]
     pub(crate) model: Option<String>,
     /// Seconds of load (overrides the profile).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::parse_seconds)]
     pub(crate) duration: Option<f64>,
     /// Open model: requests per second (overrides the profile).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::parse_rate)]
     pub(crate) rate: Option<f64>,
     /// Closed model: concurrent users (overrides the profile).
     #[arg(long)]

@@ -31,7 +31,7 @@ pub(crate) struct FaultArgs {
     pub(crate) no_faults: bool,
     /// With `--target`: the Toxiproxy API (`http://host:8474`) whose proxies sit between your
     /// stack and its dependencies; a link fault names one of its proxies.
-    #[arg(long, value_name = "URL", requires = "targets")]
+    #[arg(long, value_name = "URL", requires = "targets", value_parser = crate::args::parse_url)]
     pub(crate) toxiproxy: Option<String>,
 }
 

@@ -19,7 +19,7 @@ use crate::exit::Failure;
 pub(crate) struct TargetArgs {
     /// Base URL of one instance of a running stack; repeat it for every instance. Without it,
     /// stampede starts the reference stack in this process.
-    #[arg(long = "target", value_name = "URL")]
+    #[arg(long = "target", value_name = "URL", value_parser = crate::args::parse_url)]
     pub(crate) targets: Vec<String>,
     /// Embedded stack: how many instances.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with = "targets")]

@@ -72,3 +72,43 @@ fn components_lists_eighteen_numbered_components() {
         assert!(text.lines().any(|l| l.starts_with(&format!("#{n:<2} "))), "#{n} missing:\n{text}");
     }
 }
+
+/// Values are checked when parsed, each said in words a person reads, exit 2 before anything
+/// runs: a URL without its scheme, a rate or duration that is negative, zero, infinite or
+/// absurd (`--rate -5` and `--rate=-5` alike), a profile that cannot be read (its OS error said
+/// once), a profile field of the wrong type.
+#[test]
+fn bad_values_exit_2_in_words_before_anything_runs() {
+    let said = |args: &[&str]| {
+        let out = stampede(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(
+        said(&["load", "--target", "127.0.0.1:1"])
+            .contains("has no scheme: add http:// (http://127.0.0.1:1)")
+    );
+    assert!(said(&["check", "--target", "ftp://host"]).contains("not ftp://"));
+    let spaced = said(&["load", "--rate", "-5"]);
+    assert!(spaced.contains("the rate must be a number of requests per second above 0, not -5"), "{spaced}");
+    assert_eq!(said(&["load", "--rate=-5"]), spaced);
+    for (flag, value) in
+        [("--rate", "inf"), ("--rate", "NaN"), ("--rate", "1e12"), ("--ramp-to", "0"), ("--duration", "-1")]
+    {
+        let text = said(&["load", flag, value]);
+        assert!(text.contains(&format!("invalid value '{value}'")), "{flag} {value}: {text}");
+    }
+    let missing = said(&["load", "--profile", "/nonexistent/profile.toml"]);
+    assert_eq!(missing.matches("No such file or directory").count(), 1, "{missing}");
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/reference.toml")).unwrap();
+    let line = reference.lines().find(|l| l.starts_with("accounts = ")).expect("the load's accounts");
+    let path = std::env::temp_dir().join(format!("stampede-cli-types-{}.toml", std::process::id()));
+    std::fs::write(&path, reference.replace(line, "accounts = 2.5")).unwrap();
+    let typed = said(&["load", "--profile", path.to_str().unwrap(), "--duration", "1"]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        typed.contains("accounts: invalid type: the number `2.5`, expected a whole number (0 or more)"),
+        "{typed}"
+    );
+}

@@ -65,7 +65,11 @@ impl CheckTable {
         let item = toml::Spanned::new(span, item.into_inner());
         T::deserialize(ValueDeserializer::from(item)).map_err(|e| {
             // A missing field's error has no span of its own: the table's header stands in.
-            if e.span().is_none() { self.invalid(e.message().trim_end()) } else { self.source.toml_error(&e) }
+            if e.span().is_none() {
+                self.invalid(crate::error::readable(e.message().trim_end()))
+            } else {
+                self.source.toml_error(&e)
+            }
         })
     }
 

@@ -10,8 +10,10 @@ use toml::de::{DeTable, DeValue};
 /// A profile that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("cannot read profile {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The OS error is in the message and not a `source`: a chain printed whole (`{:#}`) says
+    /// it once.
+    #[error("cannot read profile {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{0}")]
     Invalid(Box<Invalid>),
 }
@@ -95,7 +97,8 @@ impl Source {
     /// A value's error names its field (the key before the value's span on its line):
     /// `refused: invalid type: map, expected a sequence`.
     pub(crate) fn toml_error(&self, error: &toml::de::Error) -> ProfileError {
-        let message = error.message().trim_end();
+        let message = readable(error.message().trim_end());
+        let message = message.as_str();
         match error.span().and_then(|span| self.key_before(span.start)) {
             Some(key) if !message.contains(&format!("`{key}`")) => {
                 self.error(error.span(), format!("{key}: {message}"))
@@ -144,5 +147,69 @@ impl Source {
             }
         }
         found
+    }
+}
+
+/// A deserializer's message in words a person reads: Rust's type names (`expected usize`,
+/// `floating point \`2.5\``) said as what the field takes and what it was given.
+pub fn readable(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("invalid type: floating point", "invalid type: the number"),
+        ("invalid type: integer", "invalid type: the whole number"),
+        ("invalid type: string", "invalid type: the text"),
+        ("invalid type: boolean", "invalid type: the boolean"),
+        ("invalid type: map", "invalid type: a table"),
+        ("invalid type: sequence", "invalid type: an array"),
+        ("invalid value: integer", "invalid value: the whole number"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected a table"),
+    ];
+    let mut text = message.to_owned();
+    for (from, to) in WORDS {
+        // Whole words only: `expected u16` is not `expected u1`'s.
+        let mut at = 0;
+        while let Some(found) = text[at..].find(from) {
+            let start = at + found;
+            let end = start + from.len();
+            let whole = text[end..].chars().next().is_none_or(|c| !c.is_ascii_alphanumeric());
+            if whole {
+                text.replace_range(start..end, to);
+                at = start + to.len();
+            } else {
+                at = end;
+            }
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod readable_tests {
+    use super::readable;
+
+    #[test]
+    fn rust_type_names_become_words() {
+        assert_eq!(
+            readable("invalid type: floating point `2.5`, expected usize"),
+            "invalid type: the number `2.5`, expected a whole number (0 or more)"
+        );
+        assert_eq!(
+            readable("invalid type: string \"fast\", expected f64"),
+            "invalid type: the text \"fast\", expected a number"
+        );
+        assert_eq!(
+            readable("invalid type: map, expected a sequence"),
+            "invalid type: a table, expected an array"
+        );
+        assert_eq!(readable("missing field `name`"), "missing field `name`");
     }
 }

@@ -334,7 +334,7 @@ impl Fault {
             fault: Fault,
         }
         let one: One = toml::from_str(&wrapped).map_err(|e| {
-            let message = e.message().trim_end().to_owned();
+            let message = crate::error::readable(e.message().trim_end());
             match e.span() {
                 // The span in `text`: past the `fault = { ` prefix.
                 Some(span) if span.start >= 10 => {

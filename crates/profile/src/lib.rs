@@ -178,7 +178,7 @@ impl Profile {
     /// Reads and checks the profile at `path`.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ProfileError::Read { path: path.to_owned(), source })?;
+            .map_err(|error| ProfileError::Read { path: path.to_owned(), error })?;
         Self::parse(path, &text)
     }
 

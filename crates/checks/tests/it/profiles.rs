@@ -189,13 +189,13 @@ fn a_value_of_the_wrong_type_names_its_field() {
          allowed = {{ status = \"202\" }}\nlimited = {{ status = [429] }}\n"
     );
     let error = parse(&text).unwrap_err();
-    assert!(error.contains("status: invalid type: string"), "{error}");
+    assert!(error.contains("status: invalid type: the text"), "{error}");
     let text = format!(
         "{USERS}\n[[check]]\nname = \"p\"\nkind = \"rate-limit\"\nrequest = {{ method = \"POST\", path = \"/p\" }}\n\
          allowed = {{ status = [202] }}\nlimited = {{ status = [429] }}\nrounds = {{ n = 3 }}\n"
     );
     let error = parse(&text).unwrap_err();
-    assert!(error.contains("rounds: invalid type: map"), "{error}");
+    assert!(error.contains("rounds: invalid type: a table"), "{error}");
 }
 
 /// The fields a kind's table accepts, as its parser lists them when it meets one it does not.
