@@ -170,6 +170,10 @@ const UNCAPPED: usize = 1 << 20;
 /// How long shutdown waits for the answers in flight.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How long a connection must have received nothing to count as idle: a request that has just
+/// arrived, its head not parsed yet, is never taken for an idle connection and closed.
+const QUIET_MS: u64 = 100;
+
 /// How often a connection looks at its own write stall.
 const STALL_TICK: Duration = Duration::from_millis(500);
 
@@ -188,6 +192,9 @@ struct Tracked {
     /// When (ms after `since`, plus one) a write of the connection's last began to wait on a
     /// client that does not read; 0 while its writes go through.
     blocked_at: AtomicU64,
+    /// When (ms after `since`) bytes last came in: a request that has just arrived and is not
+    /// parsed yet is not idle.
+    active_at: AtomicU64,
     evict: Notify,
     evicted: AtomicBool,
 }
@@ -198,6 +205,7 @@ impl Tracked {
             since: std::time::Instant::now(),
             in_flight: AtomicUsize::new(0),
             blocked_at: AtomicU64::new(0),
+            active_at: AtomicU64::new(0),
             evict: Notify::new(),
             evicted: AtomicBool::new(false),
         }
@@ -205,7 +213,14 @@ impl Tracked {
 
     /// No request in flight and nothing waiting to be written: closing it loses nothing.
     fn idle(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0 && self.blocked_at.load(Ordering::Acquire) == 0
+        let now = self.since.elapsed().as_millis() as u64;
+        let quiet = now >= self.active_at.load(Ordering::Acquire) + QUIET_MS;
+        self.in_flight.load(Ordering::Acquire) == 0 && self.blocked_at.load(Ordering::Acquire) == 0 && quiet
+    }
+
+    /// Bytes came in: the connection is active now.
+    fn received(&self) {
+        self.active_at.store(self.since.elapsed().as_millis() as u64, Ordering::Release);
     }
 
     fn wrote(&self, blocked: bool) {
@@ -260,7 +275,13 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.tracked.received();
+        }
+        polled
     }
 }
 

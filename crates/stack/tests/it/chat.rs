@@ -407,7 +407,9 @@ async fn a_websocket_session_holds_its_connection_slot_under_the_cap() {
         let h = Harness::start(|s| s.connections.max_connections = Some(1)).await;
         let owner = h.user("owner").await;
         let project = h.project(&owner, &[]).await;
-        // The harness client's kept-alive connection is idle: the session's evicts it.
+        // The harness client's kept-alive connection, quiet past 100 ms, is idle: the session's
+        // evicts it.
+        tokio::time::sleep(Duration::from_millis(150)).await;
         let (ws, _) = connect(&h, project, &owner).await;
         let answer = reqwest::Client::new().get(h.url("/healthz")).send().await.unwrap();
         assert_eq!(answer.status(), 503, "a connection while the session holds the only slot");

@@ -13,6 +13,9 @@ use tokio::net::TcpStream;
 
 use crate::support::{Harness, bounded};
 
+/// Past the time a connection must have received nothing to count as idle (100 ms).
+const QUIET: Duration = Duration::from_millis(150);
+
 fn deadlines(settings: &mut stack::Settings) {
     settings.connections.header_timeout = Duration::from_millis(300);
     settings.connections.body_grace = Duration::from_millis(300);
@@ -111,15 +114,13 @@ async fn at_the_cap_with_every_connection_busy_a_client_is_answered_503_with_ret
     bounded(async {
         let harness = Harness::start(|s| s.connections.max_connections = Some(4)).await;
         let user = harness.user("busy").await;
+        // The harness client's connection quiet long enough to be idle: the fourth upload's room.
+        tokio::time::sleep(QUIET).await;
         let mut held = Vec::new();
         for _ in 0..4 {
             held.push(busy(&harness, &user.token).await);
         }
-        crate::support::eventually("four uploads in flight", || async {
-            harness.stack.state().uploads.meter().held() > 0
-                || harness.http.get(harness.url("/healthz")).send().await.is_ok_and(|a| a.status() == 503)
-        })
-        .await;
+        tokio::time::sleep(QUIET).await;
         let started = Instant::now();
         let answer = harness.http.get(harness.url("/healthz")).send().await.unwrap();
         assert_eq!(answer.status(), 503, "a fifth connection");
@@ -164,8 +165,10 @@ async fn at_the_cap_a_new_connection_evicts_the_oldest_idle_one() {
         let mut oldest = TcpStream::connect(addr).await.unwrap();
         let (status, mut kept) = healthz(addr).await;
         assert_eq!(status, "HTTP/1.1 200");
+        tokio::time::sleep(QUIET).await;
         let _busy = [busy(&harness, &user.token).await, busy(&harness, &user.token).await];
         crate::support::eventually("four connections open", || async { open() == 4 }).await;
+        tokio::time::sleep(QUIET).await;
         // Each new connection takes an idle one's slot: the oldest first, then the kept-alive
         // one (the new ones stay open, idle and newer).
         let mut probes = Vec::new();
@@ -173,6 +176,7 @@ async fn at_the_cap_a_new_connection_evicts_the_oldest_idle_one() {
             let (status, probe) = healthz(addr).await;
             assert_eq!(status, "HTTP/1.1 200", "a new connection at the cap, evicting the {victim}");
             probes.push(probe);
+            tokio::time::sleep(QUIET).await;
             let (_, closed) = until_closed(stream, Duration::from_secs(1)).await;
             assert!(closed.is_some(), "the {victim} idle connection was not closed");
             assert_eq!(open(), 4);
