@@ -133,10 +133,10 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         };
     let urls = reached.urls.clone();
     println!(
-        "stampede check: {} against {} ({} instance(s)), run {run}",
+        "stampede check: {} against {} ({}), run {run}",
         profile_name,
         urls.join(", "),
-        urls.len()
+        report::plural(urls.len() as u64, "instance", "instances")
     );
 
     if args.dry_run {

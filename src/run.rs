@@ -125,9 +125,9 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let urls = reached.urls.clone();
     let target = Arc::clone(&reached.target);
     println!(
-        "stampede run: {profile_name} against {} ({} instance(s)), run {run}",
+        "stampede run: {profile_name} against {} ({}), run {run}",
         urls.join(", "),
-        urls.len()
+        report::plural(urls.len() as u64, "instance", "instances")
     );
 
     println!("checks:");

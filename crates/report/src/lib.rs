@@ -405,6 +405,11 @@ impl Latency {
 }
 
 /// `h` as base64 of its V2 encoding.
+/// `n` and the noun for it: `1 instance`, `3 instances`, `0 instances`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, String> {
     let mut bytes = Vec::new();
     V2Serializer::new().serialize(h, &mut bytes).map_err(|e| format!("{e:?}"))?;

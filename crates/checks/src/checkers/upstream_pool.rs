@@ -236,9 +236,13 @@ pub fn judge(name: &str, params: Params, history: &[Op]) -> Verdict {
         "open_at_start": o["open_at_start"],
         "requests_per_connection": if per_connection.is_finite() { json!((per_connection * 100.0).round() / 100.0) } else { Value::Null },
     });
+    let reuse = match accepted {
+        0 => format!("{requests} requests, every one on a connection already open"),
+        n => format!("{requests} requests over {}", report::plural(n, "new connection", "new connections")),
+    };
     verdict.summarize(format!(
         "{peak_in_flight} in flight at most (cap {max_in_flight}), {peak_open} open (max \
-         {max_connections}); {requests} requests over {accepted} new connections"
+         {max_connections}); {reuse}"
     ))
 }
 

@@ -195,7 +195,8 @@ pub fn judge(name: &str, min_bytes: usize, history: &[Op]) -> Verdict {
     verdict.bound_unknown(history, MAX_UNKNOWN);
     verdict.evidence = json!({ "min_bytes": min_bytes, "responses": sizes });
     verdict.summarize(format!(
-        "{judged} instances: gzip on request only, same bytes decoded, Vary: Accept-Encoding"
+        "{}: gzip on request only, same bytes decoded, Vary: Accept-Encoding",
+        report::plural(judged as u64, "instance", "instances")
     ))
 }
 
@@ -286,7 +287,7 @@ mod tests {
             v.evidence,
             json!({ "min_bytes": 1024, "responses": [{ "gzip": 400, "instance": 0, "plain": 2000 }] })
         );
-        assert_eq!(v.summary, "1 instances: gzip on request only, same bytes decoded, Vary: Accept-Encoding");
+        assert_eq!(v.summary, "1 instance: gzip on request only, same bytes decoded, Vary: Accept-Encoding");
         // Nothing asked for at all: nothing answered.
         assert!(judge("v", 1024, &[]).missing().contains(&"responses-answered"));
         // Only small responses: answered, too small.
