@@ -339,8 +339,12 @@ impl Kind for GrowthCheck {
                 "grow and create go together: grow enlarges what create made",
             ));
         }
-        if self.noise + self.grow_requests == 0 {
-            return Err(FieldError::new("noise", "send at least one request (noise or grow_requests)"));
+        let growing = if self.grow.is_some() { self.grow_requests } else { 0 };
+        if self.noise + growing == 0 {
+            return Err(FieldError::new(
+                "noise",
+                "send at least one request (noise, or grow with grow_requests)",
+            ));
         }
         if self.value_bytes > 16 * 1024 * 1024 {
             return Err(FieldError::new("value_bytes", "value_bytes is at most 16 MiB"));
@@ -454,6 +458,29 @@ mod tests {
         h.extend(sent("grow", Some(400), 10));
         h.extend([watched("after", 0, 1, 1), watched("after", 1, 1, 1)]);
         assert_eq!(judge("g", &bounds(), 500, &h).missing(), ["resource-grown"]);
+    }
+
+    #[test]
+    fn a_check_that_would_send_nothing_is_refused() {
+        let watch = Watch {
+            name: "metrics".to_owned(),
+            request: serde_json::from_value(json!({ "method": "GET", "path": "/metrics" })).unwrap(),
+            max_bytes: 1,
+        };
+        let check = GrowthCheck {
+            name: "g".to_owned(),
+            noise: 0,
+            create: None,
+            id: default_id(),
+            grow: None,
+            grow_requests: default_grow_requests(),
+            value_bytes: default_value_bytes(),
+            watch: vec![watch],
+            max_latency_ms: 500,
+            concurrency: 16,
+        };
+        // grow_requests without grow sends nothing.
+        assert_eq!(check.validate().unwrap_err().field, "noise");
     }
 
     #[test]
