@@ -30,8 +30,8 @@ pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) stack: TargetArgs,
     /// The control API of the fake upstream the running stack calls (`http://host:port`), for
-    /// the checks that inject upstream faults and read what the upstream saw. The embedded
-    /// stack's is used without it.
+    /// the checks that inject upstream faults and read what the upstream saw. Without it: the
+    /// one a stack `stampede serve` runs names at `/settings`, or the embedded stack's.
     #[arg(long, value_name = "URL", requires = "targets", value_parser = crate::args::parse_url)]
     pub(crate) upstream_control: Option<String>,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
@@ -146,9 +146,11 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         return answered;
     }
     let stop = crate::exit::interrupt();
+    let blocked = preflight(&reached, &checks, "check", &profile_path(args.profile.as_deref())).await;
     let checked = run_checks(
         &reached.target.spread(),
         &checks,
+        &blocked,
         &args.allow_inconclusive,
         schedule.checks.as_ref(),
         stop,
@@ -177,6 +179,99 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         path.display()
     );
     Ok(findings.code())
+}
+
+/// The profile as a command to serve it would name it.
+pub(crate) fn profile_path(given: Option<&std::path::Path>) -> String {
+    given.map_or_else(|| "scenarios/reference.toml".to_owned(), |p| p.display().to_string())
+}
+
+/// A cause, found before any check ran, that leaves a check unable to judge: it is reported
+/// inconclusive for it, not run.
+#[derive(Debug, Clone)]
+pub(crate) struct Blocked {
+    pub(crate) check: String,
+    /// The requirement it misses (`stack-settings`, `upstream-plan`).
+    pub(crate) requirement: &'static str,
+    pub(crate) observed: String,
+    pub(crate) remedy: String,
+}
+
+/// Before any check runs against a stack served apart ([`crate::target::Reached::settings`]):
+/// each setting it publishes that leaves a check unable to judge, and an upstream plan an
+/// earlier run spent (every check that calls the upstream then blocked), each said as found. A
+/// stack that publishes no settings is said to leave the checks' needs unverified.
+pub(crate) async fn preflight(
+    reached: &crate::target::Reached,
+    checks: &[Check],
+    command: &str,
+    profile: &str,
+) -> Vec<Blocked> {
+    let mut blocked: Vec<Blocked> = Vec::new();
+    if reached.embedded.is_some() {
+        return blocked;
+    }
+    for (url, doc) in &reached.settings {
+        match doc {
+            Ok(doc) => {
+                for unmet in checks::settings::unmet(checks, doc) {
+                    if blocked.iter().any(|b| b.check == unmet.check && b.observed.contains(unmet.setting)) {
+                        continue;
+                    }
+                    println!("stampede {command}: {url}: {}", unmet.line());
+                    blocked.push(Blocked {
+                        check: unmet.check.clone(),
+                        requirement: "stack-settings",
+                        observed: format!(
+                            "{url} has {} {}; the check needs {}",
+                            unmet.setting, unmet.served, unmet.needed
+                        ),
+                        remedy: format!(
+                            "serve it with `stampede serve --profile {profile}`, or {}",
+                            unmet.flag
+                        ),
+                    });
+                }
+            }
+            Err(why) => {
+                let needing: Vec<&str> =
+                    checks.iter().filter(|c| !c.needs().is_empty()).map(Check::name).collect();
+                if !needing.is_empty() {
+                    println!(
+                        "stampede {command}: {url} publishes no settings (GET /settings {why}): what {} need of \
+                         the stack is not verified",
+                        needing.join(", ")
+                    );
+                }
+            }
+        }
+    }
+    match checks::settings::plan_spent(&reached.target, checks).await {
+        Ok(Some(spent)) => {
+            let calling: Vec<&Check> = checks
+                .iter()
+                .filter(|c| c.drives_upstream() && !blocked.iter().any(|b| b.check == c.name()))
+                .collect();
+            let names: Vec<&str> = calling.iter().map(|c| c.name()).collect();
+            println!(
+                "stampede {command}: the stack's upstream plan is spent ({spent}), an earlier run spent it: {} cannot \
+                 judge",
+                names.join(", ")
+            );
+            for check in calling {
+                blocked.push(Blocked {
+                    check: check.name().to_owned(),
+                    requirement: "upstream-plan",
+                    observed: format!("spent before the check began ({spent}): an earlier run spent it"),
+                    remedy: "wait for the plan's period to end, or start the stack again with a fresh plan"
+                        .to_owned(),
+                });
+            }
+        }
+        Ok(None) => {}
+        Err(e) => println!("stampede {command}: the upstream plan could not be read before the checks: {e}"),
+    }
+    blocked
 }
 
 /// What a summary line adds for a run a signal stopped: the checks it kept from running.
@@ -294,6 +389,7 @@ fn across(mut verdict: Verdict, windows: &[report::FaultWindow], began: u64) -> 
 pub(crate) async fn run_checks(
     target: &Target,
     checks: &[Check],
+    blocked: &[Blocked],
     allowed: &[String],
     around: Option<&crate::schedule::Around>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -305,6 +401,20 @@ pub(crate) async fn run_checks(
     for (i, check) in checks.iter().enumerate() {
         print!("  {:<28} {:<16} ", check.name(), check.kind());
         let _ = std::io::stdout().flush();
+        let causes: Vec<&Blocked> = blocked.iter().filter(|b| b.check == check.name()).collect();
+        if !causes.is_empty() {
+            // Found before it ran: judged nothing, and says why.
+            let mut verdict = Verdict::new(check.name(), check.kind(), 0, serde_json::json!({}));
+            for cause in causes {
+                verdict.require(cause.requirement, false, cause.observed.clone(), &cause.remedy);
+            }
+            let mut verdict = verdict.summarize("never");
+            verdict.allowed = allowed.iter().any(|n| n == check.name());
+            let label = if verdict.allowed { "inconclusive (allowed)" } else { "INCONCLUSIVE" };
+            println!("{label}  {}", verdict.summary);
+            verdicts.push(verdict);
+            continue;
+        }
         // The faults timed against this check run beside it.
         let faults = around.and_then(|a| a.start(check.name()));
         let began = load::now_ms();

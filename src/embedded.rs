@@ -10,6 +10,8 @@ use checks::Tuning;
 use reference::limit::Limit;
 use reference::usage_tracker::UsageLimits;
 
+use crate::tuned::{HARNESS_REGISTRATIONS, UNBOUNDED_PLAN, serve_flags};
+
 /// The stacks, the fake upstream, and how they were set up (for the report).
 pub(crate) struct Embedded {
     pub(crate) stacks: Vec<stack::RunningStack>,
@@ -84,9 +86,6 @@ fn authority(url: &str, default_port: u16) -> anyhow::Result<String> {
     Ok(format!("{host}:{}", parsed.port().unwrap_or(default_port)))
 }
 
-/// The upstream plan (#4) when no check spends it: one nothing exhausts.
-const UNBOUNDED_PLAN: u64 = 1_000_000;
-
 /// What stacks to start: how many, on which shared backends (memory without), which mutant.
 #[derive(Debug, Clone)]
 pub(crate) struct Setup {
@@ -102,10 +101,6 @@ pub(crate) struct Setup {
 
 /// Starts the stacks `setup` describes with `tuning`'s settings; `run` names their namespace on
 /// shared servers.
-/// Registrations per client address on a stack stampede starts: every user of the checks and
-/// of the load comes from this one address, so the limit is sized for a load of that many.
-const HARNESS_REGISTRATIONS: Limit = Limit::new(100_000, std::time::Duration::from_secs(60));
-
 pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::Result<Embedded> {
     let refresh = reference::token_refresh::Policy::new(tuning.refresh_period, tuning.token_lifetime)
         .context("refresh policy")?;
@@ -191,7 +186,6 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
     let mut failed = None;
     let mut processes = None;
     if setup.processes {
-        let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
         let mut args: Vec<String> = vec![
             "--namespace".into(),
             namespace.clone(),
@@ -199,41 +193,8 @@ pub(crate) async fn start(setup: &Setup, run: &str, tuning: &Tuning) -> anyhow::
             upstream_url.clone(),
             "--upstream-client-id".into(),
             "stampede".into(),
-            "--refresh-period".into(),
-            ms(tuning.refresh_period),
-            "--token-lifetime".into(),
-            ms(tuning.token_lifetime),
-            "--publish-limit".into(),
-            format!("{}/{}", tuning.publish_limit, ms(tuning.publish_window)),
-            "--breaker-open".into(),
-            ms(tuning.breaker_open),
-            "--breaker-failures".into(),
-            tuning.breaker_failures.to_string(),
-            "--breaker-trial-timeout".into(),
-            ms(tuning.breaker_trial_timeout),
-            "--task-visibility".into(),
-            ms(tuning.task_visibility),
-            "--task-time-limit".into(),
-            ms(tuning.task_time_limit),
-            "--workers".into(),
-            tuning.workers.to_string(),
-            "--upstream-connections".into(),
-            tuning.upstream_connections.to_string(),
-            "--upstream-idle".into(),
-            tuning.upstream_idle.to_string(),
-            "--upstream-plan".into(),
-            format!("{plan}/{plan}"),
-            "--registration-limit".into(),
-            format!("{}/{}", HARNESS_REGISTRATIONS.max, ms(HARNESS_REGISTRATIONS.window)),
         ];
-        if let Some(deadline) = tuning.connection_deadline {
-            args.extend([
-                "--header-timeout".to_owned(),
-                ms(deadline),
-                "--body-grace".to_owned(),
-                ms(deadline),
-            ]);
-        }
+        args.extend(serve_flags(tuning, UsageLimits { per_day: plan, per_hour: plan }));
         if let Some(mutant) = setup.mutant {
             args.extend(["--mutant".to_owned(), mutant.name().to_owned()]);
         }

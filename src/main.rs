@@ -17,6 +17,7 @@ mod schedule;
 mod serve;
 mod supervised;
 mod target;
+mod tuned;
 
 use std::process::ExitCode;
 
@@ -86,7 +87,14 @@ fn main() -> ExitCode {
         Command::Run(args) => return run::run(*args),
         Command::Report(command) => return report_command::run(command),
         Command::Serve(args) => {
-            return match serve::run(*args) {
+            let args = match serve::with_profile(*args) {
+                Ok(args) => args,
+                Err(e) => {
+                    eprintln!("stampede serve: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            return match serve::run(args) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("stampede serve: {e:#}");

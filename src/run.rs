@@ -26,7 +26,7 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) stack: TargetArgs,
     /// The control API of the fake upstream the running stack calls, for the checks that
-    /// inject upstream faults.
+    /// inject upstream faults (without it: the one the stack names at `/settings`, if any).
     #[arg(long, value_name = "URL", requires = "targets", value_parser = crate::args::parse_url)]
     pub(crate) upstream_control: Option<String>,
     /// The profile (default: the reference stack's, `scenarios/reference.toml`).
@@ -130,10 +130,18 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         report::plural(urls.len() as u64, "instance", "instances")
     );
 
+    let blocked = crate::check::preflight(
+        &reached,
+        &checks,
+        "run",
+        &crate::check::profile_path(args.profile.as_deref()),
+    )
+    .await;
     println!("checks:");
     let checked = crate::check::run_checks(
         &target.spread(),
         &checks,
+        &blocked,
         &args.allow_inconclusive,
         schedule.checks.as_ref(),
         stop.clone(),

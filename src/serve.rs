@@ -176,9 +176,18 @@ pub(crate) struct ServeArgs {
     /// How long an upload body may come slower than `--body-floor` before the floor applies.
     #[arg(long, default_value = "5s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) body_grace: Duration,
+    /// Serve what this profile's checks need (the settings `stampede check` gives the stack it
+    /// starts itself) and its `[stack]` settings; a flag given here as well wins. Then
+    /// `stampede check --target URL --profile FILE` can judge every check.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) profile: Option<std::path::PathBuf>,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     pub(crate) log_json: bool,
+    /// The control API of the fake upstream the supervisor started (set by `--instances` for
+    /// its children, which publish it at `/settings`).
+    #[arg(long, hide = true)]
+    pub(crate) upstream_control_url: Option<String>,
     /// This instance's name (set by `--instances` for its children).
     #[arg(long, hide = true)]
     pub(crate) instance_name: Option<String>,
@@ -302,48 +311,13 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Before anything else: a SIGTERM sent as soon as the listening line is out must stop the
     // stack gracefully, not kill it.
     let signal = shutdown_signal();
-    let zone = jiff::tz::TimeZone::get(&args.quota_zone)
-        .with_context(|| format!("--quota-zone {:?} is not an IANA time zone", args.quota_zone))?;
-    let instance = args.instance_name.clone().unwrap_or_else(|| "stack-0".to_owned());
-    let mut config =
-        stack::StackConfig { listen: args.listen, reuse_port: args.reuse_port, ..Default::default() };
-    config.backends.redis = args.redis.clone();
-    config.backends.database = args.database.clone();
-    config.backends.namespace = args.namespace.clone();
-    config.backends.application_name = format!("stampede-{instance}");
-    config.settings.instance = instance;
-    config.settings.shape = args.shape;
-    if let Some(dir) = &args.upload_dir {
-        config.settings.upload_dir = dir.clone();
-    }
-    config.settings.publish_limit = args.publish_limit;
-    config.settings.rate_limit_headers = args.rate_limit_headers;
-    config.settings.chat.refuse_with_close = args.chat_refuse_close;
-    config.settings.upload_limit = args.upload_limit;
-    config.settings.dashboard_ttl = args.dashboard_ttl;
-    config.settings.quota_zone = zone;
-    config.settings.mutant = args.mutant;
-    config.settings.workers = args.workers;
-    config.settings.upstream_pool = upstream_pool(&args)?;
-    config.settings.usage = args.upstream_plan;
-    config.settings.breaker.open_for = args.breaker_open;
-    config.settings.breaker.failure_threshold = args.breaker_failures;
-    config.settings.breaker.trial_timeout = args.breaker_trial_timeout;
-    config.settings.task_visibility = args.task_visibility;
-    config.settings.task_time_limit = args.task_time_limit;
-    config.settings.added_latency = args.added_latency;
-    config.settings.registration_limit = args.registration_limit;
-    config.settings.connections = stack::ConnectionLimits {
-        header_timeout: args.header_timeout,
-        max_connections: args.max_connections,
-        body_floor_bytes_per_s: args.body_floor,
-        body_grace: args.body_grace,
-        ..stack::ConnectionLimits::default()
-    };
+    let mut config = stack_config(&args)?;
     let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
         .context("--refresh-period and --token-lifetime")?;
     let (fake, link) = upstream_link(&args, refresh).await?;
     config.settings.upstream = Some(link);
+    config.settings.upstream_control =
+        fake.as_ref().map(fake_upstream::RunningUpstream::control_url).or(args.upstream_control_url.clone());
     let stack = match stack::start(config).await {
         Ok(stack) => stack,
         Err(e @ stack::server::StartError::Backend(_)) => {
@@ -372,6 +346,120 @@ async fn serve_one(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!("stack stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `args` beneath `--profile FILE`'s settings, the command line's flags winning: the flags
+/// that give the profile's checks what they need (as the embedded stack has them), then the
+/// profile's `[stack]`, then what was given. Each `[stack]` setting is read as its flag, an
+/// error naming its line; a setting that leaves a check unable to judge is said.
+pub(crate) fn with_profile(args: ServeArgs) -> anyhow::Result<ServeArgs> {
+    use clap::{Args, FromArgMatches};
+    let Some(path) = args.profile.clone() else { return Ok(args) };
+    let profile = crate::profiles::read(Some(&path))?;
+    let checks = checks::read(&profile)?;
+    let tuning = checks::tuning(&checks, &profile.defaults).map_err(anyhow::Error::msg)?;
+    let plan = match tuning.upstream_plan {
+        // A day of hourly runs: the checks that spend the plan spend one hour's.
+        Some(hour) => reference::usage_tracker::UsageLimits { per_day: 24 * hour, per_hour: hour },
+        None => reference::usage_tracker::UsageLimits {
+            per_day: crate::tuned::UNBOUNDED_PLAN,
+            per_hour: crate::tuned::UNBOUNDED_PLAN,
+        },
+    };
+    let command = ServeArgs::augment_args(clap::Command::new("stampede serve")).args_override_self(true);
+    let mut flags = crate::tuned::serve_flags(&tuning, plan);
+    for (key, value) in &profile.stack.settings {
+        let name = key.replace('_', "-");
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(name.as_str()) && !a.is_hide_set() && name != "profile")
+            .ok_or_else(|| {
+                profile.stack.invalid(key, format!("stack.{key}: `stampede serve` has no option --{name}"))
+            })?;
+        let given: Vec<String> = match (arg.get_action().takes_values(), value.as_str()) {
+            (true, _) => vec![format!("--{name}"), value.clone()],
+            (false, "true") => vec![format!("--{name}")],
+            (false, "false") => continue,
+            (false, _) => {
+                return Err(profile.stack.invalid(key, format!("stack.{key}: true or false")).into());
+            }
+        };
+        let argv = std::iter::once("stampede serve".to_owned()).chain(given.iter().cloned());
+        // Alone, as its flag: what another setting requires is checked with them all, below.
+        if let Err(e) = command.clone().try_get_matches_from(argv)
+            && e.kind() != clap::error::ErrorKind::MissingRequiredArgument
+        {
+            let said = e.render().to_string();
+            let first = said.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            return Err(profile.stack.invalid(key, format!("stack.{key} = {value:?}: {first}")).into());
+        }
+        flags.extend(given);
+    }
+    println!("stampede serve: from {}: {}", path.display(), flags.join(" "));
+    // What was given comes last, and wins.
+    let given: Vec<std::ffi::OsString> = std::env::args_os().skip_while(|a| a != "serve").skip(1).collect();
+    let argv = std::iter::once(std::ffi::OsString::from("stampede serve"))
+        .chain(flags.into_iter().map(Into::into))
+        .chain(given);
+    let matches = command.try_get_matches_from(argv).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    let args = ServeArgs::from_arg_matches(&matches).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    // What the command line changed that a check needs, said before the stack starts.
+    let mut settings = stack_config(&args)?.settings;
+    let refresh = reference::token_refresh::Policy::new(args.refresh_period, args.token_lifetime)
+        .context("--refresh-period and --token-lifetime")?;
+    settings.upstream = Some(stack::UpstreamLink {
+        url: String::new(),
+        client_id: String::new(),
+        refresh_token: String::new(),
+        refresh,
+    });
+    for unmet in checks::settings::unmet(&checks, &settings.published()) {
+        eprintln!("stampede serve: warning: {}", unmet.line());
+    }
+    Ok(args)
+}
+
+/// The stack `args` describe, but for its upstream.
+fn stack_config(args: &ServeArgs) -> anyhow::Result<stack::StackConfig> {
+    let instance = args.instance_name.clone().unwrap_or_else(|| "stack-0".to_owned());
+    let zone = jiff::tz::TimeZone::get(&args.quota_zone)
+        .with_context(|| format!("--quota-zone {:?} is not an IANA time zone", args.quota_zone))?;
+    let mut config =
+        stack::StackConfig { listen: args.listen, reuse_port: args.reuse_port, ..Default::default() };
+    config.backends.redis = args.redis.clone();
+    config.backends.database = args.database.clone();
+    config.backends.namespace = args.namespace.clone();
+    config.backends.application_name = format!("stampede-{instance}");
+    config.settings.instance = instance;
+    config.settings.shape = args.shape;
+    if let Some(dir) = &args.upload_dir {
+        config.settings.upload_dir = dir.clone();
+    }
+    config.settings.publish_limit = args.publish_limit;
+    config.settings.rate_limit_headers = args.rate_limit_headers;
+    config.settings.chat.refuse_with_close = args.chat_refuse_close;
+    config.settings.upload_limit = args.upload_limit;
+    config.settings.dashboard_ttl = args.dashboard_ttl;
+    config.settings.quota_zone = zone;
+    config.settings.mutant = args.mutant;
+    config.settings.workers = args.workers;
+    config.settings.upstream_pool = upstream_pool(args)?;
+    config.settings.usage = args.upstream_plan;
+    config.settings.breaker.open_for = args.breaker_open;
+    config.settings.breaker.failure_threshold = args.breaker_failures;
+    config.settings.breaker.trial_timeout = args.breaker_trial_timeout;
+    config.settings.task_visibility = args.task_visibility;
+    config.settings.task_time_limit = args.task_time_limit;
+    config.settings.added_latency = args.added_latency;
+    config.settings.registration_limit = args.registration_limit;
+    config.settings.connections = stack::ConnectionLimits {
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
+        body_floor_bytes_per_s: args.body_floor,
+        body_grace: args.body_grace,
+        ..stack::ConnectionLimits::default()
+    };
+    Ok(config)
 }
 
 /// The upstream named on the command line, or a fake one started here with one registered
@@ -542,6 +630,7 @@ fn supervise(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .args(shared.as_ref().map(|_| "--reuse-port"))
             .arg("--upstream")
             .arg(&link.url)
+            .args(fake.iter().flat_map(|f| ["--upstream-control-url".to_owned(), f.control_url()]))
             .arg("--upstream-client-id")
             .arg(&link.client_id)
             // Secrets by environment, never in the command line `ps` shows everyone.

@@ -60,6 +60,9 @@ pub(crate) struct Reached {
     pub(crate) embedded: Option<Embedded>,
     pub(crate) urls: Vec<String>,
     pub(crate) target: Arc<Target>,
+    /// What each `--target` URL publishes at `/settings` (`crates/stack/openapi.json`): the
+    /// document, or why there is none. Empty for the embedded stack, set from the checks.
+    pub(crate) settings: Vec<(String, Result<serde_json::Value, String>)>,
 }
 
 impl Reached {
@@ -134,9 +137,26 @@ pub(crate) async fn reach(
         Some(e) => e.urls(),
         None => args.targets.clone(),
     };
+    let settings = if embedded.is_none() { published(&urls).await } else { Vec::new() };
+    // A stack `stampede serve` runs names its fake upstream's control API.
+    let named = settings.iter().find_map(|(url, doc)| {
+        let control = doc.as_ref().ok()?.get("upstream_control")?.as_str()?;
+        Some((url.clone(), control.to_owned()))
+    });
+    let upstream_control = match (&reach.upstream_control, named) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some((url, control))) => {
+            println!(
+                "stampede {}: the fake upstream's control API is {control}, as {url}/settings says",
+                reach.command
+            );
+            Some(control)
+        }
+        (None, None) => None,
+    };
     let control = match &embedded {
         Some(e) => Some(e.fake.control_url()),
-        None => reach.upstream_control.clone(),
+        None => upstream_control.clone(),
     };
     let target = match Target::new(urls.clone(), profile, run.to_owned()) {
         Ok(mut target) => {
@@ -151,12 +171,37 @@ pub(crate) async fn reach(
             return Err(anyhow::Error::new(e).context("build the HTTP client").into());
         }
     };
-    let reached = Reached { embedded, urls, target };
-    if let Err(e) = probe(&reached, reach.upstream_control.as_deref()).await {
+    let reached = Reached { embedded, urls, target, settings };
+    if let Err(e) = probe(&reached, upstream_control.as_deref()).await {
         reached.shutdown(reach.command).await;
         return Err(e);
     }
     Ok(reached)
+}
+
+/// What each of `urls` answers at `/settings`: a settings document (schema
+/// [`checks::settings::SCHEMA`]), or why there is none (a stack stampede did not write has
+/// none).
+async fn published(urls: &[String]) -> Vec<(String, Result<serde_json::Value, String>)> {
+    let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build() {
+        Ok(client) => client,
+        Err(e) => return urls.iter().map(|u| (u.clone(), Err(e.to_string()))).collect(),
+    };
+    let mut found = Vec::new();
+    for url in urls {
+        let at = format!("{}/settings", url.trim_end_matches('/'));
+        let doc = match client.get(&at).send().await {
+            Ok(answer) if answer.status().is_success() => match answer.json::<serde_json::Value>().await {
+                Ok(doc) if doc["schema"] == checks::settings::SCHEMA => Ok(doc),
+                Ok(_) => Err(format!("answered a document that is not {}", checks::settings::SCHEMA)),
+                Err(e) => Err(format!("answered no JSON ({e})")),
+            },
+            Ok(answer) => Err(format!("answered {}", answer.status())),
+            Err(e) => Err(format!("failed: {e}")),
+        };
+        found.push((url.clone(), doc));
+    }
+    found
 }
 
 async fn probe(reached: &Reached, upstream_control: Option<&str>) -> Result<(), Failure> {

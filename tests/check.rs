@@ -458,6 +458,83 @@ fn check_target_runs_the_same_checks_against_a_stack_in_another_process() {
     }
 }
 
+/// The requirement `name` of `verdict`, which must be there.
+fn requirement<'a>(verdict: &'a Value, name: &str) -> &'a Value {
+    verdict["requirements"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap_or_else(|| {
+        panic!("no requirement {name} in {verdict:#}");
+    })
+}
+
+#[test]
+fn check_target_names_each_setting_that_leaves_a_check_unable_to_judge_without_running_it() {
+    // `stampede serve` without a profile: the seed's settings (the breaker open a minute,
+    // tasks invisible six).
+    let served = support::Served::start(&[]);
+    let (out, report) = stampede_check(&[
+        "--target",
+        &served.url,
+        "--only",
+        "upstream-breaker",
+        "--only",
+        "import-lifecycle",
+        "--only",
+        "feed-query-budget",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let report = report.unwrap();
+    let breaker = verdict(&report, "upstream-breaker");
+    assert_eq!(breaker["status"], "inconclusive");
+    assert_eq!(breaker["operations"], 0, "it never ran: {breaker:#}");
+    let settings = requirement(breaker, "stack-settings");
+    assert_eq!(settings["met"], false);
+    let observed = settings["observed"].as_str().unwrap();
+    assert!(observed.contains("breaker open period 1 min; the check needs 2 s"), "{observed}");
+    let remedy = settings["remedy"].as_str().unwrap();
+    assert!(
+        remedy.contains("stampede serve --profile") && remedy.contains("--breaker-open 2000ms"),
+        "{remedy}"
+    );
+    let lifecycle = verdict(&report, "import-lifecycle");
+    assert_eq!(lifecycle["status"], "inconclusive");
+    assert!(
+        lifecycle["summary"].as_str().unwrap().contains("tasks' visibility timeout 6 min"),
+        "{lifecycle:#}"
+    );
+    // A check that needs nothing of the settings runs and judges.
+    assert_eq!(verdict(&report, "feed-query-budget")["status"], "held");
+    assert!(text(&out).contains("check \"upstream-breaker\" cannot judge"), "{}", text(&out));
+}
+
+#[test]
+fn check_target_a_stack_served_with_its_profile_holds_and_a_second_run_finds_the_plan_spent() {
+    let profile = support::test_profile().to_str().unwrap();
+    // The plan the profile sizes is for all its checks; two of them spend less of it than the
+    // usage-plan check may find left (`max_calls`): a smaller hour, given on the command line,
+    // wins over the profile's.
+    let served = support::Served::start(&["--profile", profile, "--upstream-plan", "10000/400"]);
+    // No --upstream-control: the stack names its fake upstream's control API at /settings.
+    let args = ["--target", &served.url, "--only", "upstream-pool", "--only", "upstream-usage-plan"];
+    let (out, report) = stampede_check(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains(&format!("as {}/settings says", served.url)), "{}", text(&out));
+    let report = report.unwrap();
+    for name in ["upstream-pool", "upstream-usage-plan"] {
+        assert_eq!(verdict(&report, name)["status"], "held", "{name}: {report:#}");
+    }
+    // The usage-plan check spent the hour's plan: found before anything runs, and named.
+    let (out, report) = stampede_check(&args);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("the stack's upstream plan is spent"), "{}", text(&out));
+    let report = report.unwrap();
+    for name in ["upstream-pool", "upstream-usage-plan"] {
+        let verdict = verdict(&report, name);
+        assert_eq!(verdict["status"], "inconclusive", "{name}: {verdict:#}");
+        assert_eq!(verdict["operations"], 0, "{name} ran: {verdict:#}");
+        let plan = requirement(verdict, "upstream-plan");
+        assert!(plan["observed"].as_str().unwrap().contains("an earlier run spent it"), "{plan:#}");
+    }
+}
+
 #[test]
 fn check_a_window_longer_than_the_wait_exits_4_naming_the_window() {
     // The seed's limit, 6 a minute: the window is not waited out within 5 s.

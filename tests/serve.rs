@@ -766,3 +766,86 @@ async fn serve_keeps_the_redis_password_and_the_refresh_token_out_of_argv_answer
     let logged = serve.stderr_after_exit();
     assert!(!logged.contains(PASSWORD), "the logs show the Redis password:\n{logged}");
 }
+
+/// The reference profile with `[stack]` as `stack` says (its own `[stack]` replaced), written
+/// to a file of the test's.
+fn profile_with_stack(stack: &str, name: &str) -> std::path::PathBuf {
+    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/reference.toml");
+    let text = std::fs::read_to_string(reference).unwrap();
+    let at = text.find("\n[stack]\n").expect("the reference profile has a [stack]");
+    let end = text[at + 1..].find("\n[").map_or(text.len(), |i| at + 1 + i);
+    let text = format!("{}\n[stack]\n{stack}\n{}", &text[..at], &text[end..]);
+    let path = std::env::temp_dir().join(format!("stampede-serve-{name}-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `serve --profile` with a mistake in `[stack]`: exit 2 before anything starts, the file,
+/// the line and the setting named.
+#[test]
+fn serve_profile_refuses_a_stack_setting_serve_does_not_have_or_cannot_read_naming_its_line() {
+    for (stack, says) in [
+        ("breaker_opne = \"2s\"", "stack.breaker_opne: `stampede serve` has no option --breaker-opne"),
+        ("breaker_open = \"2x\"", "stack.breaker_open = \"2x\""),
+        ("instance_name = \"x\"", "has no option --instance-name"),
+        ("one_port = \"yes\"", "stack.one_port: true or false"),
+    ] {
+        let path = profile_with_stack(stack, "bad");
+        let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--profile"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stack}: {stderr}");
+        assert!(stderr.contains(&path.display().to_string()), "{stack}: no file in {stderr}");
+        assert!(stderr.contains(", line "), "{stack}: no line in {stderr}");
+        assert!(stderr.contains(says), "{stack}: {says:?} not in {stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"), "{stack}: it started");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// `serve --profile` serves what the profile's checks need (as `/settings` publishes), then its
+/// `[stack]`, and a flag given on the command line wins over both — said on standard error
+/// when it leaves a check unable to judge.
+#[tokio::test]
+async fn serve_profile_serves_what_the_checks_need_its_stack_table_and_the_flags_given_over_both() {
+    let path = profile_with_stack("publish_limit = \"7/3s\"\nregistration_limit = \"500/60s\"", "good");
+    let profile = path.to_str().unwrap();
+    let mut serve =
+        Serve::spawn(&["--listen", "127.0.0.1:0", "--profile", profile, "--registration-limit", "400/60s"]);
+    let (url, _) = serve.listening();
+    let settings: serde_json::Value =
+        client().get(format!("{url}/settings")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(settings["schema"], "stampede-settings/1");
+    // From the checks: the breaker check's open_ms, the lifecycle check's timeouts, the pool.
+    assert_eq!(settings["breaker"]["open_ms"], 2000, "{settings:#}");
+    assert_eq!(settings["task_visibility_ms"], 1500);
+    assert_eq!(settings["upstream_pool"], serde_json::json!({ "connections": 24, "idle": 12 }));
+    assert_eq!(settings["workers"], 32);
+    // The usage-plan check's hour, sized from the checks before it.
+    assert!(settings["upstream_plan"]["per_hour"].as_u64().unwrap() < 5_000, "{settings:#}");
+    // From [stack]; and the command line over [stack].
+    assert_eq!(settings["publish_limit"], serde_json::json!({ "max": 7, "window_ms": 3000 }));
+    assert_eq!(settings["registration_limit"]["max"], 400);
+    assert!(settings["upstream_control"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{settings:#}");
+    serve.terminate();
+    assert!(serve.wait().success());
+    assert!(!serve.stderr_after_exit().contains("warning"));
+
+    let mut serve = Serve::spawn(&["--listen", "127.0.0.1:0", "--profile", profile, "--breaker-open", "60s"]);
+    let (url, _) = serve.listening();
+    let settings: serde_json::Value =
+        client().get(format!("{url}/settings")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(settings["breaker"]["open_ms"], 60_000);
+    serve.terminate();
+    assert!(serve.wait().success());
+    let stderr = serve.stderr_after_exit();
+    assert!(
+        stderr.contains("warning: check \"upstream-breaker\" cannot judge: the stack's breaker open period is 1 min, it needs 2 s"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(path);
+}

@@ -11,6 +11,8 @@
 //! - [`dry`] — the dry run: each request sent once, the answers shown, nothing judged;
 //! - [`burst`] — barrier-released bursts; [`history`] — answers recorded as operations;
 //! - [`window`] — a rate-limit window as answers state it, in each convention stacks send;
+//! - [`settings`] — a served stack's published settings against what the checks need, and an
+//!   upstream plan an earlier run spent, found before any check runs;
 //! - [`upstream`] — the fake upstream the target calls, driven through its control API by the
 //!   checks that need upstream faults and counts.
 //!
@@ -30,6 +32,7 @@ pub mod checkers;
 pub mod dry;
 pub mod history;
 pub mod kind;
+pub mod settings;
 pub mod upstream;
 pub mod window;
 

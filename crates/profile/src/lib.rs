@@ -55,6 +55,59 @@ pub struct Profile {
     pub compare: Option<report::Tolerance>,
     /// How `stampede capacity` steps the load, and the users it plans for (`[capacity]`).
     pub capacity: Option<report::capacity::Stepping>,
+    /// The settings a stack served for this profile runs with beyond what its checks need
+    /// (`[stack]`): `stampede serve --profile` applies them.
+    pub stack: StackTable,
+}
+
+/// `[stack]`: `stampede serve` options by name (`publish_limit = "5/3s"`, `workers = 32`),
+/// each a value as the option's flag takes it. Which names exist and what their values mean is
+/// `serve`'s to say, so they are checked where `serve` reads them; an error names its line here.
+#[derive(Debug, Clone, Default)]
+pub struct StackTable {
+    /// `(name, value)` in the file's order, the value as text (`true` for a bare flag).
+    pub settings: Vec<(String, String)>,
+    source: Option<Arc<Source>>,
+}
+
+impl StackTable {
+    fn read(source: &Arc<Source>, root: &DeTable<'_>) -> Result<Self, ProfileError> {
+        let Some(table) = root.get("stack") else { return Ok(Self::default()) };
+        let DeValue::Table(table) = table.get_ref() else {
+            return Err(source.error_at(&[Step::Key("stack")], "[stack] must be a table"));
+        };
+        let mut settings = Vec::new();
+        for (key, value) in table.iter() {
+            let key = key.get_ref().to_string();
+            let text = match value.get_ref() {
+                DeValue::String(text) => text.to_string(),
+                DeValue::Integer(n) => n.as_str().to_owned(),
+                DeValue::Boolean(b) => b.to_string(),
+                _ => {
+                    return Err(source.error_at(
+                        &[Step::Key("stack"), Step::Key(&key)],
+                        format!("stack.{key}: a string, a whole number or a boolean, as the option's flag takes it"),
+                    ));
+                }
+            };
+            settings.push((key, text));
+        }
+        Ok(Self { settings, source: Some(source.clone()) })
+    }
+
+    /// `message` about the setting `key`, at its line.
+    pub fn invalid(&self, key: &str, message: impl Into<String>) -> ProfileError {
+        match &self.source {
+            Some(source) => source.error_at(&[Step::Key("stack"), Step::Key(key)], message),
+            None => ProfileError::Invalid(Box::new(error::Invalid {
+                path: std::path::PathBuf::new(),
+                line: None,
+                column: None,
+                message: message.into(),
+                source_line: None,
+            })),
+        }
+    }
 }
 
 /// The document as serde reads it; the checks are read apart, table by table.
@@ -79,6 +132,8 @@ struct Document {
     compare: Option<report::Tolerance>,
     #[serde(default)]
     capacity: Option<report::capacity::Stepping>,
+    #[serde(rename = "stack", default)]
+    _stack: Option<serde::de::IgnoredAny>,
 }
 
 /// How a check obtains a user and its token.
@@ -208,6 +263,7 @@ impl Profile {
             objectives: document.targets,
             compare: document.compare,
             capacity: document.capacity,
+            stack: StackTable::read(&source, root.get_ref())?,
         };
         profile.validate(&source)?;
         Ok(profile)

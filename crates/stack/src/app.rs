@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/settings", get(settings))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         // Observed too, so that unknown routes carry `X-DB-Queries` and show in the metrics.
@@ -175,6 +176,12 @@ async fn openapi() -> Response {
 /// which one answered.
 async fn healthz(State(state): State<AppState>) -> Response {
     axum::Json(serde_json::json!({ "status": "ok", "instance": state.settings.instance })).into_response()
+}
+
+/// The settings the checks depend on ([`crate::Settings::published`]): what `stampede check
+/// --target` compares with its checks' needs before it runs them.
+async fn settings(State(state): State<AppState>) -> Response {
+    axum::Json(state.settings.published()).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -55,5 +55,5 @@ pub use app::router;
 pub use backend::{BackendConfig, Backends};
 pub use components::Mutant;
 pub use server::{RunningStack, StackConfig, start};
-pub use settings::{ConnectionLimits, RateLimitHeaders, Settings, Shape, UpstreamLink};
+pub use settings::{ConnectionLimits, RateLimitHeaders, SETTINGS_SCHEMA, Settings, Shape, UpstreamLink};
 pub use state::AppState;

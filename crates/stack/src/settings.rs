@@ -67,6 +67,9 @@ pub struct Settings {
     /// #8 the pooled client's policy: connections open to the upstream at once, idle ones kept
     /// (requests in flight are capped at the difference), and the call deadline.
     pub upstream_pool: upstream::UpstreamConfig,
+    /// The control API of the fake upstream started beside the stack (`stampede serve`
+    /// without `--upstream`), published at `/settings` so that a check finds it.
+    pub upstream_control: Option<String>,
 }
 
 impl Default for Settings {
@@ -96,7 +99,53 @@ impl Default for Settings {
             upstream: None,
             workers: 2,
             upstream_pool: upstream::UpstreamConfig::SEED,
+            upstream_control: None,
         }
+    }
+}
+
+/// The schema name of the settings document served at `/settings`.
+pub const SETTINGS_SCHEMA: &str = "stampede-settings/1";
+
+impl Settings {
+    /// What `/settings` answers: the settings a check's judgement depends on, durations in
+    /// milliseconds, and nothing secret (no backend URL, no token). `stampede check --target`
+    /// compares them with what its checks need before it runs any.
+    pub fn published(&self) -> serde_json::Value {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let limit = |l: Limit| serde_json::json!({ "max": l.max, "window_ms": ms(l.window) });
+        let refresh = self.upstream.as_ref().map(|u| u.refresh);
+        serde_json::json!({
+            "schema": SETTINGS_SCHEMA,
+            "instance": self.instance,
+            "shape": self.shape.name(),
+            "mutant": self.mutant.map(|m| m.name()),
+            "publish_limit": limit(self.publish_limit),
+            "upload_limit": limit(self.upload_limit),
+            "registration_limit": limit(self.registration_limit),
+            "upstream_plan": { "per_day": self.usage.per_day, "per_hour": self.usage.per_hour },
+            "breaker": {
+                "failures": self.breaker.failure_threshold,
+                "open_ms": ms(self.breaker.open_for),
+                "trial_timeout_ms": ms(self.breaker.trial_timeout),
+            },
+            "task_visibility_ms": ms(self.task_visibility),
+            "task_time_limit_ms": ms(self.task_time_limit),
+            "workers": if self.upstream.is_some() { self.workers } else { 0 },
+            "upstream_pool": {
+                "connections": self.upstream_pool.max_connections,
+                "idle": self.upstream_pool.max_idle_per_host,
+            },
+            "refresh_period_ms": refresh.map(|r| ms(r.period())),
+            "token_lifetime_ms": refresh.map(|r| ms(r.lifetime())),
+            "connections": {
+                "header_timeout_ms": ms(self.connections.header_timeout),
+                "body_grace_ms": ms(self.connections.body_grace),
+                "body_floor_bytes_per_s": self.connections.body_floor_bytes_per_s,
+                "max_connections": self.connections.connection_cap(),
+            },
+            "upstream_control": self.upstream_control,
+        })
     }
 }
 

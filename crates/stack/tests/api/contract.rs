@@ -594,6 +594,7 @@ async fn drive_healthy(run: &mut Run<'_>) {
     run.call(M::GET, "/readyz", None, Empty, 200).await;
     run.call(M::GET, "/metrics", None, Empty, 200).await;
     run.call(M::GET, "/openapi.json", None, Empty, 200).await;
+    run.call(M::GET, "/settings", None, Empty, 200).await;
 }
 
 /// Drives every operation that touches a backend into 503 by killing the stack's Redis.
@@ -751,6 +752,7 @@ const PROBES: &[&str] = &[
     "/readyz",
     "/metrics",
     "/openapi.json",
+    "/settings",
     "/",
     "/v1",
     "/v1/users/1",
