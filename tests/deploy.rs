@@ -4,7 +4,7 @@
 //! and the merge Job say what the README says; every `--flag` given to a stampede subcommand
 //! anywhere in them is one that subcommand's `--help` lists; and `ci/gate` runs end to end
 //! against a served stack: a first passing run becomes the baseline, the next is compared with
-//! it.
+//! it. `ci/services` starts a Redis of its own without the clients on the PATH.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -882,4 +882,55 @@ fn gate_stops_on_an_unreachable_target_and_on_bad_input_without_touching_the_bas
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(!reports.join("baseline").exists(), "nothing was promoted");
     let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// `ci/services redis` with a PATH that holds neither the Redis and PostgreSQL clients nor
+/// apt-get, and `REDIS_URL` on a free port: it starts a `redis-server` of its own there (then
+/// killed) when one is installed, else says plainly that it cannot install one and fails. It
+/// never touches the shared servers: the port is one nothing listened on.
+#[test]
+fn ci_services_starts_redis_on_a_free_port_without_redis_cli_or_apt_get_on_the_path() {
+    let dir = scratch("services-path");
+    let hidden = ["redis-cli", "pg_isready", "psql", "pg_ctlcluster", "apt-get", "apt"];
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut installed = false;
+    for entry in std::env::split_paths(&path).filter_map(|d| std::fs::read_dir(d).ok()).flatten().flatten() {
+        let name = entry.file_name();
+        installed |= name == "redis-server";
+        let link = dir.join(&name);
+        if !hidden.iter().any(|h| name == *h) && !link.exists() {
+            let _ = std::os::unix::fs::symlink(entry.path(), link);
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new("bash")
+        .arg(root().join("ci/services"))
+        .arg("redis")
+        .env("PATH", &dir)
+        .env("REDIS_URL", format!("redis://127.0.0.1:{port}"))
+        .env("TMPDIR", &dir)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    if installed {
+        let pid = said
+            .split_once(&format!("on 127.0.0.1:{port} (pid "))
+            .and_then(|(_, rest)| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no redis-server started on {port}:\n{said}"));
+        let mut redis = std::net::TcpStream::connect(("127.0.0.1", port)).expect("its redis accepts");
+        std::io::Write::write_all(&mut redis, b"PING\r\n").unwrap();
+        let mut reply = [0; 7];
+        std::io::Read::read_exact(&mut redis, &mut reply).unwrap();
+        let killed = Command::new("kill").arg(pid).status().unwrap();
+        assert_eq!(&reply, b"+PONG\r\n", "{said}");
+        assert!(killed.success(), "kill {pid}\n{said}");
+        assert!(out.status.success(), "{said}");
+        if let Some((_, log)) = said.split_once(", log ") {
+            let _ = std::fs::remove_file(log.lines().next().unwrap_or_default().trim_end_matches(')'));
+        }
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains("apt-get install -y redis-server") || said.contains("not on PATH"), "{said}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -254,11 +254,8 @@ impl Namespace {
         let name = format!("stampede-serve-{test}-{}-{nanos}", std::process::id());
         match Self::try_open(&name).await {
             Ok(namespace) => Some(namespace),
-            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-                panic!("{test}: {e} (CI=true: redis and postgres are required; set REDIS_URL, DATABASE_URL)")
-            }
             Err(e) => {
-                eprintln!("skipping {test}: {e} (set CI=true to fail instead)");
+                support::skip("redis and postgres", &e);
                 None
             }
         }

@@ -174,9 +174,8 @@ impl OwnRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let child = match redis_server(port).args(args).spawn() {
             Ok(child) => child,
-            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!("redis-server: {e}"),
             Err(e) => {
-                eprintln!("skipping: no redis-server ({e}); set CI=true to fail instead");
+                skip("redis-server", &format_args!("cannot start it: {e}"));
                 return None;
             }
         };
@@ -226,5 +225,23 @@ impl Drop for OwnRedis {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+/// A test that cannot run for want of `service`: under `CI=true`, a failure; otherwise a notice
+/// and a line in the file `STAMPEDE_SKIPPED` names, which `ci/test` counts (and fails on).
+pub fn skip(service: &str, why: &dyn std::fmt::Display) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let why = why.to_string().replace('\n', " ");
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{test}: {service}: {why} (CI=true: {service} is required; run ci/services)");
+    }
+    eprintln!("skipping {test}: {service}: {why} (run ci/services; CI=true fails instead)");
+    if let Some(path) = std::env::var_os("STAMPEDE_SKIPPED") {
+        use std::io::Write;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open $STAMPEDE_SKIPPED");
+        file.write_all(format!("{test}\t{service}: {why}\n").as_bytes())
+            .expect("append to $STAMPEDE_SKIPPED");
     }
 }

@@ -114,11 +114,8 @@ async fn start(run: &str, setup: Setup) -> Option<Vec<RunningStack>> {
         config.settings.mutant = mutant;
         match stack::start(config).await {
             Ok(running) => stacks.push(running),
-            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-                panic!("cannot start the stack: {e} (CI=true: Redis and PostgreSQL are required)")
-            }
             Err(e) => {
-                eprintln!("skipping: cannot start the stack: {e} (set CI=true to fail instead)");
+                skip("redis and postgres", &format_args!("cannot start the stack: {e}"));
                 return None;
             }
         }
@@ -135,4 +132,22 @@ pub fn assert_passed(verdict: &Verdict) {
 pub fn assert_broke(verdict: &Verdict, rule: &str) {
     assert!(!verdict.held(), "{} passed: {}", verdict.check, verdict.summary);
     assert!(verdict.rules().contains(&rule), "{} broke {:?}, not {rule}", verdict.check, verdict.rules());
+}
+
+/// A test that cannot run for want of `service`: under `CI=true`, a failure; otherwise a notice
+/// and a line in the file `STAMPEDE_SKIPPED` names, which `ci/test` counts (and fails on).
+pub fn skip(service: &str, why: &dyn std::fmt::Display) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let why = why.to_string().replace('\n', " ");
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{test}: {service}: {why} (CI=true: {service} is required; run ci/services)");
+    }
+    eprintln!("skipping {test}: {service}: {why} (run ci/services; CI=true fails instead)");
+    if let Some(path) = std::env::var_os("STAMPEDE_SKIPPED") {
+        use std::io::Write;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open $STAMPEDE_SKIPPED");
+        file.write_all(format!("{test}\t{service}: {why}\n").as_bytes())
+            .expect("append to $STAMPEDE_SKIPPED");
+    }
 }

@@ -31,11 +31,10 @@ fn start_redis() -> Option<(Redis, u16)> {
         .spawn();
     let mut child = match spawned {
         Ok(child) => child,
-        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("redis-server not started ({e}); skipping");
+        Err(e) => {
+            skip("redis-server", &format_args!("cannot start it: {e}"));
             return None;
         }
-        Err(e) => panic!("cannot start redis-server: {e}"),
     };
     let stdout = child.stdout.take().unwrap();
     let redis = Redis(child);
@@ -77,4 +76,22 @@ async fn redis_through_the_proxy_goes_down_and_up() {
         assert!(start.elapsed() >= std::time::Duration::from_millis(100), "{:?}", start.elapsed());
     })
     .await;
+}
+
+/// A test that cannot run for want of `service`: under `CI=true`, a failure; otherwise a notice
+/// and a line in the file `STAMPEDE_SKIPPED` names, which `ci/test` counts (and fails on).
+fn skip(service: &str, why: &dyn std::fmt::Display) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let why = why.to_string().replace('\n', " ");
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{test}: {service}: {why} (CI=true: {service} is required; run ci/services)");
+    }
+    eprintln!("skipping {test}: {service}: {why} (run ci/services; CI=true fails instead)");
+    if let Some(path) = std::env::var_os("STAMPEDE_SKIPPED") {
+        use std::io::Write;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open $STAMPEDE_SKIPPED");
+        file.write_all(format!("{test}\t{service}: {why}\n").as_bytes())
+            .expect("append to $STAMPEDE_SKIPPED");
+    }
 }

@@ -3,7 +3,7 @@
 //! is missing) loads the page, its script runs without a console message (errors, uncaught
 //! exceptions and Content-Security-Policy violations all land in the console), the markup in
 //! names stays text, and a screenshot is taken that is not blank. Without a browser the tests
-//! print a notice and pass; under `CI=true` they fail.
+//! print a notice and pass (`ci/test` counts them as skipped); under `CI=true` they fail.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,14 +25,7 @@ fn browser() -> Option<PathBuf> {
             .find(|p| p.exists())
     });
     if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no headless browser for the report.html tests; install one with `apt-get install -y chromium` \
-             (ci/services does) or point CHROMIUM at it"
-        );
-        eprintln!(
-            "notice: chromium not found (apt-get install -y chromium); report.html browser tests skipped"
-        );
+        skip("chromium", &"no headless browser for report.html (install chromium, or point CHROMIUM at one)");
     }
     found
 }
@@ -239,5 +232,23 @@ fn report_html_shades_each_fault_on_the_charts_over_time_and_lists_it_in_a_table
         &format!("removing it failed: {}", text(sample::HOSTILE)),
     ] {
         assert!(loaded.dom.contains(part), "{part:?} missing from:\n{}", loaded.dom);
+    }
+}
+
+/// A test that cannot run for want of `service`: under `CI=true`, a failure; otherwise a notice
+/// and a line in the file `STAMPEDE_SKIPPED` names, which `ci/test` counts (and fails on).
+fn skip(service: &str, why: &dyn std::fmt::Display) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let why = why.to_string().replace('\n', " ");
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{test}: {service}: {why} (CI=true: {service} is required; run ci/services)");
+    }
+    eprintln!("skipping {test}: {service}: {why} (run ci/services; CI=true fails instead)");
+    if let Some(path) = std::env::var_os("STAMPEDE_SKIPPED") {
+        use std::io::Write;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open $STAMPEDE_SKIPPED");
+        file.write_all(format!("{test}\t{service}: {why}\n").as_bytes())
+            .expect("append to $STAMPEDE_SKIPPED");
     }
 }

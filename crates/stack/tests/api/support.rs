@@ -154,11 +154,8 @@ impl OwnRedis {
             .spawn();
         let mut child = match child {
             Ok(child) => child,
-            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-                panic!("cannot start redis-server: {e} (CI=true: it is required)")
-            }
             Err(e) => {
-                eprintln!("skipping: cannot start redis-server: {e}");
+                skip("redis-server", &format_args!("cannot start it: {e}"));
                 return None;
             }
         };
@@ -197,4 +194,22 @@ pub(crate) async fn start_on_redis(redis: &OwnRedis, request_timeout: Duration) 
     config.backends.redis = Some(redis.url());
     config.settings.request_timeout = request_timeout;
     start_with(config).await
+}
+
+/// A test that cannot run for want of `service`: under `CI=true`, a failure; otherwise a notice
+/// and a line in the file `STAMPEDE_SKIPPED` names, which `ci/test` counts (and fails on).
+pub(crate) fn skip(service: &str, why: &dyn std::fmt::Display) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let why = why.to_string().replace('\n', " ");
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{test}: {service}: {why} (CI=true: {service} is required; run ci/services)");
+    }
+    eprintln!("skipping {test}: {service}: {why} (run ci/services; CI=true fails instead)");
+    if let Some(path) = std::env::var_os("STAMPEDE_SKIPPED") {
+        use std::io::Write;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open $STAMPEDE_SKIPPED");
+        file.write_all(format!("{test}\t{service}: {why}\n").as_bytes())
+            .expect("append to $STAMPEDE_SKIPPED");
+    }
 }

@@ -16,16 +16,6 @@ pub(crate) fn unique(test: &str) -> String {
     format!("stampede_t_{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), test)
 }
 
-/// What a test does when the server is out of reach: fail in CI, skip elsewhere.
-pub(crate) fn unreachable(what: &str) {
-    let message =
-        format!("postgres at {} is unreachable ({what}); start it or set DATABASE_URL", database_url());
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{message}");
-    }
-    eprintln!("skipping: {message}");
-}
-
 /// A store in its own schema; the schema is dropped when the rig is.
 pub(crate) struct Rig {
     pub store: PgStore,
@@ -67,7 +57,7 @@ pub(crate) fn rig_on(test: &str, pool: impl FnOnce(&str, &str) -> Result<PgPool,
     match block_on(PgStore::open(pool, &name)) {
         Ok(store) => Some(Rig { store, name }),
         Err(e) => {
-            unreachable(&e.to_string());
+            skip("postgres", &format_args!("unreachable at {}: {e}", database_url()));
             None
         }
     }
@@ -101,4 +91,22 @@ macro_rules! rig {
             None => return,
         }
     };
+}
+
+/// A test that cannot run for want of `service`: under `CI=true`, a failure; otherwise a notice
+/// and a line in the file `STAMPEDE_SKIPPED` names, which `ci/test` counts (and fails on).
+pub(crate) fn skip(service: &str, why: &dyn std::fmt::Display) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let why = why.to_string().replace('\n', " ");
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{test}: {service}: {why} (CI=true: {service} is required; run ci/services)");
+    }
+    eprintln!("skipping {test}: {service}: {why} (run ci/services; CI=true fails instead)");
+    if let Some(path) = std::env::var_os("STAMPEDE_SKIPPED") {
+        use std::io::Write;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open $STAMPEDE_SKIPPED");
+        file.write_all(format!("{test}\t{service}: {why}\n").as_bytes())
+            .expect("append to $STAMPEDE_SKIPPED");
+    }
 }
