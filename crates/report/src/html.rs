@@ -55,7 +55,7 @@ pub fn html(report: &Report) -> String {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta http-equiv="Content-Security-Policy" content=(CSP);
                 meta name="generator" content={ "stampede " (report.run.stampede_version) };
-                title { (verdict) " — stampede run " (report.run.id) }
+                title { (verdict) " — stampede " (report.command()) " " (report.run.id) }
                 style { (PreEscaped(CSS)) }
             }
             "\n"
@@ -99,7 +99,9 @@ fn summary(report: &Report) -> Markup {
     let met = report.targets.iter().filter(|t| t.passed).count();
     html! {
         header class={ "verdict " (class) } {
-            h1 { span class={ "badge " (class) } { (word) } " stampede run " code { (run.id) } }
+            h1 {
+                span class={ "badge " (class) } { (word) } " stampede " (report.command()) " " code { (run.id) }
+            }
             p {
                 @if let Some(tally) = report.checks.as_ref().map(checks::tally) {
                     (tally) " · "
@@ -140,12 +142,14 @@ fn summary(report: &Report) -> Markup {
                 @if !run.sources.is_empty() {
                     dt { "merged from" }
                     dd {
-                        (run.sources.len()) " generators — histograms added, percentiles read from the sums"
+                        (crate::plural(run.sources.len() as u64, "generator", "generators"))
+                        " — histograms added, percentiles read from the sums"
                         ul {
                             @for g in &run.sources {
                                 li {
                                     code { (g.id) } " on " (g.host) " from " code { (g.file) } ": "
-                                    (g.requests) " requests in " (num(g.duration_s)) " s from "
+                                    (crate::plural(g.requests, "request", "requests")) " in "
+                                    (num(g.duration_s)) " s from "
                                     (utc(g.started_at_ms))
                                     @if !g.complete { " (interrupted)" }
                                 }
@@ -202,7 +206,8 @@ fn comparison(c: &Comparison) -> Markup {
         section id="comparison" {
             h2 { "Against the baseline" }
             p {
-                (c.regressions) " regressions · baseline run " code { (c.baseline.id) }
+                (crate::plural(c.regressions as u64, "regression", "regressions")) " · baseline run "
+                code { (c.baseline.id) }
                 @if let Some(r) = &c.baseline.git_revision { " (" code { (r) } ")" }
                 " from " code { (c.baseline.file) } ", " (utc(c.baseline.started_at_ms))
                 " · a change regresses beyond +" (num(c.tolerance * 100.0)) " % and +" (num(c.min_change_ms))
@@ -393,6 +398,32 @@ mod tests {
         assert_eq!(escaped, "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;");
         assert!(page.matches(&escaped).count() >= 7, "{page}");
         assert!(page.contains(&format!(r#"<meta name="generator" content="stampede {escaped}">"#)), "{page}");
+    }
+
+    #[test]
+    fn the_page_is_titled_by_the_command_that_wrote_the_report() {
+        let page = html(&crate::tests::titled(Some("load"), true, false));
+        assert!(page.contains("<title>PASSED — stampede load r1</title>"), "{page}");
+        assert!(page.contains("</span> stampede load <code>r1</code></h1>"), "{page}");
+        assert!(!page.contains("stampede run"), "{page}");
+        let page = html(&crate::tests::titled(Some("report compare"), true, false));
+        assert!(page.contains("<title>PASSED — stampede report compare r1</title>"), "{page}");
+    }
+
+    #[test]
+    fn counts_of_one_are_singular() {
+        let mut report = crate::tests::titled(Some("load"), true, false);
+        let load = report.load.as_mut().unwrap();
+        (load.requests, load.errors, load.unsent) = (1, 1, 1);
+        let page = html(&report);
+        assert!(page.contains(" s · 1 request, 1 error · "), "{page}");
+        assert!(page.contains("1 request fell due and was never sent"), "{page}");
+        load_mut(&mut report).requests = 2;
+        assert!(html(&report).contains(" s · 2 requests, 1 error · "));
+    }
+
+    fn load_mut(report: &mut Report) -> &mut crate::LoadReport {
+        report.load.as_mut().unwrap()
     }
 
     #[test]

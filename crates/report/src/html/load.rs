@@ -45,13 +45,15 @@ fn endpoints(load: &LoadReport) -> Markup {
         section id="endpoints" {
             h2 { "Endpoints" }
             p {
-                (offered(load)) " · " (num(load.duration_s)) " s · " (load.requests) " requests, "
-                (load.errors) " errors · " (num(load.throughput)) " answered/s"
+                (offered(load)) " · " (num(load.duration_s)) " s · "
+                (crate::plural(load.requests, "request", "requests")) ", "
+                (crate::plural(load.errors, "error", "errors")) " · " (num(load.throughput)) " answered/s"
                 @if load.unsent > 0 {
                     " · "
                     span.warn {
-                        (load.unsent) " requests fell due and were never sent: the generator could not \
-                        offer the rate asked for"
+                        (crate::plural(load.unsent, "request", "requests")) " fell due and "
+                        @if load.unsent == 1 { "was" } @else { "were" }
+                        " never sent: the generator could not offer the rate asked for"
                     }
                 }
             }
@@ -343,8 +345,8 @@ fn throughput(load: &LoadReport) -> Markup {
                     (errors_chart(&total, &x, &bands))
                 }
                 p.note {
-                    "Requests by the second they fell due; " (errors_total)
-                    " errors in all (an answer the profile does not accept, or none)"
+                    "Requests by the second they fell due; " (crate::plural(errors_total, "error", "errors"))
+                    " in all (an answer the profile does not accept, or none)"
                     @if errors_total > 0 { ", by second in red" }
                     "."
                 }
