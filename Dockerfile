@@ -3,7 +3,8 @@
 #   docker run --rm stampede:latest run --target http://host:8080 --reports /tmp/reports
 #   docker run --rm -p 8080:8080 stampede:latest serve --listen 0.0.0.0:8080
 # deploy/kubernetes/ runs it as N load generators and a merge. Pass
-# --build-arg STAMPEDE_GIT_REVISION=$(git rev-parse HEAD) to record the revision in reports.
+# --build-arg STAMPEDE_GIT_REVISION=$(git rev-parse HEAD) to record the revision in reports
+# (build.rs takes it; it cannot read one from the context, which leaves .git out).
 
 FROM rust:1-bookworm AS build
 WORKDIR /src

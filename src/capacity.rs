@@ -135,6 +135,7 @@ async fn capacity(args: CapacityArgs) -> Result<ExitCode, Failure> {
         schema: report::SCHEMA.to_owned(),
         run: RunMeta {
             id: run.clone(),
+            command: Some("capacity".to_owned()),
             stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
             git_revision: crate::meta::git_revision(),
             profile: profile_name,
@@ -197,7 +198,7 @@ fn reporter() -> impl Fn(load::capacity::StepProgress) + Send + Sync + 'static {
                     "every target met".to_owned()
                 } else {
                     let n = step.missed.len();
-                    format!("MISSED {n} target{}", if n == 1 { "" } else { "s" })
+                    format!("MISSED {}", report::plural(n as u64, "target", "targets"))
                 }
             );
         }
@@ -254,9 +255,8 @@ fn print_summary(c: &CapacityReport) {
     }
     if let Some(p) = &c.plan {
         println!(
-            "  plan: {} instance{} for {} users",
-            p.instances,
-            if p.instances == 1 { "" } else { "s" },
+            "  plan: {} for {} users",
+            report::plural(p.instances, "instance", "instances"),
             p.users_goal
         );
         for a in &p.assumptions {

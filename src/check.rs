@@ -295,12 +295,12 @@ async fn dry_run(target: &Target, checks: &[Check]) -> Result<ExitCode, Failure>
         unanswered += run.unanswered;
     }
     println!(
-        "stampede check --dry-run: {} checks, {}; nothing judged",
-        checks.len(),
+        "stampede check --dry-run: {}, {}; nothing judged",
+        report::plural(checks.len() as u64, "check", "checks"),
         if unanswered == 0 {
             "every request answered".to_owned()
         } else {
-            format!("{unanswered} requests unanswered")
+            format!("{} unanswered", report::plural(unanswered as u64, "request", "requests"))
         }
     );
     Ok(if unanswered == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })

@@ -131,6 +131,7 @@ async fn load(args: LoadArgs) -> Result<ExitCode, Failure> {
         schema: report::SCHEMA.to_owned(),
         run: RunMeta {
             id: run.clone(),
+            command: Some("load".to_owned()),
             stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
             git_revision: crate::meta::git_revision(),
             profile: profile_name,
@@ -186,7 +187,11 @@ pub(crate) fn print_summary(report: &Report) {
     }
     println!("  {:<20} {:>8} {:>7} {:>9.1}", "all", load.requests, load.errors, load.throughput);
     if load.unsent > 0 {
-        println!("  {} requests fell due and were never sent (the generator fell behind)", load.unsent);
+        println!(
+            "  {} fell due and {} never sent (the generator fell behind)",
+            report::plural(load.unsent, "request", "requests"),
+            if load.unsent == 1 { "was" } else { "were" }
+        );
     }
     if let Some(peak) = load.open_sessions_peak() {
         println!("  WebSocket sessions open at once: {peak} at most (sampled as each second ended)");

@@ -38,7 +38,7 @@ was measured (a second signal stops at once)";
 
 /// A load-testing and correctness harness for a video-platform backend stack.
 #[derive(Debug, Parser)]
-#[command(name = "stampede", version, about, after_help = EXIT_CODES)]
+#[command(name = "stampede", version = meta::version(), about, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -168,6 +168,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let comparison = report::compare(&baseline, &args.baseline.display().to_string(), &current, &tolerance);
     let regressions = comparison.regressions;
     current.comparison = Some(comparison);
+    current.run.command = Some("report compare".to_owned());
     current.passed = current.verdict();
     let out = match &args.out {
         Some(dir) => dir.clone(),
@@ -176,7 +177,8 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let written = report::write_all(&out, &current).with_context(|| format!("write {}", out.display()))?;
     print_comparison(&current);
     println!(
-        "stampede report compare: {regressions} regressions against {} (beyond +{} % and +{} ms); report in {} (and report.html, junit.xml)",
+        "stampede report compare: {} against {} (beyond +{} % and +{} ms); report in {} (and report.html, junit.xml)",
+        report::plural(regressions as u64, "regression", "regressions"),
         baseline.run.id,
         tolerance.relative * 100.0,
         tolerance.min_change_ms,

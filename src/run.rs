@@ -174,7 +174,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
             spec.duration_s,
             match faults.iter().filter(|f| f.check.is_none()).count() {
                 0 => String::new(),
-                n => format!(", {n} fault(s)"),
+                n => format!(", {}", report::plural(n as u64, "fault", "faults")),
             }
         );
         let plan = load::Plan::new(spec);
@@ -202,6 +202,7 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         schema: report::SCHEMA.to_owned(),
         run: RunMeta {
             id: run.clone(),
+            command: Some("run".to_owned()),
             stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
             git_revision: crate::meta::git_revision(),
             profile: profile_name,

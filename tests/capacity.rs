@@ -42,7 +42,7 @@ fn steps_reach_the_ceiling_and_the_plan_follows_from_the_measured_throughput() {
             .unwrap();
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    support::assert_written(&dir.join("to-ceiling"));
+    support::assert_written(&dir.join("to-ceiling"), "capacity");
     let report = json(&dir.join("to-ceiling/report.json"));
     let c = &report["capacity"];
     let steps = c["steps"].as_array().unwrap();
@@ -149,7 +149,7 @@ fn the_step_a_slow_stack_cannot_keep_up_with_ends_stepping() {
     .unwrap();
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "a sustainable step was found: {said}");
-    support::assert_written(&dir.join("breaks"));
+    support::assert_written(&dir.join("breaks"), "capacity");
     let report = json(&dir.join("breaks/report.json"));
     let c = &report["capacity"];
     let steps = c["steps"].as_array().unwrap();

@@ -112,3 +112,38 @@ fn bad_values_exit_2_in_words_before_anything_runs() {
         "{typed}"
     );
 }
+
+/// `--version` names the revision the binary was built from (`build.rs`): in a git checkout of
+/// stampede built without `STAMPEDE_GIT_REVISION`, this checkout's `HEAD`, 12 hex digits.
+#[test]
+fn version_names_the_revision_it_was_built_from() {
+    let out = stampede(&["--version"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let built = option_env!("STAMPEDE_GIT_REVISION").unwrap_or_default();
+    if built.is_empty() {
+        assert_eq!(text.trim(), concat!("stampede ", env!("CARGO_PKG_VERSION")));
+    } else {
+        assert_eq!(text.trim(), format!("stampede {} ({built})", env!("CARGO_PKG_VERSION")));
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    if std::env::var_os("STAMPEDE_GIT_REVISION").is_none()
+        && let Some(head) = git(&["rev-parse", "--short=12", "HEAD"])
+    {
+        assert_eq!(head.len(), 12, "{head}");
+        assert!(
+            built == head || built == format!("{head}-dirty"),
+            "built from {built:?}, the checkout is at {head}"
+        );
+    }
+}

@@ -860,7 +860,7 @@ fn gate_makes_a_first_passing_run_the_baseline_and_compares_the_next_with_it() {
         first_bytes,
         "an existing baseline is not replaced by default"
     );
-    support::assert_written(&reports.join("gate-second"));
+    support::assert_written(&reports.join("gate-second"), "report compare");
     let _ = std::fs::remove_dir_all(&reports);
 }
 

@@ -212,7 +212,7 @@ fn load_report_is_written_with_every_endpoint_and_target() {
             }
         }
     }
-    support::assert_written(&dir.join("plain"));
+    support::assert_written(&dir.join("plain"), "load");
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn run_checks_then_loads_the_embedded_stack_and_writes_the_report() {
     assert!(report["load"]["requests"].as_u64().unwrap() >= 400, "{text}");
     assert!(report["targets"].as_array().unwrap().iter().all(|t| t["passed"] == true), "{text}");
     assert!(dir.join("main-job/checks.json").exists());
-    support::assert_written(&dir.join("main-job"));
+    support::assert_written(&dir.join("main-job"), "run");
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM (what Kubernetes and CI runners send) in the middle of the load:

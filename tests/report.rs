@@ -74,7 +74,7 @@ fn two_generators_in_parallel_merge_into_the_sums_of_their_histograms_and_counte
     assert!(matches!(out.status.code(), Some(0 | 1)), "{said}");
     assert!(said.contains("stampede report merge: 2 reports"), "{said}");
     let merged = json(&dir.join("merged/report.json"));
-    support::assert_written(&dir.join("merged"));
+    support::assert_written(&dir.join("merged"), "report merge");
 
     let count = |r: &Value, key: &str| r["load"][key].as_u64().unwrap();
     for key in ["requests", "errors", "unsent"] {
@@ -195,7 +195,7 @@ fn compare_flags_a_deliberately_slowed_stack_and_not_a_faster_one() {
     }
     assert_eq!(comparison["regressions"].as_u64().unwrap() as usize, regressed.len());
     assert_eq!(compared["passed"], false);
-    support::assert_written(&dir.join("slow"));
+    support::assert_written(&dir.join("slow"), "report compare");
     let junit = std::fs::read_to_string(dir.join("slow/junit.xml")).unwrap();
     assert!(junit.contains(r#"<testsuite name="comparison""#), "{junit}");
     assert!(

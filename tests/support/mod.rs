@@ -125,8 +125,9 @@ impl Drop for StandaloneUpstream {
 }
 
 /// `dir`'s report.json matches its committed schema (and, through it, checks.schema.json), and
-/// the two renderings were written beside it.
-pub fn assert_written(dir: &std::path::Path) {
+/// the two renderings were written beside it, titled by `command` (`load`, `report merge`, …);
+/// the report names the revision the binary was built from (`build.rs`).
+pub fn assert_written(dir: &std::path::Path, command: &str) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let schema = |path: &str| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(root.join(path)).unwrap()).unwrap()
@@ -147,9 +148,17 @@ pub fn assert_written(dir: &std::path::Path) {
     if let Err(e) = schemas.validate(&report, index) {
         panic!("report.json does not match its schema: {e:#}");
     }
+    assert_eq!(report["run"]["command"], command);
+    match option_env!("STAMPEDE_GIT_REVISION").filter(|r| !r.is_empty()) {
+        Some(built) => assert_eq!(report["run"]["git_revision"], built),
+        None => assert!(report["run"]["git_revision"].is_null()),
+    }
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html beside report.json");
-    assert!(html.contains(&report::escape_html(report["run"]["id"].as_str().unwrap())));
+    let id = report["run"]["id"].as_str().unwrap();
+    let title = report::escape_html(&format!("stampede {command} {id}"));
+    assert!(html.contains(&format!(" — {title}</title>")), "{title} is not the page's title");
     let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml beside report.json");
+    assert!(junit.contains(&format!(r#"<testsuites name="{title}""#)), "{junit}");
     let targets = report["targets"].as_array().unwrap().len();
     assert_eq!(junit.matches(r#"classname="targets""#).count(), targets, "{junit}");
 }

@@ -167,13 +167,7 @@ pub async fn run(
     let points: Vec<(f64, f64)> =
         steps.iter().filter(|s| s.complete).map(|s| (s.concurrency, s.throughput)).collect();
     let fit = capacity::fit(&points);
-    let fit_note = fit.is_none().then(|| {
-        format!(
-            "{} complete step{} with a positive concurrency and throughput: the USL's three parameters need three",
-            points.iter().filter(|(n, x)| *n > 0.0 && *x > 0.0).count(),
-            if points.len() == 1 { "" } else { "s" }
-        )
-    });
+    let fit_note = fit.is_none().then(|| no_fit(&points));
     let sustainable_index = sustainable.as_ref().map(|(i, _)| *i);
     let plan = capacity::plan(
         stepping,
@@ -219,6 +213,15 @@ fn summary(missed: &[String]) -> String {
     text
 }
 
+/// Why the USL was not fitted to `points` (concurrency, throughput): too few usable steps.
+fn no_fit(points: &[(f64, f64)]) -> String {
+    let usable = points.iter().filter(|(n, x)| *n > 0.0 && *x > 0.0).count();
+    format!(
+        "{} with a positive concurrency and throughput: the USL's three parameters need three",
+        report::plural(usable as u64, "complete step", "complete steps")
+    )
+}
+
 fn unit(open: bool) -> &'static str {
     if open { "requests/s" } else { "users" }
 }
@@ -259,4 +262,16 @@ fn step(offered: f64, outcomes: &Measured, open: bool) -> Result<Step, LoadError
         passed: !outcomes.interrupted && missed.is_empty(),
         missed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_without_a_fit_counts_the_usable_steps_in_agreement() {
+        assert!(no_fit(&[(0.0, 0.0), (2.0, 10.0)]).starts_with("1 complete step with"), "{}", no_fit(&[]));
+        assert!(no_fit(&[(1.0, 5.0), (2.0, 10.0)]).starts_with("2 complete steps with"));
+        assert!(no_fit(&[(1.0, 0.0)]).starts_with("0 complete steps with"));
+    }
 }

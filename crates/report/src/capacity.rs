@@ -319,17 +319,17 @@ pub fn plan(
         ),
         format!(
             "one instance sustains {per_instance_rate:.1} requests/s with every target met \
-             ({measured:.1} requests/s measured on {instances} instance{})",
-            if instances == 1 { "" } else { "s" }
+             ({measured:.1} requests/s measured on {})",
+            crate::plural(instances as u64, "instance", "instances")
         ),
         format!(
             "each instance is planned at {:.0} % of that; the rest is headroom for spikes and a lost instance",
             stepping.headroom * 100.0
         ),
         format!(
-            "instances add capacity linearly: Redis and PostgreSQL were measured behind {instances} \
-             instance{} only and must keep up with {instances_needed}",
-            if instances == 1 { "" } else { "s" }
+            "instances add capacity linearly: Redis and PostgreSQL were measured behind {} only \
+             and must keep up with {instances_needed}",
+            crate::plural(instances as u64, "instance", "instances")
         ),
     ];
     if limited_by_generator {
@@ -410,6 +410,18 @@ mod tests {
         assert!(p.assumptions.iter().any(|a| a.contains("70 %")), "{:?}", p.assumptions);
         assert!(plan(&Stepping::default(), Some(700.0), 1, false).is_none(), "no goal, no plan");
         assert!(plan(&stepping, None, 1, false).is_none(), "nothing sustainable, nothing to plan from");
+        assert!(p.assumptions.iter().any(|a| a.contains("measured on 2 instances)")), "{:?}", p.assumptions);
+        let one = plan(&stepping, Some(350.0), 1, false).unwrap();
+        assert!(
+            one.assumptions.iter().any(|a| a.contains("measured on 1 instance)")),
+            "{:?}",
+            one.assumptions
+        );
+        assert!(
+            one.assumptions.iter().any(|a| a.contains("behind 1 instance only")),
+            "{:?}",
+            one.assumptions
+        );
         let bound = plan(&stepping, Some(700.0), 2, true).unwrap();
         assert!(bound.assumptions.iter().any(|a| a.contains("lower bound")));
     }

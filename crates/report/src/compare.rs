@@ -204,6 +204,7 @@ mod tests {
             schema: SCHEMA.into(),
             run: RunMeta {
                 id: "base".into(),
+                command: None,
                 stampede_version: "0".into(),
                 git_revision: None,
                 profile: "p".into(),

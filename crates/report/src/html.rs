@@ -1,6 +1,6 @@
 //! `report.html`: the report for people, one self-contained file — inline CSS, charts drawn
-//! here as inline SVG ([`chart`]), a few lines of inline script (the latency chart's endpoint
-//! selector, expand/collapse of the checks' evidence), and a Content-Security-Policy that
+//! here as inline SVG ([`chart`]), a few lines of inline script (expand/collapse of the
+//! checks' evidence), and a Content-Security-Policy that
 //! forbids fetching anything, so it opens the same from a CI artifact, a mail or a laptop
 //! offline.
 //!
@@ -11,10 +11,11 @@
 //! unescaped because they are code, not text; the script reads nothing from the report, so
 //! no report data is ever placed inside `<script>` or `<style>`.
 //!
-//! Sections, in the page's order: the verdict and the run ([`summary`]), [`targets`], the
-//! [`comparison`] with a baseline, the [`capacity`] run, the load ([`load`]: the endpoints'
-//! table, the [`faults`] injected during it and three charts, the faults shaded on those over
-//! time) and the [`checks`].
+//! Sections, in the page's order: the verdict and the run ([`summary`]: titled by the command
+//! that wrote the report, the embedded stack's [`settings`] as a table), [`targets`] (missed
+//! first), the [`comparison`] with a baseline, the [`capacity`] run, the load ([`load`]: the
+//! endpoints' table, the [`faults`] injected during it, a latency chart per endpoint and the
+//! charts of all, the faults shaded on those over time) and the [`checks`].
 
 mod capacity;
 mod chart;
@@ -55,7 +56,7 @@ pub fn html(report: &Report) -> String {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta http-equiv="Content-Security-Policy" content=(CSP);
                 meta name="generator" content={ "stampede " (report.run.stampede_version) };
-                title { (verdict) " — stampede run " (report.run.id) }
+                title { (verdict) " — stampede " (report.command()) " " (report.run.id) }
                 style { (PreEscaped(CSS)) }
             }
             "\n"
@@ -70,7 +71,7 @@ pub fn html(report: &Report) -> String {
                     (capacity::section(c, &report.targets))
                 }
                 @match &report.load {
-                    Some(l) => { (load::sections(l)) }
+                    Some(l) => { (load::sections(l, &report.targets)) }
                     None => {
                         section id="load" { h2 { "Load" } p.none { "No load ran in this run." } } "\n"
                     }
@@ -99,7 +100,9 @@ fn summary(report: &Report) -> Markup {
     let met = report.targets.iter().filter(|t| t.passed).count();
     html! {
         header class={ "verdict " (class) } {
-            h1 { span class={ "badge " (class) } { (word) } " stampede run " code { (run.id) } }
+            h1 {
+                span class={ "badge " (class) } { (word) } " stampede " (report.command()) " " code { (run.id) }
+            }
             p {
                 @if let Some(tally) = report.checks.as_ref().map(checks::tally) {
                     (tally) " · "
@@ -127,9 +130,6 @@ fn summary(report: &Report) -> Markup {
                         code { (t) }
                     }
                 }
-                @if let Some(embedded) = &run.embedded {
-                    dt { "embedded stack" } dd { code { (embedded.to_string()) } }
-                }
                 dt { "started" } dd { (utc(run.started_at_ms)) }
                 dt { "finished" }
                 dd {
@@ -140,12 +140,14 @@ fn summary(report: &Report) -> Markup {
                 @if !run.sources.is_empty() {
                     dt { "merged from" }
                     dd {
-                        (run.sources.len()) " generators — histograms added, percentiles read from the sums"
+                        (crate::plural(run.sources.len() as u64, "generator", "generators"))
+                        " — histograms added, percentiles read from the sums"
                         ul {
                             @for g in &run.sources {
                                 li {
                                     code { (g.id) } " on " (g.host) " from " code { (g.file) } ": "
-                                    (g.requests) " requests in " (num(g.duration_s)) " s from "
+                                    (crate::plural(g.requests, "request", "requests")) " in "
+                                    (num(g.duration_s)) " s from "
                                     (utc(g.started_at_ms))
                                     @if !g.complete { " (interrupted)" }
                                 }
@@ -159,12 +161,27 @@ fn summary(report: &Report) -> Markup {
                     @if let Some(r) = &run.git_revision { " (" code { (r) } ")" }
                 }
             }
+            @if let Some(embedded) = &run.embedded {
+                h3 { "The embedded stack stampede started" }
+                table.settings {
+                    thead { tr { th { "setting" } th { "value" } } }
+                    tbody {
+                        @for (setting, value) in settings(embedded) {
+                            tr { td { (setting) } td { (value) } }
+                        }
+                    }
+                }
+            }
         }
         "\n"
     }
 }
 
+/// The targets' table, the missed ones first (each group in the report's order), so a failure
+/// is the first thing read.
 fn targets(targets: &[ObjectiveVerdict]) -> Markup {
+    let mut ordered: Vec<&ObjectiveVerdict> = targets.iter().collect();
+    ordered.sort_by_key(|t| t.passed);
     html! {
         section id="targets" {
             h2 { "Targets" }
@@ -174,7 +191,7 @@ fn targets(targets: &[ObjectiveVerdict]) -> Markup {
                 table {
                     thead { tr { th { "target" } th { "bound" } th { "measured" } th {} th { "detail" } } }
                     tbody {
-                        @for t in targets {
+                        @for t in ordered {
                             tr class=(pass_fail(t.passed)) {
                                 td { (t.name) }
                                 td.n { (t.comparison) " " (num(t.bound)) " " (t.unit) }
@@ -202,7 +219,8 @@ fn comparison(c: &Comparison) -> Markup {
         section id="comparison" {
             h2 { "Against the baseline" }
             p {
-                (c.regressions) " regressions · baseline run " code { (c.baseline.id) }
+                (crate::plural(c.regressions as u64, "regression", "regressions")) " · baseline run "
+                code { (c.baseline.id) }
                 @if let Some(r) = &c.baseline.git_revision { " (" code { (r) } ")" }
                 " from " code { (c.baseline.file) } ", " (utc(c.baseline.started_at_ms))
                 " · a change regresses beyond +" (num(c.tolerance * 100.0)) " % and +" (num(c.min_change_ms))
@@ -237,6 +255,85 @@ fn comparison(c: &Comparison) -> Markup {
         }
         "\n"
     }
+}
+
+/// The embedded stack's settings as (setting, value) rows: nested objects flattened into
+/// dotted keys, underscores read as spaces, values made readable ([`readable`]); a list of
+/// plain values on one row.
+fn settings(value: &serde_json::Value) -> Vec<(String, String)> {
+    use serde_json::Value;
+    fn walk(key: String, value: &Value, rows: &mut Vec<(String, String)>) {
+        let join = |k: &str| {
+            if key.is_empty() { k.replace('_', " ") } else { format!("{key}.{}", k.replace('_', " ")) }
+        };
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    walk(join(k), v, rows);
+                }
+            }
+            Value::Array(items) if items.iter().any(|v| v.is_object() || v.is_array()) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(join(&i.to_string()), v, rows);
+                }
+            }
+            Value::Array(items) => {
+                let text: Vec<String> = items.iter().map(scalar).collect();
+                rows.push((key, if text.is_empty() { "none".to_owned() } else { text.join(", ") }));
+            }
+            other => rows.push((key, scalar(other))),
+        }
+    }
+    fn scalar(value: &Value) -> String {
+        match value {
+            Value::Null => "none".to_owned(),
+            Value::String(s) => readable(s),
+            Value::Object(_) | Value::Array(_) => "none".to_owned(),
+            other => other.to_string(),
+        }
+    }
+    let mut rows = Vec::new();
+    walk(String::new(), value, &mut rows);
+    for row in &mut rows {
+        if row.0.is_empty() {
+            row.0 = "setting".to_owned();
+        }
+    }
+    rows
+}
+
+/// A setting's text with its durations and rates spaced as people write them: `2s` → `2 s`,
+/// `250ms` → `250 ms`, `5/3s` → `5 per 3 s`. Only whole words are read so (a URL, a name or a
+/// namespace keeps its spelling).
+fn readable(text: &str) -> String {
+    /// `2s`, `1.5s`, `250ms`, `10m`, `1h` as (number, unit).
+    fn duration(word: &str) -> Option<(&str, &str)> {
+        let unit_at = word.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (n, unit) = word.split_at(unit_at);
+        let number = !n.is_empty() && !n.starts_with('.') && !n.ends_with('.') && n.matches('.').count() <= 1;
+        (number && matches!(unit, "ms" | "s" | "m" | "h")).then_some((n, unit))
+    }
+    let words: Vec<String> = text
+        .split(' ')
+        .map(|word| {
+            // Punctuation around a word stays where it is.
+            let after_lead = word.trim_start_matches('(');
+            let core = after_lead.trim_end_matches([',', ';', ')']);
+            let lead = &word[..word.len() - after_lead.len()];
+            let trail = &after_lead[core.len()..];
+            let spaced = match core.split_once('/') {
+                Some((count, per)) if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) => {
+                    duration(per).map(|(n, unit)| format!("{count} per {n} {unit}"))
+                }
+                _ => duration(core).map(|(n, unit)| format!("{n} {unit}")),
+            };
+            match spaced {
+                Some(s) => format!("{lead}{s}{trail}"),
+                None => word.to_owned(),
+            }
+        })
+        .collect();
+    words.join(" ")
 }
 
 /// A legend under a chart: (name, colour, `Some("dashed")` for a dashed line).
@@ -318,9 +415,14 @@ svg.chart text { font-family: inherit; fill: #333; } svg.chart .tick { font-size
 svg.chart rect.band { fill: #f2a900; fill-opacity: 0.16; stroke: #c88a00; stroke-opacity: 0.45; stroke-width: 1; }
 svg.chart .band-label { font-size: 12px; fill: #7a5200; }
 .fault-error { color: var(--fail); font-weight: 600; overflow-wrap: anywhere; }
+table.settings { width: auto; min-width: 40%; margin-top: 4px; } table.settings td:first-child { color: var(--muted); white-space: nowrap; }
+div.multiples { display: grid; grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); gap: 10px 24px; margin-top: 8px; }
+figure.small { margin: 0; } figure.small figcaption { font-weight: 600; font-size: 14px; margin: 0 0 2px; }
+figure.small figcaption .note { font-weight: 400; }
+svg.chart .rule-label { font-size: 11px; font-weight: 600; }
 ul.legend { list-style: none; padding: 0; margin: 4px 0 0 70px; display: flex; flex-wrap: wrap; gap: 4px 18px; font-size: 13px; }
 ul.legend .line { display: inline-block; width: 22px; height: 0; margin-right: 6px; vertical-align: middle; }
-select { font: inherit; padding: 2px 4px; } button { font: inherit; font-size: 13px; }
+button { font: inherit; font-size: 13px; }
 details.check { border: 1px solid var(--line); border-radius: 6px; margin: 6px 0; padding: 6px 12px; }
 details.check.fail { border-left: 5px solid var(--fail); } details.check.pass { border-left: 5px solid var(--pass); } details.check.unknown { border-left: 5px solid var(--unknown); }
 ul.requirements li.unmet { color: #8a5a00; }
@@ -331,19 +433,11 @@ table.ops { font-size: 12px; } table.ops code { font-size: 12px; word-break: bre
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
 "##;
 
-/// The only script: the latency chart's selector and the checks' expand/collapse buttons. It
+/// The only script: the checks' expand/collapse buttons. It
 /// marks `<body data-script="ran">` when done (the browser test reads that back).
 const SCRIPT: &str = r##"
 (function () {
   "use strict";
-  var select = document.getElementById("latency-view");
-  var show = function () {
-    var views = document.querySelectorAll("#latency-over-time .view");
-    for (var i = 0; i < views.length; i++) {
-      views[i].hidden = views[i].getAttribute("data-view") !== select.value;
-    }
-  };
-  if (select) { select.addEventListener("change", show); show(); }
   var buttons = document.querySelectorAll("button[data-details]");
   for (var b = 0; b < buttons.length; b++) {
     buttons[b].addEventListener("click", function (event) {
@@ -393,6 +487,97 @@ mod tests {
         assert_eq!(escaped, "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;");
         assert!(page.matches(&escaped).count() >= 7, "{page}");
         assert!(page.contains(&format!(r#"<meta name="generator" content="stampede {escaped}">"#)), "{page}");
+    }
+
+    #[test]
+    fn the_page_is_titled_by_the_command_that_wrote_the_report() {
+        let page = html(&crate::tests::titled(Some("load"), true, false));
+        assert!(page.contains("<title>PASSED — stampede load r1</title>"), "{page}");
+        assert!(page.contains("</span> stampede load <code>r1</code></h1>"), "{page}");
+        assert!(!page.contains("stampede run"), "{page}");
+        let page = html(&crate::tests::titled(Some("report compare"), true, false));
+        assert!(page.contains("<title>PASSED — stampede report compare r1</title>"), "{page}");
+    }
+
+    #[test]
+    fn counts_of_one_are_singular() {
+        let mut report = crate::tests::titled(Some("load"), true, false);
+        let load = report.load.as_mut().unwrap();
+        (load.requests, load.errors, load.unsent) = (1, 1, 1);
+        let page = html(&report);
+        assert!(page.contains(" s · 1 request, 1 error · "), "{page}");
+        assert!(page.contains("1 request fell due and was never sent"), "{page}");
+        load_mut(&mut report).requests = 2;
+        assert!(html(&report).contains(" s · 2 requests, 1 error · "));
+    }
+
+    fn load_mut(report: &mut Report) -> &mut crate::LoadReport {
+        report.load.as_mut().unwrap()
+    }
+
+    #[test]
+    fn settings_are_rows_with_durations_and_rates_spaced() {
+        let embedded = serde_json::json!({
+            "instances": 2,
+            "mutant": null,
+            "publish_limit": "5/3s",
+            "breaker": "5 failures, 2s open, 1.5s trial timeout",
+            "connection_deadline": "250ms",
+            "upstream_plan": "1207/1207",
+            "upstream_control": "http://127.0.0.1:45481/v1s",
+            "namespace": "stampede-run-10s",
+            "pool": { "max": 24, "idle": { "per_host": 12 } },
+            "links": ["redis", "postgres"],
+            "processes": [],
+        });
+        let rows = settings(&embedded);
+        let row = |k: &str| rows.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(rows.len(), 12, "{rows:?}");
+        assert_eq!(row("instances"), Some("2"));
+        assert_eq!(row("mutant"), Some("none"));
+        assert_eq!(row("publish limit"), Some("5 per 3 s"));
+        assert_eq!(row("breaker"), Some("5 failures, 2 s open, 1.5 s trial timeout"));
+        assert_eq!(row("connection deadline"), Some("250 ms"));
+        assert_eq!(row("upstream plan"), Some("1207/1207"));
+        assert_eq!(row("upstream control"), Some("http://127.0.0.1:45481/v1s"));
+        assert_eq!(row("namespace"), Some("stampede-run-10s"));
+        assert_eq!(row("pool.max"), Some("24"));
+        assert_eq!(row("pool.idle.per host"), Some("12"));
+        assert_eq!(row("links"), Some("redis, postgres"));
+        assert_eq!(row("processes"), Some("none"));
+        assert_eq!(readable("(every 2s)"), "(every 2 s)");
+        assert_eq!(readable("1.s .5s 2x 10/s 3/4"), "1.s .5s 2x 10/s 3/4");
+        assert_eq!(settings(&serde_json::json!("memory")), [("setting".to_owned(), "memory".to_owned())]);
+    }
+
+    #[test]
+    fn the_embedded_stack_is_a_table_of_settings_not_a_json_line() {
+        let mut report = crate::tests::titled(Some("run"), false, true);
+        report.run.embedded = Some(serde_json::json!({ "backend": "memory", "publish_limit": "5/3s" }));
+        let page = html(&report);
+        assert!(page.contains("<tr><td>publish limit</td><td>5 per 3 s</td></tr>"), "{page}");
+        assert!(page.contains("<tr><td>backend</td><td>memory</td></tr>"), "{page}");
+        assert!(!page.contains("&quot;backend&quot;"), "{page}");
+    }
+
+    #[test]
+    fn missed_targets_come_first_in_their_order() {
+        let mut report = crate::tests::titled(Some("load"), true, false);
+        let judged = |name: &str, measured: f64| {
+            ObjectiveVerdict::judged(
+                crate::ObjectiveKind::P99,
+                name.to_owned(),
+                None,
+                "<",
+                10.0,
+                Some(measured),
+                "ms",
+            )
+        };
+        report.targets = vec![judged("a", 1.0), judged("b", 20.0), judged("c", 2.0), judged("d", 30.0)];
+        let page = html(&report);
+        let at = |name: &str| page.find(&format!("<td>{name}</td>")).unwrap();
+        assert!(at("b") < at("d") && at("d") < at("a") && at("a") < at("c"), "{page}");
     }
 
     #[test]

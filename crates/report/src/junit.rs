@@ -154,7 +154,7 @@ pub fn junit(report: &Report) -> String {
     let _ = writeln!(
         s,
         r#"<testsuites name="{}" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{duration_s:.3}">"#,
-        escape_attr(&format!("stampede run {}", report.run.id))
+        escape_attr(&format!("stampede {} {}", report.command(), report.run.id))
     );
     for (name, cases, time) in &suites {
         let _ = writeln!(
@@ -315,6 +315,7 @@ mod tests {
             schema: crate::SCHEMA.to_owned(),
             run: RunMeta {
                 id: "r<1>".to_owned(),
+                command: None,
                 stampede_version: "0.1.0".to_owned(),
                 git_revision: Some("abc".to_owned()),
                 profile: NASTY.to_owned(),

@@ -77,6 +77,10 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunMeta {
     pub id: String,
+    /// The command that wrote the report, as typed after `stampede`: `run`, `load`, `capacity`,
+    /// `report merge`, `report compare` ([`Report::command`] says it for a report without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     pub stampede_version: String,
     /// `git rev-parse HEAD` of the tree stampede was built from, when known.
     pub git_revision: Option<String>,
@@ -364,6 +368,25 @@ impl Report {
             && self.comparison.as_ref().is_none_or(|c| c.regressions == 0)
     }
 
+    /// The command that wrote the report: the one it records, else (a report written before
+    /// they were recorded) the one its contents say.
+    pub fn command(&self) -> &str {
+        if let Some(command) = self.run.command.as_deref().filter(|c| !c.is_empty()) {
+            return command;
+        }
+        if self.capacity.is_some() {
+            "capacity"
+        } else if self.comparison.is_some() {
+            "report compare"
+        } else if !self.run.sources.is_empty() {
+            "report merge"
+        } else if self.checks.is_none() && self.load.is_some() {
+            "load"
+        } else {
+            "run"
+        }
+    }
+
     /// Reads a report `path` holds, refusing another schema.
     pub fn read(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -404,12 +427,12 @@ impl Latency {
     }
 }
 
-/// `h` as base64 of its V2 encoding.
 /// `n` and the noun for it: `1 instance`, `3 instances`, `0 instances`.
 pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `h` as base64 of its V2 encoding.
 pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, String> {
     let mut bytes = Vec::new();
     V2Serializer::new().serialize(h, &mut bytes).map_err(|e| format!("{e:?}"))?;
@@ -494,6 +517,62 @@ mod tests {
             assert_eq!(back.value_at_quantile(q), h.value_at_quantile(q), "q {q}");
         }
         assert!(decode_histogram("not base64!").is_err());
+    }
+
+    /// A report of `command` (none: not recorded) with a load when `load`, checks when `checks`.
+    pub(crate) fn titled(command: Option<&str>, load: bool, checks: bool) -> Report {
+        let load = load.then(|| {
+            serde_json::json!({
+                "model": "open", "rate": [10.0, 10.0], "users": null, "users_reached": null,
+                "started_at_ms": 0, "duration_s": 1.0, "requests": 0, "errors": 0, "unsent": 0,
+                "throughput": 0.0, "endpoints": [], "metrics": []
+            })
+        });
+        let checks = checks.then(|| {
+            serde_json::json!({
+                "schema": checks::SCHEMA, "stampede_version": "0", "run_id": "r1", "started_at_ms": 0,
+                "finished_at_ms": 0, "complete": true, "profile": "p", "target": ["http://t"],
+                "embedded": null, "passed": true, "verdicts": []
+            })
+        });
+        serde_json::from_value(serde_json::json!({
+            "schema": SCHEMA,
+            "run": {
+                "id": "r1", "command": command, "stampede_version": "0", "git_revision": null,
+                "profile": "p", "target": ["http://t"], "embedded": null, "host": "h",
+                "started_at_ms": 0, "finished_at_ms": 0, "complete": true, "interrupted": null,
+                "sources": []
+            },
+            "checks": checks, "load": load, "targets": [], "comparison": null, "capacity": null,
+            "passed": true
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_report_names_the_command_that_wrote_it_or_the_one_its_contents_say() {
+        assert_eq!(titled(Some("load"), true, true).command(), "load", "recorded wins");
+        assert_eq!(titled(Some("report merge"), true, false).command(), "report merge");
+        assert_eq!(titled(None, true, false).command(), "load");
+        assert_eq!(titled(None, true, true).command(), "run");
+        assert_eq!(titled(Some(""), false, true).command(), "run");
+        let mut merged = titled(None, true, false);
+        merged.run.sources.push(Source {
+            id: "g".into(),
+            host: "h".into(),
+            file: "f".into(),
+            started_at_ms: 0,
+            duration_s: 1.0,
+            requests: 0,
+            complete: true,
+        });
+        assert_eq!(merged.command(), "report merge");
+        // Written without one, the field stays out of the JSON (old reports round-trip as read).
+        assert!(serde_json::to_value(titled(None, true, false)).unwrap()["run"].get("command").is_none());
+        assert_eq!(
+            serde_json::to_value(titled(Some("load"), true, false)).unwrap()["run"]["command"],
+            "load"
+        );
     }
 
     #[test]

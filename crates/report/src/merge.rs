@@ -168,6 +168,7 @@ pub fn merge(inputs: &[(String, Report)], id: &str, host: &str, now_ms: u64) -> 
         schema: SCHEMA.to_owned(),
         run: RunMeta {
             id: id.to_owned(),
+            command: Some("report merge".to_owned()),
             stampede_version: env!("CARGO_PKG_VERSION").to_owned(),
             git_revision: revision,
             profile: first.run.profile.clone(),
@@ -394,6 +395,7 @@ mod tests {
             schema: SCHEMA.into(),
             run: RunMeta {
                 id: id.into(),
+                command: None,
                 stampede_version: "0".into(),
                 git_revision: Some("abc".into()),
                 profile: "p".into(),

@@ -29,7 +29,7 @@ fn overview(c: &CapacityReport) -> Markup {
     let s = &c.stepping;
     html! {
         p {
-            (c.model) " model · " (c.steps.len()) " steps of " (num(s.hold_s)) " s from " (num(s.start))
+            (c.model) " model · " (crate::plural(c.steps.len() as u64, "step", "steps")) " of " (num(s.hold_s)) " s from " (num(s.start))
             " to at most " (num(s.ceiling)) " " (c.unit) " by " (num(s.step)) " · on " (c.instances)
             " instance" @if c.instances != 1 { "s" } " · "
             @match c.sustainable {

@@ -9,8 +9,10 @@
 
 use maud::{Markup, html};
 
-/// The drawing's size in SVG user units; it scales to the page's width.
+/// The drawing's width in SVG user units; it scales to the page's width. A small chart, one of
+/// several side by side, is [`SMALL_WIDTH`] wide, so its text stays legible at its size.
 const WIDTH: f64 = 960.0;
+pub(super) const SMALL_WIDTH: f64 = 480.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 14.0;
@@ -48,6 +50,16 @@ impl Axis {
             })
             .collect();
         Self { min, max: top, ticks, label: label.to_owned() }
+    }
+
+    /// A time axis from 0 ending at `end` exactly (the data's last second, not the round tick
+    /// after it): ticks at round steps up to `end`.
+    pub(super) fn time(end: f64, label: &str) -> Self {
+        let end = if end.is_finite() && end > 0.0 { end } else { 1.0 };
+        let step = nice_step(end, 6).max(1.0);
+        let count = (end / step + 1e-9).floor() as usize;
+        let ticks = (0..=count).map(|i| (i as f64 * step, format!("{:.0}", i as f64 * step))).collect();
+        Self { min: 0.0, max: end, ticks, label: label.to_owned() }
     }
 
     /// HdrHistogram's percentile axis: position `-log10(1 - q)`, so 90 %, 99 %, 99.9 % … are
@@ -105,6 +117,13 @@ pub(super) struct Band {
     pub(super) to: Option<f64>,
 }
 
+/// A horizontal line across the plot at `value` (a target's bound), labelled at its right end.
+pub(super) struct Rule {
+    pub(super) name: String,
+    pub(super) value: f64,
+    pub(super) color: &'static str,
+}
+
 /// A coordinate in user units, to a tenth.
 fn at(v: f64) -> String {
     format!("{v:.1}")
@@ -114,6 +133,14 @@ fn at(v: f64) -> String {
 /// readers.
 pub(super) fn svg(label: &str, height: f64, x: &Axis, y: &Axis, series: &[Series], bars: &[Bars]) -> Markup {
     banded(label, height, x, y, series, bars, &[])
+}
+
+/// What a chart draws besides its lines: bars, bands and rules.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Extras<'a> {
+    pub(super) bars: &'a [Bars],
+    pub(super) bands: &'a [Band],
+    pub(super) rules: &'a [Rule],
 }
 
 /// [`svg`] with `bands` shaded under the data, each labelled at its top (left, or right in the
@@ -128,12 +155,26 @@ pub(super) fn banded(
     bars: &[Bars],
     bands: &[Band],
 ) -> Markup {
-    let plot_w = WIDTH - LEFT - RIGHT;
+    draw(label, WIDTH, height, x, y, series, &Extras { bars, bands, rules: &[] })
+}
+
+/// A chart `width` × `height` user units: [`banded`] with `extras`' rules drawn over the data.
+pub(super) fn draw(
+    label: &str,
+    width: f64,
+    height: f64,
+    x: &Axis,
+    y: &Axis,
+    series: &[Series],
+    extras: &Extras,
+) -> Markup {
+    let Extras { bars, bands, rules } = *extras;
+    let plot_w = width - LEFT - RIGHT;
     let plot_h = height - TOP - BOTTOM;
     let sx = |v: f64| LEFT + (v.clamp(x.min, x.max) - x.min) / (x.max - x.min) * plot_w;
     let sy = |v: f64| TOP + plot_h - (v.clamp(y.min, y.max) - y.min) / (y.max - y.min) * plot_h;
     html! {
-        svg class="chart" viewBox={"0 0 " (WIDTH) " " (height)} role="img" aria-label=(label)
+        svg class="chart" viewBox={"0 0 " (width) " " (height)} role="img" aria-label=(label)
             xmlns="http://www.w3.org/2000/svg" {
             g class="grid" {
                 @for (v, text) in &y.ticks {
@@ -190,6 +231,16 @@ pub(super) fn banded(
                     }
                 }
             }
+            @for rule in rules.iter().filter(|r| r.value >= y.min && r.value <= y.max) {
+                g class="rule" data-value=(rule.value) {
+                    line x1=(LEFT) x2=(at(LEFT + plot_w)) y1=(at(sy(rule.value))) y2=(at(sy(rule.value)))
+                        stroke=(rule.color) stroke-width="1.5" stroke-dasharray="6 4" {
+                        title { (rule.name) }
+                    }
+                    text class="rule-label" x=(at(LEFT + plot_w - 4.0)) y=(at(sy(rule.value) - 4.0))
+                        text-anchor="end" fill=(rule.color) { (rule.name) }
+                }
+            }
         }
     }
 }
@@ -242,6 +293,45 @@ mod tests {
         // Nothing to scale (no requests): still a drawable axis.
         let a = Axis::linear(0.0, 0.0, "ms");
         assert!(a.max > 0.0 && a.ticks.len() >= 2);
+    }
+
+    #[test]
+    fn time_axes_end_with_the_data_not_at_the_next_round_tick() {
+        // A 60 s load's timeline reaches second 60 (its first second is partial): the axis ends
+        // at 61, where a linear axis would run on to 80.
+        assert_eq!(Axis::linear(0.0, 61.0, "s").max, 80.0);
+        let a = Axis::time(61.0, "s");
+        assert_eq!(a.max, 61.0);
+        let labels: Vec<&str> = a.ticks.iter().map(|t| t.1.as_str()).collect();
+        assert_eq!(labels, ["0", "20", "40", "60"]);
+        let a = Axis::time(12.0, "s");
+        assert_eq!((a.max, a.ticks.last().unwrap().0), (12.0, 12.0));
+        let a = Axis::time(3.0, "s");
+        assert_eq!(a.ticks.len(), 4, "whole seconds at least: {:?}", a.ticks);
+        for end in [1.0, 5.5, 11.0, 61.0, 299.0, 3601.0] {
+            let a = Axis::time(end, "s");
+            let step = a.ticks[1].0 - a.ticks[0].0;
+            let last = a.ticks.last().unwrap().0;
+            assert!(last <= end && end - last < step, "{end}: {:?}", a.ticks);
+            assert!(a.ticks.len() >= 2 && a.ticks.len() <= 8, "{end}: {:?}", a.ticks);
+        }
+    }
+
+    #[test]
+    fn rules_are_drawn_where_the_axis_reaches_them() {
+        let x = Axis::time(10.0, "s");
+        let y = Axis::linear(0.0, 100.0, "ms");
+        let rules = [
+            Rule { name: "p99 < 50 ms".to_owned(), value: 50.0, color: "#c00" },
+            Rule { name: "p50 < 500 ms".to_owned(), value: 500.0, color: "#c00" },
+        ];
+        let svg = draw("t", SMALL_WIDTH, 200.0, &x, &y, &[], &Extras { rules: &rules, ..Extras::default() })
+            .into_string();
+        assert_eq!(svg.matches(r#"<g class="rule""#).count(), 1, "{svg}");
+        // 140 units of plot from y = 14: 50 of 100 ms is at 84.
+        assert!(svg.contains(r#"y1="84.0" y2="84.0""#), "{svg}");
+        assert!(svg.contains("p99 &lt; 50 ms</text>"), "{svg}");
+        assert!(svg.contains(r#"viewBox="0 0 480 200""#), "{svg}");
     }
 
     #[test]

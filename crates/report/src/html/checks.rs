@@ -63,7 +63,7 @@ pub(super) fn section(checks: Option<&ChecksReport>) -> Markup {
                             }
                         }
                     }
-                    p.note { (v.operations) " operations recorded." }
+                    p.note { (crate::plural(v.operations as u64, "operation", "operations")) " recorded." }
                     h4 { "Evidence" }
                     pre { (serde_json::to_string_pretty(&v.evidence).unwrap_or_default()) }
                     @if !v.offending.is_empty() {

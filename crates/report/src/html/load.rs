@@ -1,26 +1,25 @@
 //! The load's sections: the endpoints' table (with the target's metrics), the faults injected
-//! during it, latency over time, latency by percentile, and throughput and errors over time;
-//! every chart over time shades the faults' windows.
+//! during it, latency over time (a small chart per endpoint with its latency targets), latency
+//! by percentile, and throughput and errors over time; every chart over time shares one time
+//! axis that ends with the load's last second, and shades the faults' windows.
 
 use std::collections::BTreeMap;
 
 use maud::{Markup, html};
 
-use super::chart::{self, Axis, Band, Bars, Series};
+use super::chart::{self, Axis, Band, Bars, Extras, Rule, Series};
 use super::faults;
 use super::{ERROR_COLOR, HEADROOM, color, legend, num};
-use crate::{EndpointReport, LoadReport, Second, decode_histogram};
+use crate::{EndpointReport, LoadReport, ObjectiveKind, ObjectiveVerdict, Second, decode_histogram};
 
-/// p50, p90, p99 and max in one endpoint's latency chart.
-const PERCENTILE_COLORS: [&str; 4] = ["#4e79a7", "#f28e2b", "#e15759", "#9a9a9a"];
 /// Reads one figure of a second of the timeline.
 type Pick = fn(&Second) -> Option<f64>;
 
-pub(super) fn sections(load: &LoadReport) -> Markup {
+pub(super) fn sections(load: &LoadReport, targets: &[ObjectiveVerdict]) -> Markup {
     html! {
         (endpoints(load))
         (faults::section(load))
-        (latency_over_time(load))
+        (latency_over_time(load, targets))
         (distribution(&load.endpoints))
         (throughput(load))
     }
@@ -45,13 +44,15 @@ fn endpoints(load: &LoadReport) -> Markup {
         section id="endpoints" {
             h2 { "Endpoints" }
             p {
-                (offered(load)) " · " (num(load.duration_s)) " s · " (load.requests) " requests, "
-                (load.errors) " errors · " (num(load.throughput)) " answered/s"
+                (offered(load)) " · " (num(load.duration_s)) " s · "
+                (crate::plural(load.requests, "request", "requests")) ", "
+                (crate::plural(load.errors, "error", "errors")) " · " (num(load.throughput)) " answered/s"
                 @if load.unsent > 0 {
                     " · "
                     span.warn {
-                        (load.unsent) " requests fell due and were never sent: the generator could not \
-                        offer the rate asked for"
+                        (crate::plural(load.unsent, "request", "requests")) " fell due and "
+                        @if load.unsent == 1 { "was" } @else { "were" }
+                        " never sent: the generator could not offer the rate asked for"
                     }
                 }
             }
@@ -141,46 +142,43 @@ fn endpoint_row(i: usize, e: &EndpointReport) -> Markup {
     }
 }
 
-/// The end of the time axis: the end of the last second any endpoint reports, or of the run.
+/// The end of the time axis: the end of the last second any endpoint reports, or of the run;
+/// the axis ends there ([`Axis::time`]), not at a round tick past it.
 fn seconds(load: &LoadReport) -> f64 {
     let last = load.endpoints.iter().flat_map(|e| e.timeline.iter().map(|t| t.t)).max().unwrap_or(0);
     (last as f64 + 1.0).max(load.duration_s.ceil()).max(1.0)
 }
 
-/// Every endpoint's p99 per second, and a view per endpoint of its p50, p90, p99 and max, one
-/// shown at a time by the selector (the page's script).
-fn latency_over_time(load: &LoadReport) -> Markup {
-    let x = Axis::linear(
-        0.0,
-        seconds(load),
-        "seconds since the load started (each request by the second it was due)",
-    );
+/// One small chart per endpoint, on one time axis: its p50, p99 and max per second, its
+/// latency targets as dashed lines (green met, red missed), each on its own latency scale.
+/// Eight endpoints' lines on one chart tangle into something nobody can read.
+fn latency_over_time(load: &LoadReport, targets: &[ObjectiveVerdict]) -> Markup {
+    let x = Axis::time(seconds(load), "seconds since the load started");
     let bands = faults::bands(load);
+    let any_target = load.endpoints.iter().any(|e| !scaled(e, targets).drawn.is_empty());
+    let mut key: Vec<(&str, &'static str, Option<&'static str>)> =
+        LINES.iter().map(|(name, _, color, dash)| (*name, *color, dash.map(|_| "dashed"))).collect();
+    if any_target {
+        key.extend([
+            ("target met", MET_COLOR, Some("dashed")),
+            ("target missed", MISSED_COLOR, Some("dashed")),
+        ]);
+    }
     html! {
         section id="latency-over-time" {
             h2 { "Latency over time" }
             @if load.endpoints.iter().all(|e| e.requests == 0) {
                 p.none { "No requests were answered." }
             } @else {
-                p {
-                    label {
-                        "Show "
-                        select id="latency-view" {
-                            option value="all" { "p99 of every endpoint" }
-                            @for (i, e) in load.endpoints.iter().enumerate() {
-                                option value={ "e" (i) } { (e.name) ": p50, p90, p99, max" }
-                            }
-                        }
-                    }
+                p.note {
+                    "Each endpoint on its own latency scale (milliseconds), every chart on the same seconds \
+                    since the load started; each request by the second it was due, each second's figure \
+                    at its middle."
                 }
-                div.view data-view="all" { (every_p99(load, &x, &bands)) }
-                @for (i, e) in load.endpoints.iter().enumerate() {
-                    div.view data-view={ "e" (i) } hidden {
-                        @if e.requests == 0 {
-                            p.none { "This endpoint had no requests." }
-                        } @else {
-                            (percentiles(e, &x, &bands))
-                        }
+                (legend(key.into_iter()))
+                div.multiples {
+                    @for (i, e) in load.endpoints.iter().enumerate() {
+                        (small_multiple(i, e, targets, &x, &bands))
                     }
                 }
             }
@@ -189,65 +187,113 @@ fn latency_over_time(load: &LoadReport) -> Markup {
     }
 }
 
-/// Every endpoint's p99 per second, one line each.
-fn every_p99(load: &LoadReport, x: &Axis, bands: &[Band]) -> Markup {
-    let top = load.endpoints.iter().flat_map(|e| e.timeline.iter().filter_map(|t| t.p99)).fold(0.0, f64::max);
-    let series: Vec<Series> = load
-        .endpoints
+/// The lines of an endpoint's chart: name, figure, colour, dash.
+const LINES: [(&str, Pick, &str, Option<&str>); 3] = [
+    ("p50", |t| t.p50, "#4e79a7", None),
+    ("p99", |t| t.p99, "#f28e2b", None),
+    ("max", |t| t.max, "#9a9a9a", Some("4 4")),
+];
+const MET_COLOR: &str = "#1a7f37";
+const MISSED_COLOR: &str = "#c62828";
+
+/// The latency targets of endpoint `name`: its percentiles' bounds.
+fn latency_targets<'a>(
+    targets: &'a [ObjectiveVerdict],
+    name: &'a str,
+) -> impl Iterator<Item = &'a ObjectiveVerdict> {
+    targets.iter().filter(move |t| {
+        t.endpoint.as_deref() == Some(name)
+            && matches!(t.kind, ObjectiveKind::P50 | ObjectiveKind::P95 | ObjectiveKind::P99)
+    })
+}
+
+/// An endpoint's latency targets against its chart's scale: a bound up to twice the data's top
+/// stretches the scale and is drawn; one further off would flatten the lines into the axis, and
+/// is named above the chart instead.
+struct Scaled<'a> {
+    /// The top of the latency scale before headroom.
+    top: f64,
+    drawn: Vec<&'a ObjectiveVerdict>,
+    above: Vec<&'a ObjectiveVerdict>,
+}
+
+fn scaled<'a>(e: &'a EndpointReport, targets: &'a [ObjectiveVerdict]) -> Scaled<'a> {
+    let data = e.timeline.iter().flat_map(|t| [t.p50, t.p99, t.max]).flatten().fold(0.0, f64::max);
+    let (drawn, above): (Vec<_>, Vec<_>) =
+        latency_targets(targets, &e.name).partition(|t| e.requests > 0 && t.bound <= 2.0 * data);
+    let top = drawn.iter().map(|t| t.bound).fold(data, f64::max);
+    Scaled { top, drawn, above }
+}
+
+/// A latency target as a chart names it: `p99 < 250 ms`.
+fn bound_name(t: &ObjectiveVerdict) -> String {
+    format!("{} {} {} {}", percentile(t.kind), t.comparison, num(t.bound), t.unit)
+}
+
+/// Where a second's figure is drawn: the middle of the second it sums up.
+fn mid(t: u64) -> f64 {
+    t as f64 + 0.5
+}
+
+/// Endpoint `e`'s chart (`i` its colour), titled by its name, or a note when it had no requests.
+fn small_multiple(
+    i: usize,
+    e: &EndpointReport,
+    targets: &[ObjectiveVerdict],
+    x: &Axis,
+    bands: &[Band],
+) -> Markup {
+    let Scaled { top, drawn, above } = scaled(e, targets);
+    let rules: Vec<Rule> = drawn
         .iter()
-        .enumerate()
-        .filter(|(_, e)| e.requests > 0)
-        .map(|(i, e)| Series {
-            name: format!("{} p99", e.name),
-            color: color(i),
-            dash: None,
-            width: 2.0,
-            points: e.timeline.iter().map(|t| t.p99.map(|v| (t.t as f64, v))).collect(),
+        .map(|t| Rule {
+            name: bound_name(t),
+            value: t.bound,
+            color: if t.passed { MET_COLOR } else { MISSED_COLOR },
         })
         .collect();
+    let series: Vec<Series> = LINES
+        .iter()
+        .map(|(name, f, color, dash)| Series {
+            name: format!("{} {name}", e.name),
+            color,
+            dash: *dash,
+            width: if dash.is_some() { 1.2 } else { 1.8 },
+            points: e.timeline.iter().map(|t| f(t).map(|v| (mid(t.t), v))).collect(),
+        })
+        .collect();
+    let above: Vec<String> = above.iter().filter(|_| e.requests > 0).map(|t| bound_name(t)).collect();
     html! {
-        (chart::banded(
-            "p99 latency per second of every endpoint",
-            320.0,
-            x,
-            &Axis::linear(0.0, top * HEADROOM, "p99 latency (ms)"),
-            &series,
-            &[],
-            bands,
-        ))
-        (legend(series.iter().map(|l| (l.name.as_str(), l.color, None))))
+        figure.small data-endpoint=(e.name) {
+            figcaption {
+                span.sw style={ "background:" (color(i)) } {} (e.name)
+                @if !above.is_empty() {
+                    " " span.note { "· targets above the scale: " (above.join(", ")) }
+                }
+            }
+            @if e.requests == 0 {
+                p.none { "This endpoint had no requests." }
+            } @else {
+                (chart::draw(
+                    &format!("latency per second of {}: p50, p99, max", e.name),
+                    chart::SMALL_WIDTH,
+                    220.0,
+                    x,
+                    &Axis::linear(0.0, top * HEADROOM, "ms"),
+                    &series,
+                    &Extras { bands, rules: &rules, ..Extras::default() },
+                ))
+            }
+        }
     }
 }
 
-/// One endpoint's p50, p90, p99 and max per second.
-fn percentiles(e: &EndpointReport, x: &Axis, bands: &[Band]) -> Markup {
-    let pick: [(&str, Pick); 4] =
-        [("p50", |t| t.p50), ("p90", |t| t.p90), ("p99", |t| t.p99), ("max", |t| t.max)];
-    let top = e.timeline.iter().filter_map(|t| t.max).fold(0.0, f64::max);
-    let series: Vec<Series> = pick
-        .iter()
-        .zip(PERCENTILE_COLORS)
-        .map(|((name, f), color)| Series {
-            name: format!("{} {name}", e.name),
-            color,
-            dash: (*name == "max").then_some("4 4"),
-            width: if *name == "max" { 1.5 } else { 2.0 },
-            points: e.timeline.iter().map(|t| f(t).map(|v| (t.t as f64, v))).collect(),
-        })
-        .collect();
-    html! {
-        (chart::banded(
-            &format!("latency percentiles per second of {}", e.name),
-            320.0,
-            x,
-            &Axis::linear(0.0, top * HEADROOM, "latency (ms)"),
-            &series,
-            &[],
-            bands,
-        ))
-        (legend(
-            pick.iter().zip(PERCENTILE_COLORS).map(|((n, _), c)| (*n, c, (*n == "max").then_some("dashed")))
-        ))
+/// The percentile a latency target bounds, as the page writes it.
+fn percentile(kind: ObjectiveKind) -> &'static str {
+    match kind {
+        ObjectiveKind::P50 => "p50",
+        ObjectiveKind::P95 => "p95",
+        _ => "p99",
     }
 }
 
@@ -319,7 +365,7 @@ fn distribution(endpoints: &[EndpointReport]) -> Markup {
 /// Requests per second, every endpoint's and their sum, and errors per second on a chart of
 /// their own.
 fn throughput(load: &LoadReport) -> Markup {
-    let x = Axis::linear(0.0, seconds(load), "seconds since the load started");
+    let x = Axis::time(seconds(load), "seconds since the load started");
     let mut total: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for e in &load.endpoints {
         for t in &e.timeline {
@@ -343,8 +389,8 @@ fn throughput(load: &LoadReport) -> Markup {
                     (errors_chart(&total, &x, &bands))
                 }
                 p.note {
-                    "Requests by the second they fell due; " (errors_total)
-                    " errors in all (an answer the profile does not accept, or none)"
+                    "Requests by the second they fell due (drawn at its middle); " (crate::plural(errors_total, "error", "errors"))
+                    " in all (an answer the profile does not accept, or none)"
                     @if errors_total > 0 { ", by second in red" }
                     "."
                 }
@@ -365,7 +411,7 @@ fn requests_chart(load: &LoadReport, total: &BTreeMap<u64, (u64, u64)>, x: &Axis
             color: color(i),
             dash: None,
             width: 1.5,
-            points: e.timeline.iter().map(|t| Some((t.t as f64, t.requests as f64))).collect(),
+            points: e.timeline.iter().map(|t| Some((mid(t.t), t.requests as f64))).collect(),
         })
         .collect();
     series.push(Series {
@@ -373,7 +419,7 @@ fn requests_chart(load: &LoadReport, total: &BTreeMap<u64, (u64, u64)>, x: &Axis
         color: "#222222",
         dash: None,
         width: 2.5,
-        points: total.iter().map(|(t, (n, _))| Some((*t as f64, *n as f64))).collect(),
+        points: total.iter().map(|(t, (n, _))| Some((mid(*t), *n as f64))).collect(),
     });
     let top = total.values().map(|v| v.0).max().unwrap_or(0) as f64;
     html! {

@@ -212,8 +212,9 @@ fn report_html_shades_each_fault_on_the_charts_over_time_and_lists_it_in_a_table
         let (a, b) = m.split_once(' ').unwrap();
         measured.push((a.parse::<f64>().unwrap(), b.parse::<f64>().unwrap()));
     }
-    // Three charts over time in view (every endpoint's p99, requests, errors), two bands each.
-    assert_eq!(measured.len(), 6, "bands measured: {measured:?}");
+    // Five charts over time (the latency of each of the three endpoints with requests,
+    // requests, errors), two bands each.
+    assert_eq!(measured.len(), 10, "bands measured: {measured:?}");
     for (i, (from, to)) in measured.iter().enumerate() {
         let (want_from, want_to) = expected[i % 2];
         assert!((from - want_from).abs() < 0.005 && (to - want_to).abs() < 0.005, "band {i}: {measured:?}");

@@ -200,6 +200,7 @@ pub fn built() -> Report {
         schema: report::SCHEMA.to_owned(),
         run: RunMeta {
             id: "20261123T101500Z-7f3a".to_owned(),
+            command: Some("run".to_owned()),
             stampede_version: "0.1.0".to_owned(),
             git_revision: Some("02a8c8d0c0ffee".to_owned()),
             profile: format!("reference {HOSTILE}"),
