@@ -100,6 +100,8 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         processes: args.processes,
         instance_header: args.instance_header.clone(),
     };
+    // The whole profile's, unselected: its usage-plan check reads the plan whatever runs.
+    let every_check = checks::read(&profile).map_err(anyhow::Error::from)?;
     let checks = crate::profiles::checks(&mut profile, &selection)?;
     args.faults.apply(&mut profile)?;
     let mut faults = profile.faults.clone();
@@ -120,7 +122,10 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         upstream_control: args.upstream_control.clone(),
         links: crate::schedule::need_links(&faults),
         processes: crate::schedule::need_processes(&faults),
+        read_settings: true,
+        drives_upstream: checks.iter().any(Check::drives_upstream),
     };
+    let defaults = profile.defaults.clone();
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
     let schedule =
         match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await
@@ -146,7 +151,15 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         return answered;
     }
     let stop = crate::exit::interrupt();
-    let blocked = preflight(&reached, &checks, "check", &profile_path(args.profile.as_deref())).await;
+    let blocked = preflight(
+        &reached,
+        &checks,
+        &every_check,
+        &defaults,
+        "check",
+        &profile_path(args.profile.as_deref()),
+    )
+    .await;
     let checked = run_checks(
         &reached.target.spread(),
         &checks,
@@ -198,12 +211,15 @@ pub(crate) struct Blocked {
 }
 
 /// Before any check runs against a stack served apart ([`crate::target::Reached::settings`]):
-/// each setting it publishes that leaves a check unable to judge, and an upstream plan an
-/// earlier run spent (every check that calls the upstream then blocked), each said as found. A
-/// stack that publishes no settings is said to leave the checks' needs unverified.
+/// each setting it publishes that leaves a check unable to judge, and an upstream plan with
+/// fewer calls left than the checks that call the upstream make (read with the profile's
+/// `usage-plan` check, selected or not; spent by an earlier run), each said as found. A stack
+/// that publishes no settings is said to leave the checks' needs unverified.
 pub(crate) async fn preflight(
     reached: &crate::target::Reached,
     checks: &[Check],
+    every_check: &[Check],
+    defaults: &profile::Defaults,
     command: &str,
     profile: &str,
 ) -> Vec<Blocked> {
@@ -246,26 +262,47 @@ pub(crate) async fn preflight(
             }
         }
     }
-    match checks::settings::plan_spent(&reached.target, checks).await {
-        Ok(Some(spent)) => {
-            let calling: Vec<&Check> = checks
+    let calling: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.drives_upstream() && !blocked.iter().any(|b| b.check == c.name()))
+        .collect();
+    if calling.is_empty() {
+        return blocked;
+    }
+    match checks::settings::plan_left(&reached.target, every_check).await {
+        Ok(Some(plan)) => {
+            // What the checks before the one that spends the plan make; that one spends what is left.
+            let needed: u64 =
+                calling.iter().filter(|c| !c.spends_plan()).map(|c| c.upstream_calls(defaults)).sum();
+            let short: Vec<&&Check> = calling
                 .iter()
-                .filter(|c| c.drives_upstream() && !blocked.iter().any(|b| b.check == c.name()))
+                .filter(|c| plan.left == 0 || (!c.spends_plan() && plan.left < needed))
                 .collect();
-            let names: Vec<&str> = calling.iter().map(|c| c.name()).collect();
-            println!(
-                "stampede {command}: the stack's upstream plan is spent ({spent}), an earlier run spent it: {} cannot \
-                 judge",
-                names.join(", ")
-            );
-            for check in calling {
-                blocked.push(Blocked {
-                    check: check.name().to_owned(),
-                    requirement: "upstream-plan",
-                    observed: format!("spent before the check began ({spent}): an earlier run spent it"),
-                    remedy: "wait for the plan's period to end, or start the stack again with a fresh plan"
-                        .to_owned(),
-                });
+            if !short.is_empty() {
+                let names: Vec<&str> = short.iter().map(|c| c.name()).collect();
+                let why = if plan.left == 0 {
+                    format!("spent before the checks began ({}): an earlier run spent it", plan.read)
+                } else {
+                    format!(
+                        "{} calls left before the checks began ({}), and the checks that call the upstream make about \
+                         {needed}: an earlier run spent the rest",
+                        plan.left, plan.read
+                    )
+                };
+                println!(
+                    "stampede {command}: the stack's upstream plan is {why}: {} cannot judge",
+                    names.join(", ")
+                );
+                for check in short {
+                    blocked.push(Blocked {
+                        check: check.name().to_owned(),
+                        requirement: "upstream-plan",
+                        observed: why.clone(),
+                        remedy:
+                            "wait for the plan's period to end, or start the stack again with a fresh plan"
+                                .to_owned(),
+                    });
+                }
             }
         }
         Ok(None) => {}

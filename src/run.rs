@@ -87,6 +87,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         instance_header: args.instance_header.clone(),
         ..Selection::default()
     };
+    // The whole profile's, unselected: its usage-plan check reads the plan whatever runs.
+    let every_check = checks::read(&profile).map_err(anyhow::Error::from)?;
     let checks = crate::profiles::checks(&mut profile, &selection)?;
     let overrides = LoadOverrides {
         model: args.model.clone(),
@@ -111,7 +113,10 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
         upstream_control: args.upstream_control.clone(),
         links: crate::schedule::need_links(&faults),
         processes: crate::schedule::need_processes(&faults),
+        read_settings: true,
+        drives_upstream: checks.iter().any(checks::Check::drives_upstream),
     };
+    let defaults = profile.defaults.clone();
     let reached = crate::target::reach(&args.stack, &run, profile, reach).await?;
     let schedule =
         match crate::schedule::prepare(&faults, &objectives, &args.faults, &args.stack, &reached, &run).await
@@ -133,6 +138,8 @@ async fn main_job(args: RunArgs) -> Result<ExitCode, Failure> {
     let blocked = crate::check::preflight(
         &reached,
         &checks,
+        &every_check,
+        &defaults,
         "run",
         &crate::check::profile_path(args.profile.as_deref()),
     )

@@ -370,6 +370,15 @@ pub(crate) fn with_profile(args: ServeArgs) -> anyhow::Result<ServeArgs> {
     let mut flags = crate::tuned::serve_flags(&tuning, plan);
     for (key, value) in &profile.stack.settings {
         let name = key.replace('_', "-");
+        if let Some(env) = secret_env(&name) {
+            return Err(profile
+                .stack
+                .invalid(
+                    key,
+                    format!("stack.{key}: may carry a secret, which a profile must not; give it in {env}"),
+                )
+                .into());
+        }
         let arg = command
             .get_arguments()
             .find(|a| a.get_long() == Some(name.as_str()) && !a.is_hide_set() && name != "profile")
@@ -417,6 +426,17 @@ pub(crate) fn with_profile(args: ServeArgs) -> anyhow::Result<ServeArgs> {
         eprintln!("stampede serve: warning: {}", unmet.line());
     }
     Ok(args)
+}
+
+/// The environment variable that carries the secret option `name`, for the options a profile's
+/// `[stack]` refuses.
+fn secret_env(name: &str) -> Option<&'static str> {
+    match name {
+        "redis" => Some(REDIS_ENV),
+        "database" => Some(DATABASE_ENV),
+        "upstream-refresh-token" => Some(REFRESH_TOKEN_ENV),
+        _ => None,
+    }
 }
 
 /// The stack `args` describe, but for its upstream.

@@ -53,6 +53,11 @@ pub(crate) struct Reach {
     pub(crate) links: bool,
     /// The embedded stack's instances run as processes (instance faults).
     pub(crate) processes: bool,
+    /// Read what each `--target` URL publishes at `/settings` (`check`, `run`).
+    pub(crate) read_settings: bool,
+    /// A check drives the upstream: without `upstream_control`, the fake upstream's control API
+    /// a served stack names at `/settings` is used.
+    pub(crate) drives_upstream: bool,
 }
 
 /// A stack reached: the embedded one to shut down when the command ends, and the client.
@@ -137,22 +142,12 @@ pub(crate) async fn reach(
         Some(e) => e.urls(),
         None => args.targets.clone(),
     };
-    let settings = if embedded.is_none() { published(&urls).await } else { Vec::new() };
-    // A stack `stampede serve` runs names its fake upstream's control API.
-    let named = settings.iter().find_map(|(url, doc)| {
-        let control = doc.as_ref().ok()?.get("upstream_control")?.as_str()?;
-        Some((url.clone(), control.to_owned()))
-    });
-    let upstream_control = match (&reach.upstream_control, named) {
-        (Some(given), _) => Some(given.clone()),
-        (None, Some((url, control))) => {
-            println!(
-                "stampede {}: the fake upstream's control API is {control}, as {url}/settings says",
-                reach.command
-            );
-            Some(control)
-        }
-        (None, None) => None,
+    let settings =
+        if embedded.is_none() && reach.read_settings { published(&urls).await } else { Vec::new() };
+    let upstream_control = match &reach.upstream_control {
+        Some(given) => Some(given.clone()),
+        None if embedded.is_none() && reach.drives_upstream => named_control(&settings, reach.command).await,
+        None => None,
     };
     let control = match &embedded {
         Some(e) => Some(e.fake.control_url()),
@@ -177,6 +172,47 @@ pub(crate) async fn reach(
         return Err(e);
     }
     Ok(reached)
+}
+
+/// The fake upstream's control API the served stacks name at `/settings`, when they all name
+/// one and the same, and it answers; otherwise none, said (the checks that drive the upstream
+/// then ask for `--upstream-control`).
+async fn named_control(
+    settings: &[(String, Result<serde_json::Value, String>)],
+    command: &str,
+) -> Option<String> {
+    let named: Vec<(&str, &str)> = settings
+        .iter()
+        .filter_map(|(url, doc)| Some((url.as_str(), doc.as_ref().ok()?.get("upstream_control")?.as_str()?)))
+        .collect();
+    let (url, control) = *named.first()?;
+    if named.len() < settings.len() || named.iter().any(|(_, c)| *c != control) {
+        println!(
+            "stampede {command}: the targets do not all name one fake upstream at /settings ({}): give \
+             --upstream-control",
+            named.iter().map(|(u, c)| format!("{u}: {c}")).collect::<Vec<_>>().join(", ")
+        );
+        return None;
+    }
+    let answers = match fake_upstream::ControlClient::new(control) {
+        Ok(client) => client.health().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match answers {
+        Ok(()) => {
+            println!(
+                "stampede {command}: the fake upstream's control API is {control}, as {url}/settings says"
+            );
+            Some(control.to_owned())
+        }
+        Err(e) => {
+            println!(
+                "stampede {command}: {url}/settings names the fake upstream's control API {control}, which does \
+                 not answer here ({e}): give --upstream-control"
+            );
+            None
+        }
+    }
 }
 
 /// What each of `urls` answers at `/settings`: a settings document (schema

@@ -530,6 +530,12 @@ fn check_target_a_stack_served_with_its_profile_holds_and_a_second_run_finds_the
         let plan = requirement(verdict, "upstream-plan");
         assert!(plan["observed"].as_str().unwrap().contains("an earlier run spent it"), "{plan:#}");
     }
+    // Found with the profile's usage-plan check even when only another check runs.
+    let (out, report) = stampede_check(&["--target", &served.url, "--only", "upstream-breaker"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let breaker = verdict(report.as_ref().unwrap(), "upstream-breaker");
+    assert_eq!(breaker["operations"], 0, "it ran: {breaker:#}");
+    assert_eq!(requirement(breaker, "upstream-plan")["met"], false);
 }
 
 #[test]

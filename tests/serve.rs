@@ -786,6 +786,7 @@ fn serve_profile_refuses_a_stack_setting_serve_does_not_have_or_cannot_read_nami
         ("breaker_open = \"2x\"", "stack.breaker_open = \"2x\""),
         ("instance_name = \"x\"", "has no option --instance-name"),
         ("one_port = \"yes\"", "stack.one_port: true or false"),
+        ("database = \"postgres://u:pw@db/x\"", "give it in STAMPEDE_DATABASE"),
     ] {
         let path = profile_with_stack(stack, "bad");
         let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
@@ -809,7 +810,10 @@ fn serve_profile_refuses_a_stack_setting_serve_does_not_have_or_cannot_read_nami
 /// when it leaves a check unable to judge.
 #[tokio::test]
 async fn serve_profile_serves_what_the_checks_need_its_stack_table_and_the_flags_given_over_both() {
-    let path = profile_with_stack("publish_limit = \"7/3s\"\nregistration_limit = \"500/60s\"", "good");
+    let path = profile_with_stack(
+        "publish_limit = \"7/3s\"\nregistration_limit = \"500/60s\"\nbody_floor = 0x2000",
+        "good",
+    );
     let profile = path.to_str().unwrap();
     let mut serve =
         Serve::spawn(&["--listen", "127.0.0.1:0", "--profile", profile, "--registration-limit", "400/60s"]);
@@ -823,10 +827,13 @@ async fn serve_profile_serves_what_the_checks_need_its_stack_table_and_the_flags
     assert_eq!(settings["upstream_pool"], serde_json::json!({ "connections": 24, "idle": 12 }));
     assert_eq!(settings["workers"], 32);
     // The usage-plan check's hour, sized from the checks before it.
-    assert!(settings["upstream_plan"]["per_hour"].as_u64().unwrap() < 5_000, "{settings:#}");
+    let hour = settings["upstream_plan"]["per_hour"].as_u64().unwrap();
+    assert!((202..5_000).contains(&hour), "not the seed's 20, nor unbounded: {settings:#}");
+    assert_eq!(settings["upstream_plan"]["per_day"], 24 * hour);
     // From [stack]; and the command line over [stack].
     assert_eq!(settings["publish_limit"], serde_json::json!({ "max": 7, "window_ms": 3000 }));
     assert_eq!(settings["registration_limit"]["max"], 400);
+    assert_eq!(settings["connections"]["body_floor_bytes_per_s"], 8192, "0x2000 read in its base");
     assert!(settings["upstream_control"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{settings:#}");
     serve.terminate();
     assert!(serve.wait().success());

@@ -4,7 +4,7 @@
 //! ([`crate::tuning`]). A stack served apart publishes its own at `/settings` (schema
 //! [`SCHEMA`], `crates/stack/openapi.json`); [`unmet`] names each setting that leaves a check
 //! unable to judge, so that the check is reported inconclusive for that cause before it runs,
-//! never misjudged. [`plan_spent`] finds an upstream plan an earlier run has spent.
+//! never misjudged. [`plan_left`] reads the upstream plan an earlier run may have spent.
 
 use std::time::Duration;
 
@@ -172,13 +172,24 @@ pub fn unmet(checks: &[Check], served: &Value) -> Vec<Unmet> {
     found
 }
 
-/// The upstream plan's counters when the plan is spent — no call left in some period — as a
-/// spending check (`usage-plan`) reads them, before any check runs: `used [..] of [..]`. None
-/// when no check reads the plan, when it has calls left, or when it cannot be read (the check
-/// says so when it runs).
-pub async fn plan_spent(target: &Target, checks: &[Check]) -> Result<Option<String>, TargetError> {
+/// The upstream plan as the profile's spending check (`usage-plan`) reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanLeft {
+    /// Calls left in the period with fewest left.
+    pub left: u64,
+    /// The counters as read: `used [..] of [..]`.
+    pub read: String,
+}
+
+/// The upstream plan's calls left, read before any check runs with the request of the
+/// profile's check that spends it (`checks` is the whole profile: the reading needs that check,
+/// run or not). None when the profile has no such check, or the answer holds no counters (the
+/// check says so when it runs).
+pub async fn plan_left(target: &Target, checks: &[Check]) -> Result<Option<PlanLeft>, TargetError> {
     let Some(Check::UsagePlan(check)) = checks.iter().find(|c| c.spends_plan()) else { return Ok(None) };
-    crate::checkers::usage_plan::spent(target, check).await
+    Ok(crate::checkers::usage_plan::read_plan(target, check)
+        .await?
+        .map(|(left, used, limits)| PlanLeft { left, read: format!("used {used:?} of {limits:?}") }))
 }
 
 fn millis(d: Duration) -> u64 {

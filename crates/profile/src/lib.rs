@@ -81,7 +81,12 @@ impl StackTable {
             let key = key.get_ref().to_string();
             let text = match value.get_ref() {
                 DeValue::String(text) => text.to_string(),
-                DeValue::Integer(n) => n.as_str().to_owned(),
+                // In its own base (`0x40`), as the decimal a flag reads.
+                DeValue::Integer(n) => i128::from_str_radix(&n.as_str().replace('_', ""), n.radix())
+                    .map_err(|e| {
+                        source.error_at(&[Step::Key("stack"), Step::Key(&key)], format!("stack.{key}: {e}"))
+                    })?
+                    .to_string(),
                 DeValue::Boolean(b) => b.to_string(),
                 _ => {
                     return Err(source.error_at(

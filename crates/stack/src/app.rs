@@ -180,7 +180,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// The settings the checks depend on ([`crate::Settings::published`]): what `stampede check
 /// --target` compares with its checks' needs before it runs them.
-async fn settings(State(state): State<AppState>) -> Response {
+pub(crate) async fn settings(State(state): State<AppState>) -> Response {
     axum::Json(state.settings.published()).into_response()
 }
 

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(streams)
         .route("/metrics", get(app::metrics))
+        .route("/settings", get(app::settings))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), app::observe))
         .fallback(not_found.layer(middleware::from_fn_with_state(state.clone(), app::observe)))

@@ -78,19 +78,21 @@ struct Driver<'a> {
     imports: usize,
 }
 
-/// The plan's counters, read on the first instance by a user of its own, when some period has
-/// no call left (`used [..] of [..]`): an earlier run spent it.
-pub(crate) async fn spent(target: &Target, check: &UsagePlanCheck) -> Result<Option<String>, TargetError> {
+/// The plan's calls left and its counters (used, limits), read on the first instance by a
+/// user of its own; none when the answer holds no counters.
+pub(crate) async fn read_plan(
+    target: &Target,
+    check: &UsagePlanCheck,
+) -> Result<Option<(u64, Vec<u64>, Vec<u64>)>, TargetError> {
     let user = target.user(&format!("{}-before", check.name)).await?;
     let answer = target.send(0, Some(&user.tokens[0]), &check.usage, &[]).await;
     let numbers = |pointers: &[String]| -> Option<Vec<u64>> {
         pointers.iter().map(|p| pointer_u64(&answer.body, p)).collect()
     };
-    Ok(numbers(&check.used)
-        .zip(numbers(&check.limits))
-        .map(|(used, limits)| Reading { used, limits })
-        .filter(|reading| reading.left() == 0)
-        .map(|r| format!("used {:?} of {:?}", r.used, r.limits)))
+    Ok(numbers(&check.used).zip(numbers(&check.limits)).map(|(used, limits)| {
+        let reading = Reading { used, limits };
+        (reading.left(), reading.used, reading.limits)
+    }))
 }
 
 /// Runs the check against `target`.
