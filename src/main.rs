@@ -3,6 +3,7 @@
 mod args;
 mod capacity;
 mod check;
+mod descriptors;
 mod embedded;
 mod exit;
 mod fake_upstream;
@@ -80,6 +81,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    descriptors::raise();
     match cli.command {
         Command::Check(args) => return check::run(*args),
         Command::Load(args) => return load::run(*args),

@@ -145,5 +145,12 @@ pub(crate) fn load(profile: &mut Profile, overrides: &LoadOverrides) -> anyhow::
     }
     load.validate(&profile.objectives)
         .map_err(|(_, e)| anyhow::anyhow!("{e} (after the command line's overrides)"))?;
+    let held = match load.model {
+        Model::Open => load.max_in_flight,
+        Model::Closed => load.users.unwrap_or_default(),
+    };
+    if let Some(said) = crate::descriptors::short_of(held as u64, "the load") {
+        eprintln!("stampede: warning: {said}");
+    }
     Ok(())
 }
