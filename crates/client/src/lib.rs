@@ -300,7 +300,12 @@ impl Target {
             let value = HeaderValue::from_str(&value).map_err(|e| WsError::HttpFormat(e.into()))?;
             request.headers_mut().insert(name, value);
         }
-        match tokio::time::timeout(self.timeout, tokio_tungstenite::connect_async(request)).await {
+        // tungstenite reserves each socket's read buffer whole (128 KiB by default): what 10,000
+        // sessions of a load would hold for nothing. A larger frame takes several reads.
+        let config =
+            tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024);
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+        match tokio::time::timeout(self.timeout, connecting).await {
             Ok(result) => result.map(|(socket, response)| (socket, response.status().as_u16())),
             Err(_) => {
                 Err(WsError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")))

@@ -61,6 +61,10 @@ use crate::settings::{ChatSettings, Settings};
 /// further behind is closed as a slow consumer; its outgoing queue (100) overflows long before.
 const CHANNEL_CAPACITY: usize = 1024;
 
+/// Each chat socket's read buffer: what one read takes in, not a bound on a message (a larger
+/// frame takes several reads). tungstenite reserves it whole per socket, 128 KiB by default.
+pub(crate) const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Message types only the server sends.
 const RESERVED_TYPES: [&str; 3] = ["batch", "error", "initial_state"];
 

@@ -42,6 +42,10 @@ pub(crate) async fn connect(
         }
     };
     Ok(upgrade
+        // tungstenite reserves its read buffer whole for each socket (128 KiB by default): at
+        // 10,000 sessions that alone is 1.25 GB. A frame larger than it is read in several
+        // reads, up to the message limit.
+        .read_buffer_size(crate::chat::READ_BUFFER_BYTES)
         .max_message_size(settings.max_message_bytes)
         .max_frame_size(settings.max_message_bytes)
         .on_upgrade(move |socket| async move {
