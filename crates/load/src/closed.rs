@@ -138,6 +138,11 @@ pub async fn run(
         .map_err(goose)?
         .set_default(GooseDefault::RunTime, duration.as_secs().max(1) as usize)
         .map_err(goose)?
+        // Every request is timed into the recorder above; goose's own per-request metrics
+        // (each request's record sent to its aggregator, errors kept by message) would only
+        // cost memory and time.
+        .set_default(GooseDefault::NoMetrics, true)
+        .map_err(goose)?
         .set_default(GooseDefault::NoPrintMetrics, true)
         .map_err(goose)?
         .set_default(GooseDefault::NoErrorSummary, true)
