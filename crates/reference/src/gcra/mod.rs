@@ -64,7 +64,8 @@ impl<S: Store> Gcra<S> {
 
 impl<S: Store> RateLimiter for Gcra<S> {
     async fn check(&self, id: &str) -> StoreResult<Decision> {
-        let outcome = self.store.gcra(&self.key(id), self.params.interval, self.params.burst).await?;
+        let key = crate::fixed_window::KeyBuf::new(&self.prefix, id);
+        let outcome = self.store.gcra(key.as_str(), self.params.interval, self.params.burst).await?;
         Ok(self.params.decide(outcome.admitted, outcome.tat, outcome.now))
     }
 }
@@ -100,6 +101,7 @@ impl Params {
     }
 
     /// Decides a call at `now` against the stored TAT (`None`: idle).
+    #[inline]
     pub(crate) fn step(&self, tat: Option<u64>, now: u64) -> Step {
         let start = tat.map_or(now, |tat| tat.max(now));
         let next = start.saturating_add(self.interval);
@@ -111,6 +113,7 @@ impl Params {
     }
 
     /// The decision for a step at `now` that left the TAT at `tat`.
+    #[inline]
     pub fn decide(&self, admitted: bool, tat: u64, now: u64) -> Decision {
         let ahead = tat.saturating_sub(now);
         if admitted {

@@ -1,11 +1,19 @@
 //! The embedded in-memory store: one critical section per primitive, on the `sync` facade so
 //! loom explores every interleaving of the components built on it.
 //!
+//! The key space is split over [`SHARDS`] maps, each behind its own lock, so that callers on
+//! different keys do not queue on one lock. A primitive on one key locks that key's shard; one
+//! on several keys (`set_guarded`, `bounded_incr`) or on a pattern (`keys`, `del_matching`)
+//! locks every shard it touches, in ascending order, and holds them all for its whole critical
+//! section: each primitive is still one atomic step, and no two can deadlock. The queues have
+//! their own lock.
+//!
 //! One process, one store: state is shared by every component instance that holds the same
 //! `MemoryStore`, and by nothing else. That is what makes the memory backend *wrong* across
 //! several stack instances, on purpose.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +22,7 @@ use super::{
     glob_match,
 };
 use crate::clock::{Clock, Millis, millis};
-use crate::sync::{Mutex, lock};
+use crate::sync::{Mutex, MutexGuard, lock};
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -37,38 +45,81 @@ struct Queue {
     in_flight: BTreeMap<u64, (Vec<u8>, u32, Millis)>,
 }
 
-/// The map size below which expired entries are never swept all at once.
+/// How many shards the key space is split over: enough that two threads on different keys
+/// rarely meet on one lock. Under loom two, so that the models still see a primitive that locks
+/// several shards, without multiplying their interleavings.
+#[cfg(not(loom))]
+const SHARDS: usize = 16;
+#[cfg(loom)]
+const SHARDS: usize = 2;
+
+/// A key's shard, by a fixed hash: the shard a key lands in must not vary from run to run
+/// (loom replays each interleaving), and keys come from the components, not from an attacker.
+#[inline(always)]
+fn shard_of(key: &str) -> usize {
+    const SHARD_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5ca1_ab1e);
+    // The high bits: the map inside the shard indexes its buckets by the low bits of its own hash.
+    (SHARD_HASH.hash_one(key) >> 32) as usize % SHARDS
+}
+
+/// The map size below which a shard's expired entries are never swept all at once: per shard,
+/// so that a working set of keys that comes and goes (a GCRA key under a high limit idles out
+/// every millisecond) is reused in place, not swept and allocated again.
 const SWEEP_MIN: usize = 1_024;
 
+/// One shard of the key space.
 #[derive(Debug)]
-struct Inner {
+struct Shard {
     /// foldhash, not SipHash: keys come from the components, not from an attacker, and
     /// SipHash cost a fixed-window decision ~18 % of its time (`benches/limiters.rs`).
     entries: HashMap<String, Entry, foldhash::fast::RandomState>,
-    queues: HashMap<String, Queue>,
-    next_task_id: u64,
     /// Expired entries stay in `entries`, invisible, until overwritten or swept; they are all
     /// swept when the map grows past this, which then becomes twice the live size (Redis's
     /// lazy plus active expiry: one hash lookup per access, memory bounded, cost amortised).
     sweep_above: usize,
 }
 
-impl Default for Inner {
+impl Default for Shard {
     fn default() -> Self {
-        Self { entries: HashMap::default(), queues: HashMap::new(), next_task_id: 0, sweep_above: SWEEP_MIN }
+        Self { entries: HashMap::default(), sweep_above: SWEEP_MIN }
     }
+}
+
+/// A shard's lock on a cache line of its own, so that threads busy on different shards do not
+/// pull one line back and forth.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
+
+#[derive(Debug, Default)]
+struct Queues {
+    queues: HashMap<String, Queue>,
+    next_task_id: u64,
 }
 
 fn is_live(entry: &Entry, now: Millis) -> bool {
     entry.expires_at.is_none_or(|at| at > now)
 }
 
-impl Inner {
+impl Shard {
     /// The entry at `key` unless it has expired.
+    #[inline(always)]
     fn live(&mut self, key: &str, now: Millis) -> Option<&mut Entry> {
         self.entries.get_mut(key).filter(|entry| is_live(entry, now))
     }
 
+    /// Writes `entry` at `key`. An expired entry still in the map is overwritten in place, its
+    /// key kept: no allocation for a key that comes back after its TTL (a GCRA key idles out
+    /// within a millisecond under a high limit).
+    fn put(&mut self, key: &str, entry: Entry) {
+        match self.entries.get_mut(key) {
+            Some(slot) => *slot = entry,
+            None => {
+                self.entries.insert(key.to_owned(), entry);
+            }
+        }
+    }
+
+    #[inline(always)]
     fn sweep_if_due(&mut self, now: Millis) {
         if self.entries.len() > self.sweep_above {
             self.purge_expired(now);
@@ -86,6 +137,35 @@ impl Inner {
     fn purge_expired(&mut self, now: Millis) {
         self.entries.retain(|_, entry| is_live(entry, now));
     }
+}
+
+/// The shards one multi-key primitive holds, locked in ascending order.
+struct Locked<'a> {
+    guards: [Option<MutexGuard<'a, Shard>>; SHARDS],
+}
+
+impl Locked<'_> {
+    /// The shard of `key`, which must be among those locked.
+    fn shard(&mut self, key: &str) -> &mut Shard {
+        self.guards[shard_of(key)]
+            .as_deref_mut()
+            .expect("the shard of every key the primitive names is locked")
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = &mut Shard> {
+        self.guards.iter_mut().filter_map(Option::as_deref_mut)
+    }
+}
+
+/// Adds `delta` to the integer `value` (an integer's decimal text reads as one); the sum.
+fn add_int(key: &str, value: &mut Value, delta: i64) -> StoreResult<i64> {
+    if let Value::Int(n) = value {
+        *n += delta;
+        return Ok(*n);
+    }
+    let sum = as_int(key, value)? + delta;
+    *value = Value::Int(sum);
+    Ok(sum)
 }
 
 fn as_int(key: &str, value: &Value) -> StoreResult<i64> {
@@ -106,7 +186,8 @@ fn deadline(now: Millis, ttl: Duration) -> Millis {
 /// The in-memory [`Store`]. Cloning shares the store.
 #[derive(Clone)]
 pub struct MemoryStore {
-    inner: Arc<Mutex<Inner>>,
+    shards: Arc<[Padded]>,
+    queues: Arc<Mutex<Queues>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -118,22 +199,57 @@ impl std::fmt::Debug for MemoryStore {
 
 impl MemoryStore {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { inner: Arc::new(Mutex::new(Inner::default())), clock }
+        let shards = (0..SHARDS).map(|_| Padded(Mutex::new(Shard::default()))).collect();
+        Self { shards, queues: Arc::new(Mutex::new(Queues::default())), clock }
     }
 
-    /// Runs one primitive as one critical section.
-    fn with<T>(&self, op: impl FnOnce(&mut Inner, Millis) -> T) -> T {
+    /// Runs one primitive on `key` as one critical section, on the key's shard.
+    #[inline(always)]
+    fn with<T>(&self, key: &str, op: impl FnOnce(&mut Shard, Millis) -> T) -> T {
         let now = self.clock.now();
-        let mut inner = lock(&self.inner);
-        let out = op(&mut inner, now);
-        inner.sweep_if_due(now);
+        let mut shard = lock(&self.shards[shard_of(key)].0);
+        let out = op(&mut shard, now);
+        shard.sweep_if_due(now);
         out
+    }
+
+    /// Runs one primitive on several keys (`None`: on every key) as one critical section,
+    /// holding each shard it touches.
+    fn with_keys<T>(&self, keys: Option<&[&str]>, op: impl FnOnce(&mut Locked<'_>, Millis) -> T) -> T {
+        let now = self.clock.now();
+        let mut wanted = [keys.is_none(); SHARDS];
+        for key in keys.unwrap_or_default() {
+            wanted[shard_of(key)] = true;
+        }
+        let mut locked = Locked { guards: std::array::from_fn(|_| None) };
+        for (i, guard) in locked.guards.iter_mut().enumerate() {
+            if wanted[i] {
+                *guard = Some(lock(&self.shards[i].0));
+            }
+        }
+        let out = op(&mut locked, now);
+        for shard in locked.all() {
+            shard.sweep_if_due(now);
+        }
+        out
+    }
+
+    /// Runs one queue primitive as one critical section.
+    fn with_queues<T>(&self, op: impl FnOnce(&mut Queues, Millis) -> T) -> T {
+        let now = self.clock.now();
+        op(&mut lock(&self.queues), now)
+    }
+
+    /// How many entries the store holds, expired ones not yet swept included.
+    #[cfg(all(test, not(loom)))]
+    fn held(&self) -> usize {
+        self.shards.iter().map(|shard| lock(&shard.0).entries.len()).sum()
     }
 }
 
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.with(|inner, now| match inner.live(key, now) {
+        self.with(key, |inner, now| match inner.live(key, now) {
             None => Ok(None),
             Some(entry) => match &entry.value {
                 Value::Bytes(b) => Ok(Some(b.clone())),
@@ -144,20 +260,20 @@ impl Store for MemoryStore {
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> StoreResult<()> {
-        self.with(|inner, now| {
+        self.with(key, |inner, now| {
             let expires_at = ttl.map(|ttl| deadline(now, ttl));
-            inner.entries.insert(key.to_owned(), Entry { value: Value::Bytes(value), expires_at });
+            inner.put(key, Entry { value: Value::Bytes(value), expires_at });
             Ok(())
         })
     }
 
     async fn set_nx(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
-        self.with(|inner, now| {
+        self.with(key, |inner, now| {
             if inner.live(key, now).is_some() {
                 return Ok(false);
             }
             let entry = Entry { value: Value::Bytes(value), expires_at: Some(deadline(now, ttl)) };
-            inner.entries.insert(key.to_owned(), entry);
+            inner.put(key, entry);
             Ok(true)
         })
     }
@@ -169,7 +285,7 @@ impl Store for MemoryStore {
         new: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StoreResult<bool> {
-        self.with(|inner, now| {
+        self.with(key, |inner, now| {
             let expires_at = ttl.map(|ttl| deadline(now, ttl));
             match (inner.live(key, now), expected) {
                 (Some(Entry { value: Value::Slots(_), .. }), _) => {
@@ -187,7 +303,7 @@ impl Store for MemoryStore {
                     Ok(matches)
                 }
                 (None, None) => {
-                    inner.entries.insert(key.to_owned(), Entry { value: Value::Bytes(new), expires_at });
+                    inner.put(key, Entry { value: Value::Bytes(new), expires_at });
                     Ok(true)
                 }
                 (Some(_), None) | (None, Some(_)) => Ok(false),
@@ -203,8 +319,8 @@ impl Store for MemoryStore {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StoreResult<bool> {
-        self.with(|inner, now| {
-            let matches = match inner.live(guard_key, now) {
+        self.with_keys(Some(&[guard_key, key]), |locked, now| {
+            let matches = match locked.shard(guard_key).live(guard_key, now) {
                 None => false,
                 Some(entry) => match &entry.value {
                     Value::Bytes(b) => b.as_slice() == expected_guard,
@@ -219,34 +335,42 @@ impl Store for MemoryStore {
             };
             if matches {
                 let expires_at = ttl.map(|ttl| deadline(now, ttl));
-                inner.entries.insert(key.to_owned(), Entry { value: Value::Bytes(value), expires_at });
+                locked.shard(key).put(key, Entry { value: Value::Bytes(value), expires_at });
             }
             Ok(matches)
         })
     }
 
     async fn del(&self, key: &str) -> StoreResult<bool> {
-        self.with(|inner, now| Ok(inner.entries.remove(key).is_some_and(|entry| is_live(&entry, now))))
+        self.with(key, |inner, now| Ok(inner.entries.remove(key).is_some_and(|entry| is_live(&entry, now))))
     }
 
     async fn del_matching(&self, pattern: &str) -> StoreResult<u64> {
-        self.with(|inner, now| {
-            inner.purge_expired(now);
-            let before = inner.entries.len();
-            inner.entries.retain(|key, _| !glob_match(pattern, key));
-            Ok((before - inner.entries.len()) as u64)
+        self.with_keys(None, |locked, now| {
+            let mut deleted = 0;
+            for shard in locked.all() {
+                shard.purge_expired(now);
+                let before = shard.entries.len();
+                shard.entries.retain(|key, _| !glob_match(pattern, key));
+                deleted += (before - shard.entries.len()) as u64;
+            }
+            Ok(deleted)
         })
     }
 
     async fn keys(&self, pattern: &str) -> StoreResult<Vec<String>> {
-        self.with(|inner, now| {
-            inner.purge_expired(now);
-            Ok(inner.entries.keys().filter(|k| glob_match(pattern, k)).cloned().collect())
+        self.with_keys(None, |locked, now| {
+            let mut keys = Vec::new();
+            for shard in locked.all() {
+                shard.purge_expired(now);
+                keys.extend(shard.entries.keys().filter(|k| glob_match(pattern, k)).cloned());
+            }
+            Ok(keys)
         })
     }
 
     async fn pttl(&self, key: &str) -> StoreResult<Ttl> {
-        self.with(|inner, now| {
+        self.with(key, |inner, now| {
             Ok(match inner.live(key, now) {
                 None => Ttl::Missing,
                 Some(Entry { expires_at: None, .. }) => Ttl::Persistent,
@@ -256,7 +380,7 @@ impl Store for MemoryStore {
     }
 
     async fn pexpire(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
-        self.with(|inner, now| match inner.live(key, now) {
+        self.with(key, |inner, now| match inner.live(key, now) {
             None => Ok(false),
             Some(entry) => {
                 entry.expires_at = Some(deadline(now, ttl));
@@ -266,14 +390,14 @@ impl Store for MemoryStore {
     }
 
     async fn incr_by(&self, key: &str, delta: i64) -> StoreResult<i64> {
-        self.with(|inner, now| {
+        self.with(key, |inner, now| {
             let current = inner.int(key, now)?;
             let next = current.unwrap_or(0) + delta;
             match inner.entries.get_mut(key) {
                 Some(entry) if current.is_some() => entry.value = Value::Int(next),
                 _ => {
                     let entry = Entry { value: Value::Int(next), expires_at: None };
-                    inner.entries.insert(key.to_owned(), entry);
+                    inner.put(key, entry);
                 }
             }
             Ok(next)
@@ -281,25 +405,25 @@ impl Store for MemoryStore {
     }
 
     async fn incr_window(&self, key: &str, delta: i64, window: Duration) -> StoreResult<(i64, Duration)> {
-        self.with(|inner, now| {
+        self.with(key, |inner, now| {
             if let Some(entry) = inner.live(key, now) {
-                let count = as_int(key, &entry.value)? + delta;
-                entry.value = Value::Int(count);
+                let count = add_int(key, &mut entry.value, delta)?;
                 // A key that somehow lost its TTL gets one back rather than living forever.
                 let at = *entry.expires_at.get_or_insert(deadline(now, window));
                 return Ok((count, Duration::from_millis(at - now)));
             }
             let at = deadline(now, window);
-            inner.entries.insert(key.to_owned(), Entry { value: Value::Int(delta), expires_at: Some(at) });
+            inner.put(key, Entry { value: Value::Int(delta), expires_at: Some(at) });
             Ok((delta, Duration::from_millis(at - now)))
         })
     }
 
     async fn bounded_incr(&self, bumps: &[Bump<'_>]) -> StoreResult<BumpOutcome> {
-        self.with(|inner, now| {
+        let keys: Vec<&str> = bumps.iter().map(|bump| bump.key).collect();
+        self.with_keys(Some(&keys), |locked, now| {
             let mut currents = Vec::with_capacity(bumps.len());
             for (index, bump) in bumps.iter().enumerate() {
-                let current = inner.int(bump.key, now)?.unwrap_or(0);
+                let current = locked.shard(bump.key).int(bump.key, now)?.unwrap_or(0);
                 if current + bump.delta > bump.limit {
                     return Ok(BumpOutcome::Refused { index, current });
                 }
@@ -307,7 +431,8 @@ impl Store for MemoryStore {
             }
             let mut values = Vec::with_capacity(bumps.len());
             for bump in bumps {
-                let value = match inner.live(bump.key, now) {
+                let shard = locked.shard(bump.key);
+                let value = match shard.live(bump.key, now) {
                     Some(entry) => {
                         let next = as_int(bump.key, &entry.value)? + bump.delta;
                         entry.value = Value::Int(next);
@@ -316,7 +441,7 @@ impl Store for MemoryStore {
                     None => {
                         let expires_at = Some(deadline(now, bump.ttl));
                         let entry = Entry { value: Value::Int(bump.delta), expires_at };
-                        inner.entries.insert(bump.key.to_owned(), entry);
+                        shard.put(bump.key, entry);
                         bump.delta
                     }
                 };
@@ -327,7 +452,7 @@ impl Store for MemoryStore {
     }
 
     async fn gcra(&self, key: &str, interval_ns: u64, burst: u64) -> StoreResult<GcraOutcome> {
-        self.with(|inner, now| {
+        self.with(key, |inner, now| {
             let now_ns = now.saturating_mul(NANOS_PER_MILLI);
             let params = crate::gcra::Params { interval: interval_ns, burst };
             // The TAT as an entry: an integer that expires when the TAT passes.
@@ -353,7 +478,7 @@ impl Store for MemoryStore {
                 }
             };
             let (value, expires_at) = stored(tat);
-            inner.entries.insert(key.to_owned(), Entry { value, expires_at });
+            inner.put(key, Entry { value, expires_at });
             Ok(GcraOutcome { admitted: true, tat, now: now_ns })
         })
     }
@@ -365,7 +490,7 @@ impl Store for MemoryStore {
         lease: Duration,
         limit: usize,
     ) -> StoreResult<SlotOutcome> {
-        self.with(|inner, now| {
+        self.with(key, |inner, now| {
             let until = deadline(now, lease);
             let entry = match inner.live(key, now) {
                 Some(entry) => entry,
@@ -394,7 +519,7 @@ impl Store for MemoryStore {
     }
 
     async fn slot_release(&self, key: &str, member: &str) -> StoreResult<bool> {
-        self.with(|inner, now| match inner.live(key, now) {
+        self.with(key, |inner, now| match inner.live(key, now) {
             None => Ok(false),
             Some(Entry { value: Value::Slots(members), .. }) => {
                 Ok(members.remove(member).is_some_and(|lease_end| lease_end > now))
@@ -404,7 +529,7 @@ impl Store for MemoryStore {
     }
 
     async fn slot_count(&self, key: &str) -> StoreResult<usize> {
-        self.with(|inner, now| match inner.live(key, now) {
+        self.with(key, |inner, now| match inner.live(key, now) {
             None => Ok(0),
             Some(Entry { value: Value::Slots(members), .. }) => {
                 Ok(members.values().filter(|lease_end| **lease_end > now).count())
@@ -414,7 +539,7 @@ impl Store for MemoryStore {
     }
 
     async fn slot_next_expiry(&self, key: &str) -> StoreResult<Option<Duration>> {
-        self.with(|inner, now| match inner.live(key, now) {
+        self.with(key, |inner, now| match inner.live(key, now) {
             None => Ok(None),
             Some(Entry { value: Value::Slots(members), .. }) => Ok(members
                 .values()
@@ -426,7 +551,7 @@ impl Store for MemoryStore {
     }
 
     async fn enqueue(&self, queue: &str, payload: Vec<u8>) -> StoreResult<u64> {
-        self.with(|inner, _| {
+        self.with_queues(|inner, _| {
             inner.next_task_id += 1;
             let id = inner.next_task_id;
             inner.queues.entry(queue.to_owned()).or_default().ready.push_back((id, payload, 0));
@@ -435,7 +560,7 @@ impl Store for MemoryStore {
     }
 
     async fn reserve(&self, queue: &str, visibility: Duration) -> StoreResult<Option<Delivery>> {
-        self.with(|inner, now| {
+        self.with_queues(|inner, now| {
             let Some(q) = inner.queues.get_mut(queue) else { return Ok(None) };
             let Some((id, payload, attempt)) = q.ready.pop_front() else { return Ok(None) };
             let attempt = attempt + 1;
@@ -445,13 +570,13 @@ impl Store for MemoryStore {
     }
 
     async fn ack(&self, queue: &str, id: u64) -> StoreResult<bool> {
-        self.with(|inner, _| {
+        self.with_queues(|inner, _| {
             Ok(inner.queues.get_mut(queue).is_some_and(|q| q.in_flight.remove(&id).is_some()))
         })
     }
 
     async fn requeue_expired(&self, queue: &str) -> StoreResult<usize> {
-        self.with(|inner, now| {
+        self.with_queues(|inner, now| {
             let Some(q) = inner.queues.get_mut(queue) else { return Ok(0) };
             let expired: Vec<u64> =
                 q.in_flight.iter().filter(|(_, (_, _, until))| *until <= now).map(|(id, _)| *id).collect();
@@ -465,7 +590,7 @@ impl Store for MemoryStore {
     }
 
     async fn queue_depth(&self, queue: &str) -> StoreResult<QueueDepth> {
-        self.with(|inner, _| {
+        self.with_queues(|inner, _| {
             Ok(inner.queues.get(queue).map_or_else(QueueDepth::default, |q| QueueDepth {
                 ready: q.ready.len(),
                 in_flight: q.in_flight.len(),
@@ -479,10 +604,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use super::{MemoryStore, SWEEP_MIN};
+    use super::{MemoryStore, SHARDS, SWEEP_MIN};
     use crate::clock::ManualClock;
     use crate::store::{Store, Ttl};
-    use crate::sync::{block_on, lock};
+    use crate::sync::block_on;
 
     fn rig() -> (Arc<ManualClock>, MemoryStore) {
         let clock = Arc::new(ManualClock::new(1_000));
@@ -522,15 +647,17 @@ mod tests {
     #[test]
     fn expired_entries_are_swept_as_the_map_grows() {
         let (clock, store) = rig();
+        // As many keys a round as the shards' sweep thresholds add up to.
+        let live = SWEEP_MIN * SHARDS;
         for round in 0..20 {
-            for i in 0..SWEEP_MIN {
+            for i in 0..live {
                 let key = format!("k{round}-{i}");
                 block_on(store.incr_window(&key, 1, Duration::from_millis(5))).unwrap();
             }
             clock.advance(Duration::from_millis(5));
         }
-        let held = lock(&store.inner).entries.len();
-        assert!(held <= 2 * SWEEP_MIN, "{held} entries held, at most {SWEEP_MIN} of them live");
+        let held = store.held();
+        assert!(held <= 2 * live, "{held} entries held, at most {live} of them live");
         assert!(block_on(store.keys("*")).unwrap().is_empty());
     }
 }
