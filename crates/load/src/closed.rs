@@ -1,7 +1,10 @@
 //! The closed model, run by goose: `users` users, started `users_per_s` a second, each sending
 //! the mix's requests (drawn by weight) one after another with its think time between. goose
-//! times a request to its first byte, in buckets; each transaction here times it to the last
-//! byte of the body itself, into the run's recorder. This model is *not* corrected for
+//! runs the users (their start, weights, think time, run time, the kill switch); each
+//! transaction sends its request with the open model's client ([`crate::conn`]: the same
+//! request, the same pooled connections) and times it to the last byte of the body, into the
+//! run's recorder — goose's own request path (a reqwest client per user, a metric record built
+//! per request) would cost more than half the generator's speed and time only to the first byte. This model is *not* corrected for
 //! coordinated omission: a stalled stack stalls the users, and the requests they would have
 //! sent are never timed — the stall test shows it under-reporting beside the open model.
 
@@ -11,21 +14,28 @@ use std::time::{Duration, Instant};
 
 use client::Target;
 use goose::config::GooseConfiguration;
-use goose::goose::GooseResponse;
 use goose::prelude::*;
-use profile::template::{RequestTemplate, fill};
-use rand::SeedableRng;
 use tokio::sync::watch;
 
 use crate::LoadError;
+use crate::conn::Client;
 use crate::mix::{Account, Mix};
-use crate::record::{Completion, Recorder};
+use crate::record::Recorder;
 
 /// What each goose user keeps: its account and instance.
 #[derive(Debug, Clone)]
 struct Session {
     account: usize,
     instance: usize,
+}
+
+/// What every transaction reads.
+struct Shared {
+    mix: Mix,
+    accounts: Arc<Vec<Account>>,
+    target: Arc<Target>,
+    recorder: Arc<Recorder>,
+    client: Client,
 }
 
 /// The closed model's population.
@@ -52,6 +62,13 @@ pub async fn run(
 ) -> Result<(usize, bool), LoadError> {
     let Users { users, users_per_s, think_ms, duration } = plan;
     let goose = |e: GooseError| LoadError::Goose(e.to_string());
+    let shared = Arc::new(Shared {
+        mix: mix.clone(),
+        accounts: Arc::clone(accounts),
+        target: Arc::clone(target),
+        recorder: Arc::clone(recorder),
+        client: Client::new(target, &mix.entries).await,
+    });
     let next_user = Arc::new(AtomicUsize::new(0));
     let on_start: TransactionFunction = {
         let (next_user, accounts, target) =
@@ -74,52 +91,25 @@ pub async fn run(
         if entry.weight == 0 {
             continue;
         }
-        let (mix, accounts, target, recorder) =
-            (mix.clone(), Arc::clone(accounts), Arc::clone(target), Arc::clone(recorder));
+        let shared = Arc::clone(&shared);
         let function: TransactionFunction = Arc::new(move |user| {
-            let (mix, accounts, target, recorder) =
-                (mix.clone(), Arc::clone(&accounts), Arc::clone(&target), Arc::clone(&recorder));
+            let shared = Arc::clone(&shared);
             Box::pin(async move {
+                let Shared { mix, accounts, target, recorder, client } = &*shared;
                 let session = user.get_session_data_unchecked::<Session>().clone();
                 let account = &accounts[session.account];
                 let entry = &mix.entries[i];
-                let vars = mix.vars(&target.run, account, &mut rand::rngs::StdRng::from_os_rng());
+                let vars = mix.vars(&target.run, account, &mut rand::rng());
                 if let Some(ws) = &entry.websocket {
                     let sent = Instant::now();
                     let (outcome, answered) =
-                        crate::ws::session(&target, session.instance, account, entry, ws, &vars, &recorder)
+                        crate::ws::session(target, session.instance, account, entry, ws, &vars, recorder)
                             .await;
                     recorder.record(&entry.name, sent, answered, outcome);
                     return Ok(());
                 }
-                let builder = goose_request(
-                    user,
-                    &target,
-                    session.instance,
-                    account,
-                    &entry.request,
-                    entry.body_bytes,
-                    &vars,
-                )?;
-                let request =
-                    GooseRequest::builder().set_request_builder(builder).name(entry.name.as_str()).build();
                 let sent = Instant::now();
-                let outcome = match user.request(request).await {
-                    Ok(GooseResponse { response: Ok(response), .. }) => {
-                        let status = response.status().as_u16();
-                        match response.bytes().await {
-                            Ok(body) => Completion::Answered {
-                                status,
-                                ok: crate::mix::accepted(entry, status, &body),
-                            },
-                            Err(_) => Completion::Failed("body"),
-                        }
-                    }
-                    Ok(GooseResponse { response: Err(e), .. }) => {
-                        Completion::Failed(crate::failure(&e.to_string(), e.is_timeout(), e.is_connect()))
-                    }
-                    Err(e) => Completion::Failed(crate::failure(&e.to_string(), false, false)),
-                };
+                let outcome = client.send(target, session.instance, account, i, entry, &vars).await;
                 recorder.record(&entry.name, sent, Instant::now(), outcome);
                 Ok(())
             })
@@ -165,39 +155,4 @@ pub async fn run(
     let metrics = attack.execute().await.map_err(goose);
     watcher.abort();
     Ok((metrics?.maximum_users, goose::is_killswitch_triggered()))
-}
-
-/// The goose user's request for `template` on `instance`, with `account`'s token.
-fn goose_request(
-    user: &GooseUser,
-    target: &Target,
-    instance: usize,
-    account: &Account,
-    template: &RequestTemplate,
-    body_bytes: Option<usize>,
-    vars: &[(&str, String)],
-) -> Result<goose_reqwest::RequestBuilder, Box<TransactionError>> {
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let url = format!("{}{}", target.urls[instance], fill(&template.path, &vars));
-    let method = match template.method.to_ascii_uppercase().as_str() {
-        "POST" => GooseMethod::Post,
-        "PUT" => GooseMethod::Put,
-        "PATCH" => GooseMethod::Patch,
-        "DELETE" => GooseMethod::Delete,
-        _ => GooseMethod::Get,
-    };
-    let users = &target.profile.users;
-    let mut builder = user
-        .get_request_builder(&method, &url)?
-        .header(users.header.as_str(), format!("{}{}", users.prefix, account.tokens[instance]));
-    for (name, value) in &template.headers {
-        builder = builder.header(name.as_str(), fill(value, &vars));
-    }
-    if let Some(body) = &template.body {
-        builder = builder.json(&profile::template::fill_json(body, &vars));
-    }
-    if let Some(size) = body_bytes {
-        builder = builder.body(crate::body(size));
-    }
-    Ok(builder)
 }

@@ -4,13 +4,16 @@
 //! the objectives (`[targets]`) judged ([`objectives`]). The result is the load section of the
 //! run report (crate `report`).
 //!
-//! Why these dependencies: goose runs the closed model's users and test plan (its reqwest,
-//! 0.13, is named as `goose-reqwest` to build its requests); hdrhistogram records latencies;
-//! rand draws the mix; the open model sends with the `client` crate's client (reqwest 0.12);
-//! WebSocket sessions ([`ws`]) connect through it too (tokio-tungstenite, futures-util).
+//! Why these dependencies: goose runs the closed model's users and test plan; both models send
+//! with hyper's HTTP/1 connection API ([`conn`]: hyper, hyper-util, http-body-util, bytes,
+//! all already in the tree through reqwest), falling back to the `client` crate's reqwest
+//! client for what it does not speak; hdrhistogram records latencies; rand draws the mix;
+//! WebSocket sessions ([`ws`]) connect through the `client` crate (tokio-tungstenite,
+//! futures-util).
 
 pub mod capacity;
 pub mod closed;
+mod conn;
 pub mod mix;
 pub mod objectives;
 pub mod open;

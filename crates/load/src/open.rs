@@ -5,13 +5,16 @@
 //! stall (wrk2's correction, applied by construction rather than by back-filling).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use client::Target;
-use rand::SeedableRng;
-use tokio::sync::{Semaphore, watch};
+use rand::{Rng, SeedableRng};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::conn::Client;
 use crate::mix::{Account, Mix};
 use crate::record::Recorder;
 
@@ -59,6 +62,12 @@ pub struct Sent {
 
 /// Runs the open model until the schedule ends or `stop` turns true; waits (at most the
 /// target's timeout) for the requests in flight.
+///
+/// `max_in_flight` workers share the schedule: a free worker claims the next request (in
+/// order), waits for its due time and sends it. A request claimed after its due time found
+/// every worker busy: it is sent at once, and timed from its due time all the same. No task is
+/// spawned per request and no request changes hands between tasks; each worker drives the
+/// connection it sends on ([`crate::conn`]).
 pub async fn run(
     target: &Arc<Target>,
     mix: &Mix,
@@ -69,62 +78,104 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Sent {
     let start = Instant::from_std(recorder.start());
-    let slots = Arc::new(Semaphore::new(max_in_flight));
-    let mut rng = rand::rngs::StdRng::from_os_rng();
-    let mut offered = 0u64;
-    let mut found_full = 0u64;
     // A generator that cannot keep up stops at the end all the same, after a grace of a tenth
     // of the run (a second at most): what it could not send by then is reported as unsent,
     // not sent late into a longer run. Within the grace a late request is sent, its lateness
     // in its latency (it is timed from when it was due).
     let end = start + schedule.duration + GRACE.min(schedule.duration / 10);
-    while let Some(offset) = schedule.due(offered) {
-        let due = start + offset;
-        if Instant::now() >= end {
+    let shared = Arc::new(Shared {
+        target: Arc::clone(target),
+        mix: mix.clone(),
+        accounts: accounts.to_vec(),
+        client: Client::new(target, &mix.entries).await,
+        recorder: Arc::clone(recorder),
+        schedule,
+        start,
+        end,
+        next: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        found_full: AtomicU64::new(0),
+    });
+    let workers = max_in_flight.max(1).min(usize::try_from(schedule.total()).unwrap_or(usize::MAX)).max(1);
+    let mut seeds = rand::rngs::StdRng::from_os_rng();
+    let mut set = JoinSet::new();
+    for _ in 0..workers {
+        let rng = rand::rngs::StdRng::seed_from_u64(seeds.random());
+        set.spawn(worker(Arc::clone(&shared), rng, stop.clone()));
+    }
+    // Every worker done, or the end (or the stop) and then the timeout for those in flight.
+    let deadline = async {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => {}
+            () = tokio::time::sleep_until(end) => {}
+        }
+        tokio::time::sleep(target.timeout + Duration::from_secs(1)).await;
+    };
+    tokio::select! {
+        () = async { while set.join_next().await.is_some() {} } => {}
+        () = deadline => set.abort_all(),
+    }
+    Sent { sent: shared.sent.load(Ordering::Relaxed), found_full: shared.found_full.load(Ordering::Relaxed) }
+}
+
+/// What the workers of a run share.
+struct Shared {
+    target: Arc<Target>,
+    mix: Mix,
+    accounts: Vec<Account>,
+    client: Client,
+    recorder: Arc<Recorder>,
+    schedule: Schedule,
+    start: Instant,
+    end: Instant,
+    /// The next request to claim.
+    next: AtomicU64,
+    sent: AtomicU64,
+    found_full: AtomicU64,
+}
+
+/// Claims requests in order and sends each at its due time, until the schedule ends, its end
+/// passes, or `stop` turns true.
+async fn worker(shared: Arc<Shared>, mut rng: rand::rngs::StdRng, mut stop: watch::Receiver<bool>) {
+    let Shared { target, mix, accounts, client, recorder, schedule, .. } = &*shared;
+    let mut busy = false;
+    loop {
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        let Some(offset) = schedule.due(i) else { break };
+        let due = shared.start + offset;
+        let now = Instant::now();
+        if now >= shared.end || *stop.borrow() {
             break;
         }
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            () = tokio::time::sleep_until(due) => {}
-        }
-        // A full house delays the request, and the delay is in its latency.
-        if slots.available_permits() == 0 {
-            found_full += 1;
-        }
-        let slot = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
-        };
-        let entry = mix.pick(&mut rng);
-        let account = &accounts[(offered as usize) % accounts.len()];
-        let instance = (offered as usize) % target.instances();
-        let vars = mix.vars(&target.run, account, &mut rng);
-        let recorder = Arc::clone(recorder);
-        let mix_entry = mix.entries[entry].clone();
-        if let Some(ws) = mix_entry.websocket.clone() {
-            let (target, account) = (Arc::clone(target), account.clone());
-            tokio::spawn(async move {
-                let (outcome, answered) =
-                    crate::ws::session(&target, instance, &account, &mix_entry, &ws, &vars, &recorder).await;
-                recorder.record(&mix_entry.name, due.into_std(), answered, outcome);
-                drop(slot);
-            });
+        if now > due {
+            // Late: this worker was busy when the request fell due, and so was every other
+            // (a free one would have claimed it first). Its first claim is not late for that.
+            if busy {
+                shared.found_full.fetch_add(1, Ordering::Relaxed);
+            }
         } else {
-            let request = crate::request(target, instance, account, &mix_entry, &vars);
-            tokio::spawn(async move {
-                let outcome = crate::send(request, &mix_entry).await;
-                recorder.record(&mix_entry.name, due.into_std(), std::time::Instant::now(), outcome);
-                drop(slot);
-            });
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                () = tokio::time::sleep_until(due) => {}
+            }
         }
-        offered += 1;
+        busy = true;
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        let entry = mix.pick(&mut rng);
+        let account = &accounts[(i as usize) % accounts.len()];
+        let instance = (i as usize) % target.instances();
+        let vars = mix.vars(&target.run, account, &mut rng);
+        let mix_entry = &mix.entries[entry];
+        if let Some(ws) = &mix_entry.websocket {
+            let (outcome, answered) =
+                Box::pin(crate::ws::session(target, instance, account, mix_entry, ws, &vars, recorder)).await;
+            recorder.record(&mix_entry.name, due.into_std(), answered, outcome);
+        } else {
+            let outcome = Box::pin(client.send(target, instance, account, entry, mix_entry, &vars)).await;
+            recorder.record(&mix_entry.name, due.into_std(), std::time::Instant::now(), outcome);
+        }
     }
-    // The ones in flight: every slot back, or the timeout.
-    let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(target.timeout + Duration::from_secs(1), slots.acquire_many(all)).await;
-    Sent { sent: offered, found_full }
 }
 
 #[cfg(test)]

@@ -1,0 +1,528 @@
+//! The load's HTTP/1.1 client (both models): hyper's connection API, each connection driven inside the
+//! task that sends on it (no task per connection, no hand-off between tasks for a request), kept
+//! between requests in a last-in-first-out pool per instance, so a slow rate reuses the few
+//! connections it needs and a fast one holds as many as requests in flight.
+//!
+//! A request is built from its mix entry as [`client::Target::request`] builds it (the same
+//! method, path, auth header, headers, JSON body; `accept: */*` as reqwest sends it), and timed
+//! to the last byte of its body. It follows no redirect: a 3xx is the answer, as wrk counts it.
+//! A target URL this client does not speak (not `http://`, a query or user in it) and a request
+//! it cannot form (a filled path that is no URI, a header value with a line break) go through
+//! the target's reqwest client instead, which answers them exactly as before.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use client::Target;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use hyper::{Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+use profile::load::MixEntry;
+use profile::template::{fill, fill_json};
+use tokio::net::TcpStream;
+
+use crate::mix::{self, Account};
+use crate::record::Completion;
+
+/// One connection: the handle requests are sent on, and the connection itself, polled only by
+/// the task using it.
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+}
+
+/// Where an instance is, for this client: its address, `host` header and path prefix.
+struct Origin {
+    /// Its host's addresses, tried in order for a new connection.
+    addrs: Vec<SocketAddr>,
+    host: HeaderValue,
+    prefix: String,
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// A mix entry's parts that do not change from request to request.
+struct Entry {
+    method: Method,
+    headers: Vec<(HeaderName, String)>,
+    /// `body_bytes`' body, made once.
+    upload: Option<Bytes>,
+    json_type: bool,
+}
+
+/// The client of one open-model run.
+pub struct Client {
+    /// Per instance; none where this client does not speak the URL.
+    origins: Vec<Option<Origin>>,
+    entries: Vec<Option<Entry>>,
+    auth: Option<HeaderName>,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl Client {
+    /// The client for `target`'s instances and `entries`, names resolved now.
+    pub async fn new(target: &Target, entries: &[MixEntry]) -> Self {
+        let mut origins = Vec::with_capacity(target.urls.len());
+        for url in &target.urls {
+            origins.push(origin(url).await);
+        }
+        let users = &target.profile.users;
+        let auth = if users.header.eq_ignore_ascii_case("authorization") {
+            Some(AUTHORIZATION)
+        } else {
+            HeaderName::from_bytes(users.header.as_bytes()).ok()
+        };
+        let entries = entries
+            .iter()
+            .map(|e| {
+                let method = Method::from_bytes(e.request.method.to_ascii_uppercase().as_bytes()).ok()?;
+                let headers = e
+                    .request
+                    .headers
+                    .iter()
+                    .map(|(name, value)| Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone())))
+                    .collect::<Option<Vec<_>>>()?;
+                let json_type = e.request.body.is_some() && !headers.iter().any(|(n, _)| n == CONTENT_TYPE);
+                Some(Entry {
+                    method,
+                    headers,
+                    upload: e.body_bytes.map(|n| Bytes::from(crate::body(n))),
+                    json_type,
+                })
+            })
+            .collect();
+        Self { origins, entries, auth, prefix: users.prefix.clone(), timeout: target.timeout }
+    }
+
+    /// Sends mix entry `index` (`entry`) for `account` to `instance` and reads its answer whole.
+    pub async fn send(
+        &self,
+        target: &Target,
+        instance: usize,
+        account: &Account,
+        index: usize,
+        entry: &MixEntry,
+        vars: &[(&str, String)],
+    ) -> Completion {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let token = &account.tokens[instance];
+        let built = match (&self.origins[instance], &self.entries[index]) {
+            (Some(origin), Some(prepared)) => {
+                self.build(origin, prepared, entry, token, &vars).map(|r| (origin, r))
+            }
+            _ => None,
+        };
+        let Some((origin, request)) = built else {
+            let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+            return crate::send(crate::request(target, instance, account, entry, &vars), entry).await;
+        };
+        match tokio::time::timeout(self.timeout, exchange(origin, request)).await {
+            Err(_) => Completion::Failed("timeout"),
+            Ok(Err(why)) => Completion::Failed(why),
+            Ok(Ok((status, body))) => {
+                Completion::Answered { status, ok: mix::accepted(entry, status, &body) }
+            }
+        }
+    }
+
+    fn build(
+        &self,
+        origin: &Origin,
+        prepared: &Entry,
+        entry: &MixEntry,
+        token: &str,
+        vars: &[(&str, &str)],
+    ) -> Option<Request<Full<Bytes>>> {
+        let mut path = origin.prefix.clone();
+        path.push_str(&fill(&entry.request.path, vars));
+        let uri = Uri::try_from(path).ok()?;
+        let mut request = Request::builder().method(prepared.method.clone()).uri(uri);
+        let headers = request.headers_mut()?;
+        headers.insert(HOST, origin.host.clone());
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        if let Some(auth) = &self.auth {
+            let value = HeaderValue::try_from(format!("{}{token}", self.prefix)).ok()?;
+            headers.insert(auth.clone(), value);
+        }
+        for (name, value) in &prepared.headers {
+            headers.append(name.clone(), HeaderValue::try_from(fill(value, vars)).ok()?);
+        }
+        let body = match (&entry.request.body, &prepared.upload) {
+            (Some(json), _) => {
+                if prepared.json_type {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                Bytes::from(serde_json::to_vec(&fill_json(json, vars)).ok()?)
+            }
+            (None, Some(upload)) => upload.clone(),
+            (None, None) => Bytes::new(),
+        };
+        request.body(Full::new(body)).ok()
+    }
+}
+
+/// `url`'s origin when it is plain `http://` with no user, query or fragment, its host resolved.
+async fn origin(url: &str) -> Option<Origin> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    if parsed.scheme() != "http"
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return None;
+    }
+    let host = parsed.host_str()?;
+    let port = parsed.port_or_known_default()?;
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port))
+            .await
+            .ok()?
+            .collect();
+    if addrs.is_empty() {
+        return None;
+    }
+    let authority = match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    Some(Origin {
+        addrs,
+        host: HeaderValue::try_from(authority).ok()?,
+        prefix: parsed.path().trim_end_matches('/').to_owned(),
+        idle: Mutex::new(Vec::new()),
+    })
+}
+
+/// Sends `request` on an idle connection to `origin` (a new one when none is idle or the idle
+/// one has closed), reads the answer whole, and gives the connection back when it can carry
+/// another request. A request a reused connection could not even start to send (the server
+/// closed it just then) is sent once more on a new one, as a pooled client does.
+async fn exchange(origin: &Origin, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), &'static str> {
+    let (mut conn, reused) = loop {
+        let idle = origin.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(mut conn) => {
+                if ready(&mut conn).await {
+                    break (conn, true);
+                }
+            }
+            None => break (connect(&origin.addrs).await?, false),
+        }
+    };
+    let request = match once(&mut conn, request).await {
+        Sent::Answered(answer, open) => {
+            if open {
+                origin.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            }
+            return Ok(answer);
+        }
+        Sent::Failed(why) => return Err(why),
+        Sent::Unsent(request) if reused => request,
+        Sent::Unsent(_) => return Err("other"),
+    };
+    let mut conn = connect(&origin.addrs).await?;
+    match once(&mut conn, *request).await {
+        Sent::Answered(answer, open) => {
+            if open {
+                origin.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            }
+            Ok(answer)
+        }
+        Sent::Failed(why) => Err(why),
+        Sent::Unsent(_) => Err("other"),
+    }
+}
+
+/// How one attempt on a connection ended.
+enum Sent {
+    /// The status and body, and whether the connection can carry another request.
+    Answered((u16, Bytes), bool),
+    /// No answer, by kind (`other` before the answer began, `body` when it broke off).
+    Failed(&'static str),
+    /// The request, never written: the connection had closed.
+    Unsent(Box<Request<Full<Bytes>>>),
+}
+
+/// `request` on `conn`, its driver polled in this task until the body is read whole.
+async fn once(conn: &mut Conn, request: Request<Full<Bytes>>) -> Sent {
+    let Conn { sender, driver } = conn;
+    let answer = async {
+        let response = match sender.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut e) => {
+                return e.take_message().map_or(Sent::Failed("other"), |r| Sent::Unsent(Box::new(r)));
+            }
+        };
+        let status = response.status().as_u16();
+        match response.into_body().collect().await {
+            Ok(body) => Sent::Answered((status, body.to_bytes()), true),
+            Err(_) => Sent::Failed("body"),
+        }
+    };
+    let mut answer = std::pin::pin!(answer);
+    tokio::select! {
+        biased;
+        sent = &mut answer => sent,
+        // The connection ended first (the server closed it, after the answer or before): the
+        // answer is what the connection delivered before it ended.
+        _ = driver.as_mut() => match answer.await {
+            Sent::Answered(answer, _) => Sent::Answered(answer, false),
+            other => other,
+        },
+    }
+}
+
+/// Whether an idle connection can take a request: its driver polled until the handle is ready,
+/// or until it ends (the server closed it while it was idle).
+async fn ready(conn: &mut Conn) -> bool {
+    let Conn { sender, driver } = conn;
+    tokio::select! {
+        biased;
+        _ = driver.as_mut() => false,
+        ready = sender.ready() => ready.is_ok(),
+    }
+}
+
+/// A new connection to the first of `addrs` that accepts one.
+async fn connect(addrs: &[SocketAddr]) -> Result<Conn, &'static str> {
+    let stream = TcpStream::connect(addrs).await.map_err(|_| "connect")?;
+    let _ = stream.set_nodelay(true);
+    let (sender, driver) = http1::handshake(TokioIo::new(stream)).await.map_err(|_| "connect")?;
+    Ok(Conn { sender, driver: Box::pin(driver) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// How the test server answers each request.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// 200 with a small JSON body, the connection kept open.
+        Ok,
+        /// 200, then the connection closed (no `connection: close` said).
+        OkThenClose,
+        /// A redirect elsewhere.
+        Redirect,
+        /// Nothing, ever.
+        Silence,
+    }
+
+    /// A server on a free loopback port that records every request's head and body as text
+    /// and the connections it accepted.
+    async fn server(answer: Answer) -> (String, Arc<Mutex<Vec<String>>>, Arc<Mutex<usize>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (seen, accepted) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(0)));
+        let (seen2, accepted2) = (Arc::clone(&seen), Arc::clone(&accepted));
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                *accepted2.lock().unwrap() += 1;
+                let seen = Arc::clone(&seen2);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned)
+                            })
+                            .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                        while buffer.len() < end + 4 + length {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).to_string();
+                        buffer.drain(..end + 4 + length);
+                        seen.lock().unwrap().push(format!("{head}\n\n{body}"));
+                        let reply: &[u8] = match answer {
+                            Answer::Ok | Answer::OkThenClose => {
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{\"id\":\"v1\"}"
+                            }
+                            Answer::Redirect => {
+                                b"HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n"
+                            }
+                            Answer::Silence => {
+                                tokio::time::sleep(Duration::from_secs(30)).await;
+                                return;
+                            }
+                        };
+                        socket.write_all(reply).await.unwrap();
+                        if matches!(answer, Answer::OkThenClose) {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen, accepted)
+    }
+
+    const PROFILE: &str = r#"
+name = "conn"
+[users]
+create = { method = "POST", path = "/v1/users" }
+token = "/token"
+[defaults]
+timeout_ms = 300
+[load]
+rate = 1.0
+[load.setup]
+project = { method = "POST", path = "/v1/projects" }
+video = { method = "POST", path = "/v1/videos" }
+videos = 1
+[[load.request]]
+name = "create"
+weight = 1
+request = { method = "post", path = "/v1/projects/{project}/videos?seq={seq}", headers = { "x-trace" = "t-{seq}" }, body = { name = "{unique}", n = 3 } }
+[[load.request]]
+name = "upload"
+weight = 1
+body_bytes = 64
+request = { method = "PUT", path = "/v1/uploads/{video}", headers = { "content-type" = "application/octet-stream" } }
+[[load.request]]
+name = "read"
+weight = 1
+request = { method = "GET", path = "/v1/videos/{video}" }
+"#;
+
+    fn stack(url: &str) -> (Target, Vec<MixEntry>, Account) {
+        let profile = profile::Profile::parse(Path::new("conn.toml"), PROFILE).unwrap();
+        let entries = profile.load.as_ref().unwrap().requests.clone();
+        let target = Target::new(vec![url.to_owned()], profile, "r1".to_owned()).unwrap();
+        let account =
+            Account { tokens: vec!["tok".into()], project: Some("p1".into()), videos: vec!["v9".into()] };
+        (target, entries, account)
+    }
+
+    const OK: Completion = Completion::Answered { status: 200, ok: true };
+
+    fn vars() -> Vec<(&'static str, String)> {
+        vec![
+            ("seq", "7".into()),
+            ("unique", "load-r1-7".into()),
+            ("project", "p1".into()),
+            ("video", "v9".into()),
+        ]
+    }
+
+    /// Each entry's request as this client sends it and as the target's reqwest client does: the
+    /// same request line, the same headers (in any order), the same body.
+    #[tokio::test]
+    async fn every_request_is_sent_as_the_targets_reqwest_client_sends_it() {
+        let (url, seen, _) = server(Answer::Ok).await;
+        let (target, entries, account) = stack(&url);
+        let client = Client::new(&target, &entries).await;
+        for (i, entry) in entries.iter().enumerate() {
+            let ours = client.send(&target, 0, &account, i, entry, &vars()).await;
+            let theirs = crate::send(crate::request(&target, 0, &account, entry, &vars()), entry).await;
+            assert_eq!(ours, Completion::Answered { status: 200, ok: true });
+            assert_eq!(theirs, ours);
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 6);
+        let normal = |text: &str| {
+            let (head, body) = text.split_once("\n\n").unwrap();
+            let mut lines = head.lines();
+            let line = lines.next().unwrap().to_owned();
+            let mut headers: Vec<String> = lines.map(|l| l.to_ascii_lowercase()).collect();
+            headers.sort();
+            (line, headers, body.to_owned())
+        };
+        for pair in seen.chunks(2) {
+            assert_eq!(normal(&pair[0]), normal(&pair[1]), "ours:\n{}\nreqwest's:\n{}", pair[0], pair[1]);
+        }
+        assert!(seen[0].starts_with("POST /v1/projects/p1/videos?seq=7 HTTP/1.1"), "{}", seen[0]);
+        assert!(seen[0].to_ascii_lowercase().contains("authorization: bearer tok"), "{}", seen[0]);
+        assert!(seen[0].contains("\"load-r1-7\""), "{}", seen[0]);
+        assert!(seen[2].ends_with(&String::from_utf8_lossy(&crate::body(64)).to_string()), "{}", seen[2]);
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_and_one_the_server_closed_is_replaced() {
+        let (url, seen, accepted) = server(Answer::Ok).await;
+        let (target, entries, account) = stack(&url);
+        let client = Client::new(&target, &entries).await;
+        for _ in 0..20 {
+            assert_eq!(client.send(&target, 0, &account, 2, &entries[2], &vars()).await, OK);
+        }
+        assert_eq!(
+            (seen.lock().unwrap().len(), *accepted.lock().unwrap()),
+            (20, 1),
+            "one connection, reused"
+        );
+
+        let (url, seen, accepted) = server(Answer::OkThenClose).await;
+        let (target, entries, account) = stack(&url);
+        let client = Client::new(&target, &entries).await;
+        for _ in 0..5 {
+            assert_eq!(client.send(&target, 0, &account, 2, &entries[2], &vars()).await, OK);
+            // The server's close reaches the idle connection before the next request.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!((seen.lock().unwrap().len(), *accepted.lock().unwrap()), (5, 5));
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_the_answer_a_silent_server_times_out_and_a_closed_port_refuses() {
+        let (url, seen, _) = server(Answer::Redirect).await;
+        let (target, entries, account) = stack(&url);
+        let client = Client::new(&target, &entries).await;
+        let got = client.send(&target, 0, &account, 2, &entries[2], &vars()).await;
+        assert_eq!(got, Completion::Answered { status: 302, ok: false });
+        assert_eq!(seen.lock().unwrap().len(), 1, "the redirect is not followed");
+
+        let (url, _, _) = server(Answer::Silence).await;
+        let (target, entries, account) = stack(&url);
+        let client = Client::new(&target, &entries).await;
+        let started = std::time::Instant::now();
+        let got = client.send(&target, 0, &account, 2, &entries[2], &vars()).await;
+        assert_eq!(got, Completion::Failed("timeout"));
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (target, entries, account) = stack(&format!("http://127.0.0.1:{port}"));
+        let client = Client::new(&target, &entries).await;
+        assert_eq!(
+            client.send(&target, 0, &account, 2, &entries[2], &vars()).await,
+            Completion::Failed("connect")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_this_client_does_not_speak_goes_through_reqwest() {
+        let (url, seen, _) = server(Answer::Ok).await;
+        let (target, entries, account) = stack(&format!("{url}/base"));
+        let client = Client::new(&target, &entries).await;
+        assert!(client.origins[0].is_some(), "a path prefix is spoken");
+        assert_eq!(client.send(&target, 0, &account, 2, &entries[2], &vars()).await, OK);
+        assert!(seen.lock().unwrap()[0].starts_with("GET /base/v1/videos/v9 HTTP/1.1"));
+        let (target, entries, _) = stack(&format!("https://{}", url.trim_start_matches("http://")));
+        assert!(Client::new(&target, &entries).await.origins[0].is_none());
+    }
+}
