@@ -35,7 +35,7 @@ struct Shared {
     accounts: Arc<Vec<Account>>,
     target: Arc<Target>,
     recorder: Arc<Recorder>,
-    client: Client,
+    client: Arc<Client>,
 }
 
 /// The closed model's population.
@@ -54,6 +54,7 @@ pub struct Users {
 /// (Ctrl-C, which goose's own handler turns into its kill switch, or `stop`).
 pub async fn run(
     target: &Arc<Target>,
+    client: &Arc<Client>,
     mix: &Mix,
     accounts: &Arc<Vec<Account>>,
     plan: Users,
@@ -67,7 +68,7 @@ pub async fn run(
         accounts: Arc::clone(accounts),
         target: Arc::clone(target),
         recorder: Arc::clone(recorder),
-        client: Client::new(target, &mix.entries).await,
+        client: Arc::clone(client),
     });
     let next_user = Arc::new(AtomicUsize::new(0));
     let on_start: TransactionFunction = {

@@ -3,13 +3,15 @@
 //! between requests in a last-in-first-out pool per instance, so a slow rate reuses the few
 //! connections it needs and a fast one holds as many as requests in flight.
 //!
-//! A request is built from its mix entry as [`client::Target::request`] builds it (the same
-//! method, path, auth header, headers, JSON body; `accept: */*` as reqwest sends it), and timed
-//! to the last byte of its body. It follows no redirect: a 3xx is the answer, as wrk counts it.
-//! A target URL this client does not speak (not `http://`, a query or user in it) and a request
-//! it cannot form (a filled path that is no URI, a header value with a line break) go through
-//! the target's reqwest client instead, which answers them exactly as before.
+//! A request is built from its mix entry as [`client::Target::request`] builds it, to the byte
+//! (the same method, path, auth header, headers, JSON body; `host` and `accept: */*` unless the
+//! entry sets them), and timed to the last byte of its body. A target URL this client does not
+//! speak (not `http://`, a query or user in it) and a request it would not send as reqwest does
+//! (a filled path that reqwest's URL parser would encode or normalise, a header value with a
+//! line break) go through reqwest instead. Neither follows a redirect: a 3xx is the answer, as
+//! wrk counts it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -33,8 +35,12 @@ use crate::record::Completion;
 /// the task using it.
 struct Conn {
     sender: http1::SendRequest<Full<Bytes>>,
-    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+    /// None once it has ended: dropped then, so that a request it still held comes back.
+    driver: Option<Pin<Box<Driver>>>,
 }
+
+/// The connection future hyper hands back with the handle.
+type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 /// Where an instance is, for this client: its address, `host` header and path prefix.
 struct Origin {
@@ -52,9 +58,12 @@ struct Entry {
     /// `body_bytes`' body, made once.
     upload: Option<Bytes>,
     json_type: bool,
+    /// Whether the entry's headers set `host`, `accept` (then they replace the defaults).
+    sets_host: bool,
+    sets_accept: bool,
 }
 
-/// The client of one open-model run.
+/// The client of one load (either model).
 pub struct Client {
     /// Per instance; none where this client does not speak the URL.
     origins: Vec<Option<Origin>>,
@@ -62,6 +71,8 @@ pub struct Client {
     auth: Option<HeaderName>,
     prefix: String,
     timeout: Duration,
+    /// What this client does not speak is sent with: reqwest, following no redirect either.
+    fallback: reqwest::Client,
 }
 
 impl Client {
@@ -87,16 +98,25 @@ impl Client {
                     .iter()
                     .map(|(name, value)| Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone())))
                     .collect::<Option<Vec<_>>>()?;
-                let json_type = e.request.body.is_some() && !headers.iter().any(|(n, _)| n == CONTENT_TYPE);
+                let sets = |name: &HeaderName| headers.iter().any(|(n, _)| n == name);
                 Some(Entry {
                     method,
-                    headers,
                     upload: e.body_bytes.map(|n| Bytes::from(crate::body(n))),
-                    json_type,
+                    json_type: e.request.body.is_some() && !sets(&CONTENT_TYPE),
+                    sets_host: sets(&HOST),
+                    sets_accept: sets(&ACCEPT),
+                    headers,
                 })
             })
             .collect();
-        Self { origins, entries, auth, prefix: users.prefix.clone(), timeout: target.timeout }
+        let fallback = reqwest::Client::builder()
+            .no_proxy()
+            .no_gzip()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(target.timeout)
+            .build()
+            .unwrap_or_else(|_| target.http.clone());
+        Self { origins, entries, auth, prefix: users.prefix.clone(), timeout: target.timeout, fallback }
     }
 
     /// Sends mix entry `index` (`entry`) for `account` to `instance` and reads its answer whole.
@@ -119,7 +139,10 @@ impl Client {
         };
         let Some((origin, request)) = built else {
             let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-            return crate::send(crate::request(target, instance, account, entry, &vars), entry).await;
+            return match crate::request(target, instance, account, entry, &vars).build() {
+                Ok(request) => crate::answered(self.fallback.execute(request).await, entry).await,
+                Err(e) => Completion::Failed(crate::failure(&e.to_string(), e.is_timeout(), e.is_connect())),
+            };
         };
         match tokio::time::timeout(self.timeout, exchange(origin, request)).await {
             Err(_) => Completion::Failed("timeout"),
@@ -140,11 +163,18 @@ impl Client {
     ) -> Option<Request<Full<Bytes>>> {
         let mut path = origin.prefix.clone();
         path.push_str(&fill(&entry.request.path, vars));
+        if !plain(&path) {
+            return None;
+        }
         let uri = Uri::try_from(path).ok()?;
         let mut request = Request::builder().method(prepared.method.clone()).uri(uri);
         let headers = request.headers_mut()?;
-        headers.insert(HOST, origin.host.clone());
-        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        if !prepared.sets_host {
+            headers.insert(HOST, origin.host.clone());
+        }
+        if !prepared.sets_accept {
+            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        }
         if let Some(auth) = &self.auth {
             let value = HeaderValue::try_from(format!("{}{token}", self.prefix)).ok()?;
             headers.insert(auth.clone(), value);
@@ -164,6 +194,20 @@ impl Client {
         };
         request.body(Full::new(body)).ok()
     }
+}
+
+/// Whether `path` (and its query) is sent by reqwest exactly as it is: only characters its URL
+/// parser leaves alone in a path and a query of an `http` URL (unreserved, sub-delimiters but
+/// `'`, which it encodes in a query, `:`, `@`, `/`, `?`, `%`), and no dot segment, written out or
+/// percent-encoded, which it would resolve.
+fn plain(path: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?%".contains(&b);
+    if !path.bytes().all(allowed) {
+        return false;
+    }
+    let path = path.split('?').next().unwrap_or_default();
+    !path.to_ascii_lowercase().contains("%2e")
+        && !path.split('/').any(|segment| segment == "." || segment == "..")
 }
 
 /// `url`'s origin when it is plain `http://` with no user, query or fragment, its host resolved.
@@ -208,7 +252,7 @@ async fn exchange(origin: &Origin, request: Request<Full<Bytes>>) -> Result<(u16
         let idle = origin.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(mut conn) => {
-                if ready(&mut conn).await {
+                if ready(&mut conn) {
                     break (conn, true);
                 }
             }
@@ -251,7 +295,8 @@ enum Sent {
 
 /// `request` on `conn`, its driver polled in this task until the body is read whole.
 async fn once(conn: &mut Conn, request: Request<Full<Bytes>>) -> Sent {
-    let Conn { sender, driver } = conn;
+    let Conn { sender, driver: slot } = conn;
+    let Some(driver) = slot else { return Sent::Failed("other") };
     let answer = async {
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
@@ -266,27 +311,40 @@ async fn once(conn: &mut Conn, request: Request<Full<Bytes>>) -> Sent {
         }
     };
     let mut answer = std::pin::pin!(answer);
-    tokio::select! {
+    let first = tokio::select! {
         biased;
-        sent = &mut answer => sent,
-        // The connection ended first (the server closed it, after the answer or before): the
-        // answer is what the connection delivered before it ended.
-        _ = driver.as_mut() => match answer.await {
-            Sent::Answered(answer, _) => Sent::Answered(answer, false),
-            other => other,
-        },
+        sent = &mut answer => Some(sent),
+        _ = driver.as_mut() => None,
+    };
+    match first {
+        Some(sent) => sent,
+        // The connection ended first (the server closed it, after the answer or before): it is
+        // dropped, which hands back a request it never wrote (a clean close of an idle
+        // connection fails none), and the answer is what it delivered before it ended.
+        None => {
+            *slot = None;
+            match answer.await {
+                Sent::Answered(answer, _) => Sent::Answered(answer, false),
+                other => other,
+            }
+        }
     }
 }
 
-/// Whether an idle connection can take a request: its driver polled until the handle is ready,
-/// or until it ends (the server closed it while it was idle).
-async fn ready(conn: &mut Conn) -> bool {
+/// Whether an idle connection can take a request now: its driver polled once (it ends when the
+/// server closed the connection while it was idle), then its handle asked, without waiting. A
+/// connection still busy (writing the rest of a body the server answered early) is not ready,
+/// and is closed rather than waited for.
+fn ready(conn: &mut Conn) -> bool {
     let Conn { sender, driver } = conn;
-    tokio::select! {
-        biased;
-        _ = driver.as_mut() => false,
-        ready = sender.ready() => ready.is_ok(),
+    let Some(live) = driver else { return false };
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    if live.as_mut().poll(&mut cx).is_ready() {
+        *driver = None;
+        return false;
     }
+    matches!(sender.poll_ready(&mut cx), std::task::Poll::Ready(Ok(())))
 }
 
 /// A new connection to the first of `addrs` that accepts one.
@@ -294,7 +352,7 @@ async fn connect(addrs: &[SocketAddr]) -> Result<Conn, &'static str> {
     let stream = TcpStream::connect(addrs).await.map_err(|_| "connect")?;
     let _ = stream.set_nodelay(true);
     let (sender, driver) = http1::handshake(TokioIo::new(stream)).await.map_err(|_| "connect")?;
-    Ok(Conn { sender, driver: Box::pin(driver) })
+    Ok(Conn { sender, driver: Some(Box::pin(driver)) })
 }
 
 #[cfg(test)]
@@ -318,6 +376,10 @@ mod tests {
         Redirect,
         /// Nothing, ever.
         Silence,
+        /// A body over 64 KiB answered 401 at once, then read 1 KiB every 50 ms; others as `Ok`.
+        Early,
+        /// 200, then the connection closed 30 ms later.
+        OkThenLateClose,
     }
 
     /// A server on a free loopback port that records every request's head and body as text
@@ -350,6 +412,18 @@ mod tests {
                                 l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned)
                             })
                             .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                        if matches!(answer, Answer::Early) && length > 65536 {
+                            seen.lock().unwrap().push(head);
+                            socket
+                                .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
+                                .await
+                                .unwrap();
+                            let mut chunk = [0u8; 1024];
+                            while matches!(socket.read(&mut chunk).await, Ok(n) if n > 0) {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            return;
+                        }
                         while buffer.len() < end + 4 + length {
                             let mut chunk = [0u8; 4096];
                             match socket.read(&mut chunk).await {
@@ -361,7 +435,7 @@ mod tests {
                         buffer.drain(..end + 4 + length);
                         seen.lock().unwrap().push(format!("{head}\n\n{body}"));
                         let reply: &[u8] = match answer {
-                            Answer::Ok | Answer::OkThenClose => {
+                            Answer::Ok | Answer::OkThenClose | Answer::Early | Answer::OkThenLateClose => {
                                 b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{\"id\":\"v1\"}"
                             }
                             Answer::Redirect => {
@@ -374,6 +448,10 @@ mod tests {
                         };
                         socket.write_all(reply).await.unwrap();
                         if matches!(answer, Answer::OkThenClose) {
+                            return;
+                        }
+                        if matches!(answer, Answer::OkThenLateClose) {
+                            tokio::time::sleep(Duration::from_millis(30)).await;
                             return;
                         }
                     }
@@ -404,11 +482,16 @@ request = { method = "post", path = "/v1/projects/{project}/videos?seq={seq}", h
 name = "upload"
 weight = 1
 body_bytes = 64
-request = { method = "PUT", path = "/v1/uploads/{video}", headers = { "content-type" = "application/octet-stream" } }
+request = { method = "PUT", path = "/v1/uploads/{video}", headers = { "content-type" = "application/octet-stream", host = "example.com" } }
 [[load.request]]
 name = "read"
 weight = 1
-request = { method = "GET", path = "/v1/videos/{video}" }
+request = { method = "GET", path = "/v1/videos/{video}", headers = { accept = "application/json" } }
+[[load.request]]
+name = "large"
+weight = 1
+body_bytes = 8388608
+request = { method = "PUT", path = "/v1/uploads/{video}" }
 "#;
 
     fn stack(url: &str) -> (Target, Vec<MixEntry>, Account) {
@@ -438,7 +521,7 @@ request = { method = "GET", path = "/v1/videos/{video}" }
         let (url, seen, _) = server(Answer::Ok).await;
         let (target, entries, account) = stack(&url);
         let client = Client::new(&target, &entries).await;
-        for (i, entry) in entries.iter().enumerate() {
+        for (i, entry) in entries.iter().enumerate().take(3) {
             let ours = client.send(&target, 0, &account, i, entry, &vars()).await;
             let theirs = crate::send(crate::request(&target, 0, &account, entry, &vars()), entry).await;
             assert_eq!(ours, Completion::Answered { status: 200, ok: true });
@@ -524,5 +607,68 @@ request = { method = "GET", path = "/v1/videos/{video}" }
         assert!(seen.lock().unwrap()[0].starts_with("GET /base/v1/videos/v9 HTTP/1.1"));
         let (target, entries, _) = stack(&format!("https://{}", url.trim_start_matches("http://")));
         assert!(Client::new(&target, &entries).await.origins[0].is_none());
+    }
+
+    #[tokio::test]
+    async fn a_request_the_server_closed_the_connection_under_comes_back_unsent() {
+        let (url, _, _) = server(Answer::OkThenLateClose).await;
+        let (target, entries, account) = stack(&url);
+        let client = Client::new(&target, &entries).await;
+        let origin = client.origins[0].as_ref().unwrap();
+        let request = || {
+            client.build(origin, client.entries[2].as_ref().unwrap(), &entries[2], "tok", &[("video", "v9")])
+        };
+        let mut conn = connect(&origin.addrs).await.unwrap();
+        assert!(matches!(once(&mut conn, request().unwrap()).await, Sent::Answered((200, _), true)));
+        // The server closes the idle connection; the next request on it, never written, is
+        // handed back at once (not held until a timeout).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let sent = tokio::time::timeout(Duration::from_secs(3), once(&mut conn, request().unwrap())).await;
+        assert!(matches!(sent, Ok(Sent::Unsent(_))), "{:?}", started.elapsed());
+        // Through the pool, the closed connection is noticed and replaced.
+        assert_eq!(client.send(&target, 0, &account, 2, &entries[2], &vars()).await, OK);
+    }
+
+    #[tokio::test]
+    async fn an_upload_answered_before_its_body_was_read_holds_up_no_later_request() {
+        let (url, seen, accepted) = server(Answer::Early).await;
+        let (target, entries, account) = stack(&url);
+        let client = Client::new(&target, &entries).await;
+        let refused = client.send(&target, 0, &account, 3, &entries[3], &vars()).await;
+        assert_eq!(refused, Completion::Answered { status: 401, ok: false });
+        // The connection is still writing the 8 MiB body the server reads slowly: the next
+        // request goes on another.
+        assert_eq!(client.send(&target, 0, &account, 2, &entries[2], &vars()).await, OK);
+        assert_eq!((seen.lock().unwrap().len(), *accepted.lock().unwrap()), (2, 2));
+    }
+
+    #[test]
+    fn a_path_reqwest_would_encode_or_resolve_is_not_plain() {
+        for path in
+            ["/v1/videos/v9", "/v1/videos?limit=20&cursor=a%2Fb", "/p/a:b@c/(x)*+,;=~!$", "/.well-known/x"]
+        {
+            assert!(plain(path), "{path}");
+        }
+        for path in [
+            "/a\"b",
+            "/a{b}",
+            "/é",
+            "/a\\b",
+            "/v1/videos/../../x",
+            "/v1/videos/./x",
+            "/v1/%2e%2e/y",
+            "/v1/%2E/y",
+            "/a b",
+            "/a<b>",
+            "/a`b",
+            "/a#b",
+            "/q?name='x'",
+            "/a|b",
+            "/a^b",
+            "/a[0]",
+        ] {
+            assert!(!plain(path), "{path}");
+        }
     }
 }

@@ -151,6 +151,8 @@ pub async fn offer(
     let spec = &plan.spec;
     let before = scrape(&target, targets).await?;
     let mix = Mix::new(spec);
+    // Before the recorder starts the clock: the first requests due do not wait for the names.
+    let client = Arc::new(conn::Client::new(&target, &spec.requests).await);
     let recorder =
         Arc::new(Recorder::new(Instant::now(), now_ms(), spec.requests.iter().map(|e| e.name.clone())));
     let (mut ended, mut beside) = match beside {
@@ -195,9 +197,17 @@ pub async fn offer(
         Model::Open => {
             let from = spec.rate.unwrap_or(1.0);
             let schedule = open::Schedule { from, to: spec.ramp_to.unwrap_or(from), duration: plan.duration };
-            let sent =
-                open::run(&target, &mix, &accounts, schedule, spec.max_in_flight, &recorder, stop.clone())
-                    .await;
+            let sent = open::run(
+                &target,
+                &client,
+                &mix,
+                &accounts,
+                schedule,
+                spec.max_in_flight,
+                &recorder,
+                stop.clone(),
+            )
+            .await;
             found_full = sent.found_full;
             if !*stop.borrow() {
                 unsent = schedule.total().saturating_sub(sent.sent);
@@ -208,6 +218,7 @@ pub async fn offer(
             let users = spec.users.unwrap_or(1);
             let users_ran = closed::run(
                 &target,
+                &client,
                 &mix,
                 &accounts,
                 closed::Users {
@@ -370,7 +381,12 @@ pub fn body(size: usize) -> Vec<u8> {
 
 /// Sends `request` and reads its body whole.
 pub async fn send(request: reqwest::RequestBuilder, entry: &MixEntry) -> Completion {
-    match request.send().await {
+    answered(request.send().await, entry).await
+}
+
+/// What reqwest's `sent` came to, its body read whole.
+async fn answered(sent: Result<reqwest::Response, reqwest::Error>, entry: &MixEntry) -> Completion {
+    match sent {
         Ok(response) => {
             let status = response.status().as_u16();
             match response.bytes().await {

@@ -60,16 +60,19 @@ pub struct Sent {
     pub found_full: u64,
 }
 
-/// Runs the open model until the schedule ends or `stop` turns true; waits (at most the
-/// target's timeout) for the requests in flight.
+/// Runs the open model until the schedule ends or `stop` turns true, sending with `client`;
+/// then waits for the requests in flight, at most the target's timeout and a second past the
+/// end (or the stop) — and a WebSocket entry's `hold_ms` more — and abandons the rest.
 ///
 /// `max_in_flight` workers share the schedule: a free worker claims the next request (in
 /// order), waits for its due time and sends it. A request claimed after its due time found
 /// every worker busy: it is sent at once, and timed from its due time all the same. No task is
 /// spawned per request and no request changes hands between tasks; each worker drives the
 /// connection it sends on ([`crate::conn`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     target: &Arc<Target>,
+    client: &Arc<Client>,
     mix: &Mix,
     accounts: &[Account],
     schedule: Schedule,
@@ -87,7 +90,7 @@ pub async fn run(
         target: Arc::clone(target),
         mix: mix.clone(),
         accounts: accounts.to_vec(),
-        client: Client::new(target, &mix.entries).await,
+        client: Arc::clone(client),
         recorder: Arc::clone(recorder),
         schedule,
         start,
@@ -109,7 +112,11 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => {}
             () = tokio::time::sleep_until(end) => {}
         }
-        tokio::time::sleep(target.timeout + Duration::from_secs(1)).await;
+        let hold = mix.entries.iter().filter_map(|e| e.websocket.as_ref()).map(|ws| ws.hold_ms).max();
+        tokio::time::sleep(
+            target.timeout + Duration::from_secs(1) + Duration::from_millis(hold.unwrap_or(0)),
+        )
+        .await;
     };
     tokio::select! {
         () = async { while set.join_next().await.is_some() {} } => {}
@@ -123,7 +130,7 @@ struct Shared {
     target: Arc<Target>,
     mix: Mix,
     accounts: Vec<Account>,
-    client: Client,
+    client: Arc<Client>,
     recorder: Arc<Recorder>,
     schedule: Schedule,
     start: Instant,
