@@ -7,6 +7,11 @@
 //! - `existing`: a URL already imported: the `INSERT … ON CONFLICT` that yields to the live
 //!   row, then the `SELECT` that reads it.
 //!
+//! Each case runs twice. With the pool's pre-ping off (`/`), against pgbench's plain script:
+//! what the client stack costs. With the seed's policy (`/ping`: every connection taken from
+//! the pool is pinged first, an empty query and its round trip — one per statement here),
+//! against pgbench sending a `SELECT 1` before each statement: the same round trips.
+//!
 //! `DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/test) names the server;
 //! `BENCH_SECONDS` (default 3) the length of each timed run; `PGBENCH` the pgbench binary.
 
@@ -130,6 +135,9 @@ fn main() {
     let store = block_on(PgStore::open(pool, &schema)).expect("cannot open the store; is postgres running?");
     let _drop = DropSchema(store.clone());
     let registry = Arc::new(Registry::new(store.clone()));
+    let unpinged = PoolPolicy { pre_ping: false, ..policy };
+    let unpinged = PgPool::new(&url_env, "stampede-bench", unpinged).expect("pool");
+    let unpinged = Arc::new(Registry::new(block_on(PgStore::open(unpinged, &schema)).expect("store")));
     let s = format!("\"{schema}\"");
 
     // The statements PgStore sends for the component's calls (see src/store.rs), with the key
@@ -160,24 +168,34 @@ fn main() {
     }
 
     println!("video get-or-create on PostgreSQL, {CLIENTS} clients, {seconds} s per run");
-    println!("{:<10} {:>14} {:>14} {:>7}", "case", "PgStore/s", "pgbench tps", "ratio");
-    let registry_new = Arc::clone(&registry);
-    let ours_new = run(seconds, move |t, i| {
-        let got =
-            block_on(registry_new.get_or_create(USER, &url(1_000_000 + (t as u64) * 1_000_000_000 + i)));
-        assert!(got.expect("get_or_create").created);
-    });
-    let theirs_new = pgbench(&url_env, &new_script, seconds);
-    report("new", ours_new, theirs_new);
+    println!("{:<14} {:>14} {:>14} {:>7}", "case", "PgStore/s", "pgbench tps", "ratio");
+    let pinged = |script: &str| {
+        script
+            .replace("INSERT INTO", "SELECT 1;\nINSERT INTO")
+            .replace("SELECT value", "SELECT 1;\nSELECT value")
+    };
+    for (case, registry, new_script, existing_script) in [
+        ("", &unpinged, new_script.clone(), existing_script.clone()),
+        ("/ping", &registry, pinged(&new_script), pinged(&existing_script)),
+    ] {
+        let registry_new = Arc::clone(registry);
+        let round = case.len() as u64;
+        let ours_new = run(seconds, move |t, i| {
+            let n = 1_000_000 + (t as u64) * 1_000_000_000 + round * 100_000_000 + i;
+            assert!(block_on(registry_new.get_or_create(USER, &url(n))).expect("get_or_create").created);
+        });
+        let theirs_new = pgbench(&url_env, &new_script, seconds);
+        report(&format!("new{case}"), ours_new, theirs_new);
 
-    let registry_existing = Arc::clone(&registry);
-    let ours_existing = run(seconds, move |t, i| {
-        let n = (t as u64 * 7_919 + i * 104_729) % EXISTING as u64;
-        let got = block_on(registry_existing.get_or_create(USER, &url(n)));
-        assert!(!got.expect("get_or_create").created);
-    });
-    let theirs_existing = pgbench(&url_env, &existing_script, seconds);
-    report("existing", ours_existing, theirs_existing);
+        let registry_existing = Arc::clone(registry);
+        let ours_existing = run(seconds, move |t, i| {
+            let n = (t as u64 * 7_919 + i * 104_729) % EXISTING as u64;
+            let got = block_on(registry_existing.get_or_create(USER, &url(n)));
+            assert!(!got.expect("get_or_create").created);
+        });
+        let theirs_existing = pgbench(&url_env, &existing_script, seconds);
+        report(&format!("existing{case}"), ours_existing, theirs_existing);
+    }
 }
 
 /// Drops the throwaway schema however the run ends.
@@ -194,5 +212,5 @@ impl Drop for DropSchema {
 fn report(case: &str, ours: f64, theirs: f64) {
     let ratio = ours / theirs;
     let verdict = if ratio >= 0.7 { "" } else { "  (below the 70 % target)" };
-    println!("{case:<10} {ours:>14.0} {theirs:>14.0} {:>6.0}%{verdict}", ratio * 100.0);
+    println!("{case:<14} {ours:>14.0} {theirs:>14.0} {:>6.0}%{verdict}", ratio * 100.0);
 }
