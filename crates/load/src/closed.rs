@@ -1,12 +1,13 @@
 //! The closed model, run by goose: `users` users, started `users_per_s` a second, each sending
 //! the mix's requests (drawn by weight) one after another with its think time between. goose
 //! runs the users (their start, weights, think time, run time, the kill switch); each
-//! transaction sends its request with the open model's client ([`crate::conn`]: the same
-//! request, the same pooled connections) and times it to the last byte of the body, into the
-//! run's recorder — goose's own request path (a reqwest client per user, a metric record built
-//! per request) would cost more than half the generator's speed and time only to the first byte. This model is *not* corrected for
-//! coordinated omission: a stalled stack stalls the users, and the requests they would have
-//! sent are never timed — the stall test shows it under-reporting beside the open model.
+//! transaction sends its request with the load's client ([`crate::conn`], as the open model
+//! does: the same request, the same pooled connections) and times it to the last byte of the
+//! body, into the run's recorder — goose's own request path (a reqwest client per user, a
+//! metric record built per request) would cost more than half the generator's speed and time
+//! only to the first byte. This model is *not* corrected for coordinated omission: a stalled
+//! stack stalls the users, and the requests they would have sent are never timed — the stall
+//! test shows it under-reporting beside the open model.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
-//! The load's HTTP/1.1 client (both models): hyper's connection API, each connection driven inside the
-//! task that sends on it (no task per connection, no hand-off between tasks for a request), kept
-//! between requests in a last-in-first-out pool per instance, so a slow rate reuses the few
-//! connections it needs and a fast one holds as many as requests in flight.
+//! The load's HTTP/1.1 client (both models): hyper's connection API, each connection driven
+//! inside the task that sends on it (no task per connection, no hand-off between tasks for a
+//! request), kept between requests in a last-in-first-out pool per instance, so a slow rate
+//! reuses the few connections it needs and a fast one holds as many as requests in flight.
 //!
 //! A request is built from its mix entry as [`client::Target::request`] builds it, to the byte
 //! (the same method, path, auth header, headers, JSON body; `host` and `accept: */*` unless the

@@ -277,8 +277,9 @@ impl RowSet for Feed {
     }
 }
 
-/// Where the stack keeps its state.
-#[derive(Debug, Clone, Default)]
+/// Where the stack keeps its state. `{:?}` shows the servers' URLs without their user,
+/// password or parameters.
+#[derive(Clone, Default)]
 pub struct BackendConfig {
     /// `redis://…`; none: no Redis.
     pub redis: Option<String>,
@@ -294,6 +295,20 @@ pub struct BackendConfig {
     /// The Redis stores name the server in errors with its password (the mutant
     /// `store_redis::mutants::CredentialsInErrors`).
     pub redis_credentials_in_errors: bool,
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |url: &Option<String>| url.as_deref().map(reference::store::shown_url);
+        f.debug_struct("BackendConfig")
+            .field("redis", &shown(&self.redis))
+            .field("database", &shown(&self.database))
+            .field("namespace", &self.namespace)
+            .field("application_name", &self.application_name)
+            .field("redis_never_reconnect", &self.redis_never_reconnect)
+            .field("redis_credentials_in_errors", &self.redis_credentials_in_errors)
+            .finish()
+    }
 }
 
 /// Why a backend could not be opened.
@@ -446,5 +461,27 @@ impl Backends {
         self.kv.get("stampede:ping").await?;
         self.records.get("stampede:ping").await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackendConfig;
+
+    #[test]
+    fn debug_shows_the_servers_not_their_passwords() {
+        let config = BackendConfig {
+            redis: Some("redis://:hunter2@127.0.0.1:6379/0".into()),
+            database: Some("postgres://app:s3cret@db:5432/test?sslpassword=x".into()),
+            ..BackendConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("redis://127.0.0.1:6379/0") && shown.contains("postgres://db:5432/test"),
+            "{shown}"
+        );
+        for secret in ["hunter2", "s3cret", "sslpassword"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }

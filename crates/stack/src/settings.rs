@@ -300,8 +300,9 @@ impl Default for ChatSettings {
     }
 }
 
-/// How the stack reaches the upstream and proves itself to it.
-#[derive(Debug, Clone)]
+/// How the stack reaches the upstream and proves itself to it. `{:?}` does not show the
+/// refresh token.
+#[derive(Clone)]
 pub struct UpstreamLink {
     /// `http://host:port` of the upstream (a `fake-upstream` or the real thing's gateway).
     pub url: String,
@@ -312,7 +313,35 @@ pub struct UpstreamLink {
     pub refresh: token_refresh::Policy,
 }
 
+impl std::fmt::Debug for UpstreamLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLink")
+            .field("url", &reference::store::shown_url(&self.url))
+            .field("client_id", &self.client_id)
+            .field("refresh_token", &"(not shown)")
+            .field("refresh", &self.refresh)
+            .finish()
+    }
+}
+
 /// This process's own directory under the system's temporary directory.
 pub(crate) fn default_upload_dir() -> PathBuf {
     std::env::temp_dir().join(format!("stampede-uploads-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::UpstreamLink;
+
+    #[test]
+    fn debug_does_not_show_the_refresh_token() {
+        let link = UpstreamLink {
+            url: "http://127.0.0.1:9000".into(),
+            client_id: "stack".into(),
+            refresh_token: "rt-hunter2".into(),
+            refresh: reference::token_refresh::seed::POLICY,
+        };
+        let shown = format!("{link:?}");
+        assert!(shown.contains("http://127.0.0.1:9000") && !shown.contains("hunter2"), "{shown}");
+    }
 }

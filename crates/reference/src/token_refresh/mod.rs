@@ -85,12 +85,22 @@ pub mod seed {
         Policy { period: Duration::from_secs(30 * 60), lifetime: Duration::from_secs(60 * 60) };
 }
 
-/// What the store holds per token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the store holds per token. `{:?}` shows the expiry, not the tokens.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_token", &"(not shown)")
+            .field("refresh_token", &"(not shown)")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl Credential {
@@ -299,5 +309,21 @@ impl<S: Store, R: Refresher> Scheduler for RefreshScheduler<S, R> {
             outcomes.push((id, outcome));
         }
         Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::Credential;
+
+    #[test]
+    fn debug_shows_the_expiry_not_the_tokens() {
+        let credential = Credential {
+            access_token: "at-hunter2".into(),
+            refresh_token: "rt-s3cret".into(),
+            expires_at: 42,
+        };
+        let shown = format!("{credential:?}");
+        assert!(shown.contains("42") && !shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
     }
 }
