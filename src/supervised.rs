@@ -29,12 +29,38 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 impl Supervised {
     /// Starts `serve --instances N` with `args` (everything but `--listen` and `--instances`)
     /// on N consecutive free loopback ports, `secrets` in its environment.
+    ///
+    /// The ports were free a moment before the child binds them; another process may take one
+    /// meanwhile, and the child then exits at once. That is tried again on other free ports, at
+    /// most [`ATTEMPTS`] times in all; a child that runs but does not start its instances in
+    /// time is not.
     pub(crate) async fn start(
         instances: u16,
         args: Vec<String>,
         secrets: Vec<(&'static str, String)>,
     ) -> anyhow::Result<Self> {
-        let base = free_ports(instances).context("find free ports for the instances")?;
+        let mut attempt = 1;
+        loop {
+            let base = free_ports(instances).context("find free ports for the instances")?;
+            match Self::start_on(base, instances, &args, &secrets).await {
+                Err(Start::Exited) if attempt < ATTEMPTS => attempt += 1,
+                Err(Start::Exited) => anyhow::bail!(
+                    "the stack's supervisor exited before its {instances} instance processes started, {ATTEMPTS} \
+                     times (on free ports each time)"
+                ),
+                Err(Start::Failed(e)) => return Err(e),
+                Ok(supervised) => return Ok(supervised),
+            }
+        }
+    }
+
+    /// [`Supervised::start`] on the ports from `base` on.
+    async fn start_on(
+        base: u16,
+        instances: u16,
+        args: &[String],
+        secrets: &[(&'static str, String)],
+    ) -> Result<Self, Start> {
         let exe = std::env::current_exe().context("locate the stampede executable")?;
         let mut child = tokio::process::Command::new(exe)
             .arg("serve")
@@ -44,8 +70,8 @@ impl Supervised {
             .arg(instances.to_string())
             .arg("--stop-on-stdin-eof")
             .arg("--supervise")
-            .args(&args)
-            .envs(secrets)
+            .args(args)
+            .envs(secrets.iter().map(|(k, v)| (*k, v)))
             .env("RUST_LOG", "warn")
             // Its own process group: a Ctrl-C at the terminal is the run's to handle (it stops
             // the supervisor in its turn), not a signal to the instances mid-run.
@@ -80,12 +106,20 @@ impl Supervised {
             true
         })
         .await;
-        if waited != Ok(true) {
-            let _ = child.kill().await;
-            anyhow::bail!(
-                "the stack's {instances} instance processes did not all start within {} s",
-                START_TIMEOUT.as_secs()
-            );
+        match waited {
+            Ok(true) => {}
+            // Its output ended: it exited (a port taken, or a refusal it printed).
+            Ok(false) => {
+                let _ = child.kill().await;
+                return Err(Start::Exited);
+            }
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(Start::Failed(anyhow::anyhow!(
+                    "the stack's {instances} instance processes did not all start within {} s",
+                    START_TIMEOUT.as_secs()
+                )));
+            }
         }
         // Later lines (an instance started again says it listens) are read and dropped, so the
         // pipe never fills.
@@ -126,6 +160,22 @@ impl Supervised {
                 let _ = child.kill().await;
             }
         }
+    }
+}
+
+/// How many times [`Supervised::start`] tries.
+const ATTEMPTS: u32 = 3;
+
+/// Why one start did not give a running stack.
+enum Start {
+    /// The child exited before its instances all listened.
+    Exited,
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Start {
+    fn from(e: anyhow::Error) -> Self {
+        Start::Failed(e)
     }
 }
 
