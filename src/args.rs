@@ -38,6 +38,18 @@ pub(crate) fn parse_seconds(text: &str) -> Result<f64, String> {
     positive(text, "the duration", "seconds", MAX_DURATION_S)
 }
 
+/// `--run-id`: a name for the run's directory under `--reports` (and its users and keys on a
+/// shared stack): letters, digits, `.`, `_`, `-`, at most 128, not `.` or `..` — no path.
+pub(crate) fn parse_run_id(text: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if text.is_empty() || text == "." || text == ".." || text.len() > 128 || !text.chars().all(allowed) {
+        return Err(format!(
+            "{text:?} is no run id: letters, digits, '.', '_' and '-', at most 128 (it names a directory under --reports)"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// `--target`, `--upstream-control`, `--toxiproxy`: an `http://` or `https://` URL with a host.
 pub(crate) fn parse_url(text: &str) -> Result<String, String> {
     let trimmed = text.trim();
@@ -57,6 +69,16 @@ pub(crate) fn parse_url(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_id_names_one_directory_under_reports() {
+        for good in ["plain", "load-2", "gate-123-1", "20261208T034500Z-0a1b", "v1.2_x"] {
+            assert_eq!(parse_run_id(good).as_deref(), Ok(good));
+        }
+        for bad in ["", ".", "..", "../outside", "a/b", "a b", "x\ny", &"r".repeat(129)] {
+            assert!(parse_run_id(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn rates_and_durations_are_finite_above_zero_and_bounded() {

@@ -188,7 +188,7 @@ pub(crate) fn print_summary(report: &Report) {
     println!("  {:<20} {:>8} {:>7} {:>9.1}", "all", load.requests, load.errors, load.throughput);
     if load.unsent > 0 {
         println!(
-            "  {} fell due and {} never sent (the generator fell behind)",
+            "  {} fell due and {} never sent (why: the requests-left-unsent target below)",
             report::plural(load.unsent, "request", "requests"),
             if load.unsent == 1 { "was" } else { "were" }
         );

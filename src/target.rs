@@ -34,7 +34,7 @@ pub(crate) struct TargetArgs {
     #[arg(long, default_value = "reports")]
     pub(crate) reports: PathBuf,
     /// The run's id (default: the start time and a suffix from the process id).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::parse_run_id)]
     pub(crate) run_id: Option<String>,
 }
 

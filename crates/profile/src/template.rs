@@ -62,6 +62,20 @@ impl RequestTemplate {
         if !self.path.starts_with('/') {
             return Err(format!("path {:?} must start with /", self.path));
         }
+        for (name, value) in &self.headers {
+            // RFC 9110: a name is a token; a value has no control character but tab.
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if name.is_empty() || !name.bytes().all(token) {
+                return Err(format!(
+                    "header name {name:?} is not an HTTP token (letters, digits, !#$%&'*+-.^_`|~)"
+                ));
+            }
+            if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                return Err(format!(
+                    "header {name}: value {value:?} holds a control character (a line break?)"
+                ));
+            }
+        }
         self.texts().iter().try_for_each(|text| validate_text(text, known))
     }
 
@@ -176,5 +190,26 @@ mod tests {
         let error = RequestTemplate { method: "BREW".into(), ..template.clone() }.validate(&[]).unwrap_err();
         assert!(error.contains("BREW"), "{error}");
         assert!(template.uses("key") && !template.uses("nope"));
+    }
+
+    #[test]
+    fn a_header_no_request_could_carry_is_refused() {
+        let with = |name: &str, value: &str| RequestTemplate {
+            method: "GET".into(),
+            path: "/".into(),
+            headers: BTreeMap::from([(name.to_owned(), value.to_owned())]),
+            body: None,
+        };
+        with("x-trace", "t-1\tok").validate(&[]).unwrap();
+        for (name, value, says) in [
+            ("bad header", "v", "not an HTTP token"),
+            ("", "v", "not an HTTP token"),
+            ("x:y", "v", "not an HTTP token"),
+            ("x-name", "a\nb", "control character"),
+            ("x-name", "a\r\nHost: evil", "control character"),
+        ] {
+            let error = with(name, value).validate(&[]).unwrap_err();
+            assert!(error.contains(says), "{name:?}: {value:?}: {error}");
+        }
     }
 }

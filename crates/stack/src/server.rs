@@ -59,8 +59,10 @@ impl Default for StackConfig {
 pub enum StartError {
     #[error(transparent)]
     Backend(#[from] OpenError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    /// The reason is in the message, not a `source` as well: a chain printed whole (`{:#}`)
+    /// would say it twice.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: std::io::Error },
     #[error("cannot reach the upstream: {0}")]
     Upstream(#[from] upstream::Error),
 }
@@ -141,8 +143,8 @@ pub async fn start(mut config: StackConfig) -> Result<RunningStack, StartError> 
         None => None,
     };
     let listener = bind(config.listen, config.reuse_port)
-        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        .map_err(|reason| StartError::Bind { addr: config.listen, reason })?;
+    let addr = listener.local_addr().map_err(|reason| StartError::Bind { addr: config.listen, reason })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = match state.settings.shape {
         crate::settings::Shape::Reference => router(state.clone()),
