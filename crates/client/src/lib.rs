@@ -394,7 +394,18 @@ fn link_on(instance_url: &str, from: &str, link: &str) -> Option<String> {
 /// enables: the checks judge the bytes on the wire), `idle` kept-alive connections per host (0:
 /// a fresh connection for every request).
 fn client(timeout: Duration, idle: usize) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder().no_proxy().no_gzip().pool_max_idle_per_host(idle).timeout(timeout).build()
+    builder(timeout).pool_max_idle_per_host(idle).build()
+}
+
+/// The target's client as a load sends with it: no redirect followed (a 3xx is the answer).
+pub fn no_redirect_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    builder(timeout).redirect(reqwest::redirect::Policy::none()).build()
+}
+
+/// What every client of a target is: straight to it whatever proxy the environment names, no
+/// compression asked for, `timeout` a request.
+fn builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().no_proxy().no_gzip().timeout(timeout)
 }
 
 /// Fresh connections to one URL that reach every one of `processes` behind it with probability

@@ -379,11 +379,6 @@ pub fn body(size: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Sends `request` and reads its body whole.
-pub async fn send(request: reqwest::RequestBuilder, entry: &MixEntry) -> Completion {
-    answered(request.send().await, entry).await
-}
-
 /// What reqwest's `sent` came to, its body read whole.
 async fn answered(sent: Result<reqwest::Response, reqwest::Error>, entry: &MixEntry) -> Completion {
     match sent {
